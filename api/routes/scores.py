@@ -1,0 +1,66 @@
+"""``POST /v1/get_score``: compute a score with the core formula and log it."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.deps import EngineDep, RequestIdDep
+from core.score_log import record_score
+from core.scoring import compute_score
+
+router = APIRouter(prefix="/v1", tags=["scores"])
+
+USER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]*$"
+
+
+class ScoreRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    user_id: str = Field(
+        min_length=1,
+        max_length=128,
+        pattern=USER_ID_PATTERN,
+        description="Player or app user id: letters, digits and _ . : @ - (1-128 characters).",
+        examples=["player-42"],
+    )
+    input: float = Field(
+        ge=-1e15, le=1e15, description="The number to score (finite).", examples=[42.5]
+    )
+
+
+class ScorePublic(BaseModel):
+    user_id: str
+    input: float
+    score: float = Field(description="1000 * tanh(input / 100), rounded to 4 decimals")
+    log_id: int = Field(description="Primary key of the row written to score_log")
+    computed_at: datetime
+    request_id: uuid.UUID
+
+
+@router.post(
+    "/get_score",
+    response_model=ScorePublic,
+    summary="Score one input and log it",
+    responses={422: {"description": "A field is missing or invalid; the message names it."}},
+)
+def get_score(body: ScoreRequest, engine: EngineDep, request_id: RequestIdDep) -> ScorePublic:
+    score = compute_score(body.input)
+    entry = record_score(
+        engine,
+        request_id=uuid.UUID(request_id),
+        user_id=body.user_id,
+        value=body.input,
+        score=score,
+    )
+    return ScorePublic(
+        user_id=entry.user_id,
+        input=entry.input,
+        score=entry.score,
+        log_id=entry.log_id,
+        computed_at=entry.computed_at,
+        request_id=entry.request_id,
+    )

@@ -1,0 +1,184 @@
+"""``stride``: the one entry point to run, inspect and operate the platform."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cli.db_cmd import db_app
+from cli.services import SERVICES
+from cli.stack import Stack, StackError, tail
+from core.config import get_settings
+
+app = typer.Typer(
+    help="Stride: run the local stack, migrate the database, manage admin users.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+)
+admin_app = typer.Typer(help="Admin panel users.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(admin_app, name="admin")
+
+console = Console()
+err = Console(stderr=True)
+
+
+def stack() -> Stack:
+    return Stack(get_settings(), SERVICES)
+
+
+def fail(message: str) -> None:
+    err.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(1)
+
+
+ServicesArg = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="Services to act on (default: all). See `stride status`.", show_default=False
+    ),
+]
+
+
+@app.command()
+def up(services: ServicesArg = None) -> None:
+    """Start the local stack on 127.0.0.1 and return when every service is ready."""
+    started = time.monotonic()
+    try:
+        with console.status("starting the local stack...") as status:
+
+            def report(message: str) -> None:
+                status.update(message)
+                console.log(message)
+
+            stack().up(services, report=report)
+    except StackError as exc:
+        fail(str(exc))
+    console.print(f"[bold green]Stride is up[/] in {time.monotonic() - started:.1f}s")
+    _print_status(stack(), services)
+
+
+@app.command()
+def down(services: ServicesArg = None) -> None:
+    """Stop the local stack (or only the services named)."""
+    try:
+        stack().down(services, report=console.log)
+    except StackError as exc:
+        fail(str(exc))
+
+
+@app.command()
+def status(
+    services: ServicesArg = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Show each service: running or not, URL, PID, log path. Exit 1 if one is not ready."""
+    s = stack()
+    try:
+        names = [svc.name for svc in s.order(services)]
+    except StackError as exc:
+        fail(str(exc))
+    statuses = [s.status(name) for name in names]
+    if as_json:
+        typer.echo(json.dumps([st.as_dict() for st in statuses], indent=2))
+    else:
+        _print_status(s, services)
+    if not all(st.ready for st in statuses):
+        raise typer.Exit(1)
+
+
+def _print_status(s: Stack, services: list[str] | None) -> None:
+    table = Table(title="Stride local stack")
+    for column in ("service", "state", "url", "pid", "log"):
+        table.add_column(column)
+    for svc in s.order(services):
+        st = s.status(svc.name)
+        if st.ready:
+            state = "[green]ready[/]"
+        elif st.running:
+            state = f"[yellow]running, not ready[/] ({st.problem})"
+        else:
+            state = "[red]stopped[/]"
+        table.add_row(st.name, state, st.url, str(st.pid or "-"), st.log)
+    console.print(table)
+
+
+@app.command()
+def logs(
+    service: Annotated[str, typer.Argument(help="Service name, e.g. postgres, kafka, api.")],
+    lines: Annotated[int, typer.Option("--lines", "-n", help="How many lines to show.")] = 50,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
+    ] = False,
+) -> None:
+    """Print the log of one service."""
+    s = stack()
+    if service not in s.services:
+        fail(f"unknown service {service!r}; known: {', '.join(s.services)}")
+    path: Path = s.log_file(service)
+    if not path.exists():
+        fail(f"{service} has no log yet ({path}); start it with `stride up {service}`")
+    typer.echo(tail(path, lines))
+    if follow:
+        with path.open("rb") as fh:
+            fh.seek(0, 2)
+            try:
+                while True:
+                    chunk = fh.read()
+                    if chunk:
+                        typer.echo(chunk.decode("utf-8", "replace"), nl=False)
+                    else:
+                        time.sleep(0.3)
+            except KeyboardInterrupt:
+                pass
+
+
+USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{3,64}$")
+
+
+@admin_app.command("create-user")
+def create_user(
+    username: Annotated[str, typer.Argument(help="Login name (3-64 letters, digits, _ . @ -).")],
+    role: Annotated[str, typer.Option(help="viewer (browse, export) or editor (also edit).")],
+    password: Annotated[
+        str,
+        typer.Option(
+            prompt=True,
+            hide_input=True,
+            confirmation_prompt=True,
+            envvar="STRIDE_ADMIN_PASSWORD",
+            help="At least 12 characters; prompted when not given (or STRIDE_ADMIN_PASSWORD).",
+        ),
+    ],
+    replace: Annotated[
+        bool, typer.Option(help="Reset the password and role of an existing user.")
+    ] = False,
+) -> None:
+    """Create a user of the admin panel (/admin)."""
+    from core.admin_users import AdminUserExists, create_admin_user
+    from core.db import session_scope
+    from core.models import AdminRole
+
+    if role not in {r.value for r in AdminRole}:
+        fail(f"--role must be viewer or editor, not {role!r}")
+    if not USERNAME.match(username):
+        fail("username must be 3-64 characters: letters, digits, _ . @ -")
+    try:
+        with session_scope() as session:
+            create_admin_user(session, username, password, AdminRole(role), replace=replace)
+    except (AdminUserExists, ValueError) as exc:
+        fail(str(exc))
+    console.print(
+        f"admin user [bold]{username}[/] ({role}) saved; log in at {get_settings().api_url}/admin"
+    )
+
+
+if __name__ == "__main__":
+    app()

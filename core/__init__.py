@@ -1,0 +1,1 @@
+"""What every Stride process shares: settings, database models, contracts, pure domain rules."""

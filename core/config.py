@@ -1,0 +1,127 @@
+"""Settings for every Stride process, read once from the environment (prefix ``STRIDE_``).
+
+Locally nothing needs to be set: ``stride up`` creates a private PostgreSQL cluster and
+generates its passwords into ``<state_dir>/secrets.json`` (mode 0600, git-ignored).
+In production every URL and secret comes from the environment or a ``.env`` file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """All configuration of Stride. Field ``foo`` is read from ``STRIDE_FOO``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="STRIDE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    env: Literal["local", "test", "prod"] = "local"
+    state_dir: Path = Field(default=REPO_ROOT / ".stride", description="pids, logs, data")
+
+    # API
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+
+    # PostgreSQL: the local cluster the supervisor creates; production sets the URLs.
+    pg_host: str = "127.0.0.1"
+    pg_port: int = 5433
+    pg_os_user: str | None = Field(
+        default=None, description="OS user that runs the local cluster when stride runs as root"
+    )
+    database_url: SecretStr | None = None
+    readonly_database_url: SecretStr | None = None
+    warehouse_url: SecretStr | None = None
+    readonly_role: str = "stride_readonly"
+
+    # Kafka
+    kafka_bootstrap: str = "127.0.0.1:9092"
+
+    # Admin panel and its read-only query page
+    secret_key: SecretStr | None = None
+    query_statement_timeout_ms: int = 5000
+    query_row_limit: int = 1000
+
+    # ---- derived values -------------------------------------------------------------
+    @property
+    def is_local(self) -> bool:
+        return self.env in ("local", "test")
+
+    def local_secret(self, name: str) -> str:
+        """A generated secret of the local stack (created on first use, kept in state_dir)."""
+        path = self.state_dir / "secrets.json"
+        data: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+        if name not in data:
+            data[name] = secrets.token_urlsafe(24)
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                json.dump(data, fh, indent=2)
+            tmp.replace(path)
+        return data[name]
+
+    def _local_url(self, user: str, database: str) -> str:
+        return (
+            f"postgresql+psycopg://{user}:{self.local_secret(user + '_password')}"
+            f"@{self.pg_host}:{self.pg_port}/{database}"
+        )
+
+    @property
+    def db_url(self) -> str:
+        """SQLAlchemy URL of the application database."""
+        if self.database_url:
+            return self.database_url.get_secret_value()
+        return self._local_url("stride", "stride")
+
+    @property
+    def readonly_db_url(self) -> str:
+        """URL of the read-only role used by the admin query page."""
+        if self.readonly_database_url:
+            return self.readonly_database_url.get_secret_value()
+        return self._local_url(self.readonly_role, "stride")
+
+    @property
+    def warehouse_db_url(self) -> str:
+        if self.warehouse_url:
+            return self.warehouse_url.get_secret_value()
+        return self._local_url("stride", "warehouse")
+
+    @property
+    def superuser_dsn(self) -> str:
+        """libpq DSN of the local cluster's superuser (local stack only)."""
+        password = self.local_secret("postgres_password")
+        return f"host={self.pg_host} port={self.pg_port} user=postgres password={password}"
+
+    @property
+    def session_secret(self) -> str:
+        if self.secret_key:
+            return self.secret_key.get_secret_value()
+        if not self.is_local:
+            raise RuntimeError("STRIDE_SECRET_KEY must be set outside the local stack")
+        return self.local_secret("session_secret")
+
+    @property
+    def kafka_port(self) -> int:
+        return int(self.kafka_bootstrap.split(",")[0].rsplit(":", 1)[1])
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.api_host}:{self.api_port}"
+
+
+@cache
+def get_settings() -> Settings:
+    """The process-wide settings (tests call ``get_settings.cache_clear()`` after changes)."""
+    return Settings()
