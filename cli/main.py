@@ -114,9 +114,7 @@ def _print_status(s: Stack, services: list[str] | None) -> None:
 def logs(
     service: Annotated[str, typer.Argument(help="Service name, e.g. postgres, kafka, api.")],
     lines: Annotated[int, typer.Option("--lines", "-n", help="How many lines to show.")] = 50,
-    follow: Annotated[
-        bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
-    ] = False,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing.")] = False,
 ) -> None:
     """Print the log of one service."""
     s = stack()

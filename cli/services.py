@@ -43,7 +43,7 @@ def pg_os_user(settings: Settings) -> str | None:
             pwd.getpwnam(name)
         except KeyError:
             subprocess.run(  # noqa: S603
-                ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+                ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],  # noqa: S607
                 check=True,
             )
     return name
