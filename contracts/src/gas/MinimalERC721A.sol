@@ -37,10 +37,12 @@ contract MinimalERC721A {
 
     function ownerOf(uint256 tokenId) public view returns (address) {
         if (tokenId == 0 || tokenId >= nextTokenId) revert NonexistentToken(tokenId);
-        for (uint256 id = tokenId; ; --id) {
-            address owner = _ownerships[id].owner;
-            if (owner != address(0)) return owner;
+        uint256 id = tokenId;
+        address owner = _ownerships[id].owner;
+        while (owner == address(0)) {
+            owner = _ownerships[--id].owner;
         }
+        return owner;
     }
 
     function approve(address to, uint256 tokenId) external {
