@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# One command on a fresh machine: install what the tests need, lint, run every test.
+source "$(dirname "$0")/lib.sh"
+
+step "Checking prerequisites"
+check_prerequisites
+step "Installing test tools (Debian: chromium, chromium-driver, kcat)"
+ensure_debian_packages chromium:chromium chromedriver:chromium-driver kcat:kcat
+step "Installing Python dependencies into .venv"
+install_python
+step "Lint and format check (ruff)"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+step "Tests: unit, integration (real PostgreSQL, Tansu), end to end"
+.venv/bin/python -m pytest "$@"

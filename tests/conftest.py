@@ -1,0 +1,89 @@
+"""Session fixtures: a private local stack (PostgreSQL, Tansu, API) on free loopback ports.
+
+Services are started with the same supervisor and service declarations as ``stride up``,
+in a temporary state folder, and stopped at the end of the session.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from cli.services import SERVICES
+from cli.stack import Stack, free_port
+from core.config import Settings, get_settings
+from core.db import engine_for, reset_engines
+from core.migrate import sync_readonly_grants, upgrade_to_head
+
+
+@pytest.fixture(scope="session")
+def stack_settings() -> Iterator[Settings]:
+    """Settings pointing at a throw-away state folder and free ports (env vars set)."""
+    # World-traversable, because PostgreSQL runs as an unprivileged OS user under root.
+    state = Path(tempfile.mkdtemp(prefix="stride-test-"))
+    state.chmod(0o755)
+    env = {
+        "STRIDE_ENV": "test",
+        "STRIDE_STATE_DIR": str(state),
+        "STRIDE_PG_PORT": str(free_port()),
+        "STRIDE_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",
+        "STRIDE_API_PORT": str(free_port()),
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    get_settings.cache_clear()
+    reset_engines()
+    try:
+        yield get_settings()
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        get_settings.cache_clear()
+        reset_engines()
+        shutil.rmtree(state, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def stack(stack_settings: Settings) -> Iterator[Stack]:
+    """The supervisor; every service started through it is stopped at session end."""
+    s = Stack(stack_settings, SERVICES)
+    try:
+        yield s
+    finally:
+        s.down(report=lambda _m: None)
+
+
+@pytest.fixture(scope="session")
+def postgres(stack: Stack) -> Settings:
+    stack.up(["postgres"], report=lambda _m: None)
+    return stack.settings
+
+
+@pytest.fixture(scope="session")
+def kafka(stack: Stack) -> Settings:
+    stack.up(["kafka"], report=lambda _m: None)
+    return stack.settings
+
+
+@pytest.fixture(scope="session")
+def db_engine(postgres: Settings) -> Engine:
+    """The application database, migrated to head, with read-only grants in place."""
+    upgrade_to_head(postgres)
+    sync_readonly_grants(postgres)
+    return engine_for(postgres.db_url)
+
+
+@pytest.fixture(scope="session")
+def live_api(stack: Stack, db_engine: Engine, kafka: Settings) -> str:
+    """The API served by uvicorn as `stride up` runs it; returns its base URL."""
+    stack.up(["api"], report=lambda _m: None)
+    return stack.settings.api_url
