@@ -241,6 +241,8 @@ API = Service(
         s.api_host,
         "--port",
         str(s.api_port),
+        "--workers",
+        str(s.api_workers),
         "--no-access-log",
     ],
     probe=lambda s: http_problem(f"{s.api_url}/health"),

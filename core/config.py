@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     # API
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    api_workers: int = Field(default=1, ge=1, description="uvicorn worker processes")
 
     # PostgreSQL: the local cluster the supervisor creates; production sets the URLs.
     pg_host: str = "127.0.0.1"
