@@ -1,0 +1,158 @@
+"""Local EVM node (anvil from npm) and transaction sending shared by deploy, relayer and tests.
+
+Owns: where the anvil binary lives, how it is started and probed, and ``TxSender`` which
+signs transactions locally with a managed nonce (or, on dev chains only, lets the node sign
+for one of its unlocked accounts).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+from web3.contract.contract import ContractFunction
+from web3.types import TxReceipt
+
+from contracts.artifacts import CONTRACTS_DIR
+
+DEV_CHAIN_IDS = frozenset({31337, 31338, 1337})
+
+
+class NodeError(RuntimeError):
+    """The EVM node is missing, unreachable or refused a transaction."""
+
+
+def anvil_binary() -> Path:
+    """Path of the anvil binary shipped in the npm platform package."""
+    arch = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine(), "")
+    system = platform.system().lower()
+    path = CONTRACTS_DIR / "node_modules" / "@foundry-rs" / f"anvil-{system}-{arch}" / "bin"
+    binary = path / "anvil"
+    if not binary.exists():
+        raise NodeError(f"anvil not found at {binary}; run `npm ci --prefix contracts`")
+    return binary
+
+
+def anvil_command(port: int, chain_id: int = 31337, *, auto_impersonate: bool = False) -> list[str]:
+    """Command line of an anvil node on 127.0.0.1:`port` with a given chain id."""
+    command = [
+        str(anvil_binary()),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--chain-id",
+        str(chain_id),
+        "--silent",
+    ]
+    if auto_impersonate:
+        command.append("--auto-impersonate")
+    return command
+
+
+def rpc_problem(url: str, timeout: float = 1.0) -> str | None:
+    """None when `url` answers ``eth_chainId``, else a short reason (readiness probe)."""
+    if not url.startswith(("http://", "https://")):
+        return f"EVM RPC URL must be http(s): {url}"
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []})
+    request = urllib.request.Request(  # noqa: S310 (scheme checked above)
+        url, data=body.encode(), headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            answer = json.loads(response.read())
+    except (OSError, urllib.error.URLError, ValueError) as exc:
+        return f"EVM RPC unreachable at {url} ({exc})"
+    if "result" not in answer:
+        return f"EVM RPC at {url} answered without a chain id: {answer}"
+    return None
+
+
+def connect(rpc_url: str) -> Web3:
+    """A Web3 client for `rpc_url`; raises NodeError when the node does not answer."""
+    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
+    problem = rpc_problem(rpc_url)
+    if problem:
+        raise NodeError(problem)
+    return w3
+
+
+@dataclass
+class TxSender:
+    """Sends contract transactions from one account and waits for them to be mined.
+
+    With `account` set, transactions are signed here (nonce managed locally, gas estimated
+    and padded). Without it, the node signs for `address`, which must be one of its
+    unlocked accounts: only accepted on dev chains.
+    """
+
+    w3: Web3
+    address: str
+    account: LocalAccount | None = None
+    gas_margin: float = 1.2
+    _nonce: int | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_key(cls, w3: Web3, private_key: str) -> TxSender:
+        account = Account.from_key(private_key)
+        return cls(w3=w3, address=account.address, account=account)
+
+    @classmethod
+    def dev_account(cls, w3: Web3, index: int = 0) -> TxSender:
+        """Use unlocked account `index` of a local dev node (anvil)."""
+        if w3.eth.chain_id not in DEV_CHAIN_IDS:
+            raise NodeError(
+                f"chain {w3.eth.chain_id} is not a local dev chain: set a private key instead"
+            )
+        return cls(w3=w3, address=w3.eth.accounts[index])
+
+    def _next_nonce(self) -> int:
+        if self._nonce is None:
+            self._nonce = self.w3.eth.get_transaction_count(self.address, "pending")
+        nonce = self._nonce
+        self._nonce += 1
+        return nonce
+
+    def send(self, tx: dict[str, Any]) -> TxReceipt:
+        """Send a raw transaction dict (to/data/value) and return its successful receipt."""
+        tx = {"from": self.address, "chainId": self.w3.eth.chain_id, **tx}
+        if self.account is None:
+            tx_hash = self.w3.eth.send_transaction(tx)  # type: ignore[arg-type]
+        else:
+            tx.setdefault("gas", int(self.w3.eth.estimate_gas(tx) * self.gas_margin))  # type: ignore[arg-type]
+            tx.setdefault("nonce", self._next_nonce())
+            if "gasPrice" not in tx and "maxFeePerGas" not in tx:
+                base = self.w3.eth.get_block("latest").get("baseFeePerGas", 0)
+                tip = self.w3.eth.max_priority_fee
+                tx["maxPriorityFeePerGas"] = tip
+                tx["maxFeePerGas"] = 2 * base + tip
+            signed = self.account.sign_transaction(tx)
+            try:
+                tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+            except Exception:
+                self._nonce = None  # resync with the node on the next send
+                raise
+        receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=300)
+        if receipt["status"] != 1:
+            raise NodeError(f"transaction {tx_hash.hex()} reverted")
+        return receipt
+
+    def call(self, fn: ContractFunction, value: int = 0) -> TxReceipt:
+        """Send a contract function call as a transaction."""
+        tx = fn.build_transaction({"from": self.address, "value": value, "gas": 0})
+        tx.pop("gas", None)
+        return self.send({"to": tx["to"], "data": tx["data"], "value": value})
+
+    def deploy(self, abi: list[dict[str, Any]], bytecode: str, *args: Any) -> TxReceipt:
+        """Deploy a contract and return the receipt (``contractAddress`` holds the address)."""
+        factory = self.w3.eth.contract(abi=abi, bytecode=bytecode)
+        data = factory.constructor(*args).data_in_transaction
+        return self.send({"data": data})
