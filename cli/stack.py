@@ -204,7 +204,7 @@ class Stack:
             self.pid_file(name).unlink(missing_ok=True)
             record = None
         if record is not None:
-            problem = self._wait_ready(service, int(record["pid"]), timeout=10)
+            problem = self._wait_ready(service, lambda: self._alive(record), timeout=10)
             if problem:
                 raise StackError(
                     f"{name} is running (pid {record['pid']}) but not ready: {problem}. "
@@ -245,7 +245,9 @@ class Stack:
                 user=service.run_as(self.settings),
             )
         self.pid_file(name).write_text(json.dumps({"pid": process.pid, "exe": executable}))
-        problem = self._wait_ready(service, process.pid, timeout=service.start_timeout)
+        problem = self._wait_ready(
+            service, lambda: process.poll() is None, timeout=service.start_timeout
+        )
         if problem:
             self.stop(name, report=lambda _m: None)
             raise StackError(
@@ -255,15 +257,14 @@ class Stack:
             service.after_ready(self.settings, report)
         report(f"{name}: ready at {service.url(self.settings)}")
 
-    def _wait_ready(self, service: Service, pid: int, timeout: float) -> str | None:
+    def _wait_ready(
+        self, service: Service, is_running: Callable[[], bool], timeout: float
+    ) -> str | None:
         deadline = time.monotonic() + timeout
         delay = 0.05
         problem: str | None = "not started"
         while time.monotonic() < deadline:
-            record = {"pid": pid, "exe": (self._recorded(service.name) or {}).get("exe", "")}
-            if not self._alive(record):
-                with contextlib.suppress(ChildProcessError):
-                    os.waitpid(pid, os.WNOHANG)
+            if not is_running():
                 return "the process exited"
             problem = service.probe(self.settings)
             if problem is None:
@@ -302,5 +303,7 @@ class Stack:
             report(f"{name}: did not stop within {timeout:.0f}s, killing")
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):  # reap it if it was our child
+            os.waitpid(pid, 0 if not self._alive(record) else os.WNOHANG)
         self.pid_file(name).unlink(missing_ok=True)
         report(f"{name}: stopped (pid {pid})")

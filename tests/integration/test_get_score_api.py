@@ -1,0 +1,118 @@
+"""POST /v1/get_score against the real PostgreSQL: answers, logged rows, precise 422s."""
+
+import uuid
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+from api.main import create_app
+from core.scoring import compute_score
+
+
+@pytest.fixture(scope="module")
+def client(db_engine: Engine) -> TestClient:
+    with TestClient(create_app()) as c:
+        yield c
+
+
+def test_get_score_answers_and_logs_the_call(client: TestClient, db_engine: Engine) -> None:
+    request_id = str(uuid.uuid4())
+    response = client.post(
+        "/v1/get_score",
+        json={"user_id": "player-42", "input": 42.5},
+        headers={"X-Request-ID": request_id},
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["user_id"] == "player-42"
+    assert body["input"] == 42.5
+    assert body["score"] == compute_score(42.5) == 401.1343
+    assert body["request_id"] == request_id
+    assert response.headers["x-request-id"] == request_id
+    with db_engine.connect() as conn:
+        row = conn.execute(
+            text(
+                "SELECT user_id, input_value, score, request_id, formula_version, created_at"
+                " FROM score_log WHERE id = :id"
+            ),
+            {"id": body["log_id"]},
+        ).one()
+    assert row.user_id == "player-42"
+    assert row.input_value == 42.5
+    assert row.score == body["score"]
+    assert str(row.request_id) == request_id
+    assert row.formula_version == 1
+    assert row.created_at.isoformat().startswith(body["computed_at"][:19])
+
+
+def test_each_call_gets_its_own_row(client: TestClient, db_engine: Engine) -> None:
+    user = f"u-{uuid.uuid4().hex[:8]}"
+    ids = {
+        client.post("/v1/get_score", json={"user_id": user, "input": i}).json()["log_id"]
+        for i in range(3)
+    }
+    assert len(ids) == 3
+    with db_engine.connect() as conn:
+        count = conn.execute(
+            text("SELECT count(*) FROM score_log WHERE user_id = :u"), {"u": user}
+        ).scalar_one()
+    assert count == 3
+
+
+def test_an_invalid_request_id_header_is_replaced(client: TestClient) -> None:
+    response = client.post(
+        "/v1/get_score", json={"user_id": "p", "input": 1}, headers={"X-Request-ID": "nope"}
+    )
+    assert response.status_code == 200
+    assert uuid.UUID(response.json()["request_id"])
+
+
+@pytest.mark.parametrize(
+    ("payload", "field", "fragment"),
+    [
+        ({"input": 1}, "user_id", "Field required"),
+        ({"user_id": "p"}, "input", "Field required"),
+        ({"user_id": "p", "input": "abc"}, "input", "valid number"),
+        ({"user_id": "", "input": 1}, "user_id", "at least 1 character"),
+        ({"user_id": "x" * 129, "input": 1}, "user_id", "at most 128"),
+        ({"user_id": "bad id!", "input": 1}, "user_id", "pattern"),
+        ({"user_id": "p", "input": 1e16}, "input", "less than or equal"),
+        ({"user_id": "p", "input": 1, "extra": 2}, "extra", "Extra inputs"),
+    ],
+)
+def test_validation_errors_name_the_field(
+    client: TestClient, db_engine: Engine, payload: dict, field: str, fragment: str
+) -> None:
+    with db_engine.connect() as conn:
+        before = conn.execute(text("SELECT count(*) FROM score_log")).scalar_one()
+    response = client.post("/v1/get_score", json=payload)
+    assert response.status_code == 422
+    body = response.json()
+    fields = [d["field"] for d in body["detail"]]
+    assert field in fields
+    assert body["message"].startswith(f"{field}: ")
+    assert fragment in body["message"]
+    with db_engine.connect() as conn:
+        after = conn.execute(text("SELECT count(*) FROM score_log")).scalar_one()
+    assert after == before  # nothing logged for a rejected call
+
+
+@pytest.mark.parametrize(
+    "raw", ['{"user_id": "p", "input": NaN}', '{"user_id": "p", "input": Infinity}']
+)
+def test_non_finite_numbers_are_rejected(client: TestClient, raw: str) -> None:
+    response = client.post(
+        "/v1/get_score", content=raw, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert "input" in response.json()["message"]
+
+
+def test_malformed_json_is_a_422_not_a_500(client: TestClient) -> None:
+    response = client.post(
+        "/v1/get_score", content="{not json", headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert "JSON" in response.json()["message"]
