@@ -1,0 +1,280 @@
+"""Benchmark of ``POST /v1/get_score`` (PostgreSQL logging) against ``GET /health``.
+
+Starts a private stack (PostgreSQL, Tansu, API on uvicorn) on free loopback ports in a
+temporary state folder, drives both endpoints of the same app with Debian ``wrk`` under the
+same settings, checks that every completed get_score request left its ``score_log`` row,
+prints the figures and writes them to ``bench/results/get_score.json``.
+
+Run: ``.venv/bin/python -m bench.get_score [--duration 20] [--connections 32] [--threads 2]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+BENCH_DIR = Path(__file__).resolve().parent
+LUA_SCRIPT = BENCH_DIR / "get_score.lua"
+RESULTS = BENCH_DIR / "results" / "get_score.json"
+REPORT_PREFIX = "WRK_JSON "
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """What wrk measured for one endpoint."""
+
+    endpoint: str
+    requests: int
+    duration_s: float
+    requests_per_s: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    non_2xx: int
+    socket_errors: int
+    wrk_command: str
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.get_score", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--duration", type=int, default=20, help="seconds per endpoint")
+    parser.add_argument("--connections", type=int, default=32, help="open HTTP connections")
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="uvicorn worker processes (STRIDE_API_WORKERS)"
+    )
+    parser.add_argument("--warmup", type=int, default=3, help="seconds of warm-up per endpoint")
+    parser.add_argument("--output", type=Path, default=RESULTS, help="where to write the JSON")
+    args = parser.parse_args(argv)
+    if min(args.duration, args.connections, args.threads, args.workers) < 1:
+        parser.error("--duration, --connections, --threads and --workers must be at least 1")
+    if args.threads > args.connections:
+        parser.error("--threads must not exceed --connections (wrk needs a connection each)")
+    return args
+
+
+def private_stack_env(workers: int) -> tuple[Path, dict[str, str]]:
+    """A throw-away state folder and the STRIDE_* variables pointing the stack at it."""
+    from cli.stack import free_port
+
+    # World-traversable, because PostgreSQL runs as an unprivileged OS user under root.
+    state = Path(tempfile.mkdtemp(prefix="stride-bench-"))
+    state.chmod(0o755)
+    return state, {
+        "STRIDE_ENV": "test",
+        "STRIDE_STATE_DIR": str(state),
+        "STRIDE_PG_PORT": str(free_port()),
+        "STRIDE_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",
+        "STRIDE_API_PORT": str(free_port()),
+        "STRIDE_API_WORKERS": str(workers),
+    }
+
+
+def run_wrk(
+    base_url: str, endpoint: str, mode: str, run_tag: str, args: argparse.Namespace, seconds: int
+) -> LoadResult:
+    command = [
+        "wrk",
+        f"--threads={args.threads}",
+        f"--connections={args.connections}",
+        f"--duration={seconds}s",
+        "--timeout=10s",
+        f"--script={os.path.relpath(LUA_SCRIPT)}",
+        base_url + endpoint,
+        "--",
+        mode,
+        run_tag,
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    lines = [ln for ln in done.stdout.splitlines() if ln.startswith(REPORT_PREFIX)]
+    if done.returncode != 0 or not lines:
+        raise SystemExit(f"wrk failed (exit {done.returncode}):\n{done.stdout}\n{done.stderr}")
+    raw = json.loads(lines[-1].removeprefix(REPORT_PREFIX))
+    duration = raw["duration_us"] / 1e6
+    return LoadResult(
+        endpoint=endpoint,
+        requests=raw["requests"],
+        duration_s=round(duration, 3),
+        requests_per_s=round(raw["requests"] / duration, 1),
+        p50_ms=raw["p50_us"] / 1000,
+        p90_ms=raw["p90_us"] / 1000,
+        p99_ms=raw["p99_us"] / 1000,
+        max_ms=raw["max_us"] / 1000,
+        non_2xx=raw["non_2xx"],
+        socket_errors=sum(raw[k] for k in ("errors_connect", "errors_read", "errors_write"))
+        + raw["errors_timeout"],
+        wrk_command=shlex.join(command),
+    )
+
+
+def count_rows(engine: Engine, run_tag: str) -> int:
+    """score_log rows whose user id carries ``run_tag`` (the Lua script's prefix)."""
+    with engine.connect() as conn:
+        return conn.execute(
+            text("SELECT count(*) FROM score_log WHERE user_id LIKE :prefix"),
+            {"prefix": run_tag + "-%"},
+        ).scalar_one()
+
+
+def settled_count(engine: Engine, run_tag: str, timeout: float = 15.0) -> int:
+    """The row count once requests still in flight when wrk stopped have been written."""
+    deadline = time.monotonic() + timeout
+    last, unchanged = count_rows(engine, run_tag), 0
+    while unchanged < 3 and time.monotonic() < deadline:
+        time.sleep(0.2)  # polling the server's write-back, bounded by the deadline
+        current = count_rows(engine, run_tag)
+        unchanged = unchanged + 1 if current == last else 0
+        last = current
+    return last
+
+
+def machine_info(workers: int) -> dict[str, object]:
+    cpu_model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    mem_kb = next(
+        int(line.split()[1])
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal")
+    )
+
+    def version(*cmd: str) -> str:
+        out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        return (out.stdout or out.stderr).strip().splitlines()[0]
+
+    import uvicorn
+
+    return {
+        "cpu": cpu_model,
+        "cores": os.cpu_count(),
+        "memory_gb": round(mem_kb / 1024 / 1024, 1),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "postgres": version("postgres", "--version"),
+        "wrk": version("wrk", "--version").split(" Copyright")[0],
+        "uvicorn": uvicorn.__version__,
+        "uvicorn_workers": workers,
+    }
+
+
+def print_table(score: LoadResult, health: LoadResult) -> None:
+    header = ("req/s", "p50 ms", "p90 ms", "p99 ms")
+    print(f"\n{'endpoint':<18}" + "".join(f"{h:>10}" for h in header) + f"{'non-2xx':>9}")
+    for r in (score, health):
+        print(
+            f"{r.endpoint:<18}{r.requests_per_s:>10.0f}{r.p50_ms:>10.2f}"
+            f"{r.p90_ms:>10.2f}{r.p99_ms:>10.2f}{r.non_2xx:>9}"
+        )
+    print(
+        f"ratio health/get_score: {health.requests_per_s / score.requests_per_s:.2f}x req/s, "
+        f"get_score/health p99: {score.p99_ms / health.p99_ms:.2f}x"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk not found: install the Debian package `wrk`")
+    state, env = private_stack_env(args.workers)
+    os.environ.update(env)
+
+    from cli.services import SERVICES
+    from cli.stack import Stack
+    from core.config import get_settings
+    from core.db import engine_for, reset_engines
+
+    get_settings.cache_clear()
+    reset_engines()
+    settings = get_settings()
+    stack = Stack(settings, SERVICES)
+    run_tag = "bench-" + uuid.uuid4().hex[:8]
+    try:
+        print(f"starting a private stack in {state} (api workers: {args.workers})")
+        stack.up(["api"], report=lambda m: print("  " + m))
+        engine = engine_for(settings.db_url, pool_size=1)
+        base = settings.api_url
+
+        if args.warmup:
+            print(f"warming up {args.warmup}s per endpoint")
+            run_wrk(base, "/v1/get_score", "get_score", run_tag + "w", args, args.warmup)
+            run_wrk(base, "/health", "health", run_tag, args, args.warmup)
+
+        before = settled_count(engine, run_tag)
+        print(f"load: {args.duration}s, {args.connections} connections, {args.threads} threads")
+        score = run_wrk(base, "/v1/get_score", "get_score", run_tag, args, args.duration)
+        rows_added = settled_count(engine, run_tag) - before
+        health = run_wrk(base, "/health", "health", run_tag, args, args.duration)
+    finally:
+        stack.down(report=lambda _m: None)
+        reset_engines()
+        shutil.rmtree(state, ignore_errors=True)
+
+    completed_ok = score.requests - score.non_2xx
+    # Requests still in flight when wrk stops are served and logged but not counted by
+    # wrk: at most one per connection.
+    in_flight = rows_added - completed_ok
+    log_ok = score.non_2xx == 0 and score.socket_errors == 0 and 0 <= in_flight <= args.connections
+    print_table(score, health)
+    print(
+        f"score_log: {rows_added} rows added for {completed_ok} completed 2xx get_score "
+        f"requests ({in_flight} served after wrk stopped counting) -> "
+        + ("OK" if log_ok else "MISMATCH")
+    )
+
+    result = {
+        "benchmark": "get_score",
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": shlex.join([".venv/bin/python", "-m", "bench.get_score", *sys.argv[1:]]),
+        "settings": {
+            "duration_s": args.duration,
+            "connections": args.connections,
+            "threads": args.threads,
+            "warmup_s": args.warmup,
+            "api_workers": args.workers,
+        },
+        "machine": machine_info(args.workers),
+        "get_score": asdict(score),
+        "health": asdict(health),
+        "ratio": {
+            "health_over_get_score_rps": round(health.requests_per_s / score.requests_per_s, 2),
+            "get_score_over_health_p50": round(score.p50_ms / health.p50_ms, 2),
+            "get_score_over_health_p99": round(score.p99_ms / health.p99_ms, 2),
+        },
+        "score_log_check": {
+            "completed_2xx_requests": completed_ok,
+            "rows_added": rows_added,
+            "served_after_wrk_stopped": in_flight,
+            "ok": log_ok,
+        },
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.output}")
+    return 0 if log_ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
