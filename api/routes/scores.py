@@ -45,7 +45,10 @@ class ScorePublic(BaseModel):
     "/get_score",
     response_model=ScorePublic,
     summary="Score one input and log it",
-    responses={422: {"description": "A field is missing or invalid; the message names it."}},
+    responses={
+        400: {"description": "The body is not UTF-8 encoded JSON."},
+        422: {"description": "A field is missing or invalid; the message names it."},
+    },
 )
 def get_score(body: ScoreRequest, engine: EngineDep, request_id: RequestIdDep) -> ScorePublic:
     score = compute_score(body.input)
