@@ -61,3 +61,31 @@ def revision(
 ) -> None:
     """Create a new revision file in migrations/versions."""
     command.revision(alembic_config(get_settings()), message=message, autogenerate=autogenerate)
+
+
+@db_app.command()
+def psql(
+    command_sql: Annotated[
+        str | None, typer.Option("-c", "--command", help="Run one SQL command and exit.")
+    ] = None,
+    readonly: Annotated[
+        bool, typer.Option("--readonly", help="Connect as the read-only role.")
+    ] = False,
+) -> None:
+    """Open psql on the application database (credentials from the settings)."""
+    import os
+    import shutil
+
+    from sqlalchemy.engine import make_url
+
+    settings = get_settings()
+    url = make_url(settings.readonly_db_url if readonly else settings.db_url)
+    binary = shutil.which("psql")
+    if binary is None:
+        typer.echo("psql not found: install the PostgreSQL client (Debian: postgresql-client)")
+        raise typer.Exit(1)
+    args = [binary, "-h", url.host or "127.0.0.1", "-p", str(url.port or 5432)]
+    args += ["-U", url.username or "", url.database or ""]
+    if command_sql:
+        args += ["-c", command_sql]
+    os.execvpe(binary, args, {**os.environ, "PGPASSWORD": url.password or ""})  # noqa: S606
