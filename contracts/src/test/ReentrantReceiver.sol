@@ -15,12 +15,11 @@ contract ReentrantReceiver is IERC721Receiver {
     bool public reentrySucceeded;
     uint256 public reentryAttempts;
 
-    error CallFailed(bytes reason);
-
-    /// @notice Act as an ordinary account: forward a call (approvals, staking, listing).
+    /// @notice Act as an ordinary account: forward a call (approvals, staking, listing);
+    /// a failure bubbles up with the callee's revert data.
     function execute(address to, bytes calldata data, uint256 value) external payable returns (bytes memory) {
         (bool ok, bytes memory result) = to.call{value: value}(data);
-        if (!ok) revert CallFailed(result);
+        if (!ok) _bubble(result);
         return result;
     }
 
@@ -48,9 +47,13 @@ contract ReentrantReceiver is IERC721Receiver {
         if (ok) {
             reentrySucceeded = true;
         } else if (!swallow) {
-            assembly ("memory-safe") {
-                revert(add(reason, 0x20), mload(reason))
-            }
+            _bubble(reason);
+        }
+    }
+
+    function _bubble(bytes memory reason) private pure {
+        assembly ("memory-safe") {
+            revert(add(reason, 0x20), mload(reason))
         }
     }
 }
