@@ -87,3 +87,6 @@ class AdminAuditLog(Base):
 
     def __str__(self) -> str:
         return f"{self.action} {self.table_name}#{self.row_pk} by {self.admin_username}"
+
+
+import core.models_events  # noqa: E402,F401  (registers tables)

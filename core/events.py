@@ -1,0 +1,255 @@
+"""The ``GameEvent`` v1 contract of ``game.events.v1`` and its dead-letter envelope.
+
+A game server posts an :class:`IncomingGameEvent`; the API stamps the game (from its API
+key) and the time it received the event, and produces a :class:`GameEvent`. Each event
+type carries its own typed payload (a discriminated union on ``type``). Client clocks
+drift, so besides the raw ``occurred_at`` we keep a skew-corrected time computed the way
+PostHog and Snowplow do: ``received_at - sent_at + occurred_at``.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal, get_args
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+SCHEMA_VERSION = 1
+MAX_BATCH_EVENTS = 1000
+MAX_BATCH_BYTES = 1_000_000
+
+GAME_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+PLAYER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$"
+LABEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 _.:@/#-]{0,127}$"
+CURRENCY_PATTERN = r"^[A-Z][A-Z0-9]{2,9}$"
+
+GameId = Annotated[str, Field(pattern=GAME_ID_PATTERN, description="Game slug", examples=["tri"])]
+PlayerId = Annotated[
+    str,
+    Field(
+        pattern=PLAYER_ID_PATTERN,
+        description="Player id: letters, digits and _ . : @ - (1-128 characters)",
+        examples=["player-42"],
+    ),
+]
+Label = Annotated[str, Field(pattern=LABEL_PATTERN, description="A name or id (1-128 chars)")]
+# Bounded so that sums over a player's whole history stay far inside BIGINT.
+Points = Annotated[int, Field(ge=-(10**12), le=10**12)]
+
+
+class MatchOutcome(enum.StrEnum):
+    win = "win"
+    loss = "loss"
+    draw = "draw"
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class MatchResult(_Payload):
+    """A finished match: its outcome for the player, the score reached, the opponent."""
+
+    type: Literal["match_result"] = Field(default="match_result", exclude=True)
+    outcome: MatchOutcome
+    score: Points
+    opponent: PlayerId | None = None
+    match_id: Label | None = None
+
+
+class ScoreReached(_Payload):
+    """A score the player reached outside a match (a level, a run, a challenge)."""
+
+    type: Literal["score"] = Field(default="score", exclude=True)
+    score: Points
+    level: Label | None = None
+
+
+class Purchase(_Payload):
+    """An item bought; ``currency`` is ISO 4217 or a token symbol such as ``STRIDE``."""
+
+    type: Literal["purchase"] = Field(default="purchase", exclude=True)
+    item: Label
+    price: Annotated[Decimal, Field(ge=0, max_digits=36, decimal_places=18)]
+    currency: Annotated[str, Field(pattern=CURRENCY_PATTERN, examples=["STRIDE", "USD"])]
+
+
+class Achievement(_Payload):
+    type: Literal["achievement"] = Field(default="achievement", exclude=True)
+    achievement_id: Label
+    points: Annotated[int, Field(ge=0, le=10**9)] = 0
+
+
+class SessionStart(_Payload):
+    type: Literal["session_start"] = Field(default="session_start", exclude=True)
+    session_id: Label
+    platform: Label | None = None
+
+
+class SessionEnd(_Payload):
+    type: Literal["session_end"] = Field(default="session_end", exclude=True)
+    session_id: Label
+    duration_s: Annotated[float, Field(ge=0, le=7 * 24 * 3600)]
+
+
+EventPayload = Annotated[
+    MatchResult | ScoreReached | Purchase | Achievement | SessionStart | SessionEnd,
+    Field(discriminator="type"),
+]
+EventType = Literal[
+    "match_result", "score", "purchase", "achievement", "session_start", "session_end"
+]
+EVENT_TYPES: tuple[str, ...] = get_args(EventType)
+
+
+class _TypedEvent(BaseModel):
+    """``type`` at the top level selects the payload model (``payload`` omits it on the wire)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_id: uuid.UUID = Field(description="Idempotency key: a retry must reuse it")
+    player_id: PlayerId
+    type: EventType
+    payload: EventPayload
+    occurred_at: AwareDatetime = Field(description="When it happened, by the client's clock")
+    sent_at: AwareDatetime | None = Field(
+        default=None, description="When the client sent it, by the same clock (skew correction)"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tag_payload(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("payload"), dict):
+            payload = data["payload"]
+            tag = data.get("type")
+            if "type" in payload and payload["type"] != tag:
+                raise ValueError(f"payload.type {payload['type']!r} contradicts type {tag!r}")
+            if tag in EVENT_TYPES:
+                data = {**data, "payload": {**payload, "type": tag}}
+        return data
+
+    @model_validator(mode="after")
+    def _payload_matches_type(self) -> _TypedEvent:
+        if self.payload.type != self.type:
+            raise ValueError(f"payload is a {self.payload.type}, not a {self.type}")
+        return self
+
+
+class IncomingGameEvent(_TypedEvent):
+    """One event as a game server posts it to ``POST /v1/events``."""
+
+    game_id: GameId | None = Field(
+        default=None, description="Optional; when given it must be the game of the API key"
+    )
+
+    def stamp(self, game_id: str, received_at: datetime) -> GameEvent:
+        """The event as produced to ``game.events.v1``."""
+        if self.game_id is not None and self.game_id != game_id:
+            raise ValueError(
+                f"game_id {self.game_id!r} is not the game of this API key ({game_id!r})"
+            )
+        return GameEvent(
+            event_id=self.event_id,
+            game_id=game_id,
+            player_id=self.player_id,
+            type=self.type,
+            payload=self.payload,
+            occurred_at=self.occurred_at,
+            sent_at=self.sent_at,
+            received_at=received_at,
+        )
+
+
+class GameEvent(_TypedEvent):
+    """``game.events.v1`` value, version 1 (JSON, UTF-8), keyed by ``player_id``."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    game_id: GameId
+    received_at: AwareDatetime | None = Field(
+        default=None,
+        description="Set by the ingest API; producers that bypass it may omit it "
+        "(consumers then use the Kafka record timestamp)",
+    )
+
+    def corrected_occurred_at(self, received_at: datetime | None = None) -> datetime:
+        """``occurred_at`` moved by the client's clock skew (``received_at - sent_at``)."""
+        received = self.received_at or received_at
+        if self.sent_at is None or received is None:
+            return self.occurred_at
+        return self.occurred_at + (received - self.sent_at)
+
+    @property
+    def score(self) -> int | None:
+        """The score this event reports for leaderboards, if any."""
+        if isinstance(self.payload, MatchResult | ScoreReached):
+            return self.payload.score
+        return None
+
+
+class DeadLetter(BaseModel):
+    """``game.events.dlq.v1`` value, version 1: a message that failed validation, as received."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    reason: str
+    source_topic: str
+    partition: int
+    offset: int
+    original_key_b64: str | None
+    original_value_b64: str
+    failed_at: AwareDatetime
+
+    @classmethod
+    def of(
+        cls,
+        reason: str,
+        *,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        failed_at: datetime,
+    ) -> DeadLetter:
+        return cls(
+            reason=reason,
+            source_topic=topic,
+            partition=partition,
+            offset=offset,
+            original_key_b64=base64.b64encode(key).decode() if key is not None else None,
+            original_value_b64=base64.b64encode(value or b"").decode(),
+            failed_at=failed_at,
+        )
+
+    def original_value(self) -> bytes:
+        return base64.b64decode(self.original_value_b64)
+
+
+def describe_error(error: ValidationError, prefix: str = "") -> str:
+    """One line naming each wrong field, e.g. ``payload.match_result.score: ...``."""
+    parts = []
+    for item in error.errors(include_url=False):
+        loc = ".".join(str(p) for p in item.get("loc", ()))
+        where = f"{prefix}{loc}" if loc else (prefix.rstrip(".") or "event")
+        parts.append(f"{where}: {item.get('msg', 'invalid value')}")
+    return "; ".join(parts)
+
+
+def parse_game_event(raw: bytes) -> GameEvent:
+    """Decode a ``game.events.v1`` value; raises ``ValueError`` with a precise reason."""
+    try:
+        return GameEvent.model_validate_json(raw)
+    except ValidationError as exc:
+        raise ValueError(describe_error(exc)) from None

@@ -1,0 +1,51 @@
+"""Kafka topic names of the streaming spine, their partition counts, and idempotent creation."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+GAME_EVENTS = "game.events.v1"
+GAME_EVENTS_DLQ = "game.events.dlq.v1"
+REWARD_COMMANDS = "rewards.commands.v1"
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    description: str
+
+
+TOPICS = (
+    TopicSpec(GAME_EVENTS, "GameEvent v1 from game servers, keyed by player_id"),
+    TopicSpec(GAME_EVENTS_DLQ, "DeadLetter v1: messages of game.events.v1 that failed validation"),
+    TopicSpec(REWARD_COMMANDS, "RewardCommand v1: mint/burn of the game token, keyed by player_id"),
+)
+
+
+def ensure_topics(bootstrap: str, partitions: int, replication_factor: int = 1) -> list[str]:
+    """Create every topic that does not exist yet; returns the names created (idempotent)."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = KafkaAdminClient(
+        bootstrap_servers=bootstrap, client_id="stride-topics", request_timeout_ms=10_000
+    )
+    try:
+        existing = set(admin.list_topics())
+        missing = [t.name for t in TOPICS if t.name not in existing]
+        created = []
+        for name in missing:
+            try:
+                topic = NewTopic(name, partitions, replication_factor)
+                admin.create_topics([topic])
+                created.append(name)
+            except TopicAlreadyExistsError:
+                pass  # another process created it first
+        if created:
+            log.info("created topics %s with %d partitions", created, partitions)
+        return created
+    finally:
+        admin.close()
