@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from decimal import Decimal
 from functools import cache
 from pathlib import Path
 from typing import Literal
@@ -48,6 +49,19 @@ class Settings(BaseSettings):
 
     # Kafka
     kafka_bootstrap: str = "127.0.0.1:9092"
+
+    # Streaming
+    kafka_topic_partitions: int = Field(default=4, ge=1)
+    kafka_replication_factor: int = Field(default=1, ge=1, description="3 in production")
+    kafka_produce_timeout_s: float = Field(default=10.0, gt=0)
+    streams_app_id: str = Field(default="stride-streams", description="Faust app id = group id")
+    streams_batch_size: int = Field(default=1000, ge=1)
+    streams_batch_within_s: float = Field(default=0.2, gt=0)
+    game_key_cache_ttl_s: float = Field(default=30.0, ge=0, description="API key lookups")
+    reward_token: str = "STRIDE"  # noqa: S105 - the game token symbol, not a secret
+    reward_mint_per_win: Decimal = Decimal("10")
+    reward_mint_per_draw: Decimal = Decimal("0")
+    reward_mint_per_achievement_point: Decimal = Decimal("0")
 
     # Admin panel and its read-only query page
     secret_key: SecretStr | None = None
