@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cli.db_cmd import db_app
+from cli.games_cmd import games_app
 from cli.services import SERVICES
 from cli.stack import Stack, StackError, tail
 from core.config import get_settings
@@ -25,6 +26,7 @@ app = typer.Typer(
 admin_app = typer.Typer(help="Admin panel users.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(admin_app, name="admin")
+app.add_typer(games_app, name="games")
 
 console = Console()
 err = Console(stderr=True)

@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from core.config import Settings
 from core.events import (
     CURRENCY_PATTERN,
     Achievement,
@@ -118,3 +119,12 @@ def reward_commands_for(
             )
         )
     return commands
+
+
+def rules_from_settings(settings: Settings) -> RewardRules:
+    return RewardRules(
+        token=settings.reward_token,
+        mint_per_win=settings.reward_mint_per_win,
+        mint_per_draw=settings.reward_mint_per_draw,
+        mint_per_achievement_point=settings.reward_mint_per_achievement_point,
+    )
