@@ -1,0 +1,50 @@
+"""The admin panel for operations staff at ``/admin`` (sqladmin): browse, search, filter,
+export and (editors) edit every table with an audit trail, plus a read-only SQL page.
+
+``mount_admin(app)`` reads no settings: the database engine and the session secret are
+resolved on first use, so importing ``api.main`` has no side effects.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqladmin import Admin
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.applications import Starlette
+
+from api.admin.audit import install_audit_trail
+from api.admin.auth import AdminAuth, RoleAuthorization
+from api.admin.query import QueryView
+from api.admin.views import ADMIN_TABLES, build_view, hidden_columns_by_table
+from core.db import get_engine
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+
+
+class AdminSession(Session):
+    """Sessions of the admin panel, bound to the application database of the current settings."""
+
+    def get_bind(self, *_args: Any, **_kwargs: Any) -> Engine:
+        return get_engine()
+
+
+def mount_admin(app: Starlette) -> Admin:
+    """Serve the admin panel under ``/admin`` of ``app``."""
+    admin_sessions = sessionmaker(class_=AdminSession)
+    install_audit_trail(admin_sessions, hidden_columns_by_table(ADMIN_TABLES))
+    admin = Admin(
+        app,
+        session_maker=admin_sessions,
+        base_url="/admin",
+        title="Stride admin",
+        templates_dir=str(TEMPLATES_DIR),
+        authentication_backend=AdminAuth(),
+        authorization_backend=RoleAuthorization(),
+    )
+    for table in ADMIN_TABLES:
+        admin.add_view(build_view(table))
+    admin.add_view(type("StrideQueryView", (QueryView,), {}))
+    return admin

@@ -1,0 +1,211 @@
+"""Who may use the admin panel and what each role may do.
+
+Login checks ``admin_users`` (bcrypt, ``core.admin_users``); the session is a signed cookie
+(Starlette ``SessionMiddleware``) scoped to ``/admin``, ``HttpOnly``, ``SameSite=Strict``,
+``Secure`` outside the local stack, valid 8 hours. Every request reloads the admin from the
+database, so deactivating a user, changing a role or resetting a password takes effect at once.
+Unsafe methods from another origin are refused (CSRF defence on top of SameSite).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import anyio
+from sqladmin.authentication import AuthenticationBackend
+from sqladmin.authorization import Action, AuthorizationBackend
+from sqlalchemy import select
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from core.admin_users import authenticate
+from core.config import Settings, get_settings
+from core.db import session_scope
+from core.models import AdminRole, AdminUser
+
+SESSION_COOKIE = "stride_admin_session"
+SESSION_MAX_AGE_S = 8 * 3600
+VIEWER_ACTIONS = frozenset({Action.LIST, Action.DETAILS, Action.EXPORT})
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+@dataclass(frozen=True)
+class SignedInAdmin:
+    id: int
+    username: str
+    role: AdminRole
+
+
+def role_allows(role: AdminRole | None, action: str) -> bool:
+    """Viewers browse, search, filter and export; editors may also create, edit and delete."""
+    if role is AdminRole.editor:
+        return True
+    if role is AdminRole.viewer:
+        return action in VIEWER_ACTIONS
+    return False
+
+
+def password_fingerprint(password_hash: str) -> str:
+    """Kept in the session so that a password reset signs out every existing session."""
+    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
+
+
+def session_cookie_options(settings: Settings) -> dict[str, Any]:
+    return {
+        "session_cookie": SESSION_COOKIE,
+        "max_age": SESSION_MAX_AGE_S,
+        "path": "/admin",
+        "same_site": "strict",
+        "https_only": not settings.is_local,
+    }
+
+
+def is_cross_origin(origin: str | None, referer: str | None, host: str | None) -> bool:
+    """Whether an unsafe request was sent by a page of another site.
+
+    Browsers send ``Origin`` on every cross-origin POST; ``Referer`` is the fallback. A request
+    without either did not come from a browser page, so it cannot be a forged one.
+    """
+    source = origin if origin is not None else referer
+    if source is None:
+        return False
+    if source == "null" or not host:
+        return True
+    return urlsplit(source).netloc.lower() != host.lower()
+
+
+def current_admin(request: Request) -> SignedInAdmin | None:
+    return getattr(request.state, "stride_admin", None)
+
+
+class AdminSessionMiddleware:
+    """Starlette sessions with the secret read from the settings on first use, not at import."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._sessions: SessionMiddleware | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._sessions is None:
+            settings = get_settings()
+            self._sessions = SessionMiddleware(
+                self.app, secret_key=settings.session_secret, **session_cookie_options(settings)
+            )
+        await self._sessions(scope, receive, send)
+
+
+class SameOriginGuard:
+    """Refuse cross-origin unsafe requests and forbid framing of admin pages."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        if request.method in UNSAFE_METHODS and is_cross_origin(
+            request.headers.get("origin"),
+            request.headers.get("referer"),
+            request.headers.get("host"),
+        ):
+            response = PlainTextResponse(
+                "Cross-site request refused: submit the form from the admin panel itself.",
+                status_code=403,
+            )
+            await response(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers += [
+                    (b"x-frame-options", b"DENY"),
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"same-origin"),
+                ]
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _check_credentials(username: str, password: str) -> tuple[SignedInAdmin, str] | None:
+    """The admin and their password fingerprint, or None for wrong credentials."""
+    with session_scope() as session:
+        user = authenticate(session, username, password)
+        if user is None:
+            return None
+        admin = SignedInAdmin(user.id, user.username, AdminRole(user.role))
+        return admin, password_fingerprint(user.password_hash)
+
+
+def _load_admin(admin_id: int, fingerprint: str) -> SignedInAdmin | None:
+    with session_scope() as session:
+        user = session.scalar(select(AdminUser).where(AdminUser.id == admin_id))
+        if (
+            user is None
+            or not user.is_active
+            or password_fingerprint(user.password_hash) != fingerprint
+        ):
+            return None
+        return SignedInAdmin(user.id, user.username, AdminRole(user.role))
+
+
+class AdminAuth(AuthenticationBackend):
+    """sqladmin login backed by ``admin_users``."""
+
+    def __init__(self) -> None:
+        # No super().__init__: the session middleware reads its secret lazily.
+        self.middlewares = [Middleware(SameOriginGuard), Middleware(AdminSessionMiddleware)]
+
+    async def login(self, request: Request) -> bool:
+        form = await request.form()
+        username = str(form.get("username") or "").strip()
+        password = str(form.get("password") or "")
+        if not username or not password:
+            return False
+        signed_in = await anyio.to_thread.run_sync(_check_credentials, username, password)
+        if signed_in is None:
+            return False
+        admin, fingerprint = signed_in
+        request.session.clear()
+        request.session.update({"admin_id": admin.id, "pw": fingerprint})
+        return True
+
+    async def logout(self, request: Request) -> Response:
+        request.session.clear()
+        return RedirectResponse(request.url_for("admin:login"), status_code=302)
+
+    async def authenticate(self, request: Request) -> bool:
+        admin_id = request.session.get("admin_id")
+        fingerprint = request.session.get("pw")
+        if not isinstance(admin_id, int) or not isinstance(fingerprint, str):
+            return False
+        admin = await anyio.to_thread.run_sync(_load_admin, admin_id, fingerprint)
+        if admin is None:
+            request.session.clear()
+            return False
+        request.state.stride_admin = admin
+        return True
+
+    async def get_user_id(self, request: Request) -> Any:
+        admin = current_admin(request)
+        return admin.username if admin else None
+
+
+class RoleAuthorization(AuthorizationBackend):
+    """Checks every sqladmin action against the signed-in admin's role, server side."""
+
+    def has_permission(
+        self, request: Request, identity: str, action: str, obj: Any | None = None
+    ) -> bool:
+        admin = current_admin(request)
+        return admin is not None and role_allows(admin.role, action)
