@@ -89,4 +89,5 @@ class AdminAuditLog(Base):
         return f"{self.action} {self.table_name}#{self.row_pk} by {self.admin_username}"
 
 
+import core.leaderboards.models  # noqa: E402  (registers tables)
 import core.models_events  # noqa: E402,F401  (registers tables)

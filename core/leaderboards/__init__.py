@@ -1,0 +1,1 @@
+"""Leaderboards: pure rules (``rules``), tables (``models``), the PostgreSQL ``store``."""
