@@ -143,15 +143,24 @@ class Relayer:
         self.dst_chain_id = dst.w3.eth.chain_id
         self.next_block = max(start_block, self._load_checkpoint())
 
+    def _checkpoint_key(self) -> dict[str, str]:
+        return {"src": self.src.address, "dst": self.dst.address}
+
     def _load_checkpoint(self) -> int:
-        if self.checkpoint and self.checkpoint.exists():
-            return int(json.loads(self.checkpoint.read_text())["next_block"])
-        return 0
+        """Resume point; ignored when it belongs to other contracts or a reset chain."""
+        if not (self.checkpoint and self.checkpoint.exists()):
+            return 0
+        data = json.loads(self.checkpoint.read_text())
+        if {k: data.get(k) for k in ("src", "dst")} != self._checkpoint_key():
+            return 0
+        next_block = int(data["next_block"])
+        return next_block if next_block <= self.src.w3.eth.block_number + 1 else 0
 
     def _save_checkpoint(self) -> None:
         if self.checkpoint:
             self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
-            self.checkpoint.write_text(json.dumps({"next_block": self.next_block}) + "\n")
+            data = {**self._checkpoint_key(), "next_block": self.next_block}
+            self.checkpoint.write_text(json.dumps(data) + "\n")
 
     def pending(self, from_block: int, to_block: int) -> list[BridgeTransfer]:
         """BridgeOut events for our destination chain between two blocks, in nonce order."""
