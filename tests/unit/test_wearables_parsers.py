@@ -1,0 +1,214 @@
+"""Vendor parsers against fixture files in each vendor's documented shape."""
+
+from __future__ import annotations
+
+import json
+import struct
+import wave
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from core.wearables.contracts import Metric, ParseError, WearableSample, WearableSource
+from core.wearables.parsers.apple_health import iter_apple_health, parse_apple_health
+from core.wearables.parsers.audio import audio_metadata
+from core.wearables.parsers.common import zone
+from core.wearables.parsers.fitbit import fixed_offset, parse_fitbit
+from core.wearables.parsers.oura import parse_oura
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "wearables"
+LA = zone("America/Los_Angeles")
+
+
+def load(name: str) -> dict:
+    return json.loads((FIXTURES / name).read_text())
+
+
+def by_metric(samples: list[WearableSample], metric: Metric) -> list[WearableSample]:
+    return [s for s in samples if s.metric is metric]
+
+
+# ---- Fitbit -----------------------------------------------------------------------------
+
+
+def test_fitbit_heart_intraday_skips_the_dst_gap_and_keeps_resting_rate() -> None:
+    result = parse_fitbit([load("fitbit_heart_intraday_dst.json")], user_id="u1", tz=LA)
+    beats = by_metric(result.samples, Metric.heart_rate)
+    # 02:00 and 02:30 do not exist in Los Angeles on 2024-03-10 (clocks jump to 03:00).
+    assert [s.start.strftime("%H:%M") for s in beats] == ["00:00", "01:59", "03:00", "23:59"]
+    assert result.skipped["fitbit:heart:nonexistent_local_time"] == 2
+    assert beats[1].start.astimezone(UTC) == datetime(2024, 3, 10, 9, 59, tzinfo=UTC)
+    assert beats[2].start.astimezone(UTC) == datetime(2024, 3, 10, 10, 0, tzinfo=UTC)
+    assert all(s.end - s.start == timedelta(minutes=1) and s.unit == "bpm" for s in beats)
+    (resting,) = by_metric(result.samples, Metric.resting_heart_rate)
+    assert resting.value == 61
+    # The day is 23 hours long: midnight PST to midnight PDT.
+    assert resting.end - resting.start == timedelta(hours=23)
+    assert resting.day.isoformat() == "2024-03-10"
+
+
+def test_fitbit_steps_use_the_dataset_interval_and_a_fixed_offset() -> None:
+    tz = fixed_offset(7_200_000)  # offsetFromUTCMillis of a user in UTC+2
+    result = parse_fitbit([load("fitbit_steps_intraday_15min.json")], user_id="u1", tz=tz)
+    assert [(s.start.isoformat(), s.value) for s in result.samples] == [
+        ("2024-06-01T08:00:00+02:00", 0.0),
+        ("2024-06-01T08:15:00+02:00", 512.0),
+        ("2024-06-01T08:30:00+02:00", 1030.0),
+    ]
+    assert {s.end - s.start for s in result.samples} == {timedelta(minutes=15)}
+    assert {s.source for s in result.samples} == {WearableSource.fitbit}
+
+
+def test_fitbit_seconds_dataset_without_resting_rate_and_duplicate_points() -> None:
+    doc = load("fitbit_heart_intraday_seconds_no_resting.json")
+    result = parse_fitbit([doc], user_id="u1", tz=LA, device="Charge 6")
+    assert result.skipped["fitbit:heart:no_resting_heart_rate"] == 1
+    ids = [s.sample_id for s in result.samples]
+    assert len(ids) == 3 and len(set(ids)) == 2  # the duplicated point has the same id
+    assert result.samples[0].end - result.samples[0].start == timedelta(seconds=1)
+
+
+def test_fitbit_error_names_the_dataset_entry() -> None:
+    with pytest.raises(ParseError) as caught:
+        parse_fitbit([load("fitbit_steps_bad_time.json")], user_id="u1", tz=LA)
+    assert caught.value.location == "documents[0].activities-steps-intraday.dataset[1].time"
+    assert "'8h01'" in str(caught.value)
+
+
+def test_fitbit_without_the_summary_entry_says_the_day_is_missing() -> None:
+    doc = load("fitbit_steps_intraday_15min.json")
+    del doc["activities-steps"]
+    with pytest.raises(ParseError, match=r"documents\[0\]\.activities-steps: missing"):
+        parse_fitbit([doc], user_id="u1", tz=LA)
+
+
+# ---- Oura --------------------------------------------------------------------------------
+
+
+def test_oura_collections() -> None:
+    result = parse_oura(
+        {
+            "daily_sleep": load("oura_daily_sleep.json"),
+            "sleep": load("oura_sleep.json"),
+            "heartrate": load("oura_heartrate.json"),
+        },
+        user_id="u2",
+    )
+    (score,) = by_metric(result.samples, Metric.sleep_score)
+    assert score.value == 73 and score.day.isoformat() == "2024-03-10"
+    assert result.skipped["oura:daily_sleep:no_score"] == 1
+    night, nap = by_metric(result.samples, Metric.sleep)
+    assert (night.value, night.unit) == (25200.0, "s")
+    # Bed at 23:10 PST on the 9th, up at 07:40 PDT: the night belongs to the 10th.
+    assert night.day.isoformat() == "2024-03-10"
+    assert night.end - night.start == timedelta(hours=7, minutes=30)
+    assert nap.value == 1200
+    (resting,) = by_metric(result.samples, Metric.resting_heart_rate)  # long_sleep only
+    assert resting.value == 49
+    beats = by_metric(result.samples, Metric.heart_rate)
+    assert [b.value for b in beats] == [52, 97, 97]
+    assert beats[1].sample_id == beats[2].sample_id
+    assert beats[0].attributes == {"context": "rest"}
+
+
+def test_oura_error_names_the_item_field() -> None:
+    doc = load("oura_heartrate.json")
+    doc["data"][1]["timestamp"] = "2024-03-10 18:30"
+    with pytest.raises(ParseError) as caught:
+        parse_oura({"heartrate": doc}, user_id="u2")
+    assert caught.value.location == "heartrate.data[1].timestamp"
+    assert "no UTC offset" in str(caught.value)
+
+
+# ---- Apple Health ------------------------------------------------------------------------
+
+
+def test_apple_health_export() -> None:
+    result = parse_apple_health(FIXTURES / "apple_health_export.xml", user_id="u3")
+    samples = result.samples
+    steps = by_metric(samples, Metric.steps)
+    assert [(s.device, s.value) for s in steps] == [
+        ("Anna\u2019s iPhone (iPhone14,2)", 800.0),
+        ("Anna\u2019s iPhone (iPhone14,2)", 800.0),
+        ("Anna\u2019s Apple Watch (Watch6,1)", 760.0),
+        ("Health", 1200.0),
+    ]
+    # The same record exported twice (only the HKDevice address differs) has one id.
+    assert steps[0].sample_id == steps[1].sample_id
+    beats = by_metric(samples, Metric.heart_rate)
+    # 01:30 happens twice on 2024-11-03 (fall back): one hour apart, two samples.
+    assert beats[1].start - beats[0].start == timedelta(hours=1)
+    assert beats[0].sample_id != beats[1].sample_id
+    assert {b.unit for b in beats} == {"count/min"}
+    sleep = by_metric(samples, Metric.sleep)
+    assert [s.value / 60 for s in sleep] == [150.0, 40.0]  # InBed and Awake are not sleep
+    assert [s.day.isoformat() for s in sleep] == ["2024-11-03", "2024-11-03"]
+    (distance,) = by_metric(samples, Metric.distance)
+    assert (distance.value, distance.unit) == (0.5, "mi")
+    assert result.skipped == Counter(
+        {
+            "apple_health:HKQuantityTypeIdentifierBodyMass": 1,
+            "apple_health:HKQuantityTypeIdentifierBloodPressureSystolic": 1,
+            "apple_health:sleep:HKCategoryValueSleepAnalysisInBed": 1,
+            "apple_health:sleep:HKCategoryValueSleepAnalysisAwake": 1,
+        }
+    )
+    for sample in samples:  # model_construct in the hot loop must still yield valid samples
+        assert WearableSample.model_validate(sample.model_dump()) == sample
+
+
+def test_apple_health_bad_date_names_line_and_attribute() -> None:
+    with pytest.raises(ParseError) as caught:
+        parse_apple_health(FIXTURES / "apple_health_bad_date.xml", user_id="u3")
+    assert caught.value.location == "line 26, Record #4, attribute startDate"
+    assert "2024-11-02T10:00:00Z" in str(caught.value)
+
+
+def test_apple_health_truncated_file_names_line_and_column() -> None:
+    with pytest.raises(ParseError, match=r"^line 27, column \d+: malformed XML"):
+        parse_apple_health(FIXTURES / "apple_health_truncated.xml", user_id="u3")
+
+
+def test_apple_health_wrong_root(tmp_path: Path) -> None:
+    path = tmp_path / "export.xml"
+    path.write_text("<?xml version='1.0'?><ClinicalRecord/>")
+    with pytest.raises(ParseError, match="not <HealthData>"):
+        list(iter_apple_health(path, user_id="u3"))
+
+
+# ---- audio --------------------------------------------------------------------------------
+
+
+def test_wav_metadata(tmp_path: Path) -> None:
+    path = tmp_path / "note.wav"
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(8000)
+        out.writeframes(b"\x00\x00" * 12000)
+    meta = audio_metadata(path)
+    assert (meta.format, meta.duration_s, meta.sample_rate, meta.channels) == ("wav", 1.5, 8000, 1)
+    assert meta.size_bytes == path.stat().st_size
+    import hashlib
+
+    assert meta.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_flac_metadata(tmp_path: Path) -> None:
+    rate, channels, bits, total = 44100, 2, 16, 44100 * 3
+    packed = (rate << 44) | ((channels - 1) << 41) | ((bits - 1) << 36) | total
+    streaminfo = struct.pack(">HH", 4096, 4096) + b"\x00" * 6 + packed.to_bytes(8, "big")
+    streaminfo += b"\x00" * 16
+    path = tmp_path / "note.flac"
+    path.write_bytes(b"fLaC" + bytes([0x80, 0, 0, 34]) + streaminfo)
+    meta = audio_metadata(path)
+    assert (meta.format, meta.duration_s, meta.sample_rate, meta.channels) == ("flac", 3.0, rate, 2)
+
+
+def test_unknown_audio_format(tmp_path: Path) -> None:
+    path = tmp_path / "note.mp3"
+    path.write_bytes(b"ID3\x04" + b"\x00" * 64)
+    with pytest.raises(ParseError, match="unsupported audio format"):
+        audio_metadata(path)
