@@ -14,6 +14,7 @@ from rich.table import Table
 
 from cli.db_cmd import db_app
 from cli.games_cmd import games_app
+from cli.leaderboards_cmd import leaderboards_app
 from cli.services import SERVICES
 from cli.stack import Stack, StackError, tail
 from core.config import get_settings
@@ -27,6 +28,7 @@ admin_app = typer.Typer(help="Admin panel users.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(admin_app, name="admin")
 app.add_typer(games_app, name="games")
+app.add_typer(leaderboards_app, name="leaderboards")
 
 console = Console()
 err = Console(stderr=True)

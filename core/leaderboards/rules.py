@@ -17,6 +17,8 @@ from croniter import croniter
 SCORE_MAX = 2**63 - 1
 SCORE_MIN = -SCORE_MAX
 
+LEADERBOARD_ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
+
 # The start of the one and only period of a leaderboard that never resets by schedule.
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

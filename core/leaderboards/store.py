@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -27,6 +28,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from core.leaderboards.rules import (
+    LEADERBOARD_ID_PATTERN,
     Operator,
     Period,
     RecordState,
@@ -147,6 +149,10 @@ def create_leaderboard(
 ) -> LeaderboardDefinition:
     """Create a definition; its first period is the scheduled period containing ``now``."""
     now = now or datetime.now(UTC)
+    if not re.match(LEADERBOARD_ID_PATTERN, leaderboard_id):
+        raise LeaderboardError(
+            f"leaderboard id {leaderboard_id!r} must match {LEADERBOARD_ID_PATTERN}"
+        )
     schedule = validate_schedule(reset_schedule) if reset_schedule else None
     if not conn.execute(text("SELECT 1 FROM games WHERE game_id = :g"), {"g": game_id}).first():
         raise LeaderboardError(f"no game {game_id!r}; create it first with `stride games create`")
@@ -287,36 +293,49 @@ def reset_leaderboard(
 ) -> ResetOutcome:
     """Archive the current period and start the next one; a repeat does nothing.
 
-    When a scheduled reset is due, the board moves to the scheduled period of ``now``.
-    Otherwise the reset is forced: the open period ends now, if it has any record.
-    ``period_start`` names the period to archive; if it is already archived, nothing
-    happens, which makes a retried reset harmless.
+    Without ``period_start``: when a scheduled reset is due (the cron time has passed
+    but the board still accepts late scores for the old period), the overdue periods are
+    archived; otherwise the current period ends now if it has any record (an empty one
+    is left alone, so running the command twice in a row archives once).
+    With ``period_start``: that period and every earlier open one are archived, and a
+    repeat finds it archived and does nothing, whatever happened in between.
     """
     now = now or datetime.now(UTC)
-    boards = conn.execute(
+    row = conn.execute(
         text(
             "SELECT id, game_id, sort_order, operator, reset_schedule, metadata, created_at,"
             " period_start FROM leaderboards WHERE id = :id FOR UPDATE"
         ),
         {"id": leaderboard_id},
     ).first()
-    if boards is None:
+    if row is None:
         raise UnknownLeaderboard(f"no leaderboard {leaderboard_id!r}")
-    board = _definition(boards)
-    if period_start is not None and period_start < board.period_start:
-        return ResetOutcome(
-            board.id, [], board.period_start, f"period {period_start:%Y-%m-%d %H:%M} is archived"
-        )
-    scheduled_start = scheduled_period(board.reset_schedule, now).start
-    if scheduled_start > board.period_start:
-        archived = _archive_until(conn, board, scheduled_start, now)
-        return ResetOutcome(board.id, archived, scheduled_start, "scheduled reset")
+    board = _definition(row)
+    current = current_board_period(board, now)
+    if period_start is not None:
+        if period_start < board.period_start:
+            return ResetOutcome(
+                board.id, [], board.period_start, f"period {period_start.isoformat()} is archived"
+            )
+        if period_start > current.start:
+            raise UnknownPeriod(
+                f"period {period_start.isoformat()} has not started; the current period of"
+                f" {board.id!r} starts {current.start.isoformat()}"
+            )
+        if period_start < current.start:  # an overdue scheduled period
+            archived = _archive_until(conn, board, current.start, now)
+            return ResetOutcome(board.id, archived, current.start, "scheduled reset")
+        archived = _archive_until(conn, board, now, now)
+        return ResetOutcome(board.id, archived, now, "forced reset")
+    if current.start > board.period_start:
+        archived = _archive_until(conn, board, current.start, now)
+        return ResetOutcome(board.id, archived, current.start, "scheduled reset")
     has_records = conn.execute(
         text(
             "SELECT 1 FROM leaderboard_records WHERE leaderboard_id = :id"
-            " AND period_start >= :start LIMIT 1"
+            " AND period_start = :start LIMIT 1"
         ),
-        {"id": board.id, "start": board.period_start},
+        {"id": board.id, "start": current.start},
     ).first()
     if not has_records:
         return ResetOutcome(
@@ -690,6 +709,11 @@ def _decode_cursor(cursor: str, leaderboard_id: str) -> _CursorBody:
     return body
 
 
+def current_board_period(board: LeaderboardDefinition, now: datetime | None = None) -> Period:
+    """The period open at ``now``: a due scheduled reset shows at once, before any write."""
+    return current_period(board.reset_schedule, board.period_start, now or datetime.now(UTC))
+
+
 def resolve_period(
     conn: Connection,
     board: LeaderboardDefinition,
@@ -698,7 +722,7 @@ def resolve_period(
 ) -> Period:
     """The period asked for: the current one when ``period_start`` is None."""
     if period_start is None:
-        return current_period(board.reset_schedule, board.period_start, now or datetime.now(UTC))
+        return current_board_period(board, now)
     row = conn.execute(
         text(
             "SELECT period_start, period_end FROM leaderboard_periods"

@@ -1,0 +1,355 @@
+"""``/v1/leaderboards``: definitions, standings with cursors, a player's rank and neighbours,
+past periods, on-demand reset.
+
+Reading standings is public. Creating and resetting a leaderboard needs the ``X-Api-Key``
+of the game it belongs to (the game server's key).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Path, Query
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from api.deps import EngineDep
+from api.routes.events import GameDep
+from core.events import GAME_ID_PATTERN, PLAYER_ID_PATTERN
+from core.leaderboards import store
+from core.leaderboards.rules import (
+    LEADERBOARD_ID_PATTERN,
+    InvalidSchedule,
+    Operator,
+    SortOrder,
+)
+
+router = APIRouter(prefix="/v1/leaderboards", tags=["leaderboards"])
+
+MAX_PAGE = 1000
+MAX_AROUND = 100
+
+
+class ErrorBody(BaseModel):
+    detail: str
+
+
+class LeaderboardCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(
+        pattern=LEADERBOARD_ID_PATTERN,
+        description="Slug: a-z, 0-9, _ . - (1-64 characters)",
+        examples=["tri-weekly"],
+    )
+    game_id: str = Field(pattern=GAME_ID_PATTERN, description="The game it ranks", examples=["tri"])
+    sort_order: SortOrder = Field(
+        default=SortOrder.desc, description="desc: higher is better; asc: lower is better"
+    )
+    operator: Operator = Field(
+        default=Operator.best,
+        description="best: keep the best; set: replace; incr: add; decr: subtract (floor 0)",
+    )
+    reset_schedule: str | None = Field(
+        default=None,
+        max_length=128,
+        description="5-field cron in UTC (e.g. '0 0 * * 1' weekly); null: never resets",
+        examples=["0 0 * * 1"],
+    )
+    metadata: dict[str, Any] = Field(default_factory=dict, description="Free JSON for clients")
+
+
+class PeriodPublic(BaseModel):
+    start: datetime
+    end: datetime | None = Field(description="Scheduled or actual end; null: no end")
+
+
+class LeaderboardPublic(BaseModel):
+    id: str
+    game_id: str
+    sort_order: SortOrder
+    operator: Operator
+    reset_schedule: str | None
+    metadata: dict[str, Any]
+    created_at: datetime
+    current_period: PeriodPublic
+
+
+class RecordPublic(BaseModel):
+    rank: int = Field(description="1 is best; ties go to the score reached first")
+    owner_id: str
+    score: int
+    num_score: int = Field(description="Submissions counted")
+    reached_at: datetime = Field(description="When this score was first reached")
+    updated_at: datetime
+
+
+class StandingsPublic(BaseModel):
+    leaderboard_id: str
+    period: PeriodPublic
+    records: list[RecordPublic]
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null: end")
+
+
+class PeriodSummaryPublic(BaseModel):
+    start: datetime
+    end: datetime | None
+    archived_at: datetime | None = Field(description="null while the period is open")
+    records: int
+
+
+class ResetRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    period_start: AwareDatetime | None = Field(
+        default=None,
+        description="The period to archive; when it is already archived nothing happens",
+    )
+
+
+class ResetPublic(BaseModel):
+    leaderboard_id: str
+    archived: list[datetime] = Field(description="Starts of the periods archived; empty: no-op")
+    current_period_start: datetime
+    reason: str
+
+
+LeaderboardId = Annotated[
+    str, Path(pattern=LEADERBOARD_ID_PATTERN, description="Leaderboard id (slug)")
+]
+OwnerId = Annotated[str, Path(pattern=PLAYER_ID_PATTERN, description="Player id")]
+PeriodStart = Annotated[
+    AwareDatetime | None,
+    Query(description="Start of a past period (see /periods); default: the current period"),
+]
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "No such leaderboard, period or record"}
+}
+_AUTH: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "X-Api-Key header missing"},
+    403: {"model": ErrorBody, "description": "X-Api-Key is not the key of this game"},
+}
+
+
+def _public(board: store.LeaderboardDefinition) -> LeaderboardPublic:
+    period = store.current_board_period(board)
+    return LeaderboardPublic(
+        id=board.id,
+        game_id=board.game_id,
+        sort_order=board.sort_order,
+        operator=board.operator,
+        reset_schedule=board.reset_schedule,
+        metadata=board.metadata,
+        created_at=board.created_at,
+        current_period=PeriodPublic(start=period.start, end=period.end),
+    )
+
+
+def _record(record: store.RankedRecord) -> RecordPublic:
+    return RecordPublic(
+        rank=record.rank,
+        owner_id=record.owner_id,
+        score=record.score,
+        num_score=record.num_score,
+        reached_at=record.reached_at,
+        updated_at=record.updated_at,
+    )
+
+
+def _not_found(exc: LookupError) -> HTTPException:
+    return HTTPException(404, str(exc.args[0]) if exc.args else "not found")
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=LeaderboardPublic,
+    summary="Create a leaderboard (game server key)",
+    responses={**_AUTH, 409: {"model": ErrorBody, "description": "The id is taken"}},
+)
+def create_leaderboard(
+    body: LeaderboardCreate, engine: EngineDep, game_id: GameDep
+) -> LeaderboardPublic:
+    if body.game_id != game_id:
+        raise HTTPException(403, f"X-Api-Key is the key of game {game_id!r}, not {body.game_id!r}")
+    try:
+        with engine.begin() as conn:
+            board = store.create_leaderboard(
+                conn,
+                leaderboard_id=body.id,
+                game_id=body.game_id,
+                sort_order=body.sort_order,
+                operator=body.operator,
+                reset_schedule=body.reset_schedule,
+                metadata=body.metadata,
+            )
+    except store.LeaderboardExists as exc:
+        raise HTTPException(409, str(exc)) from None
+    except (InvalidSchedule, store.LeaderboardError) as exc:
+        raise HTTPException(422, str(exc)) from None
+    return _public(board)
+
+
+@router.get("", response_model=list[LeaderboardPublic], summary="List leaderboards")
+def list_leaderboards(
+    engine: EngineDep,
+    game_id: Annotated[
+        str | None, Query(pattern=GAME_ID_PATTERN, description="Only this game's")
+    ] = None,
+) -> list[LeaderboardPublic]:
+    with engine.connect() as conn:
+        return [_public(board) for board in store.list_leaderboards(conn, game_id)]
+
+
+@router.get(
+    "/{leaderboard_id}",
+    response_model=LeaderboardPublic,
+    summary="One leaderboard's definition and current period",
+    responses=_NOT_FOUND,
+)
+def get_leaderboard(leaderboard_id: LeaderboardId, engine: EngineDep) -> LeaderboardPublic:
+    try:
+        with engine.connect() as conn:
+            return _public(store.get_leaderboard(conn, leaderboard_id))
+    except store.UnknownLeaderboard as exc:
+        raise _not_found(exc) from None
+
+
+@router.get(
+    "/{leaderboard_id}/records",
+    response_model=StandingsPublic,
+    summary="Standings, best first, a page at a time",
+    responses={
+        **_NOT_FOUND,
+        400: {"model": ErrorBody, "description": "The cursor is not one this API returned"},
+    },
+)
+def standings(
+    leaderboard_id: LeaderboardId,
+    engine: EngineDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Records per page")] = 100,
+    cursor: Annotated[
+        str | None, Query(max_length=2048, description="next_cursor of the previous page")
+    ] = None,
+    period_start: PeriodStart = None,
+) -> StandingsPublic:
+    try:
+        with engine.connect() as conn:
+            page = store.top(
+                conn, leaderboard_id, limit=limit, cursor=cursor, period_start=period_start
+            )
+    except (store.UnknownLeaderboard, store.UnknownPeriod) as exc:
+        raise _not_found(exc) from None
+    except store.InvalidCursor as exc:
+        raise HTTPException(400, str(exc)) from None
+    return StandingsPublic(
+        leaderboard_id=page.leaderboard_id,
+        period=PeriodPublic(start=page.period.start, end=page.period.end),
+        records=[_record(r) for r in page.records],
+        next_cursor=page.next_cursor,
+    )
+
+
+@router.get(
+    "/{leaderboard_id}/records/{owner_id}",
+    response_model=RecordPublic,
+    summary="A player's record and rank",
+    responses=_NOT_FOUND,
+)
+def player_rank(
+    leaderboard_id: LeaderboardId,
+    owner_id: OwnerId,
+    engine: EngineDep,
+    period_start: PeriodStart = None,
+) -> RecordPublic:
+    try:
+        with engine.connect() as conn:
+            record = store.rank_of(conn, leaderboard_id, owner_id, period_start=period_start)
+    except (store.UnknownLeaderboard, store.UnknownPeriod) as exc:
+        raise _not_found(exc) from None
+    if record is None:
+        raise HTTPException(404, f"{owner_id!r} has no record in this period of {leaderboard_id!r}")
+    return _record(record)
+
+
+@router.get(
+    "/{leaderboard_id}/records/{owner_id}/around",
+    response_model=list[RecordPublic],
+    summary="A player and the players ranked just above and below",
+    responses=_NOT_FOUND,
+)
+def around_player(
+    leaderboard_id: LeaderboardId,
+    owner_id: OwnerId,
+    engine: EngineDep,
+    limit: Annotated[
+        int, Query(ge=0, le=MAX_AROUND, description="Records on each side of the player")
+    ] = 10,
+    period_start: PeriodStart = None,
+) -> list[RecordPublic]:
+    try:
+        with engine.connect() as conn:
+            records = store.around(
+                conn, leaderboard_id, owner_id, limit=limit, period_start=period_start
+            )
+    except (store.UnknownLeaderboard, store.UnknownPeriod) as exc:
+        raise _not_found(exc) from None
+    if not records:
+        raise HTTPException(404, f"{owner_id!r} has no record in this period of {leaderboard_id!r}")
+    return [_record(r) for r in records]
+
+
+@router.get(
+    "/{leaderboard_id}/periods",
+    response_model=list[PeriodSummaryPublic],
+    summary="Every period, newest first; archived ones stay queryable",
+    responses=_NOT_FOUND,
+)
+def periods(leaderboard_id: LeaderboardId, engine: EngineDep) -> list[PeriodSummaryPublic]:
+    try:
+        with engine.connect() as conn:
+            summaries = store.list_periods(conn, leaderboard_id)
+    except store.UnknownLeaderboard as exc:
+        raise _not_found(exc) from None
+    return [
+        PeriodSummaryPublic(start=p.start, end=p.end, archived_at=p.archived_at, records=p.records)
+        for p in summaries
+    ]
+
+
+@router.post(
+    "/{leaderboard_id}/reset",
+    response_model=ResetPublic,
+    summary="Archive the current period and start the next (idempotent)",
+    responses={
+        **_AUTH,
+        **_NOT_FOUND,
+        422: {"model": ErrorBody, "description": "period_start has not started"},
+    },
+)
+def reset(
+    leaderboard_id: LeaderboardId,
+    engine: EngineDep,
+    game_id: GameDep,
+    body: ResetRequest | None = None,
+) -> ResetPublic:
+    try:
+        with engine.begin() as conn:
+            board = store.get_leaderboard(conn, leaderboard_id)
+            if board.game_id != game_id:
+                raise HTTPException(
+                    403, f"leaderboard {leaderboard_id!r} belongs to game {board.game_id!r}"
+                )
+            outcome = store.reset_leaderboard(
+                conn, leaderboard_id, period_start=body.period_start if body else None
+            )
+    except store.UnknownLeaderboard as exc:
+        raise _not_found(exc) from None
+    except store.UnknownPeriod as exc:
+        raise HTTPException(422, str(exc.args[0])) from None
+    return ResetPublic(
+        leaderboard_id=outcome.leaderboard_id,
+        archived=outcome.archived,
+        current_period_start=outcome.current_start,
+        reason=outcome.reason,
+    )

@@ -1,0 +1,177 @@
+"""``stride leaderboards``: create and list leaderboards, show standings, reset a period."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from core.db import get_engine
+from core.leaderboards import store
+from core.leaderboards.rules import InvalidSchedule, Operator, SortOrder
+
+leaderboards_app = typer.Typer(
+    help="Leaderboards: definitions, standings, period resets.", no_args_is_help=True
+)
+console = Console()
+err = Console(stderr=True)
+
+
+def _fail(message: str) -> None:
+    err.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(1)
+
+
+def _aware(value: datetime | None, option: str) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        _fail(f"{option} needs a time zone, e.g. 2026-11-16T00:00:00+00:00")
+    return value
+
+
+@leaderboards_app.command("create")
+def create(
+    leaderboard_id: Annotated[str, typer.Argument(help="Id: a-z, 0-9, _ . - (1-64 chars).")],
+    game: Annotated[str, typer.Option("--game", help="Game id it ranks (stride games list).")],
+    sort_order: Annotated[
+        SortOrder, typer.Option("--sort", help="desc: higher is better; asc: lower is better.")
+    ] = SortOrder.desc,
+    operator: Annotated[
+        Operator, typer.Option("--operator", help="best, set, incr or decr (floor 0).")
+    ] = Operator.best,
+    reset: Annotated[
+        str | None,
+        typer.Option("--reset", help="Cron reset schedule in UTC, e.g. '0 0 * * 1' (weekly)."),
+    ] = None,
+    metadata: Annotated[str, typer.Option("--metadata", help="JSON object.")] = "{}",
+) -> None:
+    """Create a leaderboard for a game."""
+    try:
+        meta = json.loads(metadata)
+    except ValueError as exc:
+        _fail(f"--metadata is not JSON: {exc}")
+    if not isinstance(meta, dict):
+        _fail("--metadata must be a JSON object, e.g. '{\"season\": 3}'")
+    try:
+        with get_engine().begin() as conn:
+            board = store.create_leaderboard(
+                conn,
+                leaderboard_id=leaderboard_id,
+                game_id=game,
+                sort_order=sort_order,
+                operator=operator,
+                reset_schedule=reset,
+                metadata=meta,
+            )
+    except (store.LeaderboardError, InvalidSchedule) as exc:
+        _fail(str(exc))
+    period = store.current_board_period(board)
+    console.print(
+        f"leaderboard [bold]{board.id}[/] created for game {board.game_id} "
+        f"({board.sort_order}, {board.operator}, "
+        f"{board.reset_schedule or 'never resets'}); period starts {period.start:%Y-%m-%d %H:%M}"
+    )
+
+
+@leaderboards_app.command("list")
+def list_(
+    game: Annotated[str | None, typer.Option("--game", help="Only this game's.")] = None,
+) -> None:
+    """List leaderboards with their current period."""
+    table = Table(title="leaderboards")
+    for column in ("id", "game", "order", "operator", "reset", "current period"):
+        table.add_column(column)
+    with get_engine().connect() as conn:
+        for board in store.list_leaderboards(conn, game):
+            period = store.current_board_period(board)
+            table.add_row(
+                board.id,
+                board.game_id,
+                board.sort_order,
+                board.operator,
+                board.reset_schedule or "-",
+                f"{period.start:%Y-%m-%d %H:%M} -> "
+                + (f"{period.end:%Y-%m-%d %H:%M}" if period.end else "..."),
+            )
+    console.print(table)
+
+
+@leaderboards_app.command("top")
+def top(
+    leaderboard_id: Annotated[str, typer.Argument(help="Leaderboard id.")],
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1000)] = 10,
+    period: Annotated[
+        datetime | None,
+        typer.Option("--period", help="Start of a past period (see `periods`); default: current."),
+    ] = None,
+) -> None:
+    """Print the best records of the current (or a past) period."""
+    try:
+        with get_engine().connect() as conn:
+            page = store.top(
+                conn, leaderboard_id, limit=limit, period_start=_aware(period, "--period")
+            )
+    except (store.UnknownLeaderboard, store.UnknownPeriod) as exc:
+        _fail(str(exc.args[0]))
+    end = f"{page.period.end:%Y-%m-%d %H:%M}" if page.period.end else "..."
+    table = Table(title=f"{leaderboard_id}: {page.period.start:%Y-%m-%d %H:%M} -> {end}")
+    for column in ("rank", "player", "score", "submissions", "reached at"):
+        table.add_column(column, justify="right" if column != "player" else "left")
+    for r in page.records:
+        table.add_row(
+            str(r.rank), r.owner_id, str(r.score), str(r.num_score), f"{r.reached_at:%H:%M:%S}"
+        )
+    console.print(table)
+
+
+@leaderboards_app.command("periods")
+def periods(leaderboard_id: Annotated[str, typer.Argument(help="Leaderboard id.")]) -> None:
+    """List every period of a leaderboard, newest first."""
+    try:
+        with get_engine().connect() as conn:
+            summaries = store.list_periods(conn, leaderboard_id)
+    except store.UnknownLeaderboard as exc:
+        _fail(str(exc.args[0]))
+    table = Table(title=f"{leaderboard_id}: periods")
+    for column in ("start", "end", "archived at", "records"):
+        table.add_column(column)
+    for p in summaries:
+        table.add_row(
+            p.start.isoformat(),
+            p.end.isoformat() if p.end else "-",
+            p.archived_at.isoformat(timespec="seconds") if p.archived_at else "open",
+            str(p.records),
+        )
+    console.print(table)
+
+
+@leaderboards_app.command("reset")
+def reset(
+    leaderboard_id: Annotated[str, typer.Argument(help="Leaderboard id.")],
+    period: Annotated[
+        datetime | None,
+        typer.Option(
+            "--period",
+            help="Start of the period to archive; nothing happens if it is already archived.",
+        ),
+    ] = None,
+) -> None:
+    """Archive the current period and start the next. Running it again does nothing."""
+    try:
+        with get_engine().begin() as conn:
+            outcome = store.reset_leaderboard(
+                conn, leaderboard_id, period_start=_aware(period, "--period")
+            )
+    except (store.UnknownLeaderboard, store.UnknownPeriod) as exc:
+        _fail(str(exc.args[0]))
+    if not outcome.archived:
+        console.print(f"nothing to do: {outcome.reason}")
+        return
+    archived = ", ".join(f"{start:%Y-%m-%d %H:%M:%S}" for start in outcome.archived)
+    console.print(
+        f"{outcome.reason}: archived the period from {archived}; "
+        f"the current period starts {outcome.current_start:%Y-%m-%d %H:%M:%S}"
+    )
