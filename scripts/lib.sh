@@ -38,7 +38,8 @@ install_python() {
   local py; py=$(command -v python3.11 || command -v python3)
   if [ ! -x .venv/bin/python ]; then note "creating .venv with $py"; "$py" -m venv .venv; fi
   note "installing locked Python dependencies (requirements.lock)"
-  .venv/bin/python -m pip install -q --upgrade pip
+  # pip older than 24 mishandles extras of hashed requirements (gql[requests]).
+  .venv/bin/python -m pip install -q "pip>=25"
   .venv/bin/python -m pip install -q --require-hashes -r requirements.lock
   .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
   note "$(.venv/bin/python --version), stride CLI at .venv/bin/stride"
