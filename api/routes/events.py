@@ -1,0 +1,230 @@
+"""``POST /v1/events`` and ``POST /v1/events/batch``: game servers send events to Kafka.
+
+Each request is authenticated by its game's ``X-Api-Key``. Valid events are stamped with
+the game and the receive time and produced to ``game.events.v1`` keyed by player; the 202
+answer counts them only after the broker acknowledged every one (acks=all). Invalid events
+of a batch are listed by index with the reason; the valid ones are still accepted.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Request
+from pydantic import BaseModel, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from api.kafka import EventProducer, KafkaUnavailable, event_producer
+from core.config import get_settings
+from core.db import get_engine
+from core.events import (
+    MAX_BATCH_BYTES,
+    MAX_BATCH_EVENTS,
+    GameEvent,
+    IncomingGameEvent,
+    describe_error,
+)
+from core.game_keys import KeyAuthenticator
+from core.topics import GAME_EVENTS
+
+router = APIRouter(prefix="/v1", tags=["events"])
+
+MAX_EVENT_BYTES = 64 * 1024
+RETRY_AFTER_S = 5
+
+
+class RejectedEvent(BaseModel):
+    index: int = Field(description="Position of the event in the posted list (0-based)")
+    event_id: str | None = Field(description="Its event_id when one could be read")
+    reason: str = Field(description="What was wrong, field by field")
+
+
+class IngestResult(BaseModel):
+    accepted: int = Field(description="Events written to Kafka (acks=all)")
+    rejected: list[RejectedEvent] = Field(description="Events not accepted, with reasons")
+
+
+class ErrorBody(BaseModel):
+    detail: str
+
+
+def _authenticator(request: Request) -> KeyAuthenticator:
+    state = request.app.state
+    auth = getattr(state, "game_key_authenticator", None)
+    if auth is None:
+        auth = state.game_key_authenticator = KeyAuthenticator(
+            get_engine(), get_settings().game_key_cache_ttl_s
+        )
+    return auth
+
+
+async def authenticated_game(
+    request: Request,
+    x_api_key: Annotated[
+        str | None, Header(description="The game's API key (`stride games create`)")
+    ] = None,
+) -> str:
+    """The game id of the request's API key: 401 when missing, 403 when not valid."""
+    if not x_api_key:
+        raise HTTPException(
+            401,
+            "missing X-Api-Key header: send the game's API key (create one with "
+            "`stride games create NAME`)",
+            headers={"WWW-Authenticate": "ApiKey"},
+        )
+    game_id = await run_in_threadpool(_authenticator(request).game_for, x_api_key)
+    if game_id is None:
+        raise HTTPException(403, "X-Api-Key is not the key of any active game")
+    return game_id
+
+
+GameDep = Annotated[str, Depends(authenticated_game)]
+ProducerDep = Annotated[EventProducer, Depends(event_producer)]
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "X-Api-Key header missing"},
+    403: {"model": ErrorBody, "description": "X-Api-Key not valid"},
+    413: {"model": ErrorBody, "description": "Body or event count over the limit"},
+    422: {"model": ErrorBody, "description": "Body is not the documented JSON"},
+    503: {
+        "model": ErrorBody,
+        "description": "Kafka unreachable: nothing accepted; retry after Retry-After seconds",
+    },
+}
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    too_large = HTTPException(413, f"body larger than {limit} bytes; split it into smaller batches")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise too_large
+    return bytes(body)
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise HTTPException(422, f"body is not valid JSON: {exc}") from None
+
+
+def _stamp(item: Any, game_id: str, received_at: datetime) -> GameEvent:
+    """Validate one posted event; raises ValueError with a field-by-field reason."""
+    try:
+        return IncomingGameEvent.model_validate(item).stamp(game_id, received_at)
+    except ValidationError as exc:
+        raise ValueError(describe_error(exc)) from None
+
+
+async def _produce(producer: EventProducer, events: list[GameEvent]) -> None:
+    records = [(e.player_id.encode(), e.model_dump_json().encode()) for e in events]
+    try:
+        await producer.produce(GAME_EVENTS, records)
+    except KafkaUnavailable as exc:
+        raise HTTPException(
+            503,
+            f"{exc}. Nothing from this request was accepted: retry it unchanged "
+            "(event ids make retries safe).",
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        ) from exc
+
+
+def _inlined_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON schema with ``$defs`` references inlined (valid inside OpenAPI)."""
+    schema = model.model_json_schema(mode="validation")
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return inline(defs[ref.removeprefix("#/$defs/")])
+            return {k: inline(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [inline(v) for v in node]
+        return node
+
+    return inline(schema)
+
+
+def _body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+@router.post(
+    "/events",
+    status_code=202,
+    response_model=IngestResult,
+    summary="Send one game event",
+    responses=_ERRORS,
+    openapi_extra=_body(_inlined_schema(IncomingGameEvent)),
+)
+async def post_event(request: Request, game_id: GameDep, producer: ProducerDep) -> IngestResult:
+    received_at = datetime.now(UTC)
+    item = _json(await _read_body(request, MAX_EVENT_BYTES))
+    try:
+        event = _stamp(item, game_id, received_at)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
+    await _produce(producer, [event])
+    return IngestResult(accepted=1, rejected=[])
+
+
+_BATCH_SCHEMA = {
+    "type": "object",
+    "required": ["events"],
+    "properties": {
+        "events": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": MAX_BATCH_EVENTS,
+            "items": _inlined_schema(IncomingGameEvent),
+        }
+    },
+}
+
+
+@router.post(
+    "/events/batch",
+    status_code=202,
+    response_model=IngestResult,
+    summary=f"Send up to {MAX_BATCH_EVENTS} game events ({MAX_BATCH_BYTES} bytes)",
+    description="Valid events are accepted even when others are not; each rejected event is "
+    "listed with its index and the reason. Retrying with the same event ids never counts twice.",
+    responses=_ERRORS,
+    openapi_extra=_body(_BATCH_SCHEMA),
+)
+async def post_events(request: Request, game_id: GameDep, producer: ProducerDep) -> IngestResult:
+    received_at = datetime.now(UTC)
+    body = _json(await _read_body(request, MAX_BATCH_BYTES))
+    items = body.get("events") if isinstance(body, dict) else None
+    if not isinstance(items, list) or not items:
+        raise HTTPException(422, 'body must be {"events": [...]} with at least one event')
+    if len(items) > MAX_BATCH_EVENTS:
+        raise HTTPException(
+            413, f"{len(items)} events in one batch; the limit is {MAX_BATCH_EVENTS}"
+        )
+    accepted: list[GameEvent] = []
+    rejected: list[RejectedEvent] = []
+    for index, item in enumerate(items):
+        try:
+            accepted.append(_stamp(item, game_id, received_at))
+        except ValueError as exc:
+            event_id = item.get("event_id") if isinstance(item, dict) else None
+            rejected.append(
+                RejectedEvent(
+                    index=index,
+                    event_id=event_id if isinstance(event_id, str) else None,
+                    reason=str(exc),
+                )
+            )
+    if accepted:
+        await _produce(producer, accepted)
+    return IngestResult(accepted=len(accepted), rejected=rejected)

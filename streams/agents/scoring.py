@@ -1,0 +1,160 @@
+"""The scoring agent: game.events.v1 -> PostgreSQL (totals, leaderboards, reward commands).
+
+Per batch (``stream.take_events(n, within=s)``): invalid messages go to the DLQ with the
+reason and the original bytes; valid ones are written in ONE transaction by
+:func:`core.event_store.apply_batch`; reward commands are published after the commit.
+
+Offsets: Faust commits an offset only once every stream holding the message acked it.
+``take_events`` acks a batch when the agent asks for the next one, and it would also do
+so if the agent died with an exception. So the agent takes one extra reference on every
+message first and drops it only after the DB commit and the publishes succeeded: a batch
+that failed is never acked, so its offsets are never committed and it is read again
+after a restart. A crash between commit and ack replays the batch, which the dedupe
+ledger turns into a no-op (pending reward commands are re-published with the same id).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from aiokafka.errors import KafkaError
+from faust import EventT, StreamT
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
+
+from core.db import engine_for
+from core.event_store import BatchOutcome, ConsumedEvent, apply_batch
+from core.events import DeadLetter, parse_game_event
+from core.rewards import RewardCommand, rules_from_settings
+from streams.app import app, dead_letters_topic, game_events_topic, reward_commands_topic, settings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+RETRY_MAX_DELAY_S = 10.0
+
+
+def _leaderboard_hook() -> Callable[[Connection, list[ConsumedEvent]], None] | None:
+    """Leaderboards apply scores in our transaction, when that module is installed."""
+    try:
+        from core.leaderboards.rules import ScoreSubmission
+        from core.leaderboards.store import submit_scores
+    except ImportError:
+        log.warning("core.leaderboards.store not available: scores update totals only")
+        return None
+
+    def on_scores(conn: Connection, events: list[ConsumedEvent]) -> None:
+        submit_scores(
+            conn,
+            [
+                ScoreSubmission(
+                    game_id=c.event.game_id,
+                    owner_id=c.event.player_id,
+                    score=c.event.score,
+                    event_id=c.event.event_id,
+                    occurred_at=c.occurred_at,
+                )
+                for c in events
+            ],
+        )
+
+    return on_scores
+
+
+engine = engine_for(settings.db_url)
+rules = rules_from_settings(settings)
+on_scores = _leaderboard_hook()
+
+
+def split(events: Sequence[EventT]) -> tuple[list[ConsumedEvent], list[tuple[bytes | None, bytes]]]:
+    """Valid events, and a dead-letter record (original key, DeadLetter JSON) per invalid one."""
+    valid: list[ConsumedEvent] = []
+    dead: list[tuple[bytes | None, bytes]] = []
+    now = datetime.now(UTC)
+    for event in events:
+        message = event.message
+        try:
+            game_event = parse_game_event(message.value)
+        except ValueError as exc:
+            letter = DeadLetter.of(
+                str(exc),
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+                key=message.key,
+                value=message.value,
+                failed_at=now,
+            )
+            dead.append((message.key, letter.model_dump_json().encode()))
+            continue
+        record_time = datetime.fromtimestamp(message.timestamp, UTC) if message.timestamp else now
+        valid.append(ConsumedEvent(game_event, message.partition, message.offset, record_time))
+    return valid, dead
+
+
+async def _until_done(what: str, step: Callable[[], Awaitable[T]]) -> T:
+    """Retry a step with backoff: a down database or broker stalls the stream, never skips."""
+    delay = 0.2
+    while True:
+        try:
+            return await step()
+        except (DBAPIError, OSError, KafkaError) as exc:
+            log.warning("%s failed (%s); retrying in %.1fs", what, exc, delay)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, RETRY_MAX_DELAY_S)
+
+
+async def _send_all(topic: Any, records: list[tuple[bytes | None, bytes]]) -> None:
+    """Send and wait until the broker acknowledged every record."""
+    pending = [await topic.send(key=key, value=value) for key, value in records]
+    await asyncio.gather(*pending)
+
+
+async def process(events: Sequence[EventT]) -> BatchOutcome:
+    valid, dead = split(events)
+    if dead:
+        letters = [
+            (d.original_key_b64 and d.original_key_b64.encode(), d.model_dump_json().encode())
+            for d in dead
+        ]
+        await _until_done("dead-lettering", lambda: _send_all(dead_letters_topic, letters))
+        log.warning(
+            "sent %d invalid messages to %s", len(dead), dead_letters_topic.get_topic_name()
+        )
+    outcome = await _until_done(
+        "writing the batch to PostgreSQL",
+        lambda: asyncio.to_thread(apply_batch, engine, valid, rules, on_scores),
+    )
+    commands = [_command_record(c) for c in outcome.commands_to_publish]
+    if commands:
+        await _until_done(
+            "publishing reward commands", lambda: _send_all(reward_commands_topic, commands)
+        )
+    return outcome
+
+
+def _command_record(command: RewardCommand) -> tuple[bytes, bytes]:
+    return command.player_id.encode(), command.model_dump_json().encode()
+
+
+@app.agent(game_events_topic)
+async def score_events(stream: StreamT) -> None:
+    async for events in stream.take_events(
+        settings.streams_batch_size, within=settings.streams_batch_within_s
+    ):
+        for event in events:
+            event.message.incref()  # held until this batch is durable (see module docstring)
+        outcome = await process(events)
+        for event in events:
+            await stream.ack(event)
+        log.info(
+            "batch of %d: %d applied, %d duplicates, %d reward commands",
+            len(events),
+            outcome.applied,
+            outcome.duplicates,
+            len(outcome.commands_to_publish),
+        )

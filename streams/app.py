@@ -1,0 +1,75 @@
+"""The Faust app of Stride: one app object, its topics, the worker's readiness heartbeat.
+
+Tuned for Tansu (see ENVIRONMENT.md): short session/heartbeat/rebalance timeouts, offsets
+from ``earliest``, no Faust tables (PostgreSQL is the source of truth), web server off.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import faust
+
+from core.config import Settings, get_settings
+from core.topics import GAME_EVENTS, GAME_EVENTS_DLQ, REWARD_COMMANDS
+from streams.heartbeat import heartbeat_path
+
+
+def build_app(settings: Settings) -> faust.App:
+    brokers = ";".join(f"kafka://{b.strip()}" for b in settings.kafka_bootstrap.split(","))
+    return faust.App(
+        settings.streams_app_id,
+        broker=brokers,
+        autodiscover=False,
+        datadir=str(settings.state_dir / "streams"),
+        web_enabled=False,
+        web_host="127.0.0.1",
+        broker_session_timeout=6,
+        broker_heartbeat_interval=1,
+        broker_rebalance_timeout=10,
+        broker_commit_interval=1.0,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        topic_partitions=settings.kafka_topic_partitions,
+        topic_replication_factor=settings.kafka_replication_factor,
+        stream_buffer_maxsize=max(4096, 2 * settings.streams_batch_size),
+    )
+
+
+settings = get_settings()
+app = build_app(settings)
+
+raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+game_events_topic = app.topic(GAME_EVENTS, partitions=settings.kafka_topic_partitions, **raw)
+dead_letters_topic = app.topic(GAME_EVENTS_DLQ, partitions=settings.kafka_topic_partitions, **raw)
+reward_commands_topic = app.topic(
+    REWARD_COMMANDS, partitions=settings.kafka_topic_partitions, **raw
+)
+
+_assigned: set[str] = set()
+
+
+@app.on_partitions_assigned.connect
+async def _remember_assignment(_app: faust.App, assigned: set, **_kwargs: object) -> None:
+    _assigned.clear()
+    _assigned.update(f"{tp.topic}:{tp.partition}" for tp in assigned)
+    _write_heartbeat()
+
+
+@app.timer(interval=1.0)
+async def _heartbeat() -> None:
+    _write_heartbeat()
+
+
+def _write_heartbeat() -> None:
+    """Readiness for the supervisor: this pid, now, and the partitions this worker owns."""
+    path = heartbeat_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    game_partitions = sorted(p for p in _assigned if p.startswith(GAME_EVENTS + ":"))
+    tmp.write_text(
+        json.dumps({"pid": os.getpid(), "at": time.time(), "partitions": game_partitions})
+    )
+    tmp.replace(path)
