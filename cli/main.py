@@ -17,6 +17,7 @@ from cli.games_cmd import games_app
 from cli.leaderboards_cmd import leaderboards_app
 from cli.services import SERVICES
 from cli.stack import Stack, StackError, tail
+from cli.users_cmd import users_app
 from core.config import get_settings
 
 app = typer.Typer(
@@ -29,6 +30,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(admin_app, name="admin")
 app.add_typer(games_app, name="games")
 app.add_typer(leaderboards_app, name="leaderboards")
+app.add_typer(users_app, name="users")
 
 console = Console()
 err = Console(stderr=True)

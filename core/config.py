@@ -68,6 +68,23 @@ class Settings(BaseSettings):
     query_statement_timeout_ms: int = 5000
     query_row_limit: int = 1000
 
+    # Lakehouse: wearable ingest, Delta lake, Spark Connect, Dagster, warehouse
+    lake_dir: Path | None = Field(default=None, description="local lake; default state_dir/lake")
+    lake_uri: str | None = Field(default=None, description="s3://bucket/prefix in production")
+    spark_host: str = "127.0.0.1"
+    spark_port: int = 50051
+    spark_remote: str | None = Field(default=None, description="sc://host:port in production")
+    dagster_port: int = 3000
+    warehouse_kind: Literal["postgres", "redshift"] = "postgres"
+    redshift_iam_role: str | None = None
+    warehouse_pseudonym_key: SecretStr | None = None
+    app_token_cache_ttl_s: float = Field(default=30.0, ge=0, description="app token lookups")
+    wearable_max_upload_bytes: int = Field(default=1 << 30, ge=1, description="Apple Health/audio")
+    wearable_max_json_bytes: int = Field(default=20 << 20, ge=1, description="Fitbit/Oura bodies")
+    wearable_produce_chunk: int = Field(default=5000, ge=1, description="samples per produce call")
+    lake_sink_batch_size: int = Field(default=5000, ge=1)
+    lake_sink_batch_within_s: float = Field(default=2.0, gt=0)
+
     # ---- derived values -------------------------------------------------------------
     @property
     def is_local(self) -> bool:
@@ -126,6 +143,26 @@ class Settings(BaseSettings):
         if not self.is_local:
             raise RuntimeError("STRIDE_SECRET_KEY must be set outside the local stack")
         return self.local_secret("session_secret")
+
+    @property
+    def lake_root(self) -> str:
+        """Root of the Delta lake: a local folder or an ``s3://`` URI."""
+        if self.lake_uri:
+            return self.lake_uri.rstrip("/")
+        return str(self.lake_dir or self.state_dir / "lake")
+
+    @property
+    def spark_url(self) -> str:
+        return self.spark_remote or f"sc://{self.spark_host}:{self.spark_port}"
+
+    @property
+    def pseudonym_key(self) -> str:
+        """Key of the HMAC that pseudonymizes user ids in the warehouse."""
+        if self.warehouse_pseudonym_key:
+            return self.warehouse_pseudonym_key.get_secret_value()
+        if not self.is_local:
+            raise RuntimeError("STRIDE_WAREHOUSE_PSEUDONYM_KEY must be set outside the local stack")
+        return self.local_secret("warehouse_pseudonym_key")
 
     @property
     def kafka_port(self) -> int:

@@ -91,3 +91,4 @@ class AdminAuditLog(Base):
 
 import core.leaderboards.models  # noqa: E402  (registers tables)
 import core.models_events  # noqa: E402,F401  (registers tables)
+import core.wearables.models  # noqa: E402  (registers tables)
