@@ -17,10 +17,13 @@ from typing import Any, ClassVar
 from sqladmin import ModelView
 from sqladmin.authorization import Action
 from sqladmin.filters import BooleanFilter, OperationColumnFilter, StaticValuesFilter
+from sqladmin.forms import ModelConverter, converts
 from sqlalchemy import JSON, Boolean, DateTime, Enum, Numeric, String, Text, Uuid, inspect
 from sqlalchemy.sql.sqltypes import Float, Integer
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
+from wtforms import FloatField
+from wtforms.fields.core import UnboundField
 
 from api.admin.audit import acting_admin
 from api.admin.auth import current_admin, role_allows
@@ -109,6 +112,14 @@ def view_options(table: AdminTable) -> dict[str, Any]:
     }
 
 
+class StrideFormConverter(ModelConverter):
+    """sqladmin's form fields, plus floats (SQLAlchemy 2.1's Float is no longer a Numeric)."""
+
+    @converts("Float", "Double")
+    def conv_float(self, model: type, prop: Any, kwargs: dict[str, Any]) -> UnboundField:
+        return FloatField(**kwargs)
+
+
 class StrideModelView(ModelView):
     """Common behaviour: generous pages, CSV export, role checks and an acting admin on writes."""
 
@@ -118,6 +129,7 @@ class StrideModelView(ModelView):
     can_export = True
     export_types: ClassVar[list[str]] = ["csv", "json"]
     export_max_rows = EXPORT_MAX_ROWS
+    form_converter = StrideFormConverter
 
     def _acting_username(self, request: Request, action: Action) -> str:
         # sqladmin checks the role before calling us; checked again so no path can skip it.

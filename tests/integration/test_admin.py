@@ -1,0 +1,393 @@
+"""The admin panel against the real PostgreSQL: login, roles, audited edits, the SQL page."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DataError
+
+from api.admin import mount_admin
+from api.admin.audit import UnauditedWriteError, acting_admin
+from api.admin.query import READ_ONLY_MESSAGE, run_read_only_query
+from api.main import create_app
+from core.admin_users import create_admin_user
+from core.config import get_settings
+from core.db import session_scope
+from core.models import AdminRole, ScoreLog
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(scope="module")
+def app(db_engine: Engine) -> FastAPI:
+    return create_app()
+
+
+def _admin(role: AdminRole) -> str:
+    username = f"{role.value}-{uuid.uuid4().hex[:8]}"
+    with session_scope() as session:
+        create_admin_user(session, username, PASSWORD, role)
+    return username
+
+
+def _client(app: FastAPI, role: AdminRole) -> Iterator[TestClient]:
+    with TestClient(app) as client:
+        response = client.post(
+            "/admin/login",
+            data={"username": _admin(role), "password": PASSWORD},
+            follow_redirects=False,
+        )
+        assert response.status_code == 302, response.text
+        yield client
+
+
+@pytest.fixture
+def viewer(app: FastAPI) -> Iterator[TestClient]:
+    yield from _client(app, AdminRole.viewer)
+
+
+@pytest.fixture
+def editor(app: FastAPI) -> Iterator[TestClient]:
+    yield from _client(app, AdminRole.editor)
+
+
+@pytest.fixture
+def score_row(db_engine: Engine) -> dict:
+    user_id = f"player-{uuid.uuid4().hex[:10]}"
+    with db_engine.begin() as conn:
+        row_id = conn.execute(
+            text(
+                "INSERT INTO score_log (request_id, user_id, input_value, score)"
+                " VALUES (:r, :u, 4.0, 40.0) RETURNING id"
+            ),
+            {"r": uuid.uuid4(), "u": user_id},
+        ).scalar_one()
+    return {"id": row_id, "user_id": user_id}
+
+
+@pytest.fixture
+def query_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """Change query limits through the environment for one test, then restore them."""
+    yield monkeypatch
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
+def _audit_rows(db_engine: Engine, row_pk: int) -> list:
+    with db_engine.connect() as conn:
+        return conn.execute(
+            text(
+                "SELECT admin_username, action, before, after, xmin::text AS tx"
+                " FROM admin_audit_log WHERE table_name = 'score_log' AND row_pk = :pk"
+                " ORDER BY id"
+            ),
+            {"pk": str(row_pk)},
+        ).all()
+
+
+# ---- login -------------------------------------------------------------------------------
+
+
+def test_every_admin_page_requires_login(app: FastAPI) -> None:
+    with TestClient(app) as client:
+        for path in ("/admin/", "/admin/score-log/list", "/admin/query"):
+            response = client.get(path, follow_redirects=False)
+            assert response.status_code == 302, path
+            assert response.headers["location"].endswith("/admin/login")
+
+
+def test_wrong_password_is_rejected(app: FastAPI) -> None:
+    username = _admin(AdminRole.editor)
+    with TestClient(app) as client:
+        response = client.post(
+            "/admin/login", data={"username": username, "password": PASSWORD + "x"}
+        )
+        assert response.status_code == 400
+        assert "Invalid credentials" in response.text
+        assert client.get("/admin/score-log/list", follow_redirects=False).status_code == 302
+
+
+def test_session_cookie_is_strict_and_http_only(app: FastAPI) -> None:
+    username = _admin(AdminRole.viewer)
+    with TestClient(app) as client:
+        response = client.post(
+            "/admin/login",
+            data={"username": username, "password": PASSWORD},
+            follow_redirects=False,
+        )
+    cookie = response.headers["set-cookie"].lower()
+    assert "httponly" in cookie
+    assert "samesite=strict" in cookie
+    assert "path=/admin" in cookie
+
+
+def test_deactivated_admin_is_signed_out(app: FastAPI, db_engine: Engine) -> None:
+    username = _admin(AdminRole.editor)
+    with TestClient(app) as client:
+        client.post("/admin/login", data={"username": username, "password": PASSWORD})
+        assert client.get("/admin/score-log/list", follow_redirects=False).status_code == 200
+        with db_engine.begin() as conn:
+            conn.execute(
+                text("UPDATE admin_users SET is_active = false WHERE username = :u"),
+                {"u": username},
+            )
+        assert client.get("/admin/score-log/list", follow_redirects=False).status_code == 302
+
+
+def test_cross_origin_post_is_refused(editor: TestClient, score_row: dict) -> None:
+    response = editor.post(
+        f"/admin/score-log/edit/{score_row['id']}",
+        data={"user_id": "forged", "input_value": "1", "score": "1", "formula_version": "1"},
+        headers={"origin": "https://evil.example"},
+    )
+    assert response.status_code == 403
+    assert "Cross-site request refused" in response.text
+
+
+# ---- viewers -----------------------------------------------------------------------------
+
+
+def test_viewer_lists_searches_sorts_and_exports(viewer: TestClient, score_row: dict) -> None:
+    listing = viewer.get(
+        "/admin/score-log/list", params={"search": score_row["user_id"], "sortBy": "score"}
+    )
+    assert listing.status_code == 200
+    assert score_row["user_id"] in listing.text
+    assert f"/admin/score-log/edit/{score_row['id']}" not in listing.text
+
+    other = viewer.get("/admin/score-log/list", params={"search": "no-such-player-anywhere"})
+    assert score_row["user_id"] not in other.text
+
+    export = viewer.get("/admin/score-log/export/csv")
+    assert export.status_code == 200
+    rows = list(csv.DictReader(io.StringIO(export.text)))
+    assert {"id", "user_id", "score"} <= set(rows[0])
+    assert any(r["user_id"] == score_row["user_id"] for r in rows)
+
+
+def test_viewer_cannot_edit_or_delete(
+    viewer: TestClient, score_row: dict, db_engine: Engine
+) -> None:
+    edit_url = f"/admin/score-log/edit/{score_row['id']}"
+    assert viewer.get(edit_url).status_code == 403
+    posted = viewer.post(
+        edit_url,
+        data={"user_id": "hacked", "input_value": "1", "score": "1", "formula_version": "1"},
+    )
+    assert posted.status_code == 403
+    assert viewer.delete(f"/admin/score-log/delete?pks={score_row['id']}").status_code == 403
+    with db_engine.connect() as conn:
+        user_id = conn.execute(
+            text("SELECT user_id FROM score_log WHERE id = :id"), {"id": score_row["id"]}
+        ).scalar_one()
+    assert user_id == score_row["user_id"]
+    assert _audit_rows(db_engine, score_row["id"]) == []
+
+
+def test_admin_users_never_show_password_hashes(editor: TestClient) -> None:
+    username = _admin(AdminRole.viewer)
+    with session_scope() as session:
+        user_id, password_hash = session.execute(
+            text("SELECT id, password_hash FROM admin_users WHERE username = :u"), {"u": username}
+        ).one()
+    digest = password_hash[7:]  # the salt and hash after "$2b$12$"
+    pages = [
+        editor.get("/admin/admin-user/list"),
+        editor.get("/admin/admin-user/export/csv"),
+        editor.get("/admin/admin-user/export/json"),
+        editor.get(f"/admin/admin-user/details/{user_id}"),
+    ]
+    for page in pages:
+        assert page.status_code == 200, page.url
+        assert username in page.text, page.url
+        assert "password_hash" not in page.text, page.url
+        assert digest not in page.text, page.url
+    edit_form = editor.get(f"/admin/admin-user/edit/{user_id}")
+    assert 'name="role"' in edit_form.text
+    assert "password" not in edit_form.text.lower()
+    # Searching by the hash finds nothing: the column is not searchable either.
+    search = editor.get("/admin/admin-user/list", params={"search": digest[:20]})
+    assert username not in search.text
+
+
+def test_audit_log_is_read_only_even_for_editors(editor: TestClient) -> None:
+    assert editor.get("/admin/admin-audit-log/list").status_code == 200
+    assert editor.get("/admin/admin-audit-log/create").status_code == 403
+    assert editor.get("/admin/admin-audit-log/edit/1").status_code == 403
+
+
+# ---- editors and the audit trail ---------------------------------------------------------
+
+
+def test_editor_edit_is_audited_in_the_same_transaction(
+    editor: TestClient, score_row: dict, db_engine: Engine
+) -> None:
+    response = editor.post(
+        f"/admin/score-log/edit/{score_row['id']}",
+        data={
+            "user_id": score_row["user_id"],
+            "input_value": "4.0",
+            "score": "77.5",
+            "formula_version": "1",
+            "save": "Save",
+        },
+        follow_redirects=False,
+    )
+    assert response.status_code == 302, response.text
+    with db_engine.connect() as conn:
+        score, row_tx = conn.execute(
+            text("SELECT score, xmin::text FROM score_log WHERE id = :id"),
+            {"id": score_row["id"]},
+        ).one()
+    assert score == 77.5
+    [audit] = _audit_rows(db_engine, score_row["id"])
+    assert audit.admin_username.startswith("editor-")
+    assert audit.action == "edit"
+    assert audit.before["score"] == 40.0
+    assert audit.after["score"] == 77.5
+    assert audit.before["user_id"] == audit.after["user_id"] == score_row["user_id"]
+    assert audit.tx == row_tx  # written by the very transaction that changed the row
+
+
+def test_editor_delete_is_audited(editor: TestClient, score_row: dict, db_engine: Engine) -> None:
+    response = editor.delete(f"/admin/score-log/delete?pks={score_row['id']}")
+    assert response.status_code == 200
+    with db_engine.connect() as conn:
+        remaining = conn.execute(
+            text("SELECT count(*) FROM score_log WHERE id = :id"), {"id": score_row["id"]}
+        ).scalar_one()
+    assert remaining == 0
+    [audit] = _audit_rows(db_engine, score_row["id"])
+    assert audit.action == "delete"
+    assert audit.before["user_id"] == score_row["user_id"]
+    assert audit.after is None
+
+
+def test_change_and_audit_row_fail_together(score_row: dict, db_engine: Engine) -> None:
+    admin = mount_admin(FastAPI())
+    # An actor name too long for admin_audit_log makes the audit insert fail ...
+    with acting_admin("x" * 200), admin.session_maker() as session:
+        session.get(ScoreLog, score_row["id"]).score = 999.0
+        with pytest.raises(DataError):
+            session.commit()
+    # ... and a write with nobody to blame is refused outright.
+    with admin.session_maker() as session:
+        session.get(ScoreLog, score_row["id"]).score = 998.0
+        with pytest.raises(UnauditedWriteError):
+            session.commit()
+    with db_engine.connect() as conn:
+        score = conn.execute(
+            text("SELECT score FROM score_log WHERE id = :id"), {"id": score_row["id"]}
+        ).scalar_one()
+    assert score == 40.0  # ... so the change was rolled back with it
+    assert _audit_rows(db_engine, score_row["id"]) == []
+
+
+# ---- the read-only SQL page --------------------------------------------------------------
+
+
+def test_query_page_shows_rows(viewer: TestClient, score_row: dict) -> None:
+    user_id = score_row["user_id"]
+    response = viewer.post(
+        "/admin/query",
+        # LIKE with '%': the statement reaches PostgreSQL untouched (no placeholder parsing).
+        data={"sql": f"SELECT user_id, score FROM score_log WHERE user_id LIKE '{user_id}%'"},
+    )
+    assert response.status_code == 200, response.text
+    assert '<table class="table' in response.text
+    assert f"<td>{score_row['user_id']}</td>" in response.text
+    assert "<td>40.0</td>" in response.text
+    assert "1 row in" in response.text
+
+
+def test_query_page_offers_the_same_query_as_csv(viewer: TestClient, score_row: dict) -> None:
+    response = viewer.post(
+        "/admin/query/csv",
+        data={"sql": f"SELECT user_id, score FROM score_log WHERE id = {score_row['id']}"},
+    )
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    assert "attachment" in response.headers["content-disposition"]
+    assert response.text.splitlines() == ["user_id,score", f"{score_row['user_id']},40.0"]
+
+
+def test_query_page_says_when_rows_were_truncated(
+    viewer: TestClient, query_settings: pytest.MonkeyPatch
+) -> None:
+    query_settings.setenv("STRIDE_QUERY_ROW_LIMIT", "3")
+    get_settings.cache_clear()
+    response = viewer.post("/admin/query", data={"sql": "SELECT g FROM generate_series(1, 10) g"})
+    assert response.status_code == 200
+    assert response.text.count("<tr>") == 1 + 3  # header + the first three rows
+    assert "Truncated: only the first 3 rows" in response.text
+    csv_response = viewer.post(
+        "/admin/query/csv", data={"sql": "SELECT g FROM generate_series(1, 10) g"}
+    )
+    assert csv_response.headers["x-stride-truncated"] == "true"
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE score_log SET score = 0",
+        "WITH gone AS (DELETE FROM score_log RETURNING id) SELECT count(*) FROM gone",
+        "drop table score_log",
+    ],
+)
+def test_query_page_rejects_writes(viewer: TestClient, sql: str, db_engine: Engine) -> None:
+    with db_engine.connect() as conn:
+        before = conn.execute(text("SELECT count(*) FROM score_log")).scalar_one()
+    response = viewer.post("/admin/query", data={"sql": sql})
+    assert response.status_code == 400
+    assert READ_ONLY_MESSAGE in response.text
+    with db_engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM score_log")).scalar_one() == before
+
+
+def test_query_page_runs_one_statement_at_a_time(viewer: TestClient) -> None:
+    response = viewer.post("/admin/query", data={"sql": "SELECT 1; SELECT 2"})
+    assert response.status_code == 400
+    assert "One statement at a time" in response.text
+
+
+def test_read_only_transaction_stops_writes_the_checker_cannot_see(db_engine: Engine) -> None:
+    # nextval() writes but reads like a SELECT; even the owner role cannot run it this way.
+    with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+        run_read_only_query(
+            "SELECT nextval('score_log_id_seq')",
+            url=get_settings().db_url,
+            timeout_ms=1000,
+            row_limit=10,
+        )
+
+
+def test_query_page_cannot_read_admin_users(editor: TestClient) -> None:
+    response = editor.post("/admin/query", data={"sql": "SELECT password_hash FROM admin_users"})
+    assert response.status_code == 400
+    assert "Not allowed: permission denied for table admin_users" in response.text
+    assert "$2b$" not in response.text
+
+
+def test_query_page_stops_slow_queries(
+    viewer: TestClient, query_settings: pytest.MonkeyPatch
+) -> None:
+    query_settings.setenv("STRIDE_QUERY_STATEMENT_TIMEOUT_MS", "200")
+    get_settings.cache_clear()
+    response = viewer.post("/admin/query", data={"sql": "SELECT pg_sleep(5)"})
+    assert response.status_code == 400
+    assert "The query ran longer than 0.2 s and was stopped" in response.text
+
+
+def test_query_page_shows_sql_errors_kindly(viewer: TestClient) -> None:
+    response = viewer.post("/admin/query", data={"sql": "SELECT no_such_column FROM score_log"})
+    assert response.status_code == 400
+    assert "SQL error: column &#34;no_such_column&#34; does not exist" in response.text
