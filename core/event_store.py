@@ -2,17 +2,18 @@
 
 ``processed_events`` is the dedupe ledger: only events whose ``event_id`` was inserted by
 this transaction change player totals, leaderboards and reward commands, so replays and
-duplicates never double-count. Reward commands to publish are returned to the caller, who
-sends them after the commit: the new ones, plus any still-pending command of a duplicate
-event (a crash between commit and publish must not lose a command; consumers dedupe on
-``command_id``).
+duplicates never double-count. Scores go to every leaderboard of the game through
+``core.leaderboards.store.submit_scores`` inside the same transaction. Reward commands
+to publish are returned to the caller, who sends them after the commit: the new ones,
+plus any still-pending command of a duplicate event (a crash between commit and publish
+must not lose a command; consumers dedupe on ``command_id``).
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -22,13 +23,13 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection, Engine
 
 from core.events import GameEvent
+from core.leaderboards.rules import ScoreSubmission
+from core.leaderboards.store import submit_scores
 from core.models_events import RewardCommandRow
 from core.player_totals import fold_totals
 from core.rewards import RewardCommand, RewardRules, RewardStatus, reward_commands_for
 
 log = logging.getLogger(__name__)
-
-ScoreSink = Callable[[Connection, list["ConsumedEvent"]], None]
 
 
 @dataclass(frozen=True)
@@ -114,13 +115,8 @@ def apply_batch(
     engine: Engine,
     consumed: Sequence[ConsumedEvent],
     rules: RewardRules,
-    on_scores: ScoreSink | None = None,
 ) -> BatchOutcome:
-    """Write a batch in one transaction; see the module docstring for the guarantees.
-
-    ``on_scores(conn, events)`` (the leaderboard hook) runs inside the same transaction
-    with the new events that carry a score.
-    """
+    """Write a batch in one transaction; see the module docstring for the guarantees."""
     unique: dict[uuid.UUID, ConsumedEvent] = {}
     for item in consumed:
         unique.setdefault(item.event.event_id, item)
@@ -151,9 +147,7 @@ def apply_batch(
         new = [c for c in items if c.event.event_id in inserted]
         if new:
             _add_totals(conn, new, rules.token)
-            scored = [c for c in new if c.event.score is not None]
-            if on_scores is not None and scored:
-                on_scores(conn, scored)
+            submit_scores(conn, [_submission(c) for c in new if c.event.score is not None])
         commands = [cmd for c in new for cmd in reward_commands_for(c.event, rules, now)]
         if commands:
             _insert_commands(conn, commands)
@@ -161,6 +155,18 @@ def apply_batch(
         if duplicates:
             commands += _pending_commands_of(conn, duplicates)
     return BatchOutcome(len(new), len(consumed) - len(new), commands)
+
+
+def _submission(consumed: ConsumedEvent) -> ScoreSubmission:
+    event = consumed.event
+    assert event.score is not None
+    return ScoreSubmission(
+        game_id=event.game_id,
+        owner_id=event.player_id,
+        score=event.score,
+        event_id=event.event_id,
+        occurred_at=consumed.occurred_at,
+    )
 
 
 def _add_totals(conn: Connection, new: Sequence[ConsumedEvent], token: str) -> None:

@@ -241,7 +241,10 @@ def describe_error(error: ValidationError, prefix: str = "") -> str:
     """One line naming each wrong field, e.g. ``payload.match_result.score: ...``."""
     parts = []
     for item in error.errors(include_url=False):
-        loc = ".".join(str(p) for p in item.get("loc", ()))
+        path = list(item.get("loc", ()))
+        if len(path) > 1 and path[0] == "payload" and path[1] in EVENT_TYPES:
+            del path[1]  # the union's tag repeats ``type``
+        loc = ".".join(str(p) for p in path)
         where = f"{prefix}{loc}" if loc else (prefix.rstrip(".") or "event")
         parts.append(f"{where}: {item.get('msg', 'invalid value')}")
     return "; ".join(parts)

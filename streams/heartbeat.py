@@ -15,7 +15,7 @@ from core.topics import GAME_EVENTS
 
 
 def heartbeat_path(settings: Settings) -> Path:
-    return settings.state_dir / "run" / "worker.heartbeat.json"
+    return settings.state_dir / "run" / f"{settings.streams_app_id}.heartbeat.json"
 
 
 def worker_problem(settings: Settings, max_age_s: float = 5.0) -> str | None:

@@ -23,7 +23,6 @@ from typing import Any, TypeVar
 
 from aiokafka.errors import KafkaError
 from faust import EventT, StreamT
-from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 from core.db import engine_for
@@ -38,36 +37,8 @@ T = TypeVar("T")
 RETRY_MAX_DELAY_S = 10.0
 
 
-def _leaderboard_hook() -> Callable[[Connection, list[ConsumedEvent]], None] | None:
-    """Leaderboards apply scores in our transaction, when that module is installed."""
-    try:
-        from core.leaderboards.rules import ScoreSubmission
-        from core.leaderboards.store import submit_scores
-    except ImportError:
-        log.warning("core.leaderboards.store not available: scores update totals only")
-        return None
-
-    def on_scores(conn: Connection, events: list[ConsumedEvent]) -> None:
-        submit_scores(
-            conn,
-            [
-                ScoreSubmission(
-                    game_id=c.event.game_id,
-                    owner_id=c.event.player_id,
-                    score=c.event.score,
-                    event_id=c.event.event_id,
-                    occurred_at=c.occurred_at,
-                )
-                for c in events
-            ],
-        )
-
-    return on_scores
-
-
 engine = engine_for(settings.db_url)
 rules = rules_from_settings(settings)
-on_scores = _leaderboard_hook()
 
 
 def split(events: Sequence[EventT]) -> tuple[list[ConsumedEvent], list[tuple[bytes | None, bytes]]]:
@@ -127,7 +98,7 @@ async def process(events: Sequence[EventT]) -> BatchOutcome:
         )
     outcome = await _until_done(
         "writing the batch to PostgreSQL",
-        lambda: asyncio.to_thread(apply_batch, engine, valid, rules, on_scores),
+        lambda: asyncio.to_thread(apply_batch, engine, valid, rules),
     )
     commands = [_command_record(c) for c in outcome.commands_to_publish]
     if commands:
