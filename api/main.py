@@ -8,7 +8,7 @@ from api.admin import mount_admin
 from api.errors import install_error_handlers
 from api.kafka import kafka_lifespan
 from api.middleware import RequestIdMiddleware
-from api.routes import events, health, leaderboards, scores
+from api.routes import events, health, leaderboards, scores, wearables
 
 
 def create_app() -> FastAPI:
@@ -24,6 +24,7 @@ def create_app() -> FastAPI:
     app.include_router(scores.router)
     app.include_router(events.router)
     app.include_router(leaderboards.router)
+    app.include_router(wearables.router)
     mount_admin(app)
     return app
 

@@ -1,0 +1,47 @@
+"""Bearer-token authentication of app users: ``Authorization: Bearer <token>``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header, HTTPException, Request
+from starlette.concurrency import run_in_threadpool
+
+from core.config import get_settings
+from core.db import get_engine
+from core.wearables.app_users import TokenAuthenticator
+
+
+def _authenticator(request: Request) -> TokenAuthenticator:
+    state = request.app.state
+    auth = getattr(state, "app_token_authenticator", None)
+    if auth is None:
+        auth = state.app_token_authenticator = TokenAuthenticator(
+            get_engine(), get_settings().app_token_cache_ttl_s
+        )
+    return auth
+
+
+async def authenticated_user(
+    request: Request,
+    authorization: Annotated[
+        str | None,
+        Header(description="`Bearer <token>` of the app user (`stride users create`)"),
+    ] = None,
+) -> str:
+    """The user id of the request's bearer token: 401 when missing, 403 when not valid."""
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise HTTPException(
+            401,
+            "missing or malformed Authorization header: send 'Authorization: Bearer <token>' "
+            "with the app user's token (create one with `stride users create USER_ID`)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    user_id = await run_in_threadpool(_authenticator(request).user_for, token.strip())
+    if user_id is None:
+        raise HTTPException(403, "the bearer token is not the token of any active app user")
+    return user_id
+
+
+AppUserDep = Annotated[str, Depends(authenticated_user)]

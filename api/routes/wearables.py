@@ -1,0 +1,370 @@
+"""``POST /v1/wearables/{source}``: app users upload wearable data, produced as samples.
+
+Every upload is parsed and validated completely before anything is produced, so a bad
+file is answered with a 4xx naming the line or field and nothing of it reaches Kafka.
+Valid samples go to ``wearable.samples.v1`` keyed by the user (acks=all), in chunks. If
+Kafka fails midway the answer is 503: the client retries the same upload, and the
+deterministic sample ids make the retry count once downstream (silver dedupes).
+
+Apple Health exports and audio files are streamed to a temporary file (raw body or
+multipart field ``file``) and never held in memory; the export is parsed twice as a stream
+(validate, then produce) so memory stays flat whatever the file size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from starlette.datastructures import UploadFile
+
+from api.app_auth import AppUserDep
+from api.kafka import EventProducer, KafkaUnavailable, event_producer
+from core.config import get_settings
+from core.topics import WEARABLE_SAMPLES
+from core.wearables.contracts import (
+    Metric,
+    ParseError,
+    ParseResult,
+    UserId,
+    WearableSample,
+    WearableSource,
+)
+from core.wearables.parsers.apple_health import iter_apple_health
+from core.wearables.parsers.audio import audio_metadata
+from core.wearables.parsers.common import zone
+from core.wearables.parsers.fitbit import fixed_offset, parse_fitbit
+from core.wearables.parsers.oura import parse_oura
+from core.wearables.raw_zone import store_raw_file
+
+router = APIRouter(prefix="/v1/wearables", tags=["wearables"])
+RETRY_AFTER_S = 5
+
+ProducerDep = Annotated[EventProducer, Depends(event_producer)]
+
+
+def json_size_cap(request: Request) -> None:
+    """413 before the JSON body is read when its declared size is over the limit."""
+    limit = get_settings().wearable_max_json_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"body larger than {limit} bytes; upload fewer days at once")
+
+
+class ErrorBody(BaseModel):
+    detail: str
+
+
+class UploadResult(BaseModel):
+    accepted: int = Field(description="Samples written to Kafka (acks=all)")
+    skipped: dict[str, int] = Field(
+        description="Valid records not ingested, by reason (unsupported type, DST gap, ...)"
+    )
+
+
+class AudioResult(UploadResult):
+    sample_id: str
+    uri: str = Field(description="Where the recording is kept in the lake's raw zone")
+    format: str
+    duration_s: float
+    size_bytes: int
+    sha256: str
+
+
+class _Upload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: UserId | None = Field(
+        default=None, description="Optional; when given it must be the token's user"
+    )
+    device: Annotated[str, Field(max_length=256)] = ""
+
+
+class FitbitUpload(_Upload):
+    """Fitbit Web API intraday responses (heart rate, steps) of one user."""
+
+    timezone: str | None = Field(
+        default=None, description="IANA zone of the Fitbit profile (DST-aware)"
+    )
+    utc_offset_ms: int | None = Field(
+        default=None,
+        ge=-14 * 3_600_000,
+        le=14 * 3_600_000,
+        description="offsetFromUTCMillis of the profile, when no zone is given",
+    )
+    documents: list[dict[str, Any]] = Field(
+        min_length=1, max_length=366, description="Response bodies, as Fitbit returns them"
+    )
+
+    @model_validator(mode="after")
+    def _one_zone(self) -> FitbitUpload:
+        if (self.timezone is None) == (self.utc_offset_ms is None):
+            raise ValueError("give exactly one of timezone or utc_offset_ms")
+        if self.timezone is not None:
+            zone(self.timezone)
+        return self
+
+
+class OuraUpload(_Upload):
+    """Oura API v2 collection responses (``{"data": [...], "next_token": ...}``)."""
+
+    daily_sleep: dict[str, Any] | None = None
+    sleep: dict[str, Any] | None = None
+    heartrate: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> OuraUpload:
+        if self.daily_sleep is None and self.sleep is None and self.heartrate is None:
+            raise ValueError("give at least one of daily_sleep, sleep, heartrate")
+        return self
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "Authorization header missing"},
+    403: {"model": ErrorBody, "description": "Token not valid, or another user's data"},
+    413: {"model": ErrorBody, "description": "Upload over the size limit"},
+    422: {"model": ErrorBody, "description": "Malformed data; the message says where"},
+    503: {
+        "model": ErrorBody,
+        "description": "Kafka unreachable; retry the same upload after Retry-After seconds",
+    },
+}
+
+
+def _own(body: _Upload, user_id: str) -> None:
+    if body.user_id is not None and body.user_id != user_id:
+        raise HTTPException(
+            403,
+            f"user_id {body.user_id!r} is not the token's user: a user only uploads their own data",
+        )
+
+
+def _unprocessable(exc: ParseError) -> HTTPException:
+    return HTTPException(422, f"{exc}. Nothing from this upload was ingested.")
+
+
+async def _produce(producer: EventProducer, samples: list[WearableSample]) -> None:
+    records = [(s.user_id.encode(), s.model_dump_json().encode()) for s in samples]
+    try:
+        await producer.produce(WEARABLE_SAMPLES, records)
+    except KafkaUnavailable as exc:
+        raise HTTPException(
+            503,
+            f"{exc}. Retry the same upload unchanged: sample ids make retries safe.",
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        ) from exc
+
+
+async def _produce_all(producer: EventProducer, result: ParseResult) -> UploadResult:
+    chunk = get_settings().wearable_produce_chunk
+    for i in range(0, len(result.samples), chunk):
+        await _produce(producer, result.samples[i : i + chunk])
+    return UploadResult(accepted=len(result.samples), skipped=dict(result.skipped))
+
+
+@router.post(
+    "/fitbit",
+    status_code=202,
+    response_model=UploadResult,
+    summary="Upload Fitbit intraday heart rate and steps",
+    responses=_ERRORS,
+    dependencies=[Depends(json_size_cap)],
+)
+async def post_fitbit(
+    body: FitbitUpload, user_id: AppUserDep, producer: ProducerDep
+) -> UploadResult:
+    _own(body, user_id)
+    tz = zone(body.timezone) if body.timezone else fixed_offset(body.utc_offset_ms or 0)
+    try:
+        result = parse_fitbit(body.documents, user_id=user_id, tz=tz, device=body.device)
+    except ParseError as exc:
+        raise _unprocessable(exc) from None
+    return await _produce_all(producer, result)
+
+
+@router.post(
+    "/oura",
+    status_code=202,
+    response_model=UploadResult,
+    summary="Upload Oura v2 daily_sleep, sleep and heartrate documents",
+    responses=_ERRORS,
+    dependencies=[Depends(json_size_cap)],
+)
+async def post_oura(body: OuraUpload, user_id: AppUserDep, producer: ProducerDep) -> UploadResult:
+    _own(body, user_id)
+    collections = {
+        "daily_sleep": body.daily_sleep,
+        "sleep": body.sleep,
+        "heartrate": body.heartrate,
+    }
+    try:
+        result = parse_oura(collections, user_id=user_id, device=body.device)
+    except ParseError as exc:
+        raise _unprocessable(exc) from None
+    return await _produce_all(producer, result)
+
+
+@asynccontextmanager
+async def _spooled_upload(request: Request, suffix: str) -> AsyncIterator[Path]:
+    """The upload (raw body, or multipart field ``file``) in a temporary file, size-capped."""
+    limit = get_settings().wearable_max_upload_bytes
+    too_large = HTTPException(413, f"upload larger than {limit} bytes")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit + 64 * 1024:
+        raise too_large
+    with tempfile.TemporaryDirectory(prefix="stride-upload-") as folder:
+        path = Path(folder) / f"upload{suffix}"
+        size = 0
+        with path.open("wb") as out:
+            if request.headers.get("content-type", "").startswith("multipart/form-data"):
+                form = await request.form(max_files=1, max_fields=8)
+                upload = form.get("file")
+                if not isinstance(upload, UploadFile):
+                    raise HTTPException(422, "multipart upload must have a file field named 'file'")
+                while chunk := await upload.read(1 << 20):
+                    size += len(chunk)
+                    if size > limit:
+                        raise too_large
+                    out.write(chunk)
+            else:
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > limit:
+                        raise too_large
+                    out.write(chunk)
+        if size == 0:
+            raise HTTPException(422, "empty upload: send the file as the body or as field 'file'")
+        yield path
+
+
+def _chunks(samples: Iterator[WearableSample], size: int) -> Iterator[list[WearableSample]]:
+    batch: list[WearableSample] = []
+    for sample in samples:
+        batch.append(sample)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _validate_export(path: Path, user_id: str) -> tuple[int, dict[str, int]]:
+    skipped: dict[str, int] = {}
+    count = sum(1 for _ in iter_apple_health(path, user_id=user_id, skipped=skipped))
+    return count, skipped
+
+
+@router.post(
+    "/apple_health",
+    status_code=202,
+    response_model=UploadResult,
+    summary="Upload an Apple Health export.xml (raw body or multipart field 'file')",
+    responses=_ERRORS,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/xml": {"schema": {"type": "string", "format": "binary"}},
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["file"],
+                        "properties": {"file": {"type": "string", "format": "binary"}},
+                    }
+                },
+            },
+        }
+    },
+)
+async def post_apple_health(
+    request: Request,
+    user_id: AppUserDep,
+    producer: ProducerDep,
+    owner: Annotated[
+        UserId | None, Query(alias="user_id", description="Optional; must be the token's user")
+    ] = None,
+) -> UploadResult:
+    if owner is not None and owner != user_id:
+        raise HTTPException(403, f"user_id {owner!r} is not the token's user")
+    async with _spooled_upload(request, ".xml") as path:
+        try:
+            count, skipped = await asyncio.to_thread(_validate_export, path, user_id)
+        except ParseError as exc:
+            raise _unprocessable(exc) from None
+        # Second pass: the file was fully valid, so this one cannot fail on content.
+        batches = _chunks(
+            iter_apple_health(path, user_id=user_id), get_settings().wearable_produce_chunk
+        )
+        while batch := await asyncio.to_thread(next, batches, None):
+            await _produce(producer, batch)
+    return UploadResult(accepted=count, skipped=skipped)
+
+
+@router.post(
+    "/audio",
+    status_code=202,
+    response_model=AudioResult,
+    summary="Upload an audio recording (WAV or FLAC): kept in the lake, metadata produced",
+    responses=_ERRORS,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            },
+        }
+    },
+)
+async def post_audio(
+    request: Request,
+    user_id: AppUserDep,
+    producer: ProducerDep,
+    recorded_at: Annotated[
+        AwareDatetime | None, Query(description="Start of the recording (default: now)")
+    ] = None,
+    device: Annotated[str, Query(max_length=256)] = "",
+) -> AudioResult:
+    async with _spooled_upload(request, ".audio") as path:
+        try:
+            meta = await asyncio.to_thread(audio_metadata, path)
+        except ParseError as exc:
+            raise _unprocessable(exc) from None
+        relative = f"audio/user_id={user_id}/{meta.sha256}.{meta.format}"
+        uri = await asyncio.to_thread(store_raw_file, get_settings().lake_root, relative, path)
+    start = recorded_at or datetime.now(UTC)
+    sample = WearableSample.of(
+        user_id=user_id,
+        source=WearableSource.audio,
+        metric=Metric.audio_recording,
+        value=meta.duration_s,
+        unit="s",
+        start=start,
+        end=start + timedelta(seconds=meta.duration_s),
+        device=device,
+        attributes={
+            "format": meta.format,
+            "sha256": meta.sha256,
+            "size_bytes": str(meta.size_bytes),
+            "sample_rate": str(meta.sample_rate),
+            "channels": str(meta.channels),
+            "uri": uri,
+        },
+    )
+    await _produce(producer, [sample])
+    return AudioResult(
+        accepted=1,
+        skipped={},
+        sample_id=str(sample.sample_id),
+        uri=uri,
+        format=meta.format,
+        duration_s=meta.duration_s,
+        size_bytes=meta.size_bytes,
+        sha256=meta.sha256,
+    )
