@@ -7,11 +7,12 @@ of the game it belongs to (the game server's key).
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from api.deps import EngineDep
 from api.routes.events import GameDep
@@ -19,15 +20,16 @@ from core.events import GAME_ID_PATTERN, PLAYER_ID_PATTERN
 from core.leaderboards import store
 from core.leaderboards.rules import (
     LEADERBOARD_ID_PATTERN,
-    InvalidSchedule,
     Operator,
     SortOrder,
+    validate_schedule,
 )
 
 router = APIRouter(prefix="/v1/leaderboards", tags=["leaderboards"])
 
 MAX_PAGE = 1000
 MAX_AROUND = 100
+MAX_METADATA_BYTES = 16 * 1024
 
 
 class ErrorBody(BaseModel):
@@ -57,6 +59,21 @@ class LeaderboardCreate(BaseModel):
         examples=["0 0 * * 1"],
     )
     metadata: dict[str, Any] = Field(default_factory=dict, description="Free JSON for clients")
+
+    @field_validator("reset_schedule")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        return validate_schedule(value) if value else None
+
+    @field_validator("metadata")
+    @classmethod
+    def _storable(cls, value: dict[str, Any]) -> dict[str, Any]:
+        encoded = json.dumps(value)
+        if len(encoded) > MAX_METADATA_BYTES:
+            raise ValueError(f"metadata is larger than {MAX_METADATA_BYTES} bytes of JSON")
+        if "\\u0000" in encoded:
+            raise ValueError("metadata must not contain NUL characters")
+        return value
 
 
 class PeriodPublic(BaseModel):
@@ -185,7 +202,7 @@ def create_leaderboard(
             )
     except store.LeaderboardExists as exc:
         raise HTTPException(409, str(exc)) from None
-    except (InvalidSchedule, store.LeaderboardError) as exc:
+    except store.LeaderboardError as exc:
         raise HTTPException(422, str(exc)) from None
     return _public(board)
 

@@ -23,12 +23,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from core.events import PLAYER_ID_PATTERN
 from core.leaderboards.rules import (
     LEADERBOARD_ID_PATTERN,
+    SCORE_MAX,
+    SCORE_MIN,
     Operator,
     Period,
     RecordState,
@@ -683,12 +686,14 @@ def rebuild_rank_blocks(conn: Connection, leaderboard_id: str, period_start: dat
 
 
 class _CursorBody(BaseModel):
-    lb: str
-    ps: datetime
-    k: int
-    r: datetime
-    o: str
-    n: int
+    """Where a page ended: the last record's rank tuple and rank, in one leaderboard period."""
+
+    lb: str = Field(pattern=LEADERBOARD_ID_PATTERN)
+    ps: AwareDatetime
+    k: int = Field(ge=SCORE_MIN, le=SCORE_MAX)
+    r: AwareDatetime
+    o: str = Field(pattern=PLAYER_ID_PATTERN)
+    n: int = Field(ge=1, le=2**62)
 
 
 def _encode_cursor(leaderboard_id: str, period_start: datetime, last: RankTuple, rank: int) -> str:

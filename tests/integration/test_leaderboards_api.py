@@ -1,0 +1,157 @@
+"""``/v1/leaderboards`` and ``stride leaderboards`` against the real PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+from typer.testing import CliRunner
+
+from api.main import create_app
+from cli.main import app as cli_app
+from core.db import session_scope
+from core.game_keys import create_game
+from core.leaderboards import store
+from core.leaderboards.rules import ScoreSubmission
+
+
+@pytest.fixture(scope="module")
+def client(db_engine: Engine) -> Iterator[TestClient]:
+    with TestClient(create_app()) as c:
+        yield c
+
+
+def new_game() -> tuple[str, str]:
+    game_id = f"g-{uuid.uuid4().hex[:10]}"
+    with session_scope() as session:
+        key = create_game(session, game_id, game_id)
+    return game_id, key.api_key
+
+
+def create(client: TestClient, key: str | None, **body) -> object:
+    headers = {"X-Api-Key": key} if key else {}
+    return client.post("/v1/leaderboards", json=body, headers=headers)
+
+
+def fill(engine: Engine, game_id: str, scores: dict[str, int]) -> None:
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        store.submit_scores(
+            conn,
+            [
+                ScoreSubmission(game_id, owner, score, uuid.uuid4(), now - timedelta(seconds=i))
+                for i, (owner, score) in enumerate(scores.items())
+            ],
+        )
+
+
+def test_creating_a_leaderboard_needs_the_games_key(client: TestClient) -> None:
+    game, key = new_game()
+    other, other_key = new_game()
+    board = f"lb-{uuid.uuid4().hex[:8]}"
+    assert create(client, None, id=board, game_id=game).status_code == 401
+    assert create(client, "sk_live_wrong", id=board, game_id=game).status_code == 403
+    wrong_game = create(client, other_key, id=board, game_id=game)
+    assert wrong_game.status_code == 403 and other in wrong_game.json()["detail"]
+    made = create(
+        client, key, id=board, game_id=game, reset_schedule="0 0 * * 1", metadata={"season": 3}
+    )
+    assert made.status_code == 201, made.text
+    body = made.json()
+    assert body["sort_order"] == "desc" and body["operator"] == "best"
+    assert body["metadata"] == {"season": 3}
+    start = datetime.fromisoformat(body["current_period"]["start"])
+    end = datetime.fromisoformat(body["current_period"]["end"])
+    assert start.weekday() == 0 and end - start == timedelta(days=7)
+    assert create(client, key, id=board, game_id=game).status_code == 409
+    listed = client.get("/v1/leaderboards", params={"game_id": game}).json()
+    assert [b["id"] for b in listed] == [board]
+
+
+def test_a_bad_definition_gets_a_precise_422(client: TestClient) -> None:
+    game, key = new_game()
+    bad_cron = create(client, key, id="lb-bad-cron", game_id=game, reset_schedule="weekly")
+    assert bad_cron.status_code == 422 and "5-field cron" in bad_cron.json()["message"]
+    bad_op = create(client, key, id="lb-bad-op", game_id=game, operator="max")
+    assert bad_op.status_code == 422 and "operator" in bad_op.json()["message"]
+    nul = create(client, key, id="lb-nul", game_id=game, metadata={"a": "x\u0000y"})
+    assert nul.status_code == 422 and "NUL" in nul.json()["message"]
+
+
+def test_standings_rank_and_neighbours_are_public(client: TestClient, db_engine: Engine) -> None:
+    game, key = new_game()
+    board = f"lb-{uuid.uuid4().hex[:8]}"
+    assert create(client, key, id=board, game_id=game, sort_order="asc").status_code == 201
+    fill(db_engine, game, {f"p{i}": 100 + i for i in range(25)})  # asc: p0 is best
+
+    page1 = client.get(f"/v1/leaderboards/{board}/records", params={"limit": 10}).json()
+    page2 = client.get(
+        f"/v1/leaderboards/{board}/records",
+        params={"limit": 10, "cursor": page1["next_cursor"]},
+    ).json()
+    assert [r["owner_id"] for r in page1["records"]] == [f"p{i}" for i in range(10)]
+    assert [r["rank"] for r in page2["records"]] == list(range(11, 21))
+
+    rank = client.get(f"/v1/leaderboards/{board}/records/p17")
+    assert rank.status_code == 200 and rank.json()["rank"] == 18 and rank.json()["score"] == 117
+    around = client.get(f"/v1/leaderboards/{board}/records/p17/around", params={"limit": 1})
+    assert [r["rank"] for r in around.json()] == [17, 18, 19]
+
+    missing = client.get(f"/v1/leaderboards/{board}/records/nobody")
+    assert missing.status_code == 404 and "nobody" in missing.json()["detail"]
+    bad_cursor = client.get(f"/v1/leaderboards/{board}/records", params={"cursor": "xyz"})
+    assert bad_cursor.status_code == 400 and "next_cursor" in bad_cursor.json()["detail"]
+    assert client.get("/v1/leaderboards/no-such-board/records").status_code == 404
+
+
+def test_reset_over_http_archives_once_and_keeps_the_past_period(
+    client: TestClient, db_engine: Engine
+) -> None:
+    game, key = new_game()
+    board = f"lb-{uuid.uuid4().hex[:8]}"
+    assert create(client, key, id=board, game_id=game).status_code == 201
+    fill(db_engine, game, {"p1": 5, "p2": 9})
+    url = f"/v1/leaderboards/{board}/reset"
+    assert client.post(url).status_code == 401
+    old_start = client.get(f"/v1/leaderboards/{board}").json()["current_period"]["start"]
+
+    first = client.post(url, json={"period_start": old_start}, headers={"X-Api-Key": key})
+    again = client.post(url, json={"period_start": old_start}, headers={"X-Api-Key": key})
+    assert first.status_code == 200, first.text
+    assert [datetime.fromisoformat(s) for s in first.json()["archived"]] == [
+        datetime.fromisoformat(old_start)
+    ]
+    assert again.status_code == 200 and again.json()["archived"] == []
+
+    assert client.get(f"/v1/leaderboards/{board}/records").json()["records"] == []
+    past = client.get(f"/v1/leaderboards/{board}/records", params={"period_start": old_start})
+    assert [r["owner_id"] for r in past.json()["records"]] == ["p2", "p1"]
+    periods = client.get(f"/v1/leaderboards/{board}/periods").json()
+    assert [(p["archived_at"] is None, p["records"]) for p in periods] == [(True, 0), (False, 2)]
+
+
+def test_cli_creates_lists_shows_and_resets_idempotently(db_engine: Engine) -> None:
+    game, _ = new_game()
+    board = f"lb-{uuid.uuid4().hex[:8]}"
+    runner = CliRunner()
+    made = runner.invoke(
+        cli_app, ["leaderboards", "create", board, "--game", game, "--operator", "incr"]
+    )
+    assert made.exit_code == 0, made.output
+    assert board in runner.invoke(cli_app, ["leaderboards", "list", "--game", game]).output
+    fill(db_engine, game, {"alice": 3, "bob": 4})
+    shown = runner.invoke(cli_app, ["leaderboards", "top", board])
+    assert shown.exit_code == 0 and shown.output.index("bob") < shown.output.index("alice")
+
+    first = runner.invoke(cli_app, ["leaderboards", "reset", board])
+    second = runner.invoke(cli_app, ["leaderboards", "reset", board])
+    assert first.exit_code == 0 and "archived the period" in first.output
+    assert second.exit_code == 0 and "nothing to do" in second.output
+    assert "alice" not in runner.invoke(cli_app, ["leaderboards", "top", board]).output
+
+    unknown = runner.invoke(cli_app, ["leaderboards", "reset", "no-such-board"])
+    assert unknown.exit_code == 1 and "no leaderboard" in unknown.output
