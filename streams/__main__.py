@@ -11,6 +11,7 @@ def main() -> None:
     ensure_topics(
         settings.kafka_bootstrap, settings.kafka_topic_partitions, settings.kafka_replication_factor
     )
+    import streams.agents.lake_sink
     import streams.agents.scoring  # noqa: F401 - registers the agent on the app
     from streams.app import app
 

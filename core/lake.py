@@ -1,0 +1,193 @@
+"""The Delta lake's layout and its bronze tables: schemas, rows from messages, appends.
+
+Bronze keeps every consumed message as a row (duplicates included: silver dedupes by
+sample / event id), partitioned by the day and the source (wearable vendor, or game):
+
+* ``bronze/wearable_samples``: ``wearable.samples.v1``; ``date`` is the user's own day.
+* ``bronze/game_events``: ``game.events.v1``; ``date`` is the UTC day of the
+  skew-corrected ``occurred_at``; the reward amounts the event earns under the rules in
+  force are computed here with the same function the scoring agent uses.
+
+Appends go through ``deltalake`` (delta-rs), one Delta commit per micro-batch.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pyarrow as pa
+
+from core.events import GameEvent, MatchResult, SessionStart
+from core.rewards import RewardAction, RewardRules, reward_commands_for
+from core.wearables.contracts import WearableSample
+
+BRONZE_WEARABLE_SAMPLES = "bronze/wearable_samples"
+BRONZE_GAME_EVENTS = "bronze/game_events"
+SILVER_WEARABLE_SAMPLES = "silver/wearable_samples"
+SILVER_GAME_EVENTS = "silver/game_events"
+GOLD_USER_DAILY_HEALTH = "gold/user_daily_health"
+GOLD_GAME_DAILY = "gold/game_daily"
+WAREHOUSE_STAGE = "stage/warehouse"
+
+TOKEN_TYPE = pa.decimal128(38, 18)
+_TS = pa.timestamp("us", tz="UTC")
+
+WEARABLE_SAMPLES_SCHEMA = pa.schema(
+    [
+        ("sample_id", pa.string()),
+        ("user_id", pa.string()),
+        ("source", pa.string()),
+        ("metric", pa.string()),
+        ("value", pa.float64()),
+        ("unit", pa.string()),
+        ("start_at", _TS),
+        ("end_at", _TS),
+        ("utc_offset_minutes", pa.int16()),
+        ("device", pa.string()),
+        ("attributes", pa.string()),
+        ("date", pa.date32()),
+        ("kafka_partition", pa.int32()),
+        ("kafka_offset", pa.int64()),
+        ("ingested_at", _TS),
+    ]
+)
+WEARABLE_PARTITIONS = ["date", "source"]
+
+GAME_EVENTS_SCHEMA = pa.schema(
+    [
+        ("event_id", pa.string()),
+        ("game_id", pa.string()),
+        ("player_id", pa.string()),
+        ("type", pa.string()),
+        ("occurred_at", _TS),
+        ("client_occurred_at", _TS),
+        ("received_at", _TS),
+        ("session_id", pa.string()),
+        ("match_outcome", pa.string()),
+        ("score", pa.int64()),
+        ("tokens_minted", TOKEN_TYPE),
+        ("tokens_burned", TOKEN_TYPE),
+        ("payload", pa.string()),
+        ("date", pa.date32()),
+        ("kafka_partition", pa.int32()),
+        ("kafka_offset", pa.int64()),
+        ("ingested_at", _TS),
+    ]
+)
+GAME_EVENT_PARTITIONS = ["date", "game_id"]
+
+
+def table_uri(lake_root: str, table: str) -> str:
+    return f"{lake_root.rstrip('/')}/{table}"
+
+
+@dataclass(frozen=True)
+class Consumed:
+    """A decoded message and where it came from."""
+
+    value: WearableSample | GameEvent
+    partition: int
+    offset: int
+    record_time: datetime
+
+
+def wearable_rows(items: Sequence[Consumed], ingested_at: datetime) -> pa.Table:
+    columns: dict[str, list] = {name: [] for name in WEARABLE_SAMPLES_SCHEMA.names}
+    for item in items:
+        s = item.value
+        assert isinstance(s, WearableSample)
+        offset = s.start.utcoffset()
+        columns["sample_id"].append(str(s.sample_id))
+        columns["user_id"].append(s.user_id)
+        columns["source"].append(s.source.value)
+        columns["metric"].append(s.metric.value)
+        columns["value"].append(s.value)
+        columns["unit"].append(s.unit)
+        columns["start_at"].append(s.start.astimezone(UTC))
+        columns["end_at"].append(s.end.astimezone(UTC))
+        columns["utc_offset_minutes"].append(int(offset.total_seconds() // 60) if offset else 0)
+        columns["device"].append(s.device)
+        columns["attributes"].append(json.dumps(s.attributes, sort_keys=True))
+        columns["date"].append(s.day)
+        columns["kafka_partition"].append(item.partition)
+        columns["kafka_offset"].append(item.offset)
+        columns["ingested_at"].append(ingested_at)
+    return pa.table(columns, schema=WEARABLE_SAMPLES_SCHEMA)
+
+
+def game_event_rows(
+    items: Sequence[Consumed], rules: RewardRules, ingested_at: datetime
+) -> pa.Table:
+    columns: dict[str, list] = {name: [] for name in GAME_EVENTS_SCHEMA.names}
+    for item in items:
+        e = item.value
+        assert isinstance(e, GameEvent)
+        received = e.received_at or item.record_time
+        occurred = e.corrected_occurred_at(received).astimezone(UTC)
+        amounts = {RewardAction.mint: Decimal(0), RewardAction.burn: Decimal(0)}
+        for command in reward_commands_for(e, rules, ingested_at):
+            amounts[command.action] += command.amount
+        payload = e.payload
+        columns["event_id"].append(str(e.event_id))
+        columns["game_id"].append(e.game_id)
+        columns["player_id"].append(e.player_id)
+        columns["type"].append(e.type)
+        columns["occurred_at"].append(occurred)
+        columns["client_occurred_at"].append(e.occurred_at.astimezone(UTC))
+        columns["received_at"].append(received.astimezone(UTC))
+        columns["session_id"].append(
+            payload.session_id if isinstance(payload, SessionStart) else None
+        )
+        columns["match_outcome"].append(
+            payload.outcome.value if isinstance(payload, MatchResult) else None
+        )
+        columns["score"].append(e.score)
+        columns["tokens_minted"].append(amounts[RewardAction.mint])
+        columns["tokens_burned"].append(amounts[RewardAction.burn])
+        columns["payload"].append(payload.model_dump_json())
+        columns["date"].append(occurred.date())
+        columns["kafka_partition"].append(item.partition)
+        columns["kafka_offset"].append(item.offset)
+        columns["ingested_at"].append(ingested_at)
+    return pa.table(columns, schema=GAME_EVENTS_SCHEMA)
+
+
+def append_bronze(lake_root: str, table: str, rows: pa.Table) -> None:
+    """Append ``rows`` to a bronze table in one Delta commit (creating it on first use)."""
+    from deltalake import write_deltalake
+
+    if rows.num_rows == 0:
+        return
+    partitions = WEARABLE_PARTITIONS if table == BRONZE_WEARABLE_SAMPLES else GAME_EVENT_PARTITIONS
+    write_deltalake(table_uri(lake_root, table), rows, mode="append", partition_by=partitions)
+
+
+def days_written_since(lake_root: str, table: str, version: int) -> tuple[int, set[date]]:
+    """The table's current version and the days (``date`` partitions) of files added after
+    ``version`` (-1: since the beginning). Reads only the Delta log, never the data."""
+    from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
+
+    uri = table_uri(lake_root, table)
+    try:
+        current_table = DeltaTable(uri)
+    except TableNotFoundError:
+        return -1, set()
+    current = current_table.version()
+    if current <= version:
+        return current, set()
+    before = set(DeltaTable(uri, version=version).file_uris()) if version >= 0 else set()
+    actions = pa.table(current_table.get_add_actions(flatten=True)).to_pydict()
+    days: set[date] = set()
+    for path, day in zip(actions["path"], actions["partition.date"], strict=True):
+        if day is None:
+            continue
+        full = f"{uri.rstrip('/')}/{path}"
+        if full not in before and Path(full).as_posix() not in before:
+            days.add(day if isinstance(day, date) else date.fromisoformat(str(day)))
+    return current, days
