@@ -183,9 +183,17 @@ def csv_safe(text_value: str | None) -> str:
     """A CSV cell that spreadsheets will not run as a formula (OWASP CSV injection)."""
     if text_value is None:
         return ""
-    if text_value.startswith(_FORMULA_START):
+    if text_value.startswith(_FORMULA_START) and not _is_number(text_value):
         return "'" + text_value
     return text_value
+
+
+def _is_number(text_value: str) -> bool:
+    try:
+        float(text_value)
+    except ValueError:
+        return False
+    return True
 
 
 def render_csv(columns: Sequence[str], rows: Sequence[Sequence[str | None]]) -> str:

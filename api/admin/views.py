@@ -28,7 +28,16 @@ from wtforms.fields.core import UnboundField
 from api.admin.audit import acting_admin
 from api.admin.auth import current_admin, role_allows
 from core.db import Base
+from core.leaderboards.models import (
+    Leaderboard,
+    LeaderboardPeriod,
+    LeaderboardRankBlock,
+    LeaderboardRecord,
+    LeaderboardSubmission,
+)
 from core.models import AdminAuditLog, AdminUser, ScoreLog
+from core.models_events import Game, PlayerTotals, ProcessedEvent, RewardCommandRow
+from core.wearables.models import AppUser
 
 EXPORT_MAX_ROWS = 100_000
 
@@ -44,6 +53,7 @@ class AdminTable:
     can_create: bool = False
     can_delete: bool = False
     icon: str = "fa-solid fa-table"
+    category: str = ""  # menu group
 
 
 ADMIN_TABLES: tuple[AdminTable, ...] = (
@@ -53,58 +63,85 @@ ADMIN_TABLES: tuple[AdminTable, ...] = (
         can_delete=True,
         icon="fa-solid fa-chart-line",
     ),
-    AdminTable(AdminAuditLog, icon="fa-solid fa-clipboard-list"),
+    AdminTable(
+        Game,
+        hidden=("api_key_hash",),
+        editable=("name", "is_active"),
+        icon="fa-solid fa-gamepad",
+        category="Games",
+    ),
+    # Written by the stream processors and the leaderboard writer: read-only here, since a
+    # hand edit would break their invariants (idempotency keys, rank block sizes).
+    AdminTable(ProcessedEvent, icon="fa-solid fa-bolt", category="Games"),
+    AdminTable(PlayerTotals, icon="fa-solid fa-calculator", category="Games"),
+    AdminTable(RewardCommandRow, icon="fa-solid fa-coins", category="Games"),
+    AdminTable(Leaderboard, icon="fa-solid fa-trophy", category="Leaderboards"),
+    AdminTable(LeaderboardPeriod, icon="fa-solid fa-calendar", category="Leaderboards"),
+    AdminTable(LeaderboardRecord, icon="fa-solid fa-ranking-star", category="Leaderboards"),
+    AdminTable(LeaderboardSubmission, icon="fa-solid fa-inbox", category="Leaderboards"),
+    AdminTable(LeaderboardRankBlock, icon="fa-solid fa-layer-group", category="Leaderboards"),
+    AdminTable(
+        AppUser,
+        hidden=("token_hash",),
+        editable=("is_active",),
+        icon="fa-solid fa-mobile-screen",
+        category="App users",
+    ),
     AdminTable(
         AdminUser,
         hidden=("password_hash",),
         editable=("role", "is_active"),
         icon="fa-solid fa-user-shield",
+        category="Admin",
     ),
+    AdminTable(AdminAuditLog, icon="fa-solid fa-clipboard-list", category="Admin"),
 )
 
 
-def _columns(model: type[Base]) -> list[Any]:
-    return [attr.columns[0] for attr in inspect(model).column_attrs]
+def _columns(model: type[Base]) -> list[tuple[str, Any]]:
+    """(attribute name, column) of every mapped column; sqladmin speaks attribute names."""
+    return [(attr.key, attr.columns[0]) for attr in inspect(model).column_attrs]
 
 
 def _is_searchable(column: Any) -> bool:
     return isinstance(column.type, String | Text | Uuid | JSON)
 
 
-def _column_filter(column: Any) -> Any | None:
+def _column_filter(key: str, column: Any) -> Any | None:
     kind = column.type
     if isinstance(kind, Boolean):
-        return BooleanFilter(column.key)
+        return BooleanFilter(key)
     if isinstance(kind, Enum) and kind.enum_class is not None:
         members: Iterable[enum.Enum] = kind.enum_class
-        return StaticValuesFilter(column.key, values=[(m.value, m.value) for m in members])
+        return StaticValuesFilter(key, values=[(m.value, m.value) for m in members])
     if isinstance(kind, String | Text | Integer | Numeric | Float | DateTime | Uuid):
-        return OperationColumnFilter(column.key)
+        return OperationColumnFilter(key)
     return None
 
 
 def view_options(table: AdminTable) -> dict[str, Any]:
     """The sqladmin class attributes of a table's view (pure: read from the model only)."""
     columns = _columns(table.model)
-    names = [c.key for c in columns]
+    names = [key for key, _ in columns]
     unknown = (set(table.hidden) | set(table.editable)) - set(names)
     if unknown:
         raise ValueError(f"{table.model.__name__} has no column(s) {sorted(unknown)}")
     if set(table.hidden) & set(table.editable):
         raise ValueError(f"{table.model.__name__}: a hidden column cannot be editable")
-    visible = [c for c in columns if c.key not in table.hidden]
-    pk = [c.key for c in columns if c.primary_key]
+    visible = [(key, column) for key, column in columns if key not in table.hidden]
+    shown = [key for key, _ in visible]
     return {
         "name": table.model.__tablename__,
         "name_plural": table.model.__tablename__,
         "icon": table.icon,
-        "column_list": [c.key for c in visible],
-        "column_details_list": [c.key for c in visible],
-        "column_export_list": [c.key for c in visible],
-        "column_searchable_list": [c.key for c in visible if _is_searchable(c)],
-        "column_sortable_list": [c.key for c in visible],
-        "column_filters": [f for c in visible if (f := _column_filter(c)) is not None],
-        "column_default_sort": [(key, True) for key in pk],
+        "category": table.category,
+        "column_list": shown,
+        "column_details_list": shown,
+        "column_export_list": shown,
+        "column_searchable_list": [key for key, column in visible if _is_searchable(column)],
+        "column_sortable_list": shown,
+        "column_filters": [f for key, c in visible if (f := _column_filter(key, c)) is not None],
+        "column_default_sort": [(key, True) for key, column in columns if column.primary_key],
         "form_columns": list(table.editable),
         "can_edit": bool(table.editable),
         "can_create": table.can_create,

@@ -50,12 +50,12 @@ def _client(app: FastAPI, role: AdminRole) -> Iterator[TestClient]:
         yield client
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def viewer(app: FastAPI) -> Iterator[TestClient]:
     yield from _client(app, AdminRole.viewer)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def editor(app: FastAPI) -> Iterator[TestClient]:
     yield from _client(app, AdminRole.editor)
 

@@ -1,0 +1,69 @@
+"""Roles, the cross-origin guard and the session cookie flags of the admin panel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqladmin.authorization import Action
+
+from api.admin.auth import (
+    is_cross_origin,
+    password_fingerprint,
+    role_allows,
+    session_cookie_options,
+)
+from core.config import Settings
+from core.models import AdminRole
+
+
+@pytest.mark.parametrize("action", [Action.LIST, Action.DETAILS, Action.EXPORT])
+def test_viewers_browse_and_export(action: Action) -> None:
+    assert role_allows(AdminRole.viewer, action)
+    assert role_allows(AdminRole.editor, action)
+
+
+@pytest.mark.parametrize(
+    "action", [Action.CREATE, Action.EDIT, Action.DELETE, Action.IMPORT, "action:purge"]
+)
+def test_only_editors_change_rows(action: str) -> None:
+    assert not role_allows(AdminRole.viewer, action)
+    assert role_allows(AdminRole.editor, action)
+
+
+def test_nobody_signed_in_may_do_nothing() -> None:
+    assert not any(role_allows(None, a) for a in Action)
+
+
+@pytest.mark.parametrize(
+    ("origin", "referer", "host", "cross"),
+    [
+        ("http://127.0.0.1:8000", None, "127.0.0.1:8000", False),
+        ("https://admin.stride.test", None, "ADMIN.stride.test", False),
+        (None, "http://127.0.0.1:8000/admin/query", "127.0.0.1:8000", False),
+        (None, None, "127.0.0.1:8000", False),
+        ("https://evil.example", None, "127.0.0.1:8000", True),
+        ("http://127.0.0.1:9999", None, "127.0.0.1:8000", True),
+        (None, "https://evil.example/page", "127.0.0.1:8000", True),
+        ("null", None, "127.0.0.1:8000", True),
+        ("https://evil.example", "http://127.0.0.1:8000/admin", "127.0.0.1:8000", True),
+    ],
+)
+def test_cross_origin_detection(
+    origin: str | None, referer: str | None, host: str, cross: bool
+) -> None:
+    assert is_cross_origin(origin, referer, host) is cross
+
+
+def test_session_cookie_is_strict_and_secure_outside_the_local_stack(tmp_path: Path) -> None:
+    local = session_cookie_options(Settings(env="local", state_dir=tmp_path))
+    prod = session_cookie_options(Settings(env="prod", state_dir=tmp_path))
+    assert local["same_site"] == prod["same_site"] == "strict"
+    assert local["path"] == "/admin"
+    assert local["https_only"] is False
+    assert prod["https_only"] is True
+
+
+def test_password_reset_changes_the_session_fingerprint() -> None:
+    assert password_fingerprint("$2b$12$a") != password_fingerprint("$2b$12$b")
+    assert password_fingerprint("$2b$12$a") == password_fingerprint("$2b$12$a")
