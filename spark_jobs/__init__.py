@@ -1,0 +1,1 @@
+"""PySpark DataFrame jobs of the lakehouse, run through Spark Connect (pysail locally)."""
