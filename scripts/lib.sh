@@ -34,13 +34,19 @@ check_prerequisites() {
   done
 }
 
+# Run pip, hiding this machine's warnings about absent local package mirrors.
+pip_quiet() {
+  .venv/bin/python -m pip "$@" 2>&1 | { grep -v "^WARNING: Location '.*' is ignored" || true; }
+  return "${PIPESTATUS[0]}"
+}
+
 install_python() {
   local py; py=$(command -v python3.11 || command -v python3)
   if [ ! -x .venv/bin/python ]; then note "creating .venv with $py"; "$py" -m venv .venv; fi
   note "installing locked Python dependencies (requirements.lock)"
   # pip older than 24 mishandles extras of hashed requirements (gql[requests]).
-  .venv/bin/python -m pip install -q "pip>=25"
-  .venv/bin/python -m pip install -q --require-hashes -r requirements.lock
-  .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
+  pip_quiet install -q "pip>=25"
+  pip_quiet install -q --require-hashes -r requirements.lock
+  pip_quiet install -q --no-deps --no-build-isolation -e .
   note "$(.venv/bin/python --version), stride CLI at .venv/bin/stride"
 }
