@@ -36,7 +36,7 @@ check_prerequisites() {
 
 # Run pip, hiding this machine's warnings about absent local package mirrors.
 pip_quiet() {
-  .venv/bin/python -m pip "$@" 2>&1 | { grep -v "^WARNING: Location '.*' is ignored" || true; }
+  PYTHONWARNINGS=ignore .venv/bin/python -m pip "$@" 2>&1 | { grep -v "^WARNING: Location '.*' is ignored" || true; }
   return "${PIPESTATUS[0]}"
 }
 
