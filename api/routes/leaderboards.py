@@ -143,6 +143,7 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "No such leaderboard, period or record"}
 }
 _AUTH: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "The body is not UTF-8 JSON"},
     401: {"model": ErrorBody, "description": "X-Api-Key header missing"},
     403: {"model": ErrorBody, "description": "X-Api-Key is not the key of this game"},
 }
@@ -341,7 +342,7 @@ def periods(leaderboard_id: LeaderboardId, engine: EngineDep) -> list[PeriodSumm
     responses={
         **_AUTH,
         **_NOT_FOUND,
-        422: {"model": ErrorBody, "description": "period_start has not started"},
+        409: {"model": ErrorBody, "description": "period_start has not started yet"},
     },
 )
 def reset(
@@ -363,7 +364,7 @@ def reset(
     except store.UnknownLeaderboard as exc:
         raise _not_found(exc) from None
     except store.UnknownPeriod as exc:
-        raise HTTPException(422, str(exc.args[0])) from None
+        raise HTTPException(409, str(exc.args[0])) from None
     return ResetPublic(
         leaderboard_id=outcome.leaderboard_id,
         archived=outcome.archived,
