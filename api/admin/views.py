@@ -114,9 +114,9 @@ def _column_filter(key: str, column: Any) -> Any | None:
     if isinstance(kind, Enum) and kind.enum_class is not None:
         members: Iterable[enum.Enum] = kind.enum_class
         return StaticValuesFilter(key, values=[(m.value, m.value) for m in members])
-    if isinstance(kind, String | Text | Integer | Numeric | Float | DateTime | Uuid):
+    if isinstance(kind, String | Text | Integer | Numeric | Float | DateTime):
         return OperationColumnFilter(key)
-    return None
+    return None  # ids (UUIDs) are found with the search box; JSON has no useful operator
 
 
 def view_options(table: AdminTable) -> dict[str, Any]:
@@ -140,7 +140,11 @@ def view_options(table: AdminTable) -> dict[str, Any]:
         "column_export_list": shown,
         "column_searchable_list": [key for key, column in visible if _is_searchable(column)],
         "column_sortable_list": shown,
-        "column_filters": [f for key, c in visible if (f := _column_filter(key, c)) is not None],
+        "column_filters": [
+            f
+            for key, column in visible
+            if not column.primary_key and (f := _column_filter(key, column)) is not None
+        ],
         "column_default_sort": [(key, True) for key, column in columns if column.primary_key],
         "form_columns": list(table.editable),
         "can_edit": bool(table.editable),
