@@ -15,6 +15,7 @@ from rich.table import Table
 from cli.db_cmd import db_app
 from cli.games_cmd import games_app
 from cli.leaderboards_cmd import leaderboards_app
+from cli.pipeline_cmd import pipeline_app
 from cli.services import SERVICES
 from cli.stack import Stack, StackError, tail
 from cli.users_cmd import users_app
@@ -31,6 +32,7 @@ app.add_typer(admin_app, name="admin")
 app.add_typer(games_app, name="games")
 app.add_typer(leaderboards_app, name="leaderboards")
 app.add_typer(users_app, name="users")
+app.add_typer(pipeline_app, name="pipeline")
 
 console = Console()
 err = Console(stderr=True)

@@ -275,4 +275,66 @@ WORKER = Service(
     env=lambda s: {"STRIDE_STATE_DIR": str(s.state_dir)},
 )
 
-SERVICES: list[Service] = [POSTGRES, KAFKA, API, WORKER]
+# ---- Lakehouse: Spark Connect (pysail) and Dagster ---------------------------------------------
+
+
+def _spark_problem(settings: Settings) -> str | None:
+    from spark_jobs.session import spark_problem
+
+    return spark_problem(settings.spark_host, settings.spark_port)
+
+
+SPARK = Service(
+    name="spark",
+    description="pysail Spark Connect server (Delta lake jobs)",
+    command=lambda s: [
+        sys.executable,
+        "-m",
+        "pysail",
+        "spark",
+        "server",
+        "--ip",
+        s.spark_host,
+        "--port",
+        str(s.spark_port),
+    ],
+    probe=_spark_problem,
+    url=lambda s: s.spark_url,
+    port=lambda s: s.spark_port,
+    env=lambda _s: {"RUST_LOG": "warn"},
+)
+
+
+def _dagster_home(settings: Settings, report: Reporter) -> None:
+    report(f"dagster: DAGSTER_HOME is {settings.state_dir / 'dagster'}")
+    (settings.state_dir / "dagster").mkdir(parents=True, exist_ok=True)
+
+
+DAGSTER = Service(
+    name="dagster",
+    description="Dagster UI and daemon (lakehouse assets, schedule, sensor)",
+    command=lambda s: [
+        sys.executable,
+        "-m",
+        "dagster",
+        "dev",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(s.dagster_port),
+        "-m",
+        "dagster_project.definitions",
+    ],
+    probe=lambda s: http_problem(f"http://127.0.0.1:{s.dagster_port}/server_info"),
+    url=lambda s: f"http://127.0.0.1:{s.dagster_port}",
+    port=lambda s: s.dagster_port,
+    depends_on=("spark", "postgres"),
+    prepare=_dagster_home,
+    env=lambda s: {
+        "STRIDE_STATE_DIR": str(s.state_dir),
+        "DAGSTER_HOME": str(s.state_dir / "dagster"),
+    },
+    start_timeout=90.0,
+)
+
+SERVICES: list[Service] = [POSTGRES, KAFKA, API, WORKER, SPARK, DAGSTER]

@@ -41,3 +41,14 @@ def replace_day(df: DataFrame, path: str, day: date, partition_by: list[str]) ->
         writer.mode("overwrite").option("replaceWhere", condition).save(path)
     else:
         writer.mode("append").save(path)
+
+
+def spark_problem(host: str, port: int, timeout: float = 1.0) -> str | None:
+    """None when something accepts connections on the Spark Connect port."""
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return None
+    except OSError as exc:
+        return f"Spark Connect unreachable at {host}:{port} ({exc})"

@@ -1,0 +1,1 @@
+"""Dagster definitions of the lakehouse: bronze → silver → gold → warehouse, per day."""

@@ -1,0 +1,272 @@
+"""Assets per lake table and warehouse table, partitioned by day, with blocking checks.
+
+Bronze tables are written by the Faust lake sink, so they are external assets here.
+Every other asset rebuilds exactly one day (``replaceWhere`` in the lake, DELETE + COPY in
+the warehouse), so rerunning a partition changes nothing. Gold assets carry blocking
+checks (keys not null, no duplicates, row-count sanity): when one fails, the warehouse
+asset downstream is not run and the warehouse keeps its previous, good rows.
+"""
+
+from datetime import UTC, date, datetime
+
+import dagster as dg
+from dagster import AssetExecutionContext
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from core.lake import (
+    BRONZE_GAME_EVENTS,
+    BRONZE_WEARABLE_SAMPLES,
+    GOLD_GAME_DAILY,
+    GOLD_USER_DAILY_HEALTH,
+    SILVER_GAME_EVENTS,
+    SILVER_WEARABLE_SAMPLES,
+    table_uri,
+)
+from core.warehouse import GAME_DAILY, USER_DAILY_HEALTH, WarehouseTable, load_gold_day
+from dagster_project.resources import Lake, SparkConnect, WarehouseTarget
+from spark_jobs.gold import build_gold_game_daily, build_gold_user_daily_health
+from spark_jobs.session import read_day
+from spark_jobs.silver import build_silver_game_events, build_silver_wearable_samples
+
+FIRST_DAY = "2020-01-01"
+BRONZE_STALE_AFTER_HOURS = 26
+daily = dg.DailyPartitionsDefinition(start_date=FIRST_DAY, end_offset=1)
+
+bronze_wearable_samples = dg.AssetSpec(
+    "bronze_wearable_samples",
+    group_name="bronze",
+    description="wearable.samples.v1 as consumed (Faust lake sink); partitions date, source",
+    metadata={"path": BRONZE_WEARABLE_SAMPLES},
+    partitions_def=daily,
+)
+bronze_game_events = dg.AssetSpec(
+    "bronze_game_events",
+    group_name="bronze",
+    description="game.events.v1 as consumed (Faust lake sink); partitions date, game_id",
+    metadata={"path": BRONZE_GAME_EVENTS},
+    partitions_def=daily,
+)
+
+
+def _day(context: AssetExecutionContext) -> date:
+    return date.fromisoformat(context.partition_key)
+
+
+def _bronze_freshness(lake: Lake, table: str, asset: str) -> dg.AssetCheckResult:
+    """Warn when the bronze table got no Delta commit for a while (is the sink running?)."""
+    from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
+
+    try:
+        history = DeltaTable(table_uri(lake.root, table)).history(1)
+    except TableNotFoundError:
+        return dg.AssetCheckResult(
+            asset_key=asset,
+            check_name="bronze_fresh",
+            passed=False,
+            severity=dg.AssetCheckSeverity.WARN,
+            description=f"{table} does not exist yet",
+        )
+    last = datetime.fromtimestamp(history[0]["timestamp"] / 1000, UTC)
+    age_h = (datetime.now(UTC) - last).total_seconds() / 3600
+    return dg.AssetCheckResult(
+        asset_key=asset,
+        check_name="bronze_fresh",
+        passed=age_h <= BRONZE_STALE_AFTER_HOURS,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"last_commit": last.isoformat(), "age_hours": round(age_h, 2)},
+    )
+
+
+def _freshness_spec(asset: str) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        "bronze_fresh",
+        asset=asset,
+        description=f"the bronze input got a commit in the last {BRONZE_STALE_AFTER_HOURS} h",
+    )
+
+
+@dg.asset(
+    group_name="silver",
+    partitions_def=daily,
+    deps=[bronze_wearable_samples],
+    check_specs=[_freshness_spec("silver_wearable_samples")],
+    description="One row per sample_id, canonical units (bpm, count, min, m, kcal)",
+    metadata={"path": SILVER_WEARABLE_SAMPLES},
+)
+def silver_wearable_samples(
+    context: AssetExecutionContext, spark: SparkConnect, lake: Lake
+) -> dg.MaterializeResult:
+    rows = build_silver_wearable_samples(spark.session(), lake.root, _day(context))
+    return dg.MaterializeResult(
+        metadata={"rows": rows},
+        check_results=[_bronze_freshness(lake, BRONZE_WEARABLE_SAMPLES, "silver_wearable_samples")],
+    )
+
+
+@dg.asset(
+    group_name="silver",
+    partitions_def=daily,
+    deps=[bronze_game_events],
+    check_specs=[_freshness_spec("silver_game_events")],
+    description="One row per event_id",
+    metadata={"path": SILVER_GAME_EVENTS},
+)
+def silver_game_events(
+    context: AssetExecutionContext, spark: SparkConnect, lake: Lake
+) -> dg.MaterializeResult:
+    rows = build_silver_game_events(spark.session(), lake.root, _day(context))
+    return dg.MaterializeResult(
+        metadata={"rows": rows},
+        check_results=[_bronze_freshness(lake, BRONZE_GAME_EVENTS, "silver_game_events")],
+    )
+
+
+def _gold_check_specs(asset: str, grain: tuple[str, ...]) -> list[dg.AssetCheckSpec]:
+    return [
+        dg.AssetCheckSpec(
+            "keys_not_null",
+            asset=asset,
+            blocking=True,
+            description=f"no null in {', '.join(grain)}",
+        ),
+        dg.AssetCheckSpec(
+            "no_duplicates",
+            asset=asset,
+            blocking=True,
+            description=f"one row per {', '.join(grain)}",
+        ),
+        dg.AssetCheckSpec(
+            "row_count_sane",
+            asset=asset,
+            blocking=True,
+            description="one row per distinct key of silver that day",
+        ),
+    ]
+
+
+def _gold_checks(
+    asset: str, gold: DataFrame | None, silver: DataFrame | None, grain: tuple[str, ...]
+) -> list[dg.AssetCheckResult]:
+    """Evaluate the blocking checks of one day of a gold table against its silver input."""
+    entity = grain[-1]
+    gold_rows = 0 if gold is None else gold.count()
+    null_keys = (
+        0 if gold is None else gold.where(" OR ".join(f"`{k}` IS NULL" for k in grain)).count()
+    )
+    duplicates = (
+        0 if gold is None else gold.groupBy(*grain).count().where(F.col("count") > 1).count()
+    )
+    expected = 0 if silver is None else silver.select(entity).distinct().count()
+    return [
+        dg.AssetCheckResult(
+            asset_key=asset,
+            check_name="keys_not_null",
+            passed=null_keys == 0,
+            metadata={"rows_with_null_key": null_keys},
+        ),
+        dg.AssetCheckResult(
+            asset_key=asset,
+            check_name="no_duplicates",
+            passed=duplicates == 0,
+            metadata={"duplicated_keys": duplicates},
+        ),
+        dg.AssetCheckResult(
+            asset_key=asset,
+            check_name="row_count_sane",
+            passed=gold_rows == expected and (expected == 0 or gold_rows > 0),
+            metadata={"gold_rows": gold_rows, "silver_keys": expected},
+        ),
+    ]
+
+
+@dg.asset(
+    group_name="gold",
+    partitions_def=daily,
+    deps=[silver_wearable_samples],
+    check_specs=_gold_check_specs("gold_user_daily_health", ("date", "user_id")),
+    description="Per user per day: steps, resting heart rate, sleep minutes, sample count",
+    metadata={"path": GOLD_USER_DAILY_HEALTH},
+)
+def gold_user_daily_health(
+    context: AssetExecutionContext, spark: SparkConnect, lake: Lake
+) -> dg.MaterializeResult:
+    session, day = spark.session(), _day(context)
+    rows = build_gold_user_daily_health(session, lake.root, day)
+    checks = _gold_checks(
+        "gold_user_daily_health",
+        read_day(session, table_uri(lake.root, GOLD_USER_DAILY_HEALTH), day),
+        read_day(session, table_uri(lake.root, SILVER_WEARABLE_SAMPLES), day),
+        ("date", "user_id"),
+    )
+    return dg.MaterializeResult(metadata={"rows": rows}, check_results=checks)
+
+
+@dg.asset(
+    group_name="gold",
+    partitions_def=daily,
+    deps=[silver_game_events],
+    check_specs=_gold_check_specs("gold_game_daily", ("date", "game_id")),
+    description="Per game per day: events, sessions, matches, active players, tokens",
+    metadata={"path": GOLD_GAME_DAILY},
+)
+def gold_game_daily(
+    context: AssetExecutionContext, spark: SparkConnect, lake: Lake
+) -> dg.MaterializeResult:
+    session, day = spark.session(), _day(context)
+    rows = build_gold_game_daily(session, lake.root, day)
+    checks = _gold_checks(
+        "gold_game_daily",
+        read_day(session, table_uri(lake.root, GOLD_GAME_DAILY), day),
+        read_day(session, table_uri(lake.root, SILVER_GAME_EVENTS), day),
+        ("date", "game_id"),
+    )
+    return dg.MaterializeResult(metadata={"rows": rows}, check_results=checks)
+
+
+def _load(
+    context: AssetExecutionContext,
+    lake: Lake,
+    warehouse: WarehouseTarget,
+    table: WarehouseTable,
+) -> dg.MaterializeResult:
+    day = _day(context)
+    loaded = load_gold_day(lake.root, warehouse.warehouse(), table, day, warehouse.pseudonym_key)
+    return dg.MaterializeResult(metadata={"rows": loaded, "table": table.name})
+
+
+@dg.asset(
+    group_name="warehouse",
+    partitions_def=daily,
+    deps=[gold_user_daily_health],
+    description="warehouse.user_daily_health: gold with user ids pseudonymized (HMAC-SHA256)",
+)
+def warehouse_user_daily_health(
+    context: AssetExecutionContext, lake: Lake, warehouse: WarehouseTarget
+) -> dg.MaterializeResult:
+    return _load(context, lake, warehouse, USER_DAILY_HEALTH)
+
+
+@dg.asset(
+    group_name="warehouse",
+    partitions_def=daily,
+    deps=[gold_game_daily],
+    description="warehouse.game_daily",
+)
+def warehouse_game_daily(
+    context: AssetExecutionContext, lake: Lake, warehouse: WarehouseTarget
+) -> dg.MaterializeResult:
+    return _load(context, lake, warehouse, GAME_DAILY)
+
+
+LAKEHOUSE_ASSETS = [
+    bronze_wearable_samples,
+    bronze_game_events,
+    silver_wearable_samples,
+    silver_game_events,
+    gold_user_daily_health,
+    gold_game_daily,
+    warehouse_user_daily_health,
+    warehouse_game_daily,
+]

@@ -1,0 +1,56 @@
+"""The Dagster code location: assets, the daily job and schedule, the new-bronze sensor.
+
+``dagster dev -m dagster_project.definitions`` serves it (``stride up dagster``);
+``stride pipeline run`` materializes it headless.
+"""
+
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+
+from core.config import get_settings
+from core.lake import BRONZE_GAME_EVENTS, BRONZE_WEARABLE_SAMPLES, days_written_since
+from dagster_project.assets import LAKEHOUSE_ASSETS, daily
+from dagster_project.resources import current_resources
+
+PIPELINE = dg.AssetSelection.groups("silver", "gold", "warehouse")
+
+lakehouse_job = dg.define_asset_job(
+    "lakehouse_daily",
+    selection=PIPELINE,
+    partitions_def=daily,
+    description="Rebuild one day: silver → gold (checked) → warehouse",
+)
+
+# Yesterday's partition, once the day is over everywhere it matters (01:30 UTC).
+daily_schedule = dg.build_schedule_from_partitioned_job(
+    lakehouse_job, hour_of_day=1, minute_of_hour=30
+)
+
+
+@dg.sensor(job=lakehouse_job, minimum_interval_seconds=60)
+def new_bronze_data(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    """One run per day that got new bronze files since the last tick (late data included)."""
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    lake_root = get_settings().lake_root
+    days: set[str] = set()
+    for table in (BRONZE_WEARABLE_SAMPLES, BRONZE_GAME_EVENTS):
+        version, written = days_written_since(lake_root, table, cursor.get(table, -1))
+        cursor[table] = version
+        days.update(d.isoformat() for d in written)
+    requests = [
+        dg.RunRequest(partition_key=day, run_key=f"{day}:{json.dumps(cursor, sort_keys=True)}")
+        for day in sorted(days)
+    ]
+    return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor))
+
+
+defs = dg.Definitions(
+    assets=LAKEHOUSE_ASSETS,
+    jobs=[lakehouse_job],
+    schedules=[daily_schedule],
+    sensors=[new_bronze_data],
+    resources=current_resources(),
+)

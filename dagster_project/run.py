@@ -1,0 +1,53 @@
+"""Headless materialization of one day (used by ``stride pipeline run`` and the tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import dagster as dg
+
+from dagster_project.assets import LAKEHOUSE_ASSETS
+from dagster_project.definitions import PIPELINE
+
+
+@dataclass
+class DayOutcome:
+    day: date
+    success: bool
+    materialized: list[str] = field(default_factory=list)
+    failed_checks: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    rows: dict[str, int] = field(default_factory=dict)
+
+
+def materialize_day(
+    day: date, resources: Mapping[str, Any], instance: dg.DagsterInstance | None = None
+) -> DayOutcome:
+    """Run silver → gold → warehouse for ``day``; a failed blocking check skips what follows."""
+    result = dg.materialize(
+        LAKEHOUSE_ASSETS,
+        selection=PIPELINE,
+        partition_key=day.isoformat(),
+        resources=dict(resources),
+        instance=instance,
+        raise_on_error=False,
+    )
+    outcome = DayOutcome(day=day, success=result.success)
+    for event in result.get_asset_materialization_events():
+        materialization = event.asset_materialization
+        assert materialization is not None
+        name = materialization.asset_key.to_user_string()
+        outcome.materialized.append(name)
+        rows = materialization.metadata.get("rows")
+        if rows is not None:
+            outcome.rows[name] = int(rows.value)  # type: ignore[arg-type]
+    for evaluation in result.get_asset_check_evaluations():
+        if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR:
+            key = evaluation.asset_check_key
+            outcome.failed_checks.append(f"{key.asset_key.to_user_string()}:{key.name}")
+    selected = {k.to_user_string() for k in PIPELINE.resolve(LAKEHOUSE_ASSETS)}
+    outcome.skipped = sorted(selected - set(outcome.materialized))
+    return outcome
