@@ -29,6 +29,7 @@ from core.db import engine_for
 from core.event_store import BatchOutcome, ConsumedEvent, apply_batch
 from core.events import DeadLetter, parse_game_event
 from core.rewards import RewardCommand, rules_from_settings
+from core.topics import GAME_EVENTS_DLQ
 from streams.app import app, dead_letters_topic, game_events_topic, reward_commands_topic, settings
 
 log = logging.getLogger(__name__)
@@ -88,14 +89,8 @@ async def _send_all(topic: Any, records: list[tuple[bytes | None, bytes]]) -> No
 async def process(events: Sequence[EventT]) -> BatchOutcome:
     valid, dead = split(events)
     if dead:
-        letters = [
-            (d.original_key_b64 and d.original_key_b64.encode(), d.model_dump_json().encode())
-            for d in dead
-        ]
-        await _until_done("dead-lettering", lambda: _send_all(dead_letters_topic, letters))
-        log.warning(
-            "sent %d invalid messages to %s", len(dead), dead_letters_topic.get_topic_name()
-        )
+        await _until_done("dead-lettering", lambda: _send_all(dead_letters_topic, dead))
+        log.warning("sent %d invalid messages to %s", len(dead), GAME_EVENTS_DLQ)
     outcome = await _until_done(
         "writing the batch to PostgreSQL",
         lambda: asyncio.to_thread(apply_batch, engine, valid, rules),
