@@ -10,6 +10,7 @@ Unsafe methods from another origin are refused (CSRF defence on top of SameSite)
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -66,18 +67,19 @@ def session_cookie_options(settings: Settings) -> dict[str, Any]:
     }
 
 
-def is_cross_origin(origin: str | None, referer: str | None, host: str | None) -> bool:
+def is_cross_origin(origin: str | None, referer: str | None, hosts: Collection[str | None]) -> bool:
     """Whether an unsafe request was sent by a page of another site.
 
     Browsers send ``Origin`` on every cross-origin POST; ``Referer`` is the fallback. A request
-    without either did not come from a browser page, so it cannot be a forged one.
+    without either did not come from a browser page, so it cannot be a forged one. ``hosts``
+    are the names this server answers to (``Host``, and ``X-Forwarded-Host`` behind a proxy;
+    a forged form cannot set either).
     """
     source = origin if origin is not None else referer
     if source is None:
         return False
-    if source == "null" or not host:
-        return True
-    return urlsplit(source).netloc.lower() != host.lower()
+    known = {h.strip().lower() for h in hosts if h}
+    return source == "null" or urlsplit(source).netloc.lower() not in known
 
 
 def current_admin(request: Request) -> SignedInAdmin | None:
@@ -114,7 +116,7 @@ class SameOriginGuard:
         if request.method in UNSAFE_METHODS and is_cross_origin(
             request.headers.get("origin"),
             request.headers.get("referer"),
-            request.headers.get("host"),
+            (request.headers.get("host"), request.headers.get("x-forwarded-host")),
         ):
             response = PlainTextResponse(
                 "Cross-site request refused: submit the form from the admin panel itself.",

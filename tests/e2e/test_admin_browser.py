@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser, sync_playwright
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
@@ -32,18 +33,16 @@ SCREENSHOTS = Path("/tmp")
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian chromium is not installed (apt-get install chromium)")
-    with playwright_api.sync_playwright() as playwright:
+def browser() -> Iterator[Browser]:
+    assert Path(CHROMIUM).exists(), "Debian chromium is missing: apt-get install chromium"
+    with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
 
 
 def test_editor_logs_in_searches_edits_and_queries(
-    browser: object, live_api: str, db_engine: Engine
+    browser: Browser, live_api: str, db_engine: Engine
 ) -> None:
     username = f"ops-{uuid.uuid4().hex[:6]}"
     with session_scope() as session:

@@ -292,6 +292,50 @@ def test_change_and_audit_row_fail_together(score_row: dict, db_engine: Engine) 
     assert _audit_rows(db_engine, score_row["id"]) == []
 
 
+def test_rows_created_through_the_admin_session_are_audited(db_engine: Engine) -> None:
+    admin = mount_admin(FastAPI())
+    player = f"created-{uuid.uuid4().hex[:8]}"
+    with acting_admin("creator"), admin.session_maker() as session:
+        row = ScoreLog(request_id=uuid.uuid4(), user_id=player, input_value=1.0, score=10.0)
+        session.add(row)
+        session.commit()
+        row_id = row.id
+    [audit] = _audit_rows(db_engine, row_id)
+    assert (audit.admin_username, audit.action, audit.before) == ("creator", "create", None)
+    assert audit.after["user_id"] == player
+    assert audit.after["id"] == row_id
+
+
+def test_admin_user_edits_are_audited_without_the_password_hash(
+    editor: TestClient, db_engine: Engine
+) -> None:
+    username = _admin(AdminRole.viewer)
+    with db_engine.connect() as conn:
+        user_id = conn.execute(
+            text("SELECT id FROM admin_users WHERE username = :u"), {"u": username}
+        ).scalar_one()
+    response = editor.post(
+        f"/admin/admin-user/edit/{user_id}",
+        data={"role": "editor", "is_active": "y", "save": "Save"},
+        follow_redirects=False,
+    )
+    assert response.status_code == 302, response.text
+    with db_engine.connect() as conn:
+        role = conn.execute(
+            text("SELECT role FROM admin_users WHERE id = :id"), {"id": user_id}
+        ).scalar_one()
+        before, after = conn.execute(
+            text(
+                "SELECT before, after FROM admin_audit_log"
+                " WHERE table_name = 'admin_users' AND row_pk = :pk"
+            ),
+            {"pk": str(user_id)},
+        ).one()
+    assert role == "editor"
+    assert (before["role"], after["role"]) == ("viewer", "editor")
+    assert "password_hash" not in before and "password_hash" not in after
+
+
 # ---- the read-only SQL page --------------------------------------------------------------
 
 

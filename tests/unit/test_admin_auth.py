@@ -36,23 +36,25 @@ def test_nobody_signed_in_may_do_nothing() -> None:
 
 
 @pytest.mark.parametrize(
-    ("origin", "referer", "host", "cross"),
+    ("origin", "referer", "hosts", "cross"),
     [
-        ("http://127.0.0.1:8000", None, "127.0.0.1:8000", False),
-        ("https://admin.stride.test", None, "ADMIN.stride.test", False),
-        (None, "http://127.0.0.1:8000/admin/query", "127.0.0.1:8000", False),
-        (None, None, "127.0.0.1:8000", False),
-        ("https://evil.example", None, "127.0.0.1:8000", True),
-        ("http://127.0.0.1:9999", None, "127.0.0.1:8000", True),
-        (None, "https://evil.example/page", "127.0.0.1:8000", True),
-        ("null", None, "127.0.0.1:8000", True),
-        ("https://evil.example", "http://127.0.0.1:8000/admin", "127.0.0.1:8000", True),
+        ("http://127.0.0.1:8000", None, ["127.0.0.1:8000"], False),
+        ("https://admin.stride.test", None, ["ADMIN.stride.test"], False),
+        (None, "http://127.0.0.1:8000/admin/query", ["127.0.0.1:8000"], False),
+        (None, None, ["127.0.0.1:8000"], False),
+        ("https://admin.stride.test", None, ["api:8000", "admin.stride.test"], False),
+        ("https://evil.example", None, ["127.0.0.1:8000"], True),
+        ("http://127.0.0.1:9999", None, ["127.0.0.1:8000"], True),
+        (None, "https://evil.example/page", ["127.0.0.1:8000"], True),
+        ("null", None, ["127.0.0.1:8000"], True),
+        ("https://evil.example", "http://127.0.0.1:8000/admin", ["127.0.0.1:8000"], True),
+        ("https://evil.example", None, [None, None], True),
     ],
 )
 def test_cross_origin_detection(
-    origin: str | None, referer: str | None, host: str, cross: bool
+    origin: str | None, referer: str | None, hosts: list[str | None], cross: bool
 ) -> None:
-    assert is_cross_origin(origin, referer, host) is cross
+    assert is_cross_origin(origin, referer, hosts) is cross
 
 
 def test_session_cookie_is_strict_and_secure_outside_the_local_stack(tmp_path: Path) -> None:
