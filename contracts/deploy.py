@@ -121,6 +121,7 @@ def deploy(
     expected_chain_id: int | None = None,
     directory: Path | None = None,
     reuse: bool = True,
+    save: bool = True,
     report: Callable[[str], None] = lambda _m: None,
 ) -> Deployment:
     """Deploy and wire every core contract (or reuse a live recorded deployment)."""
@@ -199,7 +200,8 @@ def deploy(
     problems = verify_deployment(w3, deployment)
     if problems:
         raise DeployError("deployment did not verify:\n- " + "\n- ".join(problems))
-    save_deployment(deployment, directory)
+    if save:
+        save_deployment(deployment, directory)
     return deployment
 
 
@@ -209,9 +211,7 @@ def _hand_over_admin(sender: TxSender, contracts: tuple[Contract, ...], admin: s
         admin_role = contract.functions.DEFAULT_ADMIN_ROLE().call()
         pauser_role = contract.functions.PAUSER_ROLE().call()
         extra = []
-        if contract.functions.abi and any(
-            f.get("name") == "REWARDS_DISTRIBUTOR_ROLE" for f in contract.abi
-        ):
+        if any(item.get("name") == "REWARDS_DISTRIBUTOR_ROLE" for item in contract.abi):
             extra.append(contract.functions.REWARDS_DISTRIBUTOR_ROLE().call())
         for role in (pauser_role, *extra, admin_role):
             sender.call(contract.functions.grantRole(role, admin))

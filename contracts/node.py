@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import json
 import platform
+import subprocess
+import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,6 +78,40 @@ def rpc_problem(url: str, timeout: float = 1.0) -> str | None:
     if "result" not in answer:
         return f"EVM RPC at {url} answered without a chain id: {answer}"
     return None
+
+
+def wait_until_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    """Poll `url` until the node answers; fail fast if the process exits first."""
+    deadline = time.monotonic() + timeout
+    while (problem := rpc_problem(url, timeout=0.5)) is not None:
+        if process.poll() is not None:
+            raise NodeError(f"anvil exited with code {process.returncode} before it was ready")
+        if time.monotonic() > deadline:
+            raise NodeError(f"anvil not ready after {timeout:.0f}s: {problem}")
+        time.sleep(0.02)
+
+
+@contextmanager
+def running_anvil(
+    port: int, chain_id: int = 31337, *, auto_impersonate: bool = False
+) -> Iterator[str]:
+    """Run a throw-away anvil for the duration of the block; yields its RPC URL."""
+    process = subprocess.Popen(  # noqa: S603 (argv built from our own binary path)
+        anvil_command(port, chain_id, auto_impersonate=auto_impersonate),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_ready(url, process)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def connect(rpc_url: str) -> Web3:

@@ -60,8 +60,12 @@ contract StrideBridge is AccessControl, Pausable, ReentrancyGuard, EIP712 {
     uint256 public periodStart;
     uint256 public usedInPeriod;
 
-    event BridgeOut(uint256 indexed nonce, uint256 indexed dstChainId, address indexed sender, address recipient, uint256 amount);
-    event BridgeIn(uint256 indexed srcChainId, uint256 indexed nonce, address indexed recipient, address sender, uint256 amount);
+    event BridgeOut(
+        uint256 indexed nonce, uint256 indexed dstChainId, address indexed sender, address recipient, uint256 amount
+    );
+    event BridgeIn(
+        uint256 indexed srcChainId, uint256 indexed nonce, address indexed recipient, address sender, uint256 amount
+    );
     event ValidatorsChanged(address[] validators, uint256 threshold);
     event PeerChainChanged(uint256 indexed chainId, bool trusted);
     event RateLimitChanged(uint256 period, uint256 limit);

@@ -55,7 +55,8 @@ contract StrideItems is ERC721, ERC2981, AccessControl {
         returns (uint256 tokenId)
     {
         if (traits.length > MAX_TRAITS) revert TooManyTraits(traits.length);
-        tokenId = nextTokenId++;
+        tokenId = nextTokenId;
+        ++nextTokenId;
         ItemData storage item = _items[tokenId];
         item.name = name_;
         item.image = image;
@@ -121,19 +122,19 @@ contract StrideItems is ERC721, ERC2981, AccessControl {
             attributes = string.concat(
                 attributes,
                 i == 0 ? "" : ",",
-                '{"trait_type":"',
+                "{\"trait_type\":\"",
                 item.traits[i].traitType.escapeJSON(),
-                '","value":"',
+                "\",\"value\":\"",
                 item.traits[i].value.escapeJSON(),
-                '"}'
+                "\"}"
             );
         }
         return string.concat(
-            '{"name":"',
+            "{\"name\":\"",
             item.name.escapeJSON(),
-            '","image":"',
+            "\",\"image\":\"",
             item.image.escapeJSON(),
-            '","attributes":[',
+            "\",\"attributes\":[",
             attributes,
             "]}"
         );

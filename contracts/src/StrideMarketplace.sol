@@ -70,10 +70,25 @@ contract StrideMarketplace is AccessControl, Pausable, ReentrancyGuard {
     mapping(uint256 id => Offer) public offers;
     mapping(uint256 id => Swap) public swaps;
 
-    event Listed(uint256 indexed listingId, address indexed seller, address indexed collection, uint256 tokenId, address currency, uint256 price, uint64 expiry);
+    event Listed(
+        uint256 indexed listingId,
+        address indexed seller,
+        address indexed collection,
+        uint256 tokenId,
+        address currency,
+        uint256 price,
+        uint64 expiry
+    );
     event ListingCancelled(uint256 indexed listingId);
     event Sale(uint256 indexed listingId, address indexed buyer, uint256 price, uint256 fee, uint256 royalty);
-    event OfferMade(uint256 indexed offerId, address indexed buyer, address indexed collection, uint256 tokenId, uint256 amount, uint64 expiry);
+    event OfferMade(
+        uint256 indexed offerId,
+        address indexed buyer,
+        address indexed collection,
+        uint256 tokenId,
+        uint256 amount,
+        uint64 expiry
+    );
     event OfferCancelled(uint256 indexed offerId);
     event OfferAccepted(uint256 indexed offerId, address indexed seller, uint256 fee, uint256 royalty);
     event SwapProposed(uint256 indexed swapId, address indexed maker, address indexed taker);
@@ -335,6 +350,7 @@ contract StrideMarketplace is AccessControl, Pausable, ReentrancyGuard {
     }
 
     function _sendNative(address to, uint256 amount) private {
+        // solhint-disable-next-line avoid-low-level-calls
         (bool ok,) = to.call{value: amount}("");
         if (!ok) revert NativeTransferFailed(to);
     }

@@ -4,8 +4,6 @@ and an EVM snapshot taken before every test and reverted after it."""
 
 from __future__ import annotations
 
-import subprocess
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,7 +21,7 @@ from web3.exceptions import ContractCustomError, ContractLogicError
 from cli.stack import free_port
 from contracts.artifacts import ARTIFACTS_DIR, load_artifact
 from contracts.deploy import DeployConfig, Deployment, deploy
-from contracts.node import TxSender, anvil_command, rpc_problem
+from contracts.node import TxSender, running_anvil
 
 CHAIN_A = 31337
 CHAIN_B = 31338
@@ -34,56 +32,33 @@ E18 = 10**18
 class Node:
     chain_id: int
     url: str
-    process: subprocess.Popen[bytes]
     w3: Web3
 
 
 _NODES: list[Node] = []
 
 
-def _start_node(chain_id: int, timeout: float = 20.0) -> Node:
-    port = free_port()
-    process = subprocess.Popen(
-        anvil_command(port, chain_id, auto_impersonate=True),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout
-    while (problem := rpc_problem(url, timeout=0.5)) is not None:
-        if process.poll() is not None:
-            stderr = process.stderr.read().decode() if process.stderr else ""
-            raise RuntimeError(f"anvil exited with {process.returncode}: {stderr}")
-        if time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError(problem)
-        time.sleep(0.02)
-    node = Node(chain_id, url, process, Web3(Web3.HTTPProvider(url)))
-    _NODES.append(node)
-    return node
-
-
-def _stop_node(node: Node) -> None:
-    node.process.terminate()
-    try:
-        node.process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        node.process.kill()
-    _NODES.remove(node)
+@contextmanager
+def _node(chain_id: int) -> Iterator[Node]:
+    with running_anvil(free_port(), chain_id, auto_impersonate=True) as url:
+        node = Node(chain_id, url, Web3(Web3.HTTPProvider(url)))
+        _NODES.append(node)
+        try:
+            yield node
+        finally:
+            _NODES.remove(node)
 
 
 @pytest.fixture(scope="session")
 def node_a() -> Iterator[Node]:
-    node = _start_node(CHAIN_A)
-    yield node
-    _stop_node(node)
+    with _node(CHAIN_A) as node:
+        yield node
 
 
 @pytest.fixture(scope="session")
 def node_b() -> Iterator[Node]:
-    node = _start_node(CHAIN_B)
-    yield node
-    _stop_node(node)
+    with _node(CHAIN_B) as node:
+        yield node
 
 
 @pytest.fixture(autouse=True)

@@ -62,8 +62,8 @@ contract MinimalERC721A {
             revert NotAuthorized();
         }
         delete getApproved[tokenId];
-        balanceOf[from] -= 1;
-        balanceOf[to] += 1;
+        --balanceOf[from];
+        ++balanceOf[to];
         _ownerships[tokenId] = Ownership({owner: to, startTimestamp: uint64(block.timestamp)});
         uint256 next = tokenId + 1;
         if (next < nextTokenId && _ownerships[next].owner == address(0)) {

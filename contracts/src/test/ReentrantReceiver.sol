@@ -18,6 +18,7 @@ contract ReentrantReceiver is IERC721Receiver {
     /// @notice Act as an ordinary account: forward a call (approvals, staking, listing);
     /// a failure bubbles up with the callee's revert data.
     function execute(address to, bytes calldata data, uint256 value) external payable returns (bytes memory) {
+        // solhint-disable-next-line avoid-low-level-calls
         (bool ok, bytes memory result) = to.call{value: value}(data);
         if (!ok) _bubble(result);
         return result;
@@ -43,6 +44,7 @@ contract ReentrantReceiver is IERC721Receiver {
         if (!armed) return;
         armed = false;
         ++reentryAttempts;
+        // solhint-disable-next-line avoid-low-level-calls
         (bool ok, bytes memory reason) = target.call(payload);
         if (ok) {
             reentrySucceeded = true;
