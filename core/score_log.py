@@ -82,7 +82,8 @@ def record_score(
     for attempt in (1, 2):
         cols = score_log_columns.get(engine)
         try:
-            with engine.begin() as conn:
+            # One INSERT is atomic on its own: autocommit saves the BEGIN and COMMIT round trips.
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 log_id, created_at = _insert(conn, cols, values)
             break
         except ProgrammingError:
