@@ -103,7 +103,7 @@ class AdminSessionMiddleware:
 
 
 class SameOriginGuard:
-    """Refuse cross-origin unsafe requests and forbid framing of admin pages."""
+    """Refuse cross-origin unsafe requests; admin pages may not be framed nor cached."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -125,15 +125,20 @@ class SameOriginGuard:
             await response(scope, receive, send)
             return
 
+        extra_headers = [
+            (b"x-frame-options", b"DENY"),
+            (b"x-content-type-options", b"nosniff"),
+            (b"referrer-policy", b"same-origin"),
+        ]
+        if "/statics/" not in scope["path"]:
+            extra_headers.append((b"cache-control", b"no-store"))
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                headers += [
-                    (b"x-frame-options", b"DENY"),
-                    (b"x-content-type-options", b"nosniff"),
-                    (b"referrer-policy", b"same-origin"),
+                message["headers"] = [
+                    *(h for h in message.get("headers", []) if h[0] != b"cache-control"),
+                    *extra_headers,
                 ]
-                message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

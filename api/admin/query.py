@@ -356,6 +356,5 @@ class QueryView(BaseView):
             headers={
                 "content-disposition": f'attachment; filename="query-{stamp}.csv"',
                 "x-stride-truncated": str(outcome.result.truncated).lower(),
-                "cache-control": "no-store",
             },
         )

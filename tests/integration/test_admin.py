@@ -161,6 +161,8 @@ def test_viewer_lists_searches_sorts_and_exports(viewer: TestClient, score_row: 
         "/admin/score-log/list", params={"search": score_row["user_id"], "sortBy": "score"}
     )
     assert listing.status_code == 200
+    assert listing.headers["x-frame-options"] == "DENY"
+    assert listing.headers["cache-control"] == "no-store"
     assert score_row["user_id"] in listing.text
     assert f"/admin/score-log/edit/{score_row['id']}" not in listing.text
 
