@@ -1,1 +1,1 @@
-"""Stride smart contracts: Solidity sources, offline build, artifacts, deployment, bridge relayer."""
+"""Stride smart contracts: Solidity sources, offline build, artifacts, deploy, bridge relayer."""

@@ -11,7 +11,6 @@ import json
 import shutil
 import subprocess
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from contracts.artifacts import ARTIFACTS_DIR, CONTRACTS_DIR
@@ -55,7 +54,7 @@ def _run_solc(standard_input: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         raise BuildError("node is not on PATH; install Node 20 to build the contracts")
     if not (CONTRACTS_DIR / "node_modules" / "solc").exists():
         raise BuildError("solc-js is not installed; run `npm ci --prefix contracts`")
-    proc = subprocess.run(
+    proc = subprocess.run(  # noqa: S603 (fixed argv: node and our script)
         [node, str(COMPILE_SCRIPT)],
         input=json.dumps(standard_input),
         capture_output=True,
@@ -80,9 +79,7 @@ def compile_sources() -> BuildResult:
     errors = [e for e in output.get("errors", []) if e["severity"] == "error"]
     if errors:
         raise BuildError("\n".join(e["formattedMessage"] for e in errors))
-    warnings = [
-        e["formattedMessage"] for e in output.get("errors", []) if e["severity"] != "error"
-    ]
+    warnings = [e["formattedMessage"] for e in output.get("errors", []) if e["severity"] != "error"]
     settings = {k: v for k, v in COMPILER_SETTINGS.items() if k != "outputSelection"}
     artifacts: dict[str, dict[str, Any]] = {}
     for source_name, contracts in sorted(output.get("contracts", {}).items()):
