@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cli.db_cmd import db_app
+from cli.demo import demo
 from cli.games_cmd import games_app
 from cli.leaderboards_cmd import leaderboards_app
 from cli.pipeline_cmd import pipeline_app
@@ -30,6 +31,7 @@ admin_app = typer.Typer(help="Admin panel users.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(admin_app, name="admin")
 app.add_typer(games_app, name="games")
+app.command()(demo)
 app.add_typer(leaderboards_app, name="leaderboards")
 app.add_typer(users_app, name="users")
 app.add_typer(pipeline_app, name="pipeline")

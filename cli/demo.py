@@ -1,0 +1,199 @@
+"""``stride demo``: a synthetic game server posting events to the local stack, then the results.
+
+It registers (or re-keys) a demo game with a best-score leaderboard, posts a realistic mix
+of events at a fixed rate through ``POST /v1/events/batch``, waits until the worker has
+applied them, and prints the top of the leaderboard and the pending reward commands.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from sqlalchemy import text
+
+from core.config import get_settings
+from core.db import get_engine, session_scope
+from core.game_keys import GameExists, create_game, rotate_key
+from core.leaderboards.rules import Operator
+from core.leaderboards.store import LeaderboardExists, create_leaderboard, top
+
+console = Console()
+TICK_S = 0.1
+
+
+def synthetic_event(rng: random.Random, players: int) -> dict[str, Any]:
+    """One plausible event from a game server."""
+    player = f"player-{rng.randrange(players):04d}"
+    roll = rng.random()
+    if roll < 0.6:
+        kind = "match_result"
+        payload: dict[str, Any] = {
+            "outcome": rng.choices(["win", "loss", "draw"], [45, 45, 10])[0],
+            "score": rng.randint(0, 5000),
+            "opponent": f"player-{rng.randrange(players):04d}",
+        }
+    elif roll < 0.8:
+        kind, payload = "score", {"score": rng.randint(0, 8000), "level": f"L{rng.randint(1, 30)}"}
+    elif roll < 0.9:
+        kind = "purchase"
+        payload = {
+            "item": rng.choice(["sword", "shield", "skin", "boost"]),
+            "price": f"{rng.randint(1, 500) / 10:.1f}",
+            "currency": rng.choice(["STRIDE", "USD"]),
+        }
+    elif roll < 0.95:
+        kind, payload = "achievement", {"achievement_id": "streak-5", "points": 10}
+    else:
+        kind, payload = "session_start", {"session_id": uuid.uuid4().hex[:12], "platform": "ios"}
+    now = datetime.now(UTC).isoformat()
+    return {
+        "event_id": str(uuid.uuid4()),
+        "player_id": player,
+        "type": kind,
+        "payload": payload,
+        "occurred_at": now,
+        "sent_at": now,
+    }
+
+
+def _demo_key(game_id: str) -> str:
+    with session_scope() as session:
+        try:
+            return create_game(session, "Stride demo", game_id).api_key
+        except GameExists:
+            console.print(f"game [bold]{game_id}[/] exists: giving it a fresh key for this run")
+    with session_scope() as session:
+        return rotate_key(session, game_id).api_key
+
+
+def _ensure_leaderboard(game_id: str) -> str:
+    leaderboard_id = f"{game_id}-best"
+    try:
+        with get_engine().begin() as conn:
+            create_leaderboard(
+                conn, leaderboard_id=leaderboard_id, game_id=game_id, operator=Operator.best
+            )
+    except LeaderboardExists:
+        pass
+    return leaderboard_id
+
+
+def _applied(game_id: str) -> int:
+    with get_engine().connect() as conn:
+        return conn.execute(
+            text("SELECT count(*) FROM processed_events WHERE game_id = :g"), {"g": game_id}
+        ).scalar_one()
+
+
+def demo(
+    rate: Annotated[int, typer.Option(min=1, max=50_000, help="Events per second.")] = 200,
+    duration: Annotated[float, typer.Option(min=0.5, max=3600, help="Seconds to run.")] = 10,
+    players: Annotated[int, typer.Option(min=1, help="Distinct players.")] = 50,
+    game_id: Annotated[str, typer.Option(help="Game id of the demo game.")] = "stride-demo",
+    seed: Annotated[int | None, typer.Option(help="Random seed, for a repeatable run.")] = None,
+    top_n: Annotated[int, typer.Option(min=1, max=100, help="Leaderboard rows to show.")] = 10,
+) -> None:
+    """Run a synthetic game server against the local stack (`stride up` first)."""
+    settings = get_settings()
+    try:
+        httpx.get(f"{settings.api_url}/health", timeout=2).raise_for_status()
+    except httpx.HTTPError:
+        console.print(f"[bold red]error:[/] no API at {settings.api_url}; run `stride up` first")
+        raise typer.Exit(1) from None
+    key = _demo_key(game_id)
+    leaderboard_id = _ensure_leaderboard(game_id)
+    applied_before = _applied(game_id)
+    rng = random.Random(seed)  # noqa: S311 - synthetic data, not security
+    total = int(rate * duration)
+    accepted = rejected = 0
+    columns = (
+        TextColumn("[bold]posting events"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("accepted {task.fields[accepted]} rejected {task.fields[rejected]}"),
+        TimeRemainingColumn(),
+    )
+    with httpx.Client(base_url=settings.api_url, timeout=30) as client, Progress(*columns) as bar:
+        task = bar.add_task("post", total=total, accepted=0, rejected=0)
+        started = time.monotonic()
+        sent = 0
+        while sent < total:
+            due = min(total, int((time.monotonic() - started) * rate) + 1)
+            while sent < due:
+                size = min(due - sent, 1000)
+                events = [synthetic_event(rng, players) for _ in range(size)]
+                response = client.post(
+                    "/v1/events/batch", json={"events": events}, headers={"X-Api-Key": key}
+                )
+                if response.status_code != 202:
+                    bar.stop()
+                    console.print(f"[bold red]error:[/] {response.status_code} {response.text}")
+                    raise typer.Exit(1)
+                body = response.json()
+                accepted += body["accepted"]
+                rejected += len(body["rejected"])
+                sent += size
+                bar.update(task, completed=sent, accepted=accepted, rejected=rejected)
+            time.sleep(TICK_S)  # pacing of the synthetic server, not a wait for a result
+    elapsed = time.monotonic() - started
+    console.print(f"posted {sent} events in {elapsed:.1f}s ({sent / elapsed:,.0f}/s)")
+
+    target = applied_before + accepted
+    with console.status("waiting for the worker to apply them...") as status:
+        deadline = time.monotonic() + 120
+        while (applied := _applied(game_id)) < target and time.monotonic() < deadline:
+            status.update(f"waiting for the worker: {applied - applied_before}/{accepted} applied")
+            time.sleep(0.2)
+    if applied < target:
+        console.print(
+            f"[yellow]only {applied - applied_before} of {accepted} applied after 120s; "
+            "is the worker running? (`stride status worker`)[/]"
+        )
+    _print_results(leaderboard_id, game_id, top_n)
+
+
+def _print_results(leaderboard_id: str, game_id: str, top_n: int) -> None:
+    with get_engine().connect() as conn:
+        standings = top(conn, leaderboard_id, limit=top_n)
+        pending = conn.execute(
+            text(
+                "SELECT action, player_id, amount, token, reason, command_id FROM reward_commands"
+                " WHERE game_id = :g AND status = 'pending' ORDER BY issued_at DESC LIMIT 10"
+            ),
+            {"g": game_id},
+        ).all()
+        counts = conn.execute(
+            text(
+                "SELECT action, count(*), coalesce(sum(amount), 0) FROM reward_commands"
+                " WHERE game_id = :g AND status = 'pending' GROUP BY action ORDER BY action"
+            ),
+            {"g": game_id},
+        ).all()
+    board = Table(title=f"leaderboard {leaderboard_id} (best score)")
+    for column in ("rank", "player", "score"):
+        board.add_column(column, justify="right" if column != "player" else "left")
+    for record in standings.records:
+        board.add_row(str(record.rank), record.owner_id, f"{record.score:,}")
+    console.print(board)
+    summary = ", ".join(f"{n} {action} ({amount:,.2f} STRIDE)" for action, n, amount in counts)
+    commands = Table(title=f"pending reward commands: {summary or 'none'} - latest 10")
+    for column in ("action", "player", "amount", "reason", "command id"):
+        commands.add_column(column)
+    for row in pending:
+        commands.add_row(
+            row.action,
+            row.player_id,
+            f"{row.amount:,.2f} {row.token}",
+            row.reason,
+            str(row.command_id),
+        )
+    console.print(commands)
