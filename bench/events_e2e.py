@@ -1,0 +1,334 @@
+"""End-to-end benchmark of the streaming spine: HTTP POST -> Kafka -> Faust -> PostgreSQL.
+
+Starts a private stack (PostgreSQL, Tansu, API, Faust worker) on free loopback ports and
+measures, in one run on the same machine:
+
+1. ceiling: the raw aiokafka produce rate (acks=all, pipelined) of event-sized messages;
+2. throughput: events/s from the first ``POST /v1/events/batch`` until every event is a
+   row in ``processed_events`` (totals and leaderboard written in the same transaction);
+3. latency at a steady 1,000 events/s: per event, from the moment its batch was posted to
+   the moment a poller (every 20 ms) sees its row committed; p50/p99.
+
+Prints the figures and writes ``bench/results/events_e2e.json``.
+Run: ``.venv/bin/python -m bench.events_e2e [--events 150000] [--api-workers 2]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shlex
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+RESULTS = BENCH_DIR / "results" / "events_e2e.json"
+CEILING_TOPIC = "bench.ceiling.v1"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.events_e2e", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--events", type=int, default=150_000, help="events of the throughput run")
+    parser.add_argument("--batch", type=int, default=1000, help="events per POST")
+    parser.add_argument("--concurrency", type=int, default=8, help="POSTs in flight")
+    parser.add_argument("--api-workers", type=int, default=2, help="uvicorn worker processes")
+    parser.add_argument("--players", type=int, default=10_000, help="distinct players")
+    parser.add_argument("--latency-seconds", type=int, default=20, help="length of the 1k/s run")
+    parser.add_argument("--latency-rate", type=int, default=1000, help="events/s of that run")
+    parser.add_argument("--ceiling-messages", type=int, default=200_000)
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    return parser.parse_args(argv)
+
+
+def private_stack_env(api_workers: int) -> tuple[Path, dict[str, str]]:
+    from cli.stack import free_port
+
+    state = Path(tempfile.mkdtemp(prefix="stride-bench-events-"))
+    state.chmod(0o755)  # PostgreSQL runs as an unprivileged OS user under root
+    return state, {
+        "STRIDE_ENV": "test",
+        "STRIDE_STATE_DIR": str(state),
+        "STRIDE_PG_PORT": str(free_port()),
+        "STRIDE_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",
+        "STRIDE_API_PORT": str(free_port()),
+        "STRIDE_API_WORKERS": str(api_workers),
+    }
+
+
+def event(player: int, n: int, sent_at: str) -> dict[str, Any]:
+    kind = n % 4
+    if kind == 0:
+        body: dict[str, Any] = {"outcome": ("win", "loss")[n % 2], "score": n % 5000}
+        typ = "match_result"
+    elif kind == 1:
+        typ, body = "score", {"score": n % 8000}
+    elif kind == 2:
+        typ, body = "purchase", {"item": "boost", "price": "1.5", "currency": "STRIDE"}
+    else:
+        typ, body = "session_start", {"session_id": f"s{n}"}
+    return {
+        "event_id": str(uuid.uuid4()),
+        "player_id": f"player-{player}",
+        "type": typ,
+        "payload": body,
+        "occurred_at": sent_at,
+        "sent_at": sent_at,
+    }
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def produce_ceiling(bootstrap: str, messages: int, sample: bytes) -> dict[str, float]:
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=2, max_batch_size=512 * 1024
+    )
+    await producer.start()
+    try:
+        await (await producer.send(CEILING_TOPIC, sample, key=b"warm"))
+        started = time.perf_counter()
+        futures = []
+        for n in range(messages):
+            futures.append(await producer.send(CEILING_TOPIC, sample, key=str(n % 1000).encode()))
+        await asyncio.gather(*futures)
+        elapsed = time.perf_counter() - started
+    finally:
+        await producer.stop()
+    return {"messages": messages, "seconds": round(elapsed, 3), "per_s": round(messages / elapsed)}
+
+
+def processed(engine, game_id: str) -> int:
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        return conn.execute(
+            text("SELECT count(*) FROM processed_events WHERE game_id = :g"), {"g": game_id}
+        ).scalar_one()
+
+
+async def throughput(base: str, key: str, engine, game_id: str, args) -> dict[str, float]:
+    import httpx
+
+    now = datetime.now(UTC).isoformat()
+    bodies = []
+    for start in range(0, args.events, args.batch):
+        size = min(args.batch, args.events - start)
+        events = [event((start + i) % args.players, start + i, now) for i in range(size)]
+        bodies.append(json.dumps({"events": events}).encode())
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for body in bodies:
+        queue.put_nowait(body)
+    accepted = 0
+    headers = {"X-Api-Key": key, "Content-Type": "application/json"}
+
+    async def client(http: httpx.AsyncClient) -> None:
+        nonlocal accepted
+        while not queue.empty():
+            body = queue.get_nowait()
+            response = await http.post("/v1/events/batch", content=body, headers=headers)
+            if response.status_code != 202:
+                raise SystemExit(f"POST failed: {response.status_code} {response.text[:300]}")
+            accepted += response.json()["accepted"]
+
+    limits = httpx.Limits(max_connections=args.concurrency)
+    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as http:
+        started = time.perf_counter()
+        await asyncio.gather(*(client(http) for _ in range(args.concurrency)))
+        posted = time.perf_counter() - started
+    deadline = time.monotonic() + 600
+    while (rows := await asyncio.to_thread(processed, engine, game_id)) < accepted:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"only {rows} of {accepted} events applied after 600 s")
+        await asyncio.sleep(0.05)  # polling for visibility, bounded by the deadline
+    visible = time.perf_counter() - started
+    return {
+        "events": accepted,
+        "http_accept_seconds": round(posted, 3),
+        "http_accept_per_s": round(accepted / posted),
+        "end_to_end_seconds": round(visible, 3),
+        "end_to_end_per_s": round(accepted / visible),
+    }
+
+
+def latency(base: str, key: str, engine, game_id: str, args) -> dict[str, float]:
+    """Steady ``latency_rate`` events/s in 20 batches per second; visibility seen by a poller."""
+    import httpx
+    from sqlalchemy import text
+
+    sent: dict[str, float] = {}
+    seen: dict[str, float] = {}
+    stop = threading.Event()
+
+    def poll() -> None:
+        since = datetime.now(UTC) - timedelta(seconds=5)
+        query = text(
+            "SELECT event_id, processed_at FROM processed_events"
+            " WHERE game_id = :g AND processed_at > :since"
+        )
+        while not stop.is_set():
+            with engine.connect() as conn:
+                rows = conn.execute(query, {"g": game_id, "since": since}).all()
+            now = time.perf_counter()
+            for event_id, processed_at in rows:
+                seen.setdefault(str(event_id), now)
+                since = max(since, processed_at - timedelta(seconds=5))
+            time.sleep(0.02)
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    per_tick = max(1, args.latency_rate // 20)
+    ticks = args.latency_seconds * 20
+    n = 0
+    with httpx.Client(base_url=base, timeout=30) as http:
+        started = time.perf_counter()
+        for tick in range(ticks):
+            stamp = datetime.now(UTC).isoformat()
+            events = [event(n + i, n + i, stamp) for i in range(per_tick)]
+            n += per_tick
+            posted_at = time.perf_counter()
+            response = http.post(
+                "/v1/events/batch", json={"events": events}, headers={"X-Api-Key": key}
+            )
+            if response.status_code != 202:
+                raise SystemExit(f"POST failed: {response.status_code} {response.text[:300]}")
+            for e in events:
+                sent[e["event_id"]] = posted_at
+            pause = started + (tick + 1) / 20 - time.perf_counter()
+            if pause > 0:
+                time.sleep(pause)  # pacing of the load generator
+        elapsed = time.perf_counter() - started
+    deadline = time.monotonic() + 120
+    while len(seen.keys() & sent.keys()) < len(sent) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    poller.join()
+    latencies = [(seen[k] - sent[k]) * 1000 for k in sent if k in seen]
+    return {
+        "events": len(sent),
+        "rate_per_s": round(len(sent) / elapsed),
+        "seen": len(latencies),
+        "p50_ms": round(percentile(latencies, 0.50), 1),
+        "p90_ms": round(percentile(latencies, 0.90), 1),
+        "p99_ms": round(percentile(latencies, 0.99), 1),
+        "max_ms": round(max(latencies), 1),
+        "mean_ms": round(statistics.fmean(latencies), 1),
+    }
+
+
+def new_game(engine, name: str) -> tuple[str, str]:
+    from core.db import session_scope
+    from core.game_keys import create_game
+    from core.leaderboards.rules import Operator
+    from core.leaderboards.store import create_leaderboard
+
+    game_id = f"{name}-{uuid.uuid4().hex[:6]}"
+    with session_scope() as session:
+        key = create_game(session, name, game_id).api_key
+    with engine.begin() as conn:
+        create_leaderboard(
+            conn, leaderboard_id=f"{game_id}-best", game_id=game_id, operator=Operator.best
+        )
+    return game_id, key
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    state, env = private_stack_env(args.api_workers)
+    os.environ.update(env)
+
+    from cli.services import SERVICES
+    from cli.stack import Stack
+    from core.config import get_settings
+    from core.db import engine_for, reset_engines
+
+    get_settings.cache_clear()
+    reset_engines()
+    settings = get_settings()
+    stack = Stack(settings, SERVICES)
+    try:
+        print(f"starting a private stack in {state} (api workers: {args.api_workers})")
+        stack.up(["api", "worker"], report=lambda m: print("  " + m))
+        engine = engine_for(settings.db_url, pool_size=2)
+        sample = json.dumps(event(1, 1, datetime.now(UTC).isoformat())).encode()
+
+        print(f"ceiling: aiokafka produce of {args.ceiling_messages} messages...")
+        ceiling = asyncio.run(
+            produce_ceiling(settings.kafka_bootstrap, args.ceiling_messages, sample)
+        )
+        print(f"  {ceiling['per_s']:,} msg/s")
+
+        game_id, key = new_game(engine, "bench")
+        print(
+            f"throughput: {args.events} events, batches of {args.batch}, "
+            f"{args.concurrency} in flight..."
+        )
+        through = asyncio.run(throughput(settings.api_url, key, engine, game_id, args))
+        print(
+            f"  HTTP accepted {through['http_accept_per_s']:,}/s; visible in PostgreSQL "
+            f"{through['end_to_end_per_s']:,}/s ({through['end_to_end_seconds']} s)"
+        )
+
+        game_id, key = new_game(engine, "latency")
+        print(f"latency: {args.latency_rate} events/s for {args.latency_seconds} s...")
+        lat = latency(settings.api_url, key, engine, game_id, args)
+        print(
+            f"  post -> row visible: p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms "
+            f"(max {lat['max_ms']} ms, {lat['seen']}/{lat['events']} seen)"
+        )
+    finally:
+        stack.down(report=lambda _m: None)
+        reset_engines()
+        shutil.rmtree(state, ignore_errors=True)
+
+    result = {
+        "benchmark": "events_e2e",
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": shlex.join([".venv/bin/python", "-m", "bench.events_e2e", *sys.argv[1:]]),
+        "machine": {
+            "cores": os.cpu_count(),
+            "python": platform.python_version(),
+            "os": platform.platform(),
+        },
+        "settings": {
+            "api_workers": args.api_workers,
+            "batch": args.batch,
+            "concurrency": args.concurrency,
+            "partitions": settings.kafka_topic_partitions,
+            "worker_batch": settings.streams_batch_size,
+            "worker_within_s": settings.streams_batch_within_s,
+        },
+        "ceiling_aiokafka_produce": ceiling,
+        "throughput": through,
+        "latency_at_rate": lat,
+        "goals": {
+            "end_to_end_per_s": 10_000,
+            "p99_ms": 1000,
+            "met_throughput": through["end_to_end_per_s"] >= 10_000,
+            "met_latency": lat["p99_ms"] <= 1000,
+        },
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
