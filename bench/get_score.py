@@ -48,6 +48,8 @@ class LoadResult:
     max_ms: float
     non_2xx: int
     socket_errors: int
+    api_cpu_ms_per_request: float
+    postgres_cpu_ms_per_request: float
     wrk_command: str
 
 
@@ -88,8 +90,38 @@ def private_stack_env(workers: int) -> tuple[Path, dict[str, str]]:
     }
 
 
+def process_tree_cpu_s(root_pid: int) -> float:
+    """CPU seconds (user + system) used so far by a process and all its descendants."""
+    tick = os.sysconf("SC_CLK_TCK")
+    children: dict[int, list[int]] = {}
+    cpu: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process exited meanwhile
+            continue
+        pid = int(entry.name)
+        children.setdefault(int(fields[1]), []).append(pid)
+        # utime, stime, and the same for children already waited for
+        cpu[pid] = sum(int(x) for x in fields[11:15]) / tick
+    total, todo = 0.0, [root_pid]
+    while todo:
+        pid = todo.pop()
+        total += cpu.get(pid, 0.0)
+        todo.extend(children.get(pid, []))
+    return total
+
+
 def run_wrk(
-    base_url: str, endpoint: str, mode: str, run_tag: str, args: argparse.Namespace, seconds: int
+    base_url: str,
+    endpoint: str,
+    mode: str,
+    run_tag: str,
+    args: argparse.Namespace,
+    seconds: int,
+    pids: dict[str, int],
 ) -> LoadResult:
     command = [
         "wrk",
@@ -103,7 +135,9 @@ def run_wrk(
         mode,
         run_tag,
     ]
+    cpu_before = {name: process_tree_cpu_s(pid) for name, pid in pids.items()}
     done = subprocess.run(command, capture_output=True, text=True, check=False)
+    cpu_used = {name: process_tree_cpu_s(pid) - cpu_before[name] for name, pid in pids.items()}
     lines = [ln for ln in done.stdout.splitlines() if ln.startswith(REPORT_PREFIX)]
     if done.returncode != 0 or not lines:
         raise SystemExit(f"wrk failed (exit {done.returncode}):\n{done.stdout}\n{done.stderr}")
@@ -121,6 +155,8 @@ def run_wrk(
         non_2xx=raw["non_2xx"],
         socket_errors=sum(raw[k] for k in ("errors_connect", "errors_read", "errors_write"))
         + raw["errors_timeout"],
+        api_cpu_ms_per_request=round(cpu_used["api"] * 1000 / max(raw["requests"], 1), 3),
+        postgres_cpu_ms_per_request=round(cpu_used["postgres"] * 1000 / max(raw["requests"], 1), 3),
         wrk_command=shlex.join(command),
     )
 
@@ -181,13 +217,15 @@ def machine_info(workers: int) -> dict[str, object]:
 
 
 def print_table(score: LoadResult, health: LoadResult) -> None:
-    header = ("req/s", "p50 ms", "p90 ms", "p99 ms")
-    print(f"\n{'endpoint':<18}" + "".join(f"{h:>10}" for h in header) + f"{'non-2xx':>9}")
+    header = ("req/s", "p50 ms", "p90 ms", "p99 ms", "non-2xx", "api CPU", "pg CPU")
+    print(f"\n{'endpoint':<16}" + "".join(f"{h:>10}" for h in header))
     for r in (score, health):
         print(
-            f"{r.endpoint:<18}{r.requests_per_s:>10.0f}{r.p50_ms:>10.2f}"
-            f"{r.p90_ms:>10.2f}{r.p99_ms:>10.2f}{r.non_2xx:>9}"
+            f"{r.endpoint:<16}{r.requests_per_s:>10.0f}{r.p50_ms:>10.2f}{r.p90_ms:>10.2f}"
+            f"{r.p99_ms:>10.2f}{r.non_2xx:>10}{r.api_cpu_ms_per_request:>8.3f}ms"
+            f"{r.postgres_cpu_ms_per_request:>8.3f}ms"
         )
+    print("(api/pg CPU: CPU time the API workers and PostgreSQL spent per request)")
     print(
         f"ratio health/get_score: {health.requests_per_s / score.requests_per_s:.2f}x req/s, "
         f"get_score/health p99: {score.p99_ms / health.p99_ms:.2f}x"
@@ -216,17 +254,22 @@ def main(argv: list[str] | None = None) -> int:
         stack.up(["api"], report=lambda m: print("  " + m))
         engine = engine_for(settings.db_url, pool_size=1)
         base = settings.api_url
+        pids = {name: stack.pid(name) for name in ("api", "postgres")}
+        if None in pids.values():
+            raise SystemExit(f"the stack is not running: {pids}")
 
         if args.warmup:
             print(f"warming up {args.warmup}s per endpoint")
-            run_wrk(base, "/v1/get_score", "get_score", run_tag + "w", args, args.warmup)
-            run_wrk(base, "/health", "health", run_tag, args, args.warmup)
+            run_wrk(base, "/v1/get_score", "get_score", run_tag + "w", args, args.warmup, pids)
+            run_wrk(base, "/health", "health", run_tag, args, args.warmup, pids)
 
         before = settled_count(engine, run_tag)
         print(f"load: {args.duration}s, {args.connections} connections, {args.threads} threads")
-        score = run_wrk(base, "/v1/get_score", "get_score", run_tag, args, args.duration)
+        load_before = os.getloadavg()
+        score = run_wrk(base, "/v1/get_score", "get_score", run_tag, args, args.duration, pids)
         rows_added = settled_count(engine, run_tag) - before
-        health = run_wrk(base, "/health", "health", run_tag, args, args.duration)
+        health = run_wrk(base, "/health", "health", run_tag, args, args.duration, pids)
+        load_after = os.getloadavg()
     finally:
         stack.down(report=lambda _m: None)
         reset_engines()
@@ -256,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
             "api_workers": args.workers,
         },
         "machine": machine_info(args.workers),
+        # Other work on the machine skews req/s and latency; CPU per request much less so.
+        "load_average_1m": {"before": load_before[0], "after": load_after[0]},
         "get_score": asdict(score),
         "health": asdict(health),
         "ratio": {
