@@ -21,7 +21,7 @@ WORKDIR /src
 COPY requirements.lock ./
 RUN pip install --require-hashes -r requirements.lock
 COPY . .
-RUN pip install --no-deps . && rm -rf /src
+RUN pip install --no-deps .
 
 # ---- runtime: the virtualenv, a non-root user, nothing else ------------------------------
 FROM ${PYTHON_IMAGE} AS runtime
