@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import html
 import io
+import re
 import uuid
 from collections.abc import Iterator
 
@@ -18,6 +20,7 @@ from sqlalchemy.exc import DataError
 from api.admin import mount_admin
 from api.admin.audit import UnauditedWriteError, acting_admin
 from api.admin.query import READ_ONLY_MESSAGE, run_read_only_query
+from api.admin.views import ADMIN_TABLES, build_view
 from api.main import create_app
 from core.admin_users import create_admin_user
 from core.config import get_settings
@@ -221,6 +224,45 @@ def test_admin_users_never_show_password_hashes(editor: TestClient) -> None:
     assert username not in search.text
 
 
+def test_every_table_lists_exports_and_opens_rows(editor: TestClient, db_engine: Engine) -> None:
+    # A leaderboard period: a composite primary key with a timestamp in it.
+    game, board = f"g-{uuid.uuid4().hex[:8]}", f"b-{uuid.uuid4().hex[:8]}"
+    with db_engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO games (game_id, name, api_key_hash, api_key_prefix)"
+                " VALUES (:g, 'Admin test game', :h, 'sk_test')"
+            ),
+            {"g": game, "h": uuid.uuid4().hex},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO leaderboards (id, game_id, sort_order, operator, period_start)"
+                " VALUES (:b, :g, 'desc', 'best', '2026-11-01T00:00:00Z')"
+            ),
+            {"b": board, "g": game},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO leaderboard_periods (leaderboard_id, period_start)"
+                " VALUES (:b, '2026-11-01T00:00:00Z')"
+            ),
+            {"b": board},
+        )
+    for table in ADMIN_TABLES:
+        identity = build_view(table).identity
+        assert editor.get(f"/admin/{identity}/list").status_code == 200, identity
+        assert editor.get(f"/admin/{identity}/export/csv").status_code == 200, identity
+    periods = editor.get("/admin/leaderboard-period/list", params={"search": board})
+    [details] = re.findall(r'href="([^"]*/leaderboard-period/details/[^"]*)"', periods.text)
+    opened = editor.get(html.unescape(details))
+    assert opened.status_code == 200
+    assert board in opened.text
+    games = editor.get("/admin/game/list", params={"search": game})
+    assert game in games.text
+    assert "api_key_hash" not in games.text
+
+
 def test_audit_log_is_read_only_even_for_editors(editor: TestClient) -> None:
     assert editor.get("/admin/admin-audit-log/list").status_code == 200
     assert editor.get("/admin/admin-audit-log/create").status_code == 403
@@ -258,6 +300,9 @@ def test_editor_edit_is_audited_in_the_same_transaction(
     assert audit.after["score"] == 77.5
     assert audit.before["user_id"] == audit.after["user_id"] == score_row["user_id"]
     assert audit.tx == row_tx  # written by the very transaction that changed the row
+    trail = editor.get("/admin/admin-audit-log/list", params={"search": score_row["user_id"]})
+    assert trail.status_code == 200
+    assert "77.5" in trail.text
 
 
 def test_editor_delete_is_audited(editor: TestClient, score_row: dict, db_engine: Engine) -> None:
