@@ -376,6 +376,21 @@ class _Change:
     after: RecordState
 
 
+class _PeriodCache:
+    """``period_for`` of one board, remembering the last period (cron parsing is slow)."""
+
+    def __init__(self, board: LeaderboardDefinition) -> None:
+        self.board = board
+        self.last: Period | None = None
+
+    def period_of(self, at: datetime) -> Period | None:
+        if at < self.board.period_start:
+            return None
+        if self.last is None or not self.last.contains(at):
+            self.last = period_for(self.board.reset_schedule, self.board.period_start, at)
+        return self.last
+
+
 def submit_scores(
     conn: Connection, submissions: Sequence[ScoreSubmission], *, now: datetime | None = None
 ) -> None:
@@ -400,8 +415,9 @@ def submit_scores(
     for board in boards:
         by_game[board.game_id].append(board)
 
+    periods = {board.id: _PeriodCache(board) for board in boards}
     targets: list[tuple[LeaderboardDefinition, ScoreSubmission, Period | None]] = [
-        (board, sub, period_for(board.reset_schedule, board.period_start, sub.occurred_at))
+        (board, sub, periods[board.id].period_of(sub.occurred_at))
         for sub in submissions
         for board in by_game.get(sub.game_id, ())
     ]
@@ -690,14 +706,17 @@ class _CursorBody(BaseModel):
 
     lb: str = Field(pattern=LEADERBOARD_ID_PATTERN)
     ps: AwareDatetime
+    pe: AwareDatetime | None
     k: int = Field(ge=SCORE_MIN, le=SCORE_MAX)
     r: AwareDatetime
     o: str = Field(pattern=PLAYER_ID_PATTERN)
     n: int = Field(ge=1, le=2**62)
 
 
-def _encode_cursor(leaderboard_id: str, period_start: datetime, last: RankTuple, rank: int) -> str:
-    body = _CursorBody(lb=leaderboard_id, ps=period_start, k=last[0], r=last[1], o=last[2], n=rank)
+def _encode_cursor(leaderboard_id: str, period: Period, last: RankTuple, rank: int) -> str:
+    body = _CursorBody(
+        lb=leaderboard_id, ps=period.start, pe=period.end, k=last[0], r=last[1], o=last[2], n=rank
+    )
     return base64.urlsafe_b64encode(body.model_dump_json().encode()).decode().rstrip("=")
 
 
@@ -749,7 +768,63 @@ def _ranked(row: Any, rank: int) -> RankedRecord:
     )
 
 
-# Records strictly after / before the key (:k, :r, :o), nearest first.
+@dataclass(frozen=True)
+class _Shape:
+    """The parts of a definition that never change once created (no API updates them)."""
+
+    id: str
+    sort_order: SortOrder
+    reset_schedule: str | None
+
+
+_SHAPES: dict[tuple[str, str], _Shape] = {}
+
+
+def _shape(conn: Connection, leaderboard_id: str) -> _Shape:
+    """A definition's fixed parts, cached per database so reads skip a round trip."""
+    key = (str(conn.engine.url), leaderboard_id)
+    shape = _SHAPES.get(key)
+    if shape is None:
+        board = get_leaderboard(conn, leaderboard_id)
+        shape = _Shape(board.id, board.sort_order, board.reset_schedule)
+        if len(_SHAPES) >= 10_000:
+            _SHAPES.clear()
+        _SHAPES[key] = shape
+    return shape
+
+
+def _period_params(
+    conn: Connection,
+    leaderboard_id: str,
+    period_start: datetime | None,
+    now: datetime | None,
+) -> tuple[dict[str, Any], datetime | None]:
+    """Bind values (:lb, :ps, :cron_start) of a read and the end of the period they select.
+
+    A named period (:ps) is checked against ``leaderboard_periods``. Otherwise the query
+    itself takes the current one: the later of the stored current start and the cron start
+    at ``now`` (:cron_start), so a scheduled reset shows before anything is written.
+    """
+    shape = _shape(conn, leaderboard_id)
+    if period_start is not None:
+        board = get_leaderboard(conn, leaderboard_id)
+        period = resolve_period(conn, board, period_start, now)
+        return {"lb": shape.id, "ps": period.start, "cron_start": None}, period.end
+    scheduled = scheduled_period(shape.reset_schedule, now or datetime.now(UTC))
+    return {"lb": shape.id, "ps": None, "cron_start": scheduled.start}, scheduled.end
+
+
+# A page after the key (:k, :r, :o), with the period start even when the page is empty.
+_PAGE_SQL = text(
+    "SELECT p.ps, r.owner_id, r.score, r.num_score, r.reached_at, r.updated_at, r.sort_key"
+    " FROM (SELECT COALESCE(CAST(:ps AS timestamptz), (SELECT GREATEST(period_start,"
+    " CAST(:cron_start AS timestamptz)) FROM leaderboards WHERE id = :lb)) AS ps) AS p"
+    " LEFT JOIN LATERAL (SELECT owner_id, score, num_score, reached_at, updated_at, sort_key"
+    "  FROM leaderboard_records WHERE leaderboard_id = :lb AND period_start = p.ps"
+    '  AND (sort_key, reached_at, owner_id) > (:k, :r, :o COLLATE "C")'
+    "  ORDER BY sort_key, reached_at, owner_id LIMIT :limit) AS r ON true"
+)
+# Records strictly after / before the key (:k, :r, :o) in period :ps, nearest first.
 _AFTER_SQL = text(
     "SELECT owner_id, score, num_score, reached_at, updated_at, sort_key"
     " FROM leaderboard_records WHERE leaderboard_id = :lb AND period_start = :ps"
@@ -773,62 +848,62 @@ def top(
     period_start: datetime | None = None,
     now: datetime | None = None,
 ) -> Standings:
-    """A page of standings, best first; ``next_cursor`` continues after the last record."""
-    board = get_leaderboard(conn, leaderboard_id)
-    after = _decode_cursor(cursor, leaderboard_id) if cursor else None
-    period = (
-        resolve_period(conn, board, after.ps, now)
-        if after
-        else resolve_period(conn, board, period_start, now)
-    )
-    start_after = (after.k, after.r, after.o) if after else FIRST_BLOCK_LOWER
+    """A page of standings, best first; ``next_cursor`` continues after the last record.
+
+    Pages are keyset ranges of the best-first index, so a record shows up on one page only
+    even while scores change; the ranks of later pages continue from the cursor.
+    """
+    if cursor:
+        after = _decode_cursor(cursor, leaderboard_id)
+        params: dict[str, Any] = {"lb": _shape(conn, leaderboard_id).id, "ps": after.ps}
+        params["cron_start"] = None
+        end, key, first_rank = after.pe, (after.k, after.r, after.o), after.n + 1
+    else:
+        params, end = _period_params(conn, leaderboard_id, period_start, now)
+        key, first_rank = FIRST_BLOCK_LOWER, 1
     rows = conn.execute(
-        _AFTER_SQL,
-        {
-            "lb": board.id,
-            "ps": period.start,
-            "k": start_after[0],
-            "r": start_after[1],
-            "o": start_after[2],
-            "limit": limit + 1,
-        },
+        _PAGE_SQL, {**params, "k": key[0], "r": key[1], "o": key[2], "limit": limit + 1}
     ).all()
-    first_rank = (after.n if after else 0) + 1
-    page = rows[:limit]
+    if not rows or rows[0].ps is None:
+        raise UnknownLeaderboard(f"no leaderboard {leaderboard_id!r}")
+    period = Period(rows[0].ps, end)
+    page = [row for row in rows[:limit] if row.owner_id is not None]
     records = [_ranked(row, first_rank + i) for i, row in enumerate(page)]
     next_cursor = None
-    if len(rows) > limit and page:
+    if len(rows) > limit:
         last = page[-1]
         next_cursor = _encode_cursor(
-            board.id,
-            period.start,
+            leaderboard_id,
+            period,
             (last.sort_key, last.reached_at, last.owner_id),
             records[-1].rank,
         )
-    return Standings(board.id, period, records, next_cursor)
+    return Standings(leaderboard_id, period, records, next_cursor)
 
 
+# One owner's record and rank: blocks before theirs, plus a count inside their block.
 _RANK_SQL = text(
-    "WITH me AS ("
-    " SELECT owner_id, score, num_score, reached_at, updated_at, sort_key"
-    " FROM leaderboard_records"
-    " WHERE leaderboard_id = :lb AND period_start = :ps AND owner_id = :owner),"
-    " blk AS ("
-    " SELECT b.lower_sort_key AS k, b.lower_reached_at AS r, b.lower_owner_id AS o"
-    " FROM leaderboard_rank_blocks b, me"
-    " WHERE b.leaderboard_id = :lb AND b.period_start = :ps"
-    " AND (b.lower_sort_key, b.lower_reached_at, b.lower_owner_id)"
-    "  <= (me.sort_key, me.reached_at, me.owner_id)"
-    " ORDER BY b.lower_sort_key DESC, b.lower_reached_at DESC, b.lower_owner_id DESC LIMIT 1)"
-    " SELECT me.*, 1"
-    " + (SELECT coalesce(sum(b.size), 0) FROM leaderboard_rank_blocks b, blk"
-    "    WHERE b.leaderboard_id = :lb AND b.period_start = :ps"
-    "    AND (b.lower_sort_key, b.lower_reached_at, b.lower_owner_id) < (blk.k, blk.r, blk.o))"
-    " + (SELECT count(*) FROM leaderboard_records r, blk, me AS m"
-    "    WHERE r.leaderboard_id = :lb AND r.period_start = :ps"
-    "    AND (r.sort_key, r.reached_at, r.owner_id) >= (blk.k, blk.r, blk.o)"
-    "    AND (r.sort_key, r.reached_at, r.owner_id) < (m.sort_key, m.reached_at, m.owner_id))"
-    " AS rank FROM me"
+    "SELECT me.period_start, me.owner_id, me.score, me.num_score, me.reached_at,"
+    " me.updated_at, me.sort_key,"
+    " 1 + (SELECT coalesce(sum(b.size), 0) FROM leaderboard_rank_blocks b"
+    "  WHERE b.leaderboard_id = :lb AND b.period_start = me.period_start"
+    "  AND (b.lower_sort_key, b.lower_reached_at, b.lower_owner_id) < (blk.k, blk.r, blk.o))"
+    " + (SELECT count(*) FROM leaderboard_records r"
+    "  WHERE r.leaderboard_id = :lb AND r.period_start = me.period_start"
+    "  AND (r.sort_key, r.reached_at, r.owner_id) >= (blk.k, blk.r, blk.o)"
+    "  AND (r.sort_key, r.reached_at, r.owner_id) < (me.sort_key, me.reached_at, me.owner_id))"
+    " AS rank"
+    " FROM leaderboard_records me CROSS JOIN LATERAL ("
+    "  SELECT b.lower_sort_key AS k, b.lower_reached_at AS r, b.lower_owner_id AS o"
+    "  FROM leaderboard_rank_blocks b"
+    "  WHERE b.leaderboard_id = :lb AND b.period_start = me.period_start"
+    "  AND (b.lower_sort_key, b.lower_reached_at, b.lower_owner_id)"
+    "   <= (me.sort_key, me.reached_at, me.owner_id)"
+    "  ORDER BY b.lower_sort_key DESC, b.lower_reached_at DESC, b.lower_owner_id DESC"
+    "  LIMIT 1) AS blk"
+    " WHERE me.leaderboard_id = :lb AND me.owner_id = :owner"
+    " AND me.period_start = COALESCE(CAST(:ps AS timestamptz), (SELECT GREATEST(period_start,"
+    " CAST(:cron_start AS timestamptz)) FROM leaderboards WHERE id = :lb))"
 )
 
 
@@ -841,9 +916,8 @@ def rank_of(
     now: datetime | None = None,
 ) -> RankedRecord | None:
     """The owner's record and exact rank in the period, or None if they have no record."""
-    board = get_leaderboard(conn, leaderboard_id)
-    period = resolve_period(conn, board, period_start, now)
-    row = conn.execute(_RANK_SQL, {"lb": board.id, "ps": period.start, "owner": owner_id}).first()
+    params, _ = _period_params(conn, leaderboard_id, period_start, now)
+    row = conn.execute(_RANK_SQL, {**params, "owner": owner_id}).first()
     return _ranked(row, int(row.rank)) if row else None
 
 
@@ -857,22 +931,21 @@ def around(
     now: datetime | None = None,
 ) -> list[RankedRecord]:
     """The owner and up to ``limit`` records either side, best first (empty: no record)."""
-    board = get_leaderboard(conn, leaderboard_id)
-    period = resolve_period(conn, board, period_start, now)
-    row = conn.execute(_RANK_SQL, {"lb": board.id, "ps": period.start, "owner": owner_id}).first()
+    params, _ = _period_params(conn, leaderboard_id, period_start, now)
+    row = conn.execute(_RANK_SQL, {**params, "owner": owner_id}).first()
     if row is None:
         return []
     me = _ranked(row, int(row.rank))
-    params = {
-        "lb": board.id,
-        "ps": period.start,
+    neighbours = {
+        "lb": params["lb"],
+        "ps": row.period_start,
         "k": row.sort_key,
         "r": row.reached_at,
         "o": row.owner_id,
         "limit": limit,
     }
-    above = conn.execute(_BEFORE_SQL, params).all()
-    below = conn.execute(_AFTER_SQL, params).all()
+    above = conn.execute(_BEFORE_SQL, neighbours).all()
+    below = conn.execute(_AFTER_SQL, neighbours).all()
     return (
         [_ranked(r, me.rank - i - 1) for i, r in reversed(list(enumerate(above)))]
         + [me]
