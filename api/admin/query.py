@@ -47,6 +47,12 @@ WRITE_FIRST_WORDS = WRITE_WORDS_ANYWHERE | frozenset(
     | {"BEGIN", "START", "COMMIT", "ROLLBACK", "END", "ABORT", "DISCARD", "SAVEPOINT"}
     | {"RELEASE", "PREPARE", "EXECUTE", "DEALLOCATE", "IMPORT", "SECURITY", "REASSIGN"}
 )
+# What the read-only role may read: information_schema lists only columns it has rights on.
+READABLE_COLUMNS_QUERY = (
+    "SELECT table_name, string_agg(column_name, ', ' ORDER BY ordinal_position)"
+    " FROM information_schema.columns WHERE table_schema = 'public'"
+    " GROUP BY table_name ORDER BY table_name"
+)
 _DOLLAR_QUOTE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -324,6 +330,17 @@ class QueryView(BaseView):
 
     async def _page(self, request: Request, outcome: _Outcome) -> Response:
         settings = get_settings()
+        try:
+            readable = await anyio.to_thread.run_sync(
+                lambda: run_read_only_query(
+                    READABLE_COLUMNS_QUERY,
+                    url=settings.readonly_db_url,
+                    timeout_ms=settings.query_statement_timeout_ms,
+                    row_limit=settings.query_row_limit,
+                )
+            )
+        except psycopg.Error:
+            readable = None  # the page still works; the query itself will say what is wrong
         context = {
             "title": "SQL query (read-only)",
             "sql": outcome.sql,
@@ -332,6 +349,7 @@ class QueryView(BaseView):
             "row_limit": settings.query_row_limit,
             "timeout_s": settings.query_statement_timeout_ms / 1000,
             "hidden_tables": READONLY_HIDDEN_TABLES,
+            "readable_tables": readable.rows if readable else [],
         }
         status = 400 if outcome.error else 200
         return await self.templates.TemplateResponse(

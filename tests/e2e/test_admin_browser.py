@@ -110,6 +110,7 @@ def test_editor_logs_in_searches_edits_and_queries(
     result.wait_for()
     assert result.locator("thead th").all_inner_texts() == ["user_id", "score"]
     assert result.locator("tbody td").all_inner_texts() == [player, "123.25"]
+    page.click("#schema-list summary")
     page.screenshot(path=str(SCREENSHOTS / "stride-admin-query.png"), full_page=True)
 
     # The same query as a CSV download.
@@ -118,8 +119,9 @@ def test_editor_logs_in_searches_edits_and_queries(
     csv_text = Path(download_info.value.path()).read_text()
     assert csv_text.splitlines() == ["user_id,score", f"{player},123.25"]
 
-    # A write is refused with a message a non-engineer understands.
+    # A write is refused with a message a non-engineer understands (Ctrl+Enter runs it).
     page.fill("#sql", "DELETE FROM score_log")
-    page.click("#run-query")
+    page.press("#sql", "Control+Enter")
+    page.locator("#query-error").wait_for()
     assert "This page is read-only" in page.locator("#query-error").inner_text()
     context.close()

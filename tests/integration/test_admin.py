@@ -400,6 +400,15 @@ def test_query_page_shows_rows(viewer: TestClient, score_row: dict) -> None:
     assert "1 row in" in response.text
 
 
+def test_query_page_lists_the_readable_tables(viewer: TestClient) -> None:
+    page = viewer.get("/admin/query")
+    assert page.status_code == 200
+    schema = page.text[page.text.index('id="schema-list"') :]
+    [score_log_columns] = re.findall(r">score_log</dt>\s*<dd[^>]*>([^<]*)</dd>", schema)
+    assert {"id", "user_id", "input_value", "score"} <= set(score_log_columns.split(", "))
+    assert ">admin_users</dt>" not in schema
+
+
 def test_query_page_offers_the_same_query_as_csv(viewer: TestClient, score_row: dict) -> None:
     response = viewer.post(
         "/admin/query/csv",
