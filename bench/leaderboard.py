@@ -230,6 +230,7 @@ def main() -> None:
     args = parser.parse_args()
     rnd = random.Random(args.seed)
 
+    load_before = os.getloadavg()[0]
     stack, state = private_postgres()
     try:
         from sqlalchemy import text
@@ -282,7 +283,7 @@ def main() -> None:
             )
             figures["rank_by_count_alternative"] = timed(
                 lambda: conn.execute(
-                    count_sql, {"b": BOARD, "p": period, "o": next(count_sample)}
+                    count_sql, {"b": BOARD, "p": period.start, "o": next(count_sample)}
                 ).scalar_one(),
                 count_n,
             )
@@ -314,7 +315,13 @@ def main() -> None:
         result = {
             "benchmark": "leaderboard",
             "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+            "machine": {
+                "cpus": os.cpu_count(),
+                "python": platform.python_version(),
+                # Other work on the machine shows in the p99s: the 1-minute load average.
+                "load_average_before": round(load_before, 1),
+                "load_average_after": round(os.getloadavg()[0], 1),
+            },
             "records": args.records,
             "load_s": round(load_s, 1),
             "design": "composite btree + rank blocks of ~1000 records (PostgreSQL only)",
@@ -329,6 +336,7 @@ def main() -> None:
         if redis:
             for name in ("zrevrank", "zrevrange_top_100"):
                 print(f"redis {name:26s} " + "  ".join(f"{k}={v}" for k, v in redis[name].items()))
+        print(f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after")
         print(f"wrote {RESULTS}")
     finally:
         stack.down(report=lambda _m: None)

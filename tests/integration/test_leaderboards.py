@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -85,6 +86,17 @@ def test_a_rolled_back_batch_leaves_nothing_and_can_be_retried(db_engine: Engine
     assert records(db_engine, board) == {}
     submit(db_engine, batch)
     assert records(db_engine, board) == {"p1": (5, 1), "p2": (7, 1)}
+
+
+def test_concurrent_writers_of_one_game_lose_no_increment(db_engine: Engine) -> None:
+    game = new_game()
+    board = new_board(db_engine, game, operator=Operator.incr)
+    batches = [
+        [sub(game, f"p{i % 5}", 1, T0 + timedelta(seconds=w)) for i in range(40)] for w in range(8)
+    ]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(lambda batch: submit(db_engine, batch), batches))
+    assert records(db_engine, board) == {f"p{i}": (64, 64) for i in range(5)}
 
 
 def test_scores_of_other_games_are_ignored(db_engine: Engine) -> None:
