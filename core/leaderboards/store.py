@@ -38,6 +38,7 @@ from core.leaderboards.rules import (
     ScoreSubmission,
     SortOrder,
     apply_submission,
+    clamp_score,
     current_period,
     period_for,
     scheduled_period,
@@ -354,8 +355,10 @@ def list_periods(conn: Connection, leaderboard_id: str) -> list[PeriodSummary]:
     rows = conn.execute(
         text(
             "SELECT p.period_start, p.period_end, p.archived_at,"
-            " (SELECT count(*) FROM leaderboard_records r WHERE r.leaderboard_id = p.leaderboard_id"
-            "  AND r.period_start = p.period_start) AS records"
+            # The block sizes add up to the record count, without counting a million rows.
+            " (SELECT coalesce(sum(b.size), 0) FROM leaderboard_rank_blocks b"
+            "  WHERE b.leaderboard_id = p.leaderboard_id AND b.period_start = p.period_start)"
+            " AS records"
             " FROM leaderboard_periods p WHERE p.leaderboard_id = :id"
             " ORDER BY p.period_start DESC"
         ),
@@ -402,6 +405,12 @@ def submit_scores(
     """
     if not submissions:
         return
+    for submission in submissions:
+        if submission.occurred_at.tzinfo is None or not submission.owner_id:
+            raise ValueError(
+                f"submission {submission.event_id}: occurred_at must be timezone-aware and"
+                " owner_id non-empty"
+            )
     now = now or datetime.now(UTC)
     boards = _lock_leaderboards(conn, (s.game_id for s in submissions))
     if not boards:
@@ -470,7 +479,7 @@ def _claim_events(
             "ids": [b.id for b, _, _ in targets],
             "events": [s.event_id for _, s, _ in targets],
             "owners": [s.owner_id for _, s, _ in targets],
-            "scores": [s.score for _, s, _ in targets],
+            "scores": [clamp_score(s.score) for _, s, _ in targets],
             "occurred": [s.occurred_at for _, s, _ in targets],
             "periods": [p.start if p else None for _, _, p in targets],
         },

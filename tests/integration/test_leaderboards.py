@@ -99,6 +99,15 @@ def test_concurrent_writers_of_one_game_lose_no_increment(db_engine: Engine) -> 
     assert records(db_engine, board) == {f"p{i}": (64, 64) for i in range(5)}
 
 
+def test_a_submission_without_time_zone_or_owner_is_refused(db_engine: Engine) -> None:
+    game = new_game()
+    new_board(db_engine, game)
+    with pytest.raises(ValueError, match="timezone-aware"):
+        submit(db_engine, [sub(game, "p1", 1, T0.replace(tzinfo=None))])
+    with pytest.raises(ValueError, match="owner_id non-empty"):
+        submit(db_engine, [sub(game, "", 1, T0)])
+
+
 def test_scores_of_other_games_are_ignored(db_engine: Engine) -> None:
     game, other = new_game(), new_game()
     board = new_board(db_engine, game)
