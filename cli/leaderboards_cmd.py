@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -26,10 +26,15 @@ def _fail(message: str) -> None:
     raise typer.Exit(1)
 
 
-def _aware(value: datetime | None, option: str) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        _fail(f"{option} needs a time zone, e.g. 2026-11-16T00:00:00+00:00")
-    return value
+def _period_start(value: str | None) -> datetime | None:
+    """``--period`` as an aware time: ISO 8601, UTC when no offset is given."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        _fail(f"--period {value!r} is not an ISO 8601 time, e.g. 2026-11-16T00:00:00+00:00")
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 @leaderboards_app.command("create")
@@ -104,16 +109,16 @@ def top(
     leaderboard_id: Annotated[str, typer.Argument(help="Leaderboard id.")],
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1000)] = 10,
     period: Annotated[
-        datetime | None,
-        typer.Option("--period", help="Start of a past period (see `periods`); default: current."),
+        str | None,
+        typer.Option(
+            "--period", help="Start of a past period (see `periods`, ISO 8601); default: current."
+        ),
     ] = None,
 ) -> None:
     """Print the best records of the current (or a past) period."""
     try:
         with get_engine().connect() as conn:
-            page = store.top(
-                conn, leaderboard_id, limit=limit, period_start=_aware(period, "--period")
-            )
+            page = store.top(conn, leaderboard_id, limit=limit, period_start=_period_start(period))
     except (store.UnknownLeaderboard, store.UnknownPeriod) as exc:
         _fail(str(exc.args[0]))
     end = f"{page.period.end:%Y-%m-%d %H:%M}" if page.period.end else "..."
@@ -122,7 +127,11 @@ def top(
         table.add_column(column, justify="right" if column != "player" else "left")
     for r in page.records:
         table.add_row(
-            str(r.rank), r.owner_id, str(r.score), str(r.num_score), f"{r.reached_at:%H:%M:%S}"
+            str(r.rank),
+            r.owner_id,
+            str(r.score),
+            str(r.num_score),
+            f"{r.reached_at:%Y-%m-%d %H:%M:%S}",
         )
     console.print(table)
 
@@ -152,10 +161,10 @@ def periods(leaderboard_id: Annotated[str, typer.Argument(help="Leaderboard id."
 def reset(
     leaderboard_id: Annotated[str, typer.Argument(help="Leaderboard id.")],
     period: Annotated[
-        datetime | None,
+        str | None,
         typer.Option(
             "--period",
-            help="Start of the period to archive; nothing happens if it is already archived.",
+            help="Start of the period to archive (ISO 8601); if it is archived, nothing happens.",
         ),
     ] = None,
 ) -> None:
@@ -163,7 +172,7 @@ def reset(
     try:
         with get_engine().begin() as conn:
             outcome = store.reset_leaderboard(
-                conn, leaderboard_id, period_start=_aware(period, "--period")
+                conn, leaderboard_id, period_start=_period_start(period)
             )
     except (store.UnknownLeaderboard, store.UnknownPeriod) as exc:
         _fail(str(exc.args[0]))

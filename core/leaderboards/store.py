@@ -329,8 +329,7 @@ def reset_leaderboard(
         if period_start < current.start:  # an overdue scheduled period
             archived = _archive_until(conn, board, current.start, now)
             return ResetOutcome(board.id, archived, current.start, "scheduled reset")
-        archived = _archive_until(conn, board, now, now)
-        return ResetOutcome(board.id, archived, now, "forced reset")
+        return _force_reset(conn, board, now)
     if current.start > board.period_start:
         archived = _archive_until(conn, board, current.start, now)
         return ResetOutcome(board.id, archived, current.start, "scheduled reset")
@@ -345,8 +344,14 @@ def reset_leaderboard(
         return ResetOutcome(
             board.id, [], board.period_start, "the current period has no records yet"
         )
-    archived = _archive_until(conn, board, now, now)
-    return ResetOutcome(board.id, archived, now, "forced reset")
+    return _force_reset(conn, board, now)
+
+
+def _force_reset(conn: Connection, board: LeaderboardDefinition, now: datetime) -> ResetOutcome:
+    """End the open period now (whole seconds, so the new start is easy to type)."""
+    start = now.replace(microsecond=0)
+    archived = _archive_until(conn, board, start, now)
+    return ResetOutcome(board.id, archived, start, "forced reset")
 
 
 def list_periods(conn: Connection, leaderboard_id: str) -> list[PeriodSummary]:
@@ -766,7 +771,8 @@ def resolve_period(
     if row is None:
         raise UnknownPeriod(
             f"leaderboard {board.id!r} has no period starting at {period_start.isoformat()};"
-            " list them with GET /v1/leaderboards/{id}/periods"
+            f" list them with `stride leaderboards periods {board.id}`"
+            " or GET /v1/leaderboards/{id}/periods"
         )
     return Period(row.period_start, row.period_end)
 
