@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import typer
@@ -184,3 +184,22 @@ def reset(
         f"{outcome.reason}: archived the period from {archived}; "
         f"the current period starts {outcome.current_start:%Y-%m-%d %H:%M:%S}"
     )
+
+
+@leaderboards_app.command("prune")
+def prune(
+    older_than_days: Annotated[
+        int | None,
+        typer.Option(
+            "--older-than-days",
+            min=1,
+            help="Also forget events of open periods seen this many days ago or more: only if "
+            "no older event can be replayed (longer than the topic's retention).",
+        ),
+    ] = None,
+) -> None:
+    """Forget the event ids of archived periods (kept only to ignore replays)."""
+    before = datetime.now(UTC) - timedelta(days=older_than_days) if older_than_days else None
+    with get_engine().begin() as conn:
+        deleted = store.prune_submissions(conn, created_before=before)
+    console.print(f"deleted {deleted:,} submission rows")

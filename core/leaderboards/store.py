@@ -375,6 +375,26 @@ def list_periods(conn: Connection, leaderboard_id: str) -> list[PeriodSummary]:
 # ---- submissions ---------------------------------------------------------------------------
 
 
+def prune_submissions(conn: Connection, *, created_before: datetime | None = None) -> int:
+    """Delete idempotency rows that can no longer matter; returns how many.
+
+    Rows of archived periods (and of refused late scores) are always safe to delete: a
+    replay of those events lands in an archived period and is refused again. With
+    ``created_before``, rows written before that time go too, whatever their period: safe
+    only if no event older than that can be replayed (e.g. the topic's retention).
+    """
+    result = conn.execute(
+        text(
+            "DELETE FROM leaderboard_submissions s USING leaderboards l"
+            " WHERE s.leaderboard_id = l.id AND (s.period_start IS NULL"
+            " OR s.period_start < l.period_start"
+            " OR s.created_at < CAST(:before AS timestamptz))"
+        ),
+        {"before": created_before},
+    )
+    return result.rowcount
+
+
 @dataclass
 class _Change:
     board: LeaderboardDefinition

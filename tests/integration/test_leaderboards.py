@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from core.db import session_scope
 from core.game_keys import create_game
 from core.leaderboards import store
-from core.leaderboards.rules import Operator, ScoreSubmission, SortOrder
+from core.leaderboards.rules import EPOCH, Operator, ScoreSubmission, SortOrder
 
 T0 = datetime(2026, 11, 18, 12, 0, tzinfo=UTC)  # a Wednesday
 WEEKLY = "0 0 * * 1"
@@ -269,6 +269,32 @@ def test_reset_archives_the_period_keeps_it_queryable_and_is_idempotent(db_engin
         (old_start, True, 2),
     ]
     assert periods[1].end == reset_at
+
+
+def test_pruning_forgets_archived_events_without_letting_replays_count(db_engine: Engine) -> None:
+    game = new_game()
+    board = new_board(db_engine, game, operator=Operator.incr)
+    old = [sub(game, "p1", 10, T0), sub(game, "p2", 20, T0)]
+    submit(db_engine, old)
+    reset_at = T0 + timedelta(hours=1)
+    with db_engine.begin() as conn:
+        store.reset_leaderboard(conn, board, now=reset_at)
+    current = [sub(game, "p1", 1, reset_at + timedelta(minutes=1))]
+    submit(db_engine, current, now=reset_at + timedelta(minutes=1))
+    with db_engine.begin() as conn:
+        deleted = store.prune_submissions(conn)
+    submit(db_engine, old + current, now=reset_at + timedelta(minutes=2))  # a full replay
+    with db_engine.connect() as conn:
+        kept = conn.execute(
+            text("SELECT event_id FROM leaderboard_submissions WHERE leaderboard_id = :b"),
+            {"b": board},
+        ).scalars()
+        counted = store.top(conn, board, now=reset_at + timedelta(minutes=2)).records
+        past = store.top(conn, board, period_start=EPOCH)
+    assert deleted >= 2
+    assert current[0].event_id in set(kept)
+    assert [(r.owner_id, r.score, r.num_score) for r in counted] == [("p1", 1, 1)]
+    assert [(r.owner_id, r.score) for r in past.records] == [("p2", 20), ("p1", 10)]
 
 
 def test_a_scheduled_reset_happens_lazily_and_late_scores_count_within_the_grace(
