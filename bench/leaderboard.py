@@ -74,7 +74,14 @@ def percentiles(samples_ns: list[int]) -> dict[str, float]:
     return {"n": len(ordered), "p50_ms": at(0.50), "p99_ms": at(0.99), "max_ms": at(1.0)}
 
 
+def warmup(repeat: int) -> int:
+    return repeat // 10
+
+
 def timed(fn: Callable[[], object], repeat: int) -> dict[str, float]:
+    """Time ``repeat`` calls after ``warmup(repeat)`` untimed ones (plans, caches)."""
+    for _ in range(warmup(repeat)):
+        fn()
     samples = []
     for _ in range(repeat):
         start = time.perf_counter_ns()
@@ -83,10 +90,29 @@ def timed(fn: Callable[[], object], repeat: int) -> dict[str, float]:
     return percentiles(samples)
 
 
+def timed_together(
+    operations: dict[str, Callable[[], object]], repeat: int
+) -> dict[str, dict[str, float]]:
+    """Like ``timed``, one call of each operation in turn, so bursts of load on the machine
+    hit every operation alike instead of whichever ran at that moment."""
+    for _ in range(warmup(repeat)):
+        for fn in operations.values():
+            fn()
+    samples: dict[str, list[int]] = {name: [] for name in operations}
+    for _ in range(repeat):
+        for name, fn in operations.items():
+            start = time.perf_counter_ns()
+            fn()
+            samples[name].append(time.perf_counter_ns() - start)
+    return {name: percentiles(values) for name, values in samples.items()}
+
+
 def load(engine, records: int, rnd: random.Random) -> list[str]:
     """COPY ``records`` rows into one period; scores collide often, so ties matter."""
+    import psycopg
     from sqlalchemy import text
 
+    from core.config import get_settings
     from core.db import session_scope
     from core.game_keys import create_game
     from core.leaderboards import store
@@ -122,6 +148,9 @@ def load(engine, records: int, rnd: random.Random) -> list[str]:
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM (ANALYZE) leaderboard_records"))
         conn.execute(text("VACUUM (ANALYZE) leaderboard_rank_blocks"))
+    # Flush the bulk load now, so its writes do not land in the middle of the timings.
+    with psycopg.connect(get_settings().superuser_dsn + " dbname=stride", autocommit=True) as su:
+        su.execute("CHECKPOINT")
     return owners
 
 
@@ -204,7 +233,7 @@ def redis_figures(engine, owners: list[str], lookups: int, rnd: random.Random) -
             for _ in range(pending):
                 client.reply()
         load_s = time.perf_counter() - started
-        sample = [rnd.choice(owners) for _ in range(lookups)]
+        sample = [rnd.choice(owners) for _ in range(lookups + warmup(lookups))]
         it = iter(sample)
         rank = timed(lambda: client.call("ZREVRANK", "lb", next(it)), lookups)
         top = timed(lambda: client.call("ZREVRANGE", "lb", 0, 99, "WITHSCORES"), lookups)
@@ -254,7 +283,7 @@ def main() -> None:
                     "SELECT sort_key, reached_at, owner_id FROM leaderboard_records"
                     " WHERE leaderboard_id = :b ORDER BY random() LIMIT :n"
                 ),
-                {"b": BOARD, "n": n},
+                {"b": BOARD, "n": n + warmup(n)},
             ).all()
             cursors = iter(
                 [
@@ -262,18 +291,25 @@ def main() -> None:
                     for i, k in enumerate(keys)
                 ]
             )
-            sample = iter([rnd.choice(owners) for _ in range(n)])
-            figures["top_100"] = timed(lambda: store.top(conn, BOARD, limit=100), n)
-            figures["page_100_after_random_cursor"] = timed(
-                lambda: store.top(conn, BOARD, limit=100, cursor=next(cursors)), n
-            )
-            figures["rank_of_player"] = timed(lambda: store.rank_of(conn, BOARD, next(sample)), n)
-            around_sample = iter([rnd.choice(owners) for _ in range(n)])
-            figures["around_player_10"] = timed(
-                lambda: store.around(conn, BOARD, next(around_sample), limit=10), n
+            sample = iter([rnd.choice(owners) for _ in range(n + warmup(n))])
+            around_sample = iter([rnd.choice(owners) for _ in range(n + warmup(n))])
+            figures.update(
+                timed_together(
+                    {
+                        "top_100": lambda: store.top(conn, BOARD, limit=100),
+                        "page_100_after_random_cursor": lambda: store.top(
+                            conn, BOARD, limit=100, cursor=next(cursors)
+                        ),
+                        "rank_of_player": lambda: store.rank_of(conn, BOARD, next(sample)),
+                        "around_player_10": lambda: store.around(
+                            conn, BOARD, next(around_sample), limit=10
+                        ),
+                    },
+                    n,
+                )
             )
             count_n = max(50, n // 10)
-            count_sample = iter([rnd.choice(owners) for _ in range(count_n)])
+            count_sample = iter([rnd.choice(owners) for _ in range(count_n + warmup(count_n))])
             count_sql = text(
                 "SELECT 1 + count(*) FROM leaderboard_records r, leaderboard_records me"
                 " WHERE me.leaderboard_id = :b AND me.period_start = :p AND me.owner_id = :o"
