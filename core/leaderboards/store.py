@@ -53,6 +53,9 @@ BLOCK_SPLIT_AT = 2 * BLOCK_SIZE
 FIRST_BLOCK_LOWER = (-(2**63), datetime(1, 1, 1, tzinfo=UTC), "")
 # Scores made before a scheduled reset still count if they are written this long after it.
 ARCHIVE_GRACE = timedelta(minutes=5)
+# A score dated further ahead of the writer's clock is recorded but not counted: a client
+# clock that far off would otherwise fill a period nobody sees yet.
+FUTURE_TOLERANCE = timedelta(days=1)
 
 RecordKey = tuple[str, datetime, str]  # leaderboard_id, period_start, owner_id
 RankTuple = tuple[int, datetime, str]  # sort_key, reached_at, owner_id
@@ -407,12 +410,13 @@ class _Change:
 class _PeriodCache:
     """``period_for`` of one board, remembering the last period (cron parsing is slow)."""
 
-    def __init__(self, board: LeaderboardDefinition) -> None:
+    def __init__(self, board: LeaderboardDefinition, now: datetime) -> None:
         self.board = board
+        self.latest = now + FUTURE_TOLERANCE
         self.last: Period | None = None
 
     def period_of(self, at: datetime) -> Period | None:
-        if at < self.board.period_start:
+        if at < self.board.period_start or at > self.latest:
             return None
         if self.last is None or not self.last.contains(at):
             self.last = period_for(self.board.reset_schedule, self.board.period_start, at)
@@ -425,7 +429,8 @@ def submit_scores(
     """Apply each submission to every leaderboard of its game, once per (leaderboard, event).
 
     Runs in the caller's transaction: a replay of the same events changes nothing, even for
-    ``incr``. A score whose period is archived is recorded as seen but not counted.
+    ``incr``. A score whose period is archived, or dated more than ``FUTURE_TOLERANCE``
+    ahead, is recorded as seen but not counted.
     Writers of the same game serialise on the definitions' row locks for the transaction.
     """
     if not submissions:
@@ -449,7 +454,7 @@ def submit_scores(
     for board in boards:
         by_game[board.game_id].append(board)
 
-    periods = {board.id: _PeriodCache(board) for board in boards}
+    periods = {board.id: _PeriodCache(board, now) for board in boards}
     targets: list[tuple[LeaderboardDefinition, ScoreSubmission, Period | None]] = [
         (board, sub, periods[board.id].period_of(sub.occurred_at))
         for sub in submissions

@@ -108,6 +108,14 @@ def test_a_submission_without_time_zone_or_owner_is_refused(db_engine: Engine) -
         submit(db_engine, [sub(game, "", 1, T0)])
 
 
+def test_a_score_dated_far_in_the_future_is_seen_but_not_counted(db_engine: Engine) -> None:
+    game = new_game()
+    board = new_board(db_engine, game, reset_schedule=WEEKLY)
+    far = sub(game, "p1", 10, datetime(9999, 12, 31, 23, 59, tzinfo=UTC))
+    submit(db_engine, [far, sub(game, "p2", 5, T0)])
+    assert records(db_engine, board) == {"p2": (5, 1)}
+
+
 def test_scores_of_other_games_are_ignored(db_engine: Engine) -> None:
     game, other = new_game(), new_game()
     board = new_board(db_engine, game)
