@@ -18,7 +18,7 @@ from cli.stack import Reporter, Service, StackError
 from core.config import Settings
 from core.migrate import sync_readonly_grants, upgrade_to_head
 from core.probes import http_problem, kafka_problem, postgres_problem
-from streams.heartbeat import heartbeat_path, worker_problem
+from streams.heartbeat import clear_heartbeats, worker_problem
 
 # ---- PostgreSQL ------------------------------------------------------------------------
 
@@ -260,13 +260,13 @@ API = Service(
 def _prepare_worker(settings: Settings, report: Reporter) -> None:
     report("worker: migrating the database to the latest revision")
     upgrade_to_head(settings)
-    heartbeat_path(settings).unlink(missing_ok=True)
+    clear_heartbeats(settings)
 
 
 WORKER = Service(
     name="worker",
-    description="Faust worker: game events -> PostgreSQL totals, leaderboards, rewards",
-    command=lambda _s: [sys.executable, "-m", "streams", "worker", "--without-web", "-l", "info"],
+    description="Faust workers: game events -> PostgreSQL totals, leaderboards, rewards",
+    command=lambda _s: [sys.executable, "-m", "streams", "run"],
     probe=worker_problem,
     url=lambda s: f"consumer group {s.streams_app_id}",
     port=lambda _s: 0,  # listens on nothing

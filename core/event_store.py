@@ -11,6 +11,7 @@ must not lose a command; consumers dedupe on ``command_id``).
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Sequence
@@ -19,7 +20,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select, text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection, Engine
 
 from core.events import GameEvent
@@ -57,18 +57,18 @@ class BatchOutcome:
     commands_to_publish: list[RewardCommand]
 
 
+# Rows travel as one JSON document per statement: json.dumps and jsonb_to_recordset are far
+# cheaper than adapting a dozen Python lists to PostgreSQL arrays.
 _INSERT_EVENTS = text(
     """
     INSERT INTO processed_events (event_id, game_id, player_id, type, payload, occurred_at,
         client_occurred_at, sent_at, received_at, processed_at, source_partition, source_offset)
-    SELECT e.event_id, e.game_id, e.player_id, e.type, e.payload::jsonb, e.occurred_at,
+    SELECT e.event_id, e.game_id, e.player_id, e.type, e.payload, e.occurred_at,
         e.client_occurred_at, e.sent_at, e.received_at, clock_timestamp(), e.part, e.off
-    FROM unnest(CAST(:event_id AS uuid[]), CAST(:game_id AS text[]), CAST(:player_id AS text[]),
-        CAST(:type AS text[]), CAST(:payload AS text[]), CAST(:occurred_at AS timestamptz[]),
-        CAST(:client_occurred_at AS timestamptz[]), CAST(:sent_at AS timestamptz[]),
-        CAST(:received_at AS timestamptz[]), CAST(:part AS smallint[]), CAST(:off AS bigint[]))
-        AS e(event_id, game_id, player_id, type, payload, occurred_at, client_occurred_at,
-             sent_at, received_at, part, off)
+    FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS e(event_id uuid, game_id text,
+        player_id text, type text, payload jsonb, occurred_at timestamptz,
+        client_occurred_at timestamptz, sent_at timestamptz, received_at timestamptz,
+        part smallint, off bigint)
     ON CONFLICT (event_id) DO NOTHING
     RETURNING event_id
     """
@@ -80,13 +80,10 @@ _UPSERT_TOTALS = text(
         total_score, best_score, purchases, token_spent, achievements, sessions, play_seconds,
         first_event_at, last_event_at, updated_at)
     SELECT d.*, clock_timestamp()
-    FROM unnest(CAST(:game_id AS text[]), CAST(:player_id AS text[]), CAST(:events AS bigint[]),
-        CAST(:matches AS int[]), CAST(:wins AS int[]), CAST(:losses AS int[]),
-        CAST(:draws AS int[]), CAST(:total_score AS bigint[]), CAST(:best_score AS bigint[]),
-        CAST(:purchases AS int[]), CAST(:token_spent AS numeric[]),
-        CAST(:achievements AS int[]), CAST(:sessions AS int[]),
-        CAST(:play_seconds AS double precision[]), CAST(:first_event_at AS timestamptz[]),
-        CAST(:last_event_at AS timestamptz[])) AS d
+    FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS d(game_id text, player_id text,
+        events bigint, matches int, wins int, losses int, draws int, total_score bigint,
+        best_score bigint, purchases int, token_spent numeric, achievements int, sessions int,
+        play_seconds double precision, first_event_at timestamptz, last_event_at timestamptz)
     ON CONFLICT (game_id, player_id) DO UPDATE SET
         events = t.events + EXCLUDED.events,
         matches = t.matches + EXCLUDED.matches,
@@ -107,8 +104,22 @@ _UPSERT_TOTALS = text(
 )
 
 
-def _columns(rows: Sequence[dict[str, Any]], names: Sequence[str]) -> dict[str, list[Any]]:
-    return {name: [row[name] for row in rows] for name in names}
+_INSERT_COMMANDS = text(
+    """
+    INSERT INTO reward_commands (command_id, source_event_id, action, status, game_id,
+        player_id, token, amount, reason, issued_at, updated_at)
+    SELECT c.command_id, c.source_event_id, c.action, 'pending', c.game_id, c.player_id,
+        c.token, c.amount, c.reason, c.issued_at, clock_timestamp()
+    FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS c(command_id uuid, source_event_id uuid,
+        action text, game_id text, player_id text, token text, amount numeric, reason text,
+        issued_at timestamptz)
+    ON CONFLICT (command_id) DO NOTHING
+    """
+)
+
+
+def _json_rows(rows: Sequence[dict[str, Any]]) -> dict[str, str]:
+    return {"rows": json.dumps(rows, default=str)}
 
 
 def apply_batch(
@@ -130,7 +141,7 @@ def apply_batch(
             "game_id": c.event.game_id,
             "player_id": c.event.player_id,
             "type": c.event.type,
-            "payload": c.event.payload.model_dump_json(),
+            "payload": c.event.payload.model_dump(mode="json"),
             "occurred_at": c.occurred_at,
             "client_occurred_at": c.event.occurred_at,
             "sent_at": c.event.sent_at,
@@ -141,9 +152,7 @@ def apply_batch(
         for c in items
     ]
     with engine.begin() as conn:
-        inserted = set(
-            conn.execute(_INSERT_EVENTS, _columns(event_rows, list(event_rows[0]))).scalars()
-        )
+        inserted = set(conn.execute(_INSERT_EVENTS, _json_rows(event_rows)).scalars())
         new = [c for c in items if c.event.event_id in inserted]
         if new:
             _add_totals(conn, new, rules.token)
@@ -171,29 +180,12 @@ def _submission(consumed: ConsumedEvent) -> ScoreSubmission:
 
 def _add_totals(conn: Connection, new: Sequence[ConsumedEvent], token: str) -> None:
     deltas = fold_totals(((c.event, c.occurred_at) for c in new), token)
-    rows = [vars(d) for d in deltas]
-    conn.execute(_UPSERT_TOTALS, _columns(rows, list(rows[0])))
+    conn.execute(_UPSERT_TOTALS, _json_rows([vars(d) for d in deltas]))
 
 
 def _insert_commands(conn: Connection, commands: Sequence[RewardCommand]) -> None:
-    conn.execute(
-        pg_insert(RewardCommandRow).on_conflict_do_nothing(index_elements=["command_id"]),
-        [
-            {
-                "command_id": c.command_id,
-                "source_event_id": c.source_event_id,
-                "action": c.action,
-                "status": RewardStatus.pending,
-                "game_id": c.game_id,
-                "player_id": c.player_id,
-                "token": c.token,
-                "amount": c.amount,
-                "reason": c.reason,
-                "issued_at": c.issued_at,
-            }
-            for c in commands
-        ],
-    )
+    rows = [c.model_dump(mode="json", exclude={"schema_version"}) for c in commands]
+    conn.execute(_INSERT_COMMANDS, _json_rows(rows))
 
 
 def _pending_commands_of(conn: Connection, event_ids: Sequence[uuid.UUID]) -> list[RewardCommand]:

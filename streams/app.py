@@ -6,24 +6,24 @@ from ``earliest``, no Faust tables (PostgreSQL is the source of truth), web serv
 
 from __future__ import annotations
 
-import json
 import os
-import time
 
 import faust
 
 from core.config import Settings, get_settings
 from core.topics import GAME_EVENTS, GAME_EVENTS_DLQ, REWARD_COMMANDS
-from streams.heartbeat import heartbeat_path
+from streams.heartbeat import PROCESS_INDEX_ENV, write_heartbeat
 
 
 def build_app(settings: Settings) -> faust.App:
+    datadir = settings.state_dir / "streams" / os.environ.get(PROCESS_INDEX_ENV, "0")
+    datadir.mkdir(parents=True, exist_ok=True)
     brokers = ";".join(f"kafka://{b.strip()}" for b in settings.kafka_bootstrap.split(","))
     return faust.App(
         settings.streams_app_id,
         broker=brokers,
         autodiscover=False,
-        datadir=str(settings.state_dir / "streams"),
+        datadir=str(datadir),
         web_enabled=False,
         web_host="127.0.0.1",
         broker_session_timeout=6,
@@ -32,6 +32,7 @@ def build_app(settings: Settings) -> faust.App:
         broker_commit_interval=1.0,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        producer_linger=0.005,  # batch reward commands and dead letters into few requests
         topic_partitions=settings.kafka_topic_partitions,
         topic_replication_factor=settings.kafka_replication_factor,
         stream_buffer_maxsize=max(4096, 2 * settings.streams_batch_size),
@@ -64,12 +65,5 @@ async def _heartbeat() -> None:
 
 
 def _write_heartbeat() -> None:
-    """Readiness for the supervisor: this pid, now, and the partitions this worker owns."""
-    path = heartbeat_path(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    game_partitions = sorted(p for p in _assigned if p.startswith(GAME_EVENTS + ":"))
-    tmp.write_text(
-        json.dumps({"pid": os.getpid(), "at": time.time(), "partitions": game_partitions})
-    )
-    tmp.replace(path)
+    """Readiness for the supervisor: this pid, now, and the partitions this process owns."""
+    write_heartbeat(settings, sorted(p for p in _assigned if p.startswith(GAME_EVENTS + ":")))

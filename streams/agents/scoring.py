@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -112,14 +113,16 @@ async def score_events(stream: StreamT) -> None:
     async for events in stream.take_events(
         settings.streams_batch_size, within=settings.streams_batch_within_s
     ):
+        started = time.perf_counter()
         for event in events:
             event.message.incref()  # held until this batch is durable (see module docstring)
         outcome = await process(events)
         for event in events:
             await stream.ack(event)
         log.info(
-            "batch of %d: %d applied, %d duplicates, %d reward commands",
+            "batch of %d in %.0f ms: %d applied, %d duplicates, %d reward commands",
             len(events),
+            (time.perf_counter() - started) * 1000,
             outcome.applied,
             outcome.duplicates,
             len(outcome.commands_to_publish),
