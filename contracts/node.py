@@ -165,7 +165,7 @@ class TxSender:
         if self.account is None:
             tx_hash = self.w3.eth.send_transaction(tx)  # type: ignore[arg-type]
         else:
-            tx.setdefault("gas", int(self.w3.eth.estimate_gas(tx) * self.gas_margin))  # type: ignore[arg-type]
+            tx.setdefault("gas", int(self.w3.eth.estimate_gas(tx) * self.gas_margin) + 25_000)  # type: ignore[arg-type]
             tx.setdefault("nonce", self._next_nonce())
             if "gasPrice" not in tx and "maxFeePerGas" not in tx:
                 base = self.w3.eth.get_block("latest").get("baseFeePerGas", 0)

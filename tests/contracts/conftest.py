@@ -145,9 +145,14 @@ def send(fn: Any, sender: str | LocalAccount, value: int = 0) -> Any:
     """Transact as `sender` (anvil auto-impersonates) and return the mined receipt."""
     address = sender if isinstance(sender, str) else sender.address
     w3: Web3 = fn.w3
-    tx_hash = fn.transact({"from": address, "value": value})
+    params = {"from": address, "value": value}
+    # Estimation surfaces the custom revert error. The limit itself is generous: the mined
+    # block's timestamp can be later than the one gas was estimated at, and time-dependent
+    # paths (a claim that now pays) cost more. gasUsed does not depend on the limit.
+    fn.estimate_gas(params)
+    tx_hash = fn.transact({**params, "gas": 10_000_000})
     receipt = w3.eth.wait_for_transaction_receipt(tx_hash)
-    assert receipt["status"] == 1
+    assert receipt["status"] == 1, f"{fn.fn_name} by {address} reverted after estimation"
     return receipt
 
 
