@@ -7,12 +7,29 @@ from ``earliest``, no Faust tables (PostgreSQL is the source of truth), web serv
 from __future__ import annotations
 
 import os
+from typing import Any
 
+import aiokafka
 import faust
+import faust.transport.drivers.aiokafka as faust_aiokafka
 
 from core.config import Settings, get_settings
 from core.topics import GAME_EVENTS, GAME_EVENTS_DLQ, REWARD_COMMANDS
 from streams.heartbeat import PROCESS_INDEX_ENV, write_heartbeat
+
+# Faust hard-codes fetch_max_wait_ms=1500 for its consumer, and Tansu answers a waiting
+# fetch only when that time is up, not when new records arrive: events would wait up to
+# 1.5 s in the broker. Every consumer this worker process creates asks for at most 50 ms.
+FETCH_MAX_WAIT_MS = 50
+
+
+class _PromptConsumer(aiokafka.AIOKafkaConsumer):
+    def __init__(self, *topics: str, **kwargs: Any) -> None:
+        kwargs["fetch_max_wait_ms"] = min(kwargs.get("fetch_max_wait_ms", 500), FETCH_MAX_WAIT_MS)
+        super().__init__(*topics, **kwargs)
+
+
+faust_aiokafka.aiokafka.AIOKafkaConsumer = _PromptConsumer  # type: ignore[misc]
 
 
 def build_app(settings: Settings) -> faust.App:
