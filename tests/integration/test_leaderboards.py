@@ -9,13 +9,23 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from core.db import session_scope
 from core.game_keys import create_game
 from core.leaderboards import store
-from core.leaderboards.rules import EPOCH, Operator, ScoreSubmission, SortOrder
+from core.leaderboards.rules import (
+    EPOCH,
+    Operator,
+    RecordState,
+    ScoreSubmission,
+    SortOrder,
+    apply_submission,
+    rank_key,
+)
 
 T0 = datetime(2026, 11, 18, 12, 0, tzinfo=UTC)  # a Wednesday
 WEEKLY = "0 0 * * 1"
@@ -367,3 +377,65 @@ def test_unknown_leaderboards_and_periods_are_named(db_engine: Engine) -> None:
             store.top(conn, board, period_start=datetime(2020, 1, 1, tzinfo=UTC))
         with pytest.raises(store.LeaderboardError, match="create it first"):
             store.create_leaderboard(conn, leaderboard_id="x1", game_id="no-such-game")
+
+
+submission_plans = st.lists(
+    st.tuples(
+        st.sampled_from(["ann", "bob", "cy", "dee", "eve", "fay"]),
+        st.integers(min_value=-50, max_value=50),
+        st.integers(min_value=0, max_value=30),
+    ),
+    min_size=1,
+    max_size=40,
+)
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    plan=submission_plans,
+    operator=st.sampled_from(list(Operator)),
+    order=st.sampled_from(list(SortOrder)),
+    batch_size=st.integers(min_value=1, max_value=15),
+    replay_seed=st.integers(min_value=0, max_value=2**16),
+)
+def test_the_store_agrees_with_the_pure_rules_whatever_the_batching_and_replays(
+    db_engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    plan: list[tuple[str, int, int]],
+    operator: Operator,
+    order: SortOrder,
+    batch_size: int,
+    replay_seed: int,
+) -> None:
+    monkeypatch.setattr(store, "BLOCK_SIZE", 2)
+    monkeypatch.setattr(store, "BLOCK_SPLIT_AT", 4)
+    game = new_game()
+    board = new_board(db_engine, game, operator=operator, sort_order=order)
+    subs = [sub(game, owner, score, T0 + timedelta(seconds=t)) for owner, score, t in plan]
+    rnd = random.Random(replay_seed)
+    for start in range(0, len(subs), batch_size):
+        batch = subs[start : start + batch_size]
+        seen = subs[: start + batch_size]
+        replayed = rnd.sample(seen, k=min(3, len(seen)))
+        submit(db_engine, batch + replayed)  # replays of earlier and current events
+
+    expected: dict[str, RecordState] = {}
+    for s in subs:
+        expected[s.owner_id] = apply_submission(
+            expected.get(s.owner_id), s.score, s.occurred_at, operator, order
+        )
+    ranking = sorted(
+        expected, key=lambda o: rank_key(order, expected[o].score, expected[o].reached_at, o)
+    )
+    with db_engine.connect() as conn:
+        page = store.top(conn, board, limit=100, now=T0)
+        ranks = {o: store.rank_of(conn, board, o, now=T0) for o in expected}
+    assert [(r.owner_id, r.score, r.num_score) for r in page.records] == [
+        (o, expected[o].score, expected[o].num_score) for o in ranking
+    ]
+    assert all(r.reached_at == expected[r.owner_id].reached_at for r in page.records)
+    assert {o: r.rank for o, r in ranks.items() if r} == {o: i + 1 for i, o in enumerate(ranking)}
