@@ -20,9 +20,10 @@ from web3 import Web3
 from web3.contract import Contract
 
 from cli.stack import free_port
+from contracts.anvil import running_anvil
 from contracts.artifacts import ARTIFACTS_DIR, load_artifact
 from contracts.deploy import DeployConfig, deploy
-from contracts.node import TxSender, running_anvil
+from contracts.node import TxSender
 from contracts.relayer import BridgeTransfer, collect_signatures
 
 RESULTS = Path(__file__).resolve().parent / "results" / "contract_gas.json"

@@ -41,6 +41,11 @@ DeploymentsDir = Annotated[
 ]
 
 
+@bridge_app.callback()
+def bridge_callback() -> None:
+    """Token bridge between two chains (lock/mint, burn/release)."""
+
+
 def _fail(message: str) -> None:
     err.print(f"[bold red]error:[/] {message}")
     raise typer.Exit(1)

@@ -19,7 +19,7 @@ from web3 import Web3
 from web3.contract import Contract
 
 from contracts.artifacts import CONTRACTS_DIR, load_artifact
-from contracts.node import TxSender
+from contracts.node import NodeError, TxSender, connect
 
 DEPLOYMENTS_DIR = CONTRACTS_DIR / "deployments"
 CORE_CONTRACTS = ("StrideToken", "StrideItems", "OmnibusVault", "StrideMarketplace", "StrideBridge")
@@ -206,16 +206,17 @@ def deploy(
 
 
 def _hand_over_admin(sender: TxSender, contracts: tuple[Contract, ...], admin: str) -> None:
-    """Give `admin` the admin and pauser roles, then drop the deployer's."""
+    """Give `admin` every operator role a contract has, then drop the deployer's."""
     for contract in contracts:
-        admin_role = contract.functions.DEFAULT_ADMIN_ROLE().call()
-        pauser_role = contract.functions.PAUSER_ROLE().call()
-        extra = []
-        if any(item.get("name") == "REWARDS_DISTRIBUTOR_ROLE" for item in contract.abi):
-            extra.append(contract.functions.REWARDS_DISTRIBUTOR_ROLE().call())
-        for role in (pauser_role, *extra, admin_role):
+        names = {item.get("name") for item in contract.abi}
+        roles = [
+            getattr(contract.functions, name)().call()
+            for name in ("PAUSER_ROLE", "REWARDS_DISTRIBUTOR_ROLE", "DEFAULT_ADMIN_ROLE")
+            if name in names
+        ]
+        for role in roles:
             sender.call(contract.functions.grantRole(role, admin))
-        for role in (pauser_role, *extra, admin_role):
+        for role in roles:
             sender.call(contract.functions.renounceRole(role, sender.address))
 
 
@@ -275,3 +276,34 @@ def verify_deployment(w3: Web3, deployment: Deployment) -> list[str]:
     for peer in cfg["bridge_peers"]:
         expect(bridge.functions.peerChain(peer).call(), f"bridge does not trust chain {peer}")
     return problems
+
+
+def ensure_local_deployment(
+    rpc_url: str,
+    chain_id: int,
+    private_key: str | None = None,
+    report: Callable[[str], None] = lambda _m: None,
+    directory: Path | None = None,
+) -> Deployment:
+    """Deploy to the local dev chain unless its recorded deployment is still live.
+
+    Used by ``stride up`` after anvil is ready. Signs with `private_key` when given, else
+    with the node's first unlocked account (dev chains only).
+    """
+    try:
+        w3 = connect(rpc_url)
+        sender = TxSender.from_key(w3, private_key) if private_key else TxSender.dev_account(w3)
+        deployment = deploy(
+            sender,
+            DeployConfig(),
+            expected_chain_id=chain_id,
+            directory=directory,
+            report=report,
+        )
+    except NodeError as exc:
+        raise DeployError(str(exc)) from exc
+    report(
+        f"contracts on chain {chain_id}: StrideToken at {deployment.address('StrideToken')} "
+        f"(addresses in {deployment_path(chain_id, directory)})"
+    )
+    return deployment

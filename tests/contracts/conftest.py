@@ -19,9 +19,10 @@ from web3.contract import Contract
 from web3.exceptions import ContractCustomError, ContractLogicError
 
 from cli.stack import free_port
+from contracts.anvil import running_anvil
 from contracts.artifacts import ARTIFACTS_DIR, load_artifact
 from contracts.deploy import DeployConfig, Deployment, deploy
-from contracts.node import TxSender, running_anvil
+from contracts.node import TxSender
 
 CHAIN_A = 31337
 CHAIN_B = 31338
