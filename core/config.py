@@ -15,7 +15,7 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, PrivateAttr, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -86,6 +86,17 @@ class Settings(BaseSettings):
     lake_sink_batch_size: int = Field(default=5000, ge=1)
     lake_sink_batch_within_s: float = Field(default=2.0, gt=0)
 
+    # EVM: local anvil, contract deployment and the bridge relayer (keys only from env)
+    anvil_port: int = 8545
+    anvil_chain_id: int = 31337
+    evm_rpc_url: str | None = Field(default=None, description="default: the local anvil")
+    deployer_private_key: SecretStr | None = None
+    relayer_private_key: SecretStr | None = None
+    bridge_validator_keys: SecretStr | None = Field(default=None, description="comma-separated")
+
+    # Secrets already read from state_dir/secrets.json, keyed by (state_dir, name).
+    _secret_cache: dict[tuple[Path, str], str] = PrivateAttr(default_factory=dict)
+
     # ---- derived values -------------------------------------------------------------
     @property
     def is_local(self) -> bool:
@@ -93,6 +104,9 @@ class Settings(BaseSettings):
 
     def local_secret(self, name: str) -> str:
         """A generated secret of the local stack (created on first use, kept in state_dir)."""
+        key = (self.state_dir, name)
+        if key in self._secret_cache:
+            return self._secret_cache[key]
         path = self.state_dir / "secrets.json"
         data: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
         if name not in data:
@@ -103,6 +117,7 @@ class Settings(BaseSettings):
             with os.fdopen(fd, "w") as fh:
                 json.dump(data, fh, indent=2)
             tmp.replace(path)
+        self._secret_cache[key] = data[name]
         return data[name]
 
     def _local_url(self, user: str, database: str) -> str:
@@ -172,6 +187,11 @@ class Settings(BaseSettings):
     @property
     def api_url(self) -> str:
         return f"http://{self.api_host}:{self.api_port}"
+
+    @property
+    def evm_url(self) -> str:
+        """JSON-RPC URL of the EVM node (the local anvil unless STRIDE_EVM_RPC_URL is set)."""
+        return self.evm_rpc_url or f"http://127.0.0.1:{self.anvil_port}"
 
 
 @cache
