@@ -5,13 +5,10 @@ from __future__ import annotations
 import shutil
 import subprocess
 
-import pytest
-
 from contracts.artifacts import CONTRACTS_DIR
 from contracts.build import build
 
 
-@pytest.mark.slow
 def test_committed_artifacts_are_fresh() -> None:
     result = build(check=True)
     assert not result.stale, (
