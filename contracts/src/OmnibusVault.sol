@@ -64,6 +64,7 @@ contract OmnibusVault is AccessControl, Pausable, ReentrancyGuard, IERC721Receiv
     event RewardAdded(uint256 funded, uint256 streamed, uint256 duration, uint256 periodFinish);
     event EmergencyWithdrawn(address indexed account, uint256 amount, uint256 nfts, uint256 forfeited);
     event CollectionWeightSet(address indexed collection, uint96 weight);
+    event NftRescued(address indexed collection, uint256 indexed tokenId, address to);
 
     error ZeroAmount();
     error ZeroDuration();
@@ -72,6 +73,7 @@ contract OmnibusVault is AccessControl, Pausable, ReentrancyGuard, IERC721Receiv
     error NotDepositOwner(address collection, uint256 tokenId);
     error NftNotReceived(address collection, uint256 tokenId);
     error RewardTooLow();
+    error NftIsStaked(address collection, uint256 tokenId);
 
     constructor(IERC20 stakingToken_, address admin) {
         stakingToken = stakingToken_;
@@ -229,6 +231,18 @@ contract OmnibusVault is AccessControl, Pausable, ReentrancyGuard, IERC721Receiv
     {
         collectionWeight[collection] = weight;
         emit CollectionWeightSet(collection, weight);
+    }
+
+    /// @notice Return an NFT that reached the vault without a deposit (a plain `transferFrom`
+    /// skips `onERC721Received`); staked NFTs can never be moved this way.
+    function rescueNft(address collection, uint256 tokenId, address to)
+        external
+        nonReentrant
+        onlyRole(DEFAULT_ADMIN_ROLE)
+    {
+        if (nftDeposits[collection][tokenId].owner != address(0)) revert NftIsStaked(collection, tokenId);
+        IERC721(collection).safeTransferFrom(address(this), to, tokenId);
+        emit NftRescued(collection, tokenId, to);
     }
 
     function pause() external onlyRole(PAUSER_ROLE) {

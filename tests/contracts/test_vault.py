@@ -164,6 +164,23 @@ def test_nft_from_unlisted_collection_rejected(
         send(c.vault.functions.setCollectionWeight(other.address, 1), alice)
 
 
+def test_rescue_only_unstaked_nfts(
+    c: SimpleNamespace, accounts: SimpleNamespace, mint_item: MintItem
+) -> None:
+    alice, admin = accounts.alice, accounts.deployer
+    staked = mint_item(alice.address)
+    send(c.items.functions.safeTransferFrom(alice.address, c.vault.address, staked), alice)
+    stray = mint_item(alice.address)  # plain transferFrom: no deposit is recorded
+    send(c.items.functions.transferFrom(alice.address, c.vault.address, stray), alice)
+    assert c.vault.functions.stakeOf(alice.address).call() == 100 * E18
+    with reverts("AccessControlUnauthorizedAccount"):
+        send(c.vault.functions.rescueNft(c.items.address, stray, alice.address), alice)
+    with reverts("NftIsStaked"):
+        send(c.vault.functions.rescueNft(c.items.address, staked, admin.address), admin)
+    send(c.vault.functions.rescueNft(c.items.address, stray, alice.address), admin)
+    assert c.items.functions.ownerOf(stray).call() == alice.address
+
+
 def test_exit_returns_everything(
     c: SimpleNamespace, accounts: SimpleNamespace, mint_item: MintItem, w3: Web3
 ) -> None:
