@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.contracts_cmd import bridge_app, contracts_app
 from cli.db_cmd import db_app
 from cli.demo import demo
 from cli.games_cmd import games_app
@@ -35,6 +36,8 @@ app.command()(demo)
 app.add_typer(leaderboards_app, name="leaderboards")
 app.add_typer(users_app, name="users")
 app.add_typer(pipeline_app, name="pipeline")
+app.add_typer(contracts_app, name="contracts")
+app.add_typer(bridge_app, name="bridge")
 
 console = Console()
 err = Console(stderr=True)

@@ -15,6 +15,7 @@ import psycopg
 from psycopg import sql
 
 from cli.stack import Reporter, Service, StackError
+from contracts.anvil import anvil_command, rpc_problem
 from core.config import Settings
 from core.migrate import sync_readonly_grants, upgrade_to_head
 from core.probes import http_problem, kafka_problem, postgres_problem
@@ -337,4 +338,37 @@ DAGSTER = Service(
     start_timeout=90.0,
 )
 
-SERVICES: list[Service] = [POSTGRES, KAFKA, API, WORKER, SPARK, DAGSTER]
+# ---- EVM (anvil) ---------------------------------------------------------------------------
+
+
+def _deploy_contracts(settings: Settings, report: Reporter) -> None:
+    """Deploy the contracts once per chain; a restart with saved state reuses them."""
+    from contracts.deploy import DeployError, ensure_local_deployment
+
+    key = settings.deployer_private_key
+    try:
+        ensure_local_deployment(
+            settings.evm_url,
+            settings.anvil_chain_id,
+            key.get_secret_value() if key else None,
+            report=lambda message: report(f"anvil: {message}"),
+        )
+    except DeployError as exc:
+        raise StackError(f"anvil: deploying the contracts failed: {exc}") from exc
+
+
+ANVIL = Service(
+    name="anvil",
+    description="anvil EVM node (npm @foundry-rs/anvil) with the Stride contracts",
+    command=lambda s: anvil_command(
+        s.anvil_port, s.anvil_chain_id, state=s.state_dir / "anvil" / "state.json"
+    ),
+    probe=lambda s: rpc_problem(f"http://127.0.0.1:{s.anvil_port}"),
+    url=lambda s: f"http://127.0.0.1:{s.anvil_port}",
+    port=lambda s: s.anvil_port,
+    prepare=lambda s, _report: (s.state_dir / "anvil").mkdir(parents=True, exist_ok=True),
+    after_ready=_deploy_contracts,
+    missing_hint="Install the contract toolchain: npm ci --prefix contracts",
+)
+
+SERVICES: list[Service] = [POSTGRES, KAFKA, API, WORKER, SPARK, DAGSTER, ANVIL]

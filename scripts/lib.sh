@@ -27,6 +27,8 @@ ensure_debian_packages() {  # usage: ensure_debian_packages cmd:package ...
 check_prerequisites() {
   command -v python3.11 >/dev/null || command -v python3 >/dev/null \
     || { echo "Python 3.11 is required" >&2; exit 1; }
+  command -v npm >/dev/null || {
+    echo "npm not found: install Node.js 20 with npm (Debian: nodejs npm)" >&2; exit 1; }
   for cmd in initdb postgres; do
     command -v "$cmd" >/dev/null || {
       echo "$cmd not found: install the PostgreSQL 15 server binaries (Debian: postgresql-15)" \
@@ -49,4 +51,9 @@ install_python() {
   pip_quiet install -q --require-hashes -r requirements.lock
   pip_quiet install -q --no-deps --no-build-isolation -e .
   note "$(.venv/bin/python --version), stride CLI at .venv/bin/stride"
+}
+
+install_contract_toolchain() {
+  note "npm ci --prefix contracts (solc-js, OpenZeppelin, anvil, solhint from package-lock.json)"
+  npm ci --prefix contracts --no-audit --no-fund --loglevel=error >/dev/null
 }

@@ -8,6 +8,8 @@ step "Installing test tools (Debian: chromium, chromium-driver, kcat)"
 ensure_debian_packages chromium:chromium chromedriver:chromium-driver kcat:kcat
 step "Installing Python dependencies into .venv"
 install_python
+step "Installing the contract toolchain (Node packages)"
+install_contract_toolchain
 step "Lint and format check (ruff)"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
