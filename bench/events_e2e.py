@@ -250,6 +250,7 @@ def new_game(engine, name: str) -> tuple[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    load_at_start = round(os.getloadavg()[0], 2)  # other work on the machine skews figures
     state, env = private_stack_env(args.api_workers)
     os.environ.update(env)
 
@@ -303,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": shlex.join([".venv/bin/python", "-m", "bench.events_e2e", *sys.argv[1:]]),
         "machine": {
             "cores": os.cpu_count(),
+            "load_average_1m_at_start": load_at_start,
             "python": platform.python_version(),
             "os": platform.platform(),
         },
@@ -311,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
             "batch": args.batch,
             "concurrency": args.concurrency,
             "partitions": settings.kafka_topic_partitions,
+            "worker_processes": settings.streams_processes,
             "worker_batch": settings.streams_batch_size,
             "worker_within_s": settings.streams_batch_within_s,
         },
