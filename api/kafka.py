@@ -32,6 +32,10 @@ class EventProducer:
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
 
+    async def connect(self) -> None:
+        """Start the producer and create missing topics (idempotent)."""
+        await self._started()
+
     async def _started(self) -> AIOKafkaProducer:
         if self._producer is not None:
             return self._producer
@@ -87,12 +91,21 @@ def event_producer(request: Request) -> EventProducer:
     return producer
 
 
+async def _warm_up(producer: EventProducer) -> None:
+    try:
+        await producer.connect()
+    except KafkaUnavailable as exc:
+        log.warning("%s; will retry on the first event", exc)
+
+
 @asynccontextmanager
 async def kafka_lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Close the producer at shutdown, flushing what is buffered."""
+    """Connect and create the topics in the background at startup (the API starts even when
+    Kafka is down: /ready reports it, event routes answer 503); close at shutdown."""
+    producer = app.state.event_producer = EventProducer(get_settings())
+    warm_up = asyncio.create_task(_warm_up(producer))
     try:
         yield
     finally:
-        producer = getattr(app.state, "event_producer", None)
-        if producer is not None:
-            await producer.close()
+        warm_up.cancel()
+        await producer.close()
