@@ -14,7 +14,7 @@ import faust
 import faust.transport.drivers.aiokafka as faust_aiokafka
 
 from core.config import Settings, get_settings
-from core.topics import GAME_EVENTS, GAME_EVENTS_DLQ, REWARD_COMMANDS
+from core.topics import GAME_EVENTS
 from streams.heartbeat import PROCESS_INDEX_ENV, write_heartbeat
 
 # Faust hard-codes fetch_max_wait_ms=1500 for its consumer, and Tansu answers a waiting
@@ -61,10 +61,6 @@ app = build_app(settings)
 
 raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
 game_events_topic = app.topic(GAME_EVENTS, partitions=settings.kafka_topic_partitions, **raw)
-dead_letters_topic = app.topic(GAME_EVENTS_DLQ, partitions=settings.kafka_topic_partitions, **raw)
-reward_commands_topic = app.topic(
-    REWARD_COMMANDS, partitions=settings.kafka_topic_partitions, **raw
-)
 
 _assigned: set[str] = set()
 

@@ -20,7 +20,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from aiokafka.errors import KafkaError
 from faust import EventT, StreamT
@@ -30,8 +30,8 @@ from core.db import engine_for
 from core.event_store import BatchOutcome, ConsumedEvent, apply_batch
 from core.events import DeadLetter, parse_game_event
 from core.rewards import RewardCommand, rules_from_settings
-from core.topics import GAME_EVENTS_DLQ
-from streams.app import app, dead_letters_topic, game_events_topic, reward_commands_topic, settings
+from core.topics import GAME_EVENTS_DLQ, REWARD_COMMANDS
+from streams.app import app, game_events_topic, settings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -81,16 +81,18 @@ async def _until_done(what: str, step: Callable[[], Awaitable[T]]) -> T:
         delay = min(delay * 2, RETRY_MAX_DELAY_S)
 
 
-async def _send_all(topic: Any, records: list[tuple[bytes | None, bytes]]) -> None:
-    """Send and wait until the broker acknowledged every record."""
-    pending = [await topic.send(key=key, value=value) for key, value in records]
+async def _send_all(topic: str, records: list[tuple[bytes | None, bytes]]) -> None:
+    """Send through the app's producer and wait until the broker acknowledged every record."""
+    pending = [
+        await app.producer.send(topic, key, value, None, None, None) for key, value in records
+    ]
     await asyncio.gather(*pending)
 
 
 async def process(events: Sequence[EventT]) -> BatchOutcome:
     valid, dead = split(events)
     if dead:
-        await _until_done("dead-lettering", lambda: _send_all(dead_letters_topic, dead))
+        await _until_done("dead-lettering", lambda: _send_all(GAME_EVENTS_DLQ, dead))
         log.warning("sent %d invalid messages to %s", len(dead), GAME_EVENTS_DLQ)
     outcome = await _until_done(
         "writing the batch to PostgreSQL",
@@ -99,7 +101,7 @@ async def process(events: Sequence[EventT]) -> BatchOutcome:
     commands = [_command_record(c) for c in outcome.commands_to_publish]
     if commands:
         await _until_done(
-            "publishing reward commands", lambda: _send_all(reward_commands_topic, commands)
+            "publishing reward commands", lambda: _send_all(REWARD_COMMANDS, commands)
         )
     return outcome
 

@@ -55,7 +55,7 @@ async def test_invalid_messages_go_to_the_dlq_with_reason_and_bytes(
     written: list = []
 
     async def send_all(topic, records) -> None:
-        sent.append((topic.get_topic_name(), records))
+        sent.append((topic, records))
 
     def apply_batch(_engine, valid, _rules):
         written.extend(valid)
@@ -93,7 +93,7 @@ async def test_reward_commands_are_published_after_the_batch_is_written(
     )
 
     async def send_all(topic, records) -> None:
-        order.append(f"send {topic.get_topic_name()} {len(records)}")
+        order.append(f"send {topic} {len(records)}")
 
     def apply_batch(_engine, valid, _rules):
         assert [c.event for c in valid] == [event]
