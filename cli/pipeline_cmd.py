@@ -50,7 +50,7 @@ def run(
 ) -> None:
     """Materialize silver, gold (with blocking checks) and the warehouse, one day at a time."""
     from core.lake import BRONZE_GAME_EVENTS, BRONZE_WEARABLE_SAMPLES, days_written_since
-    from spark_jobs.session import spark_problem
+    from spark_jobs.session import spark_problem, stop_sessions
 
     settings = get_settings()
     only = _parse_day(day)
@@ -87,10 +87,13 @@ def run(
     )
     with Progress(*columns, console=console) as progress:
         task = progress.add_task("lakehouse", total=len(days))
-        for current in days:
-            progress.update(task, description=f"building {current.isoformat()}")
-            outcomes.append(materialize_day(current, resources, instance))
-            progress.advance(task)
+        try:
+            for current in days:
+                progress.update(task, description=f"building {current.isoformat()}")
+                outcomes.append(materialize_day(current, resources, instance))
+                progress.advance(task)
+        finally:
+            stop_sessions()
     _print_outcomes(outcomes)
     if not all(o.success and not o.failed_checks for o in outcomes):
         raise typer.Exit(1)

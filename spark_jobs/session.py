@@ -12,6 +12,14 @@ def spark_session(url: str) -> SparkSession:
     return SparkSession.builder.remote(url).getOrCreate()
 
 
+def stop_sessions() -> None:
+    """Close this process's Spark Connect session while its server is still up (otherwise
+    the client's exit hook keeps retrying a server that is gone)."""
+    session = SparkSession.getActiveSession()
+    if session is not None:
+        session.stop()
+
+
 def delta_exists(spark: SparkSession, path: str) -> bool:
     try:
         spark.read.format("delta").load(path).limit(0).collect()

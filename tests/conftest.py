@@ -34,6 +34,8 @@ def stack_settings() -> Iterator[Settings]:
         "STRIDE_PG_PORT": str(free_port()),
         "STRIDE_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",
         "STRIDE_API_PORT": str(free_port()),
+        "STRIDE_SPARK_PORT": str(free_port()),
+        "STRIDE_DAGSTER_PORT": str(free_port()),
     }
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
@@ -87,3 +89,20 @@ def live_api(stack: Stack, db_engine: Engine, kafka: Settings) -> str:
     """The API served by uvicorn as `stride up` runs it; returns its base URL."""
     stack.up(["api"], report=lambda _m: None)
     return stack.settings.api_url
+
+
+@pytest.fixture(scope="session")
+def spark(stack: Stack) -> Iterator[Settings]:
+    """The pysail Spark Connect server, as `stride up spark` runs it."""
+    from spark_jobs.session import stop_sessions
+
+    stack.up(["spark"], report=lambda _m: None)
+    yield stack.settings
+    stop_sessions()  # before the server stops, or the client's exit hook retries forever
+
+
+@pytest.fixture(scope="session")
+def lake_worker(stack: Stack, db_engine: Engine, kafka: Settings) -> Settings:
+    """The Faust worker (scoring agent and the bronze lake sink), as `stride up` runs it."""
+    stack.up(["worker"], report=lambda _m: None)
+    return stack.settings
