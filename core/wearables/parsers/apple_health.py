@@ -158,10 +158,24 @@ def _sample(
     )
 
 
+_INSTANTS: dict[str, datetime] = {}  # startDate often equals endDate: parse each once
+_DEVICES: dict[tuple[str, str | None], str] = {}
+
+
 def _instant(attrib: dict[str, str], field: str, offsets: dict[str, timezone]) -> datetime:
     raw = attrib.get(field)
     if raw is None:
         raise _RecordError(field, "missing")
+    cached = _INSTANTS.get(raw)
+    if cached is not None:
+        return cached
+    if len(_INSTANTS) > 4096:
+        _INSTANTS.clear()
+    value = _INSTANTS[raw] = _parse_instant(raw, field, offsets)
+    return value
+
+
+def _parse_instant(raw: str, field: str, offsets: dict[str, timezone]) -> datetime:
     if not _DATE.match(raw):
         raise _RecordError(field, f"{raw!r} is not a date like '2024-03-10 01:59:00 -0800'")
     suffix = raw[20:]
@@ -200,12 +214,15 @@ def _value(raw: str | None) -> float:
 
 def _device(attrib: dict[str, str]) -> str:
     """Source name plus hardware model; the HKDevice memory address changes every export."""
-    source = attrib.get("sourceName", "")
-    device = attrib.get("device")
-    if not device:
-        return source
-    hardware = _HARDWARE.search(device) or _NAME.search(device)
-    return f"{source} ({hardware.group(1).strip()})" if hardware else source
+    key = (attrib.get("sourceName", ""), attrib.get("device"))
+    name = _DEVICES.get(key)
+    if name is None:
+        if len(_DEVICES) > 1024:
+            _DEVICES.clear()
+        source, device = key
+        hardware = (_HARDWARE.search(device) or _NAME.search(device)) if device else None
+        name = _DEVICES[key] = f"{source} ({hardware.group(1).strip()})" if hardware else source
+    return name
 
 
 def _line_of_record(path: Path, ordinal: int) -> int:
