@@ -270,3 +270,4 @@ LAKEHOUSE_ASSETS = [
     warehouse_user_daily_health,
     warehouse_game_daily,
 ]
+PIPELINE = dg.AssetSelection.groups("silver", "gold", "warehouse")

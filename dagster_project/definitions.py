@@ -12,10 +12,8 @@ import dagster as dg
 
 from core.config import get_settings
 from core.lake import BRONZE_GAME_EVENTS, BRONZE_WEARABLE_SAMPLES, days_written_since
-from dagster_project.assets import LAKEHOUSE_ASSETS, daily
+from dagster_project.assets import LAKEHOUSE_ASSETS, PIPELINE, daily
 from dagster_project.resources import current_resources
-
-PIPELINE = dg.AssetSelection.groups("silver", "gold", "warehouse")
 
 lakehouse_job = dg.define_asset_job(
     "lakehouse_daily",
@@ -26,11 +24,16 @@ lakehouse_job = dg.define_asset_job(
 
 # Yesterday's partition, once the day is over everywhere it matters (01:30 UTC).
 daily_schedule = dg.build_schedule_from_partitioned_job(
-    lakehouse_job, hour_of_day=1, minute_of_hour=30
+    lakehouse_job,
+    hour_of_day=1,
+    minute_of_hour=30,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
 )
 
 
-@dg.sensor(job=lakehouse_job, minimum_interval_seconds=60)
+@dg.sensor(
+    job=lakehouse_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING
+)
 def new_bronze_data(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     """One run per day that got new bronze files since the last tick (late data included)."""
     cursor = json.loads(context.cursor) if context.cursor else {}

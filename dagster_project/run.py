@@ -9,8 +9,7 @@ from typing import Any
 
 import dagster as dg
 
-from dagster_project.assets import LAKEHOUSE_ASSETS
-from dagster_project.definitions import PIPELINE
+from dagster_project.assets import LAKEHOUSE_ASSETS, PIPELINE
 
 
 @dataclass

@@ -246,3 +246,48 @@ def test_wearable_upload_errors(live_api: str, db_engine: Engine) -> None:
         )
         assert zones.status_code == 422
         assert "unknown time zone 'Mars/Olympus'" in zones.text
+
+
+def test_oura_and_audio_uploads(live_api: str, db_engine: Engine, tmp_path: Path) -> None:
+    import hashlib
+    import wave
+    from urllib.parse import unquote, urlparse
+
+    with Session(db_engine) as session:
+        token = create_app_user(session, "dara").token
+        session.commit()
+    auth = {"Authorization": f"Bearer {token}"}
+    oura = {
+        name: json.loads((FIXTURES / f"oura_{name}.json").read_text())
+        for name in ("daily_sleep", "sleep", "heartrate")
+    }
+    recording = tmp_path / "note.wav"
+    with wave.open(str(recording), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(8000)
+        out.writeframes(b"\x01\x00" * 16000)
+    with httpx.Client(base_url=live_api, timeout=30) as client:
+        answer = client.post("/v1/wearables/oura", json={**oura, "device": "Ring 4"}, headers=auth)
+        assert answer.status_code == 202, answer.text
+        assert answer.json() == {"accepted": 7, "skipped": {"oura:daily_sleep:no_score": 1}}
+
+        answer = client.post(
+            "/v1/wearables/audio",
+            params={"recorded_at": "2024-05-01T08:00:00+02:00", "device": "iPhone"},
+            content=recording.read_bytes(),
+            headers={**auth, "Content-Type": "audio/wav"},
+        )
+        assert answer.status_code == 202, answer.text
+        body = answer.json()
+        assert (body["format"], body["duration_s"]) == ("wav", 2.0)
+        assert body["sha256"] == hashlib.sha256(recording.read_bytes()).hexdigest()
+        stored = Path(unquote(urlparse(body["uri"]).path))
+        assert stored.read_bytes() == recording.read_bytes()
+        assert stored.as_posix().endswith(f"/raw/audio/user_id=dara/{body['sha256']}.wav")
+
+        not_audio = client.post(
+            "/v1/wearables/audio", content=b"ID3\x04" + b"\x00" * 64, headers=auth
+        )
+        assert not_audio.status_code == 422
+        assert "unsupported audio format" in not_audio.json()["detail"]
