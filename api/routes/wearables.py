@@ -62,6 +62,20 @@ class ErrorBody(BaseModel):
     detail: str
 
 
+class FieldError(BaseModel):
+    loc: list[str | int]
+    field: str
+    msg: str
+    type: str
+
+
+class ValidationErrorBody(BaseModel):
+    """A body that does not validate: one entry per wrong field, and all of them in one line."""
+
+    detail: list[FieldError]
+    message: str
+
+
 class UploadResult(BaseModel):
     accepted: int = Field(description="Samples written to Kafka (acks=all)")
     skipped: dict[str, int] = Field(
@@ -127,10 +141,14 @@ class OuraUpload(_Upload):
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "The JSON body is not UTF-8 encoded JSON"},
     401: {"model": ErrorBody, "description": "Authorization header missing"},
     403: {"model": ErrorBody, "description": "Token not valid, or another user's data"},
     413: {"model": ErrorBody, "description": "Upload over the size limit"},
-    422: {"model": ErrorBody, "description": "Malformed data; the message says where"},
+    422: {
+        "model": ErrorBody | ValidationErrorBody,
+        "description": "Malformed data; the message says where (line, field)",
+    },
     503: {
         "model": ErrorBody,
         "description": "Kafka unreachable; retry the same upload after Retry-After seconds",
