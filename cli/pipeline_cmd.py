@@ -90,7 +90,7 @@ def run(
         try:
             for current in days:
                 progress.update(task, description=f"building {current.isoformat()}")
-                outcomes.append(materialize_day(current, resources, instance))
+                outcomes.append(materialize_day(current, resources, instance, log_level="WARNING"))
                 progress.advance(task)
         finally:
             stop_sessions()

@@ -23,7 +23,10 @@ class DayOutcome:
 
 
 def materialize_day(
-    day: date, resources: Mapping[str, Any], instance: dg.DagsterInstance | None = None
+    day: date,
+    resources: Mapping[str, Any],
+    instance: dg.DagsterInstance | None = None,
+    log_level: str = "DEBUG",
 ) -> DayOutcome:
     """Run silver → gold → warehouse for ``day``; a failed blocking check skips what follows."""
     result = dg.materialize(
@@ -33,6 +36,7 @@ def materialize_day(
         resources=dict(resources),
         instance=instance,
         raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
     )
     outcome = DayOutcome(day=day, success=result.success)
     for event in result.get_asset_materialization_events():
