@@ -46,11 +46,21 @@ GAME_ROWS = 4
 DAYS = [date(2024, 3, 10), date(2024, 6, 1), date(2024, 11, 2), date(2024, 11, 3)]
 
 
+GAME = "lakehouse-arena"
+USERS = ("ana", "ben")
+# Other tests post to the same topics: count only what this module uploaded.
+OURS = {
+    BRONZE_WEARABLE_SAMPLES: ("user_id", "in", USERS),
+    BRONZE_GAME_EVENTS: ("game_id", "=", GAME),
+}
+
+
 def _bronze_rows(settings: Settings, table: str) -> int:
     try:
-        return DeltaTable(table_uri(settings.lake_root, table)).count()
+        dt = DeltaTable(table_uri(settings.lake_root, table))
     except Exception:
         return 0
+    return dt.to_pyarrow_table(filters=[OURS[table]]).num_rows
 
 
 def _wait_for_bronze(settings: Settings, expected: dict[str, int], timeout: float = 60) -> None:
@@ -72,11 +82,12 @@ def _warehouse(settings: Settings, query: str) -> list[tuple]:
 
 HEALTH_QUERY = (
     "SELECT date, user_key, steps, resting_heart_rate, sleep_minutes, sample_count "
-    "FROM user_daily_health ORDER BY date, user_key"
+    "FROM user_daily_health WHERE date IN ('2024-03-10', '2024-06-01', '2024-11-02', "
+    "'2024-11-03') ORDER BY date, user_key"
 )
 GAME_QUERY = (
     "SELECT date, game_id, events, sessions, matches, active_players, tokens_minted, "
-    "tokens_burned FROM game_daily ORDER BY date, game_id"
+    f"tokens_burned FROM game_daily WHERE game_id = '{GAME}' ORDER BY date"
 )
 
 
@@ -87,7 +98,7 @@ def lakehouse(live_api: str, lake_worker: Settings, spark: Settings, db_engine: 
     with Session(db_engine) as session:
         ana = create_app_user(session, "ana").token
         ben = create_app_user(session, "ben").token
-        game_key = create_game(session, "Tri Arena", "tri").api_key
+        game_key = create_game(session, "Lakehouse Arena", GAME).api_key
         session.commit()
 
     with httpx.Client(base_url=live_api, timeout=30) as client:
@@ -162,7 +173,7 @@ def test_warehouse_rows_are_exactly_the_daily_aggregates(lakehouse: Settings) ->
     )
     assert _warehouse(lakehouse, HEALTH_QUERY) == expected
     assert _warehouse(lakehouse, GAME_QUERY) == [
-        (date(2024, 11, 2), "tri", 4, 1, 2, 2, Decimal("10"), Decimal("2.5")),
+        (date(2024, 11, 2), GAME, 4, 1, 2, 2, Decimal("10"), Decimal("2.5")),
     ]
     # Raw health values and real user ids never reach the warehouse.
     columns = _warehouse(
