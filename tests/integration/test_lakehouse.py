@@ -194,6 +194,41 @@ def test_rerunning_a_partition_changes_nothing(lakehouse: Settings) -> None:
     assert sorted(map(str, gold.to_pyarrow_table().to_pylist())) == before_gold
 
 
+def test_late_data_lands_in_its_day_and_the_rebuild_picks_it_up(
+    lakehouse: Settings, live_api: str, db_engine: Engine
+) -> None:
+    from core.lake import days_written_since
+    from core.wearables.app_users import rotate_token
+
+    with Session(db_engine) as session:
+        token = rotate_token(session, "ana").token
+        session.commit()
+    version, _ = days_written_since(lakehouse.lake_root, BRONZE_WEARABLE_SAMPLES, -1)
+    late = {
+        "activities-steps": [{"dateTime": "2024-06-01", "value": "100"}],
+        "activities-steps-intraday": {
+            "dataset": [{"time": "18:00:00", "value": 100}],
+            "datasetInterval": 15,
+            "datasetType": "minute",
+        },
+    }
+    with httpx.Client(base_url=live_api, timeout=30) as client:
+        answer = client.post(
+            "/v1/wearables/fitbit",
+            json={"timezone": "America/Los_Angeles", "device": "Charge 6", "documents": [late]},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    assert answer.status_code == 202, answer.text
+    _wait_for_bronze(lakehouse, {BRONZE_WEARABLE_SAMPLES: WEARABLE_ROWS + 1})
+    _, days = days_written_since(lakehouse.lake_root, BRONZE_WEARABLE_SAMPLES, version)
+    assert date(2024, 6, 1) in days  # what the sensor turns into a run of that day
+    outcome = materialize_day(date(2024, 6, 1), resources_for(lakehouse))
+    assert outcome.success and not outcome.failed_checks
+    ana = pseudonym("ana", lakehouse.pseudonym_key)
+    rows = [r for r in _warehouse(lakehouse, HEALTH_QUERY) if r[1] == ana]
+    assert (date(2024, 6, 1), ana, 1642, None, None, 4) in rows
+
+
 def test_a_failing_check_stops_the_warehouse_load(lakehouse: Settings) -> None:
     """A bronze row without a user (written around the API) makes gold fail keys_not_null."""
     day = date(2024, 11, 3)
