@@ -5,6 +5,27 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+
+class ErrorBody(BaseModel):
+    """Any 4xx/5xx with one human-readable reason."""
+
+    detail: str
+
+
+class FieldError(BaseModel):
+    loc: list[str | int]
+    field: str
+    msg: str
+    type: str
+
+
+class ValidationErrorBody(BaseModel):
+    """A body that does not validate: one entry per wrong field, and all of them in one line."""
+
+    detail: list[FieldError]
+    message: str
 
 
 def _field(loc: tuple | list) -> str:
@@ -17,6 +38,8 @@ async def validation_error_handler(request: Request, exc: Exception) -> JSONResp
     detail = []
     for error in exc.errors():
         field = _field(error.get("loc", ()))
+        if error.get("type") == "json_invalid":
+            field = "body"  # the location is a character offset, not a field
         detail.append(
             {
                 "loc": list(error.get("loc", ())),

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Request
 from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from api.errors import ErrorBody
 from api.kafka import EventProducer, KafkaUnavailable, event_producer
 from core.config import get_settings
 from core.db import get_engine
@@ -44,10 +45,6 @@ class RejectedEvent(BaseModel):
 class IngestResult(BaseModel):
     accepted: int = Field(description="Events written to Kafka (acks=all)")
     rejected: list[RejectedEvent] = Field(description="Events not accepted, with reasons")
-
-
-class ErrorBody(BaseModel):
-    detail: str
 
 
 def _authenticator(request: Request) -> KeyAuthenticator:

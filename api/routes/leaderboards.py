@@ -15,6 +15,7 @@ from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from api.deps import EngineDep
+from api.errors import ErrorBody
 from api.routes.events import GameDep
 from core.events import GAME_ID_PATTERN, PLAYER_ID_PATTERN
 from core.leaderboards import store
@@ -30,10 +31,6 @@ router = APIRouter(prefix="/v1/leaderboards", tags=["leaderboards"])
 MAX_PAGE = 1000
 MAX_AROUND = 100
 MAX_METADATA_BYTES = 16 * 1024
-
-
-class ErrorBody(BaseModel):
-    detail: str
 
 
 class LeaderboardCreate(BaseModel):

@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import EngineDep, RequestIdDep
+from api.errors import ErrorBody, ValidationErrorBody
 from core.score_log import record_score
 from core.scoring import compute_score
 
@@ -46,8 +47,11 @@ class ScorePublic(BaseModel):
     response_model=ScorePublic,
     summary="Score one input and log it",
     responses={
-        400: {"description": "The body is not UTF-8 encoded JSON."},
-        422: {"description": "A field is missing or invalid; the message names it."},
+        400: {"model": ErrorBody, "description": "The body is not UTF-8 encoded JSON."},
+        422: {
+            "model": ValidationErrorBody,
+            "description": "A field is missing or invalid; the message names it.",
+        },
     },
 )
 def get_score(body: ScoreRequest, engine: EngineDep, request_id: RequestIdDep) -> ScorePublic:

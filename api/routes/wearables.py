@@ -26,6 +26,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 from starlette.datastructures import UploadFile
 
 from api.app_auth import AppUserDep
+from api.errors import ErrorBody, ValidationErrorBody
 from api.kafka import EventProducer, KafkaUnavailable, event_producer
 from core.config import get_settings
 from core.topics import WEARABLE_SAMPLES
@@ -56,24 +57,6 @@ def json_size_cap(request: Request) -> None:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise HTTPException(413, f"body larger than {limit} bytes; upload fewer days at once")
-
-
-class ErrorBody(BaseModel):
-    detail: str
-
-
-class FieldError(BaseModel):
-    loc: list[str | int]
-    field: str
-    msg: str
-    type: str
-
-
-class ValidationErrorBody(BaseModel):
-    """A body that does not validate: one entry per wrong field, and all of them in one line."""
-
-    detail: list[FieldError]
-    message: str
 
 
 class UploadResult(BaseModel):
