@@ -89,6 +89,7 @@ class AdminAuditLog(Base):
         return f"{self.action} {self.table_name}#{self.row_pk} by {self.admin_username}"
 
 
-import core.leaderboards.models  # noqa: E402  (registers tables)
-import core.models_events  # noqa: E402,F401  (registers tables)
-import core.wearables.models  # noqa: E402  (registers tables)
+# Importing a model module registers its tables on Base.metadata (Alembic, admin, tests).
+from core import models_events  # noqa: E402,F401
+from core.leaderboards import models as leaderboard_models  # noqa: E402,F401
+from core.wearables import models as wearable_models  # noqa: E402,F401
