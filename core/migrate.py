@@ -12,6 +12,8 @@ from core.db import engine_for
 
 # Tables the read-only query page must never show (password hashes).
 READONLY_HIDDEN_TABLES = ("admin_users",)
+# Columns the read-only role must not read in tables it otherwise sees (credential hashes).
+READONLY_HIDDEN_COLUMNS = {"games": ("api_key_hash",), "app_users": ("token_hash",)}
 
 
 def alembic_config(settings: Settings) -> Config:
@@ -44,3 +46,22 @@ def sync_readonly_grants(settings: Settings) -> None:
                     cur.execute(
                         sql.SQL("REVOKE ALL ON {} FROM {}").format(sql.Identifier(table), ident)
                     )
+            for table, hidden in READONLY_HIDDEN_COLUMNS.items():
+                cur.execute(
+                    "SELECT column_name FROM information_schema.columns"
+                    " WHERE table_schema = 'public' AND table_name = %s ORDER BY ordinal_position",
+                    (table,),
+                )
+                visible = [row[0] for row in cur.fetchall() if row[0] not in hidden]
+                if not visible:
+                    continue
+                cur.execute(
+                    sql.SQL("REVOKE ALL ON {} FROM {}").format(sql.Identifier(table), ident)
+                )
+                cur.execute(
+                    sql.SQL("GRANT SELECT ({}) ON {} TO {}").format(
+                        sql.SQL(", ").join(map(sql.Identifier, visible)),
+                        sql.Identifier(table),
+                        ident,
+                    )
+                )
