@@ -45,3 +45,16 @@ def test_settings_read_the_environment(monkeypatch, tmp_path) -> None:
     settings = Settings(state_dir=tmp_path)
     assert settings.kafka_port == 9093
     assert settings.api_url == "http://127.0.0.1:8123"
+
+
+def test_env_example_documents_every_setting_and_nothing_else() -> None:
+    import re
+
+    from core.config import REPO_ROOT
+
+    text = (REPO_ROOT / ".env.example").read_text()
+    documented = {m.lower() for m in re.findall(r"STRIDE_([A-Z0-9_]+)=", text)}
+    assert documented == set(Settings.model_fields), (
+        "update .env.example: "
+        f"missing {set(Settings.model_fields) - documented}, unknown {documented - set(Settings.model_fields)}"
+    )
