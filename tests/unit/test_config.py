@@ -54,7 +54,7 @@ def test_env_example_documents_every_setting_and_nothing_else() -> None:
 
     text = (REPO_ROOT / ".env.example").read_text()
     documented = {m.lower() for m in re.findall(r"STRIDE_([A-Z0-9_]+)=", text)}
-    assert documented == set(Settings.model_fields), (
-        "update .env.example: "
-        f"missing {set(Settings.model_fields) - documented}, unknown {documented - set(Settings.model_fields)}"
+    known = set(Settings.model_fields)
+    assert documented == known, (
+        f"update .env.example: missing {known - documented}, unknown {documented - known}"
     )
