@@ -1,0 +1,78 @@
+"""Machine credentials (game API keys, app user tokens): issue, hash, look up with a cache.
+
+Credentials are 256-bit random strings shown once; only their SHA-256 is stored. With no
+dictionary to attack, a fast unsalted hash is enough and lets one indexed lookup find the
+owner; the final comparison is constant-time. Lookups are cached per process for ``ttl``
+seconds, so a rotated or revoked credential stops working within that time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import InstrumentedAttribute
+
+MAX_CACHED = 10_000
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class IssuedSecret:
+    secret: str  # shown once, never stored
+    digest: str
+    prefix: str  # the first characters, kept to recognise a key in listings
+
+
+def issue_secret(marker: str) -> IssuedSecret:
+    """A new random credential that starts with ``marker`` (e.g. ``sk_live_``)."""
+    secret = marker + secrets.token_urlsafe(32)
+    return IssuedSecret(secret, hash_secret(secret), secret[: len(marker) + 4])
+
+
+class CachedCredentialLookup:
+    """Resolve a credential to the id of its active owner, caching answers for ``ttl`` s."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        ttl: float,
+        *,
+        owner: InstrumentedAttribute,
+        digest: InstrumentedAttribute,
+        active: ColumnElement[bool],
+    ) -> None:
+        self._engine = engine
+        self._ttl = ttl
+        self._owner = owner
+        self._digest = digest
+        self._active = active
+        self._cache: dict[str, tuple[float, str | None]] = {}
+        self._lock = threading.Lock()
+
+    def owner_for(self, secret: str) -> str | None:
+        """The owner id of an active credential, or None."""
+        digest = hash_secret(secret)
+        now = time.monotonic()
+        cached = self._cache.get(digest)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                select(self._owner, self._digest).where(self._digest == digest, self._active)
+            ).first()
+        owner = row[0] if row and hmac.compare_digest(row[1], digest) else None
+        with self._lock:
+            if len(self._cache) > MAX_CACHED:
+                self._cache.clear()
+            self._cache[digest] = (now + self._ttl, owner)
+        return owner
