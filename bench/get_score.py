@@ -18,7 +18,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from dataclasses import asdict, dataclass
@@ -75,19 +74,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def private_stack_env(workers: int) -> tuple[Path, dict[str, str]]:
     """A throw-away state folder and the STRIDE_* variables pointing the stack at it."""
-    from cli.stack import free_port
+    from cli.services import isolated_stack_env
 
-    # World-traversable, because PostgreSQL runs as an unprivileged OS user under root.
-    state = Path(tempfile.mkdtemp(prefix="stride-bench-"))
-    state.chmod(0o755)
-    return state, {
-        "STRIDE_ENV": "test",
-        "STRIDE_STATE_DIR": str(state),
-        "STRIDE_PG_PORT": str(free_port()),
-        "STRIDE_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",
-        "STRIDE_API_PORT": str(free_port()),
-        "STRIDE_API_WORKERS": str(workers),
-    }
+    state, env = isolated_stack_env("stride-bench-")
+    return state, {**env, "STRIDE_API_WORKERS": str(workers)}
 
 
 def process_tree_cpu_s(root_pid: int) -> float:

@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import shutil
-import tempfile
 import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
@@ -80,18 +79,11 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=2000)
     args = parser.parse_args()
 
-    from cli.stack import Stack, free_port
+    from cli.services import isolated_stack_env
+    from cli.stack import Stack
 
-    state = Path(tempfile.mkdtemp(prefix="stride-bench-"))
-    state.chmod(0o755)
-    os.environ.update(
-        {
-            "STRIDE_ENV": "test",
-            "STRIDE_STATE_DIR": str(state),
-            "STRIDE_PG_PORT": str(free_port()),
-            "STRIDE_SPARK_PORT": str(free_port()),
-        }
-    )
+    state, env = isolated_stack_env("stride-bench-")
+    os.environ.update(env)
     from cli.services import SERVICES
     from core.config import get_settings
     from core.lake import BRONZE_WEARABLE_SAMPLES, append_bronze

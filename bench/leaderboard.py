@@ -40,19 +40,10 @@ BASE = datetime(2026, 11, 16, tzinfo=UTC)
 
 def private_postgres() -> tuple[object, Path]:
     """Start PostgreSQL under a temporary state folder; return (stack, folder)."""
-    from cli.stack import free_port
+    from cli.services import isolated_stack_env
 
-    state = Path(tempfile.mkdtemp(prefix="stride-bench-"))
-    state.chmod(0o755)  # PostgreSQL runs as an unprivileged OS user when we are root
-    os.environ.update(
-        {
-            "STRIDE_ENV": "test",
-            "STRIDE_STATE_DIR": str(state),
-            "STRIDE_PG_PORT": str(free_port()),
-            "STRIDE_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",
-            "STRIDE_API_PORT": str(free_port()),
-        }
-    )
+    state, env = isolated_stack_env("stride-bench-")
+    os.environ.update(env)
     from cli.services import SERVICES
     from cli.stack import Stack
     from core.config import get_settings

@@ -8,13 +8,14 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from importlib import resources
 from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
-from cli.stack import Reporter, Service, StackError
+from cli.stack import Reporter, Service, StackError, free_port
 from contracts.anvil import anvil_command, rpc_problem
 from core.config import Settings
 from core.migrate import sync_readonly_grants, upgrade_to_head
@@ -372,3 +373,20 @@ ANVIL = Service(
 )
 
 SERVICES: list[Service] = [POSTGRES, KAFKA, API, WORKER, SPARK, DAGSTER, ANVIL]
+
+
+def isolated_stack_env(prefix: str) -> tuple[Path, dict[str, str]]:
+    """A throw-away state folder and the STRIDE_* variables that give every service of the
+    stack a free loopback port there (tests and benchmarks run beside a developer's stack)."""
+    state = Path(tempfile.mkdtemp(prefix=prefix))
+    state.chmod(0o755)  # PostgreSQL runs as an unprivileged OS user when we are root
+    return state, {
+        "STRIDE_ENV": "test",
+        "STRIDE_STATE_DIR": str(state),
+        "STRIDE_PG_PORT": str(free_port()),
+        "STRIDE_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",
+        "STRIDE_API_PORT": str(free_port()),
+        "STRIDE_SPARK_PORT": str(free_port()),
+        "STRIDE_DAGSTER_PORT": str(free_port()),
+        "STRIDE_ANVIL_PORT": str(free_port()),
+    }

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import Engine
 
-from cli.services import SERVICES
-from cli.stack import Stack, free_port
+from cli.services import SERVICES, isolated_stack_env
+from cli.stack import Stack
 from core.config import Settings, get_settings
 from core.db import engine_for, reset_engines
 from core.migrate import sync_readonly_grants, upgrade_to_head
@@ -25,18 +23,7 @@ from core.migrate import sync_readonly_grants, upgrade_to_head
 @pytest.fixture(scope="session")
 def stack_settings() -> Iterator[Settings]:
     """Settings pointing at a throw-away state folder and free ports (env vars set)."""
-    # World-traversable, because PostgreSQL runs as an unprivileged OS user under root.
-    state = Path(tempfile.mkdtemp(prefix="stride-test-"))
-    state.chmod(0o755)
-    env = {
-        "STRIDE_ENV": "test",
-        "STRIDE_STATE_DIR": str(state),
-        "STRIDE_PG_PORT": str(free_port()),
-        "STRIDE_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",
-        "STRIDE_API_PORT": str(free_port()),
-        "STRIDE_SPARK_PORT": str(free_port()),
-        "STRIDE_DAGSTER_PORT": str(free_port()),
-    }
+    state, env = isolated_stack_env("stride-test-")
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     get_settings.cache_clear()
