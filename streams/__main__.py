@@ -1,15 +1,19 @@
 """Entry points of the stream processors.
 
 ``python -m streams run``: create the topics, then run ``streams_processes`` Faust worker
-processes of the same app (they split the partitions) and supervise them: a stop signal
-is forwarded, and when one process exits the others are stopped too. Children die with
-this process even on ``kill -9`` (PR_SET_PDEATHSIG), so the supervisor sees one unit.
-``python -m streams worker ...``: one Faust worker (Faust's own command line).
+processes of the scoring app (they split the partitions) and one process of the lake sink
+app (its own consumer group, at a lower CPU priority: bronze may lag during a burst, the
+scores must not), and supervise them: a stop signal is forwarded, and when one process
+exits the others are stopped too. Children die with this process even on ``kill -9``
+(PR_SET_PDEATHSIG), so the supervisor sees one unit.
+``python -m streams worker ...``: one Faust worker of the role in ``STRIDE_STREAMS_ROLE``
+(default ``scoring``), with Faust's own command line.
 """
 
 from __future__ import annotations
 
 import ctypes
+import importlib
 import os
 import signal
 import subprocess
@@ -18,13 +22,21 @@ import time
 
 from core.config import get_settings
 from core.topics import ensure_topics
-from streams.heartbeat import PROCESS_INDEX_ENV, clear_heartbeats
+from streams.heartbeat import LAKE_SINK, PROCESS_INDEX_ENV, ROLE_ENV, SCORING, clear_heartbeats
 
 _PR_SET_PDEATHSIG = 1
+# The lake sink yields the CPU to the scoring processes when both want it (nice 10 gets
+# about a tenth of a contended core) and catches up when the burst is over.
+LAKE_SINK_NICENESS = 10
 
 
 def _die_with_parent() -> None:
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _lake_sink_child() -> None:
+    _die_with_parent()
+    os.nice(LAKE_SINK_NICENESS)
 
 
 def run_workers() -> int:
@@ -34,13 +46,15 @@ def run_workers() -> int:
     )
     clear_heartbeats(settings)
     command = [sys.executable, "-m", "streams", "worker", "--without-web", "-l", "info"]
+    roles = [(SCORING, index, _die_with_parent) for index in range(settings.streams_processes)]
+    roles.append((LAKE_SINK, 0, _lake_sink_child))
     children = [
         subprocess.Popen(  # noqa: S603 - our own module
             command,
-            env={**os.environ, PROCESS_INDEX_ENV: str(index)},
-            preexec_fn=_die_with_parent,
+            env={**os.environ, ROLE_ENV: role, PROCESS_INDEX_ENV: str(index)},
+            preexec_fn=preexec,
         )
-        for index in range(settings.streams_processes)
+        for role, index, preexec in roles
     ]
 
     def forward(signum: int, _frame: object) -> None:
@@ -57,12 +71,15 @@ def run_workers() -> int:
     return next((code for code in codes if code), 0)
 
 
+_AGENTS = {SCORING: "streams.agents.scoring", LAKE_SINK: "streams.agents.lake_sink"}
+
+
 def main() -> None:
     if sys.argv[1:2] == ["run"]:
         raise SystemExit(run_workers())
-    import streams.agents.lake_sink
-    import streams.agents.scoring  # noqa: F401 - registers the scoring agent
-    from streams.app import app
+    from streams.app import app, role
+
+    importlib.import_module(_AGENTS[role])  # registers the role's agents on the app
 
     app.main()
 

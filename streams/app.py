@@ -1,7 +1,10 @@
-"""The Faust app of Stride: one app object, its topics, the worker's readiness heartbeat.
+"""The Faust app of Stride: one app object per worker role, its topics, its heartbeat.
 
-Tuned for Tansu (see ENVIRONMENT.md): short session/heartbeat/rebalance timeouts, offsets
-from ``earliest``, no Faust tables (PostgreSQL is the source of truth), web server off.
+A worker process runs one role (``STRIDE_STREAMS_ROLE``, see :mod:`streams.heartbeat`): the
+scoring agent, or the lake sink in its own consumer group, so that the bronze appends
+never take CPU from the scoring processes' event loops. Tuned for Tansu (see
+ENVIRONMENT.md): short session/heartbeat/rebalance timeouts, offsets from ``earliest``, no
+Faust tables (PostgreSQL is the source of truth), web server off.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import faust.transport.drivers.aiokafka as faust_aiokafka
 
 from core.config import Settings, get_settings
 from core.topics import GAME_EVENTS
-from streams.heartbeat import PROCESS_INDEX_ENV, write_heartbeat
+from streams.heartbeat import PROCESS_INDEX_ENV, ROLE_ENV, SCORING, app_id_of, write_heartbeat
 
 # Faust hard-codes fetch_max_wait_ms=1500 for its consumer, and Tansu answers a waiting
 # fetch only when that time is up, not when new records arrive: events would wait up to
@@ -32,12 +35,14 @@ class _PromptConsumer(aiokafka.AIOKafkaConsumer):
 faust_aiokafka.aiokafka.AIOKafkaConsumer = _PromptConsumer  # type: ignore[misc]
 
 
-def build_app(settings: Settings) -> faust.App:
-    datadir = settings.state_dir / "streams" / os.environ.get(PROCESS_INDEX_ENV, "0")
+def build_app(settings: Settings, role: str) -> faust.App:
+    app_id = app_id_of(settings, role)
+    batch = settings.streams_batch_size if role == SCORING else settings.lake_sink_batch_size
+    datadir = settings.state_dir / "streams" / app_id / os.environ.get(PROCESS_INDEX_ENV, "0")
     datadir.mkdir(parents=True, exist_ok=True)
     brokers = ";".join(f"kafka://{b.strip()}" for b in settings.kafka_bootstrap.split(","))
     return faust.App(
-        settings.streams_app_id,
+        app_id,
         broker=brokers,
         autodiscover=False,
         datadir=str(datadir),
@@ -52,12 +57,13 @@ def build_app(settings: Settings) -> faust.App:
         producer_linger=0.005,  # batch reward commands and dead letters into few requests
         topic_partitions=settings.kafka_topic_partitions,
         topic_replication_factor=settings.kafka_replication_factor,
-        stream_buffer_maxsize=max(4096, 2 * settings.streams_batch_size),
+        stream_buffer_maxsize=max(4096, 2 * batch),
     )
 
 
 settings = get_settings()
-app = build_app(settings)
+role = os.environ.get(ROLE_ENV, SCORING)
+app = build_app(settings, role)
 
 raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
 game_events_topic = app.topic(GAME_EVENTS, partitions=settings.kafka_topic_partitions, **raw)
@@ -79,4 +85,4 @@ async def _heartbeat() -> None:
 
 def _write_heartbeat() -> None:
     """Readiness for the supervisor: this pid, now, and the partitions this process owns."""
-    write_heartbeat(settings, sorted(p for p in _assigned if p.startswith(GAME_EVENTS + ":")))
+    write_heartbeat(settings, role, sorted(p for p in _assigned if p.startswith(GAME_EVENTS + ":")))

@@ -1,6 +1,9 @@
-"""Worker heartbeats: each Faust worker process writes one file, the supervisor's probe reads them.
+"""Worker roles and heartbeats: each Faust worker process writes one file, the probe reads them.
 
-Kept free of Faust imports so ``stride status`` can probe without loading the app.
+Two roles, two Faust apps (consumer groups): ``scoring`` (``streams_app_id``) writes game
+events to PostgreSQL; ``lake-sink`` (``<streams_app_id>-lake``) appends them and wearable
+samples to bronze Delta. Kept free of Faust imports so ``stride status`` can probe without
+loading the app.
 """
 
 from __future__ import annotations
@@ -13,25 +16,37 @@ from pathlib import Path
 from core.config import Settings
 from core.topics import GAME_EVENTS
 
-# Set by ``python -m streams run`` on each worker process it starts (0, 1, ...).
-PROCESS_INDEX_ENV = "STRIDE_STREAMS_PROCESS_INDEX"
+# Set by ``python -m streams run`` on each worker process it starts.
+PROCESS_INDEX_ENV = "STRIDE_STREAMS_PROCESS_INDEX"  # 0, 1, ... within a role
+ROLE_ENV = "STRIDE_STREAMS_ROLE"
+SCORING = "scoring"
+LAKE_SINK = "lake-sink"
+ROLES = (SCORING, LAKE_SINK)
+
+
+def app_id_of(settings: Settings, role: str) -> str:
+    """The Faust app id (= consumer group) of a role."""
+    if role not in ROLES:
+        raise ValueError(f"unknown streams role {role!r}; expected one of {', '.join(ROLES)}")
+    return settings.streams_app_id if role == SCORING else f"{settings.streams_app_id}-lake"
 
 
 def heartbeat_dir(settings: Settings) -> Path:
     return settings.state_dir / "run" / "heartbeats"
 
 
-def heartbeat_path(settings: Settings, pid: int) -> Path:
-    return heartbeat_dir(settings) / f"{settings.streams_app_id}.{pid}.json"
+def heartbeat_path(settings: Settings, role: str, pid: int) -> Path:
+    return heartbeat_dir(settings) / f"{app_id_of(settings, role)}.{pid}.json"
 
 
 def clear_heartbeats(settings: Settings) -> None:
-    for path in heartbeat_dir(settings).glob(f"{settings.streams_app_id}.*.json"):
-        path.unlink(missing_ok=True)
+    for role in ROLES:
+        for path in heartbeat_dir(settings).glob(f"{app_id_of(settings, role)}.*.json"):
+            path.unlink(missing_ok=True)
 
 
-def write_heartbeat(settings: Settings, partitions: list[str]) -> None:
-    path = heartbeat_path(settings, os.getpid())
+def write_heartbeat(settings: Settings, role: str, partitions: list[str]) -> None:
+    path = heartbeat_path(settings, role, os.getpid())
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps({"pid": os.getpid(), "at": time.time(), "partitions": partitions}))
@@ -48,19 +63,27 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def worker_problem(settings: Settings, max_age_s: float = 5.0) -> str | None:
-    """None when every worker process beat recently and together they own game.events.v1."""
+def _fresh_beats(settings: Settings, role: str, max_age_s: float) -> list[dict]:
     beats = []
-    for path in heartbeat_dir(settings).glob(f"{settings.streams_app_id}.*.json"):
+    for path in heartbeat_dir(settings).glob(f"{app_id_of(settings, role)}.*.json"):
         try:
             beat = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
         if _alive(int(beat["pid"])) and time.time() - float(beat["at"]) <= max_age_s:
             beats.append(beat)
+    return beats
+
+
+def worker_problem(settings: Settings, max_age_s: float = 5.0) -> str | None:
+    """None when every scoring process beat recently and together they own game.events.v1,
+    and the lake sink process beats too."""
+    beats = _fresh_beats(settings, SCORING, max_age_s)
     wanted = settings.streams_processes
     if len(beats) < wanted:
-        return f"{len(beats)} of {wanted} worker processes joined the consumer group"
+        return f"{len(beats)} of {wanted} scoring processes joined the consumer group"
     if not any(beat["partitions"] for beat in beats):
         return f"no partition of {GAME_EVENTS} assigned yet"
+    if not _fresh_beats(settings, LAKE_SINK, max_age_s):
+        return "the lake sink process has not joined its consumer group yet"
     return None

@@ -11,6 +11,10 @@ message first and drops it only after the DB commit and the publishes succeeded:
 that failed is never acked, so its offsets are never committed and it is read again
 after a restart. A crash between commit and ack replays the batch, which the dedupe
 ledger turns into a no-op (pending reward commands are re-published with the same id).
+
+Pipelining: while batch n is being written (PostgreSQL works, the event loop would idle),
+the agent already receives and validates batch n+1. At most one write is in flight, so
+batches still commit and ack in offset order.
 """
 
 from __future__ import annotations
@@ -43,10 +47,14 @@ engine = engine_for(settings.db_url)
 rules = rules_from_settings(settings)
 
 
-def split(events: Sequence[EventT]) -> tuple[list[ConsumedEvent], list[tuple[bytes | None, bytes]]]:
+Record = tuple[bytes | None, bytes]  # (key, value) to produce
+Parsed = tuple[list[ConsumedEvent], list[Record]]
+
+
+def split(events: Sequence[EventT]) -> Parsed:
     """Valid events, and a dead-letter record (original key, DeadLetter JSON) per invalid one."""
     valid: list[ConsumedEvent] = []
-    dead: list[tuple[bytes | None, bytes]] = []
+    dead: list[Record] = []
     now = datetime.now(UTC)
     for event in events:
         message = event.message
@@ -81,7 +89,7 @@ async def _until_done(what: str, step: Callable[[], Awaitable[T]]) -> T:
         delay = min(delay * 2, RETRY_MAX_DELAY_S)
 
 
-async def _send_all(topic: str, records: list[tuple[bytes | None, bytes]]) -> None:
+async def _send_all(topic: str, records: list[Record]) -> None:
     """Send through the app's producer and wait until the broker acknowledged every record."""
     pending = [
         await app.producer.send(topic, key, value, None, None, None) for key, value in records
@@ -89,8 +97,9 @@ async def _send_all(topic: str, records: list[tuple[bytes | None, bytes]]) -> No
     await asyncio.gather(*pending)
 
 
-async def process(events: Sequence[EventT]) -> BatchOutcome:
-    valid, dead = split(events)
+async def process(parsed: Parsed) -> BatchOutcome:
+    """Dead-letter the invalid messages, write the valid events, publish reward commands."""
+    valid, dead = parsed
     if dead:
         await _until_done("dead-lettering", lambda: _send_all(GAME_EVENTS_DLQ, dead))
         log.warning("sent %d invalid messages to %s", len(dead), GAME_EVENTS_DLQ)
@@ -110,22 +119,42 @@ def _command_record(command: RewardCommand) -> tuple[bytes, bytes]:
     return command.player_id.encode(), command.model_dump_json().encode()
 
 
+async def _write_and_ack(
+    stream: StreamT,
+    events: Sequence[EventT],
+    parsed: Parsed,
+    started: float,
+) -> None:
+    outcome = await process(parsed)
+    for event in events:
+        await stream.ack(event)
+    log.info(
+        "batch of %d in %.0f ms: %d applied, %d duplicates, %d reward commands",
+        len(events),
+        (time.perf_counter() - started) * 1000,
+        outcome.applied,
+        outcome.duplicates,
+        len(outcome.commands_to_publish),
+    )
+
+
 @app.agent(game_events_topic)
 async def score_events(stream: StreamT) -> None:
-    async for events in stream.take_events(
-        settings.streams_batch_size, within=settings.streams_batch_within_s
-    ):
-        started = time.perf_counter()
-        for event in events:
-            event.message.incref()  # held until this batch is durable (see module docstring)
-        outcome = await process(events)
-        for event in events:
-            await stream.ack(event)
-        log.info(
-            "batch of %d in %.0f ms: %d applied, %d duplicates, %d reward commands",
-            len(events),
-            (time.perf_counter() - started) * 1000,
-            outcome.applied,
-            outcome.duplicates,
-            len(outcome.commands_to_publish),
-        )
+    """Validate batch n+1 while batch n is being written; one write in flight, in order."""
+    writing: asyncio.Future[None] | None = None
+    try:
+        async for events in stream.take_events(
+            settings.streams_batch_size, within=settings.streams_batch_within_s
+        ):
+            started = time.perf_counter()
+            for event in events:
+                event.message.incref()  # held until this batch is durable (module docstring)
+            parsed = split(events)
+            if writing is not None:
+                await writing  # batches commit in offset order; a failure stops the agent here
+            writing = asyncio.ensure_future(_write_and_ack(stream, events, parsed, started))
+        if writing is not None:
+            await writing
+    finally:
+        if writing is not None and not writing.done():
+            writing.cancel()  # never acked: the batch is read again by the next owner
