@@ -157,13 +157,15 @@ def apply_batch(
         new = [c for c in items if c.event.event_id in inserted]
         if new:
             _add_totals(conn, new, rules.token)
-            submit_scores(conn, [_submission(c) for c in new if c.event.score is not None])
         commands = [cmd for c in new for cmd in reward_commands_for(c.event, rules, now)]
         if commands:
             _insert_commands(conn, commands)
         duplicates = [c.event.event_id for c in items if c.event.event_id not in inserted]
         if duplicates:
             commands += _pending_commands_of(conn, duplicates)
+        # Last: it locks the game's leaderboard definitions until the commit, and every
+        # writer of that game waits for the lock.
+        submit_scores(conn, [_submission(c) for c in new if c.event.score is not None])
     return BatchOutcome(len(new), len(consumed) - len(new), commands)
 
 
