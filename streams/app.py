@@ -18,6 +18,7 @@ import faust.transport.drivers.aiokafka as faust_aiokafka
 
 from core.config import Settings, get_settings
 from core.topics import GAME_EVENTS
+from streams import consumer
 from streams.heartbeat import PROCESS_INDEX_ENV, ROLE_ENV, SCORING, app_id_of, write_heartbeat
 
 # Faust hard-codes fetch_max_wait_ms=1500 for its consumer, and Tansu answers a waiting
@@ -33,6 +34,7 @@ class _PromptConsumer(aiokafka.AIOKafkaConsumer):
 
 
 faust_aiokafka.aiokafka.AIOKafkaConsumer = _PromptConsumer  # type: ignore[misc]
+consumer.install()  # eager delivery of fetched messages to the streams
 
 
 def build_app(settings: Settings, role: str) -> faust.App:
