@@ -7,7 +7,9 @@ measures, in one run on the same machine:
 2. throughput: events/s from the first ``POST /v1/events/batch`` until every event is a
    row in ``processed_events`` (totals and leaderboard written in the same transaction);
 3. latency at a steady 1,000 events/s: per event, from the moment its batch was posted to
-   the moment a poller (every 20 ms) sees its row committed; p50/p99.
+   the moment a poller (every 20 ms) sees its row committed; p50/p99;
+4. worker drain: events posted while the worker is stopped, then applied by the restarted
+   worker alone (the API idle): events / (last ``processed_at`` - first ``processed_at``).
 
 Prints the figures and writes ``bench/results/events_e2e.json``.
 Run: ``.venv/bin/python -m bench.events_e2e [--events 150000] [--api-workers 2]``
@@ -49,6 +51,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--latency-seconds", type=int, default=20, help="length of the 1k/s run")
     parser.add_argument("--latency-rate", type=int, default=1000, help="events/s of that run")
     parser.add_argument("--ceiling-messages", type=int, default=200_000)
+    parser.add_argument("--drain-events", type=int, default=100_000, help="0 skips the drain")
     parser.add_argument("--output", type=Path, default=RESULTS)
     return parser.parse_args(argv)
 
@@ -123,15 +126,20 @@ def processed(engine, game_id: str) -> int:
         ).scalar_one()
 
 
-async def throughput(base: str, key: str, engine, game_id: str, args) -> dict[str, float]:
-    import httpx
-
+def batch_bodies(count: int, args) -> list[bytes]:
     now = datetime.now(UTC).isoformat()
     bodies = []
-    for start in range(0, args.events, args.batch):
-        size = min(args.batch, args.events - start)
+    for start in range(0, count, args.batch):
+        size = min(args.batch, count - start)
         events = [event((start + i) % args.players, start + i, now) for i in range(size)]
         bodies.append(json.dumps({"events": events}).encode())
+    return bodies
+
+
+async def post_all(base: str, key: str, bodies: list[bytes], concurrency: int) -> int:
+    """POST every body with ``concurrency`` requests in flight; the events accepted."""
+    import httpx
+
     queue: asyncio.Queue[bytes] = asyncio.Queue()
     for body in bodies:
         queue.put_nowait(body)
@@ -147,11 +155,17 @@ async def throughput(base: str, key: str, engine, game_id: str, args) -> dict[st
                 raise SystemExit(f"POST failed: {response.status_code} {response.text[:300]}")
             accepted += response.json()["accepted"]
 
-    limits = httpx.Limits(max_connections=args.concurrency)
+    limits = httpx.Limits(max_connections=concurrency)
     async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as http:
-        started = time.perf_counter()
-        await asyncio.gather(*(client(http) for _ in range(args.concurrency)))
-        posted = time.perf_counter() - started
+        await asyncio.gather(*(client(http) for _ in range(concurrency)))
+    return accepted
+
+
+async def throughput(base: str, key: str, engine, game_id: str, args) -> dict[str, float]:
+    bodies = batch_bodies(args.events, args)
+    started = time.perf_counter()
+    accepted = await post_all(base, key, bodies, args.concurrency)
+    posted = time.perf_counter() - started
     deadline = time.monotonic() + 600
     while (rows := await asyncio.to_thread(processed, engine, game_id)) < accepted:
         if time.monotonic() > deadline:
@@ -232,6 +246,33 @@ def latency(base: str, key: str, engine, game_id: str, args) -> dict[str, float]
     }
 
 
+def drain(stack, engine, args) -> dict[str, float]:
+    """Worker capacity alone: queue events while it is stopped, then time the catch-up."""
+    from sqlalchemy import text
+
+    game_id, key = new_game(engine, "drain")
+    stack.stop("worker", report=lambda _m: None)
+    accepted = asyncio.run(
+        post_all(stack.settings.api_url, key, batch_bodies(args.drain_events, args), 8)
+    )
+    stack.up(["worker"], report=lambda _m: None)
+    deadline = time.monotonic() + 600
+    while (rows := processed(engine, game_id)) < accepted:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"drain: only {rows} of {accepted} events applied after 600 s")
+        time.sleep(0.1)  # polling for visibility, bounded by the deadline
+    with engine.connect() as conn:
+        span = conn.execute(
+            text(
+                "SELECT extract(epoch FROM max(processed_at) - min(processed_at))"
+                " FROM processed_events WHERE game_id = :g"
+            ),
+            {"g": game_id},
+        ).scalar_one()
+    seconds = float(span)
+    return {"events": accepted, "seconds": round(seconds, 3), "per_s": round(accepted / seconds)}
+
+
 def new_game(engine, name: str) -> tuple[str, str]:
     from core.db import session_scope
     from core.game_keys import create_game
@@ -293,6 +334,12 @@ def main(argv: list[str] | None = None) -> int:
             f"  post -> row visible: p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms "
             f"(max {lat['max_ms']} ms, {lat['seen']}/{lat['events']} seen)"
         )
+
+        drained = None
+        if args.drain_events:
+            print(f"drain: {args.drain_events} events queued, then the worker alone...")
+            drained = drain(stack, engine, args)
+            print(f"  {drained['per_s']:,} events/s ({drained['seconds']} s)")
     finally:
         stack.down(report=lambda _m: None)
         reset_engines()
@@ -320,6 +367,7 @@ def main(argv: list[str] | None = None) -> int:
         "ceiling_aiokafka_produce": ceiling,
         "throughput": through,
         "latency_at_rate": lat,
+        "worker_drain": drained,
         "goals": {
             "end_to_end_per_s": 10_000,
             "p99_ms": 1000,
