@@ -267,7 +267,7 @@ def _prepare_worker(settings: Settings, report: Reporter) -> None:
 
 WORKER = Service(
     name="worker",
-    description="Faust workers: game events -> PostgreSQL totals, leaderboards, rewards",
+    description="Faust workers: game events -> PostgreSQL scores, rewards; lake sink -> bronze",
     command=lambda _s: [sys.executable, "-m", "streams", "run"],
     probe=worker_problem,
     url=lambda s: f"consumer group {s.streams_app_id}",
