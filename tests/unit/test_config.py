@@ -58,3 +58,16 @@ def test_env_example_documents_every_setting_and_nothing_else() -> None:
     assert documented == known, (
         f"update .env.example: missing {known - documented}, unknown {documented - known}"
     )
+
+
+def test_env_example_shows_the_real_defaults() -> None:
+    import re
+
+    from core.config import REPO_ROOT
+
+    text = (REPO_ROOT / ".env.example").read_text()
+    shown = dict(re.findall(r"STRIDE_([A-Z0-9_]+)=(.*)", text))
+    for name, field in Settings.model_fields.items():
+        if field.default is None or name == "state_dir" or field.is_required():
+            continue
+        assert shown[name.upper()] == str(field.default), f"STRIDE_{name.upper()} default"
