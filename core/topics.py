@@ -9,6 +9,7 @@ GAME_EVENTS = "game.events.v1"
 GAME_EVENTS_DLQ = "game.events.dlq.v1"
 REWARD_COMMANDS = "rewards.commands.v1"
 WEARABLE_SAMPLES = "wearable.samples.v1"
+WEARABLE_SAMPLES_DLQ = "wearable.samples.dlq.v1"
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +25,7 @@ TOPICS = (
     TopicSpec(GAME_EVENTS_DLQ, "DeadLetter v1: messages of game.events.v1 that failed validation"),
     TopicSpec(REWARD_COMMANDS, "RewardCommand v1: mint/burn of the game token, keyed by player_id"),
     TopicSpec(WEARABLE_SAMPLES, "WearableSample v1 from wearable uploads, keyed by user_id"),
+    TopicSpec(WEARABLE_SAMPLES_DLQ, "DeadLetter v1: messages of wearable.samples.v1 not valid"),
 )
 
 

@@ -9,17 +9,29 @@ Faust tables (PostgreSQL is the source of truth), web server off.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
-from typing import Any
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any, TypeVar
 
 import aiokafka
 import faust
 import faust.transport.drivers.aiokafka as faust_aiokafka
+from aiokafka.errors import KafkaError
+from sqlalchemy.exc import DBAPIError
 
 from core.config import Settings, get_settings
+from core.events import DeadLetter
 from core.topics import GAME_EVENTS
 from streams import consumer
 from streams.heartbeat import PROCESS_INDEX_ENV, ROLE_ENV, SCORING, app_id_of, write_heartbeat
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+RETRY_MAX_DELAY_S = 10.0
+Record = tuple[bytes | None, bytes]  # (key, value) to produce
 
 # Faust hard-codes fetch_max_wait_ms=1500 for its consumer, and Tansu answers a waiting
 # fetch only when that time is up, not when new records arrive: events would wait up to
@@ -88,3 +100,38 @@ async def _heartbeat() -> None:
 def _write_heartbeat() -> None:
     """Readiness for the supervisor: this pid, now, and the partitions this process owns."""
     write_heartbeat(settings, role, sorted(p for p in _assigned if p.startswith(GAME_EVENTS + ":")))
+
+
+async def retry_until_done(what: str, step: Callable[[], Awaitable[T]]) -> T:
+    """Retry a step with backoff: a down database, lake or broker stalls the stream, never
+    skips a message."""
+    delay = 0.2
+    while True:
+        try:
+            return await step()
+        except (DBAPIError, OSError, KafkaError) as exc:
+            log.warning("%s failed (%s); retrying in %.1fs", what, exc, delay)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, RETRY_MAX_DELAY_S)
+
+
+def dead_letter(message: Any, reason: str, failed_at: datetime) -> Record:
+    """The dead-letter record (original key, DeadLetter v1 JSON) of a message that failed."""
+    letter = DeadLetter.of(
+        reason,
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        value=message.value,
+        failed_at=failed_at,
+    )
+    return message.key, letter.model_dump_json().encode()
+
+
+async def send_and_wait(topic: str, records: list[Record]) -> None:
+    """Send through the app's producer and wait until the broker acknowledged every record."""
+    pending = [
+        await app.producer.send(topic, key, value, None, None, None) for key, value in records
+    ]
+    await asyncio.gather(*pending)

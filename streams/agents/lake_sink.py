@@ -5,8 +5,9 @@ Micro-batches (``take_events``) are appended to bronze in one Delta commit each
 the sink holds an extra reference on every message of a batch and acks the batch only
 once the Delta commit succeeded, so a failed append is read again after a restart. A
 crash between commit and ack appends the batch twice; silver dedupes by sample / event
-id. Messages that do not decode are logged with their offset and skipped (the scoring
-agent dead-letters invalid game events; the API validated every wearable sample).
+id. Wearable samples that do not validate go to ``wearable.samples.dlq.v1`` (DeadLetter v1,
+with the reason and the original bytes) before the batch is acked; invalid game events are
+skipped here because the scoring agent dead-letters them.
 """
 
 from __future__ import annotations
@@ -30,12 +31,19 @@ from core.lake import (
     wearable_rows,
 )
 from core.rewards import rules_from_settings
-from core.topics import WEARABLE_SAMPLES
+from core.topics import WEARABLE_SAMPLES, WEARABLE_SAMPLES_DLQ
 from core.wearables.contracts import WearableSample
-from streams.app import app, game_events_topic, settings
+from streams.app import (
+    Record,
+    app,
+    dead_letter,
+    game_events_topic,
+    retry_until_done,
+    send_and_wait,
+    settings,
+)
 
 log = logging.getLogger(__name__)
-RETRY_MAX_DELAY_S = 10.0
 
 raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
 wearable_samples_topic = app.topic(
@@ -44,34 +52,26 @@ wearable_samples_topic = app.topic(
 rules = rules_from_settings(settings)
 
 
-def decode(events: Sequence[EventT], parse: Callable[[bytes], object]) -> list[Consumed]:
-    decoded = []
+def decode(
+    events: Sequence[EventT], parse: Callable[[bytes], object]
+) -> tuple[list[Consumed], list[Record]]:
+    """Decoded messages, and a dead-letter record per message that does not validate."""
+    decoded: list[Consumed] = []
+    dead: list[Record] = []
     now = datetime.now(UTC)
     for event in events:
         message = event.message
         try:
             value = parse(message.value)
         except (ValueError, ValidationError) as exc:
-            log.error(
-                "skipping %s[%d]@%d: %s", message.topic, message.partition, message.offset, exc
-            )
+            dead.append(dead_letter(message, str(exc), now))
             continue
         record_time = datetime.fromtimestamp(message.timestamp, UTC) if message.timestamp else now
         decoded.append(Consumed(value, message.partition, message.offset, record_time))  # type: ignore[arg-type]
-    return decoded
+    return decoded, dead
 
 
-async def _append_until_done(table: str, rows: pa.Table) -> None:
-    """Retry the Delta commit with backoff: a failing lake stalls the stream, never skips."""
-    delay = 0.2
-    while True:
-        try:
-            await asyncio.to_thread(append_bronze, settings.lake_root, table, rows)
-            return
-        except OSError as exc:
-            log.warning("appending to %s failed (%s); retrying in %.1fs", table, exc, delay)
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, RETRY_MAX_DELAY_S)
+send_dead_letters = send_and_wait  # a module name, so tests can stand in for the broker
 
 
 async def _sink(stream: StreamT, table: str, to_rows: Callable[[list[Consumed]], pa.Table]) -> None:
@@ -80,13 +80,23 @@ async def _sink(stream: StreamT, table: str, to_rows: Callable[[list[Consumed]],
     ):
         for event in events:
             event.message.incref()  # held until the Delta commit (see module docstring)
-        rows = to_rows(decode(events, _PARSERS[table]))
-        await _append_until_done(table, rows)
+        decoded, dead = decode(events, _PARSERS[table])
+        dlq = _DEAD_LETTER_TOPICS.get(table)
+        if dead and dlq:
+            await retry_until_done("dead-lettering", lambda t=dlq, d=dead: send_dead_letters(t, d))
+            log.warning("sent %d invalid messages to %s", len(dead), dlq)
+        rows = to_rows(decoded)
+        await retry_until_done(
+            f"appending to {table}",
+            lambda r=rows: asyncio.to_thread(append_bronze, settings.lake_root, table, r),
+        )
         for event in events:
             await stream.ack(event)
         log.info("appended %d rows to %s", rows.num_rows, table)
 
 
+# Invalid game events are dead-lettered by the scoring agent, which reads the same topic.
+_DEAD_LETTER_TOPICS = {BRONZE_WEARABLE_SAMPLES: WEARABLE_SAMPLES_DLQ}
 _PARSERS: dict[str, Callable[[bytes], object]] = {
     BRONZE_WEARABLE_SAMPLES: WearableSample.model_validate_json,
     BRONZE_GAME_EVENTS: parse_game_event,

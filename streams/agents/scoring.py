@@ -22,32 +22,33 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TypeVar
 
-from aiokafka.errors import KafkaError
 from faust import EventT, StreamT
-from sqlalchemy.exc import DBAPIError
 
 from core.db import engine_for
 from core.event_store import BatchOutcome, ConsumedEvent, apply_batch
-from core.events import DeadLetter, parse_game_event
+from core.events import parse_game_event
 from core.rewards import RewardCommand, rules_from_settings
 from core.topics import GAME_EVENTS_DLQ, REWARD_COMMANDS
-from streams.app import app, game_events_topic, settings
+from streams.app import (
+    Record,
+    app,
+    dead_letter,
+    game_events_topic,
+    retry_until_done,
+    send_and_wait,
+    settings,
+)
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-
-RETRY_MAX_DELAY_S = 10.0
 
 
 engine = engine_for(settings.db_url)
 rules = rules_from_settings(settings)
 
 
-Record = tuple[bytes | None, bytes]  # (key, value) to produce
 Parsed = tuple[list[ConsumedEvent], list[Record]]
 
 
@@ -61,40 +62,15 @@ def split(events: Sequence[EventT]) -> Parsed:
         try:
             game_event = parse_game_event(message.value)
         except ValueError as exc:
-            letter = DeadLetter.of(
-                str(exc),
-                topic=message.topic,
-                partition=message.partition,
-                offset=message.offset,
-                key=message.key,
-                value=message.value,
-                failed_at=now,
-            )
-            dead.append((message.key, letter.model_dump_json().encode()))
+            dead.append(dead_letter(message, str(exc), now))
             continue
         record_time = datetime.fromtimestamp(message.timestamp, UTC) if message.timestamp else now
         valid.append(ConsumedEvent(game_event, message.partition, message.offset, record_time))
     return valid, dead
 
 
-async def _until_done(what: str, step: Callable[[], Awaitable[T]]) -> T:
-    """Retry a step with backoff: a down database or broker stalls the stream, never skips."""
-    delay = 0.2
-    while True:
-        try:
-            return await step()
-        except (DBAPIError, OSError, KafkaError) as exc:
-            log.warning("%s failed (%s); retrying in %.1fs", what, exc, delay)
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, RETRY_MAX_DELAY_S)
-
-
-async def _send_all(topic: str, records: list[Record]) -> None:
-    """Send through the app's producer and wait until the broker acknowledged every record."""
-    pending = [
-        await app.producer.send(topic, key, value, None, None, None) for key, value in records
-    ]
-    await asyncio.gather(*pending)
+_until_done = retry_until_done
+_send_all = send_and_wait  # a module name, so tests can stand in for the broker
 
 
 async def process(parsed: Parsed) -> BatchOutcome:

@@ -50,19 +50,26 @@ async def until(condition, what: str) -> None:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.anyio
-async def test_samples_are_appended_to_bronze_and_garbage_is_skipped(
+async def test_samples_are_appended_to_bronze_and_garbage_is_dead_lettered(
     sink, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     from deltalake import DeltaTable
 
+    from core.events import DeadLetter
+
     lake = str(tmp_path / "lake")
     appended: list[int] = []
+    dead_letters: list[tuple[str, bytes | None, bytes]] = []
+
+    async def send(topic: str, records) -> None:  # type: ignore[no-untyped-def]
+        dead_letters.extend((topic, key, value) for key, value in records)
 
     def append(_root: str, table: str, rows) -> None:  # type: ignore[no-untyped-def]
         append_bronze(lake, table, rows)
         appended.append(rows.num_rows)
 
     monkeypatch.setattr(sink, "append_bronze", append)
+    monkeypatch.setattr(sink, "send_dead_letters", send)
     async with sink.sink_wearable_samples.test_context() as agent:
         await agent.put(b"{not json", key=b"ana")
         await agent.put(steps(1).model_dump_json().encode(), key=b"ana")
@@ -70,6 +77,11 @@ async def test_samples_are_appended_to_bronze_and_garbage_is_skipped(
     rows = DeltaTable(f"{lake}/{BRONZE_WEARABLE_SAMPLES}").to_pyarrow_table().to_pylist()
     assert [(r["user_id"], r["source"], r["value"]) for r in rows] == [("ana", "oura", 12.0)]
     assert rows[0]["sample_id"] == str(steps(1).sample_id)
+    ((topic, key, value),) = dead_letters
+    letter = DeadLetter.model_validate_json(value)
+    assert (topic, key) == ("wearable.samples.dlq.v1", b"ana")
+    assert letter.original_value() == b"{not json"
+    assert "JSON" in letter.reason
 
 
 @pytest.mark.anyio
