@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pydantic_core
 from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
@@ -491,17 +492,9 @@ def submit_scores(
     _update_blocks(conn, changes)
 
 
-def _json_value(value: object) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    raise TypeError(f"cannot send {type(value).__name__} as JSON")
-
-
 def _json_rows(rows: Iterable[dict[str, Any]]) -> dict[str, str]:
     """Rows as one JSON parameter (:rows): much cheaper to send than one array per column."""
-    return {"rows": json.dumps(list(rows), default=_json_value)}
+    return {"rows": pydantic_core.to_json(list(rows)).decode()}
 
 
 def _claim_events(
