@@ -275,6 +275,9 @@ WORKER = Service(
     depends_on=("postgres", "kafka"),
     prepare=_prepare_worker,
     env=lambda s: {"STRIDE_STATE_DIR": str(s.state_dir)},
+    # A consumer group rebalance on Tansu can take most of a minute on a loaded 2-core
+    # machine (seen in CI after a stop and restart of the group); readiness waits for it.
+    start_timeout=180.0,
 )
 
 # ---- Lakehouse: Spark Connect (pysail) and Dagster ---------------------------------------------
