@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import bcrypt
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -31,9 +32,16 @@ def create_admin_user(
     return user
 
 
+# Checked against when the username is unknown, so both failures take the same time.
+_DUMMY_HASH = bcrypt.hashpw(b"stride-no-such-user", bcrypt.gensalt()).decode()
+
+
 def authenticate(session: Session, username: str, password: str) -> AdminUser | None:
     user = session.scalar(select(AdminUser).where(AdminUser.username == username))
-    if user is None or not user.is_active or not verify_password(password, user.password_hash):
+    if user is None:
+        verify_password(password, _DUMMY_HASH)
+        return None
+    if not user.is_active or not verify_password(password, user.password_hash):
         return None
     user.last_login_at = datetime.now(UTC)
     return user
