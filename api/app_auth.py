@@ -7,19 +7,18 @@ from typing import Annotated
 from fastapi import Depends, Header, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
+from api.deps import per_app
 from core.config import get_settings
 from core.db import get_engine
 from core.wearables.app_users import TokenAuthenticator
 
 
 def _authenticator(request: Request) -> TokenAuthenticator:
-    state = request.app.state
-    auth = getattr(state, "app_token_authenticator", None)
-    if auth is None:
-        auth = state.app_token_authenticator = TokenAuthenticator(
-            get_engine(), get_settings().app_token_cache_ttl_s
-        )
-    return auth
+    return per_app(
+        request,
+        "app_token_authenticator",
+        lambda: TokenAuthenticator(get_engine(), get_settings().app_token_cache_ttl_s),
+    )
 
 
 async def authenticated_user(

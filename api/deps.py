@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
 from sqlalchemy.engine import Engine
@@ -19,3 +20,16 @@ def request_id(request: Request) -> str:
 
 
 RequestIdDep = Annotated[str, Depends(request_id)]
+
+
+T = TypeVar("T")
+
+
+def per_app(request: Request, name: str, build: Callable[[], T]) -> T:
+    """One ``T`` per FastAPI app, built on first use (e.g. a credential cache)."""
+    state = request.app.state
+    value = getattr(state, name, None)
+    if value is None:
+        value = build()
+        setattr(state, name, value)
+    return value

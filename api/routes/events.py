@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Request
 from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from api.deps import per_app
 from api.errors import ErrorBody
 from api.kafka import EventProducer, KafkaUnavailable, event_producer
 from core.config import get_settings
@@ -48,13 +49,11 @@ class IngestResult(BaseModel):
 
 
 def _authenticator(request: Request) -> KeyAuthenticator:
-    state = request.app.state
-    auth = getattr(state, "game_key_authenticator", None)
-    if auth is None:
-        auth = state.game_key_authenticator = KeyAuthenticator(
-            get_engine(), get_settings().game_key_cache_ttl_s
-        )
-    return auth
+    return per_app(
+        request,
+        "game_key_authenticator",
+        lambda: KeyAuthenticator(get_engine(), get_settings().game_key_cache_ttl_s),
+    )
 
 
 async def authenticated_game(
