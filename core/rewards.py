@@ -9,12 +9,13 @@ consumers can dedupe on ``command_id``.
 from __future__ import annotations
 
 import enum
+import hashlib
 import uuid
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
 from core.config import Settings
 from core.events import (
@@ -32,6 +33,10 @@ from core.events import (
 REWARD_COMMAND_NAMESPACE = uuid.UUID("6f1c1e0a-5b8e-4f3e-9c53-0d2a7f1b9e42")
 
 Amount = Annotated[Decimal, Field(gt=0, max_digits=36, decimal_places=18)]
+# A rule's fixed amount is a valid Amount once it is above 0, so events never need to check it.
+RuleAmount = Annotated[Decimal, Field(ge=0, max_digits=36, decimal_places=18)]
+_AMOUNT: TypeAdapter[Decimal] = TypeAdapter(Amount)
+_ZERO = Decimal(0)
 
 
 class RewardAction(enum.StrEnum):
@@ -52,8 +57,8 @@ class RewardRules(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     token: Annotated[str, Field(pattern=CURRENCY_PATTERN)] = "STRIDE"  # noqa: S105 - a token symbol, not a secret
-    mint_per_win: Annotated[Decimal, Field(ge=0)] = Decimal("10")
-    mint_per_draw: Annotated[Decimal, Field(ge=0)] = Decimal("0")
+    mint_per_win: RuleAmount = Decimal("10")
+    mint_per_draw: RuleAmount = Decimal("0")
     mint_per_achievement_point: Annotated[Decimal, Field(ge=0)] = Decimal("0")
     burn_token_purchases: bool = True
 
@@ -75,50 +80,71 @@ class RewardCommand(BaseModel):
     issued_at: AwareDatetime
 
 
+# uuid5 hashes the namespace then the name: hash the namespace once, copy it per id.
+_NAMESPACE_SHA1 = hashlib.sha1(REWARD_COMMAND_NAMESPACE.bytes, usedforsecurity=False)
+
+
 def command_id_for(event_id: uuid.UUID, action: RewardAction) -> uuid.UUID:
-    return uuid.uuid5(REWARD_COMMAND_NAMESPACE, f"{event_id}:{action.value}")
+    """``uuid5(REWARD_COMMAND_NAMESPACE, f"{event_id}:{action}")``, hashing the namespace once."""
+    sha1 = _NAMESPACE_SHA1.copy()
+    sha1.update(f"{event_id}:{action.value}".encode())
+    return uuid.UUID(bytes=sha1.digest()[:16], version=5)
 
 
-def reward_commands_for(
-    event: GameEvent, rules: RewardRules, issued_at: datetime
-) -> list[RewardCommand]:
-    """The commands an event earns under ``rules`` (none for most events)."""
+def _rule_for(event: GameEvent, rules: RewardRules) -> tuple[RewardAction, Decimal, str] | None:
+    """The one rule an event falls under, if any: its action, amount (maybe 0) and reason."""
     payload = event.payload
-    mint: tuple[Decimal, str] | None = None
-    burn: tuple[Decimal, str] | None = None
     if isinstance(payload, MatchResult):
         if payload.outcome is MatchOutcome.win:
-            mint = (rules.mint_per_win, "match_won")
-        elif payload.outcome is MatchOutcome.draw:
-            mint = (rules.mint_per_draw, "match_drawn")
+            return RewardAction.mint, rules.mint_per_win, "match_won"
+        if payload.outcome is MatchOutcome.draw:
+            return RewardAction.mint, rules.mint_per_draw, "match_drawn"
     elif isinstance(payload, Achievement):
         amount = rules.mint_per_achievement_point * payload.points
-        mint = (amount, f"achievement:{payload.achievement_id}")
+        if amount > 0:
+            # A product: the only amount not bounded by a validated rule or payload.
+            amount = _AMOUNT.validate_python(amount)
+        return RewardAction.mint, amount, f"achievement:{payload.achievement_id}"
     elif (
         isinstance(payload, Purchase)
         and rules.burn_token_purchases
         and payload.currency == rules.token
     ):
-        burn = (payload.price, f"purchase:{payload.item}")
+        return RewardAction.burn, payload.price, f"purchase:{payload.item}"
+    return None
 
-    commands = []
-    for action, rule in ((RewardAction.mint, mint), (RewardAction.burn, burn)):
-        if rule is None or rule[0] <= 0:
-            continue
-        commands.append(
-            RewardCommand(
-                command_id=command_id_for(event.event_id, action),
-                action=action,
-                game_id=event.game_id,
-                player_id=event.player_id,
-                token=rules.token,
-                amount=rule[0],
-                reason=rule[1][:128],
-                source_event_id=event.event_id,
-                issued_at=issued_at,
-            )
+
+def reward_amounts(event: GameEvent, rules: RewardRules) -> tuple[Decimal, Decimal]:
+    """What an event mints and burns under ``rules``: the sums of its commands' amounts,
+    without building the commands (the lake sink needs only these)."""
+    rule = _rule_for(event, rules)
+    if rule is None or rule[1] <= 0:
+        return _ZERO, _ZERO
+    action, amount, _ = rule
+    return (amount, _ZERO) if action is RewardAction.mint else (_ZERO, amount)
+
+
+def reward_commands_for(
+    event: GameEvent, rules: RewardRules, issued_at: datetime
+) -> list[RewardCommand]:
+    """The commands an event earns under ``rules`` (none for most events, never two)."""
+    rule = _rule_for(event, rules)
+    if rule is None or rule[1] <= 0:
+        return []
+    action, amount, reason = rule
+    return [
+        RewardCommand(
+            command_id=command_id_for(event.event_id, action),
+            action=action,
+            game_id=event.game_id,
+            player_id=event.player_id,
+            token=rules.token,
+            amount=amount,
+            reason=reason[:128],
+            source_event_id=event.event_id,
+            issued_at=issued_at,
         )
-    return commands
+    ]
 
 
 def rules_from_settings(settings: Settings) -> RewardRules:

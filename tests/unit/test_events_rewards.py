@@ -4,11 +4,29 @@ import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
-from core.events import Achievement, GameEvent, MatchResult, Purchase, SessionStart
-from core.rewards import RewardAction, RewardRules, command_id_for, reward_commands_for
+from core.events import (
+    Achievement,
+    GameEvent,
+    MatchResult,
+    Purchase,
+    ScoreReached,
+    SessionEnd,
+    SessionStart,
+)
+from core.rewards import (
+    REWARD_COMMAND_NAMESPACE,
+    RewardAction,
+    RewardCommand,
+    RewardRules,
+    command_id_for,
+    reward_amounts,
+    reward_commands_for,
+)
 
 NOW = datetime(2026, 11, 22, tzinfo=UTC)
 RULES = RewardRules(mint_per_win=Decimal("10"), mint_per_draw=Decimal("2"))
@@ -86,3 +104,89 @@ def test_command_ids_are_a_function_of_event_and_action(event_id: uuid.UUID) -> 
     assert command_id_for(event_id, RewardAction.mint) != command_id_for(
         event_id, RewardAction.burn
     )
+
+
+@given(st.uuids(), st.sampled_from(list(RewardAction)))
+def test_command_ids_are_the_uuid5_of_event_and_action(
+    event_id: uuid.UUID, action: RewardAction
+) -> None:
+    expected = uuid.uuid5(REWARD_COMMAND_NAMESPACE, f"{event_id}:{action.value}")
+    assert command_id_for(event_id, action) == expected
+    assert command_id_for(event_id, action).version == 5
+
+
+FIXED_ID = uuid.UUID("0b7f3c1e-2d4a-4c6b-9e8f-1a2b3c4d5e6f")
+
+
+def test_command_json_is_pinned() -> None:
+    """The wire value consumers see (ids included) must not move with refactors."""
+    e = event(MatchResult(outcome="win", score=5), FIXED_ID)
+    [command] = reward_commands_for(e, RULES, NOW)
+    assert command.model_dump_json() == (
+        '{"schema_version":1,"command_id":"f4170b47-7de5-5c14-ae76-9a58d35b44aa",'
+        '"action":"mint","game_id":"tri","player_id":"p1","token":"STRIDE","amount":"10",'
+        '"reason":"match_won","source_event_id":"0b7f3c1e-2d4a-4c6b-9e8f-1a2b3c4d5e6f",'
+        '"issued_at":"2026-11-22T00:00:00Z"}'
+    )
+    burn = event(Purchase(item="sword", price=Decimal("12.5"), currency="STRIDE"), FIXED_ID)
+    [command] = reward_commands_for(burn, RULES, NOW)
+    assert str(command.command_id) == "d0796db6-4348-5e13-a03c-3db7946ce7d3"
+
+
+PAYLOADS = [
+    MatchResult(outcome="win", score=5),
+    MatchResult(outcome="draw", score=1),
+    MatchResult(outcome="loss", score=0),
+    ScoreReached(score=7),
+    Purchase(item="sword", price=Decimal("12.5"), currency="STRIDE"),
+    Purchase(item="sword", price=Decimal("0.000000000000000001"), currency="STRIDE"),
+    Purchase(item="sword", price=Decimal(0), currency="STRIDE"),
+    Purchase(item="sword", price=Decimal("3"), currency="USD"),
+    Achievement(achievement_id="a" * 128, points=3),  # the reason is cut to 128 characters
+    Achievement(achievement_id="none", points=0),
+    SessionStart(session_id="s1"),
+    SessionEnd(session_id="s1", duration_s=12.5),
+]
+ALL_RULES = [
+    RewardRules(),
+    RULES,
+    RewardRules(mint_per_win=Decimal(0), burn_token_purchases=False),
+    RewardRules(mint_per_draw=Decimal("0.25"), mint_per_achievement_point=Decimal("0.5")),
+    RewardRules(token="GEMS", mint_per_achievement_point=Decimal("1E+3")),
+]
+
+
+@pytest.mark.parametrize("rules", ALL_RULES)
+@pytest.mark.parametrize("payload", PAYLOADS, ids=lambda p: type(p).__name__)
+def test_commands_are_valid_and_amounts_are_their_sums(payload, rules: RewardRules) -> None:  # type: ignore[no-untyped-def]
+    e = event(payload)
+    commands = reward_commands_for(e, rules, NOW)
+    for command in commands:
+        validated = RewardCommand.model_validate(command.model_dump())
+        assert validated == command
+        assert validated.model_dump_json() == command.model_dump_json()
+        assert len(command.reason) <= 128
+    minted = sum((c.amount for c in commands if c.action is RewardAction.mint), Decimal(0))
+    burned = sum((c.amount for c in commands if c.action is RewardAction.burn), Decimal(0))
+    assert reward_amounts(e, rules) == (minted, burned)
+
+
+def test_the_reason_is_cut_to_128_characters() -> None:
+    rules = RewardRules(mint_per_achievement_point=Decimal(1))
+    [command] = reward_commands_for(
+        event(Achievement(achievement_id="a" * 128, points=1)), rules, NOW
+    )
+    assert command.reason == ("achievement:" + "a" * 128)[:128]
+
+
+def test_amounts_that_are_not_valid_amounts_are_refused() -> None:
+    with pytest.raises(ValidationError):
+        RewardRules(mint_per_win=Decimal("0.0000000000000000001"))  # 19 decimal places
+    with pytest.raises(ValidationError):
+        RewardRules(mint_per_draw=Decimal("1E+36"))  # 37 digits
+    rules = RewardRules(mint_per_achievement_point=Decimal("1E+28"))
+    cheater = event(Achievement(achievement_id="a", points=10**9))  # 1E+37: 38 digits
+    with pytest.raises(ValidationError):
+        reward_commands_for(cheater, rules, NOW)
+    with pytest.raises(ValidationError):
+        reward_amounts(cheater, rules)
