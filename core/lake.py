@@ -17,13 +17,13 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from decimal import Decimal
 from pathlib import Path
+from typing import cast
 
 import pyarrow as pa
 
 from core.events import GameEvent, MatchResult, SessionStart
-from core.rewards import RewardAction, RewardRules, reward_commands_for
+from core.rewards import RewardRules, reward_amounts
 from core.wearables.contracts import WearableSample
 
 BRONZE_WEARABLE_SAMPLES = "bronze/wearable_samples"
@@ -123,37 +123,37 @@ def wearable_rows(items: Sequence[Consumed], ingested_at: datetime) -> pa.Table:
 def game_event_rows(
     items: Sequence[Consumed], rules: RewardRules, ingested_at: datetime
 ) -> pa.Table:
-    columns: dict[str, list] = {name: [] for name in GAME_EVENTS_SCHEMA.names}
-    for item in items:
-        e = item.value
-        assert isinstance(e, GameEvent)
-        received = e.received_at or item.record_time
-        occurred = e.corrected_occurred_at(received).astimezone(UTC)
-        amounts = {RewardAction.mint: Decimal(0), RewardAction.burn: Decimal(0)}
-        for command in reward_commands_for(e, rules, ingested_at):
-            amounts[command.action] += command.amount
-        payload = e.payload
-        columns["event_id"].append(str(e.event_id))
-        columns["game_id"].append(e.game_id)
-        columns["player_id"].append(e.player_id)
-        columns["type"].append(e.type)
-        columns["occurred_at"].append(occurred)
-        columns["client_occurred_at"].append(e.occurred_at.astimezone(UTC))
-        columns["received_at"].append(received.astimezone(UTC))
-        columns["session_id"].append(
-            payload.session_id if isinstance(payload, SessionStart) else None
-        )
-        columns["match_outcome"].append(
-            payload.outcome.value if isinstance(payload, MatchResult) else None
-        )
-        columns["score"].append(e.score)
-        columns["tokens_minted"].append(amounts[RewardAction.mint])
-        columns["tokens_burned"].append(amounts[RewardAction.burn])
-        columns["payload"].append(payload.model_dump_json())
-        columns["date"].append(occurred.date())
-        columns["kafka_partition"].append(item.partition)
-        columns["kafka_offset"].append(item.offset)
-        columns["ingested_at"].append(ingested_at)
+    """Built a column at a time: pyarrow converts aware datetimes to UTC and derives the UTC
+    day itself, so no row needs ``astimezone`` or a date of its own."""
+    events = cast(list[GameEvent], [item.value for item in items])
+    payloads = [e.payload for e in events]
+    received = [e.received_at or item.record_time for e, item in zip(events, items, strict=True)]
+    occurred = pa.array(
+        [e.corrected_occurred_at(r) for e, r in zip(events, received, strict=True)], _TS
+    )
+    amounts = [reward_amounts(e, rules) for e in events]
+    columns = {
+        "event_id": [str(e.event_id) for e in events],
+        "game_id": [e.game_id for e in events],
+        "player_id": [e.player_id for e in events],
+        "type": [e.type for e in events],
+        "occurred_at": occurred,
+        "client_occurred_at": [e.occurred_at for e in events],
+        "received_at": received,
+        "session_id": [p.session_id if isinstance(p, SessionStart) else None for p in payloads],
+        "match_outcome": [
+            p.outcome.value if isinstance(p, MatchResult) else None for p in payloads
+        ],
+        "score": [e.score for e in events],
+        "tokens_minted": [minted for minted, _ in amounts],
+        "tokens_burned": [burned for _, burned in amounts],
+        # The bytes of ``model_dump_json()``, without its keyword handling and decode.
+        "payload": [p.__pydantic_serializer__.to_json(p) for p in payloads],
+        "date": occurred.cast(pa.date32()),
+        "kafka_partition": [item.partition for item in items],
+        "kafka_offset": [item.offset for item in items],
+        "ingested_at": [ingested_at] * len(items),
+    }
     return pa.table(columns, schema=GAME_EVENTS_SCHEMA)
 
 

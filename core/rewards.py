@@ -116,12 +116,17 @@ def _rule_for(event: GameEvent, rules: RewardRules) -> tuple[RewardAction, Decim
 
 def reward_amounts(event: GameEvent, rules: RewardRules) -> tuple[Decimal, Decimal]:
     """What an event mints and burns under ``rules``: the sums of its commands' amounts,
-    without building the commands (the lake sink needs only these)."""
+    without building the commands (the lake sink needs only these).
+
+    A sum, so it is rounded to the decimal context's precision (28 digits) like the sums the
+    lake has always stored, while a command carries its amount exactly.
+    """
     rule = _rule_for(event, rules)
     if rule is None or rule[1] <= 0:
         return _ZERO, _ZERO
     action, amount, _ = rule
-    return (amount, _ZERO) if action is RewardAction.mint else (_ZERO, amount)
+    total = _ZERO + amount
+    return (total, _ZERO) if action is RewardAction.mint else (_ZERO, total)
 
 
 def reward_commands_for(

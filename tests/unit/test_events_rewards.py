@@ -142,6 +142,10 @@ PAYLOADS = [
     Purchase(item="sword", price=Decimal("0.000000000000000001"), currency="STRIDE"),
     Purchase(item="sword", price=Decimal(0), currency="STRIDE"),
     Purchase(item="sword", price=Decimal("3"), currency="USD"),
+    # 36 digits: the sum is rounded to the decimal context (28 digits), the command is not
+    Purchase(
+        item="sword", price=Decimal("123456789012345678.123456789012345678"), currency="STRIDE"
+    ),
     Achievement(achievement_id="a" * 128, points=3),  # the reason is cut to 128 characters
     Achievement(achievement_id="none", points=0),
     SessionStart(session_id="s1"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -9,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from core.events import GameEvent
+from core.events import Achievement, GameEvent, MatchResult, Purchase
 from core.lake import (
     BRONZE_GAME_EVENTS,
     BRONZE_WEARABLE_SAMPLES,
+    GAME_EVENTS_SCHEMA,
     Consumed,
     append_bronze,
     days_written_since,
@@ -133,3 +135,116 @@ def test_sensor_requests_one_run_per_new_day(
         assert again.run_requests == []
     finally:
         get_settings.cache_clear()
+
+
+def mixed_batch() -> list[Consumed]:
+    """Every event type, clocks in several zones (DST fold, half-hour offsets, before 1970),
+    with and without ``sent_at`` and ``received_at``."""
+    berlin, la, kolkata = zone("Europe/Berlin"), zone("America/Los_Angeles"), zone("Asia/Kolkata")
+    specs = [
+        ("match_result", {"outcome": "win", "score": 3}, datetime(2026, 11, 21, 23, 30, tzinfo=la)),
+        ("match_result", {"outcome": "draw", "score": -2, "opponent": "bob"}, NOW),
+        ("match_result", {"outcome": "loss", "score": 0, "match_id": "m 1/2#x"}, NOW),
+        ("score", {"score": 7, "level": "l1"}, datetime(1969, 12, 31, 23, 59, tzinfo=UTC)),
+        ("purchase", {"item": "sword", "price": "2.5", "currency": "STRIDE"}, NOW),
+        ("purchase", {"item": "gem", "price": "3", "currency": "USD"}, NOW),
+        (
+            "purchase",
+            {
+                "item": "gold",
+                "price": "123456789012345678.123456789012345678",
+                "currency": "STRIDE",
+            },
+            NOW,
+        ),
+        ("achievement", {"achievement_id": "first", "points": 5}, NOW),
+        ("session_start", {"session_id": "s1", "platform": "ios"}, NOW),
+        (
+            "session_end",
+            {"session_id": "s1", "duration_s": 0.1 + 0.2},
+            datetime(2026, 10, 25, 2, 30, fold=1, tzinfo=berlin),
+        ),
+    ]
+    items = []
+    for i, (kind, payload, occurred) in enumerate(specs):
+        body = {
+            "event_id": str(uuid.UUID(int=i + 1)),
+            "game_id": "tri",
+            "player_id": f"p{i}",
+            "type": kind,
+            "payload": payload,
+            "occurred_at": occurred.isoformat(),
+        }
+        if i % 3 != 0:  # a client clock 90 s behind the server's
+            body["sent_at"] = (occurred + timedelta(minutes=5)).isoformat()
+            body["received_at"] = (occurred + timedelta(minutes=6, seconds=30)).isoformat()
+        elif i % 2 == 0:
+            body["received_at"] = (occurred + timedelta(seconds=1)).astimezone(kolkata).isoformat()
+        event = GameEvent.model_validate_json(json.dumps(body))  # as the sink decodes it
+        record_time = datetime(2026, 11, 22, 3, 59, tzinfo=berlin)  # used without received_at
+        items.append(Consumed(event, i % 4, 100 + i, record_time))
+    return items
+
+
+def test_game_rows_on_a_mixed_batch_are_the_events_in_utc() -> None:
+    items = mixed_batch()
+    rules = RewardRules(mint_per_draw=Decimal("0.5"), mint_per_achievement_point=Decimal("0.25"))
+    table = game_event_rows(items, rules, NOW)
+    assert table.schema == GAME_EVENTS_SCHEMA
+    expected = []
+    for item in items:
+        e = item.value
+        assert isinstance(e, GameEvent)
+        received = e.received_at or item.record_time
+        occurred = e.occurred_at + (received - e.sent_at) if e.sent_at else e.occurred_at
+        payload = e.payload
+        minted = Decimal(0)
+        if isinstance(payload, MatchResult):
+            minted = {"win": Decimal(10), "draw": Decimal("0.5")}.get(payload.outcome, minted)
+        elif isinstance(payload, Achievement):
+            minted = payload.points * Decimal("0.25")
+        burned = Decimal(0)
+        if isinstance(payload, Purchase) and payload.currency == "STRIDE":
+            burned += payload.price  # a sum: rounded to 28 digits like bronze always was
+        expected.append(
+            {
+                "event_id": str(e.event_id),
+                "game_id": "tri",
+                "player_id": e.player_id,
+                "type": e.type,
+                "occurred_at": occurred.astimezone(UTC),
+                "client_occurred_at": e.occurred_at.astimezone(UTC),
+                "received_at": received.astimezone(UTC),
+                "session_id": "s1" if e.type == "session_start" else None,
+                "match_outcome": payload.outcome.value
+                if isinstance(payload, MatchResult)
+                else None,
+                "score": e.score,
+                "tokens_minted": minted,
+                "tokens_burned": burned,
+                "payload": payload.model_dump_json(),
+                "date": occurred.astimezone(UTC).date(),
+                "kafka_partition": item.partition,
+                "kafka_offset": item.offset,
+                "ingested_at": NOW,
+            }
+        )
+    rows = table.to_pylist()
+    assert rows == expected
+    # Spot checks that the expectations above are not vacuous.
+    assert rows[0]["date"] == date(2026, 11, 22)  # 23:30 in Los Angeles
+    assert rows[3]["date"] == date(1969, 12, 31)
+    assert rows[4]["tokens_burned"] == Decimal("2.5")
+    assert rows[6]["tokens_burned"] == Decimal("123456789012345678.1234567890")
+    assert rows[7]["tokens_minted"] == Decimal("1.25")
+    assert rows[9]["payload"] == '{"session_id":"s1","duration_s":0.30000000000000004}'
+    assert rows[9]["client_occurred_at"] == datetime(2026, 10, 25, 1, 30, tzinfo=UTC)
+    assert rows[9]["received_at"] == datetime(2026, 11, 22, 2, 59, tzinfo=UTC)  # record time
+    assert [r["occurred_at"] - r["client_occurred_at"] for r in rows[1:3]] == [
+        timedelta(seconds=90)
+    ] * 2
+
+
+def test_game_rows_of_no_events_are_an_empty_table() -> None:
+    table = game_event_rows([], RewardRules(), NOW)
+    assert (table.num_rows, table.schema) == (0, GAME_EVENTS_SCHEMA)
