@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import cast
 
@@ -97,27 +97,31 @@ class Consumed:
 
 
 def wearable_rows(items: Sequence[Consumed], ingested_at: datetime) -> pa.Table:
-    columns: dict[str, list] = {name: [] for name in WEARABLE_SAMPLES_SCHEMA.names}
-    for item in items:
-        s = item.value
-        assert isinstance(s, WearableSample)
-        offset = s.start.utcoffset()
-        columns["sample_id"].append(str(s.sample_id))
-        columns["user_id"].append(s.user_id)
-        columns["source"].append(s.source.value)
-        columns["metric"].append(s.metric.value)
-        columns["value"].append(s.value)
-        columns["unit"].append(s.unit)
-        columns["start_at"].append(s.start.astimezone(UTC))
-        columns["end_at"].append(s.end.astimezone(UTC))
-        columns["utc_offset_minutes"].append(int(offset.total_seconds() // 60) if offset else 0)
-        columns["device"].append(s.device)
-        columns["attributes"].append(json.dumps(s.attributes, sort_keys=True))
-        columns["date"].append(s.day)
-        columns["kafka_partition"].append(item.partition)
-        columns["kafka_offset"].append(item.offset)
-        columns["ingested_at"].append(ingested_at)
+    """Built a column at a time: pyarrow converts the aware start and end to UTC itself."""
+    samples = cast(list[WearableSample], [item.value for item in items])
+    columns = {
+        "sample_id": [str(s.sample_id) for s in samples],
+        "user_id": [s.user_id for s in samples],
+        "source": [s.source.value for s in samples],
+        "metric": [s.metric.value for s in samples],
+        "value": [s.value for s in samples],
+        "unit": [s.unit for s in samples],
+        "start_at": [s.start for s in samples],
+        "end_at": [s.end for s in samples],
+        "utc_offset_minutes": [_offset_minutes(s.start) for s in samples],
+        "device": [s.device for s in samples],
+        "attributes": [json.dumps(s.attributes, sort_keys=True) for s in samples],
+        "date": [s.day for s in samples],
+        "kafka_partition": [item.partition for item in items],
+        "kafka_offset": [item.offset for item in items],
+        "ingested_at": [ingested_at] * len(items),
+    }
     return pa.table(columns, schema=WEARABLE_SAMPLES_SCHEMA)
+
+
+def _offset_minutes(moment: datetime) -> int:
+    offset = moment.utcoffset()
+    return int(offset.total_seconds() // 60) if offset else 0
 
 
 def game_event_rows(

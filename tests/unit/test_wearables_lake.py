@@ -15,6 +15,7 @@ from core.lake import (
     BRONZE_GAME_EVENTS,
     BRONZE_WEARABLE_SAMPLES,
     GAME_EVENTS_SCHEMA,
+    WEARABLE_SAMPLES_SCHEMA,
     Consumed,
     append_bronze,
     days_written_since,
@@ -248,3 +249,52 @@ def test_game_rows_on_a_mixed_batch_are_the_events_in_utc() -> None:
 def test_game_rows_of_no_events_are_an_empty_table() -> None:
     table = game_event_rows([], RewardRules(), NOW)
     assert (table.num_rows, table.schema) == (0, GAME_EVENTS_SCHEMA)
+
+
+def test_wearable_rows_on_a_mixed_batch_are_the_samples_in_utc() -> None:
+    berlin, kolkata = zone("Europe/Berlin"), zone("Asia/Kolkata")
+    samples = [
+        sample(datetime(2026, 10, 25, 2, 30, fold=1, tzinfo=berlin)),  # the repeated hour
+        sample(datetime(2026, 11, 21, 23, 50, tzinfo=kolkata), Metric.sleep),
+        sample(datetime(1969, 12, 31, 23, 59, tzinfo=UTC), Metric.heart_rate),
+        WearableSample.of(
+            user_id="bo",
+            source=WearableSource.oura,
+            metric=Metric.steps,
+            value=1.5,
+            unit="count",
+            start=datetime(2026, 11, 21, 8, tzinfo=UTC),
+            end=datetime(2026, 11, 21, 9, tzinfo=UTC),
+            device="ring",
+            attributes={"z": "1", "a": "2"},
+        ),
+    ]
+    items = [Consumed(s, i, 10 + i, NOW) for i, s in enumerate(samples)]
+    table = wearable_rows(items, NOW)
+    assert table.schema == WEARABLE_SAMPLES_SCHEMA
+    assert table.to_pylist() == [
+        {
+            "sample_id": str(s.sample_id),
+            "user_id": s.user_id,
+            "source": s.source.value,
+            "metric": s.metric.value,
+            "value": s.value,
+            "unit": s.unit,
+            "start_at": s.start.astimezone(UTC),
+            "end_at": s.end.astimezone(UTC),
+            "utc_offset_minutes": int(s.start.utcoffset().total_seconds() // 60),  # type: ignore[union-attr]
+            "device": s.device,
+            "attributes": json.dumps(s.attributes, sort_keys=True),
+            "date": s.day,
+            "kafka_partition": i,
+            "kafka_offset": 10 + i,
+            "ingested_at": NOW,
+        }
+        for i, s in enumerate(samples)
+    ]
+    rows = table.to_pylist()
+    assert rows[0]["start_at"] == datetime(2026, 10, 25, 1, 30, tzinfo=UTC)
+    assert rows[0]["utc_offset_minutes"] == 60
+    assert rows[1]["utc_offset_minutes"] == 330
+    assert rows[1]["start_at"] == datetime(2026, 11, 21, 18, 20, tzinfo=UTC)
+    assert rows[3]["attributes"] == '{"a": "2", "z": "1"}'
