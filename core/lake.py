@@ -114,7 +114,7 @@ def wearable_rows(items: Sequence[Consumed], ingested_at: datetime) -> pa.Table:
         "date": [s.day for s in samples],
         "kafka_partition": [item.partition for item in items],
         "kafka_offset": [item.offset for item in items],
-        "ingested_at": [ingested_at] * len(items),
+        "ingested_at": pa.repeat(pa.scalar(ingested_at, _TS), len(items)),
     }
     return pa.table(columns, schema=WEARABLE_SAMPLES_SCHEMA)
 
@@ -156,7 +156,7 @@ def game_event_rows(
         "date": occurred.cast(pa.date32()),
         "kafka_partition": [item.partition for item in items],
         "kafka_offset": [item.offset for item in items],
-        "ingested_at": [ingested_at] * len(items),
+        "ingested_at": pa.repeat(pa.scalar(ingested_at, _TS), len(items)),
     }
     return pa.table(columns, schema=GAME_EVENTS_SCHEMA)
 
