@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,54 @@ async def test_a_failed_delta_commit_is_retried_not_skipped(
         await agent.put(steps(2).model_dump_json().encode(), key=b"ana")
         await until(lambda: len(attempts) == 2, "a retry")
     assert attempts == [1, 1]
+
+
+@pytest.mark.anyio
+async def test_game_events_are_appended_with_their_amounts_and_garbage_is_skipped(
+    sink, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from deltalake import DeltaTable
+
+    from core.events import GameEvent
+    from core.lake import BRONZE_GAME_EVENTS
+
+    lake = str(tmp_path / "lake")
+    appended: list[int] = []
+    dead_letters: list[object] = []
+
+    async def send(topic: str, records) -> None:  # type: ignore[no-untyped-def]
+        dead_letters.append((topic, records))
+
+    def append(_root: str, table: str, rows) -> None:  # type: ignore[no-untyped-def]
+        append_bronze(lake, table, rows)
+        appended.append(rows.num_rows)
+
+    monkeypatch.setattr(sink, "append_bronze", append)
+    monkeypatch.setattr(sink, "send_dead_letters", send)
+    win = GameEvent.model_validate(
+        {
+            "event_id": "00000000-0000-4000-8000-000000000001",
+            "game_id": "tri",
+            "player_id": "ana",
+            "type": "match_result",
+            "payload": {"outcome": "win", "score": 12},
+            "occurred_at": "2026-11-21T23:30:00-08:00",
+            "received_at": "2026-11-22T07:31:00Z",
+        }
+    )
+    async with sink.sink_game_events.test_context() as agent:
+        await agent.put(b'{"type": "match_result"}', key=b"ana")
+        await agent.put(win.model_dump_json().encode(), key=b"ana")
+        await until(lambda: sum(appended) == 1, "one appended row")
+    (row,) = DeltaTable(f"{lake}/{BRONZE_GAME_EVENTS}").to_pyarrow_table().to_pylist()
+    assert (row["event_id"], row["player_id"], row["match_outcome"], row["score"]) == (
+        "00000000-0000-4000-8000-000000000001",
+        "ana",
+        "win",
+        12,
+    )
+    assert (row["tokens_minted"], row["tokens_burned"]) == (Decimal(10), Decimal(0))
+    assert row["occurred_at"] == datetime(2026, 11, 22, 7, 30, tzinfo=UTC)
+    assert row["date"] == date(2026, 11, 22)
+    assert row["payload"] == '{"outcome":"win","score":12,"opponent":null,"match_id":null}'
+    assert dead_letters == []  # the scoring agent dead-letters invalid game events
