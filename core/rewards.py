@@ -37,6 +37,7 @@ Amount = Annotated[Decimal, Field(gt=0, max_digits=36, decimal_places=18)]
 RuleAmount = Annotated[Decimal, Field(ge=0, max_digits=36, decimal_places=18)]
 _AMOUNT: TypeAdapter[Decimal] = TypeAdapter(Amount)
 _ZERO = Decimal(0)
+_NOTHING = (_ZERO, _ZERO)  # shared: most events earn nothing, and a batch keeps every result
 
 
 class RewardAction(enum.StrEnum):
@@ -123,7 +124,7 @@ def reward_amounts(event: GameEvent, rules: RewardRules) -> tuple[Decimal, Decim
     """
     rule = _rule_for(event, rules)
     if rule is None or rule[1] <= 0:
-        return _ZERO, _ZERO
+        return _NOTHING
     action, amount, _ = rule
     total = _ZERO + amount
     return (total, _ZERO) if action is RewardAction.mint else (_ZERO, total)
