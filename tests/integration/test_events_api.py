@@ -1,21 +1,34 @@
 """The ingest API against real PostgreSQL and Tansu: keys, limits, partial acceptance, 503."""
 
+import asyncio
+import json
 import uuid
+from datetime import datetime
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaProducer
 from fastapi.testclient import TestClient
+from kafka import KafkaConsumer, TopicPartition
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.consumer.fetcher import ConsumerRecord
+from kafka.partitioner.default import murmur2
 
 from api.kafka import EventProducer, event_producer
 from api.main import create_app
 from cli.stack import free_port
-from core.events import MAX_BATCH_BYTES, MAX_BATCH_EVENTS
+from core.config import Settings
+from core.events import MAX_BATCH_BYTES, MAX_BATCH_EVENTS, IncomingGameEvent
+from core.topics import GAME_EVENTS
 from tests.streaming_helpers import (  # noqa: F401 - fixtures
     GameWithKey,
     api_fixture,
     game_fixture,
+    match_event,
     post_batch,
+    purchase_event,
     score_event,
+    wait_for,
 )
 
 pytestmark = pytest.mark.integration
@@ -100,3 +113,99 @@ def test_unreachable_kafka_is_503_with_retry_after(stack_settings, game: GameWit
     assert response.status_code == 503
     assert response.headers["Retry-After"].isdigit()
     assert "Nothing from this request was accepted" in response.json()["detail"]
+
+
+def topic_records(settings: Settings, topic: str) -> list[ConsumerRecord]:
+    """Every record of ``topic`` up to its end offsets at call time."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, group_id=None
+    )
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        ends = consumer.end_offsets(partitions)
+        found: list[ConsumerRecord] = []
+
+        def at_end() -> bool:
+            for batch in consumer.poll(timeout_ms=200).values():
+                found.extend(batch)
+            return all(consumer.position(tp) >= ends[tp] for tp in partitions)
+
+        wait_for(f"the records of {topic}", at_end, timeout=30)
+        return found
+    finally:
+        consumer.close()
+
+
+def test_posted_events_are_written_as_stamp_writes_them(
+    api: httpx.Client, game: GameWithKey, kafka: Settings
+) -> None:
+    events = [score_event(f"p{i}", i) for i in range(40)]
+    events += [match_event(f"p{i}", "win", 3) for i in range(5)]
+    events += [purchase_event("p1", "0.000000000000000001", "STRIDE")]
+    events += [{**score_event("p7", 9), "event_id": str(uuid.uuid4()).upper()}]
+    events += [{**score_event("p8", 9, game_id=game.game_id), "occurred_at": "2026-01-02T03:04Z"}]
+    events += [{**score_event("p9", 9), "sent_at": "2026-11-22T10:00:00.5-03:30"}]
+    single = {**score_event("p10", 10), "payload": {"score": 10, "level": "L 1"}}
+    assert post_batch(api, game.api_key, events) == {"accepted": len(events), "rejected": []}
+    response = api.post("/v1/events", json=single, headers={"X-Api-Key": game.api_key})
+    assert response.status_code == 202
+    ours = [
+        r
+        for r in topic_records(kafka, GAME_EVENTS)
+        if json.loads(r.value)["game_id"] == game.game_id
+    ]
+    assert len(ours) == len(events) + 1
+    written = {json.loads(r.value)["event_id"]: r for r in ours}
+    for posted in [*events, single]:
+        record = written[str(uuid.UUID(posted["event_id"]))]
+        received_at = datetime.fromisoformat(json.loads(record.value)["received_at"])
+        stamped = IncomingGameEvent.model_validate(posted).stamp(game.game_id, received_at)
+        assert record.value == stamped.model_dump_json().encode()
+        assert record.key == posted["player_id"].encode()
+        java_partition = (murmur2(record.key) & 0x7FFFFFFF) % kafka.kafka_topic_partitions
+        assert record.partition == java_partition
+
+
+async def _produce_both_ways(
+    settings: Settings, topic: str, records: list[tuple[bytes, bytes]]
+) -> dict[bytes, int]:
+    """Produce ``records`` with EventProducer; returns the partition that a plain aiokafka
+    ``send`` picks for each key (it sends a record per key to the same topic)."""
+    producer = EventProducer(settings)
+    plain = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+    await plain.start()
+    try:
+        await producer.produce(topic, records)
+        keys = sorted({key for key, _ in records})
+        sent = [await plain.send(topic, key=key, value=b"plain") for key in keys]
+        return {
+            key: meta.partition for key, meta in zip(keys, await asyncio.gather(*sent), strict=True)
+        }
+    finally:
+        await plain.stop()
+        await producer.close()
+
+
+def test_records_are_batched_on_the_partition_send_picks_in_order(kafka: Settings) -> None:
+    topic = f"test-batches-{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=kafka.kafka_bootstrap)
+    try:
+        admin.create_topics([NewTopic(topic, 5, 1)])
+    finally:
+        admin.close()
+    small = [(f"player-{i % 60}".encode(), f"small-{i}".encode()) for i in range(300)]
+    big = [(b"big", f"big-{i}-".encode() + b"x" * 200_000) for i in range(8)]  # 512 kB batches
+    records = [*small[:150], *big, *small[150:]]
+    picked = asyncio.run(_produce_both_ways(kafka, topic, records))
+    written = [r for r in topic_records(kafka, topic) if r.value != b"plain"]
+    assert sorted((r.key, r.value) for r in written) == sorted(records)
+    for record in written:
+        assert record.partition == picked[record.key]
+    by_partition: dict[int, list[bytes]] = {}
+    for record in sorted(written, key=lambda r: (r.partition, r.offset)):
+        by_partition.setdefault(record.partition, []).append(record.value)
+    for values in by_partition.values():
+        here = set(values)
+        assert values == [v for _, v in records if v in here]  # posted order kept
