@@ -74,6 +74,26 @@ def test_one_event_endpoint_accepts_or_explains(api: httpx.Client, game: GameWit
     assert bad.json()["detail"].startswith("occurred_at: Input should have timezone info")
 
 
+def test_another_game_is_named_with_the_event_id_as_posted(
+    api: httpx.Client, game: GameWithKey
+) -> None:
+    headers = {"X-Api-Key": game.api_key}
+    other = {**score_event("p1", 1, game_id="someone-else"), "event_id": str(uuid.uuid4()).upper()}
+    body = {"events": [score_event("p1", 1), other], "client": "extra keys are ignored"}
+    response = api.post("/v1/events/batch", json=body, headers=headers)
+    assert response.status_code == 202
+    [rejected] = response.json()["rejected"]
+    assert (rejected["index"], rejected["event_id"]) == (1, other["event_id"])
+    assert rejected["reason"] == (
+        f"game_id 'someone-else' is not the game of this API key ({game.game_id!r})"
+    )
+    single = api.post("/v1/events", json=other, headers=headers)
+    assert (single.status_code, single.json()["detail"]) == (422, rejected["reason"])
+    empty = api.post("/v1/events/batch", json={"events": []}, headers=headers)
+    assert empty.status_code == 422
+    assert empty.json()["detail"] == 'body must be {"events": [...]} with at least one event'
+
+
 def test_too_many_events_or_bytes_is_413(api: httpx.Client, game: GameWithKey) -> None:
     headers = {"X-Api-Key": game.api_key}
     too_many = [score_event("p1", 1) for _ in range(MAX_BATCH_EVENTS + 1)]
