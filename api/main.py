@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from api.admin import mount_admin
@@ -9,6 +12,14 @@ from api.errors import install_error_handlers
 from api.kafka import kafka_lifespan
 from api.middleware import RequestIdMiddleware
 from api.routes import events, health, leaderboards, scores, wearables
+from core.gc_tuning import tune_for_throughput
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    tune_for_throughput()  # the app is built: freeze it out of the collector's way
+    async with kafka_lifespan(app):
+        yield
 
 
 def create_app() -> FastAPI:
@@ -16,7 +27,7 @@ def create_app() -> FastAPI:
         title="Stride API",
         version="0.1.0",
         description="Scores, leaderboards, events and wallets for Stride games.",
-        lifespan=kafka_lifespan,
+        lifespan=lifespan,
     )
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)

@@ -21,6 +21,7 @@ import sys
 import time
 
 from core.config import get_settings
+from core.gc_tuning import tune_for_throughput
 from core.topics import ensure_topics
 from streams.heartbeat import LAKE_SINK, PROCESS_INDEX_ENV, ROLE_ENV, SCORING, clear_heartbeats
 
@@ -28,6 +29,7 @@ _PR_SET_PDEATHSIG = 1
 # The lake sink yields the CPU to the scoring processes when both want it (nice 10 gets
 # about a tenth of a contended core) and catches up when the burst is over.
 LAKE_SINK_NICENESS = 10
+STOP_TIMEOUT_S = 5.0  # per worker; Faust needs about a second to leave the group and close
 
 
 def _die_with_parent() -> None:
@@ -53,22 +55,37 @@ def run_workers() -> int:
             command,
             env={**os.environ, ROLE_ENV: role, PROCESS_INDEX_ENV: str(index)},
             preexec_fn=preexec,
+            process_group=0,  # a stop signal to our group reaches only us (stop_in_turn)
         )
         for role, index, preexec in roles
     ]
 
-    def forward(signum: int, _frame: object) -> None:
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signum)
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    while all(child.poll() is None for child in children):
-        time.sleep(0.2)  # supervising children: wake up to notice an exit
-    forward(signal.SIGTERM, None)
-    codes = [child.wait() for child in children]
+    requested: list[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, _frame: requested.append(signum))
+    signal.signal(signal.SIGINT, lambda signum, _frame: requested.append(signum))
+    while not requested and all(child.poll() is None for child in children):
+        time.sleep(0.2)  # supervising children: wake up to notice an exit or a stop request
+    codes = stop_in_turn(children, requested[0] if requested else signal.SIGTERM)
     return next((code for code in codes if code), 0)
+
+
+def stop_in_turn(children: list[subprocess.Popen], signum: int) -> list[int]:
+    """Stop the workers one after the other, never together.
+
+    Tansu loses track of a consumer group's leader when two members leave at the same
+    instant: the group keeps a departed member as leader, and the next workers to join wait
+    for its SyncGroup forever (reproduced with two plain aiokafka consumers; stopping them
+    in turn never showed it). One at a time, each LeaveGroup is complete before the next.
+    A worker that does not exit within ``STOP_TIMEOUT_S`` is killed.
+    """
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signum)
+            try:
+                child.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                child.kill()
+    return [child.wait() for child in children]
 
 
 _AGENTS = {SCORING: "streams.agents.scoring", LAKE_SINK: "streams.agents.lake_sink"}
@@ -80,7 +97,7 @@ def main() -> None:
     from streams.app import app, role
 
     importlib.import_module(_AGENTS[role])  # registers the role's agents on the app
-
+    tune_for_throughput()
     app.main()
 
 
