@@ -20,6 +20,8 @@ import aiokafka
 import faust
 import faust.transport.drivers.aiokafka as faust_aiokafka
 from aiokafka.errors import KafkaError
+from faust.sensors import Monitor
+from faust.types import TP, AppT, EventT, Message, StreamT
 from sqlalchemy.exc import DBAPIError
 
 from core.config import Settings, get_settings
@@ -49,6 +51,51 @@ faust_aiokafka.aiokafka.AIOKafkaConsumer = _PromptConsumer  # type: ignore[misc]
 consumer.install()  # eager delivery of fetched messages to the streams
 
 
+class QuietMonitor(Monitor):
+    """Faust's Monitor without its per-message bookkeeping.
+
+    The Monitor counts and times every message and event for Faust's web views, which this
+    worker does not serve (web server off; readiness is the heartbeat file, progress is in
+    the log and in PostgreSQL). Those four hooks ran for every message; the rest of the
+    Monitor (commits, rebalances, sends) is kept."""
+
+    def on_message_in(self, tp: TP, offset: int, message: Message) -> None:
+        return None
+
+    def on_stream_event_in(
+        self, tp: TP, offset: int, stream: StreamT, event: EventT
+    ) -> dict | None:
+        return None
+
+    def on_stream_event_out(
+        self, tp: TP, offset: int, stream: StreamT, event: EventT, state: dict | None = None
+    ) -> None:
+        return None
+
+    def on_message_out(self, tp: TP, offset: int, message: Message) -> None:
+        return None
+
+
+class RawBytesSchema(faust.Schema):
+    """Keys and values stay the bytes Kafka delivered: the agents validate them with the
+    pydantic contracts of ``core`` (and dead-letter what fails), so Faust's codec registry
+    has nothing to do. Skipping it (and the settings lookup of ``app.create_event``) saves a
+    chain of calls per message."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+        )
+
+    def compile(self, app: AppT, **_ignored: Any) -> Callable[..., Awaitable[EventT]]:
+        event_class = app.conf.Event
+
+        async def decode(message: Message, *, propagate: bool = False) -> EventT:
+            return event_class(app, message.key, message.value, message.headers, message)
+
+        return decode
+
+
 def build_app(settings: Settings, role: str) -> faust.App:
     app_id = app_id_of(settings, role)
     batch = settings.streams_batch_size if role == SCORING else settings.lake_sink_batch_size
@@ -72,6 +119,7 @@ def build_app(settings: Settings, role: str) -> faust.App:
         topic_partitions=settings.kafka_topic_partitions,
         topic_replication_factor=settings.kafka_replication_factor,
         stream_buffer_maxsize=max(4096, 2 * batch),
+        Monitor=QuietMonitor,
     )
 
 
@@ -79,8 +127,9 @@ settings = get_settings()
 role = os.environ.get(ROLE_ENV, SCORING)
 app = build_app(settings, role)
 
-raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
-game_events_topic = app.topic(GAME_EVENTS, partitions=settings.kafka_topic_partitions, **raw)
+game_events_topic = app.topic(
+    GAME_EVENTS, partitions=settings.kafka_topic_partitions, schema=RawBytesSchema()
+)
 
 _assigned: set[str] = set()
 
