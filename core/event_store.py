@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 import pydantic_core
@@ -45,7 +46,7 @@ class ConsumedEvent:
     def received_at(self) -> datetime:
         return self.event.received_at or self.record_time
 
-    @property
+    @cached_property  # read for the ledger, the totals and the leaderboards
     def occurred_at(self) -> datetime:
         return self.event.corrected_occurred_at(self.received_at)
 
@@ -153,7 +154,7 @@ def apply_batch(
         for c in items
     ]
     with engine.begin() as conn:
-        inserted = set(conn.execute(_INSERT_EVENTS, _json_rows(event_rows)).scalars())
+        inserted = set(conn.execute(_INSERT_EVENTS, _json_rows(event_rows)).scalars().all())
         new = [c for c in items if c.event.event_id in inserted]
         if new:
             _add_totals(conn, new, rules.token)

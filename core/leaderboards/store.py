@@ -524,7 +524,7 @@ def _claim_events(
             for b, s, p in targets
         ),
     )
-    return {(row.leaderboard_id, row.event_id) for row in rows}
+    return set(rows.tuples().all())  # all(): one fetch, not one call per row
 
 
 def _read_records(conn: Connection, keys: list[RecordKey]) -> dict[RecordKey, RecordState]:
@@ -539,10 +539,8 @@ def _read_records(conn: Connection, keys: list[RecordKey]) -> dict[RecordKey, Re
         _json_rows({"lb": k[0], "ps": k[1], "owner": k[2]} for k in keys),
     )
     return {
-        (r.leaderboard_id, r.period_start, r.owner_id): RecordState(
-            r.score, r.reached_at, r.num_score
-        )
-        for r in rows
+        (lb, ps, owner): RecordState(score, reached, num)
+        for lb, ps, owner, score, reached, num in rows.tuples().all()
     }
 
 
@@ -603,7 +601,7 @@ def _blocks_of(conn: Connection, lookups: list[tuple[str, datetime, RankTuple]])
             for i, (lb, ps, key) in enumerate(lookups)
         ),
     )
-    return [row.id for row in rows]
+    return list(rows.scalars(1).all())
 
 
 def _update_blocks(conn: Connection, changes: list[_Change]) -> None:
