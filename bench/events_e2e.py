@@ -34,6 +34,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bench import cpu
+
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS = BENCH_DIR / "results" / "events_e2e.json"
 CEILING_TOPIC = "bench.ceiling.v1"
@@ -163,6 +165,7 @@ async def post_all(base: str, key: str, bodies: list[bytes], concurrency: int) -
 
 async def throughput(base: str, key: str, engine, game_id: str, args) -> dict[str, float]:
     bodies = batch_bodies(args.events, args)
+    cpu_before = cpu.snapshot()
     started = time.perf_counter()
     accepted = await post_all(base, key, bodies, args.concurrency)
     posted = time.perf_counter() - started
@@ -172,12 +175,14 @@ async def throughput(base: str, key: str, engine, game_id: str, args) -> dict[st
             raise SystemExit(f"only {rows} of {accepted} events applied after 600 s")
         await asyncio.sleep(0.05)  # polling for visibility, bounded by the deadline
     visible = time.perf_counter() - started
+    cpu_seconds = cpu.spent(cpu_before, cpu.snapshot())
     return {
         "events": accepted,
         "http_accept_seconds": round(posted, 3),
         "http_accept_per_s": round(accepted / posted),
         "end_to_end_seconds": round(visible, 3),
         "end_to_end_per_s": round(accepted / visible),
+        "cpu_us_per_event": cpu.per_event_us(cpu_seconds, accepted),
     }
 
 
@@ -256,11 +261,13 @@ def drain(stack, engine, args) -> dict[str, float]:
         post_all(stack.settings.api_url, key, batch_bodies(args.drain_events, args), 8)
     )
     stack.up(["worker"], report=lambda _m: None)
+    cpu_before = cpu.snapshot()  # after start-up (imports, group join): CPU of the catch-up
     deadline = time.monotonic() + 600
     while (rows := processed(engine, game_id)) < accepted:
         if time.monotonic() > deadline:
             raise SystemExit(f"drain: only {rows} of {accepted} events applied after 600 s")
         time.sleep(0.1)  # polling for visibility, bounded by the deadline
+    cpu_seconds = cpu.spent(cpu_before, cpu.snapshot())
     with engine.connect() as conn:
         span = conn.execute(
             text(
@@ -270,7 +277,12 @@ def drain(stack, engine, args) -> dict[str, float]:
             {"g": game_id},
         ).scalar_one()
     seconds = float(span)
-    return {"events": accepted, "seconds": round(seconds, 3), "per_s": round(accepted / seconds)}
+    return {
+        "events": accepted,
+        "seconds": round(seconds, 3),
+        "per_s": round(accepted / seconds),
+        "cpu_us_per_event": cpu.per_event_us(cpu_seconds, accepted),
+    }
 
 
 def new_game(engine, name: str) -> tuple[str, str]:
