@@ -187,7 +187,10 @@ class GameEvent(_TypedEvent):
         received = self.received_at or received_at
         if self.sent_at is None or received is None:
             return self.occurred_at
-        return self.occurred_at + (received - self.sent_at)
+        try:
+            return self.occurred_at + (received - self.sent_at)
+        except OverflowError:  # a "skew" of millennia is no clock's: the client time stands
+            return self.occurred_at
 
     @property
     def score(self) -> int | None:

@@ -34,6 +34,7 @@ from core.rewards import rules_from_settings
 from core.topics import WEARABLE_SAMPLES, WEARABLE_SAMPLES_DLQ
 from core.wearables.contracts import WearableSample
 from streams.app import (
+    RawBytesSchema,
     Record,
     app,
     dead_letter,
@@ -45,9 +46,8 @@ from streams.app import (
 
 log = logging.getLogger(__name__)
 
-raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
 wearable_samples_topic = app.topic(
-    WEARABLE_SAMPLES, partitions=settings.kafka_topic_partitions, **raw
+    WEARABLE_SAMPLES, partitions=settings.kafka_topic_partitions, schema=RawBytesSchema()
 )
 rules = rules_from_settings(settings)
 

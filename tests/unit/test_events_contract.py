@@ -86,6 +86,23 @@ def test_skew_correction_moves_occurred_at_by_the_client_clock_offset(
     assert event.occurred_at == occurred  # the raw time is kept
 
 
+def test_a_skew_past_the_calendar_leaves_the_client_time() -> None:
+    """Accepted by the contract, but the correction would overflow: the worker must neither
+    crash on it nor stall its partition (the same batch would come back after a restart)."""
+    occurred = datetime(9999, 12, 31, tzinfo=UTC)
+    event = GameEvent(
+        event_id=uuid.uuid4(),
+        game_id="tri",
+        player_id="p1",
+        type="score",
+        payload=ScoreReached(score=1),
+        occurred_at=occurred,
+        sent_at=datetime(1, 1, 2, tzinfo=UTC),
+        received_at=datetime(2026, 11, 29, tzinfo=UTC),
+    )
+    assert event.corrected_occurred_at() == occurred
+
+
 def test_without_sent_at_the_client_time_stands() -> None:
     occurred = datetime(2026, 11, 22, 1, tzinfo=UTC)
     event = GameEvent(
