@@ -206,6 +206,21 @@ def test_a_replay_of_the_topic_from_offset_zero_changes_nothing(
     assert after[-2:] == [before[-2], before[-1] + len(partitions)]
 
 
+def test_the_worker_restarts_again_and_again_and_keeps_consuming(
+    api: httpx.Client, game: GameWithKey, db_engine: Engine, worker: Stack
+) -> None:
+    """Stopping all scoring processes of a group at once used to leave Tansu with a departed
+    group leader: the next start never got partitions (streams.__main__.stop_in_turn)."""
+    posted = 0
+    for round_ in range(3):
+        worker.stop("worker", report=lambda _m: None)
+        post_batch(api, game.api_key, [score_event(f"again{round_}-{i}", i) for i in range(10)])
+        posted += 10
+        worker.up(["worker"], report=lambda _m: None)  # ready = partitions assigned
+        wait_processed(db_engine, game.game_id, posted)
+    assert processed_count(db_engine, game.game_id) == posted
+
+
 def test_a_malformed_message_lands_in_the_dlq_with_its_reason(
     db_engine: Engine, stack_settings
 ) -> None:
