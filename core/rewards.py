@@ -60,7 +60,11 @@ class RewardRules(BaseModel):
     token: Annotated[str, Field(pattern=CURRENCY_PATTERN)] = "STRIDE"  # noqa: S105 - a token symbol, not a secret
     mint_per_win: RuleAmount = Decimal("10")
     mint_per_draw: RuleAmount = Decimal("0")
-    mint_per_achievement_point: Annotated[Decimal, Field(ge=0)] = Decimal("0")
+    # Times at most 10**9 points (10 digits): the product is always a valid Amount, so a
+    # setting can never make an achievement event fail in the worker.
+    mint_per_achievement_point: Annotated[
+        Decimal, Field(ge=0, max_digits=26, decimal_places=18)
+    ] = Decimal("0")
     burn_token_purchases: bool = True
 
 

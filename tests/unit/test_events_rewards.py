@@ -188,9 +188,17 @@ def test_amounts_that_are_not_valid_amounts_are_refused() -> None:
         RewardRules(mint_per_win=Decimal("0.0000000000000000001"))  # 19 decimal places
     with pytest.raises(ValidationError):
         RewardRules(mint_per_draw=Decimal("1E+36"))  # 37 digits
-    rules = RewardRules(mint_per_achievement_point=Decimal("1E+28"))
-    cheater = event(Achievement(achievement_id="a", points=10**9))  # 1E+37: 38 digits
-    with pytest.raises(ValidationError):
-        reward_commands_for(cheater, rules, NOW)
-    with pytest.raises(ValidationError):
-        reward_amounts(cheater, rules)
+    with pytest.raises(ValidationError):  # times 10**9 points it would not be an Amount
+        RewardRules(mint_per_achievement_point=Decimal("1E+26"))
+
+
+def test_the_largest_achievement_reward_is_still_a_valid_command() -> None:
+    """A setting can never make an achievement event fail in the worker (a poison message
+    that would stall its partition): the largest rate times the most points is an Amount."""
+    rate = Decimal("99999999.999999999999999999")  # 26 digits, 18 decimal places
+    rules = RewardRules(mint_per_achievement_point=rate)
+    [command] = reward_commands_for(
+        event(Achievement(achievement_id="a", points=10**9)), rules, NOW
+    )
+    assert command.amount == rate * 10**9
+    assert RewardCommand.model_validate(command.model_dump()) == command
