@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     wearable_produce_chunk: int = Field(default=5000, ge=1, description="samples per produce call")
     lake_sink_batch_size: int = Field(default=5000, ge=1)
     lake_sink_batch_within_s: float = Field(default=2.0, gt=0)
+    lake_vacuum_retention_hours: int = Field(
+        default=168, ge=168, description="bronze vacuum deletes removed files after (>= 7 days)"
+    )
 
     # EVM: local anvil, contract deployment and the bridge relayer (keys only from env)
     anvil_port: int = 8545
