@@ -14,17 +14,22 @@ Appends go through ``deltalake`` (delta-rs), one Delta commit per micro-batch.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, Any, cast
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from core.events import GameEvent, MatchResult, SessionStart
 from core.rewards import RewardRules, reward_amounts
 from core.wearables.contracts import WearableSample
+
+if TYPE_CHECKING:
+    from deltalake import DeltaTable
 
 BRONZE_WEARABLE_SAMPLES = "bronze/wearable_samples"
 BRONZE_GAME_EVENTS = "bronze/game_events"
@@ -195,3 +200,90 @@ def days_written_since(lake_root: str, table: str, version: int) -> tuple[int, s
         if full not in before and Path(full).as_posix() not in before:
             days.add(day if isinstance(day, date) else date.fromisoformat(str(day)))
     return current, days
+
+
+BRONZE_TABLES = (BRONZE_WEARABLE_SAMPLES, BRONZE_GAME_EVENTS)
+# Delta's own default for ``delta.deletedFileRetentionDuration``: a reader that started on
+# a version up to a week old (a long Spark job, a time-travel query) still finds its files.
+VACUUM_RETENTION_HOURS = 168
+
+
+@dataclass(frozen=True)
+class MaintenanceReport:
+    """What one maintenance pass did to a table (figures for the Dagster UI and logs)."""
+
+    table: str
+    exists: bool
+    version_before: int = -1
+    version_after: int = -1
+    files_before: int = 0
+    files_after: int = 0
+    bytes_before: int = 0
+    bytes_after: int = 0
+    files_compacted: int = 0
+    files_written: int = 0
+    files_vacuumed: int = 0
+    checkpoint_version: int = -1
+    seconds: float = 0.0
+
+    def as_metadata(self) -> dict[str, str | int | float | bool]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+def maintain_bronze(
+    lake_root: str,
+    table: str,
+    *,
+    partition_filters: list[tuple[str, str, Any]] | None = None,
+    vacuum_retention_hours: int = VACUUM_RETENTION_HOURS,
+) -> MaintenanceReport:
+    """Compact small files, checkpoint the log, drop expired log files, vacuum old files.
+
+    The sink commits a small file every few hundred milliseconds, and the cost of each Delta
+    commit grows with the number of live files and log entries: without this the sink's CPU
+    grows by the hour. Compacting the partition the sink is writing is safe: its appends are
+    blind, so delta-rs commits the compaction over them (the rows are neither lost nor
+    doubled). ``partition_filters`` (e.g. ``[("date", "<", "2026-11-29")]``) limits the
+    compaction to some partitions; checkpoint and vacuum always cover the whole table.
+    Vacuum only deletes files removed from the table more than ``vacuum_retention_hours``
+    ago; delta-rs refuses a retention shorter than the table's own (7 days by default).
+    """
+    from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
+
+    started = time.perf_counter()
+    try:
+        dt = DeltaTable(table_uri(lake_root, table))
+    except TableNotFoundError:
+        return MaintenanceReport(table=table, exists=False)
+    version_before = dt.version()
+    files_before, bytes_before = _live_files(dt)
+    compacted = dt.optimize.compact(partition_filters=partition_filters)
+    dt.update_incremental()
+    dt.create_checkpoint()
+    checkpoint_version = dt.version()
+    dt.cleanup_metadata()
+    vacuumed = dt.vacuum(retention_hours=vacuum_retention_hours, dry_run=False)
+    dt.update_incremental()
+    files_after, bytes_after = _live_files(dt)
+    return MaintenanceReport(
+        table=table,
+        exists=True,
+        version_before=version_before,
+        version_after=dt.version(),
+        files_before=files_before,
+        files_after=files_after,
+        bytes_before=bytes_before,
+        bytes_after=bytes_after,
+        files_compacted=int(compacted["numFilesRemoved"]),
+        files_written=int(compacted["numFilesAdded"]),
+        files_vacuumed=len(vacuumed),
+        checkpoint_version=checkpoint_version,
+        seconds=round(time.perf_counter() - started, 3),
+    )
+
+
+def _live_files(dt: DeltaTable) -> tuple[int, int]:
+    """Number and total size of the table's current data files, from the log alone."""
+    sizes = pa.table(dt.get_add_actions()).column("size_bytes")
+    return len(sizes), int(pc.sum(sizes).as_py() or 0)

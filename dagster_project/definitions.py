@@ -1,4 +1,5 @@
-"""The Dagster code location: assets, the daily job and schedule, the new-bronze sensor.
+"""The Dagster code location: assets, the daily job and schedule, the new-bronze sensor,
+and the hourly bronze maintenance job.
 
 ``dagster dev -m dagster_project.definitions`` serves it (``stride up dagster``);
 ``stride pipeline run`` materializes it headless.
@@ -13,6 +14,7 @@ import dagster as dg
 from core.config import get_settings
 from core.lake import BRONZE_GAME_EVENTS, BRONZE_WEARABLE_SAMPLES, days_written_since
 from dagster_project.assets import LAKEHOUSE_ASSETS, PIPELINE, daily
+from dagster_project.maintenance import bronze_maintenance_job, hourly_bronze_maintenance
 from dagster_project.resources import current_resources
 
 lakehouse_job = dg.define_asset_job(
@@ -52,8 +54,8 @@ def new_bronze_data(context: dg.SensorEvaluationContext) -> dg.SensorResult:
 
 defs = dg.Definitions(
     assets=LAKEHOUSE_ASSETS,
-    jobs=[lakehouse_job],
-    schedules=[daily_schedule],
+    jobs=[lakehouse_job, bronze_maintenance_job],
+    schedules=[daily_schedule, hourly_bronze_maintenance],
     sensors=[new_bronze_data],
     resources=current_resources(),
 )

@@ -13,6 +13,7 @@ import dagster as dg
 from pyspark.sql import SparkSession
 
 from core.config import Settings, get_settings
+from core.lake import VACUUM_RETENTION_HOURS
 from core.warehouse import PostgresWarehouse, RedshiftWarehouse, Warehouse
 from spark_jobs.session import spark_session
 
@@ -27,9 +28,11 @@ class SparkConnect(dg.ConfigurableResource):
 
 
 class Lake(dg.ConfigurableResource):
-    """The Delta lake root: a local folder or an ``s3://`` URI."""
+    """The Delta lake root: a local folder or an ``s3://`` URI, and how long bronze
+    maintenance keeps the files it removed from a table."""
 
     root: str
+    vacuum_retention_hours: int = VACUUM_RETENTION_HOURS
 
 
 class WarehouseTarget(dg.ConfigurableResource):
@@ -67,7 +70,9 @@ def resources_for(settings: Settings) -> dict[str, Any]:
             raise RuntimeError(f"production lakehouse needs {', '.join(missing)}")
     return {
         "spark": SparkConnect(url=settings.spark_url),
-        "lake": Lake(root=settings.lake_root),
+        "lake": Lake(
+            root=settings.lake_root, vacuum_retention_hours=settings.lake_vacuum_retention_hours
+        ),
         "warehouse": WarehouseTarget(
             kind=settings.warehouse_kind,
             url=settings.warehouse_db_url.replace("postgresql+psycopg://", "postgresql://", 1),

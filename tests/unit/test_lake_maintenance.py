@@ -1,0 +1,243 @@
+"""Bronze maintenance on a real Delta table: the rows stay, the small files go."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import dagster as dg
+import pyarrow as pa
+import pytest
+from deltalake import DeltaTable, write_deltalake
+from deltalake.exceptions import DeltaError
+
+from core.lake import (
+    BRONZE_GAME_EVENTS,
+    GAME_EVENTS_SCHEMA,
+    MaintenanceReport,
+    append_bronze,
+    maintain_bronze,
+    table_uri,
+)
+from dagster_project.maintenance import bronze_maintenance_job, hourly_bronze_maintenance
+from dagster_project.resources import Lake
+
+AT = datetime(2026, 11, 21, 10, tzinfo=UTC)
+DAYS = (date(2026, 11, 20), date(2026, 11, 21))
+GAMES = ("tri", "duo")
+
+
+def events(start: int, n: int, day: date, game: str) -> pa.Table:
+    """``n`` bronze game event rows with ids ``start`` … ``start + n - 1``."""
+    at = pa.array([datetime.combine(day, AT.timetz())] * n, pa.timestamp("us", tz="UTC"))
+    return pa.table(
+        {
+            "event_id": [str(uuid.UUID(int=start + i)) for i in range(n)],
+            "game_id": [game] * n,
+            "player_id": [f"p{i % 3}" for i in range(n)],
+            "type": ["score"] * n,
+            "occurred_at": at,
+            "client_occurred_at": at,
+            "received_at": at,
+            "session_id": [None] * n,
+            "match_outcome": [None] * n,
+            "score": list(range(n)),
+            "tokens_minted": [Decimal("0.5")] * n,
+            "tokens_burned": [Decimal(0)] * n,
+            "payload": ['{"score":1}'] * n,
+            "date": [day] * n,
+            "kafka_partition": [0] * n,
+            "kafka_offset": list(range(start, start + n)),
+            "ingested_at": at,
+        },
+        schema=GAME_EVENTS_SCHEMA,
+    )
+
+
+def small_appends(root: str, commits: int) -> None:
+    """As the sink does: one small commit at a time, each into one (day, game) partition."""
+    for i in range(commits):
+        rows = events(i * 10, 10, DAYS[i % 2], GAMES[(i // 2) % 2])
+        append_bronze(root, BRONZE_GAME_EVENTS, rows)
+
+
+def rows_of(root: str) -> list[tuple]:
+    table = DeltaTable(table_uri(root, BRONZE_GAME_EVENTS)).to_pyarrow_table()
+    return sorted(
+        (r["event_id"], r["kafka_offset"], r["game_id"], r["date"]) for r in table.to_pylist()
+    )
+
+
+def live_files(root: str) -> list[str]:
+    return DeltaTable(table_uri(root, BRONZE_GAME_EVENTS)).file_uris()
+
+
+def parquet_on_disk(root: str) -> set[Path]:
+    return set(Path(table_uri(root, BRONZE_GAME_EVENTS)).rglob("*.parquet")) - set(
+        Path(table_uri(root, BRONZE_GAME_EVENTS), "_delta_log").glob("*")
+    )
+
+
+def test_maintenance_keeps_the_rows_in_fewer_files_and_checkpoints(tmp_path: Path) -> None:
+    root = str(tmp_path)
+    small_appends(root, 24)
+    before = rows_of(root)
+    assert len(before) == 240
+    assert len(live_files(root)) == 24
+
+    report = maintain_bronze(root, BRONZE_GAME_EVENTS)
+
+    assert rows_of(root) == before
+    assert len(live_files(root)) == 4  # one file per (day, game) partition
+    assert (report.files_before, report.files_after) == (24, 4)
+    assert (report.files_compacted, report.files_written) == (24, 4)
+    assert report.version_before == 23
+    assert report.checkpoint_version == 24  # the compaction's commit
+    assert report.bytes_after < report.bytes_before
+    log = Path(table_uri(root, BRONZE_GAME_EVENTS), "_delta_log")
+    assert (log / f"{report.checkpoint_version:020d}.checkpoint.parquet").exists()
+    assert '"version":24' in (log / "_last_checkpoint").read_text().replace(" ", "")
+    # Removed files stay on disk for readers of older versions (7 days by default).
+    assert report.files_vacuumed == 0
+    assert len(parquet_on_disk(root)) == 28
+    assert len(DeltaTable(table_uri(root, BRONZE_GAME_EVENTS), version=23).file_uris()) == 24
+
+    append_bronze(root, BRONZE_GAME_EVENTS, events(10_000, 5, DAYS[0], "tri"))
+    assert rows_of(root) == sorted(
+        [*before, *[(str(uuid.UUID(int=10_000 + i)), 10_000 + i, "tri", DAYS[0]) for i in range(5)]]
+    )
+
+
+def test_a_second_run_changes_nothing(tmp_path: Path) -> None:
+    root = str(tmp_path)
+    small_appends(root, 8)
+    first = maintain_bronze(root, BRONZE_GAME_EVENTS)
+    rows, files = rows_of(root), sorted(live_files(root))
+
+    second = maintain_bronze(root, BRONZE_GAME_EVENTS)
+
+    assert (second.files_compacted, second.files_written, second.files_vacuumed) == (0, 0, 0)
+    assert second.files_before == second.files_after == first.files_after
+    assert rows_of(root) == rows
+    assert sorted(live_files(root)) == files
+
+
+def test_partition_filters_compact_only_the_days_asked_for(tmp_path: Path) -> None:
+    root = str(tmp_path)
+    small_appends(root, 12)
+    before = rows_of(root)
+
+    report = maintain_bronze(
+        root, BRONZE_GAME_EVENTS, partition_filters=[("date", "<", DAYS[1].isoformat())]
+    )
+
+    assert rows_of(root) == before
+    assert (report.files_compacted, report.files_written) == (6, 2)
+    day_two = [f for f in live_files(root) if f"date={DAYS[1].isoformat()}" in f]
+    assert len(day_two) == 6
+
+
+def test_an_append_between_the_compactions_read_and_commit_is_kept(tmp_path: Path) -> None:
+    """The sink appends while maintenance compacts the same partition: delta-rs commits the
+    compaction over the blind append (no conflict), and no row is lost or doubled."""
+    root = str(tmp_path)
+    for i in range(6):
+        append_bronze(root, BRONZE_GAME_EVENTS, events(i * 10, 10, DAYS[0], "tri"))
+    compaction_view = DeltaTable(table_uri(root, BRONZE_GAME_EVENTS))  # read at version 5
+    late = events(5_000, 7, DAYS[0], "tri")
+    append_bronze(root, BRONZE_GAME_EVENTS, late)  # version 6, same partition
+
+    metrics = compaction_view.optimize.compact()
+
+    expected = sorted(
+        [*((r["event_id"], r["kafka_offset"], r["game_id"], r["date"]) for r in late.to_pylist())]
+        + [(e, o, g, d) for e, o, g, d in rows_of_version(root, 5)]
+    )
+    assert metrics["numFilesRemoved"] == 6  # the six it read, not the late file
+    assert rows_of(root) == expected
+    history = DeltaTable(table_uri(root, BRONZE_GAME_EVENTS)).history(1)[0]
+    assert (history["operation"], history["readVersion"], history["version"]) == ("OPTIMIZE", 5, 7)
+    report = maintain_bronze(root, BRONZE_GAME_EVENTS)  # the late file joins its partition
+    assert rows_of(root) == expected
+    assert (report.files_compacted, report.files_after) == (2, 1)
+
+
+def rows_of_version(root: str, version: int) -> list[tuple]:
+    table = DeltaTable(table_uri(root, BRONZE_GAME_EVENTS), version=version).to_pyarrow_table()
+    return [(r["event_id"], r["kafka_offset"], r["game_id"], r["date"]) for r in table.to_pylist()]
+
+
+def test_vacuum_deletes_removed_files_only_after_the_retention(tmp_path: Path) -> None:
+    root = str(tmp_path)
+    small_appends(root, 6)  # two partitions get two files each
+    rows, on_disk = rows_of(root), parquet_on_disk(root)
+    with pytest.raises(DeltaError, match="Invalid retention period"):
+        maintain_bronze(root, BRONZE_GAME_EVENTS, vacuum_retention_hours=1)  # table keeps 7 days
+    assert parquet_on_disk(root) > on_disk  # compacted, nothing deleted
+    assert rows_of(root) == rows
+
+    dt = DeltaTable(table_uri(root, BRONZE_GAME_EVENTS))
+    dt.alter.set_table_properties({"delta.deletedFileRetentionDuration": "interval 0 hours"})
+    report = maintain_bronze(root, BRONZE_GAME_EVENTS, vacuum_retention_hours=0)
+
+    assert report.files_vacuumed == 4
+    assert {p.as_posix() for p in parquet_on_disk(root)} == {
+        Path(f).as_posix() for f in live_files(root)
+    }
+    assert rows_of(root) == rows
+
+
+def test_a_missing_or_empty_table_is_reported_not_an_error(tmp_path: Path) -> None:
+    root = str(tmp_path)
+    assert maintain_bronze(root, BRONZE_GAME_EVENTS) == MaintenanceReport(
+        table=BRONZE_GAME_EVENTS, exists=False
+    )
+
+    write_deltalake(
+        table_uri(root, BRONZE_GAME_EVENTS),
+        GAME_EVENTS_SCHEMA.empty_table(),
+        partition_by=["date", "game_id"],
+    )
+    report = maintain_bronze(root, BRONZE_GAME_EVENTS)
+    assert report.exists
+    assert (report.files_before, report.files_after, report.files_compacted) == (0, 0, 0)
+    assert rows_of(root) == []
+
+
+def test_the_job_reports_each_table_in_dagster(tmp_path: Path) -> None:
+    root = str(tmp_path)
+    small_appends(root, 8)
+    with dg.instance_for_test() as instance:
+        result = bronze_maintenance_job.execute_in_process(
+            resources={"lake": Lake(root=root)}, instance=instance
+        )
+        assert result.success
+        games = result.get_step_success_events()  # both tables, the missing one included
+        assert len(games) == 2
+        observed = [
+            e.asset_observation_data.asset_observation
+            for e in result.all_events
+            if e.event_type == dg.DagsterEventType.ASSET_OBSERVATION
+        ]
+        assert [o.asset_key.to_user_string() for o in observed] == ["bronze_game_events"]
+        metadata = observed[0].metadata
+        assert (metadata["files_before"].value, metadata["files_after"].value) == (8, 4)
+        assert len(live_files(root)) == 4
+
+
+def test_the_schedule_skips_while_a_run_is_unfinished() -> None:
+    with dg.instance_for_test() as instance:
+        context = dg.build_schedule_context(instance=instance)
+        assert isinstance(hourly_bronze_maintenance(context), dg.RunRequest)
+        instance.create_run_for_job(bronze_maintenance_job, status=dg.DagsterRunStatus.STARTED)
+        assert isinstance(hourly_bronze_maintenance(context), dg.SkipReason)
+
+
+def test_definitions_load_with_the_maintenance_job_and_schedule() -> None:
+    from dagster_project.definitions import defs
+
+    dg.Definitions.validate_loadable(defs)
+    assert defs.resolve_job_def("bronze_maintenance").executor_def == dg.in_process_executor
+    assert defs.resolve_schedule_def("hourly_bronze_maintenance").cron_schedule == "45 * * * *"
