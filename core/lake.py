@@ -287,3 +287,46 @@ def _live_files(dt: DeltaTable) -> tuple[int, int]:
     """Number and total size of the table's current data files, from the log alone."""
     sizes = pa.table(dt.get_add_actions()).column("size_bytes")
     return len(sizes), int(pc.sum(sizes).as_py() or 0)
+
+
+def days_appended_since(lake_root: str, table: str, version: int) -> tuple[int, set[date]]:
+    """Like ``days_written_since``, but a day whose files were only rewritten (compacted by
+    ``maintain_bronze``: new files, the same rows) does not count. Bronze grows by appends
+    alone, so a day that got rows has more rows; a day without row counts in the log counts
+    whenever its files changed. Reads only the Delta log, never the data."""
+    from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
+
+    uri = table_uri(lake_root, table)
+    try:
+        current_table = DeltaTable(uri)
+    except TableNotFoundError:
+        return -1, set()
+    current = current_table.version()
+    if current <= version:
+        return current, set()
+    now = _files_per_day(current_table)
+    then = _files_per_day(DeltaTable(uri, version=version)) if version >= 0 else {}
+    days = set()
+    for day, (files, rows) in now.items():
+        old_files, old_rows = then.get(day, (frozenset(), 0))
+        if files != old_files and (rows is None or rows != old_rows):
+            days.add(day)
+    return current, days
+
+
+def _files_per_day(dt: DeltaTable) -> dict[date, tuple[frozenset[str], int | None]]:
+    """Each ``date`` partition's data files and row count (None: a file without a count)."""
+    actions = pa.table(dt.get_add_actions(flatten=True)).to_pydict()
+    paths: dict[date, set[str]] = {}
+    rows: dict[date, int | None] = {}
+    for path, day, records in zip(
+        actions["path"], actions["partition.date"], actions["num_records"], strict=True
+    ):
+        if day is None:
+            continue
+        key = day if isinstance(day, date) else date.fromisoformat(str(day))
+        paths.setdefault(key, set()).add(path)
+        known = rows.get(key, 0)
+        rows[key] = None if known is None or records is None else known + records
+    return {day: (frozenset(files), rows[day]) for day, files in paths.items()}

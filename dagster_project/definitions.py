@@ -12,7 +12,7 @@ import json
 import dagster as dg
 
 from core.config import get_settings
-from core.lake import BRONZE_GAME_EVENTS, BRONZE_WEARABLE_SAMPLES, days_written_since
+from core.lake import BRONZE_GAME_EVENTS, BRONZE_WEARABLE_SAMPLES, days_appended_since
 from dagster_project.assets import LAKEHOUSE_ASSETS, PIPELINE, daily
 from dagster_project.maintenance import bronze_maintenance_job, hourly_bronze_maintenance
 from dagster_project.resources import current_resources
@@ -37,12 +37,13 @@ daily_schedule = dg.build_schedule_from_partitioned_job(
     job=lakehouse_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING
 )
 def new_bronze_data(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-    """One run per day that got new bronze files since the last tick (late data included)."""
+    """One run per day that got new bronze rows since the last tick (late data included);
+    files rewritten by the hourly maintenance hold the same rows and start no run."""
     cursor = json.loads(context.cursor) if context.cursor else {}
     lake_root = get_settings().lake_root
     days: set[str] = set()
     for table in (BRONZE_WEARABLE_SAMPLES, BRONZE_GAME_EVENTS):
-        version, written = days_written_since(lake_root, table, cursor.get(table, -1))
+        version, written = days_appended_since(lake_root, table, cursor.get(table, -1))
         cursor[table] = version
         days.update(d.isoformat() for d in written)
     requests = [

@@ -18,6 +18,8 @@ from core.lake import (
     GAME_EVENTS_SCHEMA,
     MaintenanceReport,
     append_bronze,
+    days_appended_since,
+    days_written_since,
     maintain_bronze,
     table_uri,
 )
@@ -241,3 +243,38 @@ def test_definitions_load_with_the_maintenance_job_and_schedule() -> None:
     dg.Definitions.validate_loadable(defs)
     assert defs.resolve_job_def("bronze_maintenance").executor_def == dg.in_process_executor
     assert defs.resolve_schedule_def("hourly_bronze_maintenance").cron_schedule == "45 * * * *"
+
+
+def test_compaction_alone_is_no_new_day_for_the_sensor(tmp_path: Path) -> None:
+    root = str(tmp_path)
+    small_appends(root, 8)
+    version, _ = days_appended_since(root, BRONZE_GAME_EVENTS, -1)
+    report = maintain_bronze(root, BRONZE_GAME_EVENTS)
+    assert report.files_compacted == 8
+    assert days_written_since(root, BRONZE_GAME_EVENTS, version)[1] == set(DAYS)  # new files
+    assert days_appended_since(root, BRONZE_GAME_EVENTS, version) == (version + 1, set())
+
+    append_bronze(root, BRONZE_GAME_EVENTS, events(9_000, 3, DAYS[1], "tri"))
+    maintain_bronze(root, BRONZE_GAME_EVENTS)  # the new file joins its day's file
+    assert days_appended_since(root, BRONZE_GAME_EVENTS, version) == (version + 3, {DAYS[1]})
+
+
+def test_the_sensor_starts_no_run_for_a_compacted_day(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.config import get_settings
+
+    monkeypatch.setenv("STRIDE_STATE_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    try:
+        from dagster_project.definitions import new_bronze_data
+
+        root = get_settings().lake_root
+        small_appends(root, 8)
+        first = new_bronze_data(dg.build_sensor_context(cursor=None))
+        assert [r.partition_key for r in first.run_requests] == [d.isoformat() for d in DAYS]
+        maintain_bronze(root, BRONZE_GAME_EVENTS)
+        after = new_bronze_data(dg.build_sensor_context(cursor=first.cursor))
+        assert after.run_requests == []
+    finally:
+        get_settings.cache_clear()
