@@ -23,8 +23,11 @@ def _maintenance_op(table: str, asset: str) -> dg.OpDefinition:
         )
         metadata = report.as_metadata()
         context.add_output_metadata(metadata)
-        if report.exists:  # also on the bronze asset's page, next to its freshness check
-            context.log_event(dg.AssetObservation(asset_key=asset, metadata=metadata))
+        if not report.exists:
+            context.log.info(f"{table} does not exist yet: nothing to maintain")
+            return
+        # Also on the bronze asset's page, next to its freshness check.
+        context.log_event(dg.AssetObservation(asset_key=asset, metadata=metadata))
         context.log.info(
             f"{table}: {report.files_before} → {report.files_after} files, "
             f"{report.files_vacuumed} vacuumed, {report.seconds} s"
