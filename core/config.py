@@ -68,6 +68,18 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = None
     query_statement_timeout_ms: int = 5000
     query_row_limit: int = 1000
+    admin_login_max_failures_per_username: int = Field(
+        default=5, ge=1, description="failed sign-ins per username within the window"
+    )
+    admin_login_max_failures_per_ip: int = Field(
+        default=20, ge=1, description="failed sign-ins per client IP within the window"
+    )
+    admin_login_window_s: int = Field(
+        default=900, ge=1, description="failed sign-ins count this long"
+    )
+    admin_login_lockout_s: int = Field(
+        default=900, ge=1, description="sign-ins refused this long at a limit"
+    )
 
     # Lakehouse: wearable ingest, Delta lake, Spark Connect, Dagster, warehouse
     lake_dir: Path | None = Field(default=None, description="local lake; default state_dir/lake")

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Double,
     Enum,
     Identity,
+    Index,
     SmallInteger,
     String,
     Text,
@@ -87,6 +88,31 @@ class AdminAuditLog(Base):
 
     def __str__(self) -> str:
         return f"{self.action} {self.table_name}#{self.row_pk} by {self.admin_username}"
+
+
+class AdminLoginAttempt(Base):
+    """One sign-in attempt at ``/admin/login``: the throttle counts recent failures from these.
+
+    Shared by every API worker process, so a limit holds however many workers serve logins.
+    Rows older than a day are deleted as new failures arrive (``core.admin_users``).
+    """
+
+    __tablename__ = "admin_login_attempts"
+    __table_args__ = (
+        Index("ix_admin_login_attempts_username_attempted_at", "username", "attempted_at"),
+        Index("ix_admin_login_attempts_client_ip_attempted_at", "client_ip", "attempted_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    username: Mapped[str] = mapped_column(String(64))
+    client_ip: Mapped[str] = mapped_column(String(64))
+    # False until the password is known to be right, so attempts in flight count as failures.
+    succeeded: Mapped[bool] = mapped_column(Boolean)
+    attempted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+    def __str__(self) -> str:
+        outcome = "ok" if self.succeeded else "failed"
+        return f"{self.username} from {self.client_ip} ({outcome})"
 
 
 # Importing a model module registers its tables on Base.metadata (Alembic, admin, tests).
