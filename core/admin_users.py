@@ -1,15 +1,33 @@
-"""Creating and authenticating admin panel users."""
+"""Creating and authenticating admin panel users, and throttling their sign-in attempts.
+
+Throttling lives in PostgreSQL (``admin_login_attempts``) because several API worker processes
+serve logins. An attempt is recorded as failed *before* its password is checked and committed,
+so attempts running at the same time count against each other; a right password then flips
+its row to succeeded. Attempts on one username or one client IP are serialized by transaction
+advisory locks, held only while the recent attempts are read and the new one is recorded.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 import bcrypt
-from sqlalchemy import select
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import Session
 
-from core.models import AdminRole, AdminUser
+from core.config import Settings
+from core.models import AdminAuditLog, AdminLoginAttempt, AdminRole, AdminUser
 from core.security import hash_password, verify_password
+
+# admin_users.username's width: longer names cannot exist, so they are never looked up.
+MAX_USERNAME_LENGTH = 64
+# Attempts are kept at least this long, then deleted a batch at a time as failures arrive.
+ATTEMPT_RETENTION = timedelta(days=1)
+CLEANUP_BATCH = 100
 
 
 class AdminUserExists(ValueError):
@@ -45,3 +63,208 @@ def authenticate(session: Session, username: str, password: str) -> AdminUser | 
         return None
     user.last_login_at = datetime.now(UTC)
     return user
+
+
+# ---- sign-in throttling ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoginLimits:
+    """How many failed sign-ins a username or client IP may have within ``window``."""
+
+    per_username: int
+    per_ip: int
+    window: timedelta
+    lockout: timedelta
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LoginLimits:
+        return cls(
+            per_username=settings.admin_login_max_failures_per_username,
+            per_ip=settings.admin_login_max_failures_per_ip,
+            window=timedelta(seconds=settings.admin_login_window_s),
+            lockout=timedelta(seconds=settings.admin_login_lockout_s),
+        )
+
+    @property
+    def lookback(self) -> timedelta:
+        """How far back attempts can matter: a lock's failures plus the lock itself."""
+        return self.window + self.lockout
+
+
+@dataclass(frozen=True)
+class LoginRefused:
+    """A sign-in refused without checking its password, and until when."""
+
+    locked: Literal["username", "client_ip"]
+    until: datetime
+
+    def message(self, now: datetime) -> str:
+        minutes = max(1, math.ceil((self.until - now).total_seconds() / 60))
+        wait = f"{minutes} minute{'s' if minutes != 1 else ''}"
+        whose = "for this account" if self.locked == "username" else "from your network address"
+        return f"Too many failed sign-in attempts {whose}; try again in {wait}."
+
+
+def lock_ends_at(
+    attempts: Iterable[tuple[datetime, bool]],
+    now: datetime,
+    *,
+    limit: int,
+    window: timedelta,
+    lockout: timedelta,
+) -> datetime | None:
+    """When the lock on one username or IP ends, or None if sign-ins are allowed at ``now``.
+
+    ``attempts`` are (attempted_at, succeeded) in the order they were made. The ``limit``-th
+    failure within ``window`` of each other locks for ``lockout`` from that failure; a
+    success, or the end of a lock, starts the count afresh. Attempts made during a lock are
+    ignored (after a lower limit is configured, older rows may fall inside a lock).
+    """
+    failures: list[datetime] = []
+    lock_end: datetime | None = None
+    for at, succeeded in sorted(attempts, key=lambda a: a[0]):
+        if succeeded:
+            failures, lock_end = [], None
+            continue
+        if lock_end is not None:
+            if at < lock_end:
+                continue
+            lock_end = None
+        failures = [f for f in failures if f > at - window]
+        failures.append(at)
+        if len(failures) >= limit:
+            failures, lock_end = [], at + lockout
+    return lock_end if lock_end is not None and lock_end > now else None
+
+
+def _serialize_on(session: Session, key: str) -> None:
+    session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+        {"key": f"stride.admin_login:{key}"},
+    )
+
+
+def _username_attempts(
+    session: Session, username: str, since: datetime, up_to_id: int | None = None
+) -> list[tuple[datetime, bool]]:
+    query = select(AdminLoginAttempt.attempted_at, AdminLoginAttempt.succeeded).where(
+        AdminLoginAttempt.username == username, AdminLoginAttempt.attempted_at > since
+    )
+    if up_to_id is not None:
+        query = query.where(AdminLoginAttempt.id <= up_to_id)
+    rows = session.execute(query.order_by(AdminLoginAttempt.id))
+    return [(at, ok) for at, ok in rows]
+
+
+def _ip_failures(
+    session: Session, client_ip: str, since: datetime, up_to_id: int | None = None
+) -> list[tuple[datetime, bool]]:
+    """Only failures: a success does not reset an IP's count, or one valid account would
+    let its owner spray every other username without limit."""
+    query = select(AdminLoginAttempt.attempted_at).where(
+        AdminLoginAttempt.client_ip == client_ip,
+        AdminLoginAttempt.attempted_at > since,
+        AdminLoginAttempt.succeeded.is_(False),
+    )
+    if up_to_id is not None:
+        query = query.where(AdminLoginAttempt.id <= up_to_id)
+    rows = session.scalars(query.order_by(AdminLoginAttempt.id))
+    return [(at, False) for at in rows]
+
+
+def start_login_attempt(
+    session: Session, username: str, client_ip: str, limits: LoginLimits, now: datetime
+) -> int | LoginRefused:
+    """Refuse a locked username or IP, else record the attempt as failed and return its id.
+
+    Commit before checking the password, so that attempts made meanwhile count this one.
+    """
+    _serialize_on(session, f"user:{username}")
+    _serialize_on(session, f"ip:{client_ip}")  # always second: no lock-order deadlock
+    since = now - limits.lookback
+    until = lock_ends_at(
+        _username_attempts(session, username, since),
+        now,
+        limit=limits.per_username,
+        window=limits.window,
+        lockout=limits.lockout,
+    )
+    if until is not None:
+        return LoginRefused("username", until)
+    until = lock_ends_at(
+        _ip_failures(session, client_ip, since),
+        now,
+        limit=limits.per_ip,
+        window=limits.window,
+        lockout=limits.lockout,
+    )
+    if until is not None:
+        return LoginRefused("client_ip", until)
+    attempt = AdminLoginAttempt(
+        username=username, client_ip=client_ip, succeeded=False, attempted_at=now
+    )
+    session.add(attempt)
+    session.flush()
+    return attempt.id
+
+
+def finish_login_attempt(
+    session: Session, attempt_id: int, *, succeeded: bool, limits: LoginLimits
+) -> None:
+    """Mark a right password; for a wrong one, audit the lock it starts and prune old rows."""
+    if succeeded:
+        session.execute(
+            update(AdminLoginAttempt)
+            .where(AdminLoginAttempt.id == attempt_id)
+            .values(succeeded=True)
+        )
+        return
+    attempt = session.get_one(AdminLoginAttempt, attempt_id)
+    at, since = attempt.attempted_at, attempt.attempted_at - limits.lookback
+    for locked, attempts, limit in (
+        (
+            "username",
+            _username_attempts(session, attempt.username, since, attempt_id),
+            limits.per_username,
+        ),
+        ("client_ip", _ip_failures(session, attempt.client_ip, since, attempt_id), limits.per_ip),
+    ):
+        until = lock_ends_at(
+            attempts, at, limit=limit, window=limits.window, lockout=limits.lockout
+        )
+        if until == at + limits.lockout:  # this very failure reached the limit
+            session.add(_lockout_audit_row(attempt, locked, limit, limits, until))
+    cutoff = at - max(ATTEMPT_RETENTION, limits.lookback)
+    oldest = (
+        select(AdminLoginAttempt.id)
+        .where(AdminLoginAttempt.attempted_at < cutoff)
+        .order_by(AdminLoginAttempt.attempted_at)
+        .limit(CLEANUP_BATCH)
+    )
+    session.execute(
+        delete(AdminLoginAttempt)
+        .where(AdminLoginAttempt.id.in_(oldest.scalar_subquery()))
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _lockout_audit_row(
+    attempt: AdminLoginAttempt, locked: str, limit: int, limits: LoginLimits, until: datetime
+) -> AdminAuditLog:
+    """What operators see in the audit log: which account or address, why, until when."""
+    return AdminAuditLog(
+        admin_username=attempt.username,
+        action="lockout",
+        table_name=AdminLoginAttempt.__tablename__,
+        row_pk=str(attempt.id),
+        before=None,
+        after={
+            "locked": locked,
+            "username": attempt.username,
+            "client_ip": attempt.client_ip,
+            "failures": limit,
+            "window_s": int(limits.window.total_seconds()),
+            "locked_until": until.isoformat(),
+        },
+    )

@@ -5,13 +5,16 @@ Login checks ``admin_users`` (bcrypt, ``core.admin_users``); the session is a si
 ``Secure`` outside the local stack, valid 8 hours. Every request reloads the admin from the
 database, so deactivating a user, changing a role or resetting a password takes effect at once.
 Unsafe methods from another origin are refused (CSRF defence on top of SameSite).
+Failed sign-ins are throttled per username and per client IP (``core.admin_users``): past the
+limit the login page answers 429 without checking the password, until the lock ends.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,7 +28,14 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from core.admin_users import authenticate
+from core.admin_users import (
+    MAX_USERNAME_LENGTH,
+    LoginLimits,
+    LoginRefused,
+    authenticate,
+    finish_login_attempt,
+    start_login_attempt,
+)
 from core.config import Settings, get_settings
 from core.db import session_scope
 from core.models import AdminRole, AdminUser
@@ -144,14 +154,45 @@ class SameOriginGuard:
         await self.app(scope, receive, send_with_headers)
 
 
-def _check_credentials(username: str, password: str) -> tuple[SignedInAdmin, str] | None:
-    """The admin and their password fingerprint, or None for wrong credentials."""
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def client_address(request: Request) -> str:
+    """The peer as uvicorn reports it (forwarded headers only from its trusted proxies)."""
+    return request.client.host[:64] if request.client else "unknown"
+
+
+def _check_credentials(
+    username: str, password: str, client_ip: str, now: datetime
+) -> tuple[SignedInAdmin, str] | LoginRefused | None:
+    """The admin and their password fingerprint, a refusal (throttled), or None if wrong."""
+    limits = LoginLimits.from_settings(get_settings())
+    with session_scope() as session:
+        attempt = start_login_attempt(session, username, client_ip, limits, now)
+    if isinstance(attempt, LoginRefused):
+        return attempt
     with session_scope() as session:
         user = authenticate(session, username, password)
+        finish_login_attempt(session, attempt, succeeded=user is not None, limits=limits)
         if user is None:
             return None
         admin = SignedInAdmin(user.id, user.username, AdminRole(user.role))
         return admin, password_fingerprint(user.password_hash)
+
+
+async def _refused_login_page(request: Request, refused: LoginRefused, now: datetime) -> Response:
+    """sqladmin's own login page with the reason, answered 429 with ``Retry-After``."""
+    # The route's endpoint is the bound ``Admin.login``: its templates render the page.
+    templates = request.scope["endpoint"].__self__.templates
+    response: Response = await templates.TemplateResponse(
+        request,
+        "sqladmin/login.html",
+        {"error": refused.message(now)},
+        status_code=429,
+    )
+    response.headers["retry-after"] = str(max(1, int((refused.until - now).total_seconds())))
+    return response
 
 
 def _load_admin(admin_id: int, fingerprint: str) -> SignedInAdmin | None:
@@ -169,17 +210,23 @@ def _load_admin(admin_id: int, fingerprint: str) -> SignedInAdmin | None:
 class AdminAuth(AuthenticationBackend):
     """sqladmin login backed by ``admin_users``."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], datetime] = utc_now) -> None:
         # No super().__init__: the session middleware reads its secret lazily.
         self.middlewares = [Middleware(SameOriginGuard), Middleware(AdminSessionMiddleware)]
+        self.clock = clock  # the throttle's time; tests move it instead of sleeping
 
-    async def login(self, request: Request) -> bool:
+    async def login(self, request: Request) -> Response | bool:
         form = await request.form()
         username = str(form.get("username") or "").strip()
         password = str(form.get("password") or "")
-        if not username or not password:
+        if not username or not password or len(username) > MAX_USERNAME_LENGTH:
             return False
-        signed_in = await anyio.to_thread.run_sync(_check_credentials, username, password)
+        now = self.clock()
+        signed_in = await anyio.to_thread.run_sync(
+            _check_credentials, username, password, client_address(request), now
+        )
+        if isinstance(signed_in, LoginRefused):
+            return await _refused_login_page(request, signed_in, now)
         if signed_in is None:
             return False
         admin, fingerprint = signed_in

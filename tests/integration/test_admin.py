@@ -8,6 +8,7 @@ import io
 import re
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
@@ -25,6 +26,7 @@ from api.main import create_app
 from core.admin_users import create_admin_user
 from core.config import get_settings
 from core.db import session_scope
+from core.migrate import READONLY_HIDDEN_TABLES
 from core.models import AdminRole, ScoreLog
 
 PASSWORD = "correct horse battery"
@@ -154,6 +156,207 @@ def test_cross_origin_post_is_refused(editor: TestClient, score_row: dict) -> No
     )
     assert response.status_code == 403
     assert "Cross-site request refused" in response.text
+
+
+# ---- sign-in throttling ------------------------------------------------------------------
+
+
+class Clock:
+    """The throttle's time, moved by the test instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def throttled() -> Iterator[tuple[FastAPI, Clock]]:
+    """An app whose admin login reads a clock the test controls."""
+    app, clock = FastAPI(), Clock()
+    admin = mount_admin(app)
+    admin.authentication_backend.clock = clock
+    yield app, clock
+
+
+def _address() -> str:
+    return f"2001:db8::{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}"
+
+
+def _login_client(app: FastAPI, address: str | None = None) -> TestClient:
+    """A client with an address of its own, so no other test's failures count against it."""
+    return TestClient(app, client=(address or _address(), 50000))
+
+
+def _sign_in(client: TestClient, username: str, password: str):
+    return client.post(
+        "/admin/login",
+        data={"username": username, "password": password},
+        follow_redirects=False,
+    )
+
+
+def _fail(client: TestClient, username: str, times: int) -> None:
+    for _ in range(times):
+        assert _sign_in(client, username, PASSWORD + "x").status_code == 400
+
+
+def _lockouts(db_engine: Engine, username: str) -> list:
+    with db_engine.connect() as conn:
+        return conn.execute(
+            text(
+                "SELECT action, after FROM admin_audit_log"
+                " WHERE table_name = 'admin_login_attempts' AND admin_username = :u ORDER BY id"
+            ),
+            {"u": username},
+        ).all()
+
+
+def test_five_wrong_passwords_lock_the_account_even_for_the_right_one(
+    throttled: tuple[FastAPI, Clock], db_engine: Engine
+) -> None:
+    app, _clock = throttled
+    username = _admin(AdminRole.viewer)
+    with _login_client(app) as client:
+        _fail(client, username, 5)
+        refused = _sign_in(client, username, PASSWORD)
+        assert refused.status_code == 429
+        assert int(refused.headers["retry-after"]) == 15 * 60
+        assert (
+            "Too many failed sign-in attempts for this account; try again in 15 minutes"
+            in refused.text
+        )
+        assert 'name="password"' in refused.text  # the login page itself, with the reason
+        assert client.get("/admin/", follow_redirects=False).status_code == 302
+    [(action, after)] = _lockouts(db_engine, username)
+    assert action == "lockout"
+    assert (after["locked"], after["failures"]) == ("username", 5)
+
+
+def test_refused_attempts_are_not_checked_nor_recorded(
+    throttled: tuple[FastAPI, Clock], db_engine: Engine
+) -> None:
+    app, _clock = throttled
+    username = _admin(AdminRole.viewer)
+    with _login_client(app) as client:
+        _fail(client, username, 5)
+        for _ in range(3):
+            assert _sign_in(client, username, PASSWORD).status_code == 429
+    with db_engine.connect() as conn:
+        recorded = conn.execute(
+            text("SELECT count(*) FROM admin_login_attempts WHERE username = :u"),
+            {"u": username},
+        ).scalar_one()
+    assert recorded == 5
+    assert len(_lockouts(db_engine, username)) == 1
+
+
+def test_a_success_resets_the_count(throttled: tuple[FastAPI, Clock]) -> None:
+    app, _clock = throttled
+    username = _admin(AdminRole.viewer)
+    with _login_client(app) as client:
+        _fail(client, username, 4)
+        assert _sign_in(client, username, PASSWORD).status_code == 302
+        _fail(client, username, 4)
+        assert _sign_in(client, username, PASSWORD).status_code == 302
+
+
+def test_another_username_is_unaffected(throttled: tuple[FastAPI, Clock]) -> None:
+    app, _clock = throttled
+    locked, other = _admin(AdminRole.viewer), _admin(AdminRole.viewer)
+    with _login_client(app) as client:
+        _fail(client, locked, 5)
+        assert _sign_in(client, locked, PASSWORD).status_code == 429
+        assert _sign_in(client, other, PASSWORD).status_code == 302
+
+
+def test_unknown_usernames_lock_the_same_way(throttled: tuple[FastAPI, Clock]) -> None:
+    # Otherwise the lock would tell which accounts exist.
+    app, _clock = throttled
+    nobody = f"nobody-{uuid.uuid4().hex[:8]}"
+    with _login_client(app) as client:
+        _fail(client, nobody, 5)
+        ghost = _sign_in(client, nobody, PASSWORD)
+        assert ghost.status_code == 429
+        assert "for this account" in ghost.text
+
+
+def test_one_address_spraying_many_usernames_is_locked(
+    throttled: tuple[FastAPI, Clock], query_settings: pytest.MonkeyPatch, db_engine: Engine
+) -> None:
+    query_settings.setenv("STRIDE_ADMIN_LOGIN_MAX_FAILURES_PER_IP", "3")
+    get_settings.cache_clear()
+    app, _clock = throttled
+    victim, address = _admin(AdminRole.editor), _address()
+    with _login_client(app, address) as sprayer, _login_client(app) as elsewhere:
+        for _ in range(3):
+            _fail(sprayer, f"guess-{uuid.uuid4().hex[:8]}", 1)
+        refused = _sign_in(sprayer, victim, PASSWORD)
+        assert refused.status_code == 429
+        assert "from your network address" in refused.text
+        # The account itself is not locked: its owner signs in from another address.
+        assert _sign_in(elsewhere, victim, PASSWORD).status_code == 302
+    with db_engine.connect() as conn:
+        locks = conn.execute(
+            text(
+                "SELECT after FROM admin_audit_log WHERE action = 'lockout'"
+                " AND after->>'client_ip' = :ip AND after->>'locked' = 'client_ip'"
+            ),
+            {"ip": address},
+        ).all()
+    assert len(locks) == 1
+
+
+def test_a_success_does_not_reset_the_address_count(
+    throttled: tuple[FastAPI, Clock], query_settings: pytest.MonkeyPatch
+) -> None:
+    query_settings.setenv("STRIDE_ADMIN_LOGIN_MAX_FAILURES_PER_IP", "3")
+    get_settings.cache_clear()
+    app, _clock = throttled
+    own = _admin(AdminRole.viewer)
+    with _login_client(app) as client:
+        _fail(client, f"guess-{uuid.uuid4().hex[:8]}", 2)
+        assert _sign_in(client, own, PASSWORD).status_code == 302
+        _fail(client, f"guess-{uuid.uuid4().hex[:8]}", 1)
+        assert _sign_in(client, own, PASSWORD).status_code == 429
+
+
+def test_the_lock_expires(throttled: tuple[FastAPI, Clock]) -> None:
+    app, clock = throttled
+    username = _admin(AdminRole.viewer)
+    with _login_client(app) as client:
+        _fail(client, username, 5)
+        clock.now += timedelta(minutes=14, seconds=1)
+        refused = _sign_in(client, username, PASSWORD)
+        assert refused.status_code == 429
+        assert "try again in 1 minute." in refused.text
+        clock.now += timedelta(minutes=1)
+        assert _sign_in(client, username, PASSWORD).status_code == 302
+
+
+def test_old_attempts_are_deleted_as_failures_arrive(
+    throttled: tuple[FastAPI, Clock], db_engine: Engine
+) -> None:
+    app, clock = throttled
+    stale = f"stale-{uuid.uuid4().hex[:8]}"
+    with _login_client(app) as client:
+        clock.now -= timedelta(days=1, minutes=1)
+        _fail(client, stale, 1)
+        clock.now += timedelta(days=1, minutes=1)
+        _fail(client, f"fresh-{uuid.uuid4().hex[:8]}", 1)
+    with db_engine.connect() as conn:
+        left = conn.execute(
+            text("SELECT count(*) FROM admin_login_attempts WHERE username = :u"), {"u": stale}
+        ).scalar_one()
+    assert left == 0
+
+
+def test_sign_in_attempts_are_hidden_from_the_query_page(viewer: TestClient) -> None:
+    assert "admin_login_attempts" in READONLY_HIDDEN_TABLES
+    response = viewer.post("/admin/query", data={"sql": "SELECT * FROM admin_login_attempts"})
+    assert response.status_code == 400
+    assert "permission denied for table admin_login_attempts" in response.text
 
 
 # ---- viewers -----------------------------------------------------------------------------
