@@ -35,7 +35,7 @@ from core.leaderboards.models import (
     LeaderboardRecord,
     LeaderboardSubmission,
 )
-from core.models import AdminAuditLog, AdminUser, ScoreLog
+from core.models import AdminAuditLog, AdminLoginAttempt, AdminUser, ScoreLog
 from core.models_events import Game, PlayerTotals, ProcessedEvent, RewardCommandRow
 from core.wearables.models import AppUser
 
@@ -95,6 +95,7 @@ ADMIN_TABLES: tuple[AdminTable, ...] = (
         category="Admin",
     ),
     AdminTable(AdminAuditLog, icon="fa-solid fa-clipboard-list", category="Admin"),
+    AdminTable(AdminLoginAttempt, icon="fa-solid fa-user-lock", category="Admin"),
 )
 
 
