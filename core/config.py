@@ -56,7 +56,11 @@ class Settings(BaseSettings):
     kafka_produce_timeout_s: float = Field(default=10.0, gt=0)
     streams_app_id: str = Field(default="stride-streams", description="Faust app id = group id")
     streams_processes: int = Field(default=2, ge=1, description="Faust worker processes")
-    streams_batch_size: int = Field(default=2000, ge=1)
+    streams_batch_size: int = Field(
+        default=4000,
+        ge=1,
+        description="Events per scoring transaction (at most; a batch closes after BATCH_WITHIN_S)",
+    )
     streams_batch_within_s: float = Field(default=0.2, gt=0)
     game_key_cache_ttl_s: float = Field(default=30.0, ge=0, description="API key lookups")
     reward_token: str = "STRIDE"  # noqa: S105 - the game token symbol, not a secret
