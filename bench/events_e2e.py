@@ -45,7 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench.events_e2e", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("--events", type=int, default=150_000, help="events of the throughput run")
+    parser.add_argument("--events", type=int, default=300_000, help="events of the throughput run")
     parser.add_argument("--batch", type=int, default=1000, help="events per POST")
     parser.add_argument("--concurrency", type=int, default=8, help="POSTs in flight")
     parser.add_argument("--api-workers", type=int, default=2, help="uvicorn worker processes")
