@@ -99,7 +99,11 @@ class Settings(BaseSettings):
     wearable_max_upload_bytes: int = Field(default=1 << 30, ge=1, description="Apple Health/audio")
     wearable_max_json_bytes: int = Field(default=20 << 20, ge=1, description="Fitbit/Oura bodies")
     wearable_produce_chunk: int = Field(default=5000, ge=1, description="samples per produce call")
-    lake_sink_batch_size: int = Field(default=5000, ge=1)
+    lake_sink_batch_size: int = Field(
+        default=20000,
+        ge=1,
+        description="Rows per bronze commit (at most; a batch closes after BATCH_WITHIN_S)",
+    )
     lake_sink_batch_within_s: float = Field(default=2.0, gt=0)
     lake_vacuum_retention_hours: int = Field(
         default=168, ge=168, description="bronze vacuum deletes removed files after (>= 7 days)"
