@@ -35,15 +35,17 @@ def mount_admin(app: Starlette) -> Admin:
     """Serve the admin panel under ``/admin`` of ``app``."""
     admin_sessions = sessionmaker(class_=AdminSession)
     install_audit_trail(admin_sessions, hidden_columns_by_table(ADMIN_TABLES))
+    auth = AdminAuth()
     admin = Admin(
         app,
         session_maker=admin_sessions,
         base_url="/admin",
         title="Stride admin",
         templates_dir=str(TEMPLATES_DIR),
-        authentication_backend=AdminAuth(),
+        authentication_backend=auth,
         authorization_backend=RoleAuthorization(),
     )
+    auth.templates = admin.templates  # the login page of a refused sign-in is sqladmin's own
     for table in ADMIN_TABLES:
         admin.add_view(build_view(table))
     admin.add_view(type("StrideQueryView", (QueryView,), {}))

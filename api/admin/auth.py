@@ -181,10 +181,10 @@ def _check_credentials(
         return admin, password_fingerprint(user.password_hash)
 
 
-async def _refused_login_page(request: Request, refused: LoginRefused, now: datetime) -> Response:
+async def _refused_login_page(
+    request: Request, refused: LoginRefused, now: datetime, templates: Any
+) -> Response:
     """sqladmin's own login page with the reason, answered 429 with ``Retry-After``."""
-    # The route's endpoint is the bound ``Admin.login``: its templates render the page.
-    templates = request.scope["endpoint"].__self__.templates
     response: Response = await templates.TemplateResponse(
         request,
         "sqladmin/login.html",
@@ -214,6 +214,7 @@ class AdminAuth(AuthenticationBackend):
         # No super().__init__: the session middleware reads its secret lazily.
         self.middlewares = [Middleware(SameOriginGuard), Middleware(AdminSessionMiddleware)]
         self.clock = clock  # the throttle's time; tests move it instead of sleeping
+        self.templates: Any = None  # the Admin's templates, set by ``api.admin.mount_admin``
 
     async def login(self, request: Request) -> Response | bool:
         form = await request.form()
@@ -226,7 +227,7 @@ class AdminAuth(AuthenticationBackend):
             _check_credentials, username, password, client_address(request), now
         )
         if isinstance(signed_in, LoginRefused):
-            return await _refused_login_page(request, signed_in, now)
+            return await _refused_login_page(request, signed_in, now, self.templates)
         if signed_in is None:
             return False
         admin, fingerprint = signed_in
