@@ -14,6 +14,7 @@ Appends go through ``deltalake`` (delta-rs), one Delta commit per micro-batch.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ from core.wearables.contracts import WearableSample
 
 if TYPE_CHECKING:
     from deltalake import DeltaTable
+
+log = logging.getLogger(__name__)
 
 BRONZE_WEARABLE_SAMPLES = "bronze/wearable_samples"
 BRONZE_GAME_EVENTS = "bronze/game_events"
@@ -166,6 +169,18 @@ def game_event_rows(
     return pa.table(columns, schema=GAME_EVENTS_SCHEMA)
 
 
+# How long bronze keeps Delta log entries (time travel, and the new-bronze sensor's cursor).
+# Each commit lists ``_delta_log`` whole (on a local disk ~8.5 µs a file), and the sink
+# commits up to ~1,800 times an hour per table: Delta's 30 days would mean ~1.3 million log
+# files, 24 hours ~43,000 (~0.4 s a commit). Two hours keep it near 3,600 at peak and still
+# cover the longest transaction (the hourly compaction, minutes) and a sensor or daemon
+# pause of up to two hours; nothing reads bronze further back (silver is rebuilt from the
+# current bronze, the warehouse keeps the history). Data files keep Delta's default week
+# (``VACUUM_RETENTION_HOURS``): log cleanup never deletes data.
+BRONZE_LOG_RETENTION = "interval 2 hours"
+BRONZE_TABLE_PROPERTIES = {"delta.logRetentionDuration": BRONZE_LOG_RETENTION}
+
+
 def append_bronze(lake_root: str, table: str, rows: pa.Table) -> None:
     """Append ``rows`` to a bronze table in one Delta commit (creating it on first use)."""
     from deltalake import write_deltalake
@@ -173,12 +188,39 @@ def append_bronze(lake_root: str, table: str, rows: pa.Table) -> None:
     if rows.num_rows == 0:
         return
     partitions = WEARABLE_PARTITIONS if table == BRONZE_WEARABLE_SAMPLES else GAME_EVENT_PARTITIONS
-    write_deltalake(table_uri(lake_root, table), rows, mode="append", partition_by=partitions)
+    write_deltalake(
+        table_uri(lake_root, table),
+        rows,
+        mode="append",
+        partition_by=partitions,
+        configuration=BRONZE_TABLE_PROPERTIES,  # kept by delta-rs only when it creates the table
+    )
+
+
+def _snapshot_at(uri: str, version: int) -> DeltaTable | None:
+    """The table as of ``version``, or None when its log entries were cleaned up (older than
+    the table's ``delta.logRetentionDuration``) or ``version`` is -1."""
+    from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
+
+    if version < 0:
+        return None
+    try:
+        return DeltaTable(uri, version=version)
+    except TableNotFoundError:  # delta-rs: "No files in log segment"
+        log.warning(
+            "%s: the log of version %d was cleaned up; every day in the table counts as new",
+            uri,
+            version,
+        )
+        return None
 
 
 def days_written_since(lake_root: str, table: str, version: int) -> tuple[int, set[date]]:
     """The table's current version and the days (``date`` partitions) of files added after
-    ``version`` (-1: since the beginning). Reads only the Delta log, never the data."""
+    ``version`` (-1: since the beginning). When ``version``'s log entries were cleaned up,
+    every day in the table counts: more days than needed, never one missed. Reads only the
+    Delta log, never the data."""
     from deltalake import DeltaTable
     from deltalake.exceptions import TableNotFoundError
 
@@ -190,7 +232,8 @@ def days_written_since(lake_root: str, table: str, version: int) -> tuple[int, s
     current = current_table.version()
     if current <= version:
         return current, set()
-    before = set(DeltaTable(uri, version=version).file_uris()) if version >= 0 else set()
+    old = _snapshot_at(uri, version)
+    before = set(old.file_uris()) if old is not None else set()
     actions = pa.table(current_table.get_add_actions(flatten=True)).to_pydict()
     days: set[date] = set()
     for path, day in zip(actions["path"], actions["partition.date"], strict=True):
@@ -237,7 +280,8 @@ def maintain_bronze(
     partition_filters: list[tuple[str, str, Any]] | None = None,
     vacuum_retention_hours: int = VACUUM_RETENTION_HOURS,
 ) -> MaintenanceReport:
-    """Compact small files, checkpoint the log, drop expired log files, vacuum old files.
+    """Set bronze's log retention, compact small files, checkpoint the log, drop the log
+    files older than the retention, vacuum old files.
 
     The sink commits a small file every few hundred milliseconds, and the cost of each Delta
     commit grows with the number of live files and log entries: without this the sink's CPU
@@ -256,6 +300,11 @@ def maintain_bronze(
         dt = DeltaTable(table_uri(lake_root, table))
     except TableNotFoundError:
         return MaintenanceReport(table=table, exists=False)
+    configuration = dt.metadata().configuration
+    if any(configuration.get(k) != v for k, v in BRONZE_TABLE_PROPERTIES.items()):
+        # A table created before bronze had a log retention of its own: one metadata commit
+        # (a sink append that loses the race to it fails, and the sink retries it).
+        dt.alter.set_table_properties(BRONZE_TABLE_PROPERTIES)
     version_before = dt.version()
     files_before, bytes_before = _live_files(dt)
     compacted = dt.optimize.compact(partition_filters=partition_filters)
@@ -293,7 +342,11 @@ def days_appended_since(lake_root: str, table: str, version: int) -> tuple[int, 
     """Like ``days_written_since``, but a day whose files were only rewritten (compacted by
     ``maintain_bronze``: new files, the same rows) does not count. Bronze grows by appends
     alone, so a day that got rows has more rows; a day without row counts in the log counts
-    whenever its files changed. Reads only the Delta log, never the data."""
+    whenever its files changed. When ``version``'s log entries were cleaned up (a cursor older
+    than ``BRONZE_LOG_RETENTION``), every day in the table counts: rows appended between
+    ``version`` and the oldest version left can no longer be told from older ones, and
+    rebuilding days is safe where missing one is not. Reads only the Delta log, never the
+    data."""
     from deltalake import DeltaTable
     from deltalake.exceptions import TableNotFoundError
 
@@ -306,7 +359,8 @@ def days_appended_since(lake_root: str, table: str, version: int) -> tuple[int, 
     if current <= version:
         return current, set()
     now = _files_per_day(current_table)
-    then = _files_per_day(DeltaTable(uri, version=version)) if version >= 0 else {}
+    old = _snapshot_at(uri, version)
+    then = _files_per_day(old) if old is not None else {}
     days = set()
     for day, (files, rows) in now.items():
         old_files, old_rows = then.get(day, (frozenset(), 0))
