@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 import uuid
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -15,6 +17,7 @@ from deltalake.exceptions import DeltaError
 
 from core.lake import (
     BRONZE_GAME_EVENTS,
+    BRONZE_LOG_RETENTION,
     GAME_EVENTS_SCHEMA,
     MaintenanceReport,
     append_bronze,
@@ -276,5 +279,144 @@ def test_the_sensor_starts_no_run_for_a_compacted_day(
         maintain_bronze(root, BRONZE_GAME_EVENTS)
         after = new_bronze_data(dg.build_sensor_context(cursor=first.cursor))
         assert after.run_requests == []
+    finally:
+        get_settings.cache_clear()
+
+
+def log_dir(root: str) -> Path:
+    return Path(table_uri(root, BRONZE_GAME_EVENTS), "_delta_log")
+
+
+def age_the_log(root: str, hours: float) -> None:
+    """Make every ``_delta_log`` file ``hours`` old: delta-rs expires log files by mtime."""
+    then = time.time() - hours * 3600
+    for path in log_dir(root).iterdir():
+        os.utime(path, (then, then))
+
+
+def table_properties(root: str) -> dict[str, str]:
+    return DeltaTable(table_uri(root, BRONZE_GAME_EVENTS)).metadata().configuration
+
+
+def test_bronze_tables_are_created_with_a_short_log_retention(tmp_path: Path) -> None:
+    root = str(tmp_path)
+    append_bronze(root, BRONZE_GAME_EVENTS, events(0, 3, DAYS[0], "tri"))
+    properties = table_properties(root)
+    assert properties["delta.logRetentionDuration"] == BRONZE_LOG_RETENTION == "interval 2 hours"
+    assert "delta.deletedFileRetentionDuration" not in properties  # Delta's week stays
+
+
+def test_maintenance_gives_an_older_table_the_log_retention(tmp_path: Path) -> None:
+    root = str(tmp_path)
+    write_deltalake(
+        table_uri(root, BRONZE_GAME_EVENTS),
+        events(0, 10, DAYS[0], "tri"),
+        mode="append",
+        partition_by=["date", "game_id"],
+    )
+    assert "delta.logRetentionDuration" not in table_properties(root)
+
+    report = maintain_bronze(root, BRONZE_GAME_EVENTS)
+
+    assert table_properties(root)["delta.logRetentionDuration"] == BRONZE_LOG_RETENTION
+    assert report.version_before == 1  # the property's own commit
+    assert len(rows_of(root)) == 10
+    again = maintain_bronze(root, BRONZE_GAME_EVENTS)
+    assert again.version_after == report.version_after  # set once, not every hour
+
+
+def test_maintenance_keeps_the_log_short_and_every_row(tmp_path: Path) -> None:
+    root = str(tmp_path)
+    small_appends(root, 250)  # delta-rs checkpoints every 100 commits by itself
+    rows = rows_of(root)
+    assert len(rows) == 2_500
+    assert len(list(log_dir(root).glob("*.json"))) == 250  # nothing expired yet
+    maintain_bronze(root, BRONZE_GAME_EVENTS)
+    assert len(list(log_dir(root).glob("*.json"))) == 251  # still within the retention
+
+    age_the_log(root, hours=3)  # older than the 2 hours
+    report = maintain_bronze(root, BRONZE_GAME_EVENTS)
+
+    log = sorted(p.name for p in log_dir(root).iterdir())
+    assert log == [
+        f"{report.checkpoint_version:020d}.checkpoint.parquet",
+        f"{report.checkpoint_version:020d}.json",
+        "_last_checkpoint",
+    ]
+    assert rows_of(root) == rows
+    with pytest.raises(DeltaError):
+        DeltaTable(table_uri(root, BRONZE_GAME_EVENTS), version=report.checkpoint_version - 1)
+    append_bronze(root, BRONZE_GAME_EVENTS, events(90_000, 5, DAYS[0], "tri"))
+    assert len(rows_of(root)) == 2_505
+
+
+def test_files_removed_before_the_log_cleanup_are_still_vacuumed(tmp_path: Path) -> None:
+    """The checkpoint carries the compaction's tombstones for the file retention (a week),
+    so dropping the log entries that removed the files does not orphan them."""
+    root = str(tmp_path)
+    small_appends(root, 8)
+    maintain_bronze(root, BRONZE_GAME_EVENTS)  # version 8: 8 files → 4, the 8 stay on disk
+    age_the_log(root, hours=3)
+    append_bronze(root, BRONZE_GAME_EVENTS, events(7_000, 3, date(2026, 11, 19), "tri"))
+    maintain_bronze(root, BRONZE_GAME_EVENTS)  # checkpoints version 9, drops 0 … 8
+    assert not (log_dir(root) / f"{8:020d}.json").exists()
+    assert len(parquet_on_disk(root)) == 13
+
+    dt = DeltaTable(table_uri(root, BRONZE_GAME_EVENTS))
+    dt.alter.set_table_properties({"delta.deletedFileRetentionDuration": "interval 0 hours"})
+    report = maintain_bronze(root, BRONZE_GAME_EVENTS, vacuum_retention_hours=0)
+
+    assert report.files_vacuumed == 8
+    assert len(parquet_on_disk(root)) == 5
+
+
+def test_a_cursor_older_than_the_log_counts_every_day(tmp_path: Path) -> None:
+    """The sensor was stopped longer than the log retention: the days appended in the
+    cleaned-up part of the log cannot be told apart, so every day counts; none is missed."""
+    root = str(tmp_path)
+    small_appends(root, 4)
+    cursor, _ = days_appended_since(root, BRONZE_GAME_EVENTS, -1)
+    late_day = date(2026, 11, 19)
+    append_bronze(root, BRONZE_GAME_EVENTS, events(7_000, 3, late_day, "tri"))
+    maintain_bronze(root, BRONZE_GAME_EVENTS)
+    age_the_log(root, hours=3)
+    maintain_bronze(root, BRONZE_GAME_EVENTS)
+    with pytest.raises(DeltaError):
+        DeltaTable(table_uri(root, BRONZE_GAME_EVENTS), version=cursor)
+
+    current = DeltaTable(table_uri(root, BRONZE_GAME_EVENTS)).version()
+    assert days_appended_since(root, BRONZE_GAME_EVENTS, cursor) == (
+        current,
+        {late_day, *DAYS},
+    )
+    assert days_written_since(root, BRONZE_GAME_EVENTS, cursor) == (current, {late_day, *DAYS})
+    assert days_appended_since(root, BRONZE_GAME_EVENTS, current) == (current, set())
+
+
+def test_the_sensor_catches_up_after_the_log_of_its_cursor_was_cleaned_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.config import get_settings
+
+    monkeypatch.setenv("STRIDE_STATE_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    try:
+        from dagster_project.definitions import new_bronze_data
+
+        root = get_settings().lake_root
+        small_appends(root, 4)
+        first = new_bronze_data(dg.build_sensor_context(cursor=None))
+        append_bronze(root, BRONZE_GAME_EVENTS, events(7_000, 3, date(2026, 11, 19), "tri"))
+        age_the_log(root, hours=3)
+        maintain_bronze(root, BRONZE_GAME_EVENTS)
+
+        after = new_bronze_data(dg.build_sensor_context(cursor=first.cursor))
+
+        assert [r.partition_key for r in after.run_requests] == [
+            "2026-11-19",
+            *(d.isoformat() for d in DAYS),
+        ]
+        again = new_bronze_data(dg.build_sensor_context(cursor=after.cursor))
+        assert again.run_requests == []
     finally:
         get_settings.cache_clear()
