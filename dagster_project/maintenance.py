@@ -16,7 +16,10 @@ MAINTENANCE_JOB = "bronze_maintenance"
 
 
 def _maintenance_op(table: str, asset: str) -> dg.OpDefinition:
-    @dg.op(name=f"maintain_{asset}", description=f"Compact, checkpoint and vacuum {table}")
+    @dg.op(
+        name=f"maintain_{asset}",
+        description=f"Log retention, compact, checkpoint, clean the log, vacuum {table}",
+    )
     def maintain(context: dg.OpExecutionContext, lake: Lake) -> None:
         report = maintain_bronze(
             lake.root, table, vacuum_retention_hours=lake.vacuum_retention_hours
@@ -60,7 +63,7 @@ def bronze_maintenance_job() -> None:
 def hourly_bronze_maintenance(
     context: dg.ScheduleEvaluationContext,
 ) -> dg.RunRequest | dg.SkipReason:
-    """Hourly (the sink writes ~7,200 files an hour at 10k events/s), never two at once:
+    """Hourly (the sink writes ~1,800 files an hour at 10k events/s), never two at once:
     two compactions of the same files would conflict and one would fail."""
     unfinished = context.instance.get_run_records(
         dg.RunsFilter(
