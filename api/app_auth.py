@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request
-from starlette.concurrency import run_in_threadpool
 
-from api.deps import per_app
+from api.deps import credential_owner, per_app
 from core.config import get_settings
 from core.db import get_engine
 from core.wearables.app_users import TokenAuthenticator
@@ -37,7 +36,7 @@ async def authenticated_user(
             "with the app user's token (create one with `stride users create USER_ID`)",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    user_id = await run_in_threadpool(_authenticator(request).user_for, token.strip())
+    user_id = await credential_owner(_authenticator(request), token.strip())
     if user_id is None:
         raise HTTPException(403, "the bearer token is not the token of any active app user")
     return user_id

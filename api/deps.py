@@ -7,8 +7,10 @@ from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
 from sqlalchemy.engine import Engine
+from starlette.concurrency import run_in_threadpool
 
 from core.config import Settings, get_settings
+from core.credentials import CachedCredentialLookup
 from core.db import get_engine
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -33,3 +35,12 @@ def per_app(request: Request, name: str, build: Callable[[], T]) -> T:
         value = build()
         setattr(state, name, value)
     return value
+
+
+async def credential_owner(lookup: CachedCredentialLookup, secret: str) -> str | None:
+    """The owner of a credential: a cached answer without leaving the event loop (most
+    requests), a database lookup in a worker thread otherwise."""
+    hit, owner = lookup.cached_owner(secret)
+    if hit:
+        return owner
+    return await run_in_threadpool(lookup.owner_for, secret)

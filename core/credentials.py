@@ -59,6 +59,14 @@ class CachedCredentialLookup:
         self._cache: dict[str, tuple[float, str | None]] = {}
         self._lock = threading.Lock()
 
+    def cached_owner(self, secret: str) -> tuple[bool, str | None]:
+        """``(True, owner id or None)`` when the answer is cached and fresh, else
+        ``(False, None)``: never touches the database, so an event loop may call it."""
+        cached = self._cache.get(hash_secret(secret))
+        if cached is not None and cached[0] > time.monotonic():
+            return True, cached[1]
+        return False, None
+
     def owner_for(self, secret: str) -> str | None:
         """The owner id of an active credential, or None."""
         digest = hash_secret(secret)

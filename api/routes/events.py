@@ -20,9 +20,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, HTTPException, Request
 from pydantic import BaseModel, Field, ValidationError
 from pydantic_core import to_json
-from starlette.concurrency import run_in_threadpool
 
-from api.deps import per_app
+from api.deps import credential_owner, per_app
 from api.errors import ErrorBody
 from api.kafka import EventProducer, KafkaUnavailable, event_producer
 from core.config import get_settings
@@ -76,7 +75,7 @@ async def authenticated_game(
             "`stride games create NAME`)",
             headers={"WWW-Authenticate": "ApiKey"},
         )
-    game_id = await run_in_threadpool(_authenticator(request).game_for, x_api_key)
+    game_id = await credential_owner(_authenticator(request), x_api_key)
     if game_id is None:
         raise HTTPException(403, "X-Api-Key is not the key of any active game")
     return game_id

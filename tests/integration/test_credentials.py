@@ -59,3 +59,20 @@ def test_answers_are_cached_for_the_ttl(db_engine: Engine) -> None:
         deactivate(session, user_id)
     assert auth.user_for(token) == user_id  # within the TTL the cached answer stands
     assert TokenAuthenticator(db_engine, ttl=0).user_for(token) is None
+
+
+def test_the_cache_is_readable_without_the_database(db_engine: Engine) -> None:
+    """What the API's event loop asks first (api.deps.credential_owner): a fresh answer,
+    positive or negative, or a miss that sends the lookup to a worker thread."""
+    user_id = f"cred-peek-{uuid.uuid4().hex[:8]}"
+    with session_scope() as session:
+        token = create_app_user(session, user_id).token
+    auth = TokenAuthenticator(db_engine, ttl=3600)
+    assert auth.cached_owner(token) == (False, None)
+    assert auth.user_for(token) == user_id
+    assert auth.cached_owner(token) == (True, user_id)
+    assert auth.user_for(token + "x") is None
+    assert auth.cached_owner(token + "x") == (True, None)
+    expired = TokenAuthenticator(db_engine, ttl=0)
+    assert expired.user_for(token) == user_id
+    assert expired.cached_owner(token) == (False, None)
