@@ -216,21 +216,28 @@ def _snapshot_at(uri: str, version: int) -> DeltaTable | None:
         return None
 
 
+def _newer_than(uri: str, version: int) -> tuple[DeltaTable | None, int]:
+    """The table and its current version, or (None, version) when there is no table (-1)
+    or nothing after ``version``."""
+    from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
+
+    try:
+        current_table = DeltaTable(uri)
+    except TableNotFoundError:
+        return None, -1
+    current = current_table.version()
+    return (current_table if current > version else None), current
+
+
 def days_written_since(lake_root: str, table: str, version: int) -> tuple[int, set[date]]:
     """The table's current version and the days (``date`` partitions) of files added after
     ``version`` (-1: since the beginning). When ``version``'s log entries were cleaned up,
     every day in the table counts: more days than needed, never one missed. Reads only the
     Delta log, never the data."""
-    from deltalake import DeltaTable
-    from deltalake.exceptions import TableNotFoundError
-
     uri = table_uri(lake_root, table)
-    try:
-        current_table = DeltaTable(uri)
-    except TableNotFoundError:
-        return -1, set()
-    current = current_table.version()
-    if current <= version:
+    current_table, current = _newer_than(uri, version)
+    if current_table is None:
         return current, set()
     old = _snapshot_at(uri, version)
     before = set(old.file_uris()) if old is not None else set()
@@ -347,16 +354,9 @@ def days_appended_since(lake_root: str, table: str, version: int) -> tuple[int, 
     ``version`` and the oldest version left can no longer be told from older ones, and
     rebuilding days is safe where missing one is not. Reads only the Delta log, never the
     data."""
-    from deltalake import DeltaTable
-    from deltalake.exceptions import TableNotFoundError
-
     uri = table_uri(lake_root, table)
-    try:
-        current_table = DeltaTable(uri)
-    except TableNotFoundError:
-        return -1, set()
-    current = current_table.version()
-    if current <= version:
+    current_table, current = _newer_than(uri, version)
+    if current_table is None:
         return current, set()
     now = _files_per_day(current_table)
     old = _snapshot_at(uri, version)
