@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -262,25 +263,29 @@ def test_compaction_alone_is_no_new_day_for_the_sensor(tmp_path: Path) -> None:
     assert days_appended_since(root, BRONZE_GAME_EVENTS, version) == (version + 3, {DAYS[1]})
 
 
-def test_the_sensor_starts_no_run_for_a_compacted_day(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def lake_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The lake of settings pointed at a temporary state folder (what the sensor reads)."""
     from core.config import get_settings
 
     monkeypatch.setenv("STRIDE_STATE_DIR", str(tmp_path))
     get_settings.cache_clear()
     try:
-        from dagster_project.definitions import new_bronze_data
-
-        root = get_settings().lake_root
-        small_appends(root, 8)
-        first = new_bronze_data(dg.build_sensor_context(cursor=None))
-        assert [r.partition_key for r in first.run_requests] == [d.isoformat() for d in DAYS]
-        maintain_bronze(root, BRONZE_GAME_EVENTS)
-        after = new_bronze_data(dg.build_sensor_context(cursor=first.cursor))
-        assert after.run_requests == []
+        yield get_settings().lake_root
     finally:
         get_settings.cache_clear()
+
+
+def test_the_sensor_starts_no_run_for_a_compacted_day(lake_root: str) -> None:
+    from dagster_project.definitions import new_bronze_data
+
+    root = lake_root
+    small_appends(root, 8)
+    first = new_bronze_data(dg.build_sensor_context(cursor=None))
+    assert [r.partition_key for r in first.run_requests] == [d.isoformat() for d in DAYS]
+    maintain_bronze(root, BRONZE_GAME_EVENTS)
+    after = new_bronze_data(dg.build_sensor_context(cursor=first.cursor))
+    assert after.run_requests == []
 
 
 def log_dir(root: str) -> Path:
@@ -393,30 +398,21 @@ def test_a_cursor_older_than_the_log_counts_every_day(tmp_path: Path) -> None:
     assert days_appended_since(root, BRONZE_GAME_EVENTS, current) == (current, set())
 
 
-def test_the_sensor_catches_up_after_the_log_of_its_cursor_was_cleaned_up(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from core.config import get_settings
+def test_the_sensor_catches_up_after_the_log_of_its_cursor_was_cleaned_up(lake_root: str) -> None:
+    from dagster_project.definitions import new_bronze_data
 
-    monkeypatch.setenv("STRIDE_STATE_DIR", str(tmp_path))
-    get_settings.cache_clear()
-    try:
-        from dagster_project.definitions import new_bronze_data
+    root = lake_root
+    small_appends(root, 4)
+    first = new_bronze_data(dg.build_sensor_context(cursor=None))
+    append_bronze(root, BRONZE_GAME_EVENTS, events(7_000, 3, date(2026, 11, 19), "tri"))
+    age_the_log(root, hours=3)
+    maintain_bronze(root, BRONZE_GAME_EVENTS)
 
-        root = get_settings().lake_root
-        small_appends(root, 4)
-        first = new_bronze_data(dg.build_sensor_context(cursor=None))
-        append_bronze(root, BRONZE_GAME_EVENTS, events(7_000, 3, date(2026, 11, 19), "tri"))
-        age_the_log(root, hours=3)
-        maintain_bronze(root, BRONZE_GAME_EVENTS)
+    after = new_bronze_data(dg.build_sensor_context(cursor=first.cursor))
 
-        after = new_bronze_data(dg.build_sensor_context(cursor=first.cursor))
-
-        assert [r.partition_key for r in after.run_requests] == [
-            "2026-11-19",
-            *(d.isoformat() for d in DAYS),
-        ]
-        again = new_bronze_data(dg.build_sensor_context(cursor=after.cursor))
-        assert again.run_requests == []
-    finally:
-        get_settings.cache_clear()
+    assert [r.partition_key for r in after.run_requests] == [
+        "2026-11-19",
+        *(d.isoformat() for d in DAYS),
+    ]
+    again = new_bronze_data(dg.build_sensor_context(cursor=after.cursor))
+    assert again.run_requests == []
