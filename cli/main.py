@@ -60,6 +60,29 @@ ServicesArg = Annotated[
 ]
 
 
+engines_app = typer.Typer(
+    help="The JVM engines' jars (Kafka, Spark's Delta and S3 jars) from Maven Central.",
+    no_args_is_help=True,
+)
+app.add_typer(engines_app, name="engines")
+
+
+@engines_app.command("fetch")
+def engines_fetch(
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Engines to fetch (default: all).")
+    ] = None,
+) -> None:
+    """Copy the engines' jars into .engines/ with Maven (a no-op when they are up to date)."""
+    from cli import engines
+
+    try:
+        for name in names or engines.engine_names():
+            engines.fetch(name, report=lambda m: console.print(f"    {m}"))
+    except StackError as exc:
+        fail(str(exc))
+
+
 @app.command()
 def up(services: ServicesArg = None) -> None:
     """Start the local stack on 127.0.0.1 and return when every service is ready."""

@@ -15,6 +15,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from cli.spark_service import SPARK
 from cli.stack import Reporter, Service, StackError, free_port
 from contracts.anvil import anvil_command, rpc_problem
 from core.config import Settings
@@ -23,6 +24,31 @@ from core.probes import http_problem, kafka_problem, postgres_problem
 from streams.heartbeat import clear_heartbeats, worker_problem
 
 # ---- PostgreSQL ------------------------------------------------------------------------
+
+
+PG_MAJOR = 15
+
+
+def pg_binary(name: str) -> str | None:
+    """A PostgreSQL 15 server program: on PATH, else where ``pg_config --bindir`` says, else
+    Debian's ``/usr/lib/postgresql/15/bin`` (Debian's ``postgresql-15`` puts only the client
+    wrappers on PATH)."""
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = []
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        result = subprocess.run(  # noqa: S603 - fixed arguments
+            [pg_config, "--bindir"], capture_output=True, text=True, check=False
+        )
+        if result.returncode == 0:
+            candidates.append(Path(result.stdout.strip()))
+    candidates.append(Path(f"/usr/lib/postgresql/{PG_MAJOR}/bin"))
+    for directory in candidates:
+        if os.access(directory / name, os.X_OK):
+            return str(directory / name)
+    return None
 
 
 def pg_data_dir(settings: Settings) -> Path:
@@ -66,11 +92,11 @@ def _initdb(settings: Settings, report: Reporter) -> None:
     data = pg_data_dir(settings)
     if (data / "PG_VERSION").exists():
         return
-    initdb = shutil.which("initdb")
+    initdb = pg_binary("initdb")
     if initdb is None:
         raise StackError(
             "initdb not found: install the PostgreSQL 15 server binaries "
-            "(Debian: apt-get install postgresql-15) and make sure initdb is on PATH"
+            "(Debian: apt-get install postgresql-15; found on PATH or by pg_config --bindir)"
         )
     report(f"postgres: creating a new cluster in {data} (initdb)")
     user = pg_os_user(settings)
@@ -112,7 +138,7 @@ def _initdb(settings: Settings, report: Reporter) -> None:
 
 def _postgres_command(settings: Settings) -> list[str]:
     return [
-        "postgres",
+        pg_binary("postgres") or "postgres",
         "-D",
         str(pg_data_dir(settings)),
         "-p",
@@ -183,7 +209,9 @@ POSTGRES = Service(
     after_ready=_bootstrap_roles,
     run_as=pg_os_user,
     stop_signal=signal.SIGINT,  # "fast" shutdown: roll back open transactions, exit cleanly
-    missing_hint="Install the PostgreSQL 15 server binaries and put them on PATH.",
+    missing_hint="Install the PostgreSQL 15 server binaries (Debian: apt-get install "
+    "postgresql-15); they are found on PATH, by pg_config --bindir or under "
+    f"/usr/lib/postgresql/{PG_MAJOR}/bin.",
 )
 
 # ---- Kafka (Tansu) -----------------------------------------------------------------------
@@ -280,34 +308,7 @@ WORKER = Service(
     start_timeout=180.0,
 )
 
-# ---- Lakehouse: Spark Connect (pysail) and Dagster ---------------------------------------------
-
-
-def _spark_problem(settings: Settings) -> str | None:
-    from spark_jobs.session import spark_problem
-
-    return spark_problem(settings.spark_host, settings.spark_port)
-
-
-SPARK = Service(
-    name="spark",
-    description="pysail Spark Connect server (Delta lake jobs)",
-    command=lambda s: [
-        sys.executable,
-        "-m",
-        "pysail",
-        "spark",
-        "server",
-        "--ip",
-        s.spark_host,
-        "--port",
-        str(s.spark_port),
-    ],
-    probe=_spark_problem,
-    url=lambda s: s.spark_url,
-    port=lambda s: s.spark_port,
-    env=lambda _s: {"RUST_LOG": "warn"},
-)
+# ---- Lakehouse: Spark Connect (cli/spark_service.py) and Dagster ----------------------------
 
 
 def _dagster_home(settings: Settings, report: Reporter) -> None:

@@ -24,16 +24,41 @@ ensure_debian_packages() {  # usage: ensure_debian_packages cmd:package ...
     "${missing[@]}" >/dev/null
 }
 
-check_prerequisites() {
-  command -v python3.11 >/dev/null || command -v python3 >/dev/null \
-    || { echo "Python 3.11 is required" >&2; exit 1; }
-  command -v npm >/dev/null || {
-    echo "npm not found: install Node.js 20 with npm (Debian: nodejs npm)" >&2; exit 1; }
-  for cmd in initdb postgres; do
-    command -v "$cmd" >/dev/null || {
-      echo "$cmd not found: install the PostgreSQL 15 server binaries (Debian: postgresql-15)" \
-        "and put them on PATH" >&2; exit 1; }
+need() {  # usage: need "what is missing" "what to do"
+  printf '\033[1;31merror:\033[0m %s\n       %s\n' "$1" "$2" >&2; exit 1
+}
+
+# The PostgreSQL 15 server binaries: on PATH, where pg_config says, or Debian's folder.
+pg_bindir() {
+  if command -v initdb >/dev/null 2>&1; then dirname "$(command -v initdb)"; return; fi
+  local dir
+  for dir in "$(pg_config --bindir 2>/dev/null || true)" /usr/lib/postgresql/15/bin; do
+    if [ -n "$dir" ] && [ -x "$dir/initdb" ] && [ -x "$dir/postgres" ]; then echo "$dir"; return; fi
   done
+  return 1
+}
+
+check_prerequisites() {
+  command -v python3.11 >/dev/null \
+    || need "Python 3.11 not found" "install Python 3.11 (python3.11 on PATH, e.g. with pyenv)"
+  command -v node >/dev/null && command -v npm >/dev/null \
+    || need "Node.js / npm not found" "install Node.js 20 with npm (Debian: nodejs npm)"
+  local node_major; node_major=$(node -p 'process.versions.node.split(".")[0]')
+  [ "$node_major" -ge 20 ] || need "Node.js $node_major is too old" "install Node.js 20 or newer"
+  command -v java >/dev/null \
+    || need "Java not found" "install Java 17 (Debian: openjdk-17-jdk-headless) for Kafka and Spark"
+  local java_major
+  java_major=$(java -XshowSettings:properties -version 2>&1 \
+    | sed -n 's/^ *java.specification.version = \([0-9]*\).*/\1/p')
+  [ "${java_major:-0}" -ge 17 ] \
+    || need "Java ${java_major:-?} is too old" "install Java 17 or newer (or set JAVA_HOME to one)"
+  command -v mvn >/dev/null \
+    || need "Maven not found" "install Apache Maven (Debian: maven): it fetches the Kafka and Delta jars"
+  local pgbin; pgbin=$(pg_bindir) || need "PostgreSQL 15 server binaries not found" \
+    "install them (Debian: apt-get install postgresql-15); looked on PATH, in pg_config --bindir and /usr/lib/postgresql/15/bin"
+  "$pgbin/postgres" --version | grep -q " 15\." \
+    || need "$("$pgbin/postgres" --version) found, PostgreSQL 15 needed" "install postgresql-15"
+  note "Python 3.11, Node $(node -v), Java $java_major, $(mvn -v 2>/dev/null | head -1 | sed 's/\x1b\[[0-9;]*m//g'), PostgreSQL 15 in $pgbin"
 }
 
 # Run pip, hiding this machine's warnings about absent local package mirrors.
@@ -56,4 +81,9 @@ install_python() {
 install_contract_toolchain() {
   note "npm ci --prefix contracts (solc-js, OpenZeppelin, anvil, solhint from package-lock.json)"
   npm ci --prefix contracts --no-audit --no-fund --loglevel=error >/dev/null
+}
+
+install_engines() {
+  note "Maven: Apache Kafka and the Delta Lake / S3 jars for Spark (engines/*/pom.xml -> .engines/)"
+  .venv/bin/stride engines fetch
 }

@@ -2,7 +2,7 @@
 # One command on a fresh machine: install what the tests need, lint, run every test.
 source "$(dirname "$0")/lib.sh"
 
-step "Checking prerequisites"
+step "Checking prerequisites (Python 3.11, Node 20, Java 17 + Maven, PostgreSQL 15)"
 check_prerequisites
 step "Installing test tools (Debian: chromium, chromium-driver, kcat)"
 ensure_debian_packages chromium:chromium chromedriver:chromium-driver kcat:kcat
@@ -10,6 +10,8 @@ step "Installing Python dependencies into .venv"
 install_python
 step "Installing the contract toolchain (Node packages)"
 install_contract_toolchain
+step "Fetching the JVM engines' jars (Maven Central)"
+install_engines
 step "Lint and format check (ruff)"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
