@@ -92,6 +92,9 @@ class EventProducer:
                     bootstrap_servers=s.kafka_bootstrap,
                     client_id="stride-api",
                     acks="all",
+                    # Idempotent: a retried batch is written once (producer id + sequence
+                    # numbers checked by the broker), so a timeout never duplicates events.
+                    enable_idempotence=True,
                     linger_ms=2,
                     max_batch_size=512 * 1024,
                     max_request_size=2 * 1024 * 1024,

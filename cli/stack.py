@@ -46,6 +46,7 @@ class Service:
     env: Callable[[Settings], dict[str, str]] = field(default=lambda _s: {})
     stop_signal: signal.Signals = signal.SIGTERM
     start_timeout: float = 60.0
+    stop_timeout: float = 20.0  # then SIGKILL
     missing_hint: str = ""
 
 
@@ -281,7 +282,7 @@ class Stack:
         for service in reversed(targets):
             self.stop(service.name, report)
 
-    def stop(self, name: str, report: Reporter = print, timeout: float = 20.0) -> None:
+    def stop(self, name: str, report: Reporter = print, timeout: float | None = None) -> None:
         record = self._recorded(name)
         if record is None:
             report(f"{name}: not running")
@@ -292,6 +293,7 @@ class Stack:
             return
         pid = int(record["pid"])
         service = self.services[name]
+        timeout = service.stop_timeout if timeout is None else timeout
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, service.stop_signal)
         deadline = time.monotonic() + timeout

@@ -49,6 +49,13 @@ class Settings(BaseSettings):
 
     # Kafka
     kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_controller_port: int = Field(
+        default=9094, description="the local broker's KRaft controller listener (127.0.0.1)"
+    )
+    kafka_heap_mb: int = Field(default=512, ge=128, description="the local broker's JVM heap")
+    kafka_retention_hours: int = Field(
+        default=168, ge=1, description="how long the local broker keeps records"
+    )
 
     # Streaming
     kafka_topic_partitions: int = Field(default=4, ge=1)

@@ -2,9 +2,10 @@
 
 A worker process runs one role (``STRIDE_STREAMS_ROLE``, see :mod:`streams.heartbeat`): the
 scoring agent, or the lake sink in its own consumer group, so that the bronze appends
-never take CPU from the scoring processes' event loops. Tuned for Tansu (see
-ENVIRONMENT.md): short session/heartbeat/rebalance timeouts, offsets from ``earliest``, no
-Faust tables (PostgreSQL is the source of truth), web server off.
+never take CPU from the scoring processes' event loops. Short session/heartbeat/rebalance
+timeouts (a restarted worker owns its partitions again within seconds), offsets from
+``earliest`` (a new group reads the whole topic), no Faust tables (PostgreSQL is the source
+of truth, every write keyed by event id), web server off.
 """
 
 from __future__ import annotations
@@ -16,9 +17,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
-import aiokafka
 import faust
-import faust.transport.drivers.aiokafka as faust_aiokafka
 from aiokafka.errors import KafkaError
 from faust.sensors import Monitor
 from faust.types import TP, AppT, EventT, Message, StreamT
@@ -35,19 +34,6 @@ T = TypeVar("T")
 RETRY_MAX_DELAY_S = 10.0
 Record = tuple[bytes | None, bytes]  # (key, value) to produce
 
-# Faust hard-codes fetch_max_wait_ms=1500 for its consumer, and Tansu answers a waiting
-# fetch only when that time is up, not when new records arrive: events would wait up to
-# 1.5 s in the broker. Every consumer this worker process creates asks for at most 50 ms.
-FETCH_MAX_WAIT_MS = 50
-
-
-class _PromptConsumer(aiokafka.AIOKafkaConsumer):
-    def __init__(self, *topics: str, **kwargs: Any) -> None:
-        kwargs["fetch_max_wait_ms"] = min(kwargs.get("fetch_max_wait_ms", 500), FETCH_MAX_WAIT_MS)
-        super().__init__(*topics, **kwargs)
-
-
-faust_aiokafka.aiokafka.AIOKafkaConsumer = _PromptConsumer  # type: ignore[misc]
 consumer.install()  # eager delivery of fetched messages to the streams
 
 

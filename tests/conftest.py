@@ -1,4 +1,4 @@
-"""Session fixtures: a private local stack (PostgreSQL, Tansu, API) on free loopback ports.
+"""Session fixtures: a private local stack (PostgreSQL, Apache Kafka, API) on free loopback ports.
 
 Services are started with the same supervisor and service declarations as ``stride up``,
 in a temporary state folder, and stopped at the end of the session.

@@ -6,13 +6,11 @@ names given here (``worker``, ``game``, ``api``).
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -123,17 +121,3 @@ def totals(engine: Engine, game_id: str) -> dict[str, dict[str, Any]]:
             {"g": game_id},
         ).mappings()
         return {row["player_id"]: dict(row) for row in rows}
-
-
-def kcat_env(tmp_path: Path) -> dict[str, str]:
-    """Environment for Debian's kcat with the librdkafka of the confluent-kafka wheel.
-
-    Debian 12's librdkafka 2.0.2 misreads Tansu's ApiVersions v3 answer (a protocol read
-    underflow), so kcat runs against the newer, ABI-compatible library from the wheel.
-    """
-    import confluent_kafka
-
-    libs = Path(confluent_kafka.__file__).parent.parent / "confluent_kafka.libs"
-    [library] = libs.glob("librdkafka-*.so.1")
-    (tmp_path / "librdkafka.so.1").symlink_to(library)
-    return {**os.environ, "LD_LIBRARY_PATH": str(tmp_path)}

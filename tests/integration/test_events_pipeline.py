@@ -1,4 +1,4 @@
-"""API -> Tansu -> Faust worker -> PostgreSQL, with the real services: totals, ranks, reward
+"""API -> Kafka -> Faust worker -> PostgreSQL, with the real services: totals, ranks, reward
 commands, duplicates, replay from offset 0, dead letters and a non-Python producer (kcat)."""
 
 import json
@@ -6,7 +6,6 @@ import subprocess
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 
 import httpx
 import pytest
@@ -25,7 +24,6 @@ from tests.streaming_helpers import (  # noqa: F401 - fixtures
     GameWithKey,
     api_fixture,
     game_fixture,
-    kcat_env,
     match_event,
     post_batch,
     processed_count,
@@ -209,8 +207,8 @@ def test_a_replay_of_the_topic_from_offset_zero_changes_nothing(
 def test_the_worker_restarts_again_and_again_and_keeps_consuming(
     api: httpx.Client, game: GameWithKey, db_engine: Engine, worker: Stack
 ) -> None:
-    """Stopping all scoring processes of a group at once used to leave Tansu with a departed
-    group leader: the next start never got partitions (streams.__main__.stop_in_turn)."""
+    """All scoring processes of the group stop at once and a new set joins: each restart
+    gets the partitions again and goes on from the committed offsets."""
     posted = 0
     for round_ in range(3):
         worker.stop("worker", report=lambda _m: None)
@@ -249,7 +247,7 @@ def test_a_malformed_message_lands_in_the_dlq_with_its_reason(
 
 
 def test_events_produced_by_kcat_are_processed(
-    game: GameWithKey, db_engine: Engine, stack_settings, tmp_path: Path
+    game: GameWithKey, db_engine: Engine, stack_settings
 ) -> None:
     lines = []
     for score in (7, 11):
@@ -261,7 +259,6 @@ def test_events_produced_by_kcat_are_processed(
         text=True,
         check=True,
         timeout=60,
-        env=kcat_env(tmp_path),
     )
     wait_processed(db_engine, game.game_id, 2)
     got = totals(db_engine, game.game_id)["kcat-player"]

@@ -1,4 +1,4 @@
-"""/health and /ready against the real PostgreSQL and Tansu."""
+"""/health and /ready against the real PostgreSQL and Apache Kafka."""
 
 from fastapi.testclient import TestClient
 
