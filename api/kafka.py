@@ -76,6 +76,7 @@ class EventProducer:
         self._settings = settings
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
+        self._closing: set[asyncio.Task] = set()  # failed producers being closed
 
     async def connect(self) -> None:
         """Start the producer and create missing topics (idempotent)."""
@@ -122,7 +123,32 @@ class EventProducer:
             futures = await _queue(producer, topic, records)
             await asyncio.wait_for(asyncio.gather(*futures), self._settings.kafka_produce_timeout_s)
         except (KafkaError, TimeoutError) as exc:
+            self._discard(producer)
             raise KafkaUnavailable(f"Kafka did not acknowledge the events ({exc!r})") from exc
+
+    def _discard(self, producer: AIOKafkaProducer) -> None:
+        """Replace a producer whose send failed; the next request starts a new one.
+
+        After a batch times out (broker restarted or unreachable), aiokafka's idempotent
+        producer keeps its producer id and sequence numbers while the broker may not have
+        the batch: every later send then fails with OutOfOrderSequenceNumber, for good
+        (the Java client bumps its epoch; aiokafka does not). A new producer gets a new
+        producer id. The old one is closed in the background, bounded by the produce
+        timeout; a batch it still delivers was answered 503 and carries event ids, so the
+        client's retry is deduplicated.
+        """
+        if self._producer is not producer:
+            return
+        self._producer = None
+        task = asyncio.get_running_loop().create_task(self._close_quietly(producer))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def _close_quietly(self, producer: AIOKafkaProducer) -> None:
+        try:
+            await asyncio.wait_for(producer.stop(), self._settings.kafka_produce_timeout_s)
+        except (KafkaError, TimeoutError, OSError) as exc:
+            log.warning("closing a failed Kafka producer: %r", exc)
 
     async def close(self) -> None:
         if self._producer is not None:

@@ -1,4 +1,4 @@
-"""The ingest API against real PostgreSQL and Apache Kafka: keys, limits, partial acceptance, 503."""
+"""The ingest API against real PostgreSQL and Apache Kafka: keys, limits, partial acceptance."""
 
 import asyncio
 import json
