@@ -31,8 +31,10 @@ def component_of(pid: int, cmdline: list[str], environ: bytes) -> str:
     joined = " ".join(cmdline)
     if exe == "postgres" or joined.startswith("postgres:"):
         return "postgresql"
-    if "tansu" in exe:
-        return "kafka (tansu)"
+    if "kafka.Kafka" in cmdline:
+        return "kafka"
+    if "org.apache.spark.sql.connect.service.SparkConnectServer" in joined:
+        return "spark"
     if "uvicorn" in joined or "api.main" in joined:
         return "api"
     if "streams" in cmdline and "worker" in cmdline:

@@ -1,6 +1,6 @@
 """End-to-end benchmark of the streaming spine: HTTP POST -> Kafka -> Faust -> PostgreSQL.
 
-Starts a private stack (PostgreSQL, Tansu, API, Faust worker) on free loopback ports and
+Starts a private stack (PostgreSQL, Apache Kafka, API, Faust worker) on free loopback ports and
 measures, in one run on the same machine:
 
 1. ceiling: the raw aiokafka produce rate (acks=all, pipelined) of event-sized messages;
@@ -28,7 +28,6 @@ import shlex
 import shutil
 import statistics
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -61,18 +60,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def private_stack_env(api_workers: int) -> tuple[Path, dict[str, str]]:
-    from cli.stack import free_port
+    from cli.services import isolated_stack_env
 
-    state = Path(tempfile.mkdtemp(prefix="stride-bench-events-"))
-    state.chmod(0o755)  # PostgreSQL runs as an unprivileged OS user under root
-    return state, {
-        "STRIDE_ENV": "test",
-        "STRIDE_STATE_DIR": str(state),
-        "STRIDE_PG_PORT": str(free_port()),
-        "STRIDE_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",
-        "STRIDE_API_PORT": str(free_port()),
-        "STRIDE_API_WORKERS": str(api_workers),
-    }
+    state, env = isolated_stack_env("stride-bench-events-")
+    return state, {**env, "STRIDE_API_WORKERS": str(api_workers)}
 
 
 def event(player: int, n: int, sent_at: str) -> dict[str, Any]:

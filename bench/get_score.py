@@ -1,6 +1,6 @@
 """Benchmark of ``POST /v1/get_score`` (PostgreSQL logging) against ``GET /health``.
 
-Starts a private stack (PostgreSQL, Tansu, API on uvicorn) on free loopback ports in a
+Starts a private stack (PostgreSQL, Apache Kafka, API on uvicorn) on free loopback ports in a
 temporary state folder, drives both endpoints of the same app with Debian ``wrk`` under the
 same settings, checks that every completed get_score request left its ``score_log`` row,
 prints the figures and writes them to ``bench/results/get_score.json``.

@@ -15,5 +15,5 @@ install_engines
 step "Lint and format check (ruff)"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-step "Tests: unit, integration (real PostgreSQL, Tansu), end to end"
+step "Tests: unit, integration (real PostgreSQL, Kafka, Spark + Delta, anvil), end to end"
 .venv/bin/python -m pytest "$@"

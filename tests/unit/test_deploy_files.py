@@ -165,3 +165,10 @@ def test_ci_runs_the_readme_test_command() -> None:
 def test_deploy_files_name_no_remote_hosts(path: Path) -> None:
     hosts = set(re.findall(r"https?://([^/:'\"\s]+)", path.read_text()))
     assert hosts <= {"127.0.0.1", "localhost"}, f"{path.name} names hosts {sorted(hosts)}"
+
+
+def test_compose_runs_the_kafka_version_of_the_local_stack() -> None:
+    from cli.services import KAFKA_VERSION
+
+    image = compose()["services"]["kafka"]["image"]
+    assert image == f"apache/kafka:{KAFKA_VERSION}"
