@@ -1,5 +1,5 @@
 """API -> Kafka -> Faust worker -> PostgreSQL, with the real services: totals, ranks, reward
-commands, duplicates, replay from offset 0, dead letters and a non-Python producer (kcat)."""
+commands, duplicates, replay from offset 0, dead letters and a non-Python client (kcat)."""
 
 import json
 import subprocess
@@ -261,6 +261,27 @@ def test_events_produced_by_kcat_are_processed(
         timeout=60,
     )
     wait_processed(db_engine, game.game_id, 2)
+    consumed = subprocess.run(
+        [
+            "kcat",
+            "-b",
+            stack_settings.kafka_bootstrap,
+            "-C",
+            "-t",
+            GAME_EVENTS,
+            "-o",
+            "beginning",
+            "-e",
+            "-q",
+            "-f",
+            "%k\t%s\n",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout.splitlines()
+    assert sorted(line for line in consumed if game.game_id in line) == sorted(lines)
     got = totals(db_engine, game.game_id)["kcat-player"]
     assert (got["events"], got["total_score"], got["best_score"]) == (2, 18, 11)
     with db_engine.connect() as conn:
