@@ -94,10 +94,30 @@ class Settings(BaseSettings):
 
     # Lakehouse: wearable ingest, Delta lake, Spark Connect, Dagster, warehouse
     lake_dir: Path | None = Field(default=None, description="local lake; default state_dir/lake")
-    lake_uri: str | None = Field(default=None, description="s3://bucket/prefix in production")
+    lake_uri: str | None = Field(
+        default=None, description="s3://bucket/prefix or s3a://bucket/prefix in production"
+    )
+    lake_s3_endpoint: str | None = Field(
+        default=None, description="S3 API URL for s3:// and s3a:// lakes (moto, MinIO); default AWS"
+    )
+    lake_s3_region: str = "us-east-1"
+    lake_s3_access_key_id: SecretStr | None = Field(
+        default=None, description="default: the AWS credential chain (env, profile, IAM role)"
+    )
+    lake_s3_secret_access_key: SecretStr | None = None
+    lake_s3_path_style: bool | None = Field(
+        default=None, description="bucket in the path, not the host; default: on with an endpoint"
+    )
+    lake_s3a_credentials_provider: str | None = Field(
+        default=None, description="S3A fs.s3a.aws.credentials.provider; default its chain"
+    )
     spark_host: str = "127.0.0.1"
     spark_port: int = 50051
     spark_remote: str | None = Field(default=None, description="sc://host:port in production")
+    spark_memory: str = Field(default="2g", description="JVM heap of the local Spark server")
+    spark_cores: int = Field(default=2, ge=1, description="local[N] task slots")
+    spark_shuffle_partitions: int = Field(default=4, ge=1)
+    spark_ui_port: int = Field(default=0, ge=0, description="Spark web UI on 127.0.0.1; 0: off")
     dagster_port: int = 3000
     warehouse_kind: Literal["postgres", "redshift"] = "postgres"
     redshift_iam_role: str | None = None
@@ -196,6 +216,55 @@ class Settings(BaseSettings):
         if self.lake_uri:
             return self.lake_uri.rstrip("/")
         return str(self.lake_dir or self.state_dir / "lake")
+
+    @property
+    def lake_is_s3(self) -> bool:
+        return self.lake_root.startswith(("s3://", "s3a://"))
+
+    @property
+    def lake_s3_uses_path_style(self) -> bool:
+        if self.lake_s3_path_style is not None:
+            return self.lake_s3_path_style
+        return self.lake_s3_endpoint is not None
+
+    @property
+    def lake_s3_credentials_env(self) -> dict[str, str]:
+        """AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY when set (for the Spark server's env)."""
+        env = {}
+        if self.lake_s3_access_key_id and self.lake_s3_secret_access_key:
+            env["AWS_ACCESS_KEY_ID"] = self.lake_s3_access_key_id.get_secret_value()
+            env["AWS_SECRET_ACCESS_KEY"] = self.lake_s3_secret_access_key.get_secret_value()
+        return env
+
+    @property
+    def lake_storage_options(self) -> dict[str, str]:
+        """delta-rs (object_store) options for an S3 lake: the same endpoint as Spark's S3A."""
+        if not self.lake_is_s3:
+            return {}
+        options = {"AWS_REGION": self.lake_s3_region, **self.lake_s3_credentials_env}
+        if self.lake_s3_endpoint:
+            options["AWS_ENDPOINT_URL"] = self.lake_s3_endpoint
+            if self.lake_s3_endpoint.startswith("http://"):
+                options["AWS_ALLOW_HTTP"] = "true"
+        options["AWS_VIRTUAL_HOSTED_STYLE_REQUEST"] = str(not self.lake_s3_uses_path_style).lower()
+        return options
+
+    @property
+    def lake_s3a_conf(self) -> dict[str, str]:
+        """``spark.hadoop.fs.s3a.*`` for the Spark server (credentials go by environment)."""
+        conf = {
+            "spark.hadoop.fs.s3a.endpoint.region": self.lake_s3_region,
+            "spark.hadoop.fs.s3a.path.style.access": str(self.lake_s3_uses_path_style).lower(),
+        }
+        if self.lake_s3_endpoint:
+            conf["spark.hadoop.fs.s3a.endpoint"] = self.lake_s3_endpoint
+            if self.lake_s3_endpoint.startswith("http://"):
+                conf["spark.hadoop.fs.s3a.connection.ssl.enabled"] = "false"
+        if self.lake_s3a_credentials_provider:
+            conf["spark.hadoop.fs.s3a.aws.credentials.provider"] = (
+                self.lake_s3a_credentials_provider
+            )
+        return conf
 
     @property
     def spark_url(self) -> str:

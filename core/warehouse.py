@@ -26,8 +26,15 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from psycopg import sql
 
-from core.lake import GOLD_GAME_DAILY, GOLD_USER_DAILY_HEALTH, WAREHOUSE_STAGE, table_uri
-from core.wearables.raw_zone import lake_filesystem
+from core.lake import (
+    GOLD_GAME_DAILY,
+    GOLD_USER_DAILY_HEALTH,
+    WAREHOUSE_STAGE,
+    arrow_filesystem,
+    is_s3,
+    storage_options,
+    table_uri,
+)
 
 
 @dataclass(frozen=True)
@@ -137,8 +144,9 @@ def read_gold_day(lake_root: str, table: WarehouseTable, day: date) -> pa.Table:
     from deltalake import DeltaTable
     from deltalake.exceptions import TableNotFoundError
 
+    uri = table_uri(lake_root, table.gold_table)
     try:
-        dt = DeltaTable(table_uri(lake_root, table.gold_table))
+        dt = DeltaTable(uri, storage_options=storage_options(uri))
     except TableNotFoundError:
         return pa.table({})
     data = dt.to_pyarrow_table(partitions=[("date", "=", day.isoformat())])
@@ -153,15 +161,24 @@ def stage_prefix(lake_root: str, table: WarehouseTable, day: date) -> str:
 
 
 def stage(lake_root: str, table: WarehouseTable, day: date, rows: pa.Table) -> str:
-    """Write ``rows`` as the only Parquet file of the day's stage folder; returns its path."""
-    filesystem, root = lake_filesystem(lake_root)
+    """Write ``rows`` as the only Parquet file of the day's stage folder; returns its URI
+    (``s3://...`` on an S3 lake, what Redshift's COPY takes; a local path otherwise)."""
+    filesystem, root = arrow_filesystem(lake_root)
     folder = f"{root}/{WAREHOUSE_STAGE}/{table.name}/date={day.isoformat()}"
     filesystem.create_dir(folder, recursive=True)
     for info in filesystem.get_file_info(_selector(folder)):
         filesystem.delete_file(info.path)
     path = f"{folder}/part-00000.parquet"
     pq.write_table(rows, path, filesystem=filesystem)
-    return path
+    return f"s3://{path}" if is_s3(lake_root) else path
+
+
+def read_staged(staged: str) -> pa.Table:
+    """The staged file back (from S3 through the lake's endpoint and credentials)."""
+    if staged.startswith("s3://"):
+        filesystem, _ = arrow_filesystem(staged)
+        return pq.read_table(staged.removeprefix("s3://"), filesystem=filesystem)
+    return pq.read_table(staged)
 
 
 def _selector(folder: str) -> Any:
@@ -231,7 +248,7 @@ class PostgresWarehouse:
     def load_day(self, table: WarehouseTable, day: date, staged: str, rows: pa.Table) -> int:
         """Replace the day with the staged file's rows (one transaction); returns rows loaded."""
         del rows  # the staged file is the source of truth, as it is for Redshift
-        data = pq.read_table(staged)
+        data = read_staged(staged)
         names = sql.SQL(", ").join(sql.Identifier(n) for n in table.column_names)
         with self.connect() as conn, conn.cursor() as cur:
             cur.execute(postgres_ddl(table).encode())

@@ -1,6 +1,7 @@
 """Resources per environment: where Spark, the lake and the warehouse are.
 
-``local``/``test``: the stack's pysail server, the lake folder under the state dir and the
+``local``/``test``: the stack's Spark Connect server (Spark 4.1 + Delta 4.3), the lake
+folder under the state dir (or an ``s3a://`` lake, see ``STRIDE_LAKE_S3_*``) and the
 ``warehouse`` PostgreSQL database. ``prod``: a Spark Connect URL, an ``s3://`` lake and
 Redshift. Only settings differ; the asset code is the same.
 """
@@ -28,8 +29,8 @@ class SparkConnect(dg.ConfigurableResource):
 
 
 class Lake(dg.ConfigurableResource):
-    """The Delta lake root: a local folder or an ``s3://`` URI, and how long bronze
-    maintenance keeps the files it removed from a table."""
+    """The Delta lake root: a local folder or an ``s3://`` / ``s3a://`` URI, and how long
+    lake maintenance keeps the files it removed from a table."""
 
     root: str
     vacuum_retention_hours: int = VACUUM_RETENTION_HOURS

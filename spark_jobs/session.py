@@ -1,10 +1,18 @@
-"""Spark Connect sessions and the one safe way to rewrite a day of a Delta table."""
+"""Spark Connect sessions and the one safe way to rewrite a day of a Delta table.
+
+Every path given to Spark goes through ``core.lake.spark_path`` (``s3://`` → ``s3a://``).
+"""
 
 from __future__ import annotations
 
 from datetime import date
 
 from pyspark.sql import DataFrame, SparkSession
+
+from core.lake import spark_path
+
+# The session the readiness probe reuses, so probing never piles up server-side sessions.
+PROBE_SESSION_ID = "5f0a4c1e-57d1-4e0b-9b8a-0000000000a1"
 
 
 def spark_session(url: str) -> SparkSession:
@@ -21,8 +29,10 @@ def stop_sessions() -> None:
 
 
 def delta_exists(spark: SparkSession, path: str) -> bool:
+    """Whether ``path`` holds a Delta table: resolving its schema is an analysis request to
+    the server, no Spark job."""
     try:
-        spark.read.format("delta").load(path).limit(0).collect()
+        spark.read.format("delta").load(spark_path(path)).schema  # noqa: B018
     except Exception:
         return False
     return True
@@ -32,31 +42,51 @@ def read_day(spark: SparkSession, path: str, day: date) -> DataFrame | None:
     """Rows of one ``date`` partition, or None when the table does not exist yet."""
     if not delta_exists(spark, path):
         return None
-    return spark.read.format("delta").load(path).where(f"`date` = DATE'{day.isoformat()}'")
+    return (
+        spark.read.format("delta").load(spark_path(path)).where(f"`date` = DATE'{day.isoformat()}'")
+    )
 
 
 def replace_day(df: DataFrame, path: str, day: date, partition_by: list[str]) -> None:
     """Make ``df`` the whole ``date = day`` partition of the table at ``path``.
 
     ``replaceWhere`` rewrites only that day, atomically, so rerunning a day is idempotent
-    and never touches other days. (Dynamic partition overwrite is not used: pysail ignores
-    it and would replace the whole table.) The first write creates the table.
+    and never touches other days. Delta also checks that every row written matches the
+    condition (a row of another day fails the write instead of landing there). Dynamic
+    partition overwrite, which Delta 4.3 supports too, is not used: a rebuild that yields
+    no rows would leave the day's old rows in place, where ``replaceWhere`` empties the day.
+    The first write creates the table.
     """
     spark = df.sparkSession
+    target = spark_path(path)
     writer = df.write.format("delta").partitionBy(*partition_by)
     if delta_exists(spark, path):
         condition = f"`date` = DATE'{day.isoformat()}'"
-        writer.mode("overwrite").option("replaceWhere", condition).save(path)
+        writer.mode("overwrite").option("replaceWhere", condition).save(target)
     else:
-        writer.mode("append").save(path)
+        writer.mode("append").save(target)
 
 
-def spark_problem(host: str, port: int, timeout: float = 1.0) -> str | None:
-    """None when something accepts connections on the Spark Connect port."""
-    import socket
+def spark_problem(host: str, port: int, timeout: float = 2.0) -> str | None:
+    """None when a Spark Connect server answers an AnalyzePlan(SparkVersion) request at
+    ``host:port``: a real gRPC call to the server (~20 ms, no Spark job), so a port that
+    accepts connections before the JVM's session is up does not count as ready."""
+    import grpc
+    from pyspark.sql.connect.proto import base_pb2, base_pb2_grpc
 
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return None
-    except OSError as exc:
-        return f"Spark Connect unreachable at {host}:{port} ({exc})"
+    request = base_pb2.AnalyzePlanRequest(
+        session_id=PROBE_SESSION_ID,
+        user_context=base_pb2.UserContext(user_id="stride-probe"),
+        spark_version=base_pb2.AnalyzePlanRequest.SparkVersion(),
+    )
+    with grpc.insecure_channel(f"{host}:{port}") as channel:
+        try:
+            answer = base_pb2_grpc.SparkConnectServiceStub(channel).AnalyzePlan(
+                request, timeout=timeout
+            )
+        except grpc.RpcError as exc:
+            detail = (exc.details() or "").splitlines()[0] if exc.details() else ""
+            return f"Spark Connect not answering at {host}:{port} ({exc.code().name}: {detail})"
+    if not answer.spark_version.version:
+        return f"Spark Connect at {host}:{port} answered without a Spark version"
+    return None

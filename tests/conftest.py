@@ -80,7 +80,8 @@ def live_api(stack: Stack, db_engine: Engine, kafka: Settings) -> str:
 
 @pytest.fixture(scope="session")
 def spark(stack: Stack) -> Iterator[Settings]:
-    """The pysail Spark Connect server, as `stride up spark` runs it."""
+    """The Spark Connect server (Spark 4.1 + Delta 4.3 on the JVM), as `stride up spark`
+    runs it: started once per session (~7 s to ready), shared by every lakehouse test."""
     from spark_jobs.session import stop_sessions
 
     stack.up(["spark"], report=lambda _m: None)
