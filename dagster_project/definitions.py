@@ -1,5 +1,5 @@
 """The Dagster code location: assets, the daily job and schedule, the new-bronze sensor,
-and the hourly bronze maintenance job.
+the hourly bronze maintenance job and the nightly silver/gold maintenance job.
 
 ``dagster dev -m dagster_project.definitions`` serves it (``stride up dagster``);
 ``stride pipeline run`` materializes it headless.
@@ -14,11 +14,17 @@ import dagster as dg
 from core.config import get_settings
 from core.lake import BRONZE_GAME_EVENTS, BRONZE_WEARABLE_SAMPLES, days_appended_since
 from dagster_project.assets import LAKEHOUSE_ASSETS, PIPELINE, daily
-from dagster_project.maintenance import bronze_maintenance_job, hourly_bronze_maintenance
+from dagster_project.maintenance import (
+    LAKEHOUSE_JOB,
+    bronze_maintenance_job,
+    hourly_bronze_maintenance,
+    nightly_silver_gold_maintenance,
+    silver_gold_maintenance_job,
+)
 from dagster_project.resources import current_resources
 
 lakehouse_job = dg.define_asset_job(
-    "lakehouse_daily",
+    LAKEHOUSE_JOB,
     selection=PIPELINE,
     partitions_def=daily,
     description="Rebuild one day: silver → gold (checked) → warehouse",
@@ -55,8 +61,8 @@ def new_bronze_data(context: dg.SensorEvaluationContext) -> dg.SensorResult:
 
 defs = dg.Definitions(
     assets=LAKEHOUSE_ASSETS,
-    jobs=[lakehouse_job, bronze_maintenance_job],
-    schedules=[daily_schedule, hourly_bronze_maintenance],
+    jobs=[lakehouse_job, bronze_maintenance_job, silver_gold_maintenance_job],
+    schedules=[daily_schedule, hourly_bronze_maintenance, nightly_silver_gold_maintenance],
     sensors=[new_bronze_data],
     resources=current_resources(),
 )

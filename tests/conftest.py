@@ -81,12 +81,61 @@ def live_api(stack: Stack, db_engine: Engine, kafka: Settings) -> str:
 @pytest.fixture(scope="session")
 def spark(stack: Stack) -> Iterator[Settings]:
     """The Spark Connect server (Spark 4.1 + Delta 4.3 on the JVM), as `stride up spark`
-    runs it: started once per session (~7 s to ready), shared by every lakehouse test."""
+    runs it: started once per session (~7 s to ready), shared by every lakehouse test.
+
+    Its S3A points at a moto S3 server (`python -m moto.server`, started here on a free
+    loopback port) through the STRIDE_LAKE_S3_* settings, so the same server also serves
+    the s3a:// lake of tests/integration/test_lakehouse_s3.py; the default lake stays the
+    local folder."""
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from cli.stack import free_port
     from spark_jobs.session import stop_sessions
 
-    stack.up(["spark"], report=lambda _m: None)
-    yield stack.settings
-    stop_sessions()  # before the server stops, or the client's exit hook retries forever
+    port = free_port()
+    moto = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(f"{endpoint}/moto-api/", timeout=1)
+            break
+        except httpx.HTTPError:
+            if moto.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("moto S3 server did not start") from None
+            time.sleep(0.05)  # readiness polling, bounded by the deadline
+    env = {
+        "STRIDE_LAKE_S3_ENDPOINT": endpoint,
+        "STRIDE_LAKE_S3_ACCESS_KEY_ID": "stride-test",
+        "STRIDE_LAKE_S3_SECRET_ACCESS_KEY": "stride-test-secret",
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    get_settings.cache_clear()
+    settings = get_settings()
+    try:
+        # The stack's settings were read before these variables: start spark with the new
+        # ones (same state folder, so the session's `stack.down()` stops it too).
+        Stack(settings, SERVICES).up(["spark"], report=lambda _m: None)
+        yield settings
+    finally:
+        stop_sessions()  # before the server stops, or the client's exit hook retries forever
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        get_settings.cache_clear()
+        moto.terminate()
+        moto.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")

@@ -247,6 +247,45 @@ def test_definitions_load_with_the_maintenance_job_and_schedule() -> None:
     dg.Definitions.validate_loadable(defs)
     assert defs.resolve_job_def("bronze_maintenance").executor_def == dg.in_process_executor
     assert defs.resolve_schedule_def("hourly_bronze_maintenance").cron_schedule == "45 * * * *"
+    spark_job = defs.resolve_job_def("silver_gold_maintenance")
+    assert spark_job.executor_def == dg.in_process_executor
+    assert sorted(spark_job.graph.node_dict) == [
+        "maintain_gold_game_daily",
+        "maintain_gold_user_daily_health",
+        "maintain_silver_game_events",
+        "maintain_silver_wearable_samples",
+    ]
+    assert defs.resolve_schedule_def("nightly_silver_gold_maintenance").cron_schedule == (
+        "15 3 * * *"  # after the 01:30 daily run
+    )
+
+
+def test_the_nightly_schedule_skips_while_a_lakehouse_run_is_unfinished() -> None:
+    """Spark's OPTIMIZE and a rebuild of the same day conflict: one of them would fail."""
+    from dagster_project.definitions import lakehouse_job
+    from dagster_project.maintenance import (
+        nightly_silver_gold_maintenance,
+        silver_gold_maintenance_job,
+    )
+
+    with dg.instance_for_test() as instance:
+        context = dg.build_schedule_context(instance=instance)
+        assert isinstance(nightly_silver_gold_maintenance(context), dg.RunRequest)
+        daily = instance.create_run_for_job(
+            lakehouse_job.resolve(asset_graph=_asset_graph()), status=dg.DagsterRunStatus.STARTED
+        )
+        skip = nightly_silver_gold_maintenance(context)
+        assert isinstance(skip, dg.SkipReason) and daily.run_id in str(skip.skip_message)
+        instance.report_run_canceled(daily)
+        assert isinstance(nightly_silver_gold_maintenance(context), dg.RunRequest)
+        instance.create_run_for_job(silver_gold_maintenance_job, status=dg.DagsterRunStatus.STARTED)
+        assert isinstance(nightly_silver_gold_maintenance(context), dg.SkipReason)
+
+
+def _asset_graph():  # type: ignore[no-untyped-def]
+    from dagster_project.definitions import defs
+
+    return defs.resolve_asset_graph()
 
 
 def test_compaction_alone_is_no_new_day_for_the_sensor(tmp_path: Path) -> None:

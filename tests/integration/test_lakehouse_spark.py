@@ -1,0 +1,260 @@
+"""The Spark + Delta engine itself: how it is started, its readiness probe, Delta's own
+maintenance commands through Spark Connect, and tables shared with delta-rs."""
+
+from __future__ import annotations
+
+import re
+import socket
+import threading
+import uuid
+import zipfile
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import dagster as dg
+import pyarrow as pa
+import pytest
+from deltalake import DeltaTable
+
+from cli.spark_service import JAVA_MODULE_OPTIONS, pyspark_home, spark_command, spark_conf
+from core.config import Settings
+from core.lake import (
+    BRONZE_GAME_EVENTS,
+    GAME_EVENTS_SCHEMA,
+    append_bronze,
+    maintain_bronze,
+    table_uri,
+)
+from spark_jobs.maintenance import RETENTION_PROPERTY, maintain_table, table_history
+from spark_jobs.session import read_day, replace_day, spark_problem, spark_session
+
+pytestmark = [pytest.mark.integration]
+
+DAY = date(2026, 11, 21)
+
+
+def test_the_java_options_are_those_of_sparks_launcher() -> None:
+    """The server runs ``java`` directly: it must pass what spark-submit would on Java 17."""
+    launcher = next((pyspark_home() / "jars").glob("spark-launcher_*.jar"))
+    with zipfile.ZipFile(launcher) as jar:
+        constants = jar.read("org/apache/spark/launcher/JavaModuleOptions.class")
+    expected = {
+        m.decode() for m in re.findall(rb"(?:--add-\w+|-XX|-D|--enable)[\w.=/+:-]+", constants)
+    }
+    assert expected and expected == set(JAVA_MODULE_OPTIONS)
+
+
+def test_the_command_binds_loopback_and_loads_delta_and_s3a(spark: Settings) -> None:
+    command = spark_command(spark)
+    conf = spark_conf(spark)
+    assert conf["spark.connect.grpc.binding.address"] == "127.0.0.1"
+    assert conf["spark.driver.bindAddress"] == "127.0.0.1"
+    assert conf["spark.ui.enabled"] == "false"
+    assert conf["spark.hadoop.fs.s3a.endpoint"] == spark.lake_s3_endpoint
+    classpath = command[command.index("-cp") + 1]
+    names = [Path(p).name for p in classpath.split(":")]
+    assert names[0] == "*" and any(n.startswith("delta-spark_2.13-4.3") for n in names)
+    assert any(n.startswith("hadoop-aws-3.4.2") for n in names)
+    # Credentials never on the command line (ps shows it to every user).
+    secret = spark.lake_s3_secret_access_key.get_secret_value()  # type: ignore[union-attr]
+    assert not any(secret in part for part in command)
+
+
+def test_the_probe_makes_a_real_spark_connect_request(spark: Settings) -> None:
+    assert spark_problem(spark.spark_host, spark.spark_port) is None
+
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    assert "not answering" in (spark_problem("127.0.0.1", port, timeout=1) or "")
+
+    # Something else listening on the port (accepts, then hangs up) is not ready either.
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+                conn.close()
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        problem = spark_problem("127.0.0.1", listener.getsockname()[1], timeout=1)
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
+    assert problem is not None and "not answering" in problem
+
+
+def _events(start: int, n: int, day: date, game: str) -> pa.Table:
+    at = pa.array(
+        [datetime(day.year, day.month, day.day, 10, tzinfo=UTC)] * n, pa.timestamp("us", tz="UTC")
+    )
+    return pa.table(
+        {
+            "event_id": [str(uuid.UUID(int=start + i)) for i in range(n)],
+            "game_id": [game] * n,
+            "player_id": [f"p{i % 3}" for i in range(n)],
+            "type": ["score"] * n,
+            "occurred_at": at,
+            "client_occurred_at": at,
+            "received_at": at,
+            "session_id": [None] * n,
+            "match_outcome": [None] * n,
+            "score": list(range(n)),
+            "tokens_minted": [Decimal("0.5")] * n,
+            "tokens_burned": [Decimal(0)] * n,
+            "payload": ['{"score":1}'] * n,
+            "date": [day] * n,
+            "kafka_partition": [0] * n,
+            "kafka_offset": list(range(start, start + n)),
+            "ingested_at": at,
+        },
+        schema=GAME_EVENTS_SCHEMA,
+    )
+
+
+def test_spark_reads_bronze_that_delta_rs_wrote_compacted_and_checkpointed(
+    spark: Settings, tmp_path: Path
+) -> None:
+    root = str(tmp_path)
+    for i in range(12):
+        append_bronze(root, BRONZE_GAME_EVENTS, _events(i * 10, 10, DAY, ("tri", "duo")[i % 2]))
+    maintain_bronze(root, BRONZE_GAME_EVENTS)  # compaction commit, checkpoint, vacuum
+    append_bronze(root, BRONZE_GAME_EVENTS, _events(500, 3, DAY, "tri"))  # after the checkpoint
+
+    session = spark_session(spark.spark_url)
+    uri = table_uri(root, BRONZE_GAME_EVENTS)
+    df = read_day(session, uri, DAY)
+    assert df is not None
+    types = dict(df.dtypes)
+    assert (types["occurred_at"], types["tokens_minted"], types["date"]) == (
+        "timestamp",
+        "decimal(38,18)",
+        "date",
+    )
+    spark_rows = sorted(
+        (r.event_id, r.kafka_offset) for r in df.select("event_id", "kafka_offset").collect()
+    )
+    arrow = DeltaTable(uri).to_pyarrow_table(columns=["event_id", "kafka_offset"]).to_pylist()
+    assert spark_rows == sorted((r["event_id"], r["kafka_offset"]) for r in arrow)
+    assert len(spark_rows) == 123
+    detail = session.sql(f"DESCRIBE DETAIL delta.`{uri}`").first()
+    assert (detail.minReaderVersion, detail.minWriterVersion) == (1, 2)  # type: ignore[union-attr]
+    assert df.where("tokens_minted = 0.5").count() == 123
+
+
+def test_delta_rs_reads_what_spark_wrote_optimized_and_checkpointed(
+    spark: Settings, tmp_path: Path
+) -> None:
+    """A Spark checkpoint (every 2 commits here, 10 by default), OPTIMIZE and VACUUM
+    commits: delta-rs (the warehouse loader, the tests) still reads the table."""
+    session = spark_session(spark.spark_url)
+    path = str(tmp_path / "silver")
+    for i in range(3):
+        rows = session.range(i * 10, i * 10 + 10).selectExpr(
+            "id", "CAST(id * 1.5 AS DECIMAL(38,18)) AS amount", f"DATE'{DAY.isoformat()}' AS date"
+        )
+        replace_day(rows, path, DAY, ["date"])
+        if i == 0:
+            session.sql(
+                f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ('delta.checkpointInterval' = '2')"
+            )
+    assert (Path(path) / "_delta_log" / f"{2:020d}.checkpoint.parquet").exists()
+    maintain_table(session, path, retention_hours=168)
+
+    table = DeltaTable(path)
+    assert (table.protocol().min_reader_version, table.protocol().min_writer_version) == (1, 2)
+    data = table.to_pyarrow_table(partitions=[("date", "=", DAY.isoformat())]).to_pylist()
+    assert sorted(r["id"] for r in data) == list(range(20, 30))
+    assert {r["amount"] for r in data} == {Decimal(i) * Decimal("1.5") for i in range(20, 30)}
+    # delta-rs appends to it and Spark sees the append.
+    append = pa.table(
+        {
+            "id": pa.array([999], pa.int64()),
+            "amount": pa.array([Decimal("1")], pa.decimal128(38, 18)),
+            "date": pa.array([DAY], pa.date32()),
+        }
+    )
+    from deltalake import write_deltalake
+
+    write_deltalake(path, append, mode="append")
+    assert read_day(session, path, DAY).count() == 11  # type: ignore[union-attr]
+
+
+def _parquet(path: str) -> set[Path]:
+    return {p for p in Path(path).rglob("*.parquet") if "_delta_log" not in p.parts}
+
+
+def test_optimize_and_vacuum_through_spark_keep_the_rows(spark: Settings, tmp_path: Path) -> None:
+    session = spark_session(spark.spark_url)
+    path = str(tmp_path / "gold")
+    day_rows = session.range(200).selectExpr("id", f"DATE'{DAY.isoformat()}' AS date")
+    for _ in range(3):  # three rebuilds of the day, three files each
+        replace_day(day_rows.repartition(3), path, DAY, ["date"])
+    assert len(_parquet(path)) == 9
+
+    report = maintain_table(session, path, retention_hours=168)
+
+    assert (report.files_before, report.files_after) == (3, 1)
+    assert (report.files_compacted, report.files_written) == (3, 1)
+    assert report.files_vacuumed == 0 and len(_parquet(path)) == 10  # within the 7 days
+    assert read_day(session, path, DAY).count() == 200  # type: ignore[union-attr]
+    operations = [h["operation"] for h in table_history(session, path, 4)]
+    assert operations == ["VACUUM END", "VACUUM START", "OPTIMIZE", "SET TBLPROPERTIES"]
+    detail = session.sql(f"DESCRIBE DETAIL delta.`{path}`").first()
+    assert detail.properties[RETENTION_PROPERTY] == "interval 168 hours"  # type: ignore[union-attr]
+
+    again = maintain_table(session, path, retention_hours=168)
+    assert (again.files_compacted, again.files_vacuumed) == (0, 0)
+    assert again.version_after == again.version_before + 2  # VACUUM START/END only
+
+    short = maintain_table(session, path, retention_hours=0)  # tests only: no grace period
+    assert short.files_vacuumed == 9
+    assert len(_parquet(path)) == 1
+    assert read_day(session, path, DAY).count() == 200  # type: ignore[union-attr]
+
+
+def test_maintaining_a_missing_table_is_reported_not_an_error(
+    spark: Settings, tmp_path: Path
+) -> None:
+    report = maintain_table(
+        spark_session(spark.spark_url), str(tmp_path / "none"), retention_hours=168
+    )
+    assert not report.exists
+
+
+def test_the_silver_gold_maintenance_job_reports_each_table(
+    spark: Settings, tmp_path: Path
+) -> None:
+    from core.lake import SILVER_GAME_EVENTS
+    from dagster_project.maintenance import silver_gold_maintenance_job
+    from dagster_project.resources import Lake, SparkConnect
+
+    root = str(tmp_path)
+    session = spark_session(spark.spark_url)
+    rows = session.range(50).selectExpr("id", f"DATE'{DAY.isoformat()}' AS date")
+    replace_day(rows.repartition(2), table_uri(root, SILVER_GAME_EVENTS), DAY, ["date"])
+    with dg.instance_for_test() as instance:
+        result = silver_gold_maintenance_job.execute_in_process(
+            resources={"spark": SparkConnect(url=spark.spark_url), "lake": Lake(root=root)},
+            instance=instance,
+        )
+    assert result.success
+    assert len(result.get_step_success_events()) == 4  # the three missing tables included
+    observed = [
+        e.asset_observation_data.asset_observation
+        for e in result.all_events
+        if e.event_type == dg.DagsterEventType.ASSET_OBSERVATION
+    ]
+    assert [o.asset_key.to_user_string() for o in observed] == ["silver_game_events"]
+    metadata = observed[0].metadata
+    assert (metadata["files_before"].value, metadata["files_after"].value) == (2, 1)
