@@ -193,7 +193,7 @@ def test_the_s3a_lake_runs_bronze_to_warehouse(
         assert any(k.startswith(f"lake/{table}/date=") for k in keys), table
     stage = f"lake/stage/warehouse/user_daily_health/date={DAY.isoformat()}/part-00000.parquet"
     assert stage in keys
-    assert not (settings.state_dir / "lake" / "silver").exists()
+    assert not list((settings.state_dir / "lake").rglob(f"date={DAY.isoformat()}"))
 
 
 def test_spark_maintenance_on_the_s3a_lake(s3_lake: Settings) -> None:

@@ -258,3 +258,19 @@ def test_the_silver_gold_maintenance_job_reports_each_table(
     assert [o.asset_key.to_user_string() for o in observed] == ["silver_game_events"]
     metadata = observed[0].metadata
     assert (metadata["files_before"].value, metadata["files_after"].value) == (2, 1)
+
+
+def test_replace_day_refuses_rows_of_another_day_and_empties_a_day(
+    spark: Settings, tmp_path: Path
+) -> None:
+    session = spark_session(spark.spark_url)
+    path = str(tmp_path / "days")
+    other = date(2026, 11, 22)
+    both = session.range(4).selectExpr("id", f"IF(id < 2, DATE'{DAY}', DATE'{other}') AS date")
+    replace_day(both, path, DAY, ["date"])  # the first write creates the table
+    stray = session.range(1).selectExpr("id", f"DATE'{other}' AS date")
+    with pytest.raises(Exception, match=r"(?i)replaceWhere|does not conform|DELTA_REPLACE_WHERE"):
+        replace_day(stray, path, DAY, ["date"])
+    replace_day(stray.limit(0), path, DAY, ["date"])  # a rebuild with no rows empties the day
+    assert read_day(session, path, DAY).count() == 0  # type: ignore[union-attr]
+    assert read_day(session, path, other).count() == 2  # type: ignore[union-attr]
