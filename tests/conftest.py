@@ -78,6 +78,21 @@ def live_api(stack: Stack, db_engine: Engine, kafka: Settings) -> str:
     return stack.settings.api_url
 
 
+SPARK_WARM_UP = """
+import sys
+from datetime import date
+from spark_jobs.session import read_day, replace_day, spark_session, stop_sessions
+spark = spark_session(sys.argv[1])
+path = sys.argv[2] + "/spark/warm-up"
+rows = spark.range(1000).selectExpr("id", "id % 7 AS k", "DATE'2000-01-01' AS date")
+for _ in range(2):
+    replace_day(rows, path, date(2000, 1, 1), ["date"])
+day = read_day(spark, path, date(2000, 1, 1))
+day.groupBy("k").count().join(day, "k").count()
+stop_sessions()
+"""
+
+
 @pytest.fixture(scope="session")
 def spark(stack: Stack) -> Iterator[Settings]:
     """The Spark Connect server (Spark 4.1 + Delta 4.3 on the JVM), as `stride up spark`
@@ -121,12 +136,23 @@ def spark(stack: Stack) -> Iterator[Settings]:
     os.environ.update(env)
     get_settings.cache_clear()
     settings = get_settings()
+    warm_up = None
     try:
         # The stack's settings were read before these variables: start spark with the new
         # ones (same state folder, so the session's `stack.down()` stops it too).
         Stack(settings, SERVICES).up(["spark"], report=lambda _m: None)
+        # The first Delta jobs of a fresh JVM cost ~15 s of class loading and JIT. A client
+        # of its own pays them in the background while the other fixtures start services.
+        warm_up = subprocess.Popen(
+            [sys.executable, "-c", SPARK_WARM_UP, settings.spark_url, str(settings.state_dir)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         yield settings
     finally:
+        if warm_up is not None and warm_up.poll() is None:
+            warm_up.kill()
+            warm_up.wait()
         stop_sessions()  # before the server stops, or the client's exit hook retries forever
         for key, value in saved.items():
             if value is None:

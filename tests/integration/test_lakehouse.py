@@ -92,8 +92,9 @@ GAME_QUERY = (
 
 
 @pytest.fixture(scope="module")
-def lakehouse(live_api: str, lake_worker: Settings, spark: Settings, db_engine: Engine) -> Settings:
-    """Everything uploaded through the API, sunk to bronze, and materialized once."""
+def lakehouse(spark: Settings, live_api: str, lake_worker: Settings, db_engine: Engine) -> Settings:
+    """Everything uploaded through the API, sunk to bronze, and materialized once (spark
+    first: its JVM warms up while the API and the worker start)."""
     settings = spark
     with Session(db_engine) as session:
         ana = create_app_user(session, "ana").token
