@@ -67,6 +67,8 @@ logger.connect_errors.name = org.apache.spark.sql.connect.utils.ErrorUtils
 logger.connect_errors.level = off
 logger.parquet.name = org.apache.parquet
 logger.parquet.level = error
+logger.native.name = org.apache.hadoop.util.NativeCodeLoader
+logger.native.level = error
 """
 
 

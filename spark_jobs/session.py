@@ -28,13 +28,30 @@ def stop_sessions() -> None:
         session.stop()
 
 
+# What Spark 4.1 / Delta 4.3 answer for a path without a Delta table (nothing there, or
+# files that are not a Delta table).
+_NO_TABLE = frozenset(
+    {
+        "PATH_NOT_FOUND",
+        "DELTA_TABLE_NOT_FOUND",
+        "DELTA_MISSING_DELTA_TABLE",
+        "DELTA_PATH_DOES_NOT_EXIST",
+    }
+)
+
+
 def delta_exists(spark: SparkSession, path: str) -> bool:
     """Whether ``path`` holds a Delta table: resolving its schema is an analysis request to
-    the server, no Spark job."""
+    the server, no Spark job. Any other error (server down, S3 refusing) is raised: taking
+    it for "no table" would make ``replace_day`` append a day instead of replacing it."""
+    from pyspark.errors import AnalysisException
+
     try:
         spark.read.format("delta").load(spark_path(path)).schema  # noqa: B018
-    except Exception:
-        return False
+    except AnalysisException as exc:
+        if exc.getCondition() in _NO_TABLE:
+            return False
+        raise
     return True
 
 

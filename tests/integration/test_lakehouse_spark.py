@@ -274,3 +274,17 @@ def test_replace_day_refuses_rows_of_another_day_and_empties_a_day(
     replace_day(stray.limit(0), path, DAY, ["date"])  # a rebuild with no rows empties the day
     assert read_day(session, path, DAY).count() == 0  # type: ignore[union-attr]
     assert read_day(session, path, other).count() == 2  # type: ignore[union-attr]
+
+
+def test_only_a_missing_table_counts_as_missing(spark: Settings, tmp_path: Path) -> None:
+    """Other errors are raised: taken for "no table", replace_day would append a day."""
+    from spark_jobs.session import delta_exists
+
+    session = spark_session(spark.spark_url)
+    session.range(3).write.parquet(str(tmp_path / "plain"))
+    session.range(3).write.format("delta").save(str(tmp_path / "delta"))
+    assert not delta_exists(session, str(tmp_path / "nothing"))
+    assert not delta_exists(session, str(tmp_path / "plain"))
+    assert delta_exists(session, str(tmp_path / "delta"))
+    with pytest.raises(Exception, match="No FileSystem for scheme"):
+        delta_exists(session, "nosuchscheme://bucket/table")
