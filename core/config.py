@@ -133,7 +133,9 @@ class Settings(BaseSettings):
     )
     lake_sink_batch_within_s: float = Field(default=2.0, gt=0)
     lake_vacuum_retention_hours: int = Field(
-        default=168, ge=168, description="bronze vacuum deletes removed files after (>= 7 days)"
+        default=168,
+        ge=168,
+        description="lake vacuum (bronze, silver, gold) deletes removed files after (>= 7 days)",
     )
 
     # EVM: local anvil, contract deployment and the bridge relayer (keys only from env)
