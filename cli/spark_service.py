@@ -105,6 +105,8 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         # anyway, so nothing lands in the working directory).
         "spark.sql.catalogImplementation": "in-memory",
         "spark.sql.warehouse.dir": str(state / "warehouse"),
+        # Hadoop's scratch space (S3A's upload buffers) defaults to /tmp/hadoop-<user>.
+        "spark.hadoop.hadoop.tmp.dir": str(state / "tmp" / "hadoop"),
         "spark.sql.session.timeZone": "UTC",
         # Defaults sized for clusters make small jobs slow here: 200 shuffle partitions and
         # 50 for Delta's log replay turned a 4-row count into ~15 s and a VACUUM into ~50 s
