@@ -4,7 +4,7 @@ Spark Connect on 127.0.0.1 to the lakehouse jobs (``spark_jobs/``, Dagster).
 It runs Spark's own ``SparkConnectServer`` with ``java`` directly on the JVM jars of the
 pyspark package (``pyspark/jars``: Spark 4.1.1, Scala 2.13, hadoop-client 3.4.2) plus the
 Delta Lake and S3A jars that ``stride engines fetch`` put in ``.engines/spark``
-(``engines/spark/pom.xml``, ~26 MB). Not ``spark-submit``: that is a shell script which
+(``engines/spark/pom.xml``, 25.6 MB). Not ``spark-submit``: that is a shell script which
 starts a launcher JVM to compute this same command line and then ``exec``s it (about a
 second more per start), and the supervisor recognises its process by the program it
 started, which would be ``spark-submit`` on record and ``java`` in ``/proc``. Every
