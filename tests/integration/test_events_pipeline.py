@@ -261,27 +261,31 @@ def test_events_produced_by_kcat_are_processed(
         timeout=60,
     )
     wait_processed(db_engine, game.game_id, 2)
-    consumed = subprocess.run(
-        [
-            "kcat",
-            "-b",
-            stack_settings.kafka_bootstrap,
-            "-C",
-            "-t",
-            GAME_EVENTS,
-            "-o",
-            "beginning",
-            "-e",
-            "-q",
-            "-f",
-            "%k\t%s\n",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout.splitlines()
-    assert sorted(line for line in consumed if game.game_id in line) == sorted(lines)
+    consumed = (
+        subprocess.run(
+            [
+                "kcat",
+                "-b",
+                stack_settings.kafka_bootstrap,
+                "-C",
+                "-t",
+                GAME_EVENTS,
+                "-o",
+                "beginning",
+                "-e",
+                "-q",
+                "-f",
+                "%k\t%s\n",
+            ],
+            capture_output=True,
+            check=True,
+            timeout=60,
+        )
+        .stdout.decode(errors="replace")
+        .splitlines()
+    )  # other tests wrote non-UTF-8 bytes
+    ours = [line for line in consumed if line.startswith("kcat-player\t") and game.game_id in line]
+    assert sorted(ours) == sorted(lines)
     got = totals(db_engine, game.game_id)["kcat-player"]
     assert (got["events"], got["total_score"], got["best_score"]) == (2, 18, 11)
     with db_engine.connect() as conn:
