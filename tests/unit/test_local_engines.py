@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import stat
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -76,3 +78,31 @@ def test_a_changed_pom_makes_the_fetched_jars_stale(
     assert not engines.is_fetched("kafka")
     (tmp_path / "kafka" / engines.STAMP).write_text(engines._pom_digest("kafka") + "\n")
     assert engines.is_fetched("kafka")
+
+
+def test_a_cluster_whose_os_user_cannot_reach_the_state_folder_lives_in_var_lib(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pwd
+
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        pytest.skip("no postgres OS user here")
+    monkeypatch.setattr(services, "pg_os_user", lambda _s: "postgres")
+    base = Path(tempfile.mkdtemp(prefix="stride-pg-reach-"))  # /tmp: traversable by all
+    base.chmod(0o755)
+    private = base / "private"
+    (private / "checkout").mkdir(parents=True)
+    private.chmod(0o700)  # like /root, or a `mktemp -d` folder
+    shared = base / "shared"
+    shared.mkdir()
+    shared.chmod(0o755)
+
+    hidden = services.pg_data_dir(Settings(state_dir=private / "checkout" / ".stride"))
+    again = services.pg_data_dir(Settings(state_dir=private / "checkout" / ".stride"))
+    visible = services.pg_data_dir(Settings(state_dir=shared / ".stride"))
+    shutil.rmtree(base)
+
+    assert hidden.parent.parent == services.SHARED_PG_ROOT and hidden == again
+    assert visible == shared / ".stride" / "postgres" / "data"
