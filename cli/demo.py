@@ -94,6 +94,36 @@ def _applied(game_id: str) -> int:
         ).scalar_one()
 
 
+RETRY_FOR_S = 120.0  # how long the synthetic server keeps retrying a refused batch
+
+
+def _post_until_accepted(
+    client: httpx.Client, key: str, events: list[dict], bar: Progress
+) -> httpx.Response:
+    """POST a batch; on 503 wait ``Retry-After`` and send it again unchanged, as the API
+    asks (its event ids make the retry safe), for up to ``RETRY_FOR_S``."""
+    deadline = time.monotonic() + RETRY_FOR_S
+    while True:
+        try:
+            response = client.post(
+                "/v1/events/batch", json={"events": events}, headers={"X-Api-Key": key}
+            )
+        except httpx.TransportError as exc:
+            if time.monotonic() > deadline:
+                raise
+            bar.console.print(f"[yellow]API unreachable ({exc!r}); retrying[/]")
+            time.sleep(1.0)  # back-off before retrying the same batch
+            continue
+        if response.status_code != 503 or time.monotonic() > deadline:
+            return response
+        wait = float(response.headers.get("Retry-After", "1") or 1)
+        bar.console.print(
+            f"[yellow]503 ({response.json().get('detail', '')[:60]}...); "
+            f"retrying the same batch in {wait:.0f}s[/]"
+        )
+        time.sleep(wait)  # the server's Retry-After
+
+
 def demo(
     rate: Annotated[int, typer.Option(min=1, max=50_000, help="Events per second.")] = 200,
     duration: Annotated[float, typer.Option(min=0.5, max=3600, help="Seconds to run.")] = 10,
@@ -131,9 +161,7 @@ def demo(
             while sent < due:
                 size = min(due - sent, 1000)
                 events = [synthetic_event(rng, players) for _ in range(size)]
-                response = client.post(
-                    "/v1/events/batch", json={"events": events}, headers={"X-Api-Key": key}
-                )
+                response = _post_until_accepted(client, key, events, bar)
                 if response.status_code != 202:
                     bar.stop()
                     console.print(f"[bold red]error:[/] {response.status_code} {response.text}")
