@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import Depends, Header, HTTPException, Request
 
 from api.deps import credential_owner, per_app
-from core.config import get_settings
-from core.db import get_engine
-from core.wearables.app_users import TokenAuthenticator
+from core.identity.app_users import TokenAuthenticator
+from core.platform.config import get_settings
+from core.platform.db import get_engine
 
 
 def _authenticator(request: Request) -> TokenAuthenticator:

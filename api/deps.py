@@ -9,9 +9,9 @@ from fastapi import Depends, Request
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 
-from core.config import Settings, get_settings
-from core.credentials import CachedCredentialLookup
-from core.db import get_engine
+from core.identity.credentials import CachedCredentialLookup
+from core.platform.config import Settings, get_settings
+from core.platform.db import get_engine
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[Engine, Depends(get_engine)]

@@ -20,8 +20,8 @@ from aiokafka.partitioner import DefaultPartitioner
 from fastapi import FastAPI, Request
 from kafka.errors import KafkaError as AdminError
 
-from core.config import Settings, get_settings
-from core.topics import ensure_topics
+from core.platform.config import Settings, get_settings
+from core.platform.topics import ensure_topics
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from api.errors import install_error_handlers
 from api.kafka import kafka_lifespan
 from api.middleware import RequestIdMiddleware
 from api.routes import events, health, leaderboards, scores, wearables
-from core.gc_tuning import tune_for_throughput
+from core.platform.gc_tuning import tune_for_throughput
 
 
 @asynccontextmanager

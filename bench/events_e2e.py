@@ -193,7 +193,7 @@ def bronze_rows(lake_root: str) -> int:
     from deltalake import DeltaTable
     from deltalake.exceptions import TableNotFoundError
 
-    from core.lake import BRONZE_GAME_EVENTS, table_uri
+    from core.lake.bronze import BRONZE_GAME_EVENTS, table_uri
 
     try:
         actions = DeltaTable(table_uri(lake_root, BRONZE_GAME_EVENTS)).get_add_actions(flatten=True)
@@ -302,10 +302,10 @@ def drain(stack, engine, args) -> dict[str, float]:
 
 
 def new_game(engine, name: str) -> tuple[str, str]:
-    from core.db import session_scope
-    from core.game_keys import create_game
+    from core.identity.game_keys import create_game
     from core.leaderboards.rules import Operator
     from core.leaderboards.store import create_leaderboard
+    from core.platform.db import session_scope
 
     game_id = f"{name}-{uuid.uuid4().hex[:6]}"
     with session_scope() as session:
@@ -325,8 +325,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from cli.services import SERVICES
     from cli.stack import Stack
-    from core.config import get_settings
-    from core.db import engine_for, reset_engines
+    from core.platform.config import get_settings
+    from core.platform.db import engine_for, reset_engines
 
     get_settings.cache_clear()
     reset_engines()

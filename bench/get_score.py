@@ -231,8 +231,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from cli.services import SERVICES
     from cli.stack import Stack
-    from core.config import get_settings
-    from core.db import engine_for, reset_engines
+    from core.platform.config import get_settings
+    from core.platform.db import engine_for, reset_engines
 
     get_settings.cache_clear()
     reset_engines()

@@ -31,7 +31,7 @@ METRICS = [("steps", "count", 40.0), ("heart_rate", "count/min", 70.0), ("sleep"
 
 
 def bronze_rows(n: int, users: int) -> pa.Table:
-    from core.lake import WEARABLE_SAMPLES_SCHEMA
+    from core.lake.bronze import WEARABLE_SAMPLES_SCHEMA
 
     start = datetime(2026, 11, 21, 0, 0, tzinfo=UTC)
     now = datetime.now(UTC)
@@ -88,9 +88,9 @@ def main() -> None:
     state, env = isolated_stack_env("stride-bench-")
     os.environ.update(env)
     from cli.services import SERVICES
-    from core.config import get_settings
-    from core.lake import BRONZE_WEARABLE_SAMPLES, append_bronze
-    from core.warehouse import USER_DAILY_HEALTH, PostgresWarehouse
+    from core.lake.bronze import BRONZE_WEARABLE_SAMPLES, append_bronze
+    from core.platform.config import get_settings
+    from core.warehouse.load import USER_DAILY_HEALTH, PostgresWarehouse
     from dagster_project.resources import resources_for
     from dagster_project.run import materialize_day
     from spark_jobs.session import stop_sessions

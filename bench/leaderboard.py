@@ -46,8 +46,8 @@ def private_postgres() -> tuple[object, Path]:
     os.environ.update(env)
     from cli.services import SERVICES
     from cli.stack import Stack
-    from core.config import get_settings
-    from core.migrate import upgrade_to_head
+    from core.platform.config import get_settings
+    from core.platform.migrate import upgrade_to_head
 
     get_settings.cache_clear()
     stack = Stack(get_settings(), SERVICES)
@@ -103,10 +103,10 @@ def load(engine, records: int, rnd: random.Random) -> list[str]:
     import psycopg
     from sqlalchemy import text
 
-    from core.config import get_settings
-    from core.db import session_scope
-    from core.game_keys import create_game
+    from core.identity.game_keys import create_game
     from core.leaderboards import store
+    from core.platform.config import get_settings
+    from core.platform.db import session_scope
 
     with session_scope() as session:
         create_game(session, "Bench", GAME)
@@ -255,9 +255,9 @@ def main() -> None:
     try:
         from sqlalchemy import text
 
-        from core.db import get_engine
         from core.leaderboards import store
         from core.leaderboards.rules import ScoreSubmission
+        from core.platform.db import get_engine
 
         engine = get_engine()
         started = time.perf_counter()

@@ -28,7 +28,7 @@ from contracts.deploy import (
 )
 from contracts.node import DEV_CHAIN_IDS, NodeError, TxSender, connect
 from contracts.relayer import Relayer, bridge_contract
-from core.config import get_settings
+from core.platform.config import get_settings
 
 contracts_app = typer.Typer(help="Smart contracts: build and deploy.", no_args_is_help=True)
 bridge_app = typer.Typer(help="Token bridge between two chains.", no_args_is_help=True)

@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 from alembic import command
 
-from core.config import get_settings
-from core.migrate import alembic_config, sync_readonly_grants
+from core.platform.config import get_settings
+from core.platform.migrate import alembic_config, sync_readonly_grants
 
 db_app = typer.Typer(
     help="Database migrations (Alembic, see docs/migrations.md).", no_args_is_help=True

@@ -20,11 +20,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy import text
 
-from core.config import get_settings
-from core.db import get_engine, session_scope
-from core.game_keys import GameExists, create_game, rotate_key
+from core.identity.game_keys import GameExists, create_game, rotate_key
 from core.leaderboards.rules import Operator
 from core.leaderboards.store import LeaderboardExists, create_leaderboard, top
+from core.platform.config import get_settings
+from core.platform.db import get_engine, session_scope
 
 console = Console()
 TICK_S = 0.1

@@ -17,7 +17,7 @@ import subprocess
 from pathlib import Path
 
 from cli.stack import Reporter, StackError
-from core.config import REPO_ROOT
+from core.platform.config import REPO_ROOT
 
 DECLARATIONS_DIR = REPO_ROOT / "engines"
 ENGINES_DIR = Path(os.environ.get("STRIDE_ENGINES_DIR", REPO_ROOT / ".engines"))

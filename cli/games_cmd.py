@@ -8,8 +8,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from core.db import session_scope
-from core.game_keys import GameExists, NewKey, UnknownGame, create_game, list_games, rotate_key
+from core.identity.game_keys import (
+    GameExists,
+    NewKey,
+    UnknownGame,
+    create_game,
+    list_games,
+    rotate_key,
+)
+from core.platform.db import session_scope
 
 games_app = typer.Typer(help="Games and their API keys (X-Api-Key).", no_args_is_help=True)
 console = Console()

@@ -10,9 +10,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from core.db import get_engine
 from core.leaderboards import store
 from core.leaderboards.rules import InvalidSchedule, Operator, SortOrder
+from core.platform.db import get_engine
 
 leaderboards_app = typer.Typer(
     help="Leaderboards: definitions, standings, period resets.", no_args_is_help=True

@@ -21,7 +21,7 @@ from cli.pipeline_cmd import pipeline_app
 from cli.services import SERVICES
 from cli.stack import Stack, StackError, tail
 from cli.users_cmd import users_app
-from core.config import get_settings
+from core.platform.config import get_settings
 
 app = typer.Typer(
     help="Stride: run the local stack, migrate the database, manage admin users.",
@@ -196,9 +196,9 @@ def create_user(
     ] = False,
 ) -> None:
     """Create a user of the admin panel (/admin)."""
-    from core.admin_users import AdminUserExists, create_admin_user
-    from core.db import session_scope
+    from core.identity.admin_users import AdminUserExists, create_admin_user
     from core.models import AdminRole
+    from core.platform.db import session_scope
 
     if role not in {r.value for r in AdminRole}:
         fail(f"--role must be viewer or editor, not {role!r}")

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from core.config import get_settings
+from core.platform.config import get_settings
 
 if TYPE_CHECKING:
     from dagster_project.run import DayOutcome
@@ -49,7 +49,7 @@ def run(
     ] = None,
 ) -> None:
     """Materialize silver, gold (with blocking checks) and the warehouse, one day at a time."""
-    from core.lake import BRONZE_GAME_EVENTS, BRONZE_WEARABLE_SAMPLES, days_written_since
+    from core.lake.bronze import BRONZE_GAME_EVENTS, BRONZE_WEARABLE_SAMPLES, days_written_since
     from spark_jobs.session import spark_problem, stop_sessions
 
     settings = get_settings()

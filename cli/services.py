@@ -20,9 +20,9 @@ from psycopg import sql
 from cli.spark_service import SPARK
 from cli.stack import Reporter, Service, StackError, free_port
 from contracts.anvil import anvil_command, rpc_problem
-from core.config import Settings
-from core.migrate import sync_readonly_grants, upgrade_to_head
-from core.probes import http_problem, kafka_problem, postgres_problem
+from core.platform.config import Settings
+from core.platform.migrate import sync_readonly_grants, upgrade_to_head
+from core.platform.probes import http_problem, kafka_problem, postgres_problem
 from streams.heartbeat import clear_heartbeats, worker_problem
 
 # ---- PostgreSQL ------------------------------------------------------------------------
@@ -386,7 +386,7 @@ def _kafka_cluster_id() -> str:
 
 def _create_topics(settings: Settings, report: Reporter) -> None:
     """The platform's topics exist once the broker is ready (a real admin request)."""
-    from core.topics import ensure_topics
+    from core.platform.topics import ensure_topics
 
     created = ensure_topics(
         settings.kafka_bootstrap, settings.kafka_topic_partitions, settings.kafka_replication_factor

@@ -22,7 +22,7 @@ import os
 from pathlib import Path
 
 from cli.stack import Reporter, Service, StackError
-from core.config import Settings
+from core.platform.config import Settings
 
 # What Spark's launcher adds for Java 17 (org.apache.spark.launcher.JavaModuleOptions of
 # Spark 4.1.1; tests/integration/test_lakehouse_spark.py checks the list against that class).

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.config import Settings
+from core.platform.config import Settings
 
 Reporter = Callable[[str], None]
 

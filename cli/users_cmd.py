@@ -7,8 +7,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from core.db import session_scope
-from core.wearables.app_users import (
+from core.identity.app_users import (
     AppUserExists,
     NewToken,
     UnknownAppUser,
@@ -16,6 +15,7 @@ from core.wearables.app_users import (
     deactivate,
     rotate_token,
 )
+from core.platform.db import session_scope
 
 users_app = typer.Typer(
     help="App users and their bearer tokens (wearable uploads).", no_args_is_help=True

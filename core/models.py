@@ -24,7 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from core.db import Base
+from core.platform.db import Base
 
 
 class ScoreLog(Base):
@@ -94,7 +94,7 @@ class AdminLoginAttempt(Base):
     """One sign-in attempt at ``/admin/login``: the throttle counts recent failures from these.
 
     Shared by every API worker process, so a limit holds however many workers serve logins.
-    Rows older than a day are deleted as new failures arrive (``core.admin_users``).
+    Rows older than a day are deleted as new failures arrive (``core.identity.admin_users``).
     """
 
     __tablename__ = "admin_login_attempts"
@@ -116,6 +116,6 @@ class AdminLoginAttempt(Base):
 
 
 # Importing a model module registers its tables on Base.metadata (Alembic, admin, tests).
-from core import models_events  # noqa: E402,F401
+from core.events import models as event_models  # noqa: E402,F401
 from core.leaderboards import models as leaderboard_models  # noqa: E402,F401
 from core.wearables import models as wearable_models  # noqa: E402,F401

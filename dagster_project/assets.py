@@ -14,7 +14,7 @@ from dagster import AssetExecutionContext
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from core.lake import (
+from core.lake.bronze import (
     BRONZE_GAME_EVENTS,
     BRONZE_WEARABLE_SAMPLES,
     GOLD_GAME_DAILY,
@@ -24,7 +24,7 @@ from core.lake import (
     storage_options,
     table_uri,
 )
-from core.warehouse import GAME_DAILY, USER_DAILY_HEALTH, WarehouseTable, load_gold_day
+from core.warehouse.load import GAME_DAILY, USER_DAILY_HEALTH, WarehouseTable, load_gold_day
 from dagster_project.resources import Lake, SparkConnect, WarehouseTarget
 from spark_jobs.gold import build_gold_game_daily, build_gold_user_daily_health
 from spark_jobs.session import read_day

@@ -11,8 +11,8 @@ import json
 
 import dagster as dg
 
-from core.config import get_settings
-from core.lake import BRONZE_GAME_EVENTS, BRONZE_WEARABLE_SAMPLES, days_appended_since
+from core.lake.bronze import BRONZE_GAME_EVENTS, BRONZE_WEARABLE_SAMPLES, days_appended_since
+from core.platform.config import get_settings
 from dagster_project.assets import LAKEHOUSE_ASSETS, PIPELINE, daily
 from dagster_project.maintenance import (
     LAKEHOUSE_JOB,

@@ -2,7 +2,7 @@
 
 Bronze: the lake sink commits a small file to each bronze table every few hundred
 milliseconds, and every Delta commit costs more CPU the more live files and log entries the
-table has. ``bronze_maintenance`` keeps that cost flat (see ``core.lake.maintain_bronze``).
+table has. ``bronze_maintenance`` keeps that cost flat (see ``core.lake.bronze.maintain_bronze``).
 It is its own unpartitioned job: it neither waits for the daily lakehouse partitions nor
 holds them up, and the sink keeps appending while it runs.
 
@@ -13,7 +13,7 @@ through Spark Connect (``spark_jobs.maintenance``) at 03:15 UTC, after the 01:30
 
 import dagster as dg
 
-from core.lake import (
+from core.lake.bronze import (
     BRONZE_GAME_EVENTS,
     BRONZE_WEARABLE_SAMPLES,
     GOLD_GAME_DAILY,

@@ -13,9 +13,9 @@ from typing import Any
 import dagster as dg
 from pyspark.sql import SparkSession
 
-from core.config import Settings, get_settings
-from core.lake import VACUUM_RETENTION_HOURS
-from core.warehouse import PostgresWarehouse, RedshiftWarehouse, Warehouse
+from core.lake.bronze import VACUUM_RETENTION_HOURS
+from core.platform.config import Settings, get_settings
+from core.warehouse.load import PostgresWarehouse, RedshiftWarehouse, Warehouse
 from spark_jobs.session import spark_session
 
 

@@ -6,8 +6,8 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 
 import core.models  # noqa: F401 - registers every table on Base.metadata
-from core.config import get_settings
-from core.db import Base
+from core.platform.config import get_settings
+from core.platform.db import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -12,7 +12,7 @@ from datetime import date
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from core.lake import (
+from core.lake.bronze import (
     GOLD_GAME_DAILY,
     GOLD_USER_DAILY_HEALTH,
     SILVER_GAME_EVENTS,

@@ -9,7 +9,7 @@ per rebuild and a set of small live files per day. The Delta commands are SQL be
 not publish for Spark 4.1 ("No handler found for extension" over Connect); the SQL
 commands run in the server's ``DeltaSparkSessionExtension`` and work.
 
-Bronze is maintained by delta-rs instead (``core.lake.maintain_bronze``): its writer is the
+Bronze is maintained by delta-rs instead (``core.lake.bronze.maintain_bronze``): its writer is the
 lake sink's delta-rs, compaction must commit over the sink's appends every hour, and it
 needs no Spark server.
 
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from pyspark.sql import SparkSession
 
-from core.lake import spark_path
+from core.lake.bronze import spark_path
 from spark_jobs.session import delta_exists
 
 RETENTION_PROPERTY = "delta.deletedFileRetentionDuration"

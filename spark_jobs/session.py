@@ -1,6 +1,6 @@
 """Spark Connect sessions and the one safe way to rewrite a day of a Delta table.
 
-Every path given to Spark goes through ``core.lake.spark_path`` (``s3://`` → ``s3a://``).
+Every path given to Spark goes through ``core.lake.bronze.spark_path`` (``s3://`` → ``s3a://``).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from datetime import date
 
 from pyspark.sql import DataFrame, SparkSession
 
-from core.lake import spark_path
+from core.lake.bronze import spark_path
 
 # The session the readiness probe reuses, so probing never piles up server-side sessions.
 PROBE_SESSION_ID = "5f0a4c1e-57d1-4e0b-9b8a-0000000000a1"

@@ -20,9 +20,9 @@ import subprocess
 import sys
 import time
 
-from core.config import get_settings
-from core.gc_tuning import tune_for_throughput
-from core.topics import ensure_topics
+from core.platform.config import get_settings
+from core.platform.gc_tuning import tune_for_throughput
+from core.platform.topics import ensure_topics
 from streams.heartbeat import LAKE_SINK, PROCESS_INDEX_ENV, ROLE_ENV, SCORING, clear_heartbeats
 
 _PR_SET_PDEATHSIG = 1

@@ -23,9 +23,9 @@ from faust.sensors import Monitor
 from faust.types import TP, AppT, EventT, Message, StreamT
 from sqlalchemy.exc import DBAPIError
 
-from core.config import Settings, get_settings
-from core.events import DeadLetter
-from core.topics import GAME_EVENTS
+from core.events.contracts import DeadLetter
+from core.platform.config import Settings, get_settings
+from core.platform.topics import GAME_EVENTS
 from streams import consumer
 from streams.heartbeat import PROCESS_INDEX_ENV, ROLE_ENV, SCORING, app_id_of, write_heartbeat
 

@@ -13,8 +13,8 @@ import os
 import time
 from pathlib import Path
 
-from core.config import Settings
-from core.topics import GAME_EVENTS
+from core.platform.config import Settings
+from core.platform.topics import GAME_EVENTS
 
 # Set by ``python -m streams run`` on each worker process it starts.
 PROCESS_INDEX_ENV = "STRIDE_STREAMS_PROCESS_INDEX"  # 0, 1, ... within a role

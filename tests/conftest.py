@@ -15,9 +15,9 @@ from sqlalchemy.engine import Engine
 
 from cli.services import SERVICES, isolated_stack_env
 from cli.stack import Stack
-from core.config import Settings, get_settings
-from core.db import engine_for, reset_engines
-from core.migrate import sync_readonly_grants, upgrade_to_head
+from core.platform.config import Settings, get_settings
+from core.platform.db import engine_for, reset_engines
+from core.platform.migrate import sync_readonly_grants, upgrade_to_head
 
 
 @pytest.fixture(scope="session")

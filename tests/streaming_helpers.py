@@ -19,8 +19,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from cli.stack import Stack
-from core.db import session_scope
-from core.game_keys import create_game
+from core.identity.game_keys import create_game
+from core.platform.db import session_scope
 
 T = TypeVar("T")
 

@@ -19,7 +19,7 @@ from api.admin.audit import install_audit_trail
 from api.admin.auth import AdminAuth, RoleAuthorization
 from api.admin.query import QueryView
 from api.admin.views import ADMIN_TABLES, build_view, hidden_columns_by_table
-from core.db import get_engine
+from core.platform.db import get_engine
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 

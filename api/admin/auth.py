@@ -1,12 +1,13 @@
 """Who may use the admin panel and what each role may do.
 
-Login checks ``admin_users`` (bcrypt, ``core.admin_users``); the session is a signed cookie
+Login checks ``admin_users`` (bcrypt, ``core.identity.admin_users``); the session is a signed cookie
 (Starlette ``SessionMiddleware``) scoped to ``/admin``, ``HttpOnly``, ``SameSite=Strict``,
 ``Secure`` outside the local stack, valid 8 hours. Every request reloads the admin from the
 database, so deactivating a user, changing a role or resetting a password takes effect at once.
 Unsafe methods from another origin are refused (CSRF defence on top of SameSite).
-Failed sign-ins are throttled per username and per client IP (``core.admin_users``): past the
-limit the login page answers 429 without checking the password, until the lock ends.
+Failed sign-ins are throttled per username and per client IP
+(``core.identity.admin_users``): past the limit the login page answers 429 without
+checking the password, until the lock ends.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from core.admin_users import (
+from core.identity.admin_users import (
     MAX_USERNAME_LENGTH,
     LoginLimits,
     LoginRefused,
@@ -36,9 +37,9 @@ from core.admin_users import (
     finish_login_attempt,
     start_login_attempt,
 )
-from core.config import Settings, get_settings
-from core.db import session_scope
 from core.models import AdminRole, AdminUser
+from core.platform.config import Settings, get_settings
+from core.platform.db import session_scope
 
 SESSION_COOKIE = "stride_admin_session"
 SESSION_MAX_AGE_S = 8 * 3600

@@ -29,9 +29,9 @@ from sqlalchemy import text
 from starlette.requests import Request
 from starlette.responses import Response
 
-from core.config import get_settings
-from core.db import engine_for
-from core.migrate import READONLY_HIDDEN_TABLES
+from core.platform.config import get_settings
+from core.platform.db import engine_for
+from core.platform.migrate import READONLY_HIDDEN_TABLES
 
 logger = logging.getLogger("stride.admin.query")
 

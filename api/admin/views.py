@@ -27,7 +27,7 @@ from wtforms.fields.core import UnboundField
 
 from api.admin.audit import acting_admin
 from api.admin.auth import current_admin, role_allows
-from core.db import Base
+from core.events.models import Game, PlayerTotals, ProcessedEvent, RewardCommandRow
 from core.leaderboards.models import (
     Leaderboard,
     LeaderboardPeriod,
@@ -36,7 +36,7 @@ from core.leaderboards.models import (
     LeaderboardSubmission,
 )
 from core.models import AdminAuditLog, AdminLoginAttempt, AdminUser, ScoreLog
-from core.models_events import Game, PlayerTotals, ProcessedEvent, RewardCommandRow
+from core.platform.db import Base
 from core.wearables.models import AppUser
 
 EXPORT_MAX_ROWS = 100_000

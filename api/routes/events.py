@@ -24,17 +24,17 @@ from pydantic_core import to_json
 from api.deps import credential_owner, per_app
 from api.errors import ErrorBody
 from api.kafka import EventProducer, KafkaUnavailable, event_producer
-from core.config import get_settings
-from core.db import get_engine
-from core.events import (
+from core.events.contracts import (
     MAX_BATCH_BYTES,
     MAX_BATCH_EVENTS,
     SCHEMA_VERSION,
     IncomingGameEvent,
     describe_error,
 )
-from core.game_keys import KeyAuthenticator
-from core.topics import GAME_EVENTS
+from core.identity.game_keys import KeyAuthenticator
+from core.platform.config import get_settings
+from core.platform.db import get_engine
+from core.platform.topics import GAME_EVENTS
 
 router = APIRouter(prefix="/v1", tags=["events"])
 

@@ -8,7 +8,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import SettingsDep
-from core.probes import kafka_problem, postgres_problem
+from core.platform.probes import kafka_problem, postgres_problem
 
 router = APIRouter(tags=["health"])
 

@@ -10,8 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import EngineDep, RequestIdDep
 from api.errors import ErrorBody, ValidationErrorBody
-from core.score_log import record_score
-from core.scoring import compute_score
+from core.scores.formula import compute_score
+from core.scores.log import record_score
 
 router = APIRouter(prefix="/v1", tags=["scores"])
 

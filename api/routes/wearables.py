@@ -28,8 +28,8 @@ from starlette.datastructures import UploadFile
 from api.app_auth import AppUserDep
 from api.errors import ErrorBody, ValidationErrorBody
 from api.kafka import EventProducer, KafkaUnavailable, event_producer
-from core.config import get_settings
-from core.topics import WEARABLE_SAMPLES
+from core.platform.config import get_settings
+from core.platform.topics import WEARABLE_SAMPLES
 from core.wearables.contracts import (
     Metric,
     ParseError,

@@ -27,8 +27,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from core.db import Base
 from core.leaderboards.rules import Operator, SortOrder
+from core.platform.db import Base
 
 
 class Leaderboard(Base):

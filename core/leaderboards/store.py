@@ -28,7 +28,7 @@ from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from core.events import PLAYER_ID_PATTERN
+from core.events.contracts import PLAYER_ID_PATTERN
 from core.leaderboards.rules import (
     LEADERBOARD_ID_PATTERN,
     SCORE_MAX,

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, DateTime, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 
-from core.db import Base
+from core.platform.db import Base
 
 
 class AppUser(Base):

@@ -1,7 +1,7 @@
 """The lake sink: wearable.samples.v1 and game.events.v1 → bronze Delta tables.
 
 Micro-batches (``take_events``) are appended to bronze in one Delta commit each
-(:mod:`core.lake`). Offsets are committed only after that commit: like the scoring agent,
+(:mod:`core.lake.bronze`). Offsets are committed only after that commit: like the scoring agent,
 the sink holds an extra reference on every message of a batch and acks the batch only
 once the Delta commit succeeded, so a failed append is read again after a restart. A
 crash between commit and ack appends the batch twice; silver dedupes by sample / event
@@ -21,8 +21,8 @@ import pyarrow as pa
 from faust import EventT, StreamT
 from pydantic import ValidationError
 
-from core.events import parse_game_event
-from core.lake import (
+from core.events.contracts import parse_game_event
+from core.lake.bronze import (
     BRONZE_GAME_EVENTS,
     BRONZE_WEARABLE_SAMPLES,
     Consumed,
@@ -30,8 +30,8 @@ from core.lake import (
     game_event_rows,
     wearable_rows,
 )
-from core.rewards import rules_from_settings
-from core.topics import WEARABLE_SAMPLES, WEARABLE_SAMPLES_DLQ
+from core.platform.topics import WEARABLE_SAMPLES, WEARABLE_SAMPLES_DLQ
+from core.rewards.commands import rules_from_settings
 from core.wearables.contracts import WearableSample
 from streams.app import (
     RawBytesSchema,

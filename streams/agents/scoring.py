@@ -2,7 +2,7 @@
 
 Per batch (``stream.take_events(n, within=s)``): invalid messages go to the DLQ with the
 reason and the original bytes; valid ones are written in ONE transaction by
-:func:`core.event_store.apply_batch`; reward commands are published after the commit.
+:func:`core.events.store.apply_batch`; reward commands are published after the commit.
 
 Offsets: Faust commits an offset only once every stream holding the message acked it.
 ``take_events`` acks a batch when the agent asks for the next one, and it would also do
@@ -27,11 +27,11 @@ from datetime import UTC, datetime
 
 from faust import EventT, StreamT
 
-from core.db import engine_for
-from core.event_store import BatchOutcome, ConsumedEvent, apply_batch
-from core.events import parse_game_event
-from core.rewards import RewardCommand, rules_from_settings
-from core.topics import GAME_EVENTS_DLQ, REWARD_COMMANDS
+from core.events.contracts import parse_game_event
+from core.events.store import BatchOutcome, ConsumedEvent, apply_batch
+from core.platform.db import engine_for
+from core.platform.topics import GAME_EVENTS_DLQ, REWARD_COMMANDS
+from core.rewards.commands import RewardCommand, rules_from_settings
 from streams.app import (
     Record,
     app,

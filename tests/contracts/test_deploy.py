@@ -25,7 +25,7 @@ from contracts.deploy import (
     verify_deployment,
 )
 from contracts.node import TxSender
-from core.config import get_settings
+from core.platform.config import get_settings
 from tests.contracts.conftest import CHAIN_A, CHAIN_B, E18, Node, fund, role, send
 
 runner = CliRunner()

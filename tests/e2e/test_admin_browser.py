@@ -12,9 +12,9 @@ from playwright.sync_api import Browser, sync_playwright
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from core.admin_users import create_admin_user
-from core.db import session_scope
+from core.identity.admin_users import create_admin_user
 from core.models import AdminRole
+from core.platform.db import session_scope
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 

@@ -23,11 +23,11 @@ from api.admin.audit import UnauditedWriteError, acting_admin
 from api.admin.query import READ_ONLY_MESSAGE, run_read_only_query
 from api.admin.views import ADMIN_TABLES, build_view
 from api.main import create_app
-from core.admin_users import create_admin_user
-from core.config import get_settings
-from core.db import session_scope
-from core.migrate import READONLY_HIDDEN_TABLES
+from core.identity.admin_users import create_admin_user
 from core.models import AdminRole, ScoreLog
+from core.platform.config import get_settings
+from core.platform.db import session_scope
+from core.platform.migrate import READONLY_HIDDEN_TABLES
 
 PASSWORD = "correct horse battery"
 

@@ -5,15 +5,15 @@ import uuid
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from core.credentials import hash_secret
-from core.db import session_scope
-from core.game_keys import KeyAuthenticator, create_game, rotate_key
-from core.wearables.app_users import (
+from core.identity.app_users import (
     TokenAuthenticator,
     create_app_user,
     deactivate,
     rotate_token,
 )
+from core.identity.credentials import hash_secret
+from core.identity.game_keys import KeyAuthenticator, create_game, rotate_key
+from core.platform.db import session_scope
 
 
 def test_game_key_is_stored_hashed_and_rotation_revokes_the_old_one(db_engine: Engine) -> None:

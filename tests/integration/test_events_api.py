@@ -17,9 +17,9 @@ from kafka.partitioner.default import murmur2
 from api.kafka import EventProducer, event_producer
 from api.main import create_app
 from cli.stack import free_port
-from core.config import Settings
-from core.events import MAX_BATCH_BYTES, MAX_BATCH_EVENTS, IncomingGameEvent
-from core.topics import GAME_EVENTS
+from core.events.contracts import MAX_BATCH_BYTES, MAX_BATCH_EVENTS, IncomingGameEvent
+from core.platform.config import Settings
+from core.platform.topics import GAME_EVENTS
 from tests.streaming_helpers import (  # noqa: F401 - fixtures
     GameWithKey,
     api_fixture,

@@ -8,7 +8,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from api.main import create_app
-from core.scoring import compute_score
+from core.scores.formula import compute_score
 
 
 @pytest.fixture(scope="module")

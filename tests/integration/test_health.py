@@ -4,7 +4,7 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from cli.stack import free_port
-from core.config import Settings, get_settings
+from core.platform.config import Settings, get_settings
 
 
 def test_health_is_always_ok() -> None:

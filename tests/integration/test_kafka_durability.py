@@ -115,7 +115,7 @@ def test_events_accepted_before_a_restart_are_still_there_after_it(
     """Records survive the restart on disk: a new consumer group reads them from offset 0."""
     from kafka import KafkaConsumer, TopicPartition
 
-    from core.topics import GAME_EVENTS
+    from core.platform.topics import GAME_EVENTS
 
     tag = uuid.uuid4().hex
     events = [score_event(f"{tag}-{i}", i) for i in range(10)]

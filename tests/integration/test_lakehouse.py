@@ -21,9 +21,9 @@ from deltalake import DeltaTable
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from core.config import Settings
-from core.game_keys import create_game
-from core.lake import (
+from core.identity.app_users import create_app_user
+from core.identity.game_keys import create_game
+from core.lake.bronze import (
     BRONZE_GAME_EVENTS,
     BRONZE_WEARABLE_SAMPLES,
     GOLD_USER_DAILY_HEALTH,
@@ -32,8 +32,8 @@ from core.lake import (
     table_uri,
     wearable_rows,
 )
-from core.warehouse import pseudonym
-from core.wearables.app_users import create_app_user
+from core.platform.config import Settings
+from core.warehouse.load import pseudonym
 from core.wearables.contracts import Metric, WearableSample, WearableSource
 from dagster_project.resources import resources_for
 from dagster_project.run import materialize_day
@@ -198,8 +198,8 @@ def test_rerunning_a_partition_changes_nothing(lakehouse: Settings) -> None:
 def test_late_data_lands_in_its_day_and_the_rebuild_picks_it_up(
     lakehouse: Settings, live_api: str, db_engine: Engine
 ) -> None:
-    from core.lake import days_written_since
-    from core.wearables.app_users import rotate_token
+    from core.identity.app_users import rotate_token
+    from core.lake.bronze import days_written_since
 
     with Session(db_engine) as session:
         token = rotate_token(session, "ana").token

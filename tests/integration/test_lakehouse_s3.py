@@ -18,9 +18,8 @@ import boto3
 import psycopg
 import pytest
 
-from core.config import Settings, get_settings
-from core.events import GameEvent
-from core.lake import (
+from core.events.contracts import GameEvent
+from core.lake.bronze import (
     BRONZE_GAME_EVENTS,
     BRONZE_WEARABLE_SAMPLES,
     GOLD_USER_DAILY_HEALTH,
@@ -29,7 +28,8 @@ from core.lake import (
     storage_options,
     table_uri,
 )
-from core.warehouse import pseudonym
+from core.platform.config import Settings, get_settings
+from core.warehouse.load import pseudonym
 from core.wearables.contracts import Metric, WearableSample, WearableSource
 from dagster_project.resources import resources_for
 from dagster_project.run import materialize_day

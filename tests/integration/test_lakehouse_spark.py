@@ -18,14 +18,14 @@ import pytest
 from deltalake import DeltaTable
 
 from cli.spark_service import JAVA_MODULE_OPTIONS, pyspark_home, spark_command, spark_conf
-from core.config import Settings
-from core.lake import (
+from core.lake.bronze import (
     BRONZE_GAME_EVENTS,
     GAME_EVENTS_SCHEMA,
     append_bronze,
     maintain_bronze,
     table_uri,
 )
+from core.platform.config import Settings
 from spark_jobs.maintenance import RETENTION_PROPERTY, maintain_table, table_history
 from spark_jobs.session import read_day, replace_day, spark_problem, spark_session
 
@@ -235,7 +235,7 @@ def test_maintaining_a_missing_table_is_reported_not_an_error(
 def test_the_silver_gold_maintenance_job_reports_each_table(
     spark: Settings, tmp_path: Path
 ) -> None:
-    from core.lake import SILVER_GAME_EVENTS
+    from core.lake.bronze import SILVER_GAME_EVENTS
     from dagster_project.maintenance import silver_gold_maintenance_job
     from dagster_project.resources import Lake, SparkConnect
 

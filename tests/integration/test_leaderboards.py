@@ -14,8 +14,7 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from core.db import session_scope
-from core.game_keys import create_game
+from core.identity.game_keys import create_game
 from core.leaderboards import store
 from core.leaderboards.rules import (
     EPOCH,
@@ -26,6 +25,7 @@ from core.leaderboards.rules import (
     apply_submission,
     rank_key,
 )
+from core.platform.db import session_scope
 
 T0 = datetime(2026, 11, 18, 12, 0, tzinfo=UTC)  # a Wednesday
 WEEKLY = "0 0 * * 1"

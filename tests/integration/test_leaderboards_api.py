@@ -13,10 +13,10 @@ from typer.testing import CliRunner
 
 from api.main import create_app
 from cli.main import app as cli_app
-from core.db import session_scope
-from core.game_keys import create_game
+from core.identity.game_keys import create_game
 from core.leaderboards import store
 from core.leaderboards.rules import ScoreSubmission
+from core.platform.db import session_scope
 
 
 @pytest.fixture(scope="module")

@@ -17,11 +17,11 @@ from sqlalchemy.engine import Engine
 
 import core.models  # noqa: F401 - registers every table
 from api.main import create_app
-from core.config import Settings
-from core.db import Base, get_engine
-from core.migrate import alembic_config
-from core.score_log import read_score, score_log_columns
-from core.scoring import compute_score
+from core.platform.config import Settings
+from core.platform.db import Base, get_engine
+from core.platform.migrate import alembic_config
+from core.scores.formula import compute_score
+from core.scores.log import read_score, score_log_columns
 
 pytestmark = pytest.mark.slow
 

@@ -4,7 +4,7 @@ import psycopg
 import pytest
 from sqlalchemy.engine import Engine
 
-from core.config import Settings
+from core.platform.config import Settings
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 from cli.main import app
 from cli.services import POSTGRES
 from cli.stack import Service, Stack, StackError, free_port
-from core.config import Settings
-from core.probes import http_problem
+from core.platform.config import Settings
+from core.platform.probes import http_problem
 
 
 def http_service(port: int, name: str = "web") -> Service:

@@ -13,8 +13,8 @@ from api.admin.auth import (
     role_allows,
     session_cookie_options,
 )
-from core.config import Settings
 from core.models import AdminRole
+from core.platform.config import Settings
 
 
 @pytest.mark.parametrize("action", [Action.LIST, Action.DETAILS, Action.EXPORT])

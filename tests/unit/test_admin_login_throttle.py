@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.admin_users import LoginLimits, LoginRefused, lock_ends_at
-from core.config import Settings
+from core.identity.admin_users import LoginLimits, LoginRefused, lock_ends_at
+from core.platform.config import Settings
 
 T0 = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 WINDOW = timedelta(minutes=15)

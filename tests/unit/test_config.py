@@ -5,7 +5,7 @@ import stat
 import pytest
 from pydantic import SecretStr
 
-from core.config import Settings
+from core.platform.config import Settings
 
 
 def test_local_secrets_are_generated_once_and_private(tmp_path) -> None:
@@ -50,7 +50,7 @@ def test_settings_read_the_environment(monkeypatch, tmp_path) -> None:
 def test_env_example_documents_every_setting_and_nothing_else() -> None:
     import re
 
-    from core.config import REPO_ROOT
+    from core.platform.config import REPO_ROOT
 
     text = (REPO_ROOT / ".env.example").read_text()
     documented = {m.lower() for m in re.findall(r"STRIDE_([A-Z0-9_]+)=", text)}
@@ -63,7 +63,7 @@ def test_env_example_documents_every_setting_and_nothing_else() -> None:
 def test_env_example_shows_the_real_defaults() -> None:
     import re
 
-    from core.config import REPO_ROOT
+    from core.platform.config import REPO_ROOT
 
     text = (REPO_ROOT / ".env.example").read_text()
     shown = dict(re.findall(r"STRIDE_([A-Z0-9_]+)=(.*)", text))

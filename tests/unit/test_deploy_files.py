@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from core.config import REPO_ROOT, Settings
+from core.platform.config import REPO_ROOT, Settings
 
 COMPOSE = REPO_ROOT / "docker-compose.yml"
 DOCKERFILE = REPO_ROOT / "Dockerfile"
@@ -79,7 +79,9 @@ def test_every_stride_variable_in_compose_is_a_setting() -> None:
     assert per_service["api"] and per_service["migrate"], "api and migrate configure Stride"
     for service, env in per_service.items():
         unknown = sorted(set(env) - SETTINGS_VARS)
-        assert not unknown, f"{service} sets {unknown}, which core/config.py Settings lacks"
+        assert not unknown, (
+            f"{service} sets {unknown}, which core/platform/config.py Settings lacks"
+        )
 
 
 def test_compose_values_are_accepted_by_settings(monkeypatch: pytest.MonkeyPatch) -> None:

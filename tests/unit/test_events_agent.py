@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from core.events import DeadLetter, GameEvent, MatchResult
-from core.rewards import RewardAction, RewardCommand
+from core.events.contracts import DeadLetter, GameEvent, MatchResult
+from core.rewards.commands import RewardAction, RewardCommand
 
 
 @pytest.fixture
@@ -18,7 +18,7 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 def agent_module(monkeypatch: pytest.MonkeyPatch, tmp_path):
-    from core.config import get_settings
+    from core.platform.config import get_settings
 
     monkeypatch.setenv("STRIDE_STATE_DIR", str(tmp_path))
     get_settings.cache_clear()

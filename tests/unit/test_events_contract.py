@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from core.events import (
+from core.events.contracts import (
     DeadLetter,
     GameEvent,
     IncomingGameEvent,

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from core.events import (
+from core.events.contracts import (
     Achievement,
     GameEvent,
     MatchResult,
@@ -18,7 +18,7 @@ from core.events import (
     SessionEnd,
     SessionStart,
 )
-from core.rewards import (
+from core.rewards.commands import (
     REWARD_COMMAND_NAMESPACE,
     RewardAction,
     RewardCommand,

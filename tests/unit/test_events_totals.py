@@ -7,8 +7,8 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.events import GameEvent, MatchResult, Purchase, ScoreReached, SessionEnd
-from core.player_totals import fold_totals
+from core.events.contracts import GameEvent, MatchResult, Purchase, ScoreReached, SessionEnd
+from core.events.totals import fold_totals
 
 T0 = datetime(2026, 11, 22, tzinfo=UTC)
 

@@ -8,7 +8,7 @@ import sys
 
 PROBE = """
 import gc, json
-from core.gc_tuning import YOUNG_GENERATION_THRESHOLD, tune_for_throughput
+from core.platform.gc_tuning import YOUNG_GENERATION_THRESHOLD, tune_for_throughput
 before = gc.get_threshold()[0]
 tune_for_throughput()
 print(json.dumps({"before": before, "after": gc.get_threshold()[0],

@@ -16,7 +16,7 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import DeltaError
 
-from core.lake import (
+from core.lake.bronze import (
     BRONZE_GAME_EVENTS,
     BRONZE_LOG_RETENTION,
     GAME_EVENTS_SCHEMA,
@@ -305,7 +305,7 @@ def test_compaction_alone_is_no_new_day_for_the_sensor(tmp_path: Path) -> None:
 @pytest.fixture
 def lake_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """The lake of settings pointed at a temporary state folder (what the sensor reads)."""
-    from core.config import get_settings
+    from core.platform.config import get_settings
 
     monkeypatch.setenv("STRIDE_STATE_DIR", str(tmp_path))
     get_settings.cache_clear()

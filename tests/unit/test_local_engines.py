@@ -12,7 +12,7 @@ import pytest
 import cli.engines as engines
 import cli.services as services
 from cli.stack import StackError
-from core.config import Settings
+from core.platform.config import Settings
 
 
 def _executable(path: Path) -> Path:

@@ -4,7 +4,7 @@ import socket
 import threading
 
 from cli.stack import free_port
-from core.probes import kafka_problem, postgres_problem
+from core.platform.probes import kafka_problem, postgres_problem
 
 
 def test_kafka_probe_names_a_closed_port() -> None:

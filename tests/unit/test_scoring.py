@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.scoring import FORMULA_VERSION, SCORE_BOUND, compute_score
+from core.scores.formula import FORMULA_VERSION, SCORE_BOUND, compute_score
 
 finite = st.floats(allow_nan=False, allow_infinity=False)
 

@@ -4,7 +4,7 @@ import pytest
 
 from cli.services import SERVICES
 from cli.stack import Service, Stack, StackError
-from core.config import Settings
+from core.platform.config import Settings
 
 
 def svc(name: str, *deps: str) -> Service:

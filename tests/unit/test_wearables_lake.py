@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from core.events import Achievement, GameEvent, MatchResult, Purchase
-from core.lake import (
+from core.events.contracts import Achievement, GameEvent, MatchResult, Purchase
+from core.lake.bronze import (
     BRONZE_GAME_EVENTS,
     BRONZE_WEARABLE_SAMPLES,
     GAME_EVENTS_SCHEMA,
@@ -22,7 +22,7 @@ from core.lake import (
     game_event_rows,
     wearable_rows,
 )
-from core.rewards import RewardRules
+from core.rewards.commands import RewardRules
 from core.wearables.contracts import Metric, WearableSample, WearableSource
 from core.wearables.parsers.common import zone
 
@@ -111,7 +111,7 @@ def test_sensor_requests_one_run_per_new_day(
 ) -> None:
     import dagster as dg
 
-    from core.config import get_settings
+    from core.platform.config import get_settings
 
     monkeypatch.setenv("STRIDE_STATE_DIR", str(tmp_path))
     get_settings.cache_clear()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from core.lake import BRONZE_WEARABLE_SAMPLES, append_bronze
+from core.lake.bronze import BRONZE_WEARABLE_SAMPLES, append_bronze
 from core.wearables.contracts import Metric, WearableSample, WearableSource
 
 
@@ -19,7 +19,7 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 def sink(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):  # type: ignore[no-untyped-def]
-    from core.config import get_settings
+    from core.platform.config import get_settings
 
     monkeypatch.setenv("STRIDE_STATE_DIR", str(tmp_path))
     get_settings.cache_clear()
@@ -56,7 +56,7 @@ async def test_samples_are_appended_to_bronze_and_garbage_is_dead_lettered(
 ) -> None:
     from deltalake import DeltaTable
 
-    from core.events import DeadLetter
+    from core.events.contracts import DeadLetter
 
     lake = str(tmp_path / "lake")
     appended: list[int] = []
@@ -109,8 +109,8 @@ async def test_game_events_are_appended_with_their_amounts_and_garbage_is_skippe
 ) -> None:
     from deltalake import DeltaTable
 
-    from core.events import GameEvent
-    from core.lake import BRONZE_GAME_EVENTS
+    from core.events.contracts import GameEvent
+    from core.lake.bronze import BRONZE_GAME_EVENTS
 
     lake = str(tmp_path / "lake")
     appended: list[int] = []

@@ -10,7 +10,7 @@ from decimal import Decimal
 import pyarrow as pa
 import pytest
 
-from core.warehouse import (
+from core.warehouse.load import (
     GAME_DAILY,
     USER_DAILY_HEALTH,
     postgres_ddl,

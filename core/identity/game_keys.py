@@ -1,4 +1,4 @@
-"""Games and their API keys: create, rotate, authenticate (see core/credentials.py)."""
+"""Games and their API keys: create, rotate, authenticate (see core/identity/credentials.py)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from core.credentials import CachedCredentialLookup, issue_secret
-from core.events import GAME_ID_PATTERN
-from core.models_events import Game
+from core.events.contracts import GAME_ID_PATTERN
+from core.events.models import Game
+from core.identity.credentials import CachedCredentialLookup, issue_secret
 
 KEY_PREFIX = "sk_live_"
 _GAME_ID = re.compile(GAME_ID_PATTERN)

@@ -10,7 +10,7 @@ from sqlalchemy import MetaData, create_engine
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
-from core.config import get_settings
+from core.platform.config import get_settings
 
 # Deterministic constraint names so Alembic can drop/alter them on every backend.
 NAMING_CONVENTION = {

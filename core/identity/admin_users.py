@@ -19,9 +19,9 @@ import bcrypt
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import Session
 
-from core.config import Settings
+from core.identity.security import hash_password, verify_password
 from core.models import AdminAuditLog, AdminLoginAttempt, AdminRole, AdminUser
-from core.security import hash_password, verify_password
+from core.platform.config import Settings
 
 # admin_users.username's width: longer names cannot exist, so they are never looked up.
 MAX_USERNAME_LENGTH = 64

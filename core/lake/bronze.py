@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING, Any, cast
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from core.events import GameEvent, MatchResult, SessionStart
-from core.rewards import RewardRules, reward_amounts
+from core.events.contracts import GameEvent, MatchResult, SessionStart
+from core.rewards.commands import RewardRules, reward_amounts
 from core.wearables.contracts import WearableSample
 
 if TYPE_CHECKING:
@@ -121,7 +121,7 @@ def storage_options(uri: str) -> dict[str, str] | None:
     """delta-rs options for ``uri``: None for a local path, the S3 settings otherwise."""
     if not is_s3(uri):
         return None
-    from core.config import get_settings
+    from core.platform.config import get_settings
 
     return get_settings().lake_storage_options
 
@@ -132,7 +132,7 @@ def arrow_filesystem(lake_root: str) -> tuple[Any, str]:
 
     if not is_s3(lake_root):
         return fs.LocalFileSystem(), str(Path(lake_root).resolve())
-    from core.config import get_settings
+    from core.platform.config import get_settings
 
     settings = get_settings()
     endpoint = settings.lake_s3_endpoint

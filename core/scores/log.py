@@ -17,7 +17,7 @@ from sqlalchemy import column, func, inspect, select, table
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import ProgrammingError
 
-from core.scoring import FORMULA_VERSION
+from core.scores.formula import FORMULA_VERSION
 
 # Each logical field and the physical columns that have held it, newest first.
 INPUT_COLUMNS = ("input_value", "input")

@@ -17,8 +17,7 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
-from core.config import Settings
-from core.events import (
+from core.events.contracts import (
     CURRENCY_PATTERN,
     Achievement,
     GameEvent,
@@ -28,6 +27,7 @@ from core.events import (
     PlayerId,
     Purchase,
 )
+from core.platform.config import Settings
 
 # Fixed namespace: command ids must never change for a given event and action.
 REWARD_COMMAND_NAMESPACE = uuid.UUID("6f1c1e0a-5b8e-4f3e-9c53-0d2a7f1b9e42")

@@ -25,8 +25,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from core.db import Base
-from core.rewards import RewardAction, RewardStatus
+from core.platform.db import Base
+from core.rewards.commands import RewardAction, RewardStatus
 
 TOKEN_AMOUNT = Numeric(38, 18)
 

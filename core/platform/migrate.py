@@ -7,8 +7,8 @@ from alembic.config import Config
 from psycopg import sql
 from sqlalchemy import text
 
-from core.config import REPO_ROOT, Settings
-from core.db import engine_for
+from core.platform.config import REPO_ROOT, Settings
+from core.platform.db import engine_for
 
 # Tables the read-only query page must never show (password hashes; sign-in attempts hold
 # client IP addresses, which are personal data).

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from core.events import (
+from core.events.contracts import (
     Achievement,
     GameEvent,
     MatchOutcome,

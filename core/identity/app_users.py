@@ -1,6 +1,6 @@
 """App users and their bearer tokens: create, rotate, deactivate, authenticate.
 
-Tokens are issued, hashed and looked up as described in core/credentials.py.
+Tokens are issued, hashed and looked up as described in core/identity/credentials.py.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from core.credentials import CachedCredentialLookup, issue_secret
+from core.identity.credentials import CachedCredentialLookup, issue_secret
 from core.wearables.contracts import USER_ID_PATTERN
 from core.wearables.models import AppUser
 

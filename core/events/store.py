@@ -23,12 +23,12 @@ import pydantic_core
 from sqlalchemy import select, text
 from sqlalchemy.engine import Connection, Engine
 
-from core.events import GameEvent
+from core.events.contracts import GameEvent
+from core.events.models import RewardCommandRow
+from core.events.totals import fold_totals
 from core.leaderboards.rules import ScoreSubmission
 from core.leaderboards.store import submit_scores
-from core.models_events import RewardCommandRow
-from core.player_totals import fold_totals
-from core.rewards import RewardCommand, RewardRules, RewardStatus, reward_commands_for
+from core.rewards.commands import RewardCommand, RewardRules, RewardStatus, reward_commands_for
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from psycopg import sql
 
-from core.lake import (
+from core.lake.bronze import (
     GOLD_GAME_DAILY,
     GOLD_USER_DAILY_HEALTH,
     WAREHOUSE_STAGE,

@@ -1,0 +1,1 @@
+"""Who is who: admin users, app users, game API keys, credential hashing."""

@@ -1,0 +1,1 @@
+"""Platform plumbing every domain uses: settings, database, migrations, Kafka topics, probes."""

@@ -1,0 +1,1 @@
+"""get_score: the scoring formula and the score log."""

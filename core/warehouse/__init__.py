@@ -1,0 +1,1 @@
+"""The warehouse: gold days staged under the lake and loaded into PostgreSQL or Redshift."""
