@@ -197,7 +197,7 @@ def create_user(
 ) -> None:
     """Create a user of the admin panel (/admin)."""
     from core.identity.admin_users import AdminUserExists, create_admin_user
-    from core.models import AdminRole
+    from core.identity.models import AdminRole
     from core.platform.db import session_scope
 
     if role not in {r.value for r in AdminRole}:

@@ -22,7 +22,7 @@ from typing import Any, Literal
 from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.models import AdminAuditLog
+from core.identity.models import AdminAuditLog
 
 AuditAction = Literal["create", "edit", "delete"]
 

@@ -37,7 +37,7 @@ from core.identity.admin_users import (
     finish_login_attempt,
     start_login_attempt,
 )
-from core.models import AdminRole, AdminUser
+from core.identity.models import AdminRole, AdminUser
 from core.platform.config import Settings, get_settings
 from core.platform.db import session_scope
 

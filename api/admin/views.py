@@ -28,6 +28,7 @@ from wtforms.fields.core import UnboundField
 from api.admin.audit import acting_admin
 from api.admin.auth import current_admin, role_allows
 from core.events.models import Game, PlayerTotals, ProcessedEvent, RewardCommandRow
+from core.identity.models import AdminAuditLog, AdminLoginAttempt, AdminUser, AppUser
 from core.leaderboards.models import (
     Leaderboard,
     LeaderboardPeriod,
@@ -35,9 +36,8 @@ from core.leaderboards.models import (
     LeaderboardRecord,
     LeaderboardSubmission,
 )
-from core.models import AdminAuditLog, AdminLoginAttempt, AdminUser, ScoreLog
 from core.platform.db import Base
-from core.wearables.models import AppUser
+from core.scores.models import ScoreLog
 
 EXPORT_MAX_ROWS = 100_000
 

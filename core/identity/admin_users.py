@@ -19,8 +19,8 @@ import bcrypt
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import Session
 
+from core.identity.models import AdminAuditLog, AdminLoginAttempt, AdminRole, AdminUser
 from core.identity.security import hash_password, verify_password
-from core.models import AdminAuditLog, AdminLoginAttempt, AdminRole, AdminUser
 from core.platform.config import Settings
 
 # admin_users.username's width: longer names cannot exist, so they are never looked up.

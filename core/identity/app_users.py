@@ -14,8 +14,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from core.identity.credentials import CachedCredentialLookup, issue_secret
+from core.identity.models import AppUser
 from core.wearables.contracts import USER_ID_PATTERN
-from core.wearables.models import AppUser
 
 TOKEN_PREFIX = "su_"  # noqa: S105 - marks Stride user tokens, not a secret
 _USER_ID = re.compile(USER_ID_PATTERN)

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from core.identity.admin_users import create_admin_user
-from core.models import AdminRole
+from core.identity.models import AdminRole
 from core.platform.db import session_scope
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]

@@ -24,10 +24,11 @@ from api.admin.query import READ_ONLY_MESSAGE, run_read_only_query
 from api.admin.views import ADMIN_TABLES, build_view
 from api.main import create_app
 from core.identity.admin_users import create_admin_user
-from core.models import AdminRole, ScoreLog
+from core.identity.models import AdminRole
 from core.platform.config import get_settings
 from core.platform.db import session_scope
 from core.platform.migrate import READONLY_HIDDEN_TABLES
+from core.scores.models import ScoreLog
 
 PASSWORD = "correct horse battery"
 

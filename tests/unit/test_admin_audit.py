@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from api.admin.audit import changed_columns, format_pk, jsonable, row_snapshot
-from core.models import AdminRole
+from core.identity.models import AdminRole
 
 
 def test_jsonable_renders_every_column_type_as_json() -> None:

@@ -13,7 +13,7 @@ from api.admin.auth import (
     role_allows,
     session_cookie_options,
 )
-from core.models import AdminRole
+from core.identity.models import AdminRole
 from core.platform.config import Settings
 
 

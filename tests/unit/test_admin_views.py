@@ -10,8 +10,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 import core.models  # noqa: F401  (registers every table)
 from api.admin.views import ADMIN_TABLES, AdminTable, build_view, view_options
-from core.models import AdminAuditLog, AdminUser, ScoreLog
+from core.identity.models import AdminAuditLog, AdminUser
 from core.platform.db import Base
+from core.scores.models import ScoreLog
 
 COLUMN_LISTS = ("column_list", "column_details_list", "column_export_list")
 

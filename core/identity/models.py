@@ -1,0 +1,108 @@
+"""Tables of identity: admin panel users, their audit log and sign-in attempts; app users."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Enum,
+    Identity,
+    Index,
+    String,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core.platform.db import Base
+
+
+class AdminRole(enum.StrEnum):
+    viewer = "viewer"
+    editor = "editor"
+
+
+class AdminUser(Base):
+    """A person of the operations staff who may log in to ``/admin``."""
+
+    __tablename__ = "admin_users"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[AdminRole] = mapped_column(
+        Enum(AdminRole, name="admin_role", native_enum=False, length=16)
+    )
+    is_active: Mapped[bool] = mapped_column(Boolean, server_default="true")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    def __str__(self) -> str:
+        return f"{self.username} ({self.role})"
+
+
+class AdminAuditLog(Base):
+    """Every edit made through the admin panel: who, when, which row, before and after."""
+
+    __tablename__ = "admin_audit_log"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), index=True
+    )
+    admin_username: Mapped[str] = mapped_column(String(64), index=True)
+    action: Mapped[str] = mapped_column(String(16))
+    table_name: Mapped[str] = mapped_column(String(128), index=True)
+    row_pk: Mapped[str] = mapped_column(Text)
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.table_name}#{self.row_pk} by {self.admin_username}"
+
+
+class AdminLoginAttempt(Base):
+    """One sign-in attempt at ``/admin/login``: the throttle counts recent failures from these.
+
+    Shared by every API worker process, so a limit holds however many workers serve logins.
+    Rows older than a day are deleted as new failures arrive (``core.identity.admin_users``).
+    """
+
+    __tablename__ = "admin_login_attempts"
+    __table_args__ = (
+        Index("ix_admin_login_attempts_username_attempted_at", "username", "attempted_at"),
+        Index("ix_admin_login_attempts_client_ip_attempted_at", "client_ip", "attempted_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    username: Mapped[str] = mapped_column(String(64))
+    client_ip: Mapped[str] = mapped_column(String(64))
+    # False until the password is known to be right, so attempts in flight count as failures.
+    succeeded: Mapped[bool] = mapped_column(Boolean)
+    attempted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+    def __str__(self) -> str:
+        outcome = "ok" if self.succeeded else "failed"
+        return f"{self.username} from {self.client_ip} ({outcome})"
+
+
+class AppUser(Base):
+    """A user of the mobile app (wearable uploads); only a hash of the bearer token is kept."""
+
+    __tablename__ = "app_users"
+
+    user_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    token_prefix: Mapped[str] = mapped_column(String(16))
+    is_active: Mapped[bool] = mapped_column(Boolean, server_default="true")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    token_rotated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    def __str__(self) -> str:
+        return f"app user {self.user_id}"
