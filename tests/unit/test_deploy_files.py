@@ -174,3 +174,17 @@ def test_compose_runs_the_kafka_version_of_the_local_stack() -> None:
 
     image = compose()["services"]["kafka"]["image"]
     assert image == f"apache/kafka:{KAFKA_VERSION}"
+
+
+def test_pyproject_declares_exactly_what_requirements_in_pins() -> None:
+    """requirements.in is what the lock is compiled from; pyproject.toml must not drift."""
+    import tomllib
+
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    declared = project["dependencies"] + project["optional-dependencies"]["test"]
+    pinned = [
+        line.strip()
+        for line in (REPO_ROOT / "requirements.in").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert sorted(declared) == sorted(pinned)
