@@ -15,5 +15,7 @@ install_engines
 step "Lint and format check (ruff)"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+step "Type check (mypy: core/, api/)"
+.venv/bin/mypy
 step "Tests: unit, integration (real PostgreSQL, Kafka, Spark + Delta, anvil), end to end"
 .venv/bin/python -m pytest "$@"

@@ -17,9 +17,9 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from sqlalchemy import event, inspect
+from sqlalchemy import Table, event, inspect
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.identity.models import AdminAuditLog
@@ -152,7 +152,7 @@ def pending_audit_records(
 
 
 def install_audit_trail(
-    admin_sessions: sessionmaker[Session], hidden_by_table: Mapping[str, Collection[str]]
+    admin_sessions: sessionmaker[Any], hidden_by_table: Mapping[str, Collection[str]]
 ) -> None:
     """Make every flush of ``admin_sessions`` write its audit rows in the same transaction."""
 
@@ -167,7 +167,7 @@ def install_audit_trail(
                 "refusing an admin-panel write with no logged-in admin to record it"
             )
         session.connection().execute(
-            AdminAuditLog.__table__.insert(),
+            cast(Table, AdminAuditLog.__table__).insert(),
             [
                 {
                     "admin_username": admin,

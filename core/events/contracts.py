@@ -25,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 MAX_BATCH_EVENTS = 1000
 MAX_BATCH_BYTES = 1_000_000
 

@@ -49,7 +49,7 @@ class CachedCredentialLookup:
         *,
         owner: InstrumentedAttribute,
         digest: InstrumentedAttribute,
-        active: ColumnElement[bool],
+        active: ColumnElement[bool] | InstrumentedAttribute[bool],
     ) -> None:
         self._engine = engine
         self._ttl = ttl

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import CursorResult, Engine
 from sqlalchemy.orm import Session
 
 from core.events.contracts import GAME_ID_PATTERN
@@ -56,7 +56,7 @@ def create_game(session: Session, name: str, game_id: str | None = None) -> NewK
 def rotate_key(session: Session, game_id: str) -> NewKey:
     """A new key for the game; the old one stops working (within the API's cache TTL)."""
     key = issue_secret(KEY_PREFIX)
-    result = session.execute(
+    result: CursorResult = session.execute(  # type: ignore[assignment]  # an UPDATE
         update(Game)
         .where(Game.game_id == game_id)
         .values(

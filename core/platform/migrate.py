@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import cast
+
+import psycopg
 from alembic import command
 from alembic.config import Config
 from psycopg import sql
@@ -36,14 +39,15 @@ def sync_readonly_grants(settings: Settings) -> None:
     with engine.begin() as conn:
         if not conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}).first():
             return
-        raw = conn.connection.dbapi_connection
+        raw = cast(psycopg.Connection, conn.connection.dbapi_connection)
         ident = sql.Identifier(role)
         with raw.cursor() as cur:
             cur.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(ident))
             cur.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {}").format(ident))
             for table in READONLY_HIDDEN_TABLES:
                 cur.execute("SELECT to_regclass(%s)", (f"public.{table}",))
-                if cur.fetchone()[0] is not None:
+                (exists,) = cur.fetchone() or (None,)
+                if exists is not None:
                     cur.execute(
                         sql.SQL("REVOKE ALL ON {} FROM {}").format(sql.Identifier(table), ident)
                     )

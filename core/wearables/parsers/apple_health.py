@@ -101,7 +101,7 @@ def iter_apple_health(
                     counts[sample] = counts.get(sample, 0) + 1
                 else:
                     yield sample
-            if elem is not root:
+            if elem is not root and root is not None:
                 elem.clear()
                 root.clear()  # drop the root's references to finished children
     except ET.ParseError as exc:

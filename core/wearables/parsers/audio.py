@@ -11,6 +11,7 @@ import hashlib
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from core.wearables.contracts import ParseError
 
@@ -50,7 +51,7 @@ def audio_metadata(path: Path) -> AudioMetadata:
     return AudioMetadata(fmt, duration, size, digest.hexdigest(), rate, channels)
 
 
-def _wav(fh, size: int) -> tuple[float, int, int]:  # type: ignore[no-untyped-def]
+def _wav(fh: BinaryIO, size: int) -> tuple[float, int, int]:
     fh.seek(12)
     byte_rate = rate = channels = None
     while True:
@@ -76,7 +77,7 @@ def _wav(fh, size: int) -> tuple[float, int, int]:  # type: ignore[no-untyped-de
             fh.seek(position + 8 + chunk_size + (chunk_size & 1))
 
 
-def _flac(fh) -> tuple[float, int, int]:  # type: ignore[no-untyped-def]
+def _flac(fh: BinaryIO) -> tuple[float, int, int]:
     fh.seek(4)
     header = fh.read(4)
     if len(header) < 4 or header[0] & 0x7F != 0:

@@ -75,7 +75,7 @@ def _sleep(
     if duration is None:
         result.skipped["oura:sleep:no_total_sleep_duration"] += 1
         return
-    common = {"user_id": user_id, "source": WearableSource.oura, "device": device}
+    common: dict[str, Any] = {"user_id": user_id, "source": WearableSource.oura, "device": device}
     result.samples.append(
         WearableSample.of(
             metric=Metric.sleep,
