@@ -25,7 +25,7 @@ from cli.stack import Reporter, Service, StackError
 from core.platform.config import Settings
 
 # What Spark's launcher adds for Java 17 (org.apache.spark.launcher.JavaModuleOptions of
-# Spark 4.1.1; tests/integration/test_lakehouse_spark.py checks the list against that class).
+# Spark 4.1.1; tests/integration/lake/test_lakehouse_spark.py checks the list against that class).
 JAVA_MODULE_OPTIONS = (
     "-XX:+IgnoreUnrecognizedVMOptions",
     "--add-modules=jdk.incubator.vector",

@@ -100,7 +100,7 @@ def spark(stack: Stack) -> Iterator[Settings]:
 
     Its S3A points at a moto S3 server (`python -m moto.server`, started here on a free
     loopback port) through the STRIDE_LAKE_S3_* settings, so the same server also serves
-    the s3a:// lake of tests/integration/test_lakehouse_s3.py; the default lake stays the
+    the s3a:// lake of tests/integration/lake/test_lakehouse_s3.py; the default lake stays the
     local folder."""
     import subprocess
     import sys

@@ -40,7 +40,7 @@ from dagster_project.run import materialize_day
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "wearables"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "wearables"
 WEARABLE_ROWS = 18  # Fitbit: 4 beats + 1 resting + 3 step buckets; Apple Health: 10 records
 GAME_ROWS = 4
 DAYS = [date(2024, 3, 10), date(2024, 6, 1), date(2024, 11, 2), date(2024, 11, 3)]

@@ -18,7 +18,7 @@ from core.wearables.parsers.common import zone
 from core.wearables.parsers.fitbit import fixed_offset, parse_fitbit
 from core.wearables.parsers.oura import parse_oura
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "wearables"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "wearables"
 LA = zone("America/Los_Angeles")
 
 
