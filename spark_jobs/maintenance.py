@@ -21,35 +21,13 @@ warning), so the retention asked for is set as that property first (one commit, 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 from pyspark.sql import SparkSession
 
-from core.lake.bronze import spark_path
+from core.lake.bronze import MaintenanceReport, spark_path
 from spark_jobs.session import delta_exists
 
 RETENTION_PROPERTY = "delta.deletedFileRetentionDuration"
-
-
-@dataclass(frozen=True)
-class TableMaintenance:
-    """What one maintenance pass did to a Spark-written table (Dagster metadata)."""
-
-    table: str
-    exists: bool
-    version_before: int = -1
-    version_after: int = -1
-    files_before: int = 0
-    files_after: int = 0
-    bytes_before: int = 0
-    bytes_after: int = 0
-    files_compacted: int = 0
-    files_written: int = 0
-    files_vacuumed: int = 0
-    seconds: float = 0.0
-
-    def as_metadata(self) -> dict[str, str | int | float | bool]:
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
 
 def _ident(path: str) -> str:
@@ -74,7 +52,7 @@ def table_history(spark: SparkSession, path: str, limit: int = 20) -> list[dict[
 
 def maintain_table(
     spark: SparkSession, path: str, *, retention_hours: int, table: str = ""
-) -> TableMaintenance:
+) -> MaintenanceReport:
     """Set the file retention, compact small files (``OPTIMIZE``) and delete files removed
     from the table more than ``retention_hours`` ago (``VACUUM``).
 
@@ -83,7 +61,7 @@ def maintain_table(
     started = time.perf_counter()
     name = table or path
     if not delta_exists(spark, path):
-        return TableMaintenance(table=name, exists=False)
+        return MaintenanceReport(table=name, exists=False)
     before = table_detail(spark, path)
     version_before = int(table_history(spark, path, 1)[0]["version"])  # type: ignore[call-overload]
     retention = f"interval {int(retention_hours)} hours"
@@ -110,7 +88,7 @@ def maintain_table(
     bytes_before = int(before.get("sizeInBytes") or 0)  # type: ignore[call-overload]
     removed = int(optimized["removed"] or 0) if optimized else 0
     added = int(optimized["added"] or 0) if optimized else 0
-    return TableMaintenance(
+    return MaintenanceReport(
         table=name,
         exists=True,
         version_before=version_before,

@@ -316,7 +316,8 @@ VACUUM_RETENTION_HOURS = 168
 
 @dataclass(frozen=True)
 class MaintenanceReport:
-    """What one maintenance pass did to a table (figures for the Dagster UI and logs)."""
+    """What one maintenance pass did to a Delta table, bronze (delta-rs) or silver/gold
+    (Spark SQL in ``spark_jobs/maintenance.py``): figures for the Dagster UI and logs."""
 
     table: str
     exists: bool
