@@ -20,6 +20,7 @@ from core.lake.bronze import (
     GOLD_USER_DAILY_HEALTH,
     SILVER_GAME_EVENTS,
     SILVER_WEARABLE_SAMPLES,
+    MaintenanceReport,
     maintain_bronze,
     table_uri,
 )
@@ -36,6 +37,21 @@ _UNFINISHED = [
 ]
 
 
+def _report(context: dg.OpExecutionContext, asset: str, report: MaintenanceReport) -> None:
+    """The pass's figures as the op's output metadata and, on the table's asset page, as an
+    observation (next to its checks); a table not written yet is said so."""
+    metadata = report.as_metadata()
+    context.add_output_metadata(metadata)
+    if not report.exists:
+        context.log.info(f"{report.table} does not exist yet: nothing to maintain")
+        return
+    context.log_event(dg.AssetObservation(asset_key=asset, metadata=metadata))
+    context.log.info(
+        f"{report.table}: {report.files_before} → {report.files_after} files, "
+        f"{report.files_vacuumed} vacuumed, {report.seconds} s"
+    )
+
+
 def _maintenance_op(table: str, asset: str) -> dg.OpDefinition:
     @dg.op(
         name=f"maintain_{asset}",
@@ -45,17 +61,7 @@ def _maintenance_op(table: str, asset: str) -> dg.OpDefinition:
         report = maintain_bronze(
             lake.root, table, vacuum_retention_hours=lake.vacuum_retention_hours
         )
-        metadata = report.as_metadata()
-        context.add_output_metadata(metadata)
-        if not report.exists:
-            context.log.info(f"{table} does not exist yet: nothing to maintain")
-            return
-        # Also on the bronze asset's page, next to its freshness check.
-        context.log_event(dg.AssetObservation(asset_key=asset, metadata=metadata))
-        context.log.info(
-            f"{table}: {report.files_before} → {report.files_after} files, "
-            f"{report.files_vacuumed} vacuumed, {report.seconds} s"
-        )
+        _report(context, asset, report)
 
     return maintain
 
@@ -119,16 +125,7 @@ def _spark_maintenance_op(table: str, asset: str) -> dg.OpDefinition:
             retention_hours=lake.vacuum_retention_hours,
             table=table,
         )
-        metadata = report.as_metadata()
-        context.add_output_metadata(metadata)
-        if not report.exists:
-            context.log.info(f"{table} does not exist yet: nothing to maintain")
-            return
-        context.log_event(dg.AssetObservation(asset_key=asset, metadata=metadata))
-        context.log.info(
-            f"{table}: {report.files_before} → {report.files_after} files, "
-            f"{report.files_vacuumed} vacuumed, {report.seconds} s"
-        )
+        _report(context, asset, report)
 
     return maintain
 
