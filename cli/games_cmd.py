@@ -40,7 +40,10 @@ def create(
     try:
         with session_scope() as session:
             new = create_game(session, name, game_id)
-    except (GameExists, ValueError) as exc:
+    except GameExists as exc:
+        err.print(f"[bold red]error:[/] {exc}; `stride games rotate-key ID` gives it a new key")
+        raise typer.Exit(1) from None
+    except ValueError as exc:
         err.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(1) from None
     _print_key(new, "created")
@@ -53,7 +56,7 @@ def rotate(game_id: Annotated[str, typer.Argument(help="The game id.")]) -> None
         with session_scope() as session:
             new = rotate_key(session, game_id)
     except UnknownGame as exc:
-        err.print(f"[bold red]error:[/] {exc}")
+        err.print(f"[bold red]error:[/] {exc}; see `stride games list`")
         raise typer.Exit(1) from None
     _print_key(new, "has a new key")
 

@@ -26,8 +26,8 @@ err = Console(stderr=True)
 UserIdArg = Annotated[str, typer.Argument(help="App user id (letters, digits, _ . : @ -).")]
 
 
-def _fail(exc: Exception) -> None:
-    err.print(f"[bold red]error:[/] {exc}")
+def _fail(exc: Exception, hint: str = "") -> None:
+    err.print(f"[bold red]error:[/] {exc}{hint}")
     raise typer.Exit(1) from None
 
 
@@ -45,7 +45,9 @@ def create(user_id: UserIdArg) -> None:
     try:
         with session_scope() as session:
             new = create_app_user(session, user_id)
-    except (AppUserExists, ValueError) as exc:
+    except AppUserExists as exc:
+        _fail(exc, "; `stride users rotate-token` gives them a new token")
+    except ValueError as exc:
         _fail(exc)
     _print_token(new, "created")
 
@@ -57,7 +59,7 @@ def rotate(user_id: UserIdArg) -> None:
         with session_scope() as session:
             new = rotate_token(session, user_id)
     except UnknownAppUser as exc:
-        _fail(exc)
+        _fail(exc, "; create one with `stride users create`")
     _print_token(new, "has a new token")
 
 
@@ -68,5 +70,5 @@ def deactivate_(user_id: UserIdArg) -> None:
         with session_scope() as session:
             deactivate(session, user_id)
     except UnknownAppUser as exc:
-        _fail(exc)
+        _fail(exc, "; create one with `stride users create`")
     console.print(f"app user [bold]{user_id}[/] deactivated")

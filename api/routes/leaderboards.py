@@ -17,7 +17,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from api.deps import EngineDep
 from api.errors import ErrorBody
 from api.routes.events import GameDep
-from core.events.contracts import GAME_ID_PATTERN, PLAYER_ID_PATTERN
+from core.identity.ids import GAME_ID_PATTERN, PLAYER_ID_PATTERN
 from core.leaderboards import store
 from core.leaderboards.rules import (
     LEADERBOARD_ID_PATTERN,

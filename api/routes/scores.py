@@ -10,12 +10,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import EngineDep, RequestIdDep
 from api.errors import ErrorBody, ValidationErrorBody
+from core.identity.ids import USER_ID_PATTERN
 from core.scores.formula import compute_score
 from core.scores.log import record_score
 
 router = APIRouter(prefix="/v1", tags=["scores"])
-
-USER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]*$"
 
 
 class ScoreRequest(BaseModel):

@@ -25,12 +25,12 @@ from pydantic import (
     model_validator,
 )
 
+from core.identity.ids import GAME_ID_PATTERN, PLAYER_ID_PATTERN
+
 SCHEMA_VERSION: Literal[1] = 1
 MAX_BATCH_EVENTS = 1000
 MAX_BATCH_BYTES = 1_000_000
 
-GAME_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
-PLAYER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$"
 LABEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 _.:@/#-]{0,127}$"
 CURRENCY_PATTERN = r"^[A-Z][A-Z0-9]{2,9}$"
 

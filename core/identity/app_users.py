@@ -14,8 +14,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from core.identity.credentials import CachedCredentialLookup, issue_secret
+from core.identity.ids import USER_ID_PATTERN
 from core.identity.models import AppUser
-from core.wearables.contracts import USER_ID_PATTERN
 
 TOKEN_PREFIX = "su_"  # noqa: S105 - marks Stride user tokens, not a secret
 _USER_ID = re.compile(USER_ID_PATTERN)
@@ -39,7 +39,7 @@ def create_app_user(session: Session, user_id: str) -> NewToken:
     if not _USER_ID.match(user_id):
         raise ValueError(f"user id {user_id!r} must be 1-128 letters, digits or _ . : @ -")
     if session.get(AppUser, user_id) is not None:
-        raise AppUserExists(f"app user {user_id!r} exists; use `stride users rotate-token`")
+        raise AppUserExists(f"app user {user_id!r} exists")
     token = issue_secret(TOKEN_PREFIX)
     session.add(AppUser(user_id=user_id, token_hash=token.digest, token_prefix=token.prefix))
     session.flush()
@@ -60,7 +60,7 @@ def rotate_token(session: Session, user_id: str) -> NewToken:
         )
     )
     if result.rowcount == 0:  # type: ignore[attr-defined]
-        raise UnknownAppUser(f"no app user {user_id!r}; create one with `stride users create`")
+        raise UnknownAppUser(f"no app user {user_id!r}")
     return NewToken(user_id, token.secret)
 
 

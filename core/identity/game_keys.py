@@ -10,9 +10,9 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import CursorResult, Engine
 from sqlalchemy.orm import Session
 
-from core.events.contracts import GAME_ID_PATTERN
 from core.events.models import Game
 from core.identity.credentials import CachedCredentialLookup, issue_secret
+from core.identity.ids import GAME_ID_PATTERN
 
 KEY_PREFIX = "sk_live_"
 _GAME_ID = re.compile(GAME_ID_PATTERN)
@@ -44,7 +44,7 @@ def create_game(session: Session, name: str, game_id: str | None = None) -> NewK
     if not _GAME_ID.match(game_id):
         raise ValueError(f"game id {game_id!r} must match {GAME_ID_PATTERN}")
     if session.get(Game, game_id) is not None:
-        raise GameExists(f"game {game_id!r} exists; use `stride games rotate-key {game_id}`")
+        raise GameExists(f"game {game_id!r} exists")
     key = issue_secret(KEY_PREFIX)
     session.add(
         Game(game_id=game_id, name=name, api_key_hash=key.digest, api_key_prefix=key.prefix)
@@ -64,7 +64,7 @@ def rotate_key(session: Session, game_id: str) -> NewKey:
         )
     )
     if result.rowcount == 0:
-        raise UnknownGame(f"no game {game_id!r}; see `stride games list`")
+        raise UnknownGame(f"no game {game_id!r}")
     return NewKey(game_id, key.secret)
 
 

@@ -28,7 +28,7 @@ from pydantic import AwareDatetime, BaseModel, Field, ValidationError
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from core.events.contracts import PLAYER_ID_PATTERN
+from core.identity.ids import PLAYER_ID_PATTERN
 from core.leaderboards.rules import (
     LEADERBOARD_ID_PATTERN,
     SCORE_MAX,
@@ -163,7 +163,7 @@ def create_leaderboard(
         )
     schedule = validate_schedule(reset_schedule) if reset_schedule else None
     if not conn.execute(text("SELECT 1 FROM games WHERE game_id = :g"), {"g": game_id}).first():
-        raise LeaderboardError(f"no game {game_id!r}; create it first with `stride games create`")
+        raise LeaderboardError(f"no game {game_id!r}: register the game first")
     period = scheduled_period(schedule, now)
     row = conn.execute(
         text(
@@ -800,8 +800,7 @@ def resolve_period(
     if row is None:
         raise UnknownPeriod(
             f"leaderboard {board.id!r} has no period starting at {period_start.isoformat()};"
-            f" list them with `stride leaderboards periods {board.id}`"
-            " or GET /v1/leaderboards/{id}/periods"
+            f" its periods are listed at GET /v1/leaderboards/{board.id}/periods"
         )
     return Period(row.period_start, row.period_end)
 

@@ -19,10 +19,11 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from core.identity.ids import USER_ID_PATTERN
+
 SCHEMA_VERSION: Literal[1] = 1
 SAMPLE_NAMESPACE = uuid.UUID("6f1c54b2-3f0e-5b8e-9d43-2f7d3f0a9a51")
 
-USER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$"
 UserId = Annotated[
     str,
     Field(

@@ -375,7 +375,7 @@ def test_unknown_leaderboards_and_periods_are_named(db_engine: Engine) -> None:
             store.top(conn, "nope")
         with pytest.raises(store.UnknownPeriod, match="/periods"):
             store.top(conn, board, period_start=datetime(2020, 1, 1, tzinfo=UTC))
-        with pytest.raises(store.LeaderboardError, match="create it first"):
+        with pytest.raises(store.LeaderboardError, match="register the game first"):
             store.create_leaderboard(conn, leaderboard_id="x1", game_id="no-such-game")
 
 
