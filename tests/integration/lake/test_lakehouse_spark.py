@@ -6,9 +6,8 @@ from __future__ import annotations
 import re
 import socket
 import threading
-import uuid
 import zipfile
-from datetime import UTC, date, datetime
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
@@ -20,7 +19,6 @@ from deltalake import DeltaTable
 from cli.spark_service import JAVA_MODULE_OPTIONS, pyspark_home, spark_command, spark_conf
 from core.lake.bronze import (
     BRONZE_GAME_EVENTS,
-    GAME_EVENTS_SCHEMA,
     append_bronze,
     maintain_bronze,
     table_uri,
@@ -28,6 +26,7 @@ from core.lake.bronze import (
 from core.platform.config import Settings
 from spark_jobs.maintenance import RETENTION_PROPERTY, maintain_table, table_history
 from spark_jobs.session import read_day, replace_day, spark_problem, spark_session
+from tests.lake_helpers import bronze_game_events
 
 pytestmark = [pytest.mark.integration]
 
@@ -94,42 +93,18 @@ def test_the_probe_makes_a_real_spark_connect_request(spark: Settings) -> None:
     assert problem is not None and "not answering" in problem
 
 
-def _events(start: int, n: int, day: date, game: str) -> pa.Table:
-    at = pa.array(
-        [datetime(day.year, day.month, day.day, 10, tzinfo=UTC)] * n, pa.timestamp("us", tz="UTC")
-    )
-    return pa.table(
-        {
-            "event_id": [str(uuid.UUID(int=start + i)) for i in range(n)],
-            "game_id": [game] * n,
-            "player_id": [f"p{i % 3}" for i in range(n)],
-            "type": ["score"] * n,
-            "occurred_at": at,
-            "client_occurred_at": at,
-            "received_at": at,
-            "session_id": [None] * n,
-            "match_outcome": [None] * n,
-            "score": list(range(n)),
-            "tokens_minted": [Decimal("0.5")] * n,
-            "tokens_burned": [Decimal(0)] * n,
-            "payload": ['{"score":1}'] * n,
-            "date": [day] * n,
-            "kafka_partition": [0] * n,
-            "kafka_offset": list(range(start, start + n)),
-            "ingested_at": at,
-        },
-        schema=GAME_EVENTS_SCHEMA,
-    )
-
-
 def test_spark_reads_bronze_that_delta_rs_wrote_compacted_and_checkpointed(
     spark: Settings, tmp_path: Path
 ) -> None:
     root = str(tmp_path)
     for i in range(12):
-        append_bronze(root, BRONZE_GAME_EVENTS, _events(i * 10, 10, DAY, ("tri", "duo")[i % 2]))
+        append_bronze(
+            root, BRONZE_GAME_EVENTS, bronze_game_events(i * 10, 10, DAY, ("tri", "duo")[i % 2])
+        )
     maintain_bronze(root, BRONZE_GAME_EVENTS)  # compaction commit, checkpoint, vacuum
-    append_bronze(root, BRONZE_GAME_EVENTS, _events(500, 3, DAY, "tri"))  # after the checkpoint
+    append_bronze(
+        root, BRONZE_GAME_EVENTS, bronze_game_events(500, 3, DAY, "tri")
+    )  # after the checkpoint
 
     session = spark_session(spark.spark_url)
     uri = table_uri(root, BRONZE_GAME_EVENTS)

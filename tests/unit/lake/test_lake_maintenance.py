@@ -6,12 +6,10 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
-from decimal import Decimal
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
-import pyarrow as pa
 import pytest
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import DeltaError
@@ -29,43 +27,16 @@ from core.lake.bronze import (
 )
 from dagster_project.maintenance import bronze_maintenance_job, hourly_bronze_maintenance
 from dagster_project.resources import Lake
+from tests.lake_helpers import bronze_game_events
 
-AT = datetime(2026, 11, 21, 10, tzinfo=UTC)
 DAYS = (date(2026, 11, 20), date(2026, 11, 21))
 GAMES = ("tri", "duo")
-
-
-def events(start: int, n: int, day: date, game: str) -> pa.Table:
-    """``n`` bronze game event rows with ids ``start`` … ``start + n - 1``."""
-    at = pa.array([datetime.combine(day, AT.timetz())] * n, pa.timestamp("us", tz="UTC"))
-    return pa.table(
-        {
-            "event_id": [str(uuid.UUID(int=start + i)) for i in range(n)],
-            "game_id": [game] * n,
-            "player_id": [f"p{i % 3}" for i in range(n)],
-            "type": ["score"] * n,
-            "occurred_at": at,
-            "client_occurred_at": at,
-            "received_at": at,
-            "session_id": [None] * n,
-            "match_outcome": [None] * n,
-            "score": list(range(n)),
-            "tokens_minted": [Decimal("0.5")] * n,
-            "tokens_burned": [Decimal(0)] * n,
-            "payload": ['{"score":1}'] * n,
-            "date": [day] * n,
-            "kafka_partition": [0] * n,
-            "kafka_offset": list(range(start, start + n)),
-            "ingested_at": at,
-        },
-        schema=GAME_EVENTS_SCHEMA,
-    )
 
 
 def small_appends(root: str, commits: int) -> None:
     """As the sink does: one small commit at a time, each into one (day, game) partition."""
     for i in range(commits):
-        rows = events(i * 10, 10, DAYS[i % 2], GAMES[(i // 2) % 2])
+        rows = bronze_game_events(i * 10, 10, DAYS[i % 2], GAMES[(i // 2) % 2])
         append_bronze(root, BRONZE_GAME_EVENTS, rows)
 
 
@@ -110,7 +81,7 @@ def test_maintenance_keeps_the_rows_in_fewer_files_and_checkpoints(tmp_path: Pat
     assert len(parquet_on_disk(root)) == 28
     assert len(DeltaTable(table_uri(root, BRONZE_GAME_EVENTS), version=23).file_uris()) == 24
 
-    append_bronze(root, BRONZE_GAME_EVENTS, events(10_000, 5, DAYS[0], "tri"))
+    append_bronze(root, BRONZE_GAME_EVENTS, bronze_game_events(10_000, 5, DAYS[0], "tri"))
     assert rows_of(root) == sorted(
         [*before, *[(str(uuid.UUID(int=10_000 + i)), 10_000 + i, "tri", DAYS[0]) for i in range(5)]]
     )
@@ -150,9 +121,9 @@ def test_an_append_between_the_compactions_read_and_commit_is_kept(tmp_path: Pat
     compaction over the blind append (no conflict), and no row is lost or doubled."""
     root = str(tmp_path)
     for i in range(6):
-        append_bronze(root, BRONZE_GAME_EVENTS, events(i * 10, 10, DAYS[0], "tri"))
+        append_bronze(root, BRONZE_GAME_EVENTS, bronze_game_events(i * 10, 10, DAYS[0], "tri"))
     compaction_view = DeltaTable(table_uri(root, BRONZE_GAME_EVENTS))  # read at version 5
-    late = events(5_000, 7, DAYS[0], "tri")
+    late = bronze_game_events(5_000, 7, DAYS[0], "tri")
     append_bronze(root, BRONZE_GAME_EVENTS, late)  # version 6, same partition
 
     metrics = compaction_view.optimize.compact()
@@ -297,7 +268,7 @@ def test_compaction_alone_is_no_new_day_for_the_sensor(tmp_path: Path) -> None:
     assert days_written_since(root, BRONZE_GAME_EVENTS, version)[1] == set(DAYS)  # new files
     assert days_appended_since(root, BRONZE_GAME_EVENTS, version) == (version + 1, set())
 
-    append_bronze(root, BRONZE_GAME_EVENTS, events(9_000, 3, DAYS[1], "tri"))
+    append_bronze(root, BRONZE_GAME_EVENTS, bronze_game_events(9_000, 3, DAYS[1], "tri"))
     maintain_bronze(root, BRONZE_GAME_EVENTS)  # the new file joins its day's file
     assert days_appended_since(root, BRONZE_GAME_EVENTS, version) == (version + 3, {DAYS[1]})
 
@@ -344,7 +315,7 @@ def table_properties(root: str) -> dict[str, str]:
 
 def test_bronze_tables_are_created_with_a_short_log_retention(tmp_path: Path) -> None:
     root = str(tmp_path)
-    append_bronze(root, BRONZE_GAME_EVENTS, events(0, 3, DAYS[0], "tri"))
+    append_bronze(root, BRONZE_GAME_EVENTS, bronze_game_events(0, 3, DAYS[0], "tri"))
     properties = table_properties(root)
     assert properties["delta.logRetentionDuration"] == BRONZE_LOG_RETENTION == "interval 2 hours"
     assert "delta.deletedFileRetentionDuration" not in properties  # Delta's week stays
@@ -354,7 +325,7 @@ def test_maintenance_gives_an_older_table_the_log_retention(tmp_path: Path) -> N
     root = str(tmp_path)
     write_deltalake(
         table_uri(root, BRONZE_GAME_EVENTS),
-        events(0, 10, DAYS[0], "tri"),
+        bronze_game_events(0, 10, DAYS[0], "tri"),
         mode="append",
         partition_by=["date", "game_id"],
     )
@@ -390,7 +361,7 @@ def test_maintenance_keeps_the_log_short_and_every_row(tmp_path: Path) -> None:
     assert rows_of(root) == rows
     with pytest.raises(DeltaError):
         DeltaTable(table_uri(root, BRONZE_GAME_EVENTS), version=report.checkpoint_version - 1)
-    append_bronze(root, BRONZE_GAME_EVENTS, events(90_000, 5, DAYS[0], "tri"))
+    append_bronze(root, BRONZE_GAME_EVENTS, bronze_game_events(90_000, 5, DAYS[0], "tri"))
     assert len(rows_of(root)) == 2_505
 
 
@@ -401,7 +372,7 @@ def test_files_removed_before_the_log_cleanup_are_still_vacuumed(tmp_path: Path)
     small_appends(root, 8)
     maintain_bronze(root, BRONZE_GAME_EVENTS)  # version 8: 8 files → 4, the 8 stay on disk
     age_the_log(root, hours=3)
-    append_bronze(root, BRONZE_GAME_EVENTS, events(7_000, 3, date(2026, 11, 19), "tri"))
+    append_bronze(root, BRONZE_GAME_EVENTS, bronze_game_events(7_000, 3, date(2026, 11, 19), "tri"))
     maintain_bronze(root, BRONZE_GAME_EVENTS)  # checkpoints version 9, drops 0 … 8
     assert not (log_dir(root) / f"{8:020d}.json").exists()
     assert len(parquet_on_disk(root)) == 13
@@ -421,7 +392,7 @@ def test_a_cursor_older_than_the_log_counts_every_day(tmp_path: Path) -> None:
     small_appends(root, 4)
     cursor, _ = days_appended_since(root, BRONZE_GAME_EVENTS, -1)
     late_day = date(2026, 11, 19)
-    append_bronze(root, BRONZE_GAME_EVENTS, events(7_000, 3, late_day, "tri"))
+    append_bronze(root, BRONZE_GAME_EVENTS, bronze_game_events(7_000, 3, late_day, "tri"))
     maintain_bronze(root, BRONZE_GAME_EVENTS)
     age_the_log(root, hours=3)
     maintain_bronze(root, BRONZE_GAME_EVENTS)
@@ -443,7 +414,7 @@ def test_the_sensor_catches_up_after_the_log_of_its_cursor_was_cleaned_up(lake_r
     root = lake_root
     small_appends(root, 4)
     first = new_bronze_data(dg.build_sensor_context(cursor=None))
-    append_bronze(root, BRONZE_GAME_EVENTS, events(7_000, 3, date(2026, 11, 19), "tri"))
+    append_bronze(root, BRONZE_GAME_EVENTS, bronze_game_events(7_000, 3, date(2026, 11, 19), "tri"))
     age_the_log(root, hours=3)
     maintain_bronze(root, BRONZE_GAME_EVENTS)
 
