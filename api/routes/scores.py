@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import EngineDep, RequestIdDep
-from api.errors import ErrorBody, ValidationErrorBody
+from api.errors import ErrorBody
 from core.identity.ids import USER_ID_PATTERN
 from core.scores.formula import compute_score
 from core.scores.log import record_score
@@ -48,7 +48,7 @@ class ScorePublic(BaseModel):
     responses={
         400: {"model": ErrorBody, "description": "The body is not UTF-8 encoded JSON."},
         422: {
-            "model": ValidationErrorBody,
+            "model": ErrorBody,
             "description": "A field is missing or invalid; the message names it.",
         },
     },

@@ -26,7 +26,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 from starlette.datastructures import UploadFile
 
 from api.app_auth import AppUserDep
-from api.errors import ErrorBody, ValidationErrorBody
+from api.errors import ErrorBody
 from api.kafka import EventProducer, KafkaUnavailable, event_producer
 from core.platform.config import get_settings
 from core.platform.topics import WEARABLE_SAMPLES
@@ -129,7 +129,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     403: {"model": ErrorBody, "description": "Token not valid, or another user's data"},
     413: {"model": ErrorBody, "description": "Upload over the size limit"},
     422: {
-        "model": ErrorBody | ValidationErrorBody,
+        "model": ErrorBody,
         "description": "Malformed data; the message says where (line, field)",
     },
     503: {

@@ -75,11 +75,11 @@ def test_creating_a_leaderboard_needs_the_games_key(client: TestClient) -> None:
 def test_a_bad_definition_gets_a_precise_422(client: TestClient) -> None:
     game, key = new_game()
     bad_cron = create(client, key, id="lb-bad-cron", game_id=game, reset_schedule="weekly")
-    assert bad_cron.status_code == 422 and "5-field cron" in bad_cron.json()["message"]
+    assert bad_cron.status_code == 422 and "5-field cron" in bad_cron.json()["detail"]
     bad_op = create(client, key, id="lb-bad-op", game_id=game, operator="max")
-    assert bad_op.status_code == 422 and "operator" in bad_op.json()["message"]
+    assert bad_op.status_code == 422 and "operator" in bad_op.json()["detail"]
     nul = create(client, key, id="lb-nul", game_id=game, metadata={"a": "x\u0000y"})
-    assert nul.status_code == 422 and "NUL" in nul.json()["message"]
+    assert nul.status_code == 422 and "NUL" in nul.json()["detail"]
 
 
 def test_standings_rank_and_neighbours_are_public(client: TestClient, db_engine: Engine) -> None:

@@ -99,7 +99,7 @@ def exercise_get_score(client: TestClient, engine: Engine, value: float) -> int:
         body["score"],
     )
     bad = client.post("/v1/get_score", json={"user_id": "migrating-player"})
-    assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "input"
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "input"
     return body["log_id"]
 
 

@@ -90,10 +90,10 @@ def test_validation_errors_name_the_field(
     response = client.post("/v1/get_score", json=payload)
     assert response.status_code == 422
     body = response.json()
-    fields = [d["field"] for d in body["detail"]]
+    fields = [d["field"] for d in body["errors"]]
     assert field in fields
-    assert body["message"].startswith(f"{field}: ")
-    assert fragment in body["message"]
+    assert body["detail"].startswith(f"{field}: ")
+    assert fragment in body["detail"]
     with db_engine.connect() as conn:
         after = conn.execute(text("SELECT count(*) FROM score_log")).scalar_one()
     assert after == before  # nothing logged for a rejected call
@@ -107,7 +107,7 @@ def test_non_finite_numbers_are_rejected(client: TestClient, raw: str) -> None:
         "/v1/get_score", content=raw, headers={"content-type": "application/json"}
     )
     assert response.status_code == 422
-    assert "input" in response.json()["message"]
+    assert "input" in response.json()["detail"]
 
 
 def test_malformed_json_is_a_422_not_a_500(client: TestClient) -> None:
@@ -115,4 +115,4 @@ def test_malformed_json_is_a_422_not_a_500(client: TestClient) -> None:
         "/v1/get_score", content="{not json", headers={"content-type": "application/json"}
     )
     assert response.status_code == 422
-    assert "JSON" in response.json()["message"]
+    assert "JSON" in response.json()["detail"]
