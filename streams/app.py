@@ -26,7 +26,7 @@ from sqlalchemy.exc import DBAPIError
 from core.events.contracts import DeadLetter
 from core.platform.config import Settings, get_settings
 from core.platform.topics import GAME_EVENTS
-from streams import consumer
+from streams import tuning
 from streams.heartbeat import PROCESS_INDEX_ENV, ROLE_ENV, SCORING, app_id_of, write_heartbeat
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ T = TypeVar("T")
 RETRY_MAX_DELAY_S = 10.0
 Record = tuple[bytes | None, bytes]  # (key, value) to produce
 
-consumer.install()  # eager delivery of fetched messages to the streams
+tuning.install()  # eager delivery of fetched messages to the streams
 
 
 class QuietMonitor(Monitor):

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from streams.consumer import EagerDeliveryConsumer, finish
+from streams.tuning import EagerDeliveryConsumer, finish
 
 
 @pytest.fixture
