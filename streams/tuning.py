@@ -1,21 +1,34 @@
-"""Faust's Kafka consumer with eager message delivery (a third less CPU per message).
+"""Every place where Faust's defaults are changed for speed, each with its reason.
 
-Faust hands every fetched message to the streams with
-``await consumer.wait_first(deliver(message), suspend_flow.wait())``, which creates four
-tasks per message so that a delivery blocked on a full stream buffer can be abandoned when
-a rebalance suspends the flow. Most deliveries never block. This consumer first runs the
-delivery synchronously up to its first suspension, like Python 3.12's eager tasks: when it
-finishes there, no task is created at all; when it blocks, the rest of it races against
-the flow suspension exactly as in Faust.
+Measured per event on the scoring path (``bench/events_e2e.py``, docs/streaming.md):
+
+* :class:`EagerDeliveryConsumer`: Faust hands every fetched message to the streams with
+  ``await consumer.wait_first(deliver(message), suspend_flow.wait())``, which creates four
+  tasks per message so that a delivery blocked on a full stream buffer can be abandoned
+  when a rebalance suspends the flow. Most deliveries never block. This consumer first runs
+  the delivery synchronously up to its first suspension, like Python 3.12's eager tasks:
+  when it finishes there, no task is created at all; when it blocks, the rest of it races
+  against the flow suspension exactly as in Faust. (A third less CPU per message.)
+* :class:`QuietMonitor`: no per-message statistics for web views this worker does not serve.
+* :class:`RawBytesSchema`: agents get the bytes Kafka delivered and validate them with the
+  pydantic contracts of ``core`` (dead-lettering what fails); Faust's codec registry and
+  ``app.create_event`` lookups are skipped.
+* :func:`speed_options`: a stream buffer that holds two batches, and a short producer linger
+  that packs a batch's reward commands and dead letters into few requests.
+
+``install()`` must run before a Faust app is built (``streams.app`` calls it on import).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+import faust
 import faust.transport.drivers.aiokafka as faust_aiokafka
+from faust.sensors import Monitor
+from faust.types import TP, AppT, EventT, Message, StreamT
 from mode.services import WaitResults
 
 
@@ -70,3 +83,59 @@ class EagerDeliveryConsumer(faust_aiokafka.Consumer):
 def install() -> None:
     """Make every Faust app of this process use :class:`EagerDeliveryConsumer`."""
     faust_aiokafka.Transport.Consumer = EagerDeliveryConsumer  # type: ignore[misc]
+
+
+class QuietMonitor(Monitor):
+    """Faust's Monitor without its per-message bookkeeping.
+
+    The Monitor counts and times every message and event for Faust's web views, which this
+    worker does not serve (web server off; readiness is the heartbeat file, progress is in
+    the log and in PostgreSQL). Those four hooks ran for every message; the rest of the
+    Monitor (commits, rebalances, sends) is kept."""
+
+    def on_message_in(self, tp: TP, offset: int, message: Message) -> None:
+        return None
+
+    def on_stream_event_in(
+        self, tp: TP, offset: int, stream: StreamT, event: EventT
+    ) -> dict | None:
+        return None
+
+    def on_stream_event_out(
+        self, tp: TP, offset: int, stream: StreamT, event: EventT, state: dict | None = None
+    ) -> None:
+        return None
+
+    def on_message_out(self, tp: TP, offset: int, message: Message) -> None:
+        return None
+
+
+class RawBytesSchema(faust.Schema):
+    """Keys and values stay the bytes Kafka delivered: the agents validate them with the
+    pydantic contracts of ``core`` (and dead-letter what fails), so Faust's codec registry
+    has nothing to do. Skipping it (and the settings lookup of ``app.create_event``) saves a
+    chain of calls per message."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+        )
+
+    def compile(self, app: AppT, **_ignored: Any) -> Callable[..., Awaitable[EventT]]:
+        event_class = app.conf.Event
+
+        async def decode(message: Message, *, propagate: bool = False) -> EventT:
+            return event_class(app, message.key, message.value, message.headers, message)
+
+        return decode
+
+
+def speed_options(batch_size: int) -> dict[str, Any]:
+    """The ``faust.App`` options set for speed (the others are set for behaviour)."""
+    return {
+        # Two batches buffered: the agent validates batch n+1 while batch n is written.
+        "stream_buffer_maxsize": max(4096, 2 * batch_size),
+        # Reward commands and dead letters of a batch go out in a few produce requests.
+        "producer_linger": 0.005,
+        "Monitor": QuietMonitor,
+    }

@@ -9,7 +9,6 @@ PostHog and Snowplow do: ``received_at - sent_at + occurred_at``.
 
 from __future__ import annotations
 
-import base64
 import enum
 import uuid
 from datetime import datetime
@@ -198,46 +197,6 @@ class GameEvent(_TypedEvent):
         if isinstance(self.payload, MatchResult | ScoreReached):
             return self.payload.score
         return None
-
-
-class DeadLetter(BaseModel):
-    """``game.events.dlq.v1`` value, version 1: a message that failed validation, as received."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    schema_version: Literal[1] = SCHEMA_VERSION
-    reason: str
-    source_topic: str
-    partition: int
-    offset: int
-    original_key_b64: str | None
-    original_value_b64: str
-    failed_at: AwareDatetime
-
-    @classmethod
-    def of(
-        cls,
-        reason: str,
-        *,
-        topic: str,
-        partition: int,
-        offset: int,
-        key: bytes | None,
-        value: bytes | None,
-        failed_at: datetime,
-    ) -> DeadLetter:
-        return cls(
-            reason=reason,
-            source_topic=topic,
-            partition=partition,
-            offset=offset,
-            original_key_b64=base64.b64encode(key).decode() if key is not None else None,
-            original_value_b64=base64.b64encode(value or b"").decode(),
-            failed_at=failed_at,
-        )
-
-    def original_value(self) -> bytes:
-        return base64.b64decode(self.original_value_b64)
 
 
 def describe_error(error: ValidationError, prefix: str = "") -> str:

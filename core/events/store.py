@@ -16,7 +16,6 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cached_property
 from typing import Any
 
 import pydantic_core
@@ -28,27 +27,18 @@ from core.events.models import RewardCommandRow
 from core.events.totals import fold_totals
 from core.leaderboards.rules import ScoreSubmission
 from core.leaderboards.store import submit_scores
+from core.platform.messages import Consumed
 from core.rewards.commands import RewardCommand, RewardRules, RewardStatus, reward_commands_for
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class ConsumedEvent:
-    """A valid event and where it came from (the record time stands in for received_at)."""
+ConsumedEvent = Consumed[GameEvent]
 
-    event: GameEvent
-    partition: int
-    offset: int
-    record_time: datetime
 
-    @property
-    def received_at(self) -> datetime:
-        return self.event.received_at or self.record_time
-
-    @cached_property  # read for the ledger, the totals and the leaderboards
-    def occurred_at(self) -> datetime:
-        return self.event.corrected_occurred_at(self.received_at)
+def received_at(consumed: ConsumedEvent) -> datetime:
+    """When the API received the event (the Kafka record time for events without one)."""
+    return consumed.value.received_at or consumed.record_time
 
 
 @dataclass(frozen=True)
@@ -132,22 +122,24 @@ def apply_batch(
     """Write a batch in one transaction; see the module docstring for the guarantees."""
     unique: dict[uuid.UUID, ConsumedEvent] = {}
     for item in consumed:
-        unique.setdefault(item.event.event_id, item)
+        unique.setdefault(item.value.event_id, item)
     items = list(unique.values())
     if not items:
         return BatchOutcome(0, len(consumed), [])
     now = datetime.now(UTC)
+    received = {c.value.event_id: received_at(c) for c in items}
+    occurred = {e: c.value.corrected_occurred_at(received[e]) for e, c in unique.items()}
     event_rows = [
         {
-            "event_id": c.event.event_id,
-            "game_id": c.event.game_id,
-            "player_id": c.event.player_id,
-            "type": c.event.type,
-            "payload": c.event.payload,
-            "occurred_at": c.occurred_at,
-            "client_occurred_at": c.event.occurred_at,
-            "sent_at": c.event.sent_at,
-            "received_at": c.received_at,
+            "event_id": c.value.event_id,
+            "game_id": c.value.game_id,
+            "player_id": c.value.player_id,
+            "type": c.value.type,
+            "payload": c.value.payload,
+            "occurred_at": occurred[c.value.event_id],
+            "client_occurred_at": c.value.occurred_at,
+            "sent_at": c.value.sent_at,
+            "received_at": received[c.value.event_id],
             "part": c.partition,
             "off": c.offset,
         }
@@ -155,35 +147,41 @@ def apply_batch(
     ]
     with engine.begin() as conn:
         inserted = set(conn.execute(_INSERT_EVENTS, _json_rows(event_rows)).scalars().all())
-        new = [c for c in items if c.event.event_id in inserted]
+        new = [c.value for c in items if c.value.event_id in inserted]
         if new:
-            _add_totals(conn, new, rules.token)
-        commands = [cmd for c in new for cmd in reward_commands_for(c.event, rules, now)]
+            _add_totals(conn, new, occurred, rules.token)
+        commands = [cmd for e in new for cmd in reward_commands_for(e, rules, now)]
         if commands:
             _insert_commands(conn, commands)
-        duplicates = [c.event.event_id for c in items if c.event.event_id not in inserted]
+        duplicates = [c.value.event_id for c in items if c.value.event_id not in inserted]
         if duplicates:
             commands += _pending_commands_of(conn, duplicates)
         # Last: it locks the game's leaderboard definitions until the commit, and every
         # writer of that game waits for the lock.
-        submit_scores(conn, [_submission(c) for c in new if c.event.score is not None])
+        submit_scores(
+            conn, [_submission(e, occurred[e.event_id]) for e in new if e.score is not None]
+        )
     return BatchOutcome(len(new), len(consumed) - len(new), commands)
 
 
-def _submission(consumed: ConsumedEvent) -> ScoreSubmission:
-    event = consumed.event
+def _submission(event: GameEvent, occurred_at: datetime) -> ScoreSubmission:
     assert event.score is not None
     return ScoreSubmission(
         game_id=event.game_id,
         owner_id=event.player_id,
         score=event.score,
         event_id=event.event_id,
-        occurred_at=consumed.occurred_at,
+        occurred_at=occurred_at,
     )
 
 
-def _add_totals(conn: Connection, new: Sequence[ConsumedEvent], token: str) -> None:
-    deltas = fold_totals(((c.event, c.occurred_at) for c in new), token)
+def _add_totals(
+    conn: Connection,
+    new: Sequence[GameEvent],
+    occurred: dict[uuid.UUID, datetime],
+    token: str,
+) -> None:
+    deltas = fold_totals(((e, occurred[e.event_id]) for e in new), token)
     conn.execute(_UPSERT_TOTALS, _json_rows([vars(d) for d in deltas]))
 
 

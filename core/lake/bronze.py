@@ -35,6 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from core.events.contracts import GameEvent, MatchResult, SessionStart
+from core.platform.messages import Consumed
 from core.rewards.commands import RewardRules, reward_amounts
 from core.wearables.contracts import WearableSample
 
@@ -146,16 +147,6 @@ def arrow_filesystem(lake_root: str) -> tuple[Any, str]:
         force_virtual_addressing=not settings.lake_s3_uses_path_style,
     )
     return filesystem, s3_uri(lake_root).removeprefix("s3://").rstrip("/")
-
-
-@dataclass(frozen=True)
-class Consumed:
-    """A decoded message and where it came from."""
-
-    value: WearableSample | GameEvent
-    partition: int
-    offset: int
-    record_time: datetime
 
 
 def wearable_rows(items: Sequence[Consumed], ingested_at: datetime) -> pa.Table:

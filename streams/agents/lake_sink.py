@@ -1,117 +1,93 @@
 """The lake sink: wearable.samples.v1 and game.events.v1 → bronze Delta tables.
 
-Micro-batches (``take_events``) are appended to bronze in one Delta commit each
-(:mod:`core.lake.bronze`). Offsets are committed only after that commit: like the scoring agent,
-the sink holds an extra reference on every message of a batch and acks the batch only
-once the Delta commit succeeded, so a failed append is read again after a restart. A
-crash between commit and ack appends the batch twice; silver dedupes by sample / event
-id. Wearable samples that do not validate go to ``wearable.samples.dlq.v1`` (DeadLetter v1,
-with the reason and the original bytes) before the batch is acked; invalid game events are
-skipped here because the scoring agent dead-letters them.
+Runs :mod:`streams.pipeline`: each micro-batch is appended to its bronze table in one Delta
+commit (:mod:`core.lake.bronze`), and only then acked, so a failed append is read again
+after a restart. A crash between commit and ack appends the batch twice; silver dedupes by
+sample / event id. Wearable samples that do not validate go to ``wearable.samples.dlq.v1``
+(DeadLetter v1, with the reason and the original bytes); invalid game events are skipped
+here because the scoring agent, which reads the same topic, dead-letters them.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import pyarrow as pa
-from faust import EventT, StreamT
-from pydantic import ValidationError
+from faust import StreamT
 
 from core.events.contracts import parse_game_event
 from core.lake.bronze import (
     BRONZE_GAME_EVENTS,
     BRONZE_WEARABLE_SAMPLES,
-    Consumed,
     append_bronze,
     game_event_rows,
     wearable_rows,
 )
+from core.platform.messages import Consumed
 from core.platform.topics import WEARABLE_SAMPLES, WEARABLE_SAMPLES_DLQ
 from core.rewards.commands import rules_from_settings
 from core.wearables.contracts import WearableSample
-from streams.app import (
-    RawBytesSchema,
-    Record,
-    app,
-    dead_letter,
-    game_events_topic,
-    retry_until_done,
-    send_and_wait,
-    settings,
-)
+from streams import pipeline
+from streams.app import app, game_events_topic, raw_topic, send_and_wait, settings
 
-log = logging.getLogger(__name__)
-
-wearable_samples_topic = app.topic(
-    WEARABLE_SAMPLES, partitions=settings.kafka_topic_partitions, schema=RawBytesSchema()
-)
+wearable_samples_topic = raw_topic(WEARABLE_SAMPLES)
 rules = rules_from_settings(settings)
 
 
-def decode(
-    events: Sequence[EventT], parse: Callable[[bytes], object]
-) -> tuple[list[Consumed], list[Record]]:
-    """Decoded messages, and a dead-letter record per message that does not validate."""
-    decoded: list[Consumed] = []
-    dead: list[Record] = []
-    now = datetime.now(UTC)
-    for event in events:
-        message = event.message
-        try:
-            value = parse(message.value)
-        except (ValueError, ValidationError) as exc:
-            dead.append(dead_letter(message, str(exc), now))
-            continue
-        record_time = datetime.fromtimestamp(message.timestamp, UTC) if message.timestamp else now
-        decoded.append(Consumed(value, message.partition, message.offset, record_time))  # type: ignore[arg-type]
-    return decoded, dead
+def sink(
+    table: str,
+    parse: Callable[[bytes], Any],
+    to_rows: Callable[[list[Consumed[Any]], datetime], pa.Table],
+    dead_letter_topic: str | None,
+) -> pipeline.Pipeline[Any, int]:
+    """A pipeline appending each batch to ``table`` in one Delta commit."""
+
+    def write(valid: list[Consumed[Any]]) -> int:
+        rows = to_rows(valid, datetime.now(UTC))
+        append_bronze(settings.lake_root, table, rows)
+        return rows.num_rows
+
+    return pipeline.Pipeline(
+        name=f"sink {table}",
+        parse=parse,
+        write=write,
+        outcome=lambda n: pipeline.Outcome(f"appended {n} rows to {table}"),
+        dead_letter_topic=dead_letter_topic,
+    )
 
 
+WEARABLES = sink(
+    BRONZE_WEARABLE_SAMPLES,
+    WearableSample.model_validate_json,
+    wearable_rows,
+    WEARABLE_SAMPLES_DLQ,
+)
+GAME_EVENTS = sink(
+    BRONZE_GAME_EVENTS,
+    parse_game_event,
+    lambda items, now: game_event_rows(items, rules, now),
+    None,  # dead-lettered by the scoring agent
+)
 send_dead_letters = send_and_wait  # a module name, so tests can stand in for the broker
 
 
-async def _sink(stream: StreamT, table: str, to_rows: Callable[[list[Consumed]], pa.Table]) -> None:
-    async for events in stream.take_events(
-        settings.lake_sink_batch_size, within=settings.lake_sink_batch_within_s
-    ):
-        for event in events:
-            event.message.incref()  # held until the Delta commit (see module docstring)
-        decoded, dead = decode(events, _PARSERS[table])
-        dlq = _DEAD_LETTER_TOPICS.get(table)
-        if dead and dlq:
-            await retry_until_done("dead-lettering", lambda t=dlq, d=dead: send_dead_letters(t, d))
-            log.warning("sent %d invalid messages to %s", len(dead), dlq)
-        rows = to_rows(decoded)
-        await retry_until_done(
-            f"appending to {table}",
-            lambda r=rows: asyncio.to_thread(append_bronze, settings.lake_root, table, r),
-        )
-        for event in events:
-            await stream.ack(event)
-        log.info("appended %d rows to %s", rows.num_rows, table)
-
-
-# Invalid game events are dead-lettered by the scoring agent, which reads the same topic.
-_DEAD_LETTER_TOPICS = {BRONZE_WEARABLE_SAMPLES: WEARABLE_SAMPLES_DLQ}
-_PARSERS: dict[str, Callable[[bytes], object]] = {
-    BRONZE_WEARABLE_SAMPLES: WearableSample.model_validate_json,
-    BRONZE_GAME_EVENTS: parse_game_event,
-}
+async def _run(stream: StreamT, sink_pipeline: pipeline.Pipeline[Any, int]) -> None:
+    await pipeline.run(
+        stream,
+        sink_pipeline,
+        batch_size=settings.lake_sink_batch_size,
+        within_s=settings.lake_sink_batch_within_s,
+        send=lambda: send_dead_letters,
+    )
 
 
 @app.agent(wearable_samples_topic)
 async def sink_wearable_samples(stream: StreamT) -> None:
-    await _sink(
-        stream, BRONZE_WEARABLE_SAMPLES, lambda items: wearable_rows(items, datetime.now(UTC))
-    )
+    await _run(stream, WEARABLES)
 
 
 @app.agent(game_events_topic)
 async def sink_game_events(stream: StreamT) -> None:
-    await _sink(
-        stream, BRONZE_GAME_EVENTS, lambda items: game_event_rows(items, rules, datetime.now(UTC))
-    )
+    await _run(stream, GAME_EVENTS)

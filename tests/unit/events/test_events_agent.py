@@ -7,7 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from core.events.contracts import DeadLetter, GameEvent, MatchResult
+from core.events.contracts import GameEvent, MatchResult
+from core.platform.messages import DeadLetter
 from core.rewards.commands import RewardAction, RewardCommand
 
 
@@ -96,7 +97,7 @@ async def test_reward_commands_are_published_after_the_batch_is_written(
         order.append(f"send {topic} {len(records)}")
 
     def apply_batch(_engine, valid, _rules):
-        assert [c.event for c in valid] == [event]
+        assert [c.value for c in valid] == [event]
         order.append("write")
         return agent_module.BatchOutcome(1, 0, [command])
 

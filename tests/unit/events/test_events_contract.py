@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from core.events.contracts import (
-    DeadLetter,
     GameEvent,
     IncomingGameEvent,
     MatchResult,
@@ -18,6 +17,7 @@ from core.events.contracts import (
     ScoreReached,
     parse_game_event,
 )
+from core.platform.messages import DeadLetter
 
 aware = st.datetimes(
     min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)

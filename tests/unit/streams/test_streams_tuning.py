@@ -1,12 +1,22 @@
-"""The eager delivery driver of streams.consumer behaves like an asyncio Task."""
+"""Each Faust speed patch of streams.tuning does what it says, and the app uses all of them:
+the eager delivery driver behaves like an asyncio Task, the agents get raw bytes, the
+monitor keeps no per-message statistics."""
 
 from __future__ import annotations
 
 import asyncio
 
 import pytest
+from faust.types import TP, Message
 
-from streams.tuning import EagerDeliveryConsumer, finish
+from streams.app import app, game_events_topic
+from streams.tuning import (
+    EagerDeliveryConsumer,
+    QuietMonitor,
+    RawBytesSchema,
+    finish,
+    speed_options,
+)
 
 
 @pytest.fixture
@@ -111,3 +121,55 @@ async def test_a_delivery_that_never_blocks_creates_no_race(
         "delivered"
     ]
     assert consumer.raced == [2]
+
+
+def _message(value: bytes) -> Message:
+    return Message(
+        topic="game.events.v1",
+        partition=1,
+        offset=5,
+        timestamp=1_700_000_000.0,
+        timestamp_type=0,
+        headers=[],
+        key=b"player-1",
+        value=value,
+        checksum=None,
+    )
+
+
+def test_the_agent_gets_the_bytes_kafka_delivered_even_when_they_are_not_json() -> None:
+    """Validation (and the dead letter with the original bytes) is the agent's job."""
+    decode = RawBytesSchema().compile(app)
+    message = _message(b"\xff{not json")
+
+    event = asyncio.run(decode(message))
+
+    assert (event.key, event.value, event.message) == (b"player-1", b"\xff{not json", message)
+
+
+def test_game_events_are_read_with_the_raw_schema_and_the_quiet_monitor() -> None:
+    assert isinstance(game_events_topic.schema, RawBytesSchema)
+    assert isinstance(app.monitor, QuietMonitor)
+
+
+def test_the_quiet_monitor_keeps_no_per_message_statistics() -> None:
+    monitor = QuietMonitor()
+    tp = TP("game.events.v1", 1)
+    message = _message(b"{}")
+
+    monitor.on_message_in(tp, 5, message)
+    assert monitor.on_stream_event_in(tp, 5, None, None) is None  # type: ignore[arg-type]
+    monitor.on_message_out(tp, 5, message)
+
+    assert monitor.messages_received_total == 0
+    assert message.time_in is None
+
+
+def test_the_app_runs_with_the_eager_consumer_and_the_speed_options() -> None:
+    from streams.app import settings
+
+    options = speed_options(settings.streams_batch_size)
+    assert app.transport.Consumer is EagerDeliveryConsumer
+    assert app.conf.stream_buffer_maxsize == options["stream_buffer_maxsize"]
+    assert app.conf.producer_linger == options["producer_linger"]
+    assert speed_options(5000)["stream_buffer_maxsize"] == 10_000  # batch n+1 while n writes

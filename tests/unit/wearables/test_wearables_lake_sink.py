@@ -56,7 +56,7 @@ async def test_samples_are_appended_to_bronze_and_garbage_is_dead_lettered(
 ) -> None:
     from deltalake import DeltaTable
 
-    from core.events.contracts import DeadLetter
+    from core.platform.messages import DeadLetter
 
     lake = str(tmp_path / "lake")
     appended: list[int] = []

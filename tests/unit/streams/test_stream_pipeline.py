@@ -1,0 +1,111 @@
+"""streams.pipeline: decoding splits valid from dead-lettered messages, and a step is retried
+while a dependency is down but a bug stops the agent."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from types import SimpleNamespace
+
+import pytest
+from tenacity import wait_none
+
+from core.platform.messages import DeadLetter
+from streams import pipeline
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def _event(value: bytes, offset: int, timestamp: float | None = 1_700_000_000.0):  # type: ignore[no-untyped-def]
+    message = SimpleNamespace(
+        topic="t.v1", partition=3, offset=offset, key=b"k", value=value, timestamp=timestamp
+    )
+    return SimpleNamespace(message=message)
+
+
+def _parse(raw: bytes) -> int:
+    return int(raw)  # ValueError for anything else
+
+
+NUMBERS = pipeline.Pipeline(
+    name="numbers",
+    parse=_parse,
+    write=lambda valid: len(valid),
+    outcome=lambda n: pipeline.Outcome(f"{n} written"),
+    dead_letter_topic="t.dlq.v1",
+)
+
+
+def test_decode_keeps_where_a_message_came_from_and_dead_letters_the_rest() -> None:
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    valid, dead = pipeline.decode(
+        NUMBERS,
+        [_event(b"7", 10), _event(b"seven", 11), _event(b"8", 12, timestamp=None)],  # type: ignore[list-item]
+        now,
+    )
+    assert [(c.value, c.partition, c.offset) for c in valid] == [(7, 3, 10), (8, 3, 12)]
+    assert valid[0].record_time == datetime.fromtimestamp(1_700_000_000, UTC)
+    assert valid[1].record_time == now  # no record timestamp: the time it was consumed
+    [(key, value)] = dead
+    letter = DeadLetter.model_validate_json(value)
+    assert key == b"k"
+    assert (letter.source_topic, letter.partition, letter.offset) == ("t.v1", 3, 11)
+    assert letter.original_value() == b"seven" and "invalid literal" in letter.reason
+
+
+@pytest.mark.anyio
+async def test_a_step_is_retried_while_its_dependency_is_down(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(pipeline, "wait_exponential", lambda **_: wait_none())
+    calls = 0
+
+    async def flaky() -> str:
+        nonlocal calls
+        calls += 1
+        if calls < 3:
+            raise OSError("connection refused")
+        return "done"
+
+    assert await pipeline.until_done("flaky", flaky) == "done"
+    assert calls == 3
+
+
+@pytest.mark.anyio
+async def test_a_bug_is_not_retried() -> None:
+    calls = 0
+
+    async def broken() -> None:
+        nonlocal calls
+        calls += 1
+        raise KeyError("bug")
+
+    with pytest.raises(KeyError):
+        await pipeline.until_done("broken", broken)
+    assert calls == 1
+
+
+@pytest.mark.anyio
+async def test_handle_dead_letters_then_writes_then_publishes() -> None:
+    order: list[str] = []
+
+    async def send(topic: str, records: list) -> None:
+        order.append(f"send {topic} {len(records)}")
+
+    publishing = pipeline.Pipeline(
+        name="numbers",
+        parse=_parse,
+        write=lambda valid: order.append("write") or len(valid),
+        outcome=lambda n: pipeline.Outcome(f"{n}", publish={"out.v1": [(None, b"x")] * n}),
+        dead_letter_topic="t.dlq.v1",
+    )
+    valid, dead = pipeline.decode(
+        publishing,
+        [_event(b"1", 0), _event(b"x", 1), _event(b"2", 2)],
+        datetime.now(UTC),  # type: ignore[list-item]
+    )
+    outcome = await pipeline.handle(publishing, valid, dead, send)
+    assert order == ["send t.dlq.v1 1", "write", "send out.v1 2"]
+    assert outcome.summary == "2"
