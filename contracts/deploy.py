@@ -8,7 +8,6 @@ Re-running against a chain with a recorded deployment whose code is still in pla
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -106,12 +105,6 @@ def check_chain_id(w3: Web3, expected: int | None) -> int:
             f"the RPC endpoint serves chain id {actual}, not {expected}: wrong URL or network"
         )
     return actual
-
-
-def private_key_from_env(name: str = "STRIDE_DEPLOYER_PRIVATE_KEY") -> str | None:
-    """The deployer key from the environment (keys are never read from files)."""
-    value = os.environ.get(name, "").strip()
-    return value or None
 
 
 def deploy(

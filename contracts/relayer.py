@@ -9,13 +9,11 @@ and is retried on the next pass.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
@@ -103,12 +101,6 @@ def collect_signatures(
     """Signatures ordered by increasing signer address, as the bridge requires."""
     signed = [sign_transfer(v, transfer, dst_bridge) for v in validators]
     return [sig for _, sig in sorted(signed, key=lambda pair: int(pair[0], 16))]
-
-
-def validator_keys_from_env(name: str = "STRIDE_BRIDGE_VALIDATOR_KEYS") -> list[LocalAccount]:
-    """Validator keys from a comma-separated environment variable (never from a file)."""
-    raw = os.environ.get(name, "")
-    return [Account.from_key(k.strip()) for k in raw.split(",") if k.strip()]
 
 
 def bridge_contract(w3: Web3, address: str) -> Contract:

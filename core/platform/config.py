@@ -21,8 +21,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-class Settings(BaseSettings):
-    """All configuration of Stride. Field ``foo`` is read from ``STRIDE_FOO``."""
+class _Base(BaseSettings):
+    """What every group shares: the env prefix, the mode, the state folder, local secrets."""
 
     model_config = SettingsConfigDict(
         env_prefix="STRIDE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
@@ -31,125 +31,9 @@ class Settings(BaseSettings):
     env: Literal["local", "test", "prod"] = "local"
     state_dir: Path = Field(default=REPO_ROOT / ".stride", description="pids, logs, data")
 
-    # API
-    api_host: str = "127.0.0.1"
-    api_port: int = 8000
-    api_workers: int = Field(default=1, ge=1, description="uvicorn worker processes")
-
-    # PostgreSQL: the local cluster the supervisor creates; production sets the URLs.
-    pg_host: str = "127.0.0.1"
-    pg_port: int = 5433
-    pg_os_user: str | None = Field(
-        default=None, description="OS user that runs the local cluster when stride runs as root"
-    )
-    database_url: SecretStr | None = None
-    readonly_database_url: SecretStr | None = None
-    warehouse_url: SecretStr | None = None
-    readonly_role: str = "stride_readonly"
-
-    # Kafka
-    kafka_bootstrap: str = "127.0.0.1:9092"
-    kafka_controller_port: int = Field(
-        default=9094, description="the local broker's KRaft controller listener (127.0.0.1)"
-    )
-    kafka_heap_mb: int = Field(default=512, ge=128, description="the local broker's JVM heap")
-    kafka_retention_hours: int = Field(
-        default=168, ge=1, description="how long the local broker keeps records"
-    )
-
-    # Streaming
-    kafka_topic_partitions: int = Field(default=4, ge=1)
-    kafka_replication_factor: int = Field(default=1, ge=1, description="3 in production")
-    kafka_produce_timeout_s: float = Field(default=10.0, gt=0)
-    streams_app_id: str = Field(default="stride-streams", description="Faust app id = group id")
-    streams_processes: int = Field(default=2, ge=1, description="Faust worker processes")
-    streams_batch_size: int = Field(
-        default=4000,
-        ge=1,
-        description="Events per scoring transaction (at most; a batch closes after BATCH_WITHIN_S)",
-    )
-    streams_batch_within_s: float = Field(default=0.2, gt=0)
-    game_key_cache_ttl_s: float = Field(default=30.0, ge=0, description="API key lookups")
-    reward_token: str = "STRIDE"  # noqa: S105 - the game token symbol, not a secret
-    reward_mint_per_win: Decimal = Decimal("10")
-    reward_mint_per_draw: Decimal = Decimal("0")
-    reward_mint_per_achievement_point: Decimal = Decimal("0")
-
-    # Admin panel and its read-only query page
-    secret_key: SecretStr | None = None
-    query_statement_timeout_ms: int = 5000
-    query_row_limit: int = 1000
-    admin_login_max_failures_per_username: int = Field(
-        default=5, ge=1, description="failed sign-ins per username within the window"
-    )
-    admin_login_max_failures_per_ip: int = Field(
-        default=20, ge=1, description="failed sign-ins per client IP within the window"
-    )
-    admin_login_window_s: int = Field(
-        default=900, ge=1, description="failed sign-ins count this long"
-    )
-    admin_login_lockout_s: int = Field(
-        default=900, ge=1, description="sign-ins refused this long at a limit"
-    )
-
-    # Lakehouse: wearable ingest, Delta lake, Spark Connect, Dagster, warehouse
-    lake_dir: Path | None = Field(default=None, description="local lake; default state_dir/lake")
-    lake_uri: str | None = Field(
-        default=None, description="s3://bucket/prefix or s3a://bucket/prefix in production"
-    )
-    lake_s3_endpoint: str | None = Field(
-        default=None, description="S3 API URL for s3:// and s3a:// lakes (moto, MinIO); default AWS"
-    )
-    lake_s3_region: str = "us-east-1"
-    lake_s3_access_key_id: SecretStr | None = Field(
-        default=None, description="default: the AWS credential chain (env, profile, IAM role)"
-    )
-    lake_s3_secret_access_key: SecretStr | None = None
-    lake_s3_path_style: bool | None = Field(
-        default=None, description="bucket in the path, not the host; default: on with an endpoint"
-    )
-    lake_s3a_credentials_provider: str | None = Field(
-        default=None, description="S3A fs.s3a.aws.credentials.provider; default its chain"
-    )
-    spark_host: str = "127.0.0.1"
-    spark_port: int = 50051
-    spark_remote: str | None = Field(default=None, description="sc://host:port in production")
-    spark_memory: str = Field(default="2g", description="JVM heap of the local Spark server")
-    spark_cores: int = Field(default=2, ge=1, description="local[N] task slots")
-    spark_shuffle_partitions: int = Field(default=4, ge=1)
-    spark_ui_port: int = Field(default=0, ge=0, description="Spark web UI on 127.0.0.1; 0: off")
-    dagster_port: int = 3000
-    warehouse_kind: Literal["postgres", "redshift"] = "postgres"
-    redshift_iam_role: str | None = None
-    warehouse_pseudonym_key: SecretStr | None = None
-    app_token_cache_ttl_s: float = Field(default=30.0, ge=0, description="app token lookups")
-    wearable_max_upload_bytes: int = Field(default=1 << 30, ge=1, description="Apple Health/audio")
-    wearable_max_json_bytes: int = Field(default=20 << 20, ge=1, description="Fitbit/Oura bodies")
-    wearable_produce_chunk: int = Field(default=5000, ge=1, description="samples per produce call")
-    lake_sink_batch_size: int = Field(
-        default=20000,
-        ge=1,
-        description="Rows per bronze commit (at most; a batch closes after BATCH_WITHIN_S)",
-    )
-    lake_sink_batch_within_s: float = Field(default=2.0, gt=0)
-    lake_vacuum_retention_hours: int = Field(
-        default=168,
-        ge=168,
-        description="lake vacuum (bronze, silver, gold) deletes removed files after (>= 7 days)",
-    )
-
-    # EVM: local anvil, contract deployment and the bridge relayer (keys only from env)
-    anvil_port: int = 8545
-    anvil_chain_id: int = 31337
-    evm_rpc_url: str | None = Field(default=None, description="default: the local anvil")
-    deployer_private_key: SecretStr | None = None
-    relayer_private_key: SecretStr | None = None
-    bridge_validator_keys: SecretStr | None = Field(default=None, description="comma-separated")
-
     # Secrets already read from state_dir/secrets.json, keyed by (state_dir, name).
     _secret_cache: dict[tuple[Path, str], str] = PrivateAttr(default_factory=dict)
 
-    # ---- derived values -------------------------------------------------------------
     @property
     def is_local(self) -> bool:
         return self.env in ("local", "test")
@@ -172,6 +56,41 @@ class Settings(BaseSettings):
         self._secret_cache[key] = data[name]
         return data[name]
 
+    def _required_secret(self, value: SecretStr | None, variable: str, name: str) -> str:
+        """``value`` when set; outside the local stack it must be; locally it is generated."""
+        if value:
+            return value.get_secret_value()
+        if not self.is_local:
+            raise RuntimeError(f"{variable} must be set outside the local stack")
+        return self.local_secret(name)
+
+
+class ApiSettings(_Base):
+    """The HTTP API (uvicorn) and its credential caches."""
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    api_workers: int = Field(default=1, ge=1, description="uvicorn worker processes")
+    game_key_cache_ttl_s: float = Field(default=30.0, ge=0, description="API key lookups")
+    app_token_cache_ttl_s: float = Field(default=30.0, ge=0, description="app token lookups")
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.api_host}:{self.api_port}"
+
+
+class DatabaseSettings(_Base):
+    """PostgreSQL: the local cluster the supervisor creates; production sets the URLs."""
+
+    pg_host: str = "127.0.0.1"
+    pg_port: int = 5433
+    pg_os_user: str | None = Field(
+        default=None, description="OS user that runs the local cluster when stride runs as root"
+    )
+    database_url: SecretStr | None = None
+    readonly_database_url: SecretStr | None = None
+    readonly_role: str = "stride_readonly"
+
     def _local_url(self, user: str, database: str) -> str:
         return (
             f"postgresql+psycopg://{user}:{self.local_secret(user + '_password')}"
@@ -193,24 +112,110 @@ class Settings(BaseSettings):
         return self._local_url(self.readonly_role, "stride")
 
     @property
-    def warehouse_db_url(self) -> str:
-        if self.warehouse_url:
-            return self.warehouse_url.get_secret_value()
-        return self._local_url("stride", "warehouse")
-
-    @property
     def superuser_dsn(self) -> str:
         """libpq DSN of the local cluster's superuser (local stack only)."""
         password = self.local_secret("postgres_password")
         return f"host={self.pg_host} port={self.pg_port} user=postgres password={password}"
 
+
+class KafkaSettings(_Base):
+    """The broker (the local one's process too) and the topics' shape."""
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_controller_port: int = Field(
+        default=9094, description="the local broker's KRaft controller listener (127.0.0.1)"
+    )
+    kafka_heap_mb: int = Field(default=512, ge=128, description="the local broker's JVM heap")
+    kafka_retention_hours: int = Field(
+        default=168, ge=1, description="how long the local broker keeps records"
+    )
+    kafka_topic_partitions: int = Field(default=4, ge=1)
+    kafka_replication_factor: int = Field(default=1, ge=1, description="3 in production")
+    kafka_produce_timeout_s: float = Field(default=10.0, gt=0)
+
+    @property
+    def kafka_port(self) -> int:
+        return int(self.kafka_bootstrap.split(",")[0].rsplit(":", 1)[1])
+
+
+class StreamsSettings(_Base):
+    """The Faust workers: scoring agent and lake sink batches."""
+
+    streams_app_id: str = Field(default="stride-streams", description="Faust app id = group id")
+    streams_processes: int = Field(default=2, ge=1, description="Faust worker processes")
+    streams_batch_size: int = Field(
+        default=4000,
+        ge=1,
+        description="Events per scoring transaction (at most; a batch closes after BATCH_WITHIN_S)",
+    )
+    streams_batch_within_s: float = Field(default=0.2, gt=0)
+    lake_sink_batch_size: int = Field(
+        default=20000,
+        ge=1,
+        description="Rows per bronze commit (at most; a batch closes after BATCH_WITHIN_S)",
+    )
+    lake_sink_batch_within_s: float = Field(default=2.0, gt=0)
+
+
+class RewardSettings(_Base):
+    """Play-to-earn rules (``core.rewards.commands.RewardRules``)."""
+
+    reward_token: str = "STRIDE"  # noqa: S105 - the game token symbol, not a secret
+    reward_mint_per_win: Decimal = Decimal("10")
+    reward_mint_per_draw: Decimal = Decimal("0")
+    reward_mint_per_achievement_point: Decimal = Decimal("0")
+
+
+class AdminSettings(_Base):
+    """The admin panel, its sign-in throttle and its read-only query page."""
+
+    secret_key: SecretStr | None = None
+    query_statement_timeout_ms: int = 5000
+    query_row_limit: int = 1000
+    admin_login_max_failures_per_username: int = Field(
+        default=5, ge=1, description="failed sign-ins per username within the window"
+    )
+    admin_login_max_failures_per_ip: int = Field(
+        default=20, ge=1, description="failed sign-ins per client IP within the window"
+    )
+    admin_login_window_s: int = Field(
+        default=900, ge=1, description="failed sign-ins count this long"
+    )
+    admin_login_lockout_s: int = Field(
+        default=900, ge=1, description="sign-ins refused this long at a limit"
+    )
+
     @property
     def session_secret(self) -> str:
-        if self.secret_key:
-            return self.secret_key.get_secret_value()
-        if not self.is_local:
-            raise RuntimeError("STRIDE_SECRET_KEY must be set outside the local stack")
-        return self.local_secret("session_secret")
+        return self._required_secret(self.secret_key, "STRIDE_SECRET_KEY", "session_secret")
+
+
+class LakeSettings(_Base):
+    """The Delta lake: a local folder or S3 (the same endpoint for delta-rs and Spark S3A)."""
+
+    lake_dir: Path | None = Field(default=None, description="local lake; default state_dir/lake")
+    lake_uri: str | None = Field(
+        default=None, description="s3://bucket/prefix or s3a://bucket/prefix in production"
+    )
+    lake_s3_endpoint: str | None = Field(
+        default=None, description="S3 API URL for s3:// and s3a:// lakes (moto, MinIO); default AWS"
+    )
+    lake_s3_region: str = "us-east-1"
+    lake_s3_access_key_id: SecretStr | None = Field(
+        default=None, description="default: the AWS credential chain (env, profile, IAM role)"
+    )
+    lake_s3_secret_access_key: SecretStr | None = None
+    lake_s3_path_style: bool | None = Field(
+        default=None, description="bucket in the path, not the host; default: on with an endpoint"
+    )
+    lake_s3a_credentials_provider: str | None = Field(
+        default=None, description="S3A fs.s3a.aws.credentials.provider; default its chain"
+    )
+    lake_vacuum_retention_hours: int = Field(
+        default=168,
+        ge=168,
+        description="lake vacuum (bronze, silver, gold) deletes removed files after (>= 7 days)",
+    )
 
     @property
     def lake_root(self) -> str:
@@ -268,31 +273,87 @@ class Settings(BaseSettings):
             )
         return conf
 
+
+class SparkSettings(_Base):
+    """The Spark Connect server (local or remote) and Dagster's web server."""
+
+    spark_host: str = "127.0.0.1"
+    spark_port: int = 50051
+    spark_remote: str | None = Field(default=None, description="sc://host:port in production")
+    spark_memory: str = Field(default="2g", description="JVM heap of the local Spark server")
+    spark_cores: int = Field(default=2, ge=1, description="local[N] task slots")
+    spark_shuffle_partitions: int = Field(default=4, ge=1)
+    spark_ui_port: int = Field(default=0, ge=0, description="Spark web UI on 127.0.0.1; 0: off")
+    dagster_port: int = 3000
+
     @property
     def spark_url(self) -> str:
         return self.spark_remote or f"sc://{self.spark_host}:{self.spark_port}"
 
+
+class WarehouseSettings(DatabaseSettings):
+    """The warehouse: PostgreSQL locally (a database of the local cluster), or Redshift."""
+
+    warehouse_url: SecretStr | None = None
+    warehouse_kind: Literal["postgres", "redshift"] = "postgres"
+    redshift_iam_role: str | None = None
+    warehouse_pseudonym_key: SecretStr | None = None
+
+    @property
+    def warehouse_db_url(self) -> str:
+        if self.warehouse_url:
+            return self.warehouse_url.get_secret_value()
+        return self._local_url("stride", "warehouse")
+
     @property
     def pseudonym_key(self) -> str:
         """Key of the HMAC that pseudonymizes user ids in the warehouse."""
-        if self.warehouse_pseudonym_key:
-            return self.warehouse_pseudonym_key.get_secret_value()
-        if not self.is_local:
-            raise RuntimeError("STRIDE_WAREHOUSE_PSEUDONYM_KEY must be set outside the local stack")
-        return self.local_secret("warehouse_pseudonym_key")
+        return self._required_secret(
+            self.warehouse_pseudonym_key,
+            "STRIDE_WAREHOUSE_PSEUDONYM_KEY",
+            "warehouse_pseudonym_key",
+        )
 
-    @property
-    def kafka_port(self) -> int:
-        return int(self.kafka_bootstrap.split(",")[0].rsplit(":", 1)[1])
 
-    @property
-    def api_url(self) -> str:
-        return f"http://{self.api_host}:{self.api_port}"
+class WearableSettings(_Base):
+    """Wearable ingest: upload limits and produce chunking."""
+
+    wearable_max_upload_bytes: int = Field(default=1 << 30, ge=1, description="Apple Health/audio")
+    wearable_max_json_bytes: int = Field(default=20 << 20, ge=1, description="Fitbit/Oura bodies")
+    wearable_produce_chunk: int = Field(default=5000, ge=1, description="samples per produce call")
+
+
+class ChainSettings(_Base):
+    """EVM: local anvil, contract deployment and the bridge relayer (keys only from env)."""
+
+    anvil_port: int = 8545
+    anvil_chain_id: int = 31337
+    evm_rpc_url: str | None = Field(default=None, description="default: the local anvil")
+    deployer_private_key: SecretStr | None = None
+    relayer_private_key: SecretStr | None = None
+    bridge_validator_keys: SecretStr | None = Field(default=None, description="comma-separated")
 
     @property
     def evm_url(self) -> str:
         """JSON-RPC URL of the EVM node (the local anvil unless STRIDE_EVM_RPC_URL is set)."""
         return self.evm_rpc_url or f"http://127.0.0.1:{self.anvil_port}"
+
+
+class Settings(
+    ApiSettings,
+    WarehouseSettings,
+    KafkaSettings,
+    StreamsSettings,
+    RewardSettings,
+    AdminSettings,
+    LakeSettings,
+    SparkSettings,
+    WearableSettings,
+    ChainSettings,
+):
+    """All configuration of Stride: every group at once. Field ``foo`` is read from
+    ``STRIDE_FOO``. Code that needs one concern takes that group's type (e.g. a
+    ``LakeSettings``), and a ``Settings`` is accepted wherever a group is."""
 
 
 @cache
