@@ -25,6 +25,7 @@ from api.deps import credential_owner, per_app
 from api.errors import ErrorBody
 from api.kafka import EventProducer, KafkaUnavailable, event_producer
 from core.events.contracts import (
+    DEFAULT_WINDOW,
     MAX_BATCH_BYTES,
     MAX_BATCH_EVENTS,
     SCHEMA_VERSION,
@@ -150,9 +151,9 @@ class Stamper:
         )
 
     def record(self, event: IncomingGameEvent) -> Record:
-        """Raises ValueError (as ``stamp``) when the event names another game."""
-        if event.game_id is not None and event.game_id != self.game_id:
-            event.stamp(self.game_id, self.received_at)  # raises with the reason
+        """Raises ValueError (as ``stamp``) when the event names another game or happened
+        outside the plausible time window."""
+        event.check(self.game_id, self.received_at, DEFAULT_WINDOW)
         head = _SERIALIZER.to_json(event, exclude=_NOT_IN_VALUE)  # model_dump_json, as bytes
         return event.player_id.encode(), head[:-1] + self._tail
 

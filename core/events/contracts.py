@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import enum
 import uuid
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal, get_args
 
@@ -25,6 +26,7 @@ from pydantic import (
 )
 
 from core.identity.ids import GAME_ID_PATTERN, PLAYER_ID_PATTERN
+from core.platform.config import EventSettings
 
 SCHEMA_VERSION: Literal[1] = 1
 MAX_BATCH_EVENTS = 1000
@@ -112,6 +114,40 @@ EventType = Literal[
 EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 
 
+@dataclass(frozen=True)
+class TimeWindow:
+    """When an event may have happened: not before ``earliest`` (an unset device clock says
+    1970 or year 1) and not more than ``max_ahead`` after it was received (after skew
+    correction). Events outside it would land in lake partitions nobody asks for."""
+
+    earliest: datetime = datetime(2000, 1, 1, tzinfo=UTC)
+    max_ahead: timedelta = timedelta(days=1)
+
+    def problem(self, occurred_at: datetime, received_at: datetime) -> str | None:
+        """Why ``occurred_at`` (skew-corrected) is implausible, or None."""
+        if occurred_at < self.earliest:
+            return (
+                f"occurred_at: {occurred_at.isoformat()} is before "
+                f"{self.earliest.isoformat()}; is the device clock set?"
+            )
+        if occurred_at - received_at > self.max_ahead:
+            return (
+                f"occurred_at: {occurred_at.isoformat()} is more than "
+                f"{self.max_ahead} after the server received it ({received_at.isoformat()})"
+            )
+        return None
+
+
+DEFAULT_WINDOW = TimeWindow()
+
+
+def window_from_settings(settings: EventSettings) -> TimeWindow:
+    return TimeWindow(
+        earliest=settings.events_earliest_occurred_at,
+        max_ahead=timedelta(seconds=settings.events_max_ahead_s),
+    )
+
+
 class _TypedEvent(BaseModel):
     """``type`` at the top level selects the payload model (``payload`` omits it on the wire)."""
 
@@ -152,12 +188,22 @@ class IncomingGameEvent(_TypedEvent):
         default=None, description="Optional; when given it must be the game of the API key"
     )
 
-    def stamp(self, game_id: str, received_at: datetime) -> GameEvent:
-        """The event as produced to ``game.events.v1``."""
+    def check(self, game_id: str, received_at: datetime, window: TimeWindow) -> None:
+        """Raises ValueError when the event names another game or happened outside
+        ``window`` (its skew-corrected time, as the consumers will compute it)."""
         if self.game_id is not None and self.game_id != game_id:
             raise ValueError(
                 f"game_id {self.game_id!r} is not the game of this API key ({game_id!r})"
             )
+        problem = window.problem(corrected_time(self, received_at), received_at)
+        if problem:
+            raise ValueError(problem)
+
+    def stamp(
+        self, game_id: str, received_at: datetime, window: TimeWindow = DEFAULT_WINDOW
+    ) -> GameEvent:
+        """The event as produced to ``game.events.v1``."""
+        self.check(game_id, received_at, window)
         return GameEvent(
             event_id=self.event_id,
             game_id=game_id,
@@ -183,13 +229,7 @@ class GameEvent(_TypedEvent):
 
     def corrected_occurred_at(self, received_at: datetime | None = None) -> datetime:
         """``occurred_at`` moved by the client's clock skew (``received_at - sent_at``)."""
-        received = self.received_at or received_at
-        if self.sent_at is None or received is None:
-            return self.occurred_at
-        try:
-            return self.occurred_at + (received - self.sent_at)
-        except OverflowError:  # a "skew" of millennia is no clock's: the client time stands
-            return self.occurred_at
+        return corrected_time(self, self.received_at or received_at)
 
     @property
     def score(self) -> int | None:
@@ -197,6 +237,16 @@ class GameEvent(_TypedEvent):
         if isinstance(self.payload, MatchResult | ScoreReached):
             return self.payload.score
         return None
+
+
+def corrected_time(event: _TypedEvent, received_at: datetime | None) -> datetime:
+    """``occurred_at + (received_at - sent_at)``: the client's time moved by its clock's skew."""
+    if event.sent_at is None or received_at is None:
+        return event.occurred_at
+    try:
+        return event.occurred_at + (received_at - event.sent_at)
+    except OverflowError:  # a "skew" of millennia is no clock's: the client time stands
+        return event.occurred_at
 
 
 def describe_error(error: ValidationError, prefix: str = "") -> str:
@@ -212,9 +262,16 @@ def describe_error(error: ValidationError, prefix: str = "") -> str:
     return "; ".join(parts)
 
 
-def parse_game_event(raw: bytes) -> GameEvent:
-    """Decode a ``game.events.v1`` value; raises ``ValueError`` with a precise reason."""
+def parse_game_event(raw: bytes, window: TimeWindow = DEFAULT_WINDOW) -> GameEvent:
+    """Decode a ``game.events.v1`` value; raises ``ValueError`` with a precise reason, also
+    for an event outside ``window`` (producers that bypass the API are held to it too; an
+    event without ``received_at`` is judged against the time it is consumed)."""
     try:
-        return GameEvent.model_validate_json(raw)
+        event = GameEvent.model_validate_json(raw)
     except ValidationError as exc:
         raise ValueError(describe_error(exc)) from None
+    received = event.received_at or datetime.now(UTC)
+    problem = window.problem(event.corrected_occurred_at(received), received)
+    if problem:
+        raise ValueError(problem)
+    return event

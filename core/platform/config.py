@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, PrivateAttr, SecretStr
+from pydantic import AwareDatetime, Field, PrivateAttr, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -155,6 +156,18 @@ class StreamsSettings(_Base):
         description="Rows per bronze commit (at most; a batch closes after BATCH_WITHIN_S)",
     )
     lake_sink_batch_within_s: float = Field(default=2.0, gt=0)
+
+
+class EventSettings(_Base):
+    """Game events: the plausible window of ``occurred_at`` (skew-corrected)."""
+
+    events_earliest_occurred_at: AwareDatetime = Field(
+        default=datetime(2000, 1, 1, tzinfo=UTC),
+        description="events dated before this are refused (an unset device clock says 1970)",
+    )
+    events_max_ahead_s: int = Field(
+        default=86_400, ge=0, description="how far after its receipt an event may be dated"
+    )
 
 
 class RewardSettings(_Base):
@@ -344,6 +357,7 @@ class Settings(
     WarehouseSettings,
     KafkaSettings,
     StreamsSettings,
+    EventSettings,
     RewardSettings,
     AdminSettings,
     LakeSettings,

@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 from faust import StreamT
 
-from core.events.contracts import parse_game_event
+from core.events.contracts import parse_game_event, window_from_settings
 from core.lake.bronze import (
     BRONZE_GAME_EVENTS,
     BRONZE_WEARABLE_SAMPLES,
@@ -34,6 +34,7 @@ from streams.app import app, game_events_topic, raw_topic, send_and_wait, settin
 
 wearable_samples_topic = raw_topic(WEARABLE_SAMPLES)
 rules = rules_from_settings(settings)
+window = window_from_settings(settings)
 
 
 def sink(
@@ -66,7 +67,7 @@ WEARABLES = sink(
 )
 GAME_EVENTS = sink(
     BRONZE_GAME_EVENTS,
-    parse_game_event,
+    lambda raw: parse_game_event(raw, window),
     lambda items, now: game_event_rows(items, rules, now),
     None,  # dead-lettered by the scoring agent
 )

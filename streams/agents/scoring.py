@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from faust import StreamT
 
-from core.events.contracts import GameEvent, parse_game_event
+from core.events.contracts import GameEvent, parse_game_event, window_from_settings
 from core.events.store import BatchOutcome, apply_batch
 from core.platform.db import engine_for
 from core.platform.messages import Consumed
@@ -23,6 +23,7 @@ from streams.app import app, game_events_topic, send_and_wait, settings
 
 engine = engine_for(settings.db_url)
 rules = rules_from_settings(settings)
+window = window_from_settings(settings)
 
 
 def write(valid: list[Consumed[GameEvent]]) -> BatchOutcome:
@@ -46,7 +47,7 @@ def outcome(result: BatchOutcome) -> pipeline.Outcome:
 
 SCORING = pipeline.Pipeline(
     name="score_events",
-    parse=parse_game_event,
+    parse=lambda raw: parse_game_event(raw, window),
     write=lambda valid: write(valid),  # looked up per batch, so tests can stand in
     outcome=outcome,
     dead_letter_topic=GAME_EVENTS_DLQ,

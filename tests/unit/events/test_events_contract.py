@@ -1,6 +1,7 @@
 """GameEvent v1: round trips, the discriminated payload, skew correction, precise errors."""
 
 import json
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -15,6 +16,7 @@ from core.events.contracts import (
     MatchResult,
     Purchase,
     ScoreReached,
+    TimeWindow,
     parse_game_event,
 )
 from core.platform.messages import DeadLetter
@@ -56,9 +58,63 @@ def game_events(draw) -> GameEvent:
     )
 
 
+ANY_TIME = TimeWindow(datetime(1, 1, 1, tzinfo=UTC), timedelta.max)
+
+
 @given(game_events())
 def test_json_round_trip_is_lossless(event: GameEvent) -> None:
-    assert parse_game_event(event.model_dump_json().encode()) == event
+    assert parse_game_event(event.model_dump_json().encode(), ANY_TIME) == event
+
+
+@pytest.mark.parametrize(
+    ("occurred", "fragment"),
+    [
+        ("0001-01-01T00:00:00Z", "is before 2000-01-01"),
+        ("1900-06-01T00:00:00Z", "is before 2000-01-01"),
+        ("1970-01-01T00:00:00Z", "is the device clock set?"),
+        ("9999-12-31T23:59:59Z", "after the server received it"),
+    ],
+)
+def test_implausible_times_are_refused_at_the_door_and_in_the_stream(
+    occurred: str, fragment: str
+) -> None:
+    received = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    incoming = IncomingGameEvent.model_validate(
+        {
+            "event_id": str(uuid.uuid4()),
+            "player_id": "p1",
+            "type": "score",
+            "payload": {"score": 3},
+            "occurred_at": occurred,
+        }
+    )
+    with pytest.raises(ValueError, match=f"^occurred_at: .*{re.escape(fragment)}"):
+        incoming.stamp("tri", received)
+    raw = incoming.stamp("tri", received, ANY_TIME).model_dump_json().encode()
+    with pytest.raises(ValueError, match=re.escape(fragment)):
+        parse_game_event(raw)  # a producer that bypasses the API: dead-lettered
+
+
+def test_the_window_judges_the_skew_corrected_time() -> None:
+    """A device clock a year behind with sent_at from the same clock is fine: corrected, the
+    event happened a second before it was sent."""
+    received = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    year_behind = received - timedelta(days=365 * 27)  # 1999 by the device
+    incoming = IncomingGameEvent.model_validate(
+        {
+            "event_id": str(uuid.uuid4()),
+            "player_id": "p1",
+            "type": "score",
+            "payload": {"score": 3},
+            "occurred_at": (year_behind - timedelta(seconds=1)).isoformat(),
+            "sent_at": year_behind.isoformat(),
+        }
+    )
+    event = incoming.stamp("tri", received)
+    assert event.corrected_occurred_at() == received - timedelta(seconds=1)
+    ahead = TimeWindow(max_ahead=timedelta(hours=1))
+    assert ahead.problem(received + timedelta(minutes=59), received) is None
+    assert ahead.problem(received + timedelta(minutes=61), received) is not None
 
 
 @given(game_events())
