@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal, get_args
 
@@ -143,7 +143,7 @@ DEFAULT_WINDOW = TimeWindow()
 
 def window_from_settings(settings: EventSettings) -> TimeWindow:
     return TimeWindow(
-        earliest=settings.events_earliest_occurred_at,
+        earliest=datetime.combine(settings.events_earliest_occurred_at, time(), UTC),
         max_ahead=timedelta(seconds=settings.events_max_ahead_s),
     )
 

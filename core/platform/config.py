@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from datetime import UTC, datetime
+from datetime import date
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AwareDatetime, Field, PrivateAttr, SecretStr
+from pydantic import Field, PrivateAttr, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -161,9 +161,9 @@ class StreamsSettings(_Base):
 class EventSettings(_Base):
     """Game events: the plausible window of ``occurred_at`` (skew-corrected)."""
 
-    events_earliest_occurred_at: AwareDatetime = Field(
-        default=datetime(2000, 1, 1, tzinfo=UTC),
-        description="events dated before this are refused (an unset device clock says 1970)",
+    events_earliest_occurred_at: date = Field(
+        default=date(2000, 1, 1),
+        description="events dated before this UTC day are refused (unset device clocks say 1970)",
     )
     events_max_ahead_s: int = Field(
         default=86_400, ge=0, description="how far after its receipt an event may be dated"

@@ -242,3 +242,13 @@ def test_dead_letter_keeps_the_original_bytes() -> None:
     )
     again = DeadLetter.model_validate_json(letter.model_dump_json())
     assert again.original_value() == raw
+
+
+def test_the_window_comes_from_the_settings(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    from core.events.contracts import window_from_settings
+    from core.platform.config import Settings
+
+    monkeypatch.setenv("STRIDE_EVENTS_EARLIEST_OCCURRED_AT", "2020-03-01")
+    monkeypatch.setenv("STRIDE_EVENTS_MAX_AHEAD_S", "60")
+    window = window_from_settings(Settings(state_dir=tmp_path))
+    assert window == TimeWindow(datetime(2020, 3, 1, tzinfo=UTC), timedelta(seconds=60))
