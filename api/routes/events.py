@@ -21,6 +21,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Request
 from pydantic import BaseModel, Field, ValidationError
 from pydantic_core import to_json
 
+from api.body import read_body
 from api.deps import credential_owner, per_app
 from api.errors import ErrorBody
 from api.kafka import EventProducer, KafkaUnavailable, event_producer
@@ -39,6 +40,7 @@ from core.platform.topics import GAME_EVENTS
 router = APIRouter(prefix="/v1", tags=["events"])
 
 MAX_EVENT_BYTES = 64 * 1024
+TOO_LARGE_ADVICE = "split it into smaller batches"
 RETRY_AFTER_S = 5
 
 
@@ -94,19 +96,6 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         "description": "Kafka unreachable: nothing accepted; retry after Retry-After seconds",
     },
 }
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    too_large = HTTPException(413, f"body larger than {limit} bytes; split it into smaller batches")
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise too_large
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise too_large
-    return bytes(body)
 
 
 def _json(body: bytes) -> Any:
@@ -224,7 +213,7 @@ def _body(schema: dict[str, Any]) -> dict[str, Any]:
 )
 async def post_event(request: Request, game_id: GameDep, producer: ProducerDep) -> IngestResult:
     stamper = Stamper(game_id, datetime.now(UTC))
-    body = await _read_body(request, MAX_EVENT_BYTES)
+    body = await read_body(request, MAX_EVENT_BYTES, TOO_LARGE_ADVICE)
     try:
         record = stamper.record(IncomingGameEvent.model_validate_json(body))
     except ValueError:  # ValidationError included
@@ -262,7 +251,7 @@ _BATCH_SCHEMA = {
 )
 async def post_events(request: Request, game_id: GameDep, producer: ProducerDep) -> IngestResult:
     stamper = Stamper(game_id, datetime.now(UTC))
-    raw = await _read_body(request, MAX_BATCH_BYTES)
+    raw = await read_body(request, MAX_BATCH_BYTES, TOO_LARGE_ADVICE)
     records = _valid_batch(raw, stamper)
     if records is not None:
         await _produce(producer, records)

@@ -8,13 +8,21 @@ from datetime import datetime
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.body import limited_body_route
 from api.deps import EngineDep, RequestIdDep
 from api.errors import ErrorBody
 from core.identity.ids import USER_ID_PATTERN
 from core.scores.formula import compute_score
 from core.scores.log import record_score
 
-router = APIRouter(prefix="/v1", tags=["scores"])
+MAX_SCORE_BODY_BYTES = 16 * 1024  # {user_id, input} is under 200 bytes of JSON
+router = APIRouter(
+    prefix="/v1",
+    tags=["scores"],
+    route_class=limited_body_route(
+        lambda _settings: MAX_SCORE_BODY_BYTES, 'send one {"user_id", "input"} object'
+    ),
+)
 
 
 class ScoreRequest(BaseModel):
@@ -47,6 +55,7 @@ class ScorePublic(BaseModel):
     summary="Score one input and log it",
     responses={
         400: {"model": ErrorBody, "description": "The body is not UTF-8 encoded JSON."},
+        413: {"model": ErrorBody, "description": "The body is over the size limit."},
         422: {
             "model": ErrorBody,
             "description": "A field is missing or invalid; the message names it.",

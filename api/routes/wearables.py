@@ -26,6 +26,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 from starlette.datastructures import UploadFile
 
 from api.app_auth import AppUserDep
+from api.body import check_size, limited, limited_body_route
 from api.errors import ErrorBody
 from api.kafka import EventProducer, KafkaUnavailable, event_producer
 from core.platform.config import get_settings
@@ -45,18 +46,20 @@ from core.wearables.parsers.fitbit import fixed_offset, parse_fitbit
 from core.wearables.parsers.oura import parse_oura
 from core.wearables.raw_zone import store_raw_file
 
-router = APIRouter(prefix="/v1/wearables", tags=["wearables"])
+# Fitbit and Oura JSON bodies are capped while FastAPI reads them; the spooled uploads
+# (Apple Health, audio) cap their own stream at the larger upload limit.
+router = APIRouter(
+    prefix="/v1/wearables",
+    tags=["wearables"],
+    route_class=limited_body_route(
+        lambda settings: settings.wearable_max_json_bytes, "upload fewer days at once"
+    ),
+)
+UPLOAD_ADVICE = "upload a shorter export or recording"
+MULTIPART_ENVELOPE = 64 * 1024  # boundaries and part headers around the file of a form
 RETRY_AFTER_S = 5
 
 ProducerDep = Annotated[EventProducer, Depends(event_producer)]
-
-
-def json_size_cap(request: Request) -> None:
-    """413 before the JSON body is read when its declared size is over the limit."""
-    limit = get_settings().wearable_max_json_bytes
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(413, f"body larger than {limit} bytes; upload fewer days at once")
 
 
 class UploadResult(BaseModel):
@@ -176,7 +179,6 @@ async def _produce_all(producer: EventProducer, result: ParseResult) -> UploadRe
     response_model=UploadResult,
     summary="Upload Fitbit intraday heart rate and steps",
     responses=_ERRORS,
-    dependencies=[Depends(json_size_cap)],
 )
 async def post_fitbit(
     body: FitbitUpload, user_id: AppUserDep, producer: ProducerDep
@@ -196,7 +198,6 @@ async def post_fitbit(
     response_model=UploadResult,
     summary="Upload Oura v2 daily_sleep, sleep and heartrate documents",
     responses=_ERRORS,
-    dependencies=[Depends(json_size_cap)],
 )
 async def post_oura(body: OuraUpload, user_id: AppUserDep, producer: ProducerDep) -> UploadResult:
     _own(body, user_id)
@@ -216,33 +217,33 @@ async def post_oura(body: OuraUpload, user_id: AppUserDep, producer: ProducerDep
 async def _spooled_upload(request: Request, suffix: str) -> AsyncIterator[Path]:
     """The upload (raw body, or multipart field ``file``) in a temporary file, size-capped."""
     limit = get_settings().wearable_max_upload_bytes
-    too_large = HTTPException(413, f"upload larger than {limit} bytes")
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit + 64 * 1024:
-        raise too_large
+    multipart = request.headers.get("content-type", "").startswith("multipart/form-data")
+    body = limited(request, limit, UPLOAD_ADVICE, envelope=MULTIPART_ENVELOPE if multipart else 0)
     with tempfile.TemporaryDirectory(prefix="stride-upload-") as folder:
         path = Path(folder) / f"upload{suffix}"
         size = 0
         with path.open("wb") as out:
-            if request.headers.get("content-type", "").startswith("multipart/form-data"):
-                form = await request.form(max_files=1, max_fields=8)
-                upload = form.get("file")
-                if not isinstance(upload, UploadFile):
-                    raise HTTPException(422, "multipart upload must have a file field named 'file'")
-                while chunk := await upload.read(1 << 20):
-                    size += len(chunk)
-                    if size > limit:
-                        raise too_large
-                    out.write(chunk)
-            else:
-                async for chunk in request.stream():
-                    size += len(chunk)
-                    if size > limit:
-                        raise too_large
-                    out.write(chunk)
+            async for chunk in _upload_chunks(body, multipart):
+                size += len(chunk)
+                check_size(size, limit, UPLOAD_ADVICE)
+                out.write(chunk)
         if size == 0:
             raise HTTPException(422, "empty upload: send the file as the body or as field 'file'")
         yield path
+
+
+async def _upload_chunks(body: Request, multipart: bool) -> AsyncIterator[bytes]:
+    """The uploaded file's bytes: the raw body, or the multipart field ``file``."""
+    if not multipart:
+        async for chunk in body.stream():
+            yield chunk
+        return
+    form = await body.form(max_files=1, max_fields=8)
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        raise HTTPException(422, "multipart upload must have a file field named 'file'")
+    while chunk := await upload.read(1 << 20):
+        yield chunk
 
 
 def _chunks(samples: Iterator[WearableSample], size: int) -> Iterator[list[WearableSample]]:
