@@ -24,7 +24,7 @@ from pydantic_core import to_json
 from api.body import read_body
 from api.deps import credential_owner, per_app
 from api.errors import ErrorBody
-from api.kafka import EventProducer, KafkaUnavailable, event_producer
+from api.kafka import ProducerDep
 from core.events.contracts import (
     MAX_BATCH_BYTES,
     MAX_BATCH_EVENTS,
@@ -41,7 +41,7 @@ router = APIRouter(prefix="/v1", tags=["events"])
 
 MAX_EVENT_BYTES = 64 * 1024
 TOO_LARGE_ADVICE = "split it into smaller batches"
-RETRY_AFTER_S = 5
+RETRY = "Nothing from this request was accepted: retry it unchanged (event ids make retries safe)."
 
 
 class RejectedEvent(BaseModel):
@@ -84,7 +84,6 @@ async def authenticated_game(
 
 
 GameDep = Annotated[str, Depends(authenticated_game)]
-ProducerDep = Annotated[EventProducer, Depends(event_producer)]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "X-Api-Key header missing"},
@@ -169,18 +168,6 @@ def _valid_batch(body: bytes, stamper: Stamper) -> list[Record] | None:
         return None
 
 
-async def _produce(producer: EventProducer, records: list[Record]) -> None:
-    try:
-        await producer.produce(GAME_EVENTS, records)
-    except KafkaUnavailable as exc:
-        raise HTTPException(
-            503,
-            f"{exc}. Nothing from this request was accepted: retry it unchanged "
-            "(event ids make retries safe).",
-            headers={"Retry-After": str(RETRY_AFTER_S)},
-        ) from exc
-
-
 def _inlined_schema(model: type[BaseModel]) -> dict[str, Any]:
     """The model's JSON schema with ``$defs`` references inlined (valid inside OpenAPI)."""
     schema = model.model_json_schema(mode="validation")
@@ -221,7 +208,7 @@ async def post_event(request: Request, game_id: GameDep, producer: ProducerDep) 
             record = _record(_json(body), stamper)
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
-    await _produce(producer, [record])
+    await producer.produce(GAME_EVENTS, [record], retry=RETRY)
     return IngestResult(accepted=1, rejected=[])
 
 
@@ -254,7 +241,7 @@ async def post_events(request: Request, game_id: GameDep, producer: ProducerDep)
     raw = await read_body(request, MAX_BATCH_BYTES, TOO_LARGE_ADVICE)
     records = _valid_batch(raw, stamper)
     if records is not None:
-        await _produce(producer, records)
+        await producer.produce(GAME_EVENTS, records, retry=RETRY)
         return IngestResult(accepted=len(records), rejected=[])
     body = _json(raw)
     items = body.get("events") if isinstance(body, dict) else None
@@ -279,5 +266,5 @@ async def post_events(request: Request, game_id: GameDep, producer: ProducerDep)
                 )
             )
     if accepted:
-        await _produce(producer, accepted)
+        await producer.produce(GAME_EVENTS, accepted, retry=RETRY)
     return IngestResult(accepted=len(accepted), rejected=rejected)

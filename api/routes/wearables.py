@@ -21,14 +21,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 from starlette.datastructures import UploadFile
 
 from api.app_auth import AppUserDep
 from api.body import check_size, limited, limited_body_route
 from api.errors import ErrorBody
-from api.kafka import EventProducer, KafkaUnavailable, event_producer
+from api.kafka import EventProducer, ProducerDep
 from core.platform.config import get_settings
 from core.platform.topics import WEARABLE_SAMPLES
 from core.wearables.contracts import (
@@ -57,9 +57,7 @@ router = APIRouter(
 )
 UPLOAD_ADVICE = "upload a shorter export or recording"
 MULTIPART_ENVELOPE = 64 * 1024  # boundaries and part headers around the file of a form
-RETRY_AFTER_S = 5
-
-ProducerDep = Annotated[EventProducer, Depends(event_producer)]
+RETRY = "Retry the same upload unchanged: sample ids make retries safe."
 
 
 class UploadResult(BaseModel):
@@ -156,14 +154,7 @@ def _unprocessable(exc: ParseError) -> HTTPException:
 
 async def _produce(producer: EventProducer, samples: list[WearableSample]) -> None:
     records = [(s.user_id.encode(), s.model_dump_json().encode()) for s in samples]
-    try:
-        await producer.produce(WEARABLE_SAMPLES, records)
-    except KafkaUnavailable as exc:
-        raise HTTPException(
-            503,
-            f"{exc}. Retry the same upload unchanged: sample ids make retries safe.",
-            headers={"Retry-After": str(RETRY_AFTER_S)},
-        ) from exc
+    await producer.produce(WEARABLE_SAMPLES, records, retry=RETRY)
 
 
 async def _produce_all(producer: EventProducer, result: ParseResult) -> UploadResult:
