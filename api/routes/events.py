@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field, ValidationError
 from pydantic_core import to_json
 
+from api.auth import GameDep
 from api.body import read_body
-from api.deps import credential_owner, per_app
 from api.errors import ErrorBody
 from api.kafka import ProducerDep
 from core.events.contracts import (
@@ -32,9 +32,6 @@ from core.events.contracts import (
     IncomingGameEvent,
     describe_error,
 )
-from core.identity.game_keys import KeyAuthenticator
-from core.platform.config import get_settings
-from core.platform.db import get_engine
 from core.platform.topics import GAME_EVENTS
 
 router = APIRouter(prefix="/v1", tags=["events"])
@@ -54,36 +51,6 @@ class IngestResult(BaseModel):
     accepted: int = Field(description="Events written to Kafka (acks=all)")
     rejected: list[RejectedEvent] = Field(description="Events not accepted, with reasons")
 
-
-def _authenticator(request: Request) -> KeyAuthenticator:
-    return per_app(
-        request,
-        "game_key_authenticator",
-        lambda: KeyAuthenticator(get_engine(), get_settings().game_key_cache_ttl_s),
-    )
-
-
-async def authenticated_game(
-    request: Request,
-    x_api_key: Annotated[
-        str | None, Header(description="The game's API key (`stride games create`)")
-    ] = None,
-) -> str:
-    """The game id of the request's API key: 401 when missing, 403 when not valid."""
-    if not x_api_key:
-        raise HTTPException(
-            401,
-            "missing X-Api-Key header: send the game's API key (create one with "
-            "`stride games create NAME`)",
-            headers={"WWW-Authenticate": "ApiKey"},
-        )
-    game_id = await credential_owner(_authenticator(request), x_api_key)
-    if game_id is None:
-        raise HTTPException(403, "X-Api-Key is not the key of any active game")
-    return game_id
-
-
-GameDep = Annotated[str, Depends(authenticated_game)]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "X-Api-Key header missing"},

@@ -25,11 +25,11 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 from starlette.datastructures import UploadFile
 
-from api.app_auth import AppUserDep
+from api.auth import AppUserDep
 from api.body import check_size, limited, limited_body_route
+from api.deps import SettingsDep
 from api.errors import ErrorBody
 from api.kafka import EventProducer, ProducerDep
-from core.platform.config import get_settings
 from core.platform.topics import WEARABLE_SAMPLES
 from core.wearables.contracts import (
     Metric,
@@ -157,8 +157,7 @@ async def _produce(producer: EventProducer, samples: list[WearableSample]) -> No
     await producer.produce(WEARABLE_SAMPLES, records, retry=RETRY)
 
 
-async def _produce_all(producer: EventProducer, result: ParseResult) -> UploadResult:
-    chunk = get_settings().wearable_produce_chunk
+async def _produce_all(producer: EventProducer, result: ParseResult, chunk: int) -> UploadResult:
     for i in range(0, len(result.samples), chunk):
         await _produce(producer, result.samples[i : i + chunk])
     return UploadResult(accepted=len(result.samples), skipped=dict(result.skipped))
@@ -172,7 +171,7 @@ async def _produce_all(producer: EventProducer, result: ParseResult) -> UploadRe
     responses=_ERRORS,
 )
 async def post_fitbit(
-    body: FitbitUpload, user_id: AppUserDep, producer: ProducerDep
+    body: FitbitUpload, user_id: AppUserDep, producer: ProducerDep, settings: SettingsDep
 ) -> UploadResult:
     _own(body, user_id)
     tz = zone(body.timezone) if body.timezone else fixed_offset(body.utc_offset_ms or 0)
@@ -180,7 +179,7 @@ async def post_fitbit(
         result = parse_fitbit(body.documents, user_id=user_id, tz=tz, device=body.device)
     except ParseError as exc:
         raise _unprocessable(exc) from None
-    return await _produce_all(producer, result)
+    return await _produce_all(producer, result, settings.wearable_produce_chunk)
 
 
 @router.post(
@@ -190,7 +189,9 @@ async def post_fitbit(
     summary="Upload Oura v2 daily_sleep, sleep and heartrate documents",
     responses=_ERRORS,
 )
-async def post_oura(body: OuraUpload, user_id: AppUserDep, producer: ProducerDep) -> UploadResult:
+async def post_oura(
+    body: OuraUpload, user_id: AppUserDep, producer: ProducerDep, settings: SettingsDep
+) -> UploadResult:
     _own(body, user_id)
     collections = {
         "daily_sleep": body.daily_sleep,
@@ -201,13 +202,12 @@ async def post_oura(body: OuraUpload, user_id: AppUserDep, producer: ProducerDep
         result = parse_oura(collections, user_id=user_id, device=body.device)
     except ParseError as exc:
         raise _unprocessable(exc) from None
-    return await _produce_all(producer, result)
+    return await _produce_all(producer, result, settings.wearable_produce_chunk)
 
 
 @asynccontextmanager
-async def _spooled_upload(request: Request, suffix: str) -> AsyncIterator[Path]:
+async def _spooled_upload(request: Request, limit: int, suffix: str) -> AsyncIterator[Path]:
     """The upload (raw body, or multipart field ``file``) in a temporary file, size-capped."""
-    limit = get_settings().wearable_max_upload_bytes
     multipart = request.headers.get("content-type", "").startswith("multipart/form-data")
     body = limited(request, limit, UPLOAD_ADVICE, envelope=MULTIPART_ENVELOPE if multipart else 0)
     with tempfile.TemporaryDirectory(prefix="stride-upload-") as folder:
@@ -280,21 +280,20 @@ async def post_apple_health(
     request: Request,
     user_id: AppUserDep,
     producer: ProducerDep,
+    settings: SettingsDep,
     owner: Annotated[
         UserId | None, Query(alias="user_id", description="Optional; must be the token's user")
     ] = None,
 ) -> UploadResult:
     if owner is not None and owner != user_id:
         raise HTTPException(403, f"user_id {owner!r} is not the token's user")
-    async with _spooled_upload(request, ".xml") as path:
+    async with _spooled_upload(request, settings.wearable_max_upload_bytes, ".xml") as path:
         try:
             count, skipped = await asyncio.to_thread(_validate_export, path, user_id)
         except ParseError as exc:
             raise _unprocessable(exc) from None
         # Second pass: the file was fully valid, so this one cannot fail on content.
-        batches = _chunks(
-            iter_apple_health(path, user_id=user_id), get_settings().wearable_produce_chunk
-        )
+        batches = _chunks(iter_apple_health(path, user_id=user_id), settings.wearable_produce_chunk)
         while batch := await asyncio.to_thread(next, batches, None):
             await _produce(producer, batch)
     return UploadResult(accepted=count, skipped=skipped)
@@ -319,18 +318,19 @@ async def post_audio(
     request: Request,
     user_id: AppUserDep,
     producer: ProducerDep,
+    settings: SettingsDep,
     recorded_at: Annotated[
         AwareDatetime | None, Query(description="Start of the recording (default: now)")
     ] = None,
     device: Annotated[str, Query(max_length=256)] = "",
 ) -> AudioResult:
-    async with _spooled_upload(request, ".audio") as path:
+    async with _spooled_upload(request, settings.wearable_max_upload_bytes, ".audio") as path:
         try:
             meta = await asyncio.to_thread(audio_metadata, path)
         except ParseError as exc:
             raise _unprocessable(exc) from None
         relative = f"audio/user_id={user_id}/{meta.sha256}.{meta.format}"
-        uri = await asyncio.to_thread(store_raw_file, get_settings().lake_root, relative, path)
+        uri = await asyncio.to_thread(store_raw_file, settings.lake_root, relative, path)
     start = recorded_at or datetime.now(UTC)
     sample = WearableSample.of(
         user_id=user_id,
