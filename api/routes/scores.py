@@ -71,11 +71,4 @@ def get_score(body: ScoreRequest, engine: EngineDep, request_id: RequestIdDep) -
         value=body.input,
         score=score,
     )
-    return ScorePublic(
-        user_id=entry.user_id,
-        input=entry.input,
-        score=entry.score,
-        log_id=entry.log_id,
-        computed_at=entry.computed_at,
-        request_id=entry.request_id,
-    )
+    return ScorePublic.model_validate(entry, from_attributes=True)

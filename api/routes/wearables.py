@@ -17,6 +17,7 @@ import asyncio
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -351,13 +352,12 @@ async def post_audio(
         },
     )
     await _produce(producer, [sample])
-    return AudioResult(
-        accepted=1,
-        skipped={},
-        sample_id=str(sample.sample_id),
-        uri=uri,
-        format=meta.format,
-        duration_s=meta.duration_s,
-        size_bytes=meta.size_bytes,
-        sha256=meta.sha256,
+    return AudioResult.model_validate(
+        {
+            **asdict(meta),
+            "accepted": 1,
+            "skipped": {},
+            "sample_id": str(sample.sample_id),
+            "uri": uri,
+        }
     )
