@@ -16,6 +16,7 @@ from fastapi import Depends, Header, HTTPException, Request
 from sqlalchemy.engine import Engine
 
 from api.deps import EngineDep, SettingsDep, credential_owner, per_app
+from api.errors import error_responses
 from core.identity.app_users import TokenAuthenticator
 from core.identity.credentials import CachedCredentialLookup
 from core.identity.game_keys import KeyAuthenticator
@@ -100,3 +101,6 @@ GameDep = Annotated[str, Depends(authenticated_game)]
 """The id of the game whose ``X-Api-Key`` the request carries."""
 AppUserDep = Annotated[str, Depends(authenticated_user)]
 """The id of the app user whose bearer token the request carries."""
+
+GAME_KEY_ERRORS = error_responses({401: "X-Api-Key header missing", 403: "X-Api-Key not valid"})
+APP_USER_ERRORS = error_responses({401: "Authorization header missing", 403: "Token not valid"})

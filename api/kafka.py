@@ -23,6 +23,7 @@ from fastapi import Depends, FastAPI, Request
 from kafka.errors import KafkaError as AdminError
 
 from api.deps import SettingsDep, per_app
+from api.errors import error_responses
 from core.platform.config import Settings, get_settings
 from core.platform.errors import Unavailable
 from core.platform.topics import ensure_topics
@@ -31,6 +32,9 @@ log = logging.getLogger(__name__)
 
 
 RETRY_AFTER_S = 5
+KAFKA_ERRORS = error_responses(
+    {503: "Kafka unreachable: retry the same request unchanged after Retry-After seconds"}
+)
 
 
 class KafkaUnavailable(RuntimeError):

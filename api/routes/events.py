@@ -21,10 +21,10 @@ from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field, ValidationError
 from pydantic_core import to_json
 
-from api.auth import GameDep
+from api.auth import GAME_KEY_ERRORS, GameDep
 from api.body import read_body
-from api.errors import ErrorBody
-from api.kafka import ProducerDep
+from api.errors import error_responses
+from api.kafka import KAFKA_ERRORS, ProducerDep
 from core.events.contracts import (
     MAX_BATCH_BYTES,
     MAX_BATCH_EVENTS,
@@ -52,15 +52,15 @@ class IngestResult(BaseModel):
     rejected: list[RejectedEvent] = Field(description="Events not accepted, with reasons")
 
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorBody, "description": "X-Api-Key header missing"},
-    403: {"model": ErrorBody, "description": "X-Api-Key not valid"},
-    413: {"model": ErrorBody, "description": "Body or event count over the limit"},
-    422: {"model": ErrorBody, "description": "Body is not the documented JSON"},
-    503: {
-        "model": ErrorBody,
-        "description": "Kafka unreachable: nothing accepted; retry after Retry-After seconds",
-    },
+_ERRORS = {
+    **GAME_KEY_ERRORS,
+    **error_responses(
+        {
+            413: "Body or event count over the limit",
+            422: "Body is not the documented JSON",
+        }
+    ),
+    **KAFKA_ERRORS,
 }
 
 

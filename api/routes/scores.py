@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.body import limited_body_route
 from api.deps import EngineDep, RequestIdDep
-from api.errors import ErrorBody
+from api.errors import INVALID, NOT_JSON, error_responses
 from core.identity.ids import USER_ID_PATTERN
 from core.scores.formula import compute_score
 from core.scores.log import record_score
@@ -54,12 +54,9 @@ class ScorePublic(BaseModel):
     response_model=ScorePublic,
     summary="Score one input and log it",
     responses={
-        400: {"model": ErrorBody, "description": "The body is not UTF-8 encoded JSON."},
-        413: {"model": ErrorBody, "description": "The body is over the size limit."},
-        422: {
-            "model": ErrorBody,
-            "description": "A field is missing or invalid; the message names it.",
-        },
+        **NOT_JSON,
+        **error_responses({413: "The body is over the size limit"}),
+        **INVALID,
     },
 )
 def get_score(body: ScoreRequest, engine: EngineDep, request_id: RequestIdDep) -> ScorePublic:

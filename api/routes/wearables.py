@@ -26,11 +26,11 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 from starlette.datastructures import UploadFile
 
-from api.auth import AppUserDep
+from api.auth import APP_USER_ERRORS, AppUserDep
 from api.body import check_size, limited, limited_body_route
 from api.deps import SettingsDep
-from api.errors import ErrorBody
-from api.kafka import EventProducer, ProducerDep
+from api.errors import NOT_JSON, error_responses
+from api.kafka import KAFKA_ERRORS, EventProducer, ProducerDep
 from core.platform.topics import WEARABLE_SAMPLES
 from core.wearables.contracts import (
     Metric,
@@ -125,19 +125,17 @@ class OuraUpload(_Upload):
         return self
 
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorBody, "description": "The JSON body is not UTF-8 encoded JSON"},
-    401: {"model": ErrorBody, "description": "Authorization header missing"},
-    403: {"model": ErrorBody, "description": "Token not valid, or another user's data"},
-    413: {"model": ErrorBody, "description": "Upload over the size limit"},
-    422: {
-        "model": ErrorBody,
-        "description": "Malformed data; the message says where (line, field)",
-    },
-    503: {
-        "model": ErrorBody,
-        "description": "Kafka unreachable; retry the same upload after Retry-After seconds",
-    },
+_ERRORS = {
+    **NOT_JSON,
+    **APP_USER_ERRORS,
+    **error_responses(
+        {
+            403: "Token not valid, or another user's data",
+            413: "Upload over the size limit",
+            422: "Malformed data; the message says where (line, field)",
+        }
+    ),
+    **KAFKA_ERRORS,
 }
 
 
