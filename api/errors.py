@@ -12,6 +12,7 @@ builds an error body.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -60,6 +61,16 @@ class ErrorBody(BaseModel):
     errors: list[FieldError] = Field(
         default_factory=list, description="One entry per field that did not validate"
     )
+
+
+def error_responses(descriptions: Mapping[int, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` entries, one per status, each answered with :class:`ErrorBody`."""
+    return {status: {"model": ErrorBody, "description": d} for status, d in descriptions.items()}
+
+
+# Shared entries; routes add their own statuses next to them.
+NOT_JSON = error_responses({400: "The body is not UTF-8 encoded JSON"})
+INVALID = error_responses({422: "A field is missing or invalid; the message names it"})
 
 
 def error_response(

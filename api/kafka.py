@@ -1,7 +1,8 @@
 """The one aiokafka producer of an API process (acks=all), started lazily, closed at shutdown.
 
 ``produce`` returns only when every record is acknowledged by the broker; any failure or
-timeout raises :class:`KafkaUnavailable`, so a caller never reports as written what was not.
+timeout raises :class:`core.platform.errors.Unavailable` (answered 503 with ``Retry-After``
+by :mod:`api.errors`), so a caller never reports as written what was not.
 Many records are grouped by partition and handed to aiokafka as whole batches: one ``send``
 per record costs ten times more CPU, and the API shares a small machine with the broker.
 """
@@ -13,17 +14,27 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from functools import lru_cache
+from typing import Annotated
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from kafka.errors import KafkaError as AdminError
 
+from api.deps import SettingsDep, per_app
+from api.errors import error_responses
 from core.platform.config import Settings, get_settings
+from core.platform.errors import Unavailable
 from core.platform.topics import ensure_topics
 
 log = logging.getLogger(__name__)
+
+
+RETRY_AFTER_S = 5
+KAFKA_ERRORS = error_responses(
+    {503: "Kafka unreachable: retry the same request unchanged after Retry-After seconds"}
+)
 
 
 class KafkaUnavailable(RuntimeError):
@@ -116,8 +127,24 @@ class EventProducer:
                 self._producer = producer
         return self._producer
 
-    async def produce(self, topic: str, records: Sequence[tuple[bytes, bytes]]) -> None:
-        """Send ``(key, value)`` records and wait until the broker acknowledged all of them."""
+    async def produce(
+        self,
+        topic: str,
+        records: Sequence[tuple[bytes, bytes]],
+        *,
+        retry: str = "Retry the request unchanged.",
+    ) -> None:
+        """Send ``(key, value)`` records and wait until the broker acknowledged all of them.
+
+        When it did not, raises :class:`Unavailable` (503, ``Retry-After``) whose message is
+        the cause followed by ``retry``: what the client does about it, in its own words.
+        """
+        try:
+            await self._produce(topic, records)
+        except KafkaUnavailable as exc:
+            raise Unavailable(f"{exc}. {retry}", retry_after_s=RETRY_AFTER_S) from exc
+
+    async def _produce(self, topic: str, records: Sequence[tuple[bytes, bytes]]) -> None:
         producer = await self._started()
         try:
             futures = await _queue(producer, topic, records)
@@ -156,13 +183,12 @@ class EventProducer:
             self._producer = None
 
 
-def event_producer(request: Request) -> EventProducer:
+def event_producer(request: Request, settings: SettingsDep) -> EventProducer:
     """The process's producer (created on first use, so it also works without lifespan)."""
-    state = request.app.state
-    producer = getattr(state, "event_producer", None)
-    if producer is None:
-        producer = state.event_producer = EventProducer(get_settings())
-    return producer
+    return per_app(request, "event_producer", lambda: EventProducer(settings))
+
+
+ProducerDep = Annotated[EventProducer, Depends(event_producer)]
 
 
 async def _warm_up(producer: EventProducer) -> None:

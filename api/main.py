@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.admin import mount_admin
-from api.errors import install_error_handlers
+from api.errors import INVALID, install_error_handlers
 from api.kafka import kafka_lifespan
 from api.middleware import RequestIdMiddleware
 from api.routes import events, health, leaderboards, scores, wearables
@@ -32,10 +32,10 @@ def create_app() -> FastAPI:
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
     app.include_router(health.router)
-    app.include_router(scores.router)
-    app.include_router(events.router)
-    app.include_router(leaderboards.router)
-    app.include_router(wearables.router)
+    for resource in (scores, events, leaderboards, wearables):
+        # Every 422 is an ErrorBody, also where a route does not say so (FastAPI's default
+        # schema for it would be HTTPValidationError, which this API never answers).
+        app.include_router(resource.router, responses=INVALID)
     mount_admin(app)
     return app
 

@@ -15,15 +15,16 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field, ValidationError
 from pydantic_core import to_json
 
-from api.deps import credential_owner, per_app
-from api.errors import ErrorBody
-from api.kafka import EventProducer, KafkaUnavailable, event_producer
+from api.auth import GAME_KEY_ERRORS, GameDep
+from api.body import read_body
+from api.errors import error_responses
+from api.kafka import KAFKA_ERRORS, ProducerDep
 from core.events.contracts import (
     DEFAULT_WINDOW,
     MAX_BATCH_BYTES,
@@ -32,15 +33,13 @@ from core.events.contracts import (
     IncomingGameEvent,
     describe_error,
 )
-from core.identity.game_keys import KeyAuthenticator
-from core.platform.config import get_settings
-from core.platform.db import get_engine
 from core.platform.topics import GAME_EVENTS
 
 router = APIRouter(prefix="/v1", tags=["events"])
 
 MAX_EVENT_BYTES = 64 * 1024
-RETRY_AFTER_S = 5
+TOO_LARGE_ADVICE = "split it into smaller batches"
+RETRY = "Nothing from this request was accepted: retry it unchanged (event ids make retries safe)."
 
 
 class RejectedEvent(BaseModel):
@@ -54,60 +53,16 @@ class IngestResult(BaseModel):
     rejected: list[RejectedEvent] = Field(description="Events not accepted, with reasons")
 
 
-def _authenticator(request: Request) -> KeyAuthenticator:
-    return per_app(
-        request,
-        "game_key_authenticator",
-        lambda: KeyAuthenticator(get_engine(), get_settings().game_key_cache_ttl_s),
-    )
-
-
-async def authenticated_game(
-    request: Request,
-    x_api_key: Annotated[
-        str | None, Header(description="The game's API key (`stride games create`)")
-    ] = None,
-) -> str:
-    """The game id of the request's API key: 401 when missing, 403 when not valid."""
-    if not x_api_key:
-        raise HTTPException(
-            401,
-            "missing X-Api-Key header: send the game's API key (create one with "
-            "`stride games create NAME`)",
-            headers={"WWW-Authenticate": "ApiKey"},
-        )
-    game_id = await credential_owner(_authenticator(request), x_api_key)
-    if game_id is None:
-        raise HTTPException(403, "X-Api-Key is not the key of any active game")
-    return game_id
-
-
-GameDep = Annotated[str, Depends(authenticated_game)]
-ProducerDep = Annotated[EventProducer, Depends(event_producer)]
-
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorBody, "description": "X-Api-Key header missing"},
-    403: {"model": ErrorBody, "description": "X-Api-Key not valid"},
-    413: {"model": ErrorBody, "description": "Body or event count over the limit"},
-    422: {"model": ErrorBody, "description": "Body is not the documented JSON"},
-    503: {
-        "model": ErrorBody,
-        "description": "Kafka unreachable: nothing accepted; retry after Retry-After seconds",
-    },
+_ERRORS = {
+    **GAME_KEY_ERRORS,
+    **error_responses(
+        {
+            413: "Body or event count over the limit",
+            422: "Body is not the documented JSON",
+        }
+    ),
+    **KAFKA_ERRORS,
 }
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    too_large = HTTPException(413, f"body larger than {limit} bytes; split it into smaller batches")
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise too_large
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise too_large
-    return bytes(body)
 
 
 def _json(body: bytes) -> Any:
@@ -181,18 +136,6 @@ def _valid_batch(body: bytes, stamper: Stamper) -> list[Record] | None:
         return None
 
 
-async def _produce(producer: EventProducer, records: list[Record]) -> None:
-    try:
-        await producer.produce(GAME_EVENTS, records)
-    except KafkaUnavailable as exc:
-        raise HTTPException(
-            503,
-            f"{exc}. Nothing from this request was accepted: retry it unchanged "
-            "(event ids make retries safe).",
-            headers={"Retry-After": str(RETRY_AFTER_S)},
-        ) from exc
-
-
 def _inlined_schema(model: type[BaseModel]) -> dict[str, Any]:
     """The model's JSON schema with ``$defs`` references inlined (valid inside OpenAPI)."""
     schema = model.model_json_schema(mode="validation")
@@ -225,7 +168,7 @@ def _body(schema: dict[str, Any]) -> dict[str, Any]:
 )
 async def post_event(request: Request, game_id: GameDep, producer: ProducerDep) -> IngestResult:
     stamper = Stamper(game_id, datetime.now(UTC))
-    body = await _read_body(request, MAX_EVENT_BYTES)
+    body = await read_body(request, MAX_EVENT_BYTES, TOO_LARGE_ADVICE)
     try:
         record = stamper.record(IncomingGameEvent.model_validate_json(body))
     except ValueError:  # ValidationError included
@@ -233,7 +176,7 @@ async def post_event(request: Request, game_id: GameDep, producer: ProducerDep) 
             record = _record(_json(body), stamper)
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
-    await _produce(producer, [record])
+    await producer.produce(GAME_EVENTS, [record], retry=RETRY)
     return IngestResult(accepted=1, rejected=[])
 
 
@@ -263,10 +206,10 @@ _BATCH_SCHEMA = {
 )
 async def post_events(request: Request, game_id: GameDep, producer: ProducerDep) -> IngestResult:
     stamper = Stamper(game_id, datetime.now(UTC))
-    raw = await _read_body(request, MAX_BATCH_BYTES)
+    raw = await read_body(request, MAX_BATCH_BYTES, TOO_LARGE_ADVICE)
     records = _valid_batch(raw, stamper)
     if records is not None:
-        await _produce(producer, records)
+        await producer.produce(GAME_EVENTS, records, retry=RETRY)
         return IngestResult(accepted=len(records), rejected=[])
     body = _json(raw)
     items = body.get("events") if isinstance(body, dict) else None
@@ -291,5 +234,5 @@ async def post_events(request: Request, game_id: GameDep, producer: ProducerDep)
                 )
             )
     if accepted:
-        await _produce(producer, accepted)
+        await producer.produce(GAME_EVENTS, accepted, retry=RETRY)
     return IngestResult(accepted=len(accepted), rejected=rejected)

@@ -8,13 +8,21 @@ from datetime import datetime
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.body import limited_body_route
 from api.deps import EngineDep, RequestIdDep
-from api.errors import ErrorBody
+from api.errors import INVALID, NOT_JSON, error_responses
 from core.identity.ids import USER_ID_PATTERN
 from core.scores.formula import compute_score
 from core.scores.log import record_score
 
-router = APIRouter(prefix="/v1", tags=["scores"])
+MAX_SCORE_BODY_BYTES = 16 * 1024  # {user_id, input} is under 200 bytes of JSON
+router = APIRouter(
+    prefix="/v1",
+    tags=["scores"],
+    route_class=limited_body_route(
+        lambda _settings: MAX_SCORE_BODY_BYTES, 'send one {"user_id", "input"} object'
+    ),
+)
 
 
 class ScoreRequest(BaseModel):
@@ -46,11 +54,9 @@ class ScorePublic(BaseModel):
     response_model=ScorePublic,
     summary="Score one input and log it",
     responses={
-        400: {"model": ErrorBody, "description": "The body is not UTF-8 encoded JSON."},
-        422: {
-            "model": ErrorBody,
-            "description": "A field is missing or invalid; the message names it.",
-        },
+        **NOT_JSON,
+        **error_responses({413: "The body is over the size limit"}),
+        **INVALID,
     },
 )
 def get_score(body: ScoreRequest, engine: EngineDep, request_id: RequestIdDep) -> ScorePublic:
@@ -62,11 +68,4 @@ def get_score(body: ScoreRequest, engine: EngineDep, request_id: RequestIdDep) -
         value=body.input,
         score=score,
     )
-    return ScorePublic(
-        user_id=entry.user_id,
-        input=entry.input,
-        score=entry.score,
-        log_id=entry.log_id,
-        computed_at=entry.computed_at,
-        request_id=entry.request_id,
-    )
+    return ScorePublic.model_validate(entry, from_attributes=True)

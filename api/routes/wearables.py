@@ -17,18 +17,20 @@ import asyncio
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 from starlette.datastructures import UploadFile
 
-from api.app_auth import AppUserDep
-from api.errors import ErrorBody
-from api.kafka import EventProducer, KafkaUnavailable, event_producer
-from core.platform.config import get_settings
+from api.auth import APP_USER_ERRORS, AppUserDep
+from api.body import check_size, limited, limited_body_route
+from api.deps import SettingsDep
+from api.errors import NOT_JSON, error_responses
+from api.kafka import KAFKA_ERRORS, EventProducer, ProducerDep
 from core.platform.topics import WEARABLE_SAMPLES
 from core.wearables.contracts import (
     Metric,
@@ -45,18 +47,18 @@ from core.wearables.parsers.fitbit import fixed_offset, parse_fitbit
 from core.wearables.parsers.oura import parse_oura
 from core.wearables.raw_zone import store_raw_file
 
-router = APIRouter(prefix="/v1/wearables", tags=["wearables"])
-RETRY_AFTER_S = 5
-
-ProducerDep = Annotated[EventProducer, Depends(event_producer)]
-
-
-def json_size_cap(request: Request) -> None:
-    """413 before the JSON body is read when its declared size is over the limit."""
-    limit = get_settings().wearable_max_json_bytes
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(413, f"body larger than {limit} bytes; upload fewer days at once")
+# Fitbit and Oura JSON bodies are capped while FastAPI reads them; the spooled uploads
+# (Apple Health, audio) cap their own stream at the larger upload limit.
+router = APIRouter(
+    prefix="/v1/wearables",
+    tags=["wearables"],
+    route_class=limited_body_route(
+        lambda settings: settings.wearable_max_json_bytes, "upload fewer days at once"
+    ),
+)
+UPLOAD_ADVICE = "upload a shorter export or recording"
+MULTIPART_ENVELOPE = 64 * 1024  # boundaries and part headers around the file of a form
+RETRY = "Retry the same upload unchanged: sample ids make retries safe."
 
 
 class UploadResult(BaseModel):
@@ -123,19 +125,17 @@ class OuraUpload(_Upload):
         return self
 
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorBody, "description": "The JSON body is not UTF-8 encoded JSON"},
-    401: {"model": ErrorBody, "description": "Authorization header missing"},
-    403: {"model": ErrorBody, "description": "Token not valid, or another user's data"},
-    413: {"model": ErrorBody, "description": "Upload over the size limit"},
-    422: {
-        "model": ErrorBody,
-        "description": "Malformed data; the message says where (line, field)",
-    },
-    503: {
-        "model": ErrorBody,
-        "description": "Kafka unreachable; retry the same upload after Retry-After seconds",
-    },
+_ERRORS = {
+    **NOT_JSON,
+    **APP_USER_ERRORS,
+    **error_responses(
+        {
+            403: "Token not valid, or another user's data",
+            413: "Upload over the size limit",
+            422: "Malformed data; the message says where (line, field)",
+        }
+    ),
+    **KAFKA_ERRORS,
 }
 
 
@@ -153,18 +153,10 @@ def _unprocessable(exc: ParseError) -> HTTPException:
 
 async def _produce(producer: EventProducer, samples: list[WearableSample]) -> None:
     records = [(s.user_id.encode(), s.model_dump_json().encode()) for s in samples]
-    try:
-        await producer.produce(WEARABLE_SAMPLES, records)
-    except KafkaUnavailable as exc:
-        raise HTTPException(
-            503,
-            f"{exc}. Retry the same upload unchanged: sample ids make retries safe.",
-            headers={"Retry-After": str(RETRY_AFTER_S)},
-        ) from exc
+    await producer.produce(WEARABLE_SAMPLES, records, retry=RETRY)
 
 
-async def _produce_all(producer: EventProducer, result: ParseResult) -> UploadResult:
-    chunk = get_settings().wearable_produce_chunk
+async def _produce_all(producer: EventProducer, result: ParseResult, chunk: int) -> UploadResult:
     for i in range(0, len(result.samples), chunk):
         await _produce(producer, result.samples[i : i + chunk])
     return UploadResult(accepted=len(result.samples), skipped=dict(result.skipped))
@@ -176,10 +168,9 @@ async def _produce_all(producer: EventProducer, result: ParseResult) -> UploadRe
     response_model=UploadResult,
     summary="Upload Fitbit intraday heart rate and steps",
     responses=_ERRORS,
-    dependencies=[Depends(json_size_cap)],
 )
 async def post_fitbit(
-    body: FitbitUpload, user_id: AppUserDep, producer: ProducerDep
+    body: FitbitUpload, user_id: AppUserDep, producer: ProducerDep, settings: SettingsDep
 ) -> UploadResult:
     _own(body, user_id)
     tz = zone(body.timezone) if body.timezone else fixed_offset(body.utc_offset_ms or 0)
@@ -187,7 +178,7 @@ async def post_fitbit(
         result = parse_fitbit(body.documents, user_id=user_id, tz=tz, device=body.device)
     except ParseError as exc:
         raise _unprocessable(exc) from None
-    return await _produce_all(producer, result)
+    return await _produce_all(producer, result, settings.wearable_produce_chunk)
 
 
 @router.post(
@@ -196,9 +187,10 @@ async def post_fitbit(
     response_model=UploadResult,
     summary="Upload Oura v2 daily_sleep, sleep and heartrate documents",
     responses=_ERRORS,
-    dependencies=[Depends(json_size_cap)],
 )
-async def post_oura(body: OuraUpload, user_id: AppUserDep, producer: ProducerDep) -> UploadResult:
+async def post_oura(
+    body: OuraUpload, user_id: AppUserDep, producer: ProducerDep, settings: SettingsDep
+) -> UploadResult:
     _own(body, user_id)
     collections = {
         "daily_sleep": body.daily_sleep,
@@ -209,40 +201,39 @@ async def post_oura(body: OuraUpload, user_id: AppUserDep, producer: ProducerDep
         result = parse_oura(collections, user_id=user_id, device=body.device)
     except ParseError as exc:
         raise _unprocessable(exc) from None
-    return await _produce_all(producer, result)
+    return await _produce_all(producer, result, settings.wearable_produce_chunk)
 
 
 @asynccontextmanager
-async def _spooled_upload(request: Request, suffix: str) -> AsyncIterator[Path]:
+async def _spooled_upload(request: Request, limit: int, suffix: str) -> AsyncIterator[Path]:
     """The upload (raw body, or multipart field ``file``) in a temporary file, size-capped."""
-    limit = get_settings().wearable_max_upload_bytes
-    too_large = HTTPException(413, f"upload larger than {limit} bytes")
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit + 64 * 1024:
-        raise too_large
+    multipart = request.headers.get("content-type", "").startswith("multipart/form-data")
+    body = limited(request, limit, UPLOAD_ADVICE, envelope=MULTIPART_ENVELOPE if multipart else 0)
     with tempfile.TemporaryDirectory(prefix="stride-upload-") as folder:
         path = Path(folder) / f"upload{suffix}"
         size = 0
         with path.open("wb") as out:
-            if request.headers.get("content-type", "").startswith("multipart/form-data"):
-                form = await request.form(max_files=1, max_fields=8)
-                upload = form.get("file")
-                if not isinstance(upload, UploadFile):
-                    raise HTTPException(422, "multipart upload must have a file field named 'file'")
-                while chunk := await upload.read(1 << 20):
-                    size += len(chunk)
-                    if size > limit:
-                        raise too_large
-                    out.write(chunk)
-            else:
-                async for chunk in request.stream():
-                    size += len(chunk)
-                    if size > limit:
-                        raise too_large
-                    out.write(chunk)
+            async for chunk in _upload_chunks(body, multipart):
+                size += len(chunk)
+                check_size(size, limit, UPLOAD_ADVICE)
+                out.write(chunk)
         if size == 0:
             raise HTTPException(422, "empty upload: send the file as the body or as field 'file'")
         yield path
+
+
+async def _upload_chunks(body: Request, multipart: bool) -> AsyncIterator[bytes]:
+    """The uploaded file's bytes: the raw body, or the multipart field ``file``."""
+    if not multipart:
+        async for chunk in body.stream():
+            yield chunk
+        return
+    form = await body.form(max_files=1, max_fields=8)
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        raise HTTPException(422, "multipart upload must have a file field named 'file'")
+    while chunk := await upload.read(1 << 20):
+        yield chunk
 
 
 def _chunks(samples: Iterator[WearableSample], size: int) -> Iterator[list[WearableSample]]:
@@ -288,21 +279,20 @@ async def post_apple_health(
     request: Request,
     user_id: AppUserDep,
     producer: ProducerDep,
+    settings: SettingsDep,
     owner: Annotated[
         UserId | None, Query(alias="user_id", description="Optional; must be the token's user")
     ] = None,
 ) -> UploadResult:
     if owner is not None and owner != user_id:
         raise HTTPException(403, f"user_id {owner!r} is not the token's user")
-    async with _spooled_upload(request, ".xml") as path:
+    async with _spooled_upload(request, settings.wearable_max_upload_bytes, ".xml") as path:
         try:
             count, skipped = await asyncio.to_thread(_validate_export, path, user_id)
         except ParseError as exc:
             raise _unprocessable(exc) from None
         # Second pass: the file was fully valid, so this one cannot fail on content.
-        batches = _chunks(
-            iter_apple_health(path, user_id=user_id), get_settings().wearable_produce_chunk
-        )
+        batches = _chunks(iter_apple_health(path, user_id=user_id), settings.wearable_produce_chunk)
         while batch := await asyncio.to_thread(next, batches, None):
             await _produce(producer, batch)
     return UploadResult(accepted=count, skipped=skipped)
@@ -327,18 +317,19 @@ async def post_audio(
     request: Request,
     user_id: AppUserDep,
     producer: ProducerDep,
+    settings: SettingsDep,
     recorded_at: Annotated[
         AwareDatetime | None, Query(description="Start of the recording (default: now)")
     ] = None,
     device: Annotated[str, Query(max_length=256)] = "",
 ) -> AudioResult:
-    async with _spooled_upload(request, ".audio") as path:
+    async with _spooled_upload(request, settings.wearable_max_upload_bytes, ".audio") as path:
         try:
             meta = await asyncio.to_thread(audio_metadata, path)
         except ParseError as exc:
             raise _unprocessable(exc) from None
         relative = f"audio/user_id={user_id}/{meta.sha256}.{meta.format}"
-        uri = await asyncio.to_thread(store_raw_file, get_settings().lake_root, relative, path)
+        uri = await asyncio.to_thread(store_raw_file, settings.lake_root, relative, path)
     start = recorded_at or datetime.now(UTC)
     sample = WearableSample.of(
         user_id=user_id,
@@ -359,13 +350,12 @@ async def post_audio(
         },
     )
     await _produce(producer, [sample])
-    return AudioResult(
-        accepted=1,
-        skipped={},
-        sample_id=str(sample.sample_id),
-        uri=uri,
-        format=meta.format,
-        duration_s=meta.duration_s,
-        size_bytes=meta.size_bytes,
-        sha256=meta.sha256,
+    return AudioResult.model_validate(
+        {
+            **asdict(meta),
+            "accepted": 1,
+            "skipped": {},
+            "sample_id": str(sample.sample_id),
+            "uri": uri,
+        }
     )

@@ -387,7 +387,9 @@ def test_viewer_cannot_edit_or_delete(
     viewer: TestClient, score_row: dict, db_engine: Engine
 ) -> None:
     edit_url = f"/admin/score-log/edit/{score_row['id']}"
-    assert viewer.get(edit_url).status_code == 403
+    refused = viewer.get(edit_url)
+    assert refused.status_code == 403
+    assert refused.headers["content-type"].startswith("text/html")  # not the API's JSON
     posted = viewer.post(
         edit_url,
         data={"user_id": "hacked", "input_value": "1", "score": "1", "formula_version": "1"},

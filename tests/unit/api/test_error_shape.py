@@ -8,6 +8,7 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel, Field
 
 from api.errors import ErrorBody, install_error_handlers
+from api.main import create_app
 from core.platform.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
 
 
@@ -80,3 +81,11 @@ def test_validation_errors_list_each_field_and_join_them_in_detail() -> None:
     assert body.code == "invalid"
     assert [e.field for e in body.errors] == ["name"]
     assert body.detail.startswith("name: ") and "3 characters" in body.detail
+
+
+def test_admin_pages_keep_their_html_errors() -> None:
+    """The admin panel is a mounted sqladmin app with its own HTML error pages: the API's
+    JSON handlers must not answer for it."""
+    response = TestClient(create_app()).get("/admin/no-such-page/at/all")
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("text/html")

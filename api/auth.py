@@ -1,0 +1,106 @@
+"""Who is calling: a game server (``X-Api-Key``) or an app user (``Authorization: Bearer``).
+
+Both credentials are looked up the same way: one cached lookup per app
+(:func:`api.deps.per_app`), answered from the cache on the event loop when it can
+(:func:`api.deps.credential_owner`). Each dependency answers 401 when its credential is
+missing and 403 when it is not the credential of any active owner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Header, HTTPException, Request
+from sqlalchemy.engine import Engine
+
+from api.deps import EngineDep, SettingsDep, credential_owner, per_app
+from api.errors import error_responses
+from core.identity.app_users import TokenAuthenticator
+from core.identity.credentials import CachedCredentialLookup
+from core.identity.game_keys import KeyAuthenticator
+from core.platform.config import Settings
+
+
+@dataclass(frozen=True)
+class _Credential:
+    """One kind of credential: where its lookup is kept and what an invalid one is told."""
+
+    state_name: str
+    lookup: Callable[[Engine, float], CachedCredentialLookup]
+    ttl_s: Callable[[Settings], float]
+    not_valid: str
+
+    async def owner(self, request: Request, settings: Settings, engine: Engine, secret: str) -> str:
+        """The id of the secret's active owner; 403 when there is none."""
+        lookup = per_app(
+            request, self.state_name, lambda: self.lookup(engine, self.ttl_s(settings))
+        )
+        owner = await credential_owner(lookup, secret)
+        if owner is None:
+            raise HTTPException(403, self.not_valid)
+        return owner
+
+
+_GAME_KEY = _Credential(
+    "game_key_authenticator",
+    KeyAuthenticator,
+    lambda s: s.game_key_cache_ttl_s,
+    "X-Api-Key is not the key of any active game",
+)
+_APP_TOKEN = _Credential(
+    "app_token_authenticator",
+    TokenAuthenticator,
+    lambda s: s.app_token_cache_ttl_s,
+    "the bearer token is not the token of any active app user",
+)
+
+
+async def authenticated_game(
+    request: Request,
+    settings: SettingsDep,
+    engine: EngineDep,
+    x_api_key: Annotated[
+        str | None, Header(description="The game's API key (`stride games create`)")
+    ] = None,
+) -> str:
+    """The game id of the request's API key: 401 when missing, 403 when not valid."""
+    if not x_api_key:
+        raise HTTPException(
+            401,
+            "missing X-Api-Key header: send the game's API key (create one with "
+            "`stride games create NAME`)",
+            headers={"WWW-Authenticate": "ApiKey"},
+        )
+    return await _GAME_KEY.owner(request, settings, engine, x_api_key)
+
+
+async def authenticated_user(
+    request: Request,
+    settings: SettingsDep,
+    engine: EngineDep,
+    authorization: Annotated[
+        str | None,
+        Header(description="`Bearer <token>` of the app user (`stride users create`)"),
+    ] = None,
+) -> str:
+    """The user id of the request's bearer token: 401 when missing, 403 when not valid."""
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise HTTPException(
+            401,
+            "missing or malformed Authorization header: send 'Authorization: Bearer <token>' "
+            "with the app user's token (create one with `stride users create USER_ID`)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return await _APP_TOKEN.owner(request, settings, engine, token.strip())
+
+
+GameDep = Annotated[str, Depends(authenticated_game)]
+"""The id of the game whose ``X-Api-Key`` the request carries."""
+AppUserDep = Annotated[str, Depends(authenticated_user)]
+"""The id of the app user whose bearer token the request carries."""
+
+GAME_KEY_ERRORS = error_responses({401: "X-Api-Key header missing", 403: "X-Api-Key not valid"})
+APP_USER_ERRORS = error_responses({401: "Authorization header missing", 403: "Token not valid"})
