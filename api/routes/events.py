@@ -23,6 +23,7 @@ from pydantic_core import to_json
 
 from api.auth import GAME_KEY_ERRORS, GameDep
 from api.body import read_body
+from api.deps import SettingsDep
 from api.errors import error_responses
 from api.kafka import KAFKA_ERRORS, ProducerDep
 from core.events.contracts import (
@@ -31,7 +32,9 @@ from core.events.contracts import (
     MAX_BATCH_EVENTS,
     SCHEMA_VERSION,
     IncomingGameEvent,
+    TimeWindow,
     describe_error,
+    window_from_settings,
 )
 from core.platform.topics import GAME_EVENTS
 
@@ -92,9 +95,12 @@ class Stamper:
     request. This skips a second validation of every field (tests pin the equality).
     """
 
-    def __init__(self, game_id: str, received_at: datetime) -> None:
+    def __init__(
+        self, game_id: str, received_at: datetime, window: TimeWindow = DEFAULT_WINDOW
+    ) -> None:
         self.game_id = game_id
         self.received_at = received_at
+        self.window = window
         self._tail = (
             b',"schema_version":'
             + to_json(SCHEMA_VERSION)
@@ -108,7 +114,7 @@ class Stamper:
     def record(self, event: IncomingGameEvent) -> Record:
         """Raises ValueError (as ``stamp``) when the event names another game or happened
         outside the plausible time window."""
-        event.check(self.game_id, self.received_at, DEFAULT_WINDOW)
+        event.check(self.game_id, self.received_at, self.window)
         head = _SERIALIZER.to_json(event, exclude=_NOT_IN_VALUE)  # model_dump_json, as bytes
         return event.player_id.encode(), head[:-1] + self._tail
 
@@ -166,8 +172,10 @@ def _body(schema: dict[str, Any]) -> dict[str, Any]:
     responses=_ERRORS,
     openapi_extra=_body(_inlined_schema(IncomingGameEvent)),
 )
-async def post_event(request: Request, game_id: GameDep, producer: ProducerDep) -> IngestResult:
-    stamper = Stamper(game_id, datetime.now(UTC))
+async def post_event(
+    request: Request, game_id: GameDep, producer: ProducerDep, settings: SettingsDep
+) -> IngestResult:
+    stamper = Stamper(game_id, datetime.now(UTC), window_from_settings(settings))
     body = await read_body(request, MAX_EVENT_BYTES, TOO_LARGE_ADVICE)
     try:
         record = stamper.record(IncomingGameEvent.model_validate_json(body))
@@ -204,8 +212,10 @@ _BATCH_SCHEMA = {
     responses=_ERRORS,
     openapi_extra=_body(_BATCH_SCHEMA),
 )
-async def post_events(request: Request, game_id: GameDep, producer: ProducerDep) -> IngestResult:
-    stamper = Stamper(game_id, datetime.now(UTC))
+async def post_events(
+    request: Request, game_id: GameDep, producer: ProducerDep, settings: SettingsDep
+) -> IngestResult:
+    stamper = Stamper(game_id, datetime.now(UTC), window_from_settings(settings))
     raw = await read_body(request, MAX_BATCH_BYTES, TOO_LARGE_ADVICE)
     records = _valid_batch(raw, stamper)
     if records is not None:
