@@ -12,6 +12,7 @@ builds an error body.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,9 +20,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.platform.errors import DomainError, Unavailable
+
+log = logging.getLogger(__name__)
 
 STATUS_OF_CODE = {
     "invalid": 422,
@@ -135,7 +140,38 @@ async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, detail, headers=getattr(exc, "headers", None))
 
 
+DATABASE_RETRY_AFTER_S = 5
+
+
+async def database_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """PostgreSQL unreachable (refused, killed, restarting, pool exhausted): a 503 the
+    client can retry, never a bare 500. Other database errors are bugs and stay 500s."""
+    if isinstance(exc, OperationalError | InterfaceError | PoolTimeout):
+        log.warning("database unavailable on %s: %s", request.url.path, exc)
+        return error_response(
+            503,
+            "the database is unavailable; nothing was changed. Retry after a few seconds.",
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
+        )
+    return await internal_error_handler(request, exc)
+
+
+async def internal_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """A bug: the same shape as every error, with the request id to find it in the log."""
+    request_id = getattr(request.state, "request_id", None)
+    log.error("unhandled error on %s (request id %s)", request.url.path, request_id, exc_info=exc)
+    return error_response(
+        500,
+        f"internal error; it is logged under request id {request_id}",
+        code="internal_error",
+        headers={"X-Request-ID": request_id} if request_id else None,
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(DomainError, domain_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
+    app.add_exception_handler(DBAPIError, database_error_handler)
+    app.add_exception_handler(PoolTimeout, database_error_handler)
+    app.add_exception_handler(Exception, internal_error_handler)

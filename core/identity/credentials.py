@@ -10,14 +10,20 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 import threading
-import time
 from dataclasses import dataclass
 
+from cachetools import LRUCache, TTLCache
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import InstrumentedAttribute
+
+from core.platform.errors import Unavailable
+
+log = logging.getLogger(__name__)
 
 MAX_CACHED = 10_000
 
@@ -40,7 +46,11 @@ def issue_secret(marker: str) -> IssuedSecret:
 
 
 class CachedCredentialLookup:
-    """Resolve a credential to the id of its active owner, caching answers for ``ttl`` s."""
+    """Resolve a credential to the id of its active owner, caching answers for ``ttl`` s.
+
+    While the database is down, a credential answered before keeps its last answer (so
+    ingest goes on for the games already seen, as long as Kafka is up); an unknown one
+    raises :class:`~core.platform.errors.Unavailable`."""
 
     def __init__(
         self,
@@ -52,35 +62,46 @@ class CachedCredentialLookup:
         active: ColumnElement[bool] | InstrumentedAttribute[bool],
     ) -> None:
         self._engine = engine
-        self._ttl = ttl
         self._owner = owner
         self._digest = digest
         self._active = active
-        self._cache: dict[str, tuple[float, str | None]] = {}
+        self._ttl = ttl
+        self._fresh: TTLCache[str, str | None] = TTLCache(MAX_CACHED, ttl=max(ttl, 1e-9))
+        self._known: LRUCache[str, str | None] = LRUCache(MAX_CACHED)
         self._lock = threading.Lock()
 
     def cached_owner(self, secret: str) -> tuple[bool, str | None]:
         """``(True, owner id or None)`` when the answer is cached and fresh, else
         ``(False, None)``: never touches the database, so an event loop may call it."""
-        cached = self._cache.get(hash_secret(secret))
-        if cached is not None and cached[0] > time.monotonic():
-            return True, cached[1]
+        digest = hash_secret(secret)
+        with self._lock:
+            if digest in self._fresh:
+                return True, self._fresh[digest]
         return False, None
 
     def owner_for(self, secret: str) -> str | None:
         """The owner id of an active credential, or None."""
         digest = hash_secret(secret)
-        now = time.monotonic()
-        cached = self._cache.get(digest)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        with self._engine.connect() as conn:
-            row = conn.execute(
-                select(self._owner, self._digest).where(self._digest == digest, self._active)
-            ).first()
+        with self._lock:
+            if digest in self._fresh:
+                return self._fresh[digest]
+        try:
+            with self._engine.connect() as conn:
+                row = conn.execute(
+                    select(self._owner, self._digest).where(self._digest == digest, self._active)
+                ).first()
+        except DBAPIError as exc:
+            with self._lock:
+                if digest in self._known:
+                    log.warning("database unavailable (%s); using the last answer", exc.orig)
+                    return self._known[digest]
+            raise Unavailable(
+                "the database is unavailable, so this credential cannot be checked; "
+                "retry after a few seconds"
+            ) from exc
         owner = row[0] if row and hmac.compare_digest(row[1], digest) else None
         with self._lock:
-            if len(self._cache) > MAX_CACHED:
-                self._cache.clear()
-            self._cache[digest] = (now + self._ttl, owner)
+            if self._ttl > 0:
+                self._fresh[digest] = owner
+            self._known[digest] = owner
         return owner

@@ -76,3 +76,27 @@ def test_the_cache_is_readable_without_the_database(db_engine: Engine) -> None:
     expired = TokenAuthenticator(db_engine, ttl=0)
     assert expired.user_for(token) == user_id
     assert expired.cached_owner(token) == (False, None)
+
+
+def test_while_the_database_is_down_known_credentials_keep_their_last_answer(
+    db_engine: Engine,
+) -> None:
+    """A known game key keeps working (ingest goes on while Kafka is up); an unknown one is
+    a 503-kind refusal naming the database, not a crash."""
+    import pytest
+    from sqlalchemy import create_engine
+
+    from cli.stack import free_port
+    from core.platform.errors import Unavailable
+
+    user_id = f"cred-outage-{uuid.uuid4().hex[:8]}"
+    with session_scope() as session:
+        token = create_app_user(session, user_id).token
+    auth = TokenAuthenticator(db_engine, ttl=0)
+    assert auth.user_for(token) == user_id
+    auth._engine = create_engine(  # the same lookup, its database now gone
+        f"postgresql+psycopg://x:y@127.0.0.1:{free_port()}/z"
+    )
+    assert auth.user_for(token) == user_id
+    with pytest.raises(Unavailable, match="database is unavailable"):
+        auth.user_for("st_unknown_token")
