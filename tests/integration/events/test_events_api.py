@@ -3,7 +3,7 @@
 import asyncio
 import json
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
 import httpx
 import pytest
@@ -166,7 +166,8 @@ def test_posted_events_are_written_as_stamp_writes_them(
     events += [purchase_event("p1", "0.000000000000000001", "STRIDE")]
     events += [{**score_event("p7", 9), "event_id": str(uuid.uuid4()).upper()}]
     events += [{**score_event("p8", 9, game_id=game.game_id), "occurred_at": "2026-01-02T03:04Z"}]
-    events += [{**score_event("p9", 9), "sent_at": "2026-11-22T10:00:00.5-03:30"}]
+    clock_ahead = datetime.now(timezone(timedelta(hours=-3, minutes=-30))) + timedelta(minutes=2)
+    events += [{**score_event("p9", 9), "sent_at": clock_ahead.isoformat()}]
     single = {**score_event("p10", 10), "payload": {"score": 10, "level": "L 1"}}
     assert post_batch(api, game.api_key, events) == {"accepted": len(events), "rejected": []}
     response = api.post("/v1/events", json=single, headers={"X-Api-Key": game.api_key})
