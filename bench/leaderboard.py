@@ -104,7 +104,7 @@ def load(engine, records: int, rnd: random.Random) -> list[str]:
     from sqlalchemy import text
 
     from core.identity.game_keys import create_game
-    from core.leaderboards import store
+    from core.leaderboards import definitions as store
     from core.platform.config import get_settings
     from core.platform.db import session_scope
 
@@ -255,7 +255,7 @@ def main() -> None:
     try:
         from sqlalchemy import text
 
-        from core.leaderboards import store
+        from core.leaderboards import definitions as store
         from core.leaderboards.rules import ScoreSubmission
         from core.platform.db import get_engine
 

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from core.leaderboards import store
+from core.leaderboards import definitions as store
 from core.leaderboards.rules import InvalidSchedule, Operator, SortOrder
 from core.platform.db import get_engine
 

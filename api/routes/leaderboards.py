@@ -18,7 +18,7 @@ from api.deps import EngineDep
 from api.errors import ErrorBody
 from api.routes.events import GameDep
 from core.identity.ids import GAME_ID_PATTERN, PLAYER_ID_PATTERN
-from core.leaderboards import store
+from core.leaderboards import definitions as store
 from core.leaderboards.rules import (
     LEADERBOARD_ID_PATTERN,
     Operator,

@@ -16,8 +16,8 @@ from sqlalchemy.engine import Engine
 from cli.services import SERVICES
 from cli.stack import Stack
 from core.events.contracts import DeadLetter
+from core.leaderboards.definitions import create_leaderboard, rank_of, top
 from core.leaderboards.rules import Operator
-from core.leaderboards.store import create_leaderboard, rank_of, top
 from core.platform.topics import GAME_EVENTS, GAME_EVENTS_DLQ, REWARD_COMMANDS
 from core.rewards.commands import RewardCommand
 from tests.streaming_helpers import (  # noqa: F401 - fixtures

@@ -15,7 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from core.identity.game_keys import create_game
-from core.leaderboards import store
+from core.leaderboards import definitions as store
 from core.leaderboards.rules import (
     EPOCH,
     Operator,

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from api.main import create_app
 from cli.main import app as cli_app
 from core.identity.game_keys import create_game
-from core.leaderboards import store
+from core.leaderboards import definitions as store
 from core.leaderboards.rules import ScoreSubmission
 from core.platform.db import session_scope
 
