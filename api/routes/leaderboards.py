@@ -18,7 +18,7 @@ from api.deps import EngineDep
 from api.errors import ErrorBody
 from api.routes.events import GameDep
 from core.identity.ids import GAME_ID_PATTERN, PLAYER_ID_PATTERN
-from core.leaderboards import definitions as store
+from core.leaderboards import definitions, reads
 from core.leaderboards.rules import (
     LEADERBOARD_ID_PATTERN,
     Operator,
@@ -146,8 +146,8 @@ _AUTH: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _public(board: store.LeaderboardDefinition) -> LeaderboardPublic:
-    period = store.current_board_period(board)
+def _public(board: definitions.LeaderboardDefinition) -> LeaderboardPublic:
+    period = definitions.current_board_period(board)
     return LeaderboardPublic(
         id=board.id,
         game_id=board.game_id,
@@ -160,7 +160,7 @@ def _public(board: store.LeaderboardDefinition) -> LeaderboardPublic:
     )
 
 
-def _record(record: store.RankedRecord) -> RecordPublic:
+def _record(record: reads.RankedRecord) -> RecordPublic:
     return RecordPublic(
         rank=record.rank,
         owner_id=record.owner_id,
@@ -189,7 +189,7 @@ def create_leaderboard(
         raise HTTPException(403, f"X-Api-Key is the key of game {game_id!r}, not {body.game_id!r}")
     try:
         with engine.begin() as conn:
-            board = store.create_leaderboard(
+            board = definitions.create_leaderboard(
                 conn,
                 leaderboard_id=body.id,
                 game_id=body.game_id,
@@ -198,9 +198,9 @@ def create_leaderboard(
                 reset_schedule=body.reset_schedule,
                 metadata=body.metadata,
             )
-    except store.LeaderboardExists as exc:
+    except definitions.LeaderboardExists as exc:
         raise HTTPException(409, str(exc)) from None
-    except store.LeaderboardError as exc:
+    except definitions.LeaderboardError as exc:
         raise HTTPException(422, str(exc)) from None
     return _public(board)
 
@@ -213,7 +213,7 @@ def list_leaderboards(
     ] = None,
 ) -> list[LeaderboardPublic]:
     with engine.connect() as conn:
-        return [_public(board) for board in store.list_leaderboards(conn, game_id)]
+        return [_public(board) for board in definitions.list_leaderboards(conn, game_id)]
 
 
 @router.get(
@@ -225,8 +225,8 @@ def list_leaderboards(
 def get_leaderboard(leaderboard_id: LeaderboardId, engine: EngineDep) -> LeaderboardPublic:
     try:
         with engine.connect() as conn:
-            return _public(store.get_leaderboard(conn, leaderboard_id))
-    except store.UnknownLeaderboard as exc:
+            return _public(definitions.get_leaderboard(conn, leaderboard_id))
+    except definitions.UnknownLeaderboard as exc:
         raise _not_found(exc) from None
 
 
@@ -250,12 +250,12 @@ def standings(
 ) -> StandingsPublic:
     try:
         with engine.connect() as conn:
-            page = store.top(
+            page = reads.top(
                 conn, leaderboard_id, limit=limit, cursor=cursor, period_start=period_start
             )
-    except (store.UnknownLeaderboard, store.UnknownPeriod) as exc:
+    except (definitions.UnknownLeaderboard, definitions.UnknownPeriod) as exc:
         raise _not_found(exc) from None
-    except store.InvalidCursor as exc:
+    except reads.InvalidCursor as exc:
         raise HTTPException(400, str(exc)) from None
     return StandingsPublic(
         leaderboard_id=page.leaderboard_id,
@@ -279,8 +279,8 @@ def player_rank(
 ) -> RecordPublic:
     try:
         with engine.connect() as conn:
-            record = store.rank_of(conn, leaderboard_id, owner_id, period_start=period_start)
-    except (store.UnknownLeaderboard, store.UnknownPeriod) as exc:
+            record = reads.rank_of(conn, leaderboard_id, owner_id, period_start=period_start)
+    except (definitions.UnknownLeaderboard, definitions.UnknownPeriod) as exc:
         raise _not_found(exc) from None
     if record is None:
         raise HTTPException(404, f"{owner_id!r} has no record in this period of {leaderboard_id!r}")
@@ -304,10 +304,10 @@ def around_player(
 ) -> list[RecordPublic]:
     try:
         with engine.connect() as conn:
-            records = store.around(
+            records = reads.around(
                 conn, leaderboard_id, owner_id, limit=limit, period_start=period_start
             )
-    except (store.UnknownLeaderboard, store.UnknownPeriod) as exc:
+    except (definitions.UnknownLeaderboard, definitions.UnknownPeriod) as exc:
         raise _not_found(exc) from None
     if not records:
         raise HTTPException(404, f"{owner_id!r} has no record in this period of {leaderboard_id!r}")
@@ -323,8 +323,8 @@ def around_player(
 def periods(leaderboard_id: LeaderboardId, engine: EngineDep) -> list[PeriodSummaryPublic]:
     try:
         with engine.connect() as conn:
-            summaries = store.list_periods(conn, leaderboard_id)
-    except store.UnknownLeaderboard as exc:
+            summaries = definitions.list_periods(conn, leaderboard_id)
+    except definitions.UnknownLeaderboard as exc:
         raise _not_found(exc) from None
     return [
         PeriodSummaryPublic(start=p.start, end=p.end, archived_at=p.archived_at, records=p.records)
@@ -350,17 +350,17 @@ def reset(
 ) -> ResetPublic:
     try:
         with engine.begin() as conn:
-            board = store.get_leaderboard(conn, leaderboard_id)
+            board = definitions.get_leaderboard(conn, leaderboard_id)
             if board.game_id != game_id:
                 raise HTTPException(
                     403, f"leaderboard {leaderboard_id!r} belongs to game {board.game_id!r}"
                 )
-            outcome = store.reset_leaderboard(
+            outcome = definitions.reset_leaderboard(
                 conn, leaderboard_id, period_start=body.period_start if body else None
             )
-    except store.UnknownLeaderboard as exc:
+    except definitions.UnknownLeaderboard as exc:
         raise _not_found(exc) from None
-    except store.UnknownPeriod as exc:
+    except definitions.UnknownPeriod as exc:
         raise HTTPException(409, str(exc.args[0])) from None
     return ResetPublic(
         leaderboard_id=outcome.leaderboard_id,

@@ -26,8 +26,8 @@ from sqlalchemy.engine import Connection, Engine
 from core.events.contracts import GameEvent
 from core.events.models import RewardCommandRow
 from core.events.totals import fold_totals
-from core.leaderboards.definitions import submit_scores
 from core.leaderboards.rules import ScoreSubmission
+from core.leaderboards.writer import submit_scores
 from core.rewards.commands import RewardCommand, RewardRules, RewardStatus, reward_commands_for
 
 log = logging.getLogger(__name__)

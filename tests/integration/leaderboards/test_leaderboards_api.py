@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from api.main import create_app
 from cli.main import app as cli_app
 from core.identity.game_keys import create_game
-from core.leaderboards import definitions as store
+from core.leaderboards import writer
 from core.leaderboards.rules import ScoreSubmission
 from core.platform.db import session_scope
 
@@ -40,7 +40,7 @@ def create(client: TestClient, key: str | None, **body) -> object:
 def fill(engine: Engine, game_id: str, scores: dict[str, int]) -> None:
     now = datetime.now(UTC)
     with engine.begin() as conn:
-        store.submit_scores(
+        writer.submit_scores(
             conn,
             [
                 ScoreSubmission(game_id, owner, score, uuid.uuid4(), now - timedelta(seconds=i))
