@@ -12,34 +12,20 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pydantic_core
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from core.leaderboards.definitions import FIRST_BLOCK_LOWER, LeaderboardDefinition
-from core.leaderboards.rules import (
-    RecordState,
-    sort_key,
-)
-
 BLOCK_SIZE = 1000
 # A block is split once it holds more than this many records.
 BLOCK_SPLIT_AT = 2 * BLOCK_SIZE
+# Lower bound of the first block of a period: sorts before every record.
+FIRST_BLOCK_LOWER = (-(2**63), datetime(1, 1, 1, tzinfo=UTC), "")
 
 RankTuple = tuple[int, datetime, str]  # sort_key, reached_at, owner_id
-
-
-@dataclass
-class _Change:
-    board: LeaderboardDefinition
-    period_start: datetime
-    owner_id: str
-    before: RecordState | None
-    after: RecordState
 
 
 def _json_rows(rows: Iterable[dict[str, Any]]) -> dict[str, str]:
@@ -47,11 +33,23 @@ def _json_rows(rows: Iterable[dict[str, Any]]) -> dict[str, str]:
     return {"rows": pydantic_core.to_json(list(rows)).decode()}
 
 
-# ---- rank blocks ---------------------------------------------------------------------------
-
-
-def _rank_tuple(board: LeaderboardDefinition, owner_id: str, state: RecordState) -> RankTuple:
-    return (sort_key(board.sort_order, state.score), state.reached_at, owner_id)
+def _open_first_blocks(conn: Connection, periods: list[tuple[str, datetime]]) -> None:
+    """Give each new (leaderboard, period start) its first block, empty, before every record."""
+    conn.execute(
+        text(
+            "INSERT INTO leaderboard_rank_blocks (leaderboard_id, period_start, lower_sort_key,"
+            " lower_reached_at, lower_owner_id, size)"
+            " SELECT lb, ps, :k, :r, :o, 0 FROM unnest(CAST(:ids AS text[]),"
+            " CAST(:starts AS timestamptz[])) AS t(lb, ps) ON CONFLICT DO NOTHING"
+        ),
+        {
+            "ids": [lb for lb, _ in periods],
+            "starts": [start for _, start in periods],
+            "k": FIRST_BLOCK_LOWER[0],
+            "r": FIRST_BLOCK_LOWER[1],
+            "o": FIRST_BLOCK_LOWER[2],
+        },
+    )
 
 
 def _blocks_of(conn: Connection, lookups: list[tuple[str, datetime, RankTuple]]) -> list[int]:
@@ -76,20 +74,10 @@ def _blocks_of(conn: Connection, lookups: list[tuple[str, datetime, RankTuple]])
     return list(rows.scalars(1).all())
 
 
-def _update_blocks(conn: Connection, changes: list[_Change]) -> None:
-    """Move each changed record's count from its old block to its new one; split big blocks."""
-    lookups: list[tuple[str, datetime, RankTuple]] = []
-    signs: list[int] = []
-    for change in changes:
-        new = _rank_tuple(change.board, change.owner_id, change.after)
-        if change.before is not None:
-            old = _rank_tuple(change.board, change.owner_id, change.before)
-            if old == new:
-                continue
-            lookups.append((change.board.id, change.period_start, old))
-            signs.append(-1)
-        lookups.append((change.board.id, change.period_start, new))
-        signs.append(+1)
+def _move_counts(
+    conn: Connection, lookups: list[tuple[str, datetime, RankTuple]], signs: list[int]
+) -> None:
+    """Add each sign (+1 entered, -1 left) to the block holding its rank tuple; split big ones."""
     if not lookups:
         return
     deltas: dict[int, int] = defaultdict(int)

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from core.leaderboards.blocks import _open_first_blocks
 from core.leaderboards.rules import (
     LEADERBOARD_ID_PATTERN,
     Operator,
@@ -30,8 +31,6 @@ from core.leaderboards.rules import (
     validate_schedule,
 )
 
-# Lower bound of the first block of a period: sorts before every record.
-FIRST_BLOCK_LOWER = (-(2**63), datetime(1, 1, 1, tzinfo=UTC), "")
 # Scores made before a scheduled reset still count if they are written this long after it.
 ARCHIVE_GRACE = timedelta(minutes=5)
 
@@ -183,6 +182,7 @@ def _lock_leaderboards(conn: Connection, game_ids: Iterable[str]) -> list[Leader
 
 
 def _open_periods(conn: Connection, periods: Iterable[tuple[str, Period]]) -> None:
+    """Add these periods (when new) and the first, empty rank block of each."""
     items = sorted(set(periods), key=lambda item: (item[0], item[1].start))
     if not items:
         return
@@ -198,21 +198,7 @@ def _open_periods(conn: Connection, periods: Iterable[tuple[str, Period]]) -> No
             "ends": [p.end for _, p in items],
         },
     )
-    conn.execute(
-        text(
-            "INSERT INTO leaderboard_rank_blocks (leaderboard_id, period_start, lower_sort_key,"
-            " lower_reached_at, lower_owner_id, size)"
-            " SELECT lb, ps, :k, :r, :o, 0 FROM unnest(CAST(:ids AS text[]),"
-            " CAST(:starts AS timestamptz[])) AS t(lb, ps) ON CONFLICT DO NOTHING"
-        ),
-        {
-            "ids": [lb for lb, _ in items],
-            "starts": [p.start for _, p in items],
-            "k": FIRST_BLOCK_LOWER[0],
-            "r": FIRST_BLOCK_LOWER[1],
-            "o": FIRST_BLOCK_LOWER[2],
-        },
-    )
+    _open_first_blocks(conn, [(lb, p.start) for lb, p in items])
 
 
 def _archive_until(

@@ -18,9 +18,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from core.identity.ids import PLAYER_ID_PATTERN
-from core.leaderboards.blocks import RankTuple
+from core.leaderboards.blocks import FIRST_BLOCK_LOWER, RankTuple
 from core.leaderboards.definitions import (
-    FIRST_BLOCK_LOWER,
     LeaderboardDefinition,
     LeaderboardError,
     UnknownLeaderboard,
@@ -58,9 +57,6 @@ class Standings:
     period: Period
     records: list[RankedRecord]
     next_cursor: str | None
-
-
-# ---- standings -----------------------------------------------------------------------------
 
 
 class _CursorBody(BaseModel):

@@ -10,12 +10,13 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from core.leaderboards.blocks import _Change, _json_rows, _update_blocks
+from core.leaderboards.blocks import RankTuple, _json_rows, _move_counts
 from core.leaderboards.definitions import (
     LeaderboardDefinition,
     _archive_until,
@@ -31,6 +32,7 @@ from core.leaderboards.rules import (
     apply_submission,
     clamp_score,
     period_for,
+    rank_key,
     sort_key,
 )
 
@@ -39,9 +41,6 @@ from core.leaderboards.rules import (
 FUTURE_TOLERANCE = timedelta(days=1)
 
 RecordKey = tuple[str, datetime, str]  # leaderboard_id, period_start, owner_id
-
-
-# ---- submissions ---------------------------------------------------------------------------
 
 
 def prune_submissions(conn: Connection, *, created_before: datetime | None = None) -> int:
@@ -62,6 +61,15 @@ def prune_submissions(conn: Connection, *, created_before: datetime | None = Non
         {"before": created_before},
     )
     return result.rowcount
+
+
+@dataclass
+class _Change:
+    board: LeaderboardDefinition
+    period_start: datetime
+    owner_id: str
+    before: RecordState | None
+    after: RecordState
 
 
 class _PeriodCache:
@@ -224,3 +232,21 @@ def _write_records(conn: Connection, changes: list[_Change], now: datetime) -> N
             ),
         },
     )
+
+
+def _update_blocks(conn: Connection, changes: list[_Change]) -> None:
+    """Move each changed record's count from its old block to its new one; split big blocks."""
+    lookups: list[tuple[str, datetime, RankTuple]] = []
+    signs: list[int] = []
+    for change in changes:
+        order = change.board.sort_order
+        new = rank_key(order, change.after.score, change.after.reached_at, change.owner_id)
+        if change.before is not None:
+            old = rank_key(order, change.before.score, change.before.reached_at, change.owner_id)
+            if old == new:
+                continue
+            lookups.append((change.board.id, change.period_start, old))
+            signs.append(-1)
+        lookups.append((change.board.id, change.period_start, new))
+        signs.append(+1)
+    _move_counts(conn, lookups, signs)
