@@ -16,8 +16,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pydantic_core
-from sqlalchemy import text
+from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
+
+from core.leaderboards.models import leaderboards_table, rank_blocks_table, records_table
 
 BLOCK_SIZE = 1000
 # A block is split once it holds more than this many records.
@@ -26,6 +29,10 @@ BLOCK_SPLIT_AT = 2 * BLOCK_SIZE
 FIRST_BLOCK_LOWER = (-(2**63), datetime(1, 1, 1, tzinfo=UTC), "")
 
 RankTuple = tuple[int, datetime, str]  # sort_key, reached_at, owner_id
+
+_blocks = rank_blocks_table.c
+_INSERT_BLOCK = insert(rank_blocks_table)
+_OPEN_FIRST_BLOCK = pg_insert(rank_blocks_table).on_conflict_do_nothing()
 
 
 def _json_rows(rows: Iterable[dict[str, Any]]) -> dict[str, str]:
@@ -36,24 +43,27 @@ def _json_rows(rows: Iterable[dict[str, Any]]) -> dict[str, str]:
 def _open_first_blocks(conn: Connection, periods: list[tuple[str, datetime]]) -> None:
     """Give each new (leaderboard, period start) its first block, empty, before every record."""
     conn.execute(
-        text(
-            "INSERT INTO leaderboard_rank_blocks (leaderboard_id, period_start, lower_sort_key,"
-            " lower_reached_at, lower_owner_id, size)"
-            " SELECT lb, ps, :k, :r, :o, 0 FROM unnest(CAST(:ids AS text[]),"
-            " CAST(:starts AS timestamptz[])) AS t(lb, ps) ON CONFLICT DO NOTHING"
-        ),
-        {
-            "ids": [lb for lb, _ in periods],
-            "starts": [start for _, start in periods],
-            "k": FIRST_BLOCK_LOWER[0],
-            "r": FIRST_BLOCK_LOWER[1],
-            "o": FIRST_BLOCK_LOWER[2],
-        },
+        _OPEN_FIRST_BLOCK, [_block_row(lb, start, FIRST_BLOCK_LOWER, 0) for lb, start in periods]
     )
+
+
+def _block_row(
+    leaderboard_id: str, period_start: datetime, lower: tuple[Any, ...], size: int
+) -> dict[str, Any]:
+    return {
+        "leaderboard_id": leaderboard_id,
+        "period_start": period_start,
+        "lower_sort_key": lower[0],
+        "lower_reached_at": lower[1],
+        "lower_owner_id": lower[2],
+        "size": size,
+    }
 
 
 def _blocks_of(conn: Connection, lookups: list[tuple[str, datetime, RankTuple]]) -> list[int]:
     """The id of the block holding each (leaderboard, period, rank tuple)."""
+    # Raw SQL for the writer's hot path: every lookup of the batch in one JSON parameter, each
+    # a backward probe of the blocks' unique index (the bound compared as the index sorts it).
     rows = conn.execute(
         text(
             "SELECT k.i, b.id FROM jsonb_to_recordset(CAST(:rows AS jsonb))"
@@ -86,6 +96,8 @@ def _move_counts(
     moved = sorted((block, delta) for block, delta in deltas.items() if delta)
     if not moved:
         return
+    # Raw SQL for the writer's hot path: one UPDATE for every block the batch touched, the ids
+    # and deltas as two arrays (two parameters whatever their length).
     oversized = conn.execute(
         text(
             "UPDATE leaderboard_rank_blocks b SET size = b.size + d.delta"
@@ -100,13 +112,9 @@ def _move_counts(
 
 def _split_block(conn: Connection, block_id: int) -> None:
     """Cut one block into runs of ``BLOCK_SIZE`` records (the first keeps the block's id)."""
-    block = conn.execute(
-        text(
-            "SELECT leaderboard_id, period_start, lower_sort_key, lower_reached_at,"
-            " lower_owner_id FROM leaderboard_rank_blocks WHERE id = :id"
-        ),
-        {"id": block_id},
-    ).one()
+    block = conn.execute(select(rank_blocks_table).where(_blocks.id == block_id)).one()
+    # Raw SQL: the bounds are row comparisons written as the best-first index orders them
+    # (owner ids in "C" collation), so PostgreSQL scans one index range.
     rows = conn.execute(
         text(
             "WITH nxt AS (SELECT lower_sort_key, lower_reached_at, lower_owner_id"
@@ -129,10 +137,7 @@ def _split_block(conn: Connection, block_id: int) -> None:
         },
     ).all()
     sizes = [min(BLOCK_SIZE, len(rows) - i) for i in range(0, len(rows), BLOCK_SIZE)]
-    conn.execute(
-        text("UPDATE leaderboard_rank_blocks SET size = :n WHERE id = :id"),
-        {"id": block_id, "n": sizes[0]},
-    )
+    conn.execute(update(rank_blocks_table).where(_blocks.id == block_id).values(size=sizes[0]))
     _insert_blocks(
         conn,
         block.leaderboard_id,
@@ -150,44 +155,33 @@ def _insert_blocks(
     if not blocks:
         return
     conn.execute(
-        text(
-            "INSERT INTO leaderboard_rank_blocks (leaderboard_id, period_start, lower_sort_key,"
-            " lower_reached_at, lower_owner_id, size)"
-            " SELECT :lb, :ps, k, r, o, n FROM unnest(CAST(:k AS bigint[]),"
-            " CAST(:r AS timestamptz[]), CAST(:o AS text[]), CAST(:n AS integer[]))"
-            " AS t(k, r, o, n)"
-        ),
-        {
-            "lb": leaderboard_id,
-            "ps": period_start,
-            "k": [lower[0] for lower, _ in blocks],
-            "r": [lower[1] for lower, _ in blocks],
-            "o": [lower[2] for lower, _ in blocks],
-            "n": [n for _, n in blocks],
-        },
+        _INSERT_BLOCK,
+        [_block_row(leaderboard_id, period_start, lower, n) for lower, n in blocks],
     )
 
 
 def rebuild_rank_blocks(conn: Connection, leaderboard_id: str, period_start: datetime) -> int:
     """Recompute the blocks of one period from its records (after a bulk load); returns count."""
+    boards, records = leaderboards_table.c, records_table.c
+    conn.execute(select(boards.id).where(boards.id == leaderboard_id).with_for_update())
     conn.execute(
-        text("SELECT 1 FROM leaderboards WHERE id = :id FOR UPDATE"), {"id": leaderboard_id}
+        delete(rank_blocks_table).where(
+            _blocks.leaderboard_id == leaderboard_id, _blocks.period_start == period_start
+        )
     )
-    conn.execute(
-        text(
-            "DELETE FROM leaderboard_rank_blocks WHERE leaderboard_id = :lb AND period_start = :ps"
-        ),
-        {"lb": leaderboard_id, "ps": period_start},
+    best_first = (records.sort_key, records.reached_at, records.owner_id)
+    ordered = (
+        select(
+            *best_first,
+            func.count().over().label("total"),
+            (func.row_number().over(order_by=best_first) - 1).label("i"),
+        )
+        .where(records.leaderboard_id == leaderboard_id, records.period_start == period_start)
+        .subquery()
     )
+    # Every BLOCK_SIZE-th record, best first: the lower bounds of the new blocks.
     rows = conn.execute(
-        text(
-            "SELECT i, sort_key, reached_at, owner_id, total FROM ("
-            " SELECT sort_key, reached_at, owner_id, count(*) OVER () AS total,"
-            "  row_number() OVER (ORDER BY sort_key, reached_at, owner_id) - 1 AS i"
-            " FROM leaderboard_records WHERE leaderboard_id = :lb AND period_start = :ps) t"
-            " WHERE i % :size = 0 ORDER BY i"
-        ),
-        {"lb": leaderboard_id, "ps": period_start, "size": BLOCK_SIZE},
+        select(ordered).where(ordered.c.i % BLOCK_SIZE == 0).order_by(ordered.c.i)
     ).all()
     total = rows[0].total if rows else 0
     blocks: list[tuple[tuple[Any, ...], int]] = [

@@ -10,17 +10,24 @@ period also opens its first rank block (``core.leaderboards.blocks``).
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
 
+from core.events.models import Game
 from core.leaderboards.blocks import _open_first_blocks
+from core.leaderboards.models import (
+    leaderboards_table,
+    periods_table,
+    rank_blocks_table,
+    records_table,
+)
 from core.leaderboards.rules import (
     LEADERBOARD_ID_PATTERN,
     Operator,
@@ -81,6 +88,8 @@ class ResetOutcome:
 
 # ---- definitions ---------------------------------------------------------------------------
 
+_boards = leaderboards_table.c
+
 
 def _definition(row: Any) -> LeaderboardDefinition:
     return LeaderboardDefinition(
@@ -113,26 +122,22 @@ def create_leaderboard(
             f"leaderboard id {leaderboard_id!r} must match {LEADERBOARD_ID_PATTERN}"
         )
     schedule = validate_schedule(reset_schedule) if reset_schedule else None
-    if not conn.execute(text("SELECT 1 FROM games WHERE game_id = :g"), {"g": game_id}).first():
+    if not conn.execute(select(Game.game_id).where(Game.game_id == game_id)).first():
         raise LeaderboardError(f"no game {game_id!r}: register the game first")
     period = scheduled_period(schedule, now)
     row = conn.execute(
-        text(
-            "INSERT INTO leaderboards (id, game_id, sort_order, operator, reset_schedule,"
-            " metadata, period_start)"
-            " VALUES (:id, :game, :sort, :op, :schedule, CAST(:meta AS jsonb), :start)"
-            " ON CONFLICT (id) DO NOTHING RETURNING id, game_id, sort_order, operator,"
-            " reset_schedule, metadata, created_at, period_start"
-        ),
-        {
-            "id": leaderboard_id,
-            "game": game_id,
-            "sort": sort_order.value,
-            "op": operator.value,
-            "schedule": schedule,
-            "meta": json.dumps(metadata or {}),
-            "start": period.start,
-        },
+        insert(leaderboards_table)
+        .values(
+            id=leaderboard_id,
+            game_id=game_id,
+            sort_order=sort_order,
+            operator=operator,
+            reset_schedule=schedule,
+            metadata=metadata or {},
+            period_start=period.start,
+        )
+        .on_conflict_do_nothing(index_elements=[_boards.id])
+        .returning(leaderboards_table)
     ).first()
     if row is None:
         raise LeaderboardExists(f"leaderboard {leaderboard_id!r} already exists")
@@ -141,44 +146,44 @@ def create_leaderboard(
 
 
 def get_leaderboard(conn: Connection, leaderboard_id: str) -> LeaderboardDefinition:
-    row = conn.execute(
-        text(
-            "SELECT id, game_id, sort_order, operator, reset_schedule, metadata, created_at,"
-            " period_start FROM leaderboards WHERE id = :id"
-        ),
-        {"id": leaderboard_id},
-    ).first()
+    return _definition(_board_row(conn, leaderboard_id))
+
+
+def _board_row(conn: Connection, leaderboard_id: str, *, lock: bool = False) -> Any:
+    """The definition's row, locked for the transaction with ``lock``; raises if none."""
+    query = select(leaderboards_table).where(_boards.id == leaderboard_id)
+    row = conn.execute(query.with_for_update() if lock else query).first()
     if row is None:
         raise UnknownLeaderboard(f"no leaderboard {leaderboard_id!r}")
-    return _definition(row)
+    return row
 
 
 def list_leaderboards(conn: Connection, game_id: str | None = None) -> list[LeaderboardDefinition]:
-    rows = conn.execute(
-        text(
-            "SELECT id, game_id, sort_order, operator, reset_schedule, metadata, created_at,"
-            " period_start FROM leaderboards"
-            " WHERE CAST(:game AS text) IS NULL OR game_id = :game ORDER BY game_id, id"
-        ),
-        {"game": game_id},
-    )
-    return [_definition(row) for row in rows]
+    query = select(leaderboards_table).order_by(_boards.game_id, _boards.id)
+    if game_id is not None:
+        query = query.where(_boards.game_id == game_id)
+    return [_definition(row) for row in conn.execute(query)]
+
+
+_LOCK_BOARDS_OF_GAMES = (
+    select(leaderboards_table)
+    .where(_boards.game_id.in_(bindparam("games", expanding=True)))
+    .order_by(_boards.id)
+    .with_for_update()
+)
 
 
 def _lock_leaderboards(conn: Connection, game_ids: Iterable[str]) -> list[LeaderboardDefinition]:
     """Lock the definitions of these games (in id order, so writers never deadlock)."""
-    rows = conn.execute(
-        text(
-            "SELECT id, game_id, sort_order, operator, reset_schedule, metadata, created_at,"
-            " period_start FROM leaderboards"
-            " WHERE game_id = ANY(CAST(:games AS text[])) ORDER BY id FOR UPDATE"
-        ),
-        {"games": sorted(set(game_ids))},
-    )
+    rows = conn.execute(_LOCK_BOARDS_OF_GAMES, {"games": sorted(set(game_ids))})
     return [_definition(row) for row in rows]
 
 
 # ---- periods -------------------------------------------------------------------------------
+
+
+_periods = periods_table.c
+_OPEN_PERIOD = insert(periods_table).on_conflict_do_nothing()
 
 
 def _open_periods(conn: Connection, periods: Iterable[tuple[str, Period]]) -> None:
@@ -187,16 +192,8 @@ def _open_periods(conn: Connection, periods: Iterable[tuple[str, Period]]) -> No
     if not items:
         return
     conn.execute(
-        text(
-            "INSERT INTO leaderboard_periods (leaderboard_id, period_start, period_end)"
-            " SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:starts AS timestamptz[]),"
-            " CAST(:ends AS timestamptz[])) ON CONFLICT DO NOTHING"
-        ),
-        {
-            "ids": [lb for lb, _ in items],
-            "starts": [p.start for _, p in items],
-            "ends": [p.end for _, p in items],
-        },
+        _OPEN_PERIOD,
+        [{"leaderboard_id": lb, "period_start": p.start, "period_end": p.end} for lb, p in items],
     )
     _open_first_blocks(conn, [(lb, p.start) for lb, p in items])
 
@@ -206,18 +203,18 @@ def _archive_until(
 ) -> list[datetime]:
     """Close every period of ``board`` before ``new_start`` and make it the current start."""
     archived = conn.execute(
-        text(
-            "UPDATE leaderboard_periods SET archived_at = :now,"
-            " period_end = LEAST(period_end, :new_start)"
-            " WHERE leaderboard_id = :id AND period_start < :new_start AND archived_at IS NULL"
-            " RETURNING period_start"
-        ),
-        {"id": board.id, "now": now, "new_start": new_start},
+        update(periods_table)
+        .where(
+            _periods.leaderboard_id == board.id,
+            _periods.period_start < new_start,
+            _periods.archived_at.is_(None),
+        )
+        .values(archived_at=now, period_end=func.least(_periods.period_end, new_start))
+        .returning(_periods.period_start)
     ).scalars()
     starts = sorted(archived)
     conn.execute(
-        text("UPDATE leaderboards SET period_start = :s WHERE id = :id"),
-        {"id": board.id, "s": new_start},
+        update(leaderboards_table).where(_boards.id == board.id).values(period_start=new_start)
     )
     end = scheduled_period(board.reset_schedule, new_start).end
     _open_periods(conn, [(board.id, Period(start=new_start, end=end))])
@@ -247,16 +244,7 @@ def reset_leaderboard(
     repeat finds it archived and does nothing, whatever happened in between.
     """
     now = now or datetime.now(UTC)
-    row = conn.execute(
-        text(
-            "SELECT id, game_id, sort_order, operator, reset_schedule, metadata, created_at,"
-            " period_start FROM leaderboards WHERE id = :id FOR UPDATE"
-        ),
-        {"id": leaderboard_id},
-    ).first()
-    if row is None:
-        raise UnknownLeaderboard(f"no leaderboard {leaderboard_id!r}")
-    board = _definition(row)
+    board = _definition(_board_row(conn, leaderboard_id, lock=True))
     current = current_board_period(board, now)
     if period_start is not None:
         if period_start < board.period_start:
@@ -275,12 +263,11 @@ def reset_leaderboard(
     if current.start > board.period_start:
         archived = _archive_until(conn, board, current.start, now)
         return ResetOutcome(board.id, archived, current.start, "scheduled reset")
+    records = records_table.c
     has_records = conn.execute(
-        text(
-            "SELECT 1 FROM leaderboard_records WHERE leaderboard_id = :id"
-            " AND period_start = :start LIMIT 1"
-        ),
-        {"id": board.id, "start": current.start},
+        select(records.owner_id)
+        .where(records.leaderboard_id == board.id, records.period_start == current.start)
+        .limit(1)
     ).first()
     if not has_records:
         return ResetOutcome(
@@ -299,17 +286,25 @@ def _force_reset(conn: Connection, board: LeaderboardDefinition, now: datetime) 
 def list_periods(conn: Connection, leaderboard_id: str) -> list[PeriodSummary]:
     """Every period of a leaderboard, newest first, with its record count."""
     get_leaderboard(conn, leaderboard_id)
+    blocks = rank_blocks_table.c
+    # The block sizes add up to the record count, without counting a million rows.
+    records = (
+        select(func.coalesce(func.sum(blocks.size), 0))
+        .where(
+            blocks.leaderboard_id == _periods.leaderboard_id,
+            blocks.period_start == _periods.period_start,
+        )
+        .scalar_subquery()
+    )
     rows = conn.execute(
-        text(
-            "SELECT p.period_start, p.period_end, p.archived_at,"
-            # The block sizes add up to the record count, without counting a million rows.
-            " (SELECT coalesce(sum(b.size), 0) FROM leaderboard_rank_blocks b"
-            "  WHERE b.leaderboard_id = p.leaderboard_id AND b.period_start = p.period_start)"
-            " AS records"
-            " FROM leaderboard_periods p WHERE p.leaderboard_id = :id"
-            " ORDER BY p.period_start DESC"
-        ),
-        {"id": leaderboard_id},
+        select(
+            _periods.period_start,
+            _periods.period_end,
+            _periods.archived_at,
+            records.label("records"),
+        )
+        .where(_periods.leaderboard_id == leaderboard_id)
+        .order_by(_periods.period_start.desc())
     )
     return [PeriodSummary(r.period_start, r.period_end, r.archived_at, r.records) for r in rows]
 

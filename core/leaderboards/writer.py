@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import text
+from sqlalchemy import delete, or_, text
 from sqlalchemy.engine import Connection
 
 from core.leaderboards.blocks import RankTuple, _json_rows, _move_counts
@@ -25,6 +25,7 @@ from core.leaderboards.definitions import (
     _open_periods,
     get_leaderboard,
 )
+from core.leaderboards.models import leaderboards_table, submissions_table
 from core.leaderboards.rules import (
     Period,
     RecordState,
@@ -51,14 +52,12 @@ def prune_submissions(conn: Connection, *, created_before: datetime | None = Non
     ``created_before``, rows written before that time go too, whatever their period: safe
     only if no event older than that can be replayed (e.g. the topic's retention).
     """
-    result = conn.execute(
-        text(
-            "DELETE FROM leaderboard_submissions s USING leaderboards l"
-            " WHERE s.leaderboard_id = l.id AND (s.period_start IS NULL"
-            " OR s.period_start < l.period_start"
-            " OR s.created_at < CAST(:before AS timestamptz))"
-        ),
-        {"before": created_before},
+    subs, boards = submissions_table.c, leaderboards_table.c
+    stale = or_(subs.period_start.is_(None), subs.period_start < boards.period_start)
+    if created_before is not None:
+        stale = or_(stale, subs.created_at < created_before)
+    result = conn.execute(  # DELETE ... USING leaderboards
+        delete(submissions_table).where(subs.leaderboard_id == boards.id, stale)
     )
     return result.rowcount
 
@@ -154,6 +153,12 @@ def submit_scores(
     ]
     _write_records(conn, changes, now)
     _update_blocks(conn, changes)
+
+
+# _claim_events, _read_records and _write_records stay raw SQL for speed: each sends the
+# whole batch as one JSON parameter that jsonb_to_recordset unpacks, where a Core multi-row
+# insert on the models' tables would bind one parameter per value (per-column arrays
+# already cost ~40 % of the batch time in Python: docs/leaderboards.md, "Writing scores").
 
 
 def _claim_events(
