@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from core.platform.errors import DomainError, Unavailable
 
 STATUS_OF_CODE = {
+    "bad_request": 400,
     "invalid": 422,
     "not_found": 404,
     "conflict": 409,

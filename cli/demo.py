@@ -21,7 +21,8 @@ from rich.table import Table
 from sqlalchemy import text
 
 from core.identity.game_keys import GameExists, create_game, rotate_key
-from core.leaderboards.definitions import LeaderboardExists, create_leaderboard
+from core.leaderboards.definitions import create_leaderboard
+from core.leaderboards.errors import LeaderboardExists
 from core.leaderboards.reads import top
 from core.leaderboards.rules import Operator
 from core.platform.config import get_settings

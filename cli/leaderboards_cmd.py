@@ -11,7 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 from core.leaderboards import definitions, reads, writer
-from core.leaderboards.rules import InvalidSchedule, Operator, SortOrder
+from core.leaderboards.errors import LeaderboardError
+from core.leaderboards.rules import Operator, SortOrder
 from core.platform.db import get_engine
 
 leaderboards_app = typer.Typer(
@@ -71,7 +72,7 @@ def create(
                 reset_schedule=reset,
                 metadata=meta,
             )
-    except (definitions.LeaderboardError, InvalidSchedule) as exc:
+    except LeaderboardError as exc:
         _fail(str(exc))
     period = definitions.current_board_period(board)
     console.print(
@@ -119,8 +120,8 @@ def top(
     try:
         with get_engine().connect() as conn:
             page = reads.top(conn, leaderboard_id, limit=limit, period_start=_period_start(period))
-    except (definitions.UnknownLeaderboard, definitions.UnknownPeriod) as exc:
-        _fail(str(exc.args[0]))
+    except LeaderboardError as exc:
+        _fail(str(exc))
     end = f"{page.period.end:%Y-%m-%d %H:%M}" if page.period.end else "..."
     table = Table(title=f"{leaderboard_id}: {page.period.start:%Y-%m-%d %H:%M} -> {end}")
     for column in ("rank", "player", "score", "submissions", "reached at"):
@@ -142,8 +143,8 @@ def periods(leaderboard_id: Annotated[str, typer.Argument(help="Leaderboard id."
     try:
         with get_engine().connect() as conn:
             summaries = definitions.list_periods(conn, leaderboard_id)
-    except definitions.UnknownLeaderboard as exc:
-        _fail(str(exc.args[0]))
+    except LeaderboardError as exc:
+        _fail(str(exc))
     table = Table(title=f"{leaderboard_id}: periods")
     for column in ("start", "end", "archived at", "records"):
         table.add_column(column)
@@ -174,8 +175,8 @@ def reset(
             outcome = definitions.reset_leaderboard(
                 conn, leaderboard_id, period_start=_period_start(period)
             )
-    except (definitions.UnknownLeaderboard, definitions.UnknownPeriod) as exc:
-        _fail(str(exc.args[0]))
+    except LeaderboardError as exc:
+        _fail(str(exc))
     if not outcome.archived:
         console.print(f"nothing to do: {outcome.reason}")
         return

@@ -22,6 +22,12 @@ from sqlalchemy.engine import Connection
 
 from core.events.models import Game
 from core.leaderboards.blocks import _open_first_blocks
+from core.leaderboards.errors import (
+    InvalidDefinition,
+    LeaderboardExists,
+    PeriodNotStarted,
+    UnknownLeaderboard,
+)
 from core.leaderboards.models import (
     leaderboards_table,
     periods_table,
@@ -40,22 +46,6 @@ from core.leaderboards.rules import (
 
 # Scores made before a scheduled reset still count if they are written this long after it.
 ARCHIVE_GRACE = timedelta(minutes=5)
-
-
-class LeaderboardError(ValueError):
-    """A request the store refuses; the message says why and what to do."""
-
-
-class LeaderboardExists(LeaderboardError):
-    pass
-
-
-class UnknownLeaderboard(LookupError):
-    pass
-
-
-class UnknownPeriod(LookupError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -118,12 +108,12 @@ def create_leaderboard(
     """Create a definition; its first period is the scheduled period containing ``now``."""
     now = now or datetime.now(UTC)
     if not re.match(LEADERBOARD_ID_PATTERN, leaderboard_id):
-        raise LeaderboardError(
+        raise InvalidDefinition(
             f"leaderboard id {leaderboard_id!r} must match {LEADERBOARD_ID_PATTERN}"
         )
     schedule = validate_schedule(reset_schedule) if reset_schedule else None
     if not conn.execute(select(Game.game_id).where(Game.game_id == game_id)).first():
-        raise LeaderboardError(f"no game {game_id!r}: register the game first")
+        raise InvalidDefinition(f"no game {game_id!r}: register the game first")
     period = scheduled_period(schedule, now)
     row = conn.execute(
         insert(leaderboards_table)
@@ -252,7 +242,7 @@ def reset_leaderboard(
                 board.id, [], board.period_start, f"period {period_start.isoformat()} is archived"
             )
         if period_start > current.start:
-            raise UnknownPeriod(
+            raise PeriodNotStarted(
                 f"period {period_start.isoformat()} has not started; the current period of"
                 f" {board.id!r} starts {current.start.isoformat()}"
             )

@@ -21,12 +21,10 @@ from core.identity.ids import PLAYER_ID_PATTERN
 from core.leaderboards.blocks import FIRST_BLOCK_LOWER, RankTuple
 from core.leaderboards.definitions import (
     LeaderboardDefinition,
-    LeaderboardError,
-    UnknownLeaderboard,
-    UnknownPeriod,
     current_board_period,
     get_leaderboard,
 )
+from core.leaderboards.errors import InvalidCursor, UnknownLeaderboard, UnknownPeriod
 from core.leaderboards.models import periods_table
 from core.leaderboards.rules import (
     LEADERBOARD_ID_PATTERN,
@@ -36,10 +34,6 @@ from core.leaderboards.rules import (
     SortOrder,
     scheduled_period,
 )
-
-
-class InvalidCursor(LeaderboardError):
-    pass
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from core.identity.game_keys import create_game
-from core.leaderboards import blocks, definitions, reads, writer
+from core.leaderboards import blocks, definitions, errors, reads, writer
 from core.leaderboards.rules import (
     EPOCH,
     Operator,
@@ -226,9 +226,9 @@ def test_a_cursor_is_checked(db_engine: Engine) -> None:
     with db_engine.connect() as conn:
         cursor = reads.top(conn, a, limit=1, now=T0).next_cursor
         assert cursor
-        with pytest.raises(reads.InvalidCursor, match="belongs to leaderboard"):
+        with pytest.raises(errors.InvalidCursor, match="belongs to leaderboard"):
             reads.top(conn, b, cursor=cursor, now=T0)
-        with pytest.raises(reads.InvalidCursor, match="pass next_cursor unchanged"):
+        with pytest.raises(errors.InvalidCursor, match="pass next_cursor unchanged"):
             reads.top(conn, a, cursor=cursor[:-4] + "AAAA", now=T0)
 
 
@@ -373,11 +373,11 @@ def test_unknown_leaderboards_and_periods_are_named(db_engine: Engine) -> None:
     game = new_game()
     board = new_board(db_engine, game)
     with db_engine.connect() as conn:
-        with pytest.raises(definitions.UnknownLeaderboard, match="no leaderboard 'nope'"):
+        with pytest.raises(errors.UnknownLeaderboard, match="no leaderboard 'nope'"):
             reads.top(conn, "nope")
-        with pytest.raises(definitions.UnknownPeriod, match="/periods"):
+        with pytest.raises(errors.UnknownPeriod, match="/periods"):
             reads.top(conn, board, period_start=datetime(2020, 1, 1, tzinfo=UTC))
-        with pytest.raises(definitions.LeaderboardError, match="register the game first"):
+        with pytest.raises(errors.LeaderboardError, match="register the game first"):
             definitions.create_leaderboard(conn, leaderboard_id="x1", game_id="no-such-game")
 
 
