@@ -29,6 +29,7 @@ from core.platform.errors import DomainError, Unavailable
 log = logging.getLogger(__name__)
 
 STATUS_OF_CODE = {
+    "bad_request": 400,
     "invalid": 422,
     "not_found": 404,
     "conflict": 409,

@@ -303,8 +303,8 @@ def drain(stack, engine, args) -> dict[str, float]:
 
 def new_game(engine, name: str) -> tuple[str, str]:
     from core.identity.game_keys import create_game
+    from core.leaderboards.definitions import create_leaderboard
     from core.leaderboards.rules import Operator
-    from core.leaderboards.store import create_leaderboard
     from core.platform.db import session_scope
 
     game_id = f"{name}-{uuid.uuid4().hex[:6]}"

@@ -104,14 +104,14 @@ def load(engine, records: int, rnd: random.Random) -> list[str]:
     from sqlalchemy import text
 
     from core.identity.game_keys import create_game
-    from core.leaderboards import store
+    from core.leaderboards import blocks, definitions
     from core.platform.config import get_settings
     from core.platform.db import session_scope
 
     with session_scope() as session:
         create_game(session, "Bench", GAME)
     with engine.begin() as conn:
-        board = store.create_leaderboard(conn, leaderboard_id=BOARD, game_id=GAME, now=BASE)
+        board = definitions.create_leaderboard(conn, leaderboard_id=BOARD, game_id=GAME, now=BASE)
     owners = [f"player-{i:07d}" for i in range(records)]
     period = board.period_start.isoformat()
     raw = engine.raw_connection()
@@ -135,7 +135,7 @@ def load(engine, records: int, rnd: random.Random) -> list[str]:
     finally:
         raw.close()
     with engine.begin() as conn:
-        store.rebuild_rank_blocks(conn, BOARD, board.period_start)
+        blocks.rebuild_rank_blocks(conn, BOARD, board.period_start)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM (ANALYZE) leaderboard_records"))
         conn.execute(text("VACUUM (ANALYZE) leaderboard_rank_blocks"))
@@ -255,7 +255,7 @@ def main() -> None:
     try:
         from sqlalchemy import text
 
-        from core.leaderboards import store
+        from core.leaderboards import definitions, reads, writer
         from core.leaderboards.rules import ScoreSubmission
         from core.platform.db import get_engine
 
@@ -268,7 +268,7 @@ def main() -> None:
         n = args.lookups
         figures: dict[str, object] = {}
         with engine.connect() as conn:
-            period = store.current_board_period(store.get_leaderboard(conn, BOARD))
+            period = definitions.current_board_period(definitions.get_leaderboard(conn, BOARD))
             keys = conn.execute(
                 text(
                     "SELECT sort_key, reached_at, owner_id FROM leaderboard_records"
@@ -278,7 +278,7 @@ def main() -> None:
             ).all()
             cursors = iter(
                 [
-                    store._encode_cursor(BOARD, period, tuple(k), 1 + i)  # rank is not checked
+                    reads._encode_cursor(BOARD, period, tuple(k), 1 + i)  # rank is not checked
                     for i, k in enumerate(keys)
                 ]
             )
@@ -287,12 +287,12 @@ def main() -> None:
             figures.update(
                 timed_together(
                     {
-                        "top_100": lambda: store.top(conn, BOARD, limit=100),
-                        "page_100_after_random_cursor": lambda: store.top(
+                        "top_100": lambda: reads.top(conn, BOARD, limit=100),
+                        "page_100_after_random_cursor": lambda: reads.top(
                             conn, BOARD, limit=100, cursor=next(cursors)
                         ),
-                        "rank_of_player": lambda: store.rank_of(conn, BOARD, next(sample)),
-                        "around_player_10": lambda: store.around(
+                        "rank_of_player": lambda: reads.rank_of(conn, BOARD, next(sample)),
+                        "around_player_10": lambda: reads.around(
                             conn, BOARD, next(around_sample), limit=10
                         ),
                     },
@@ -315,7 +315,7 @@ def main() -> None:
                 count_n,
             )
             check_owner = rnd.choice(owners)
-            via_blocks = store.rank_of(conn, BOARD, check_owner)
+            via_blocks = reads.rank_of(conn, BOARD, check_owner)
             via_count = conn.execute(
                 count_sql, {"b": BOARD, "p": period.start, "o": check_owner}
             ).scalar_one()
@@ -332,7 +332,7 @@ def main() -> None:
             ]
             started_ns = time.perf_counter_ns()
             with engine.begin() as conn:
-                store.submit_scores(conn, batch, now=now)
+                writer.submit_scores(conn, batch, now=now)
             batch_samples.append(time.perf_counter_ns() - started_ns)
         writes = percentiles(batch_samples)
         writes["submissions_per_s_at_p50"] = round(1000 / (writes["p50_ms"] / 1000))

@@ -21,8 +21,10 @@ from rich.table import Table
 from sqlalchemy import text
 
 from core.identity.game_keys import GameExists, create_game, rotate_key
+from core.leaderboards.definitions import create_leaderboard
+from core.leaderboards.errors import LeaderboardExists
+from core.leaderboards.reads import top
 from core.leaderboards.rules import Operator
-from core.leaderboards.store import LeaderboardExists, create_leaderboard, top
 from core.platform.config import get_settings
 from core.platform.db import get_engine, session_scope
 

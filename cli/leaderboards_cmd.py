@@ -10,8 +10,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from core.leaderboards import store
-from core.leaderboards.rules import InvalidSchedule, Operator, SortOrder
+from core.leaderboards import definitions, reads, writer
+from core.leaderboards.errors import LeaderboardError
+from core.leaderboards.rules import Operator, SortOrder
 from core.platform.db import get_engine
 
 leaderboards_app = typer.Typer(
@@ -62,7 +63,7 @@ def create(
         _fail("--metadata must be a JSON object, e.g. '{\"season\": 3}'")
     try:
         with get_engine().begin() as conn:
-            board = store.create_leaderboard(
+            board = definitions.create_leaderboard(
                 conn,
                 leaderboard_id=leaderboard_id,
                 game_id=game,
@@ -71,9 +72,9 @@ def create(
                 reset_schedule=reset,
                 metadata=meta,
             )
-    except (store.LeaderboardError, InvalidSchedule) as exc:
+    except LeaderboardError as exc:
         _fail(str(exc))
-    period = store.current_board_period(board)
+    period = definitions.current_board_period(board)
     console.print(
         f"leaderboard [bold]{board.id}[/] created for game {board.game_id} "
         f"({board.sort_order}, {board.operator}, "
@@ -90,8 +91,8 @@ def list_(
     for column in ("id", "game", "order", "operator", "reset", "current period"):
         table.add_column(column)
     with get_engine().connect() as conn:
-        for board in store.list_leaderboards(conn, game):
-            period = store.current_board_period(board)
+        for board in definitions.list_leaderboards(conn, game):
+            period = definitions.current_board_period(board)
             table.add_row(
                 board.id,
                 board.game_id,
@@ -118,9 +119,9 @@ def top(
     """Print the best records of the current (or a past) period."""
     try:
         with get_engine().connect() as conn:
-            page = store.top(conn, leaderboard_id, limit=limit, period_start=_period_start(period))
-    except (store.UnknownLeaderboard, store.UnknownPeriod) as exc:
-        _fail(str(exc.args[0]))
+            page = reads.top(conn, leaderboard_id, limit=limit, period_start=_period_start(period))
+    except LeaderboardError as exc:
+        _fail(str(exc))
     end = f"{page.period.end:%Y-%m-%d %H:%M}" if page.period.end else "..."
     table = Table(title=f"{leaderboard_id}: {page.period.start:%Y-%m-%d %H:%M} -> {end}")
     for column in ("rank", "player", "score", "submissions", "reached at"):
@@ -141,9 +142,9 @@ def periods(leaderboard_id: Annotated[str, typer.Argument(help="Leaderboard id."
     """List every period of a leaderboard, newest first."""
     try:
         with get_engine().connect() as conn:
-            summaries = store.list_periods(conn, leaderboard_id)
-    except store.UnknownLeaderboard as exc:
-        _fail(str(exc.args[0]))
+            summaries = definitions.list_periods(conn, leaderboard_id)
+    except LeaderboardError as exc:
+        _fail(str(exc))
     table = Table(title=f"{leaderboard_id}: periods")
     for column in ("start", "end", "archived at", "records"):
         table.add_column(column)
@@ -171,11 +172,11 @@ def reset(
     """Archive the current period and start the next. Running it again does nothing."""
     try:
         with get_engine().begin() as conn:
-            outcome = store.reset_leaderboard(
+            outcome = definitions.reset_leaderboard(
                 conn, leaderboard_id, period_start=_period_start(period)
             )
-    except (store.UnknownLeaderboard, store.UnknownPeriod) as exc:
-        _fail(str(exc.args[0]))
+    except LeaderboardError as exc:
+        _fail(str(exc))
     if not outcome.archived:
         console.print(f"nothing to do: {outcome.reason}")
         return
@@ -201,5 +202,5 @@ def prune(
     """Forget the event ids of archived periods (kept only to ignore replays)."""
     before = datetime.now(UTC) - timedelta(days=older_than_days) if older_than_days else None
     with get_engine().begin() as conn:
-        deleted = store.prune_submissions(conn, created_before=before)
+        deleted = writer.prune_submissions(conn, created_before=before)
     console.print(f"deleted {deleted:,} submission rows")

@@ -2,7 +2,9 @@
 past periods, on-demand reset.
 
 Reading standings is public. Creating and resetting a leaderboard needs the ``X-Api-Key``
-of the game it belongs to (the game server's key).
+of the game it belongs to (the game server's key). What the leaderboards refuse
+(``core.leaderboards.errors``) reaches the client through the handler of ``api/errors.py``
+with its status code, so the routes just call them.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from api.deps import EngineDep
 from api.errors import ErrorBody
 from api.routes.events import GameDep
 from core.identity.ids import GAME_ID_PATTERN, PLAYER_ID_PATTERN
-from core.leaderboards import store
+from core.leaderboards import definitions, reads
 from core.leaderboards.rules import (
     LEADERBOARD_ID_PATTERN,
     Operator,
@@ -146,8 +148,8 @@ _AUTH: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _public(board: store.LeaderboardDefinition) -> LeaderboardPublic:
-    period = store.current_board_period(board)
+def _public(board: definitions.LeaderboardDefinition) -> LeaderboardPublic:
+    period = definitions.current_board_period(board)
     return LeaderboardPublic(
         id=board.id,
         game_id=board.game_id,
@@ -160,7 +162,7 @@ def _public(board: store.LeaderboardDefinition) -> LeaderboardPublic:
     )
 
 
-def _record(record: store.RankedRecord) -> RecordPublic:
+def _record(record: reads.RankedRecord) -> RecordPublic:
     return RecordPublic(
         rank=record.rank,
         owner_id=record.owner_id,
@@ -169,10 +171,6 @@ def _record(record: store.RankedRecord) -> RecordPublic:
         reached_at=record.reached_at,
         updated_at=record.updated_at,
     )
-
-
-def _not_found(exc: LookupError) -> HTTPException:
-    return HTTPException(404, str(exc.args[0]) if exc.args else "not found")
 
 
 @router.post(
@@ -187,21 +185,16 @@ def create_leaderboard(
 ) -> LeaderboardPublic:
     if body.game_id != game_id:
         raise HTTPException(403, f"X-Api-Key is the key of game {game_id!r}, not {body.game_id!r}")
-    try:
-        with engine.begin() as conn:
-            board = store.create_leaderboard(
-                conn,
-                leaderboard_id=body.id,
-                game_id=body.game_id,
-                sort_order=body.sort_order,
-                operator=body.operator,
-                reset_schedule=body.reset_schedule,
-                metadata=body.metadata,
-            )
-    except store.LeaderboardExists as exc:
-        raise HTTPException(409, str(exc)) from None
-    except store.LeaderboardError as exc:
-        raise HTTPException(422, str(exc)) from None
+    with engine.begin() as conn:
+        board = definitions.create_leaderboard(
+            conn,
+            leaderboard_id=body.id,
+            game_id=body.game_id,
+            sort_order=body.sort_order,
+            operator=body.operator,
+            reset_schedule=body.reset_schedule,
+            metadata=body.metadata,
+        )
     return _public(board)
 
 
@@ -213,7 +206,7 @@ def list_leaderboards(
     ] = None,
 ) -> list[LeaderboardPublic]:
     with engine.connect() as conn:
-        return [_public(board) for board in store.list_leaderboards(conn, game_id)]
+        return [_public(board) for board in definitions.list_leaderboards(conn, game_id)]
 
 
 @router.get(
@@ -223,11 +216,8 @@ def list_leaderboards(
     responses=_NOT_FOUND,
 )
 def get_leaderboard(leaderboard_id: LeaderboardId, engine: EngineDep) -> LeaderboardPublic:
-    try:
-        with engine.connect() as conn:
-            return _public(store.get_leaderboard(conn, leaderboard_id))
-    except store.UnknownLeaderboard as exc:
-        raise _not_found(exc) from None
+    with engine.connect() as conn:
+        return _public(definitions.get_leaderboard(conn, leaderboard_id))
 
 
 @router.get(
@@ -248,15 +238,10 @@ def standings(
     ] = None,
     period_start: PeriodStart = None,
 ) -> StandingsPublic:
-    try:
-        with engine.connect() as conn:
-            page = store.top(
-                conn, leaderboard_id, limit=limit, cursor=cursor, period_start=period_start
-            )
-    except (store.UnknownLeaderboard, store.UnknownPeriod) as exc:
-        raise _not_found(exc) from None
-    except store.InvalidCursor as exc:
-        raise HTTPException(400, str(exc)) from None
+    with engine.connect() as conn:
+        page = reads.top(
+            conn, leaderboard_id, limit=limit, cursor=cursor, period_start=period_start
+        )
     return StandingsPublic(
         leaderboard_id=page.leaderboard_id,
         period=PeriodPublic(start=page.period.start, end=page.period.end),
@@ -277,11 +262,8 @@ def player_rank(
     engine: EngineDep,
     period_start: PeriodStart = None,
 ) -> RecordPublic:
-    try:
-        with engine.connect() as conn:
-            record = store.rank_of(conn, leaderboard_id, owner_id, period_start=period_start)
-    except (store.UnknownLeaderboard, store.UnknownPeriod) as exc:
-        raise _not_found(exc) from None
+    with engine.connect() as conn:
+        record = reads.rank_of(conn, leaderboard_id, owner_id, period_start=period_start)
     if record is None:
         raise HTTPException(404, f"{owner_id!r} has no record in this period of {leaderboard_id!r}")
     return _record(record)
@@ -302,13 +284,10 @@ def around_player(
     ] = 10,
     period_start: PeriodStart = None,
 ) -> list[RecordPublic]:
-    try:
-        with engine.connect() as conn:
-            records = store.around(
-                conn, leaderboard_id, owner_id, limit=limit, period_start=period_start
-            )
-    except (store.UnknownLeaderboard, store.UnknownPeriod) as exc:
-        raise _not_found(exc) from None
+    with engine.connect() as conn:
+        records = reads.around(
+            conn, leaderboard_id, owner_id, limit=limit, period_start=period_start
+        )
     if not records:
         raise HTTPException(404, f"{owner_id!r} has no record in this period of {leaderboard_id!r}")
     return [_record(r) for r in records]
@@ -321,11 +300,8 @@ def around_player(
     responses=_NOT_FOUND,
 )
 def periods(leaderboard_id: LeaderboardId, engine: EngineDep) -> list[PeriodSummaryPublic]:
-    try:
-        with engine.connect() as conn:
-            summaries = store.list_periods(conn, leaderboard_id)
-    except store.UnknownLeaderboard as exc:
-        raise _not_found(exc) from None
+    with engine.connect() as conn:
+        summaries = definitions.list_periods(conn, leaderboard_id)
     return [
         PeriodSummaryPublic(start=p.start, end=p.end, archived_at=p.archived_at, records=p.records)
         for p in summaries
@@ -348,20 +324,15 @@ def reset(
     game_id: GameDep,
     body: ResetRequest | None = None,
 ) -> ResetPublic:
-    try:
-        with engine.begin() as conn:
-            board = store.get_leaderboard(conn, leaderboard_id)
-            if board.game_id != game_id:
-                raise HTTPException(
-                    403, f"leaderboard {leaderboard_id!r} belongs to game {board.game_id!r}"
-                )
-            outcome = store.reset_leaderboard(
-                conn, leaderboard_id, period_start=body.period_start if body else None
+    with engine.begin() as conn:
+        board = definitions.get_leaderboard(conn, leaderboard_id)
+        if board.game_id != game_id:
+            raise HTTPException(
+                403, f"leaderboard {leaderboard_id!r} belongs to game {board.game_id!r}"
             )
-    except store.UnknownLeaderboard as exc:
-        raise _not_found(exc) from None
-    except store.UnknownPeriod as exc:
-        raise HTTPException(409, str(exc.args[0])) from None
+        outcome = definitions.reset_leaderboard(
+            conn, leaderboard_id, period_start=body.period_start if body else None
+        )
     return ResetPublic(
         leaderboard_id=outcome.leaderboard_id,
         archived=outcome.archived,

@@ -3,7 +3,7 @@
 ``processed_events`` is the dedupe ledger: only events whose ``event_id`` was inserted by
 this transaction change player totals, leaderboards and reward commands, so replays and
 duplicates never double-count. Scores go to every leaderboard of the game through
-``core.leaderboards.store.submit_scores`` inside the same transaction. Reward commands
+``core.leaderboards.writer.submit_scores`` inside the same transaction. Reward commands
 to publish are returned to the caller, who sends them after the commit: the new ones,
 plus any still-pending command of a duplicate event (a crash between commit and publish
 must not lose a command; consumers dedupe on ``command_id``).
@@ -26,7 +26,7 @@ from core.events.contracts import GameEvent
 from core.events.models import RewardCommandRow
 from core.events.totals import fold_totals
 from core.leaderboards.rules import ScoreSubmission
-from core.leaderboards.store import submit_scores
+from core.leaderboards.writer import submit_scores
 from core.platform.messages import Consumed
 from core.rewards.commands import RewardCommand, RewardRules, RewardStatus, reward_commands_for
 

@@ -1,1 +1,3 @@
-"""Leaderboards: pure rules (``rules``), tables (``models``), the PostgreSQL ``store``."""
+"""Leaderboards: pure rules (``rules``), tables (``models``), refusals (``errors``), and in
+PostgreSQL the definitions and periods (``definitions``), the score writer (``writer``), the
+rank blocks (``blocks``) and the reads (``reads``)."""

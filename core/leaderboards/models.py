@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -20,6 +20,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     UniqueConstraint,
     Uuid,
     func,
@@ -148,3 +149,12 @@ class LeaderboardRankBlock(Base):
     lower_reached_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     lower_owner_id: Mapped[str] = mapped_column(String(128, collation="C"))
     size: Mapped[int] = mapped_column(Integer)
+
+
+# The tables as Core ``Table`` objects for the statements of definitions, writer, blocks and
+# reads (``Model.__table__`` is typed as a plain FromClause, which insert/update refuse).
+leaderboards_table = cast(Table, Leaderboard.__table__)
+periods_table = cast(Table, LeaderboardPeriod.__table__)
+records_table = cast(Table, LeaderboardRecord.__table__)
+submissions_table = cast(Table, LeaderboardSubmission.__table__)
+rank_blocks_table = cast(Table, LeaderboardRankBlock.__table__)

@@ -1,7 +1,8 @@
 """Leaderboard rules, pure: operators, sort orders, tie-breaks and reset periods.
 
-Nothing here does I/O. The store (``core.leaderboards.store``) reads records, calls these
-functions and writes the results, so every rule is testable without a database.
+Nothing here does I/O. The PostgreSQL modules (``definitions``, ``writer``, ``blocks`` and
+``reads``) read records, call these functions and write the results, so every rule is
+testable without a database.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from croniter import croniter
+
+from core.leaderboards.errors import InvalidSchedule
 
 # Scores are signed 64-bit; the negated score of a descending board must fit too.
 SCORE_MAX = 2**63 - 1
@@ -123,10 +126,6 @@ def rank_key(
 ) -> tuple[int, datetime, str]:
     """Total order of records, best first: score, then earlier ``reached_at``, then owner id."""
     return (sort_key(sort_order, score), reached_at, owner_id)
-
-
-class InvalidSchedule(ValueError):
-    """A reset schedule that is not a 5-field cron expression."""
 
 
 def validate_schedule(schedule: str) -> str:

@@ -15,8 +15,9 @@ from sqlalchemy.engine import Engine
 
 from cli.services import SERVICES
 from cli.stack import Stack
+from core.leaderboards.definitions import create_leaderboard
+from core.leaderboards.reads import rank_of, top
 from core.leaderboards.rules import Operator
-from core.leaderboards.store import create_leaderboard, rank_of, top
 from core.platform.messages import DeadLetter
 from core.platform.topics import GAME_EVENTS, GAME_EVENTS_DLQ, REWARD_COMMANDS
 from core.rewards.commands import RewardCommand

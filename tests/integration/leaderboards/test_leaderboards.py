@@ -15,7 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from core.identity.game_keys import create_game
-from core.leaderboards import store
+from core.leaderboards import blocks, definitions, errors, reads, writer
 from core.leaderboards.rules import (
     EPOCH,
     Operator,
@@ -41,7 +41,9 @@ def new_game() -> str:
 def new_board(engine: Engine, game_id: str, **kwargs) -> str:
     board_id = f"lb-{uuid.uuid4().hex[:10]}"
     with engine.begin() as conn:
-        store.create_leaderboard(conn, leaderboard_id=board_id, game_id=game_id, now=T0, **kwargs)
+        definitions.create_leaderboard(
+            conn, leaderboard_id=board_id, game_id=game_id, now=T0, **kwargs
+        )
     return board_id
 
 
@@ -51,7 +53,7 @@ def sub(game_id: str, owner: str, score: int, at: datetime) -> ScoreSubmission:
 
 def submit(engine: Engine, subs: list[ScoreSubmission], now: datetime = T0) -> None:
     with engine.begin() as conn:
-        store.submit_scores(conn, subs, now=now)
+        writer.submit_scores(conn, subs, now=now)
 
 
 def records(engine: Engine, board_id: str) -> dict[str, tuple[int, int]]:
@@ -91,7 +93,7 @@ def test_a_rolled_back_batch_leaves_nothing_and_can_be_retried(db_engine: Engine
     board = new_board(db_engine, game, operator=Operator.incr)
     batch = [sub(game, "p1", 5, T0), sub(game, "p2", 7, T0)]
     with pytest.raises(RuntimeError), db_engine.begin() as conn:
-        store.submit_scores(conn, batch, now=T0)
+        writer.submit_scores(conn, batch, now=T0)
         raise RuntimeError("the caller's transaction fails after the leaderboard write")
     assert records(db_engine, board) == {}
     submit(db_engine, batch)
@@ -150,8 +152,8 @@ def full_order(engine: Engine, board_id: str, period_start: datetime) -> list[st
 def test_ranks_stay_exact_while_records_move_between_rank_blocks(
     db_engine: Engine, monkeypatch: pytest.MonkeyPatch, order: SortOrder
 ) -> None:
-    monkeypatch.setattr(store, "BLOCK_SIZE", 8)
-    monkeypatch.setattr(store, "BLOCK_SPLIT_AT", 16)
+    monkeypatch.setattr(blocks, "BLOCK_SIZE", 8)
+    monkeypatch.setattr(blocks, "BLOCK_SPLIT_AT", 16)
     game = new_game()
     board = new_board(db_engine, game, sort_order=order, operator=Operator.set)
     rnd = random.Random(7)
@@ -164,8 +166,8 @@ def test_ranks_stay_exact_while_records_move_between_rank_blocks(
         ]
         submit(db_engine, batch, now=T0 + timedelta(minutes=round_))
     with db_engine.connect() as conn:
-        period = store.get_leaderboard(conn, board).period_start
-        blocks = conn.execute(
+        period = definitions.get_leaderboard(conn, board).period_start
+        stats = conn.execute(
             text(
                 "SELECT count(*), sum(size), max(size) FROM leaderboard_rank_blocks"
                 " WHERE leaderboard_id = :b"
@@ -173,11 +175,11 @@ def test_ranks_stay_exact_while_records_move_between_rank_blocks(
             {"b": board},
         ).one()
         expected = full_order(db_engine, board, period)
-        assert blocks[0] > 10 and blocks[1] == len(expected) and blocks[2] <= 16
+        assert stats[0] > 10 and stats[1] == len(expected) and stats[2] <= 16
         for rank, owner in enumerate(expected, start=1):
-            record = store.rank_of(conn, board, owner, now=T0)
+            record = reads.rank_of(conn, board, owner, now=T0)
             assert record is not None and record.rank == rank, owner
-        scores = [store.rank_of(conn, board, o, now=T0).score for o in expected]
+        scores = [reads.rank_of(conn, board, o, now=T0).score for o in expected]
     assert scores == sorted(scores, reverse=order is SortOrder.desc)
 
 
@@ -189,7 +191,7 @@ def test_ties_go_to_the_score_reached_first(db_engine: Engine) -> None:
     submit(db_engine, [sub(game, "bob", 50, T0 + timedelta(seconds=1))])
     submit(db_engine, [sub(game, "zed", 50, T0 + timedelta(seconds=9))])  # same score again
     with db_engine.connect() as conn:
-        page = store.top(conn, board, limit=10, now=T0)
+        page = reads.top(conn, board, limit=10, now=T0)
     assert [(r.rank, r.owner_id) for r in page.records] == [(1, "bob"), (2, "zed"), (3, "amy")]
 
 
@@ -203,14 +205,14 @@ def test_cursor_pages_cover_the_standings_once_each_even_while_scores_change(
     seen: list[tuple[int, str]] = []
     cursor = None
     with db_engine.connect() as conn:
-        first = store.top(conn, board, limit=10, now=T0)
+        first = reads.top(conn, board, limit=10, now=T0)
         seen += [(r.rank, r.owner_id) for r in first.records]
         cursor = first.next_cursor
     # A record far below the cursor moves; pages after the cursor still come in order.
     submit(db_engine, [sub(game, "p00", 1, T0 + timedelta(seconds=1))])
     with db_engine.connect() as conn:
         while cursor:
-            page = store.top(conn, board, limit=10, cursor=cursor, now=T0)
+            page = reads.top(conn, board, limit=10, cursor=cursor, now=T0)
             seen += [(r.rank, r.owner_id) for r in page.records]
             cursor = page.next_cursor
     assert [rank for rank, _ in seen] == list(range(1, 46))
@@ -222,12 +224,12 @@ def test_a_cursor_is_checked(db_engine: Engine) -> None:
     a, b = new_board(db_engine, game), new_board(db_engine, game)
     submit(db_engine, [sub(game, f"p{i}", i, T0) for i in range(3)])
     with db_engine.connect() as conn:
-        cursor = store.top(conn, a, limit=1, now=T0).next_cursor
+        cursor = reads.top(conn, a, limit=1, now=T0).next_cursor
         assert cursor
-        with pytest.raises(store.InvalidCursor, match="belongs to leaderboard"):
-            store.top(conn, b, cursor=cursor, now=T0)
-        with pytest.raises(store.InvalidCursor, match="pass next_cursor unchanged"):
-            store.top(conn, a, cursor=cursor[:-4] + "AAAA", now=T0)
+        with pytest.raises(errors.InvalidCursor, match="belongs to leaderboard"):
+            reads.top(conn, b, cursor=cursor, now=T0)
+        with pytest.raises(errors.InvalidCursor, match="pass next_cursor unchanged"):
+            reads.top(conn, a, cursor=cursor[:-4] + "AAAA", now=T0)
 
 
 def test_around_shows_neighbours_with_their_ranks(db_engine: Engine) -> None:
@@ -235,9 +237,9 @@ def test_around_shows_neighbours_with_their_ranks(db_engine: Engine) -> None:
     board = new_board(db_engine, game)
     submit(db_engine, [sub(game, f"p{i}", 100 - i, T0) for i in range(10)])
     with db_engine.connect() as conn:
-        middle = store.around(conn, board, "p5", limit=2, now=T0)
-        top_edge = store.around(conn, board, "p0", limit=2, now=T0)
-        missing = store.around(conn, board, "nobody", limit=2, now=T0)
+        middle = reads.around(conn, board, "p5", limit=2, now=T0)
+        top_edge = reads.around(conn, board, "p0", limit=2, now=T0)
+        missing = reads.around(conn, board, "nobody", limit=2, now=T0)
     assert [(r.rank, r.owner_id) for r in middle] == [
         (4, "p3"),
         (5, "p4"),
@@ -255,12 +257,12 @@ def test_reset_archives_the_period_keeps_it_queryable_and_is_idempotent(db_engin
     submit(db_engine, [sub(game, "p1", 10, T0), sub(game, "p2", 20, T0)])
     reset_at = T0 + timedelta(hours=1)
     with db_engine.begin() as conn:
-        old_start = store.get_leaderboard(conn, board).period_start
-        first = store.reset_leaderboard(conn, board, now=reset_at)
+        old_start = definitions.get_leaderboard(conn, board).period_start
+        first = definitions.reset_leaderboard(conn, board, now=reset_at)
     with db_engine.begin() as conn:
-        second = store.reset_leaderboard(conn, board, now=reset_at + timedelta(seconds=1))
+        second = definitions.reset_leaderboard(conn, board, now=reset_at + timedelta(seconds=1))
     with db_engine.begin() as conn:
-        named = store.reset_leaderboard(conn, board, period_start=old_start, now=reset_at)
+        named = definitions.reset_leaderboard(conn, board, period_start=old_start, now=reset_at)
     assert first.archived == [old_start] and first.current_start == reset_at
     assert second.archived == [] and named.archived == []
 
@@ -268,9 +270,9 @@ def test_reset_archives_the_period_keeps_it_queryable_and_is_idempotent(db_engin
     fresh = sub(game, "p3", 5, reset_at + timedelta(minutes=1))
     submit(db_engine, [late, fresh], now=reset_at + timedelta(minutes=2))
     with db_engine.connect() as conn:
-        current = store.top(conn, board, now=reset_at + timedelta(minutes=2))
-        past = store.top(conn, board, period_start=old_start)
-        periods = store.list_periods(conn, board)
+        current = reads.top(conn, board, now=reset_at + timedelta(minutes=2))
+        past = reads.top(conn, board, period_start=old_start)
+        periods = definitions.list_periods(conn, board)
         late_row = conn.execute(
             text(
                 "SELECT period_start FROM leaderboard_submissions"
@@ -296,19 +298,19 @@ def test_pruning_forgets_archived_events_without_letting_replays_count(db_engine
     submit(db_engine, old)
     reset_at = T0 + timedelta(hours=1)
     with db_engine.begin() as conn:
-        store.reset_leaderboard(conn, board, now=reset_at)
+        definitions.reset_leaderboard(conn, board, now=reset_at)
     current = [sub(game, "p1", 1, reset_at + timedelta(minutes=1))]
     submit(db_engine, current, now=reset_at + timedelta(minutes=1))
     with db_engine.begin() as conn:
-        deleted = store.prune_submissions(conn)
+        deleted = writer.prune_submissions(conn)
     submit(db_engine, old + current, now=reset_at + timedelta(minutes=2))  # a full replay
     with db_engine.connect() as conn:
         kept = conn.execute(
             text("SELECT event_id FROM leaderboard_submissions WHERE leaderboard_id = :b"),
             {"b": board},
         ).scalars()
-        counted = store.top(conn, board, now=reset_at + timedelta(minutes=2)).records
-        past = store.top(conn, board, period_start=EPOCH)
+        counted = reads.top(conn, board, now=reset_at + timedelta(minutes=2)).records
+        past = reads.top(conn, board, period_start=EPOCH)
     assert deleted >= 2
     assert current[0].event_id in set(kept)
     assert [(r.owner_id, r.score, r.num_score) for r in counted] == [("p1", 1, 1)]
@@ -325,24 +327,24 @@ def test_a_scheduled_reset_happens_lazily_and_late_scores_count_within_the_grace
     submit(db_engine, [sub(game, "p1", 10, T0)])
     # Monday 00:01: reads already show week 2; a late week-1 score still counts.
     with db_engine.connect() as conn:
-        assert store.top(conn, board, now=week2 + timedelta(minutes=1)).period.start == week2
+        assert reads.top(conn, board, now=week2 + timedelta(minutes=1)).period.start == week2
     submit(
         db_engine,
         [sub(game, "p2", 30, week2 - timedelta(seconds=5)), sub(game, "p3", 7, week2)],
         now=week2 + timedelta(minutes=1),
     )
     # After the grace, the next write archives week 1; later week-1 scores are refused.
-    after_grace = week2 + store.ARCHIVE_GRACE + timedelta(seconds=1)
+    after_grace = week2 + definitions.ARCHIVE_GRACE + timedelta(seconds=1)
     submit(
         db_engine,
         [sub(game, "p4", 99, week2 - timedelta(seconds=1)), sub(game, "p5", 1, after_grace)],
         now=after_grace,
     )
     with db_engine.begin() as conn:
-        week1_top = store.top(conn, board, period_start=week1)
-        week2_top = store.top(conn, board, now=after_grace)
-        periods = store.list_periods(conn, board)
-        again = store.reset_leaderboard(conn, board, period_start=week1, now=after_grace)
+        week1_top = reads.top(conn, board, period_start=week1)
+        week2_top = reads.top(conn, board, now=after_grace)
+        periods = definitions.list_periods(conn, board)
+        again = definitions.reset_leaderboard(conn, board, period_start=week1, now=after_grace)
     assert [r.owner_id for r in week1_top.records] == ["p2", "p1"]
     assert [r.owner_id for r in week2_top.records] == ["p3", "p5"]
     assert [(p.start, p.end, p.archived_at is not None) for p in periods] == [
@@ -358,9 +360,9 @@ def test_reset_on_demand_catches_up_a_due_scheduled_reset(db_engine: Engine) -> 
     submit(db_engine, [sub(game, "p1", 10, T0)])
     monday = datetime(2026, 11, 23, 0, 1, tzinfo=UTC)
     with db_engine.begin() as conn:
-        outcome = store.reset_leaderboard(conn, board, now=monday)
+        outcome = definitions.reset_leaderboard(conn, board, now=monday)
     with db_engine.begin() as conn:
-        repeat = store.reset_leaderboard(conn, board, now=monday)
+        repeat = definitions.reset_leaderboard(conn, board, now=monday)
     assert outcome.reason == "scheduled reset"
     assert outcome.archived == [datetime(2026, 11, 16, tzinfo=UTC)]
     assert outcome.current_start == datetime(2026, 11, 23, tzinfo=UTC)
@@ -371,12 +373,12 @@ def test_unknown_leaderboards_and_periods_are_named(db_engine: Engine) -> None:
     game = new_game()
     board = new_board(db_engine, game)
     with db_engine.connect() as conn:
-        with pytest.raises(store.UnknownLeaderboard, match="no leaderboard 'nope'"):
-            store.top(conn, "nope")
-        with pytest.raises(store.UnknownPeriod, match="/periods"):
-            store.top(conn, board, period_start=datetime(2020, 1, 1, tzinfo=UTC))
-        with pytest.raises(store.LeaderboardError, match="register the game first"):
-            store.create_leaderboard(conn, leaderboard_id="x1", game_id="no-such-game")
+        with pytest.raises(errors.UnknownLeaderboard, match="no leaderboard 'nope'"):
+            reads.top(conn, "nope")
+        with pytest.raises(errors.UnknownPeriod, match="/periods"):
+            reads.top(conn, board, period_start=datetime(2020, 1, 1, tzinfo=UTC))
+        with pytest.raises(errors.LeaderboardError, match="register the game first"):
+            definitions.create_leaderboard(conn, leaderboard_id="x1", game_id="no-such-game")
 
 
 submission_plans = st.lists(
@@ -411,8 +413,8 @@ def test_the_store_agrees_with_the_pure_rules_whatever_the_batching_and_replays(
     batch_size: int,
     replay_seed: int,
 ) -> None:
-    monkeypatch.setattr(store, "BLOCK_SIZE", 2)
-    monkeypatch.setattr(store, "BLOCK_SPLIT_AT", 4)
+    monkeypatch.setattr(blocks, "BLOCK_SIZE", 2)
+    monkeypatch.setattr(blocks, "BLOCK_SPLIT_AT", 4)
     game = new_game()
     board = new_board(db_engine, game, operator=operator, sort_order=order)
     subs = [sub(game, owner, score, T0 + timedelta(seconds=t)) for owner, score, t in plan]
@@ -432,8 +434,8 @@ def test_the_store_agrees_with_the_pure_rules_whatever_the_batching_and_replays(
         expected, key=lambda o: rank_key(order, expected[o].score, expected[o].reached_at, o)
     )
     with db_engine.connect() as conn:
-        page = store.top(conn, board, limit=100, now=T0)
-        ranks = {o: store.rank_of(conn, board, o, now=T0) for o in expected}
+        page = reads.top(conn, board, limit=100, now=T0)
+        ranks = {o: reads.rank_of(conn, board, o, now=T0) for o in expected}
     assert [(r.owner_id, r.score, r.num_score) for r in page.records] == [
         (o, expected[o].score, expected[o].num_score) for o in ranking
     ]

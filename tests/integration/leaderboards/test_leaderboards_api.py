@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from api.main import create_app
 from cli.main import app as cli_app
 from core.identity.game_keys import create_game
-from core.leaderboards import store
+from core.leaderboards import writer
 from core.leaderboards.rules import ScoreSubmission
 from core.platform.db import session_scope
 
@@ -40,7 +40,7 @@ def create(client: TestClient, key: str | None, **body) -> object:
 def fill(engine: Engine, game_id: str, scores: dict[str, int]) -> None:
     now = datetime.now(UTC)
     with engine.begin() as conn:
-        store.submit_scores(
+        writer.submit_scores(
             conn,
             [
                 ScoreSubmission(game_id, owner, score, uuid.uuid4(), now - timedelta(seconds=i))
@@ -155,3 +155,67 @@ def test_cli_creates_lists_shows_and_resets_idempotently(db_engine: Engine) -> N
 
     unknown = runner.invoke(cli_app, ["leaderboards", "reset", "no-such-board"])
     assert unknown.exit_code == 1 and "no leaderboard" in unknown.output
+
+
+def test_every_refusal_keeps_its_status_code_and_detail(
+    client: TestClient, db_engine: Engine
+) -> None:
+    game, key = new_game()
+    _, other_key = new_game()
+    board, other_board = (f"lb-{uuid.uuid4().hex[:8]}" for _ in range(2))
+    assert create(client, key, id=board, game_id=game).status_code == 201
+    assert create(client, key, id=other_board, game_id=game).status_code == 201
+    fill(db_engine, game, {"p1": 1, "p2": 2})
+    url = f"/v1/leaderboards/{board}"
+    never = {"period_start": "2001-01-01T00:00:00Z"}
+    cursor = client.get(f"/v1/leaderboards/{other_board}/records", params={"limit": 1})
+    assert cursor.status_code == 200
+
+    def refused(response, status: int, code: str, detail: str) -> None:
+        assert response.status_code == status, response.text
+        body = response.json()
+        assert body["code"] == code and body["errors"] == [] and detail in body["detail"], body
+
+    taken = create(client, key, id=board, game_id=game)
+    refused(taken, 409, "conflict", f"leaderboard {board!r} already exists")
+    for path in ("", "/periods", "/records", "/records/p1", "/records/p1/around"):
+        missing = client.get(f"/v1/leaderboards/no-such-board{path}")
+        refused(missing, 404, "not_found", "no leaderboard 'no-such-board'")
+    for path in ("/records", "/records/p1", "/records/p1/around"):
+        no_period = client.get(f"{url}{path}", params=never)
+        refused(no_period, 404, "not_found", f"its periods are listed at GET {url}/periods")
+    for path in ("/records/nobody", "/records/nobody/around"):
+        no_record = client.get(f"{url}{path}")
+        refused(no_record, 404, "not_found", f"'nobody' has no record in this period of {board!r}")
+    bad_cursor = client.get(f"{url}/records", params={"cursor": "xyz"})
+    refused(bad_cursor, 400, "bad_request", "pass next_cursor unchanged")
+    foreign = client.get(f"{url}/records", params={"cursor": cursor.json()["next_cursor"]})
+    refused(foreign, 400, "bad_request", f"cursor belongs to leaderboard {other_board!r}")
+
+    headers = {"X-Api-Key": key}
+    unknown = client.post("/v1/leaderboards/no-such-board/reset", headers=headers)
+    refused(unknown, 404, "not_found", "no leaderboard 'no-such-board'")
+    not_yours = client.post(f"{url}/reset", headers={"X-Api-Key": other_key})
+    refused(not_yours, 403, "forbidden", f"leaderboard {board!r} belongs to game {game!r}")
+    future = {"period_start": "2999-01-01T00:00:00Z"}
+    early = client.post(f"{url}/reset", json=future, headers=headers)
+    refused(early, 409, "conflict", "period 2999-01-01T00:00:00+00:00 has not started")
+
+
+def test_cli_refusals_name_the_problem_and_exit_1(db_engine: Engine) -> None:
+    game, _ = new_game()
+    board = f"lb-{uuid.uuid4().hex[:8]}"
+    runner = CliRunner()
+    assert runner.invoke(cli_app, ["leaderboards", "create", board, "--game", game]).exit_code == 0
+    refusals = {
+        ("create", board, "--game", game): "already exists",
+        ("create", f"{board}-2", "--game", "no-such-game"): "register the game first",
+        ("create", f"{board}-3", "--game", game, "--reset", "weekly"): "5-field cron",
+        ("top", "no-such-board"): "no leaderboard",
+        ("top", board, "--period", "2001-01-01"): "has no period starting at",
+        ("periods", "no-such-board"): "no leaderboard",
+        ("reset", board, "--period", "2999-01-01"): "has not started",
+    }
+    for args, message in refusals.items():
+        result = runner.invoke(cli_app, ["leaderboards", *args])
+        assert result.exit_code == 1 and message in " ".join(result.output.split()), (args, result)

@@ -11,10 +11,10 @@ from croniter import croniter
 from hypothesis import given
 from hypothesis import strategies as st
 
+from core.leaderboards.errors import InvalidSchedule
 from core.leaderboards.rules import (
     EPOCH,
     SCORE_MAX,
-    InvalidSchedule,
     Operator,
     RecordState,
     ScoreSubmission,
