@@ -9,16 +9,16 @@ with its status code, so the routes just call them.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
+from api.auth import GameDep
+from api.body import limited_body_route
 from api.deps import EngineDep
-from api.errors import ErrorBody
-from api.routes.events import GameDep
+from api.errors import NOT_JSON, ErrorBody, error_responses
 from core.identity.ids import GAME_ID_PATTERN, PLAYER_ID_PATTERN
 from core.leaderboards import definitions, reads
 from core.leaderboards.rules import (
@@ -27,12 +27,21 @@ from core.leaderboards.rules import (
     SortOrder,
     validate_schedule,
 )
-
-router = APIRouter(prefix="/v1/leaderboards", tags=["leaderboards"])
+from core.platform.json_bounds import json_problem
 
 MAX_PAGE = 1000
 MAX_AROUND = 100
 MAX_METADATA_BYTES = 16 * 1024
+MAX_METADATA_DEPTH = 16
+MAX_BODY_BYTES = 64 * 1024  # a definition: its fields and at most 16 KiB of metadata
+
+router = APIRouter(
+    prefix="/v1/leaderboards",
+    tags=["leaderboards"],
+    route_class=limited_body_route(
+        lambda _settings: MAX_BODY_BYTES, "metadata may hold at most 16 KiB of JSON"
+    ),
+)
 
 
 class LeaderboardCreate(BaseModel):
@@ -67,11 +76,11 @@ class LeaderboardCreate(BaseModel):
     @field_validator("metadata")
     @classmethod
     def _storable(cls, value: dict[str, Any]) -> dict[str, Any]:
-        encoded = json.dumps(value)
-        if len(encoded) > MAX_METADATA_BYTES:
-            raise ValueError(f"metadata is larger than {MAX_METADATA_BYTES} bytes of JSON")
-        if "\\u0000" in encoded:
-            raise ValueError("metadata must not contain NUL characters")
+        problem = json_problem(
+            value, max_bytes=MAX_METADATA_BYTES, max_depth=MAX_METADATA_DEPTH, name="metadata"
+        )
+        if problem:
+            raise ValueError(problem)
         return value
 
 
@@ -138,13 +147,13 @@ PeriodStart = Annotated[
     AwareDatetime | None,
     Query(description="Start of a past period (see /periods); default: the current period"),
 ]
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorBody, "description": "No such leaderboard, period or record"}
-}
-_AUTH: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorBody, "description": "The body is not UTF-8 JSON"},
-    401: {"model": ErrorBody, "description": "X-Api-Key header missing"},
-    403: {"model": ErrorBody, "description": "X-Api-Key is not the key of this game"},
+_NOT_FOUND = error_responses({404: "No such leaderboard, period or record"})
+_AUTH = {
+    **NOT_JSON,
+    **error_responses(
+        {401: "X-Api-Key header missing", 403: "X-Api-Key is not the key of this game"}
+    ),
+    **error_responses({413: f"Body larger than {MAX_BODY_BYTES} bytes"}),
 }
 
 

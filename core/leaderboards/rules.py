@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
 from core.leaderboards.errors import InvalidSchedule
 
@@ -136,6 +136,12 @@ def validate_schedule(schedule: str) -> str:
             f"reset_schedule {schedule!r} is not a 5-field cron expression "
             "(minute hour day-of-month month day-of-week, in UTC), e.g. '0 0 * * 1' for weekly"
         )
+    try:  # e.g. '0 0 31 2 *': a valid expression for a day that never comes
+        croniter(normalised, EPOCH, max_years_between_matches=8).get_next(datetime)
+    except CroniterBadDateError:
+        raise InvalidSchedule(
+            f"reset_schedule {schedule!r} never fires (no such date within 8 years)"
+        ) from None
     return normalised
 
 

@@ -82,6 +82,41 @@ def test_a_bad_definition_gets_a_precise_422(client: TestClient) -> None:
     assert nul.status_code == 422 and "NUL" in nul.json()["detail"]
 
 
+@pytest.mark.parametrize(
+    ("raw_metadata", "fragment"),
+    [
+        ("[" * 900 + "]" * 900, "nested deeper than 16 levels"),
+        ("NaN", "NaN or infinite"),
+        ("1e400", "NaN or infinite"),
+        ('"\\ud800"', "lone surrogate"),
+    ],
+    ids=["900-deep", "nan", "1e400", "lone-surrogate"],
+)
+def test_metadata_that_would_break_readers_is_refused_and_not_saved(
+    client: TestClient, raw_metadata: str, fragment: str
+) -> None:
+    game, key = new_game()
+    board = f"lb-{uuid.uuid4().hex[:8]}"
+    body = f'{{"id": "{board}", "game_id": "{game}", "metadata": {{"x": {raw_metadata}}}}}'
+    response = client.post(
+        "/v1/leaderboards",
+        content=body,
+        headers={"X-Api-Key": key, "content-type": "application/json"},
+    )
+    assert response.status_code == 422, response.text
+    assert fragment in response.json()["detail"]
+    assert client.get("/v1/leaderboards", params={"game_id": game}).json() == []
+    assert client.get("/v1/leaderboards").status_code == 200  # the public list still answers
+
+
+def test_a_cron_that_never_fires_and_an_oversized_body_are_refused(client: TestClient) -> None:
+    game, key = new_game()
+    never = create(client, key, id="lb-never", game_id=game, reset_schedule="0 0 31 2 *")
+    assert never.status_code == 422 and "never fires" in never.json()["detail"]
+    huge = create(client, key, id="lb-huge", game_id=game, metadata={"x": "y" * 100_000})
+    assert huge.status_code == 413 and huge.json()["code"] == "too_large"
+
+
 def test_standings_rank_and_neighbours_are_public(client: TestClient, db_engine: Engine) -> None:
     game, key = new_game()
     board = f"lb-{uuid.uuid4().hex[:8]}"
