@@ -13,6 +13,14 @@ Dates carry their own UTC offset, so DST transitions need no zone database: the 
 wall time before and after "fall back" has different offsets and different instants.
 Errors name the line of the offending ``Record`` (found by a second, cheap pass that only
 runs when something is wrong).
+
+The bytes expat sees are sanitized first, in constant time and memory: the DOCTYPE is
+blanked unparsed (each byte but line breaks becomes a space, so every line and column
+stays where it was). Apple's exports carry an internal DTD that nothing here needs, and
+iOS 16's (HealthKit Export Version 12) is malformed: its ``<!ATTLIST VisionPrescription``
+is never closed. Without a DTD no entity can be defined, so nothing can expand; a DOCTYPE
+that declares one (``<!ENTITY``) is refused outright, since Apple's declare none, and so
+is a prolog longer than ``PROLOG_MAX_BYTES``.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import BinaryIO
 from xml.parsers import expat
 
 from core.wearables.contracts import (
@@ -56,6 +65,13 @@ _DATE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}$")
 # HKDevice fields are "key:value" joined by ", "; values themselves may hold commas.
 _HARDWARE = re.compile(r"hardware:(.+?)(?:, [a-z]+:|>$)")
 _NAME = re.compile(r"name:(.+?)(?:, [a-z]+:|>$)")
+# Apple's DTD is ~10 KB; the prolog (XML declaration, comments, DOCTYPE) is read whole.
+PROLOG_MAX_BYTES = 256 * 1024
+_BLANK = bytes.maketrans(bytes(range(256)), b" " * 10 + b"\n" + b" " * 2 + b"\r" + b" " * 242)
+_SPACES = frozenset(b" \t\r\n")
+_DOCTYPE_END = re.compile(rb"\]\s*>")
+_ENCODING = re.compile(rb"<\?xml[^>]*?\sencoding\s*=\s*[\"']([^\"']*)")
+NEWLINE = b"\n"
 
 
 class _RecordError(Exception):
@@ -75,38 +91,39 @@ def iter_apple_health(
     offsets: dict[str, timezone] = {}
     ordinal = 0
     root: ET.Element | None = None
-    # expat >= 2.4 caps entity amplification and ElementTree never fetches external
-    # entities, so an uploaded file cannot blow up memory or read local files.
-    events = ET.iterparse(str(path), events=("start", "end"))  # noqa: S314
-    try:
-        for event, elem in events:
-            if event == "start":
-                if root is None:
-                    root = elem
-                    if elem.tag != "HealthData":
+    with path.open("rb") as raw:
+        events = ET.iterparse(_Sanitized(raw), events=("start", "end"))  # noqa: S314
+        try:
+            for event, elem in events:
+                if event == "start":
+                    if root is None:
+                        root = elem
+                        if elem.tag != "HealthData":
+                            raise ParseError(
+                                "line 1", f"root element is <{elem.tag}>, not <HealthData>"
+                            )
+                    continue
+                if elem.tag == "Record":
+                    ordinal += 1
+                    try:
+                        sample = _sample(elem.attrib, user_id, offsets)
+                    except _RecordError as exc:
+                        line = _line_of_record(path, ordinal)
                         raise ParseError(
-                            "line 1", f"root element is <{elem.tag}>, not <HealthData>"
-                        )
-                continue
-            if elem.tag == "Record":
-                ordinal += 1
-                try:
-                    sample = _sample(elem.attrib, user_id, offsets)
-                except _RecordError as exc:
-                    line = _line_of_record(path, ordinal)
-                    raise ParseError(
-                        f"line {line}, Record #{ordinal}, attribute {exc.field}", exc.message
-                    ) from None
-                if isinstance(sample, str):
-                    counts[sample] = counts.get(sample, 0) + 1
-                else:
-                    yield sample
-            if elem is not root and root is not None:
-                elem.clear()
-                root.clear()  # drop the root's references to finished children
-    except ET.ParseError as exc:
-        line, column = exc.position
-        raise ParseError(f"line {line}, column {column}", f"malformed XML ({exc.msg})") from None
+                            f"line {line}, Record #{ordinal}, attribute {exc.field}", exc.message
+                        ) from None
+                    if isinstance(sample, str):
+                        counts[sample] = counts.get(sample, 0) + 1
+                    else:
+                        yield sample
+                if elem is not root and root is not None:
+                    elem.clear()
+                    root.clear()  # drop the root's references to finished children
+        except ET.ParseError as exc:
+            line, column = exc.position
+            raise ParseError(
+                f"line {line}, column {column}", f"malformed XML ({exc.msg})"
+            ) from None
     if root is None:
         raise ParseError("line 1", "empty file: expected an Apple Health export.xml")
 
@@ -225,6 +242,91 @@ def _device(attrib: dict[str, str]) -> str:
     return name
 
 
+class _Sanitized:
+    """The export's bytes as expat may see them: the DOCTYPE blanked.
+
+    Reads the prolog once (at most ``PROLOG_MAX_BYTES``), then passes the file through
+    chunk by chunk; the length of the stream and every line and column stay the same.
+    """
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        head = raw.read(PROLOG_MAX_BYTES)
+        self._head = _blank_doctype(head, complete=len(head) < PROLOG_MAX_BYTES)
+
+    def read(self, size: int = -1) -> bytes:
+        if self._head:
+            if 0 <= size < len(self._head):
+                chunk, self._head = self._head[:size], self._head[size:]
+            else:
+                chunk, self._head = self._head, b""
+        else:
+            chunk = self._raw.read(size)
+        return chunk
+
+
+def _blank_doctype(head: bytes, *, complete: bool) -> bytes:
+    """``head`` with its DOCTYPE turned to spaces; :class:`ParseError` if it declares entities.
+
+    Walks the prolog (XML declaration, processing instructions, comments, whitespace) up
+    to the root element, as expat would. ``complete`` says the whole file is in ``head``.
+    """
+    if head[:2] in (b"\xfe\xff", b"\xff\xfe") or b"\x00" in head[:4]:
+        raise ParseError("line 1", "export.xml is not UTF-8 encoded (Apple Health writes UTF-8)")
+    pos = 3 if head.startswith(b"\xef\xbb\xbf") else 0
+    declared = _ENCODING.match(head, pos)
+    if declared and declared.group(1).lower() != b"utf-8":
+        encoding = declared.group(1).decode("ascii", "replace")
+        raise ParseError("line 1", f"export.xml declares encoding {encoding!r}, not UTF-8")
+    while True:
+        while pos < len(head) and head[pos] in _SPACES:
+            pos += 1
+        if head.startswith(b"<?", pos):
+            end = _past(head, b"?>", pos + 2)
+        elif head.startswith(b"<!--", pos):
+            end = _past(head, b"-->", pos + 4)
+        elif head.startswith(b"<!DOCTYPE", pos):
+            end = _doctype_end(head, pos)
+            doctype = head[pos:end] if end != -1 else head[pos:]
+            entity = doctype.find(b"<!ENTITY")
+            if entity != -1:
+                raise ParseError(
+                    f"line {head.count(NEWLINE, 0, pos + entity) + 1}",
+                    "the DOCTYPE declares an entity (<!ENTITY); Apple Health exports declare "
+                    "none, so this file was not parsed",
+                )
+            if end != -1:
+                head = head[:pos] + doctype.translate(_BLANK) + head[end:]
+        else:
+            return head  # the root element, or junk that expat reports with its position
+        if end == -1:  # not closed within head
+            break
+        pos = end
+    if complete:
+        return head  # a truncated prolog: expat says where
+    raise ParseError(
+        f"line {head.count(NEWLINE, 0, pos) + 1}",
+        f"the DOCTYPE (or XML prolog) is longer than {PROLOG_MAX_BYTES // 1024} KiB; Apple's "
+        "is about 10 KiB, so this file was not parsed",
+    )
+
+
+def _past(head: bytes, marker: bytes, start: int) -> int:
+    """Index just past the next ``marker`` from ``start``, or -1 if it is beyond ``head``."""
+    found = head.find(marker, start)
+    return found + len(marker) if found != -1 else -1
+
+
+def _doctype_end(head: bytes, pos: int) -> int:
+    """Index just past the DOCTYPE starting at ``pos``, or -1 if it ends beyond ``head``."""
+    close = head.find(b">", pos)
+    subset = head.find(b"[", pos)
+    if subset == -1 or -1 < close < subset:  # no internal subset
+        return _past(head, b">", pos)
+    match = _DOCTYPE_END.search(head, subset)
+    return match.end() if match else -1
+
+
 def _line_of_record(path: Path, ordinal: int) -> int:
     """Line of the ``ordinal``-th ``<Record>`` start tag (1-based), by a pass with expat."""
     parser = expat.ParserCreate()
@@ -241,5 +343,5 @@ def _line_of_record(path: Path, ordinal: int) -> int:
 
     parser.StartElementHandler = start
     with path.open("rb") as fh, contextlib.suppress(StopIteration, expat.ExpatError):
-        parser.ParseFile(fh)
+        parser.ParseFile(_Sanitized(fh))
     return found[0] if found else 0

@@ -178,6 +178,106 @@ def test_apple_health_wrong_root(tmp_path: Path) -> None:
         list(iter_apple_health(path, user_id="u3"))
 
 
+def export_with(tmp_path: Path, doctype: str, body: str) -> Path:
+    path = tmp_path / "export.xml"
+    path.write_text(
+        f'<?xml version="1.0" encoding="UTF-8"?>\n{doctype}\n<HealthData locale="en_US">\n'
+        f"{body}\n</HealthData>\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+STEP = (
+    ' <Record type="HKQuantityTypeIdentifierStepCount" sourceName="{source}" unit="{unit}"'
+    ' startDate="2024-11-02 10:00:00 -0700" endDate="2024-11-02 10:30:00 -0700" value="12"/>'
+)
+
+
+def test_apple_health_entity_declarations_are_refused_before_anything_expands(
+    tmp_path: Path,
+) -> None:
+    doctype = (
+        '<!DOCTYPE HealthData [\n<!ENTITY a "'
+        + "x" * 1000
+        + '">\n'
+        + "".join(
+            f'<!ENTITY {n} "{("&" + p + ";") * 10}">\n' for p, n in zip("abcd", "bcde", strict=True)
+        )
+        + "]>"
+    )  # &e; is 10 MB: expat's ratio limit would let it through
+    path = export_with(tmp_path, doctype, STEP.format(source="&e;", unit="count"))
+    with pytest.raises(ParseError) as caught:
+        list(iter_apple_health(path, user_id="u3"))
+    assert caught.value.location == "line 3"
+    assert "declares an entity" in caught.value.message
+    assert "Apple Health exports declare none" in caught.value.message
+
+
+def test_apple_health_doctype_padded_past_the_limit_is_refused_in_constant_memory(
+    tmp_path: Path,
+) -> None:
+    import tracemalloc
+
+    padding = ("<!-- " + "p" * 10_000 + " -->\n") * 200  # 2 MB of comments in the DTD
+    step = STEP.format(source="Health", unit="count")
+    path = export_with(tmp_path, f"<!DOCTYPE HealthData [\n{padding}]>", step)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ParseError, match=r"DOCTYPE .* longer than"):
+            list(iter_apple_health(path, user_id="u3"))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 2_000_000  # the head of the file only, not the whole padded DTD
+
+
+def test_apple_health_other_encodings_are_refused(tmp_path: Path) -> None:
+    # The DOCTYPE is found in the bytes, so the bytes must be UTF-8 (as Apple writes them).
+    step = STEP.format(source="Health", unit="count")
+    path = export_with(tmp_path, "", step)
+    path.write_bytes(path.read_bytes().replace(b"UTF-8", b"cp500"))
+    with pytest.raises(ParseError, match="declares encoding 'cp500', not UTF-8"):
+        list(iter_apple_health(path, user_id="u3"))
+    path.write_bytes(export_with(tmp_path, "", step).read_text().encode("utf-16"))
+    with pytest.raises(ParseError, match="not UTF-8 encoded"):
+        list(iter_apple_health(path, user_id="u3"))
+
+
+def test_apple_health_entity_references_without_a_dtd_are_malformed(tmp_path: Path) -> None:
+    path = export_with(tmp_path, "", STEP.format(source="&e;", unit="count"))
+    with pytest.raises(ParseError, match=r"^line 4, column \d+: malformed XML \(undefined entity"):
+        list(iter_apple_health(path, user_id="u3"))
+
+
+def test_apple_health_ios16_export_with_apples_broken_dtd() -> None:
+    import xml.etree.ElementTree as ET
+
+    path = FIXTURES / "apple_health_export_ios16.xml"
+    # The fixture reproduces the public reports: the stdlib stops at line 156, column 0.
+    with pytest.raises(ET.ParseError, match=r"syntax error: line 156, column 0"):
+        ET.parse(path)
+    result = parse_apple_health(path, user_id="u3")
+    assert [(s.metric, s.value) for s in result.samples] == [
+        (Metric.steps, 914.0),
+        (Metric.heart_rate, 88.0),
+        (Metric.sleep, 4530.0),
+    ]
+    assert result.samples[1].device == "Anna\u2019s Apple Watch (Watch6,1)"
+
+
+def test_apple_health_bad_date_after_a_doctype_still_names_its_line(tmp_path: Path) -> None:
+    # Dropping the DTD keeps every byte position: errors name the same lines as before.
+    text = (FIXTURES / "apple_health_export_ios16.xml").read_text(encoding="utf-8")
+    broken = text.replace('startDate="2022-10-01 09:18:05 -0700"', 'startDate="yesterday"')
+    path = tmp_path / "export.xml"
+    path.write_text(broken, encoding="utf-8")
+    with pytest.raises(ParseError) as caught:
+        parse_apple_health(path, user_id="u3")
+    line = 1 + text[: text.index("HKQuantityTypeIdentifierHeartRate")].count("\n")
+    assert caught.value.location == f"line {line}, Record #2, attribute startDate"
+
+
 # ---- audio --------------------------------------------------------------------------------
 
 
