@@ -14,13 +14,18 @@ wall time before and after "fall back" has different offsets and different insta
 Errors name the line of the offending ``Record`` (found by a second, cheap pass that only
 runs when something is wrong).
 
-The bytes expat sees are sanitized first, in constant time and memory: the DOCTYPE is
-blanked unparsed (each byte but line breaks becomes a space, so every line and column
-stays where it was). Apple's exports carry an internal DTD that nothing here needs, and
-iOS 16's (HealthKit Export Version 12) is malformed: its ``<!ATTLIST VisionPrescription``
-is never closed. Without a DTD no entity can be defined, so nothing can expand; a DOCTYPE
-that declares one (``<!ENTITY``) is refused outright, since Apple's declare none, and so
-is a prolog longer than ``PROLOG_MAX_BYTES``.
+The bytes expat sees are sanitized first, in constant time and memory:
+
+- The DOCTYPE is blanked unparsed (each byte but line breaks becomes a space, so every
+  line and column stays where it was). Apple's exports carry an internal DTD that nothing
+  here needs, and iOS 16's (HealthKit Export Version 12) is malformed: its
+  ``<!ATTLIST VisionPrescription`` is never closed. Without a DTD no entity can be
+  defined, so nothing can expand; a DOCTYPE that declares one (``<!ENTITY``) is refused
+  outright, since Apple's declare none, and so is a prolog longer than
+  ``PROLOG_MAX_BYTES``.
+- C0 control characters other than tab and line breaks, which XML 1.0 forbids but real
+  exports contain (a vertical tab in a source name), become spaces: the record is kept
+  instead of the whole file failing.
 """
 
 from __future__ import annotations
@@ -67,6 +72,9 @@ _HARDWARE = re.compile(r"hardware:(.+?)(?:, [a-z]+:|>$)")
 _NAME = re.compile(r"name:(.+?)(?:, [a-z]+:|>$)")
 # Apple's DTD is ~10 KB; the prolog (XML declaration, comments, DOCTYPE) is read whole.
 PROLOG_MAX_BYTES = 256 * 1024
+# XML 1.0 allows tab, LF and CR of the C0 controls; the others become spaces.
+_CONTROLS = bytes(b for b in range(0x20) if b not in (0x09, 0x0A, 0x0D))
+_SPACE_CONTROLS = bytes.maketrans(_CONTROLS, b" " * len(_CONTROLS))
 _BLANK = bytes.maketrans(bytes(range(256)), b" " * 10 + b"\n" + b" " * 2 + b"\r" + b" " * 242)
 _SPACES = frozenset(b" \t\r\n")
 _DOCTYPE_END = re.compile(rb"\]\s*>")
@@ -243,7 +251,7 @@ def _device(attrib: dict[str, str]) -> str:
 
 
 class _Sanitized:
-    """The export's bytes as expat may see them: the DOCTYPE blanked.
+    """The export's bytes as expat may see them: DOCTYPE blanked, control characters spaced.
 
     Reads the prolog once (at most ``PROLOG_MAX_BYTES``), then passes the file through
     chunk by chunk; the length of the stream and every line and column stay the same.
@@ -262,7 +270,7 @@ class _Sanitized:
                 chunk, self._head = self._head, b""
         else:
             chunk = self._raw.read(size)
-        return chunk
+        return chunk.translate(_SPACE_CONTROLS)
 
 
 def _blank_doctype(head: bytes, *, complete: bool) -> bytes:

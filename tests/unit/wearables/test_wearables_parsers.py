@@ -266,6 +266,15 @@ def test_apple_health_ios16_export_with_apples_broken_dtd() -> None:
     assert result.samples[1].device == "Anna\u2019s Apple Watch (Watch6,1)"
 
 
+def test_apple_health_control_characters_do_not_lose_records() -> None:
+    result = parse_apple_health(FIXTURES / "apple_health_control_chars.xml", user_id="u3")
+    assert [(s.device, s.value) for s in result.samples] == [
+        ("Anna\u2019s iPhone (iPhone14,2)", 800.0),  # the vertical tab became a space
+        ("Anna\u2019s Apple Watch", 58.0),
+        ("Health ", 1200.0),
+    ]
+
+
 def test_apple_health_bad_date_after_a_doctype_still_names_its_line(tmp_path: Path) -> None:
     # Dropping the DTD keeps every byte position: errors name the same lines as before.
     text = (FIXTURES / "apple_health_export_ios16.xml").read_text(encoding="utf-8")
