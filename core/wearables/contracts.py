@@ -23,6 +23,8 @@ from core.identity.ids import USER_ID_PATTERN
 
 SCHEMA_VERSION: Literal[1] = 1
 SAMPLE_NAMESPACE = uuid.UUID("6f1c54b2-3f0e-5b8e-9d43-2f7d3f0a9a51")
+UNIT_MAX_LENGTH = 32
+DEVICE_MAX_LENGTH = 256
 
 UserId = Annotated[
     str,
@@ -74,10 +76,10 @@ class WearableSample(BaseModel):
     source: WearableSource
     metric: Metric
     value: float
-    unit: Annotated[str, Field(min_length=1, max_length=32)]
+    unit: Annotated[str, Field(min_length=1, max_length=UNIT_MAX_LENGTH)]
     start: AwareDatetime
     end: AwareDatetime
-    device: Annotated[str, Field(max_length=256)] = ""
+    device: Annotated[str, Field(max_length=DEVICE_MAX_LENGTH)] = ""
     attributes: dict[str, str] = Field(
         default_factory=dict, description="Metric-specific extras (audio: format, sha256, uri)"
     )

@@ -19,13 +19,18 @@ The bytes expat sees are sanitized first, in constant time and memory:
 - The DOCTYPE is blanked unparsed (each byte but line breaks becomes a space, so every
   line and column stays where it was). Apple's exports carry an internal DTD that nothing
   here needs, and iOS 16's (HealthKit Export Version 12) is malformed: its
-  ``<!ATTLIST VisionPrescription`` is never closed. Without a DTD no entity can be
-  defined, so nothing can expand; a DOCTYPE that declares one (``<!ENTITY``) is refused
-  outright, since Apple's declare none, and so is a prolog longer than
-  ``PROLOG_MAX_BYTES``.
+  ``<!ATTLIST VisionPrescription`` is never closed. Without a DTD no entity can be defined,
+  so nothing can expand; a DOCTYPE that declares one (``<!ENTITY``) is refused outright,
+  since Apple's declare none, and so is a prolog longer than ``PROLOG_MAX_BYTES``.
 - C0 control characters other than tab and line breaks, which XML 1.0 forbids but real
-  exports contain (a vertical tab in a source name), become spaces: the record is kept
-  instead of the whole file failing.
+  exports contain (a vertical tab in a source name), become spaces instead of failing the
+  whole file.
+
+Samples are built with ``model_construct`` (no second pydantic pass in the hot loop), so
+every bound of the ``WearableSample`` contract is checked here: the user id once per
+export, the unit per record (over ``UNIT_MAX_LENGTH`` characters is an error naming the
+line), and the device name, which is cut to ``DEVICE_MAX_LENGTH`` characters ending with
+"…" (the same cut every time, so re-uploads keep their sample ids).
 """
 
 from __future__ import annotations
@@ -39,7 +44,10 @@ from pathlib import Path
 from typing import BinaryIO
 from xml.parsers import expat
 
+from core.identity.ids import USER_ID_PATTERN
 from core.wearables.contracts import (
+    DEVICE_MAX_LENGTH,
+    UNIT_MAX_LENGTH,
     Metric,
     ParseError,
     ParseResult,
@@ -70,6 +78,7 @@ _DATE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}$")
 # HKDevice fields are "key:value" joined by ", "; values themselves may hold commas.
 _HARDWARE = re.compile(r"hardware:(.+?)(?:, [a-z]+:|>$)")
 _NAME = re.compile(r"name:(.+?)(?:, [a-z]+:|>$)")
+_USER_ID = re.compile(USER_ID_PATTERN)
 # Apple's DTD is ~10 KB; the prolog (XML declaration, comments, DOCTYPE) is read whole.
 PROLOG_MAX_BYTES = 256 * 1024
 # XML 1.0 allows tab, LF and CR of the C0 controls; the others become spaces.
@@ -95,6 +104,8 @@ def iter_apple_health(
 
     ``skipped`` (if given) counts records that are valid but not ingested, by reason.
     """
+    if not _USER_ID.fullmatch(user_id):
+        raise ValueError(f"{user_id!r} is not a user id ({USER_ID_PATTERN})")
     counts: dict[str, int] = skipped if skipped is not None else {}
     offsets: dict[str, timezone] = {}
     ordinal = 0
@@ -165,9 +176,12 @@ def _sample(
         unit = attrib.get("unit") or ""
         if not unit:
             raise _RecordError("unit", "missing")
+        if len(unit) > UNIT_MAX_LENGTH:
+            message = f"{unit[:40]!r}... is {len(unit)} characters, at most {UNIT_MAX_LENGTH}"
+            raise _RecordError("unit", message)
         value = _value(attrib.get("value"))
     device = _device(attrib)
-    # Validated field by field above; skip pydantic's second pass in this hot loop.
+    # Validated field by field (every bound of the contract); skip pydantic's second pass.
     return WearableSample.model_construct(
         sample_id=sample_id_for(user_id, WearableSource.apple_health, metric, start, end, device),
         user_id=user_id,
@@ -246,7 +260,10 @@ def _device(attrib: dict[str, str]) -> str:
             _DEVICES.clear()
         source, device = key
         hardware = (_HARDWARE.search(device) or _NAME.search(device)) if device else None
-        name = _DEVICES[key] = f"{source} ({hardware.group(1).strip()})" if hardware else source
+        name = f"{source} ({hardware.group(1).strip()})" if hardware else source
+        if len(name) > DEVICE_MAX_LENGTH:
+            name = name[: DEVICE_MAX_LENGTH - 1] + "\u2026"
+        _DEVICES[key] = name
     return name
 
 

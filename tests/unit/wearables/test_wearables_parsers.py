@@ -287,6 +287,27 @@ def test_apple_health_bad_date_after_a_doctype_still_names_its_line(tmp_path: Pa
     assert caught.value.location == f"line {line}, Record #2, attribute startDate"
 
 
+def test_apple_health_samples_are_valid_downstream(tmp_path: Path) -> None:
+    long_source = "Anna\u2019s " + "very " * 80 + "long iPhone"
+    path = export_with(tmp_path, "", STEP.format(source=long_source, unit="count"))
+    (sample,) = parse_apple_health(path, user_id="u3").samples
+    assert len(sample.device) == 256 and sample.device.endswith("\u2026")
+    # What the API accepts is what the lake sink will accept (it validates the JSON).
+    assert WearableSample.model_validate_json(sample.model_dump_json()) == sample
+
+    path = export_with(tmp_path, "", STEP.format(source="Health", unit="x" * 33))
+    with pytest.raises(ParseError) as caught:
+        parse_apple_health(path, user_id="u3")
+    assert caught.value.location == "line 4, Record #1, attribute unit"
+    assert "33 characters" in caught.value.message and "at most 32" in caught.value.message
+
+
+def test_apple_health_refuses_a_user_id_the_contract_refuses(tmp_path: Path) -> None:
+    path = export_with(tmp_path, "", STEP.format(source="Health", unit="count"))
+    with pytest.raises(ValueError, match="user id"):
+        list(iter_apple_health(path, user_id="not a user id!"))
+
+
 # ---- audio --------------------------------------------------------------------------------
 
 
