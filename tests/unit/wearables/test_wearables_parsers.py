@@ -6,7 +6,7 @@ import json
 import struct
 import wave
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 
 import pytest
@@ -120,6 +120,67 @@ def test_oura_error_names_the_item_field() -> None:
         parse_oura({"heartrate": doc}, user_id="u2")
     assert caught.value.location == "heartrate.data[1].timestamp"
     assert "no UTC offset" in str(caught.value)
+
+
+# Shapes of oura_sleep_types.json and oura_heartrate_utc.json: Oura API v2 OpenAPI,
+# PublicModifiedSleepModel (type: deleted | sleep | long_sleep | late_nap | rest; "day: Day
+# that the sleep belongs to"; bedtime_* localized) and PublicHeartRateRow (timestamp: UTC).
+PARIS = zone("Europe/Paris")
+
+
+def test_oura_rest_and_deleted_sleep_periods_are_not_sleep() -> None:
+    result = parse_oura({"sleep": load("oura_sleep_types.json")}, user_id="u2")
+    sleeps = by_metric(result.samples, Metric.sleep)
+    assert [s.value for s in sleeps] == [25860, 1980, 14100]  # long_sleep, late_nap, long_sleep
+    assert result.skipped == Counter({"oura:sleep:rest": 1, "oura:sleep:deleted": 1})
+
+
+def test_oura_sleep_belongs_to_ouras_own_day() -> None:
+    result = parse_oura({"sleep": load("oura_sleep_types.json")}, user_id="u2")
+    sleeps = by_metric(result.samples, Metric.sleep)
+    # A nap ended after Oura's 6 pm day change and an evening long sleep count for the next
+    # day, as Oura's "day" says; the wake-up day would be one day early for both.
+    assert [s.day.isoformat() for s in sleeps] == ["2024-03-30", "2024-03-31", "2024-04-02"]
+    assert [s.end.date().isoformat() for s in sleeps] == ["2024-03-30", "2024-03-30", "2024-04-01"]
+    resting = by_metric(result.samples, Metric.resting_heart_rate)
+    assert [(r.value, r.day.isoformat()) for r in resting] == [
+        (47, "2024-03-30"),
+        (50, "2024-04-02"),
+    ]
+    for sample in result.samples:
+        assert WearableSample.model_validate_json(sample.model_dump_json()).day == sample.day
+
+
+def test_oura_sleep_with_a_bad_day_names_it() -> None:
+    doc = load("oura_sleep_types.json")
+    doc["data"][1]["day"] = "2024-04-09"
+    with pytest.raises(ParseError) as caught:
+        parse_oura({"sleep": doc}, user_id="u2")
+    assert caught.value.location == "sleep.data[1].day"
+    assert "'2024-04-09'" in caught.value.message
+
+
+@pytest.mark.parametrize("tz", [PARIS, None], ids=["zone given", "zone of the sleep documents"])
+def test_oura_heart_rate_is_bucketed_in_the_users_time_zone(tz: tzinfo | None) -> None:
+    collections = {
+        "heartrate": load("oura_heartrate_utc.json"),
+        "sleep": load("oura_sleep_types.json"),
+    }
+    result = parse_oura(collections, user_id="u2", tz=tz)
+    beats = by_metric(result.samples, Metric.heart_rate)
+    # 23:30 UTC is 00:30 in Paris: the next day there (before and after the DST change).
+    assert [b.day.isoformat() for b in beats] == ["2024-03-30", "2024-03-31", "2024-04-01"]
+    assert [b.start.isoformat() for b in beats][1:] == [
+        "2024-03-31T00:30:00+01:00",
+        "2024-04-01T00:30:00+02:00",
+    ]
+    # Same instants, same ids as before: re-uploads still dedupe.
+    assert (
+        beats[0].sample_id
+        == parse_oura({"heartrate": load("oura_heartrate_utc.json")}, user_id="u2")
+        .samples[0]
+        .sample_id
+    )
 
 
 # ---- Apple Health ------------------------------------------------------------------------
