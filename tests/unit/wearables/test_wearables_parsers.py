@@ -6,7 +6,7 @@ import json
 import struct
 import wave
 from collections import Counter
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
 
 import pytest
@@ -82,6 +82,60 @@ def test_fitbit_without_the_summary_entry_says_the_day_is_missing() -> None:
     del doc["activities-steps"]
     with pytest.raises(ParseError, match=r"documents\[0\]\.activities-steps: missing"):
         parse_fitbit([doc], user_id="u1", tz=LA)
+
+
+# Shapes: Fitbit Web API "Get Heart Rate Intraday by Interval" (start and end dates, at most
+# 24 hours: /activities/heart/date/2024-06-01/2024-06-02/1min/time/23:00/00:30.json) and
+# "by Date", whose documented example response says "dateTime": "today" (and "value": "64.2").
+
+
+def test_fitbit_interval_across_midnight_moves_to_the_next_day() -> None:
+    doc = load("fitbit_heart_intraday_interval_midnight.json")
+    result = parse_fitbit([doc], user_id="u1", tz=LA)
+    beats = by_metric(result.samples, Metric.heart_rate)
+    assert [b.start.isoformat() for b in beats] == [
+        "2024-06-01T23:02:00-07:00",
+        "2024-06-01T23:59:00-07:00",
+        "2024-06-02T00:00:00-07:00",  # was 2024-06-01T00:00, 24 hours early
+        "2024-06-02T00:30:00-07:00",
+    ]
+    resting = by_metric(result.samples, Metric.resting_heart_rate)
+    assert [r.day.isoformat() for r in resting] == ["2024-06-01", "2024-06-02"]
+
+
+def test_fitbit_repeated_hour_when_clocks_fall_back_keeps_every_minute() -> None:
+    result = parse_fitbit([load("fitbit_heart_intraday_dst_fallback.json")], user_id="u1", tz=LA)
+    beats = by_metric(result.samples, Metric.heart_rate)
+    assert len(beats) == 124 and len({b.sample_id for b in beats}) == 124
+    first, second = (b for b in beats if b.start.strftime("%H:%M") == "01:00")
+    assert (first.start.isoformat(), second.start.isoformat()) == (
+        "2024-11-03T01:00:00-07:00",
+        "2024-11-03T01:00:00-08:00",
+    )
+    instants = [b.start.astimezone(UTC) for b in beats]
+    assert instants == sorted(instants) and instants[-1] - instants[0] == timedelta(
+        hours=2, minutes=3
+    )
+
+
+def test_fitbit_repeated_hour_with_a_fixed_offset_asks_for_the_zone() -> None:
+    doc = load("fitbit_heart_intraday_dst_fallback.json")
+    with pytest.raises(ParseError) as caught:
+        parse_fitbit([doc], user_id="u1", tz=fixed_offset(-25_200_000))
+    assert caught.value.location == "documents[0].activities-heart-intraday.dataset[62].time"
+    assert "01:59:00 to 01:00:00" in caught.value.message and "IANA" in caught.value.message
+
+
+def test_fitbit_documented_today_is_the_users_today() -> None:
+    doc = load("fitbit_heart_intraday_today.json")
+    result = parse_fitbit([doc], user_id="u1", tz=LA, today=date(2024, 6, 1))
+    assert [s.start.isoformat() for s in result.samples][:2] == [
+        "2024-06-01T00:00:00-07:00",
+        "2024-06-01T00:00:10-07:00",
+    ]
+    assert result.skipped["fitbit:heart:no_resting_heart_rate"] == 1  # "value": "64.2"
+    (first, *_) = parse_fitbit([doc], user_id="u1", tz=LA).samples
+    assert first.start.date() == datetime.now(LA).date()
 
 
 # ---- Oura --------------------------------------------------------------------------------
