@@ -441,15 +441,80 @@ def test_wav_metadata(tmp_path: Path) -> None:
     assert meta.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def crc(data: bytes, poly: int, bits: int) -> int:
+    """The CRC-8 (poly 0x07) or CRC-16 (poly 0x8005) of FLAC frames (RFC 9639, MSB first)."""
+    value, top, mask = 0, 1 << (bits - 1), (1 << bits) - 1
+    for byte in data:
+        value ^= byte << (bits - 8)
+        for _ in range(8):
+            value = ((value << 1) ^ poly if value & top else value << 1) & mask
+    return value
+
+
+def flac(seconds: float, rate: int = 44100, block: int = 4096) -> bytes:
+    """A decodable stereo 16-bit FLAC of silence, built from RFC 9639: "fLaC", STREAMINFO,
+    then one frame per block, each two CONSTANT subframes (sample rate code 9: 44.1 kHz)."""
+    total = round(seconds * rate)
+    frames = []
+    for number, first in enumerate(range(0, total, block)):
+        size = min(block, total - first)
+        code, extra = (0b1100, b"") if size == 4096 else (0b0111, (size - 1).to_bytes(2, "big"))
+        header = bytes([0xFF, 0xF8, code << 4 | 0b1001, 0b0001 << 4 | 0b100 << 1])
+        header += chr(number).encode() + extra  # the frame number, "UTF-8" coded
+        header += bytes([crc(header, 0x07, 8)])
+        body = header + (b"\x00" + b"\x00\x00") * 2  # subframe header 0 (CONSTANT), value 0
+        frames.append(body + crc(body, 0x8005, 16).to_bytes(2, "big"))
+    sizes = [len(f) for f in frames]
+    packed = (rate << 44) | (1 << 41) | (15 << 36) | total
+    streaminfo = struct.pack(">HH", block, block) + min(sizes).to_bytes(3, "big")
+    streaminfo += max(sizes).to_bytes(3, "big") + packed.to_bytes(8, "big") + b"\x00" * 16
+    return b"fLaC" + bytes([0x80, 0, 0, 34]) + streaminfo + b"".join(frames)
+
+
+def id3v2(payload: bytes, *, footer: bool = False) -> bytes:
+    """An ID3v2.4 tag: "ID3", version 4.0, flags, size as 4 syncsafe bytes (7 bits each)."""
+    size = len(payload)
+    syncsafe = bytes((size >> shift) & 0x7F for shift in (21, 14, 7, 0))
+    header = b"ID3\x04\x00" + bytes([0x10 if footer else 0]) + syncsafe
+    return header + payload + (b"3DI" + header[3:] if footer else b"")
+
+
 def test_flac_metadata(tmp_path: Path) -> None:
-    rate, channels, bits, total = 44100, 2, 16, 44100 * 3
-    packed = (rate << 44) | ((channels - 1) << 41) | ((bits - 1) << 36) | total
-    streaminfo = struct.pack(">HH", 4096, 4096) + b"\x00" * 6 + packed.to_bytes(8, "big")
-    streaminfo += b"\x00" * 16
     path = tmp_path / "note.flac"
-    path.write_bytes(b"fLaC" + bytes([0x80, 0, 0, 34]) + streaminfo)
+    path.write_bytes(flac(3.0))
     meta = audio_metadata(path)
-    assert (meta.format, meta.duration_s, meta.sample_rate, meta.channels) == ("flac", 3.0, rate, 2)
+    assert (meta.format, meta.duration_s, meta.sample_rate, meta.channels) == (
+        "flac",
+        3.0,
+        44100,
+        2,
+    )
+
+
+@pytest.mark.parametrize("footer", [False, True])
+def test_flac_behind_an_id3_tag(tmp_path: Path, footer: bool) -> None:
+    frame = b"TIT2" + (13).to_bytes(4, "big") + b"\x00\x00\x03Voice memo 1"
+    path = tmp_path / "memo.flac"
+    path.write_bytes(id3v2(frame + b"\x00" * 300, footer=footer) + flac(2.5))
+    meta = audio_metadata(path)
+    assert (meta.format, meta.duration_s, meta.channels) == ("flac", 2.5, 2)
+    import hashlib
+
+    assert meta.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()  # the whole file
+
+
+def test_truncated_flac_is_refused(tmp_path: Path) -> None:
+    whole = flac(139.0)
+    path = tmp_path / "cut.flac"
+    path.write_bytes(whole[:86])  # STREAMINFO still says 139 s
+    with pytest.raises(ParseError) as caught:
+        audio_metadata(path)
+    assert "truncated" in caught.value.message and "139" in caught.value.message
+    path.write_bytes(whole[:42])  # metadata only, no frame at all
+    with pytest.raises(ParseError, match="no audio frame"):
+        audio_metadata(path)
+    path.write_bytes(whole)
+    assert audio_metadata(path).duration_s == 139.0
 
 
 def test_unknown_audio_format(tmp_path: Path) -> None:
