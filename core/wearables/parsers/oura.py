@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
@@ -60,6 +61,16 @@ class _Zones:
         return instant.astimezone(near.tzinfo)
 
 
+@dataclass
+class _Upload:
+    """What every item of one upload shares: who, which ring, the result, the user's zone."""
+
+    user_id: str
+    device: str
+    result: ParseResult
+    zones: _Zones
+
+
 def parse_oura(
     collections: Mapping[str, Mapping[str, Any] | None],
     *,
@@ -68,8 +79,7 @@ def parse_oura(
     tz: tzinfo | None = None,
 ) -> ParseResult:
     """Samples of every collection given (keys: daily_sleep, sleep, heartrate)."""
-    result = ParseResult()
-    zones = _Zones(tz)
+    upload = _Upload(user_id, device, ParseResult(), _Zones(tz))
     for name in sorted(collections, key=lambda n: n == "heartrate"):  # heart rate last
         document = collections[name]
         if document is None:
@@ -83,60 +93,50 @@ def parse_oura(
             where = f"{name}.data[{i}]"
             if not isinstance(item, Mapping):
                 raise ParseError(where, "must be an object")
-            _PARSERS[name](item, where, user_id, device, result, zones)
-    return result
+            _PARSERS[name](item, where, upload)
+    return upload.result
 
 
-def _daily_sleep(
-    item: Mapping[str, Any],
-    where: str,
-    user_id: str,
-    device: str,
-    result: ParseResult,
-    zones: _Zones,
-) -> None:
+def _daily_sleep(item: Mapping[str, Any], where: str, upload: _Upload) -> None:
     if item.get("score") is None:  # Oura omits the score of a day without enough data
-        result.skipped["oura:daily_sleep:no_score"] += 1
+        upload.result.skipped["oura:daily_sleep:no_score"] += 1
         return
     start = _instant(item.get("timestamp"), f"{where}.timestamp")
-    zones.saw(start)
-    result.samples.append(
+    upload.zones.saw(start)
+    upload.result.samples.append(
         WearableSample.of(
-            user_id=user_id,
+            user_id=upload.user_id,
             source=WearableSource.oura,
             metric=Metric.sleep_score,
             value=number(item["score"], f"{where}.score"),
             unit="score",
             start=start,
             end=start + timedelta(days=1),
-            device=device,
+            device=upload.device,
         )
     )
 
 
-def _sleep(
-    item: Mapping[str, Any],
-    where: str,
-    user_id: str,
-    device: str,
-    result: ParseResult,
-    zones: _Zones,
-) -> None:
+def _sleep(item: Mapping[str, Any], where: str, upload: _Upload) -> None:
     start = _instant(item.get("bedtime_start"), f"{where}.bedtime_start")
     end = _instant(item.get("bedtime_end"), f"{where}.bedtime_end")
     if end < start:
         raise ParseError(f"{where}.bedtime_end", "is before bedtime_start")
-    zones.saw(start)
-    zones.saw(end)
+    upload.zones.saw(start)
+    upload.zones.saw(end)
     kind = item.get("type")
     if kind in NOT_SLEEP_TYPES:
-        result.skipped[f"oura:sleep:{kind}"] += 1
+        upload.result.skipped[f"oura:sleep:{kind}"] += 1
         return
     duration = item.get("total_sleep_duration")
     if duration is None:
-        result.skipped["oura:sleep:no_total_sleep_duration"] += 1
+        upload.result.skipped["oura:sleep:no_total_sleep_duration"] += 1
         return
-    common: dict[str, Any] = {"user_id": user_id, "source": WearableSource.oura, "device": device}
+    common: dict[str, Any] = {
+        "user_id": upload.user_id,
+        "source": WearableSource.oura,
+        "device": upload.device,
+    }
     day = item.get("day")
     if day is not None:
         if not isinstance(day, str):
@@ -146,7 +146,7 @@ def _sleep(
         except ValueError as exc:
             raise ParseError(f"{where}.day", str(exc)) from None
         common["attributes"] = {DAY_ATTRIBUTE: day}
-    result.samples.append(
+    upload.result.samples.append(
         WearableSample.of(
             metric=Metric.sleep,
             value=number(duration, f"{where}.total_sleep_duration"),
@@ -159,7 +159,7 @@ def _sleep(
     lowest = item.get("lowest_heart_rate")
     if kind == "long_sleep" and lowest is not None:
         # Oura's app shows the night's lowest heart rate as the resting heart rate.
-        result.samples.append(
+        upload.result.samples.append(
             WearableSample.of(
                 metric=Metric.resting_heart_rate,
                 value=number(lowest, f"{where}.lowest_heart_rate"),
@@ -171,25 +171,18 @@ def _sleep(
         )
 
 
-def _heartrate(
-    item: Mapping[str, Any],
-    where: str,
-    user_id: str,
-    device: str,
-    result: ParseResult,
-    zones: _Zones,
-) -> None:
-    at = zones.local(_instant(item.get("timestamp"), f"{where}.timestamp"))
-    result.samples.append(
+def _heartrate(item: Mapping[str, Any], where: str, upload: _Upload) -> None:
+    at = upload.zones.local(_instant(item.get("timestamp"), f"{where}.timestamp"))
+    upload.result.samples.append(
         WearableSample.of(
-            user_id=user_id,
+            user_id=upload.user_id,
             source=WearableSource.oura,
             metric=Metric.heart_rate,
             value=number(item.get("bpm"), f"{where}.bpm"),
             unit="bpm",
             start=at,
             end=at,
-            device=device,
+            device=upload.device,
             attributes={"context": str(item.get("source") or "")},
         )
     )
