@@ -81,6 +81,8 @@ _NAME = re.compile(r"name:(.+?)(?:, [a-z]+:|>$)")
 _USER_ID = re.compile(USER_ID_PATTERN)
 # Apple's DTD is ~10 KB; the prolog (XML declaration, comments, DOCTYPE) is read whole.
 PROLOG_MAX_BYTES = 256 * 1024
+# expat 2.5 re-scans an unfinished token each time it is fed: one long tag is quadratic.
+TAG_MAX_BYTES = 1024 * 1024  # Apple's records are a few hundred bytes
 # XML 1.0 allows tab, LF and CR of the C0 controls; the others become spaces.
 _CONTROLS = bytes(b for b in range(0x20) if b not in (0x09, 0x0A, 0x0D))
 _SPACE_CONTROLS = bytes.maketrans(_CONTROLS, b" " * len(_CONTROLS))
@@ -278,6 +280,8 @@ class _Sanitized:
         self._raw = raw
         head = raw.read(PROLOG_MAX_BYTES)
         self._head = _blank_doctype(head, complete=len(head) < PROLOG_MAX_BYTES)
+        self._offset = 0  # of the next byte served
+        self._since_tag_end = 0  # bytes since the last ">"
 
     def read(self, size: int = -1) -> bytes:
         if self._head:
@@ -287,7 +291,22 @@ class _Sanitized:
                 chunk, self._head = self._head, b""
         else:
             chunk = self._raw.read(size)
+        self._check_tag_length(chunk)
+        self._offset += len(chunk)
         return chunk.translate(_SPACE_CONTROLS)
+
+    def _check_tag_length(self, chunk: bytes) -> None:
+        """:class:`ParseError` once more than ``TAG_MAX_BYTES`` go by without a ``>``
+        (chunks are read 16 KiB at a time, so no gap hides inside one)."""
+        first = chunk.find(b">")
+        gap = self._since_tag_end + (len(chunk) if first == -1 else first)
+        if gap > TAG_MAX_BYTES:
+            raise ParseError(
+                f"byte {self._offset - self._since_tag_end}",
+                f"a tag is longer than {TAG_MAX_BYTES // 1024} KiB (Apple Health records are "
+                "a few hundred bytes), so this file was not parsed",
+            )
+        self._since_tag_end = gap if first == -1 else len(chunk) - chunk.rfind(b">") - 1
 
 
 def _blank_doctype(head: bytes, *, complete: bool) -> bytes:

@@ -359,6 +359,21 @@ def test_apple_health_other_encodings_are_refused(tmp_path: Path) -> None:
         list(iter_apple_health(path, user_id="u3"))
 
 
+def test_apple_health_a_tag_longer_than_the_limit_is_refused_early(tmp_path: Path) -> None:
+    # expat 2.5 re-scans an unfinished token on every 16 KiB it is fed: a 20 MB attribute
+    # took 74 s of CPU (holding the GIL). Records are a few hundred bytes long.
+    import time
+
+    huge = STEP.format(source="x" * 3_000_000, unit="count")
+    path = export_with(tmp_path, "", STEP.format(source="Health", unit="count") + "\n" + huge)
+    started = time.process_time()
+    with pytest.raises(ParseError) as caught:
+        list(iter_apple_health(path, user_id="u3"))
+    assert time.process_time() - started < 1.0
+    assert caught.value.location.startswith("byte ")
+    assert "longer than 1024 KiB" in caught.value.message
+
+
 def test_apple_health_entity_references_without_a_dtd_are_malformed(tmp_path: Path) -> None:
     path = export_with(tmp_path, "", STEP.format(source="&e;", unit="count"))
     with pytest.raises(ParseError, match=r"^line 4, column \d+: malformed XML \(undefined entity"):
