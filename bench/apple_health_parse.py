@@ -2,8 +2,14 @@
 
 Prints MB/s, records/s and peak RSS (``resource.getrusage``), and writes them to
 ``bench/results/apple_health_parse.json``. Goal: >= 20 MB/s in constant memory.
+``records_per_cpu_s`` divides by the parse's CPU time, which stays comparable on a
+machine shared with other work (wall-clock ``records_per_s`` does not).
 
-    .venv/bin/python -m bench.apple_health_parse [--mb 500]
+``--bomb-mb N`` instead times an entity-expansion upload of ~N MB (nested entities used in
+a ``Record`` attribute, padded with comments so expat's amplification ratio never trips)
+and reports its time, peak RSS and outcome; it writes nothing.
+
+    .venv/bin/python -m bench.apple_health_parse [--mb 500] [--bomb-mb 20]
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from core.wearables.contracts import ParseError
 from core.wearables.parsers.apple_health import iter_apple_health
 
 RESULTS = Path(__file__).resolve().parent / "results" / "apple_health_parse.json"
@@ -70,10 +77,55 @@ def generate(path: Path, target_bytes: int) -> int:
     return count
 
 
+def generate_bomb(path: Path, target_bytes: int) -> None:
+    """An export whose one ``Record`` attribute expands ~100x the file size (expat's ratio)."""
+    levels = ['<!ENTITY e0 "' + "x" * 1000 + '">']
+    levels += [f'<!ENTITY e{i} "' + f"&e{i - 1};" * 10 + '">' for i in range(1, 6)]
+    padding = "<!-- " + "p" * 1_000_000 + " -->\n"
+    with path.open("w", encoding="utf-8") as out:
+        out.write('<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE HealthData [\n')
+        out.write("\n".join(levels) + "\n")
+        written = 0
+        while written < target_bytes:
+            out.write(padding)
+            written += len(padding)
+        out.write(']>\n<HealthData locale="en_US">\n')
+        # e5 is 100 MB; the attribute expands to ~50x the file, half expat's ratio limit.
+        copies = max(1, target_bytes // 2_000_000)
+        out.write(' <Record type="HKQuantityTypeIdentifierStepCount" sourceName="')
+        out.write("&e5;" * copies)
+        out.write('" unit="count" startDate="2024-03-10 01:59:00 -0800" ')
+        out.write('endDate="2024-03-10 02:00:00 -0800" value="1"/>\n</HealthData>\n')
+
+
+def bomb(megabytes: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="stride-bench-") as folder:
+        path = Path(folder) / "export.xml"
+        generate_bomb(path, megabytes * 1_000_000)
+        size = path.stat().st_size
+        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        started = time.perf_counter()
+        try:
+            outcome = f"accepted {sum(1 for _ in iter_apple_health(path, user_id='bench'))} samples"
+        except ParseError as exc:
+            outcome = f"refused: {exc}"
+        elapsed = time.perf_counter() - started
+        rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(f"{'file_mb':>26}: {size / 1e6:.1f}")
+    print(f"{'seconds':>26}: {elapsed:.3f}")
+    print(f"{'peak_rss_mb_before_parse':>26}: {rss_before / 1024:.1f}")
+    print(f"{'peak_rss_mb':>26}: {rss_after / 1024:.1f}")
+    print(f"{'outcome':>26}: {outcome[:300]}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--mb", type=int, default=500, help="size of the generated export")
+    parser.add_argument("--bomb-mb", type=int, help="time an entity-expansion upload instead")
     args = parser.parse_args()
+    if args.bomb_mb:
+        bomb(args.bomb_mb)
+        return
     with tempfile.TemporaryDirectory(prefix="stride-bench-") as folder:
         path = Path(folder) / "export.xml"
         # Generated in a child process, so this process's peak RSS is the parser's alone.
@@ -82,11 +134,13 @@ def main() -> None:
         size = path.stat().st_size
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         started = time.perf_counter()
+        cpu_started = time.process_time()
         samples = 0
         skipped: dict[str, int] = {}
         for _sample in iter_apple_health(path, user_id="bench", skipped=skipped):
             samples += 1
         elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu_started
         rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     figures = {
         "file_mb": round(size / 1e6, 1),
@@ -96,6 +150,8 @@ def main() -> None:
         "seconds": round(elapsed, 2),
         "mb_per_s": round(size / 1e6 / elapsed, 1),
         "records_per_s": round(records / elapsed),
+        "cpu_seconds": round(cpu, 2),
+        "records_per_cpu_s": round(records / cpu),
         "peak_rss_mb_before_parse": round(rss_before / 1024, 1),
         "peak_rss_mb": round(rss_after / 1024, 1),
         "goal_mb_per_s": 20,

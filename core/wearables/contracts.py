@@ -3,7 +3,9 @@
 Every vendor format (Fitbit, Oura, Apple Health, audio recordings) becomes the same
 normalized record: who, which source and device, which metric, the value in the vendor's
 unit (silver normalizes units), and the interval it covers. ``start``/``end`` keep the UTC
-offset the vendor reported, so ``day`` is the user's own calendar day. The sample id is a
+offset the vendor reported (or, for readings reported in UTC, the user's), so ``day`` is
+the user's own calendar day; a vendor that says which day a sample belongs to (Oura's
+sleep ``day``) puts it in ``attributes["day"]`` and ``day`` is that. The sample id is a
 UUIDv5 of the natural key: re-uploading the same data yields the same ids, and silver
 dedupes on them.
 """
@@ -14,7 +16,7 @@ import enum
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
@@ -23,6 +25,9 @@ from core.identity.ids import USER_ID_PATTERN
 
 SCHEMA_VERSION: Literal[1] = 1
 SAMPLE_NAMESPACE = uuid.UUID("6f1c54b2-3f0e-5b8e-9d43-2f7d3f0a9a51")
+UNIT_MAX_LENGTH = 32
+DEVICE_MAX_LENGTH = 256
+DAY_ATTRIBUTE = "day"  # the vendor's own day of a sample, ISO 8601 (2024-03-10)
 
 UserId = Annotated[
     str,
@@ -74,10 +79,10 @@ class WearableSample(BaseModel):
     source: WearableSource
     metric: Metric
     value: float
-    unit: Annotated[str, Field(min_length=1, max_length=32)]
+    unit: Annotated[str, Field(min_length=1, max_length=UNIT_MAX_LENGTH)]
     start: AwareDatetime
     end: AwareDatetime
-    device: Annotated[str, Field(max_length=256)] = ""
+    device: Annotated[str, Field(max_length=DEVICE_MAX_LENGTH)] = ""
     attributes: dict[str, str] = Field(
         default_factory=dict, description="Metric-specific extras (audio: format, sha256, uri)"
     )
@@ -86,12 +91,19 @@ class WearableSample(BaseModel):
     def _interval_is_ordered(self) -> WearableSample:
         if self.end < self.start:
             raise ValueError(f"end {self.end.isoformat()} is before start {self.start.isoformat()}")
+        vendor_day = self.attributes.get(DAY_ATTRIBUTE)
+        if vendor_day is not None:
+            check_vendor_day(vendor_day, self.start, self.end)
         return self
 
     @property
     def day(self) -> date:
-        """The user's calendar day, in the offset the vendor reported: the day a sample
-        starts, except sleep, which belongs to the day the user wakes up."""
+        """The user's calendar day: the vendor's own (``attributes["day"]``) when it said
+        one, else in the offset the vendor reported the day a sample starts, except sleep,
+        which belongs to the day the user wakes up."""
+        vendor_day = self.attributes.get(DAY_ATTRIBUTE)
+        if vendor_day is not None:
+            return date.fromisoformat(vendor_day)
         return self.end.date() if self.metric is Metric.sleep else self.start.date()
 
     @classmethod
@@ -121,6 +133,21 @@ class WearableSample(BaseModel):
             device=device,
             attributes=attributes or {},
         )
+
+
+def check_vendor_day(raw: str, start: datetime, end: datetime) -> date:
+    """The vendor's day ``raw`` of an interval; ``ValueError`` unless it is an ISO date
+    within a day of the interval's own dates (Oura moves late naps to the next day)."""
+    try:
+        day = date.fromisoformat(raw)
+    except ValueError:
+        day = None
+    if day is None or day.isoformat() != raw:
+        raise ValueError(f"day {raw!r} is not a date like 2024-03-10")
+    first, last = start.date() - timedelta(days=1), end.date() + timedelta(days=1)
+    if not first <= day <= last:
+        raise ValueError(f"day {raw!r} is not within a day of {start.date()}..{end.date()}")
+    return day
 
 
 def sample_id_for(

@@ -13,6 +13,26 @@ Dates carry their own UTC offset, so DST transitions need no zone database: the 
 wall time before and after "fall back" has different offsets and different instants.
 Errors name the line of the offending ``Record`` (found by a second, cheap pass that only
 runs when something is wrong).
+
+The bytes expat sees are sanitized first, in constant time and memory:
+
+- The DOCTYPE is blanked unparsed (each byte but line breaks becomes a space, so every
+  line and column stays where it was). Apple's exports carry an internal DTD that nothing
+  here needs, and iOS 16's (HealthKit Export Version 12) is malformed: its
+  ``<!ATTLIST VisionPrescription`` is never closed. Without a DTD no entity can be defined,
+  so nothing can expand; a DOCTYPE that declares one (``<!ENTITY``) is refused outright,
+  since Apple's declare none, and so is a prolog longer than ``PROLOG_MAX_BYTES``.
+- C0 control characters other than tab and line breaks, which XML 1.0 forbids but real
+  exports contain (a vertical tab in a source name), become spaces instead of failing the
+  whole file.
+- A tag longer than ``TAG_MAX_BYTES`` is refused as it streams in: expat 2.5 re-scans an
+  unfinished token each time it is fed, so one 20 MB attribute cost 74 s under the GIL.
+
+Samples are built with ``model_construct`` (no second pydantic pass in the hot loop), so
+every bound of the ``WearableSample`` contract is checked here: the user id once per
+export, the unit per record (over ``UNIT_MAX_LENGTH`` characters is an error naming the
+line), and the device name, which is cut to ``DEVICE_MAX_LENGTH`` characters ending with
+"…" (the same cut every time, so re-uploads keep their sample ids).
 """
 
 from __future__ import annotations
@@ -23,9 +43,13 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import BinaryIO
 from xml.parsers import expat
 
+from core.identity.ids import USER_ID_PATTERN
 from core.wearables.contracts import (
+    DEVICE_MAX_LENGTH,
+    UNIT_MAX_LENGTH,
     Metric,
     ParseError,
     ParseResult,
@@ -56,6 +80,19 @@ _DATE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}$")
 # HKDevice fields are "key:value" joined by ", "; values themselves may hold commas.
 _HARDWARE = re.compile(r"hardware:(.+?)(?:, [a-z]+:|>$)")
 _NAME = re.compile(r"name:(.+?)(?:, [a-z]+:|>$)")
+_USER_ID = re.compile(USER_ID_PATTERN)
+# Apple's DTD is ~10 KB; the prolog (XML declaration, comments, DOCTYPE) is read whole.
+PROLOG_MAX_BYTES = 256 * 1024
+# expat 2.5 re-scans an unfinished token each time it is fed: one long tag is quadratic.
+TAG_MAX_BYTES = 1024 * 1024  # Apple's records are a few hundred bytes
+# XML 1.0 allows tab, LF and CR of the C0 controls; the others become spaces.
+_CONTROLS = bytes(b for b in range(0x20) if b not in (0x09, 0x0A, 0x0D))
+_SPACE_CONTROLS = bytes.maketrans(_CONTROLS, b" " * len(_CONTROLS))
+_BLANK = bytes.maketrans(bytes(range(256)), b" " * 10 + b"\n" + b" " * 2 + b"\r" + b" " * 242)
+_SPACES = frozenset(b" \t\r\n")
+_DOCTYPE_END = re.compile(rb"\]\s*>")
+_ENCODING = re.compile(rb"<\?xml[^>]*?\sencoding\s*=\s*[\"']([^\"']*)")
+NEWLINE = b"\n"
 
 
 class _RecordError(Exception):
@@ -71,42 +108,45 @@ def iter_apple_health(
 
     ``skipped`` (if given) counts records that are valid but not ingested, by reason.
     """
+    if not _USER_ID.fullmatch(user_id):
+        raise ValueError(f"{user_id!r} is not a user id ({USER_ID_PATTERN})")
     counts: dict[str, int] = skipped if skipped is not None else {}
     offsets: dict[str, timezone] = {}
     ordinal = 0
     root: ET.Element | None = None
-    # expat >= 2.4 caps entity amplification and ElementTree never fetches external
-    # entities, so an uploaded file cannot blow up memory or read local files.
-    events = ET.iterparse(str(path), events=("start", "end"))  # noqa: S314
-    try:
-        for event, elem in events:
-            if event == "start":
-                if root is None:
-                    root = elem
-                    if elem.tag != "HealthData":
+    with path.open("rb") as raw:
+        events = ET.iterparse(_Sanitized(raw), events=("start", "end"))  # noqa: S314
+        try:
+            for event, elem in events:
+                if event == "start":
+                    if root is None:
+                        root = elem
+                        if elem.tag != "HealthData":
+                            raise ParseError(
+                                "line 1", f"root element is <{elem.tag}>, not <HealthData>"
+                            )
+                    continue
+                if elem.tag == "Record":
+                    ordinal += 1
+                    try:
+                        sample = _sample(elem.attrib, user_id, offsets)
+                    except _RecordError as exc:
+                        line = _line_of_record(path, ordinal)
                         raise ParseError(
-                            "line 1", f"root element is <{elem.tag}>, not <HealthData>"
-                        )
-                continue
-            if elem.tag == "Record":
-                ordinal += 1
-                try:
-                    sample = _sample(elem.attrib, user_id, offsets)
-                except _RecordError as exc:
-                    line = _line_of_record(path, ordinal)
-                    raise ParseError(
-                        f"line {line}, Record #{ordinal}, attribute {exc.field}", exc.message
-                    ) from None
-                if isinstance(sample, str):
-                    counts[sample] = counts.get(sample, 0) + 1
-                else:
-                    yield sample
-            if elem is not root and root is not None:
-                elem.clear()
-                root.clear()  # drop the root's references to finished children
-    except ET.ParseError as exc:
-        line, column = exc.position
-        raise ParseError(f"line {line}, column {column}", f"malformed XML ({exc.msg})") from None
+                            f"line {line}, Record #{ordinal}, attribute {exc.field}", exc.message
+                        ) from None
+                    if isinstance(sample, str):
+                        counts[sample] = counts.get(sample, 0) + 1
+                    else:
+                        yield sample
+                if elem is not root and root is not None:
+                    elem.clear()
+                    root.clear()  # drop the root's references to finished children
+        except ET.ParseError as exc:
+            line, column = exc.position
+            raise ParseError(
+                f"line {line}, column {column}", f"malformed XML ({exc.msg})"
+            ) from None
     if root is None:
         raise ParseError("line 1", "empty file: expected an Apple Health export.xml")
 
@@ -140,9 +180,12 @@ def _sample(
         unit = attrib.get("unit") or ""
         if not unit:
             raise _RecordError("unit", "missing")
+        if len(unit) > UNIT_MAX_LENGTH:
+            message = f"{unit[:40]!r}... is {len(unit)} characters, at most {UNIT_MAX_LENGTH}"
+            raise _RecordError("unit", message)
         value = _value(attrib.get("value"))
     device = _device(attrib)
-    # Validated field by field above; skip pydantic's second pass in this hot loop.
+    # Validated field by field (every bound of the contract); skip pydantic's second pass.
     return WearableSample.model_construct(
         sample_id=sample_id_for(user_id, WearableSource.apple_health, metric, start, end, device),
         user_id=user_id,
@@ -221,8 +264,113 @@ def _device(attrib: dict[str, str]) -> str:
             _DEVICES.clear()
         source, device = key
         hardware = (_HARDWARE.search(device) or _NAME.search(device)) if device else None
-        name = _DEVICES[key] = f"{source} ({hardware.group(1).strip()})" if hardware else source
+        name = f"{source} ({hardware.group(1).strip()})" if hardware else source
+        if len(name) > DEVICE_MAX_LENGTH:
+            name = name[: DEVICE_MAX_LENGTH - 1] + "\u2026"
+        _DEVICES[key] = name
     return name
+
+
+class _Sanitized:
+    """The export's bytes as expat may see them: DOCTYPE blanked, control characters spaced.
+
+    Reads the prolog once (at most ``PROLOG_MAX_BYTES``), then passes the file through
+    chunk by chunk; the length of the stream and every line and column stay the same.
+    """
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        head = raw.read(PROLOG_MAX_BYTES)
+        self._head = _blank_doctype(head, complete=len(head) < PROLOG_MAX_BYTES)
+        self._offset = 0  # of the next byte served
+        self._since_tag_end = 0  # bytes since the last ">"
+
+    def read(self, size: int = -1) -> bytes:
+        if self._head:
+            if 0 <= size < len(self._head):
+                chunk, self._head = self._head[:size], self._head[size:]
+            else:
+                chunk, self._head = self._head, b""
+        else:
+            chunk = self._raw.read(size)
+        self._check_tag_length(chunk)
+        self._offset += len(chunk)
+        return chunk.translate(_SPACE_CONTROLS)
+
+    def _check_tag_length(self, chunk: bytes) -> None:
+        """:class:`ParseError` once more than ``TAG_MAX_BYTES`` go by without a ``>``
+        (chunks are read 16 KiB at a time, so no gap hides inside one)."""
+        first = chunk.find(b">")
+        gap = self._since_tag_end + (len(chunk) if first == -1 else first)
+        if gap > TAG_MAX_BYTES:
+            raise ParseError(
+                f"byte {self._offset - self._since_tag_end}",
+                f"a tag is longer than {TAG_MAX_BYTES // 1024} KiB (Apple Health records are "
+                "a few hundred bytes), so this file was not parsed",
+            )
+        self._since_tag_end = gap if first == -1 else len(chunk) - chunk.rfind(b">") - 1
+
+
+def _blank_doctype(head: bytes, *, complete: bool) -> bytes:
+    """``head`` with its DOCTYPE turned to spaces; :class:`ParseError` if it declares entities.
+
+    Walks the prolog (XML declaration, processing instructions, comments, whitespace) up
+    to the root element, as expat would. ``complete`` says the whole file is in ``head``.
+    """
+    if head[:2] in (b"\xfe\xff", b"\xff\xfe") or b"\x00" in head[:4]:
+        raise ParseError("line 1", "export.xml is not UTF-8 encoded (Apple Health writes UTF-8)")
+    pos = 3 if head.startswith(b"\xef\xbb\xbf") else 0
+    declared = _ENCODING.match(head, pos)
+    if declared and declared.group(1).lower() != b"utf-8":
+        encoding = declared.group(1).decode("ascii", "replace")
+        raise ParseError("line 1", f"export.xml declares encoding {encoding!r}, not UTF-8")
+    while True:
+        while pos < len(head) and head[pos] in _SPACES:
+            pos += 1
+        if head.startswith(b"<?", pos):
+            end = _past(head, b"?>", pos + 2)
+        elif head.startswith(b"<!--", pos):
+            end = _past(head, b"-->", pos + 4)
+        elif head.startswith(b"<!DOCTYPE", pos):
+            end = _doctype_end(head, pos)
+            doctype = head[pos:end] if end != -1 else head[pos:]
+            entity = doctype.find(b"<!ENTITY")
+            if entity != -1:
+                raise ParseError(
+                    f"line {head.count(NEWLINE, 0, pos + entity) + 1}",
+                    "the DOCTYPE declares an entity (<!ENTITY); Apple Health exports declare "
+                    "none, so this file was not parsed",
+                )
+            if end != -1:
+                head = head[:pos] + doctype.translate(_BLANK) + head[end:]
+        else:
+            return head  # the root element, or junk that expat reports with its position
+        if end == -1:  # not closed within head
+            break
+        pos = end
+    if complete:
+        return head  # a truncated prolog: expat says where
+    raise ParseError(
+        f"line {head.count(NEWLINE, 0, pos) + 1}",
+        f"the DOCTYPE (or XML prolog) is longer than {PROLOG_MAX_BYTES // 1024} KiB; Apple's "
+        "is about 10 KiB, so this file was not parsed",
+    )
+
+
+def _past(head: bytes, marker: bytes, start: int) -> int:
+    """Index just past the next ``marker`` from ``start``, or -1 if it is beyond ``head``."""
+    found = head.find(marker, start)
+    return found + len(marker) if found != -1 else -1
+
+
+def _doctype_end(head: bytes, pos: int) -> int:
+    """Index just past the DOCTYPE starting at ``pos``, or -1 if it ends beyond ``head``."""
+    close = head.find(b">", pos)
+    subset = head.find(b"[", pos)
+    if subset == -1 or -1 < close < subset:  # no internal subset
+        return _past(head, b">", pos)
+    match = _DOCTYPE_END.search(head, subset)
+    return match.end() if match else -1
 
 
 def _line_of_record(path: Path, ordinal: int) -> int:
@@ -241,5 +389,5 @@ def _line_of_record(path: Path, ordinal: int) -> int:
 
     parser.StartElementHandler = start
     with path.open("rb") as fh, contextlib.suppress(StopIteration, expat.ExpatError):
-        parser.ParseFile(fh)
+        parser.ParseFile(_Sanitized(fh))
     return found[0] if found else 0

@@ -9,6 +9,12 @@ Each document is one response body of the Intraday endpoints, as Fitbit returns 
 Times are wall-clock times of the user's time zone (their Fitbit profile): pass the IANA
 zone (DST-aware) or the fixed ``offsetFromUTCMillis``. Wall times that do not exist (the
 hour skipped when clocks spring forward) are skipped and counted.
+
+The dataset's times are in order and carry no date; the date is the first summary's
+``dateTime`` (``"today"``, as Fitbit's documented responses say, is the user's today). A
+time earlier than the one before it is either the repeated hour of a day when clocks fall
+back (the zone says that wall time happens twice: the second pass is the later instant)
+or the next day (the "by interval" endpoints span up to 24 hours across midnight).
 """
 
 from __future__ import annotations
@@ -35,10 +41,19 @@ DATASET_TYPES = {"second": timedelta(seconds=1), "minute": timedelta(minutes=1)}
 
 
 def parse_fitbit(
-    documents: Iterable[Mapping[str, Any]], *, user_id: str, tz: tzinfo, device: str = ""
+    documents: Iterable[Mapping[str, Any]],
+    *,
+    user_id: str,
+    tz: tzinfo,
+    device: str = "",
+    today: date | None = None,
 ) -> ParseResult:
-    """All samples of the documents; raises :class:`ParseError` naming the field."""
+    """All samples of the documents; raises :class:`ParseError` naming the field.
+
+    ``today`` is the date ``"today"`` stands for (default: now in ``tz``).
+    """
     result = ParseResult()
+    today = today or datetime.now(tz).date()
     for index, document in enumerate(documents):
         where = f"documents[{index}]"
         if not isinstance(document, Mapping):
@@ -56,7 +71,7 @@ def parse_fitbit(
             if resource not in INTRADAY_RESOURCES:
                 result.skipped[f"fitbit:{resource}"] += 1
                 continue
-            _parse_resource(document, resource, where, user_id, tz, device, result)
+            _parse_resource(document, resource, where, user_id, tz, device, today, result)
     return result
 
 
@@ -67,6 +82,7 @@ def _parse_resource(
     user_id: str,
     tz: tzinfo,
     device: str,
+    today: date,
     result: ParseResult,
 ) -> None:
     metric, unit = INTRADAY_RESOURCES[resource]
@@ -76,7 +92,7 @@ def _parse_resource(
         raise ParseError(
             f"{where}.{summary_key}", "missing: the day of the intraday dataset comes from it"
         )
-    day = _date(summaries[0], f"{where}.{summary_key}[0].dateTime")
+    day = _date(summaries[0], f"{where}.{summary_key}[0].dateTime", today)
 
     if resource == "heart":
         for i, summary in enumerate(summaries):
@@ -86,7 +102,7 @@ def _parse_resource(
                 result.skipped["fitbit:heart:no_resting_heart_rate"] += 1
                 continue
             at = f"{where}.{summary_key}[{i}].value.restingHeartRate"
-            summary_day = _date(summary, f"{where}.{summary_key}[{i}].dateTime")
+            summary_day = _date(summary, f"{where}.{summary_key}[{i}].dateTime", today)
             start = _absolute(datetime.combine(summary_day, time(), tz))
             result.samples.append(
                 WearableSample.of(
@@ -119,12 +135,30 @@ def _parse_resource(
     dataset = intraday.get("dataset")
     if not isinstance(dataset, list):
         raise ParseError(f"{at}.dataset", "missing or not a list")
+    first_day, fold = day, 0
+    first: time | None = None
+    previous: time | None = None
     for i, point in enumerate(dataset):
         point_at = f"{at}.dataset[{i}]"
         if not isinstance(point, Mapping):
             raise ParseError(point_at, "must be an object with time and value")
         wall = _time(point.get("time"), f"{point_at}.time")
-        start = datetime.combine(day, wall, tz)
+        if first is None:
+            first = wall
+        elif previous is not None and wall < previous:
+            if not fold and _repeated(datetime.combine(day, wall, tz)):
+                fold = 1  # the second pass through the hour clocks fell back
+            elif wall <= first and day == first_day:
+                day, fold = day + timedelta(days=1), 0  # past midnight
+            else:
+                raise ParseError(
+                    f"{point_at}.time",
+                    f"goes back from {previous} to {wall}, which is neither an hour repeated "
+                    "when clocks fall back (that needs the profile's IANA timezone, not a "
+                    "fixed utc_offset_ms) nor the next day (a response spans 24 hours)",
+                )
+        previous = wall
+        start = datetime.combine(day, wall, tz).replace(fold=fold)
         if is_nonexistent(start):
             result.skipped[f"fitbit:{resource}:nonexistent_local_time"] += 1
             continue
@@ -148,6 +182,11 @@ def fixed_offset(offset_ms: int) -> tzinfo:
     return timezone(timedelta(milliseconds=offset_ms))
 
 
+def _repeated(local: datetime) -> bool:
+    """True for a wall time that happens twice (clocks fall back): its offset has two values."""
+    return local.replace(fold=0).utcoffset() != local.replace(fold=1).utcoffset()
+
+
 def _absolute(local: datetime) -> datetime:
     """``local`` with its zone replaced by its fixed offset, so arithmetic is in real time."""
     offset = local.utcoffset()
@@ -155,12 +194,14 @@ def _absolute(local: datetime) -> datetime:
     return local.replace(tzinfo=timezone(offset))
 
 
-def _date(entry: object, where: str) -> date:
+def _date(entry: object, where: str, today: date) -> date:
     raw = entry.get("dateTime") if isinstance(entry, Mapping) else None
+    if raw == "today":
+        return today
     try:
         return date.fromisoformat(raw)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise ParseError(where, f"must be a date like 2024-03-10, not {raw!r}") from None
+        raise ParseError(where, f"must be a date like 2024-03-10 or today, not {raw!r}") from None
 
 
 def _time(raw: object, where: str) -> time:

@@ -286,6 +286,22 @@ def test_wearable_upload_errors(live_api: str, db_engine: Engine) -> None:
         )
         assert bad.status_code == 422
         assert bad.json()["detail"].startswith("line 26, Record #4, attribute startDate:")
+        ios16 = client.post(  # Apple's malformed iOS 16 DTD: parsed, not refused
+            "/v1/wearables/apple_health",
+            content=(FIXTURES / "apple_health_export_ios16.xml").read_bytes(),
+            headers={**auth, "Content-Type": "application/xml"},
+        )
+        assert ios16.status_code == 202, ios16.text
+        assert ios16.json() == {"accepted": 3, "skipped": {}}
+        bomb = client.post(
+            "/v1/wearables/apple_health",
+            content=b'<?xml version="1.0"?>\n<!DOCTYPE HealthData [<!ENTITY e "x">]>\n'
+            b'<HealthData><Record sourceName="&e;"/></HealthData>',
+            headers={**auth, "Content-Type": "application/xml"},
+        )
+        assert bomb.status_code == 422
+        assert "declares an entity" in bomb.json()["detail"]
+        assert bomb.json()["detail"].endswith("Nothing from this upload was ingested.")
         zones = client.post(
             "/v1/wearables/fitbit",
             json={"timezone": "Mars/Olympus", "documents": [doc]},

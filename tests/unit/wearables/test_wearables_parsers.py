@@ -6,7 +6,7 @@ import json
 import struct
 import wave
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
 
 import pytest
@@ -84,6 +84,60 @@ def test_fitbit_without_the_summary_entry_says_the_day_is_missing() -> None:
         parse_fitbit([doc], user_id="u1", tz=LA)
 
 
+# Shapes: Fitbit Web API "Get Heart Rate Intraday by Interval" (start and end dates, at most
+# 24 hours: /activities/heart/date/2024-06-01/2024-06-02/1min/time/23:00/00:30.json) and
+# "by Date", whose documented example response says "dateTime": "today" (and "value": "64.2").
+
+
+def test_fitbit_interval_across_midnight_moves_to_the_next_day() -> None:
+    doc = load("fitbit_heart_intraday_interval_midnight.json")
+    result = parse_fitbit([doc], user_id="u1", tz=LA)
+    beats = by_metric(result.samples, Metric.heart_rate)
+    assert [b.start.isoformat() for b in beats] == [
+        "2024-06-01T23:02:00-07:00",
+        "2024-06-01T23:59:00-07:00",
+        "2024-06-02T00:00:00-07:00",  # was 2024-06-01T00:00, 24 hours early
+        "2024-06-02T00:30:00-07:00",
+    ]
+    resting = by_metric(result.samples, Metric.resting_heart_rate)
+    assert [r.day.isoformat() for r in resting] == ["2024-06-01", "2024-06-02"]
+
+
+def test_fitbit_repeated_hour_when_clocks_fall_back_keeps_every_minute() -> None:
+    result = parse_fitbit([load("fitbit_heart_intraday_dst_fallback.json")], user_id="u1", tz=LA)
+    beats = by_metric(result.samples, Metric.heart_rate)
+    assert len(beats) == 124 and len({b.sample_id for b in beats}) == 124
+    first, second = (b for b in beats if b.start.strftime("%H:%M") == "01:00")
+    assert (first.start.isoformat(), second.start.isoformat()) == (
+        "2024-11-03T01:00:00-07:00",
+        "2024-11-03T01:00:00-08:00",
+    )
+    instants = [b.start.astimezone(UTC) for b in beats]
+    assert instants == sorted(instants) and instants[-1] - instants[0] == timedelta(
+        hours=2, minutes=3
+    )
+
+
+def test_fitbit_repeated_hour_with_a_fixed_offset_asks_for_the_zone() -> None:
+    doc = load("fitbit_heart_intraday_dst_fallback.json")
+    with pytest.raises(ParseError) as caught:
+        parse_fitbit([doc], user_id="u1", tz=fixed_offset(-25_200_000))
+    assert caught.value.location == "documents[0].activities-heart-intraday.dataset[62].time"
+    assert "01:59:00 to 01:00:00" in caught.value.message and "IANA" in caught.value.message
+
+
+def test_fitbit_documented_today_is_the_users_today() -> None:
+    doc = load("fitbit_heart_intraday_today.json")
+    result = parse_fitbit([doc], user_id="u1", tz=LA, today=date(2024, 6, 1))
+    assert [s.start.isoformat() for s in result.samples][:2] == [
+        "2024-06-01T00:00:00-07:00",
+        "2024-06-01T00:00:10-07:00",
+    ]
+    assert result.skipped["fitbit:heart:no_resting_heart_rate"] == 1  # "value": "64.2"
+    (first, *_) = parse_fitbit([doc], user_id="u1", tz=LA).samples
+    assert first.start.date() == datetime.now(LA).date()
+
+
 # ---- Oura --------------------------------------------------------------------------------
 
 
@@ -120,6 +174,67 @@ def test_oura_error_names_the_item_field() -> None:
         parse_oura({"heartrate": doc}, user_id="u2")
     assert caught.value.location == "heartrate.data[1].timestamp"
     assert "no UTC offset" in str(caught.value)
+
+
+# Shapes of oura_sleep_types.json and oura_heartrate_utc.json: Oura API v2 OpenAPI,
+# PublicModifiedSleepModel (type: deleted | sleep | long_sleep | late_nap | rest; "day: Day
+# that the sleep belongs to"; bedtime_* localized) and PublicHeartRateRow (timestamp: UTC).
+PARIS = zone("Europe/Paris")
+
+
+def test_oura_rest_and_deleted_sleep_periods_are_not_sleep() -> None:
+    result = parse_oura({"sleep": load("oura_sleep_types.json")}, user_id="u2")
+    sleeps = by_metric(result.samples, Metric.sleep)
+    assert [s.value for s in sleeps] == [25860, 1980, 14100]  # long_sleep, late_nap, long_sleep
+    assert result.skipped == Counter({"oura:sleep:rest": 1, "oura:sleep:deleted": 1})
+
+
+def test_oura_sleep_belongs_to_ouras_own_day() -> None:
+    result = parse_oura({"sleep": load("oura_sleep_types.json")}, user_id="u2")
+    sleeps = by_metric(result.samples, Metric.sleep)
+    # A nap ended after Oura's 6 pm day change and an evening long sleep count for the next
+    # day, as Oura's "day" says; the wake-up day would be one day early for both.
+    assert [s.day.isoformat() for s in sleeps] == ["2024-03-30", "2024-03-31", "2024-04-02"]
+    assert [s.end.date().isoformat() for s in sleeps] == ["2024-03-30", "2024-03-30", "2024-04-01"]
+    resting = by_metric(result.samples, Metric.resting_heart_rate)
+    assert [(r.value, r.day.isoformat()) for r in resting] == [
+        (47, "2024-03-30"),
+        (50, "2024-04-02"),
+    ]
+    for sample in result.samples:
+        assert WearableSample.model_validate_json(sample.model_dump_json()).day == sample.day
+
+
+def test_oura_sleep_with_a_bad_day_names_it() -> None:
+    doc = load("oura_sleep_types.json")
+    doc["data"][1]["day"] = "2024-04-09"
+    with pytest.raises(ParseError) as caught:
+        parse_oura({"sleep": doc}, user_id="u2")
+    assert caught.value.location == "sleep.data[1].day"
+    assert "'2024-04-09'" in caught.value.message
+
+
+@pytest.mark.parametrize("tz", [PARIS, None], ids=["zone given", "zone of the sleep documents"])
+def test_oura_heart_rate_is_bucketed_in_the_users_time_zone(tz: tzinfo | None) -> None:
+    collections = {
+        "heartrate": load("oura_heartrate_utc.json"),
+        "sleep": load("oura_sleep_types.json"),
+    }
+    result = parse_oura(collections, user_id="u2", tz=tz)
+    beats = by_metric(result.samples, Metric.heart_rate)
+    # 23:30 UTC is 00:30 in Paris: the next day there (before and after the DST change).
+    assert [b.day.isoformat() for b in beats] == ["2024-03-30", "2024-03-31", "2024-04-01"]
+    assert [b.start.isoformat() for b in beats][1:] == [
+        "2024-03-31T00:30:00+01:00",
+        "2024-04-01T00:30:00+02:00",
+    ]
+    # Same instants, same ids as before: re-uploads still dedupe.
+    assert (
+        beats[0].sample_id
+        == parse_oura({"heartrate": load("oura_heartrate_utc.json")}, user_id="u2")
+        .samples[0]
+        .sample_id
+    )
 
 
 # ---- Apple Health ------------------------------------------------------------------------
@@ -178,6 +293,151 @@ def test_apple_health_wrong_root(tmp_path: Path) -> None:
         list(iter_apple_health(path, user_id="u3"))
 
 
+def export_with(tmp_path: Path, doctype: str, body: str) -> Path:
+    path = tmp_path / "export.xml"
+    path.write_text(
+        f'<?xml version="1.0" encoding="UTF-8"?>\n{doctype}\n<HealthData locale="en_US">\n'
+        f"{body}\n</HealthData>\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+STEP = (
+    ' <Record type="HKQuantityTypeIdentifierStepCount" sourceName="{source}" unit="{unit}"'
+    ' startDate="2024-11-02 10:00:00 -0700" endDate="2024-11-02 10:30:00 -0700" value="12"/>'
+)
+
+
+def test_apple_health_entity_declarations_are_refused_before_anything_expands(
+    tmp_path: Path,
+) -> None:
+    doctype = (
+        '<!DOCTYPE HealthData [\n<!ENTITY a "'
+        + "x" * 1000
+        + '">\n'
+        + "".join(
+            f'<!ENTITY {n} "{("&" + p + ";") * 10}">\n' for p, n in zip("abcd", "bcde", strict=True)
+        )
+        + "]>"
+    )  # &e; is 10 MB: expat's ratio limit would let it through
+    path = export_with(tmp_path, doctype, STEP.format(source="&e;", unit="count"))
+    with pytest.raises(ParseError) as caught:
+        list(iter_apple_health(path, user_id="u3"))
+    assert caught.value.location == "line 3"
+    assert "declares an entity" in caught.value.message
+    assert "Apple Health exports declare none" in caught.value.message
+
+
+def test_apple_health_doctype_padded_past_the_limit_is_refused_in_constant_memory(
+    tmp_path: Path,
+) -> None:
+    import tracemalloc
+
+    padding = ("<!-- " + "p" * 10_000 + " -->\n") * 200  # 2 MB of comments in the DTD
+    step = STEP.format(source="Health", unit="count")
+    path = export_with(tmp_path, f"<!DOCTYPE HealthData [\n{padding}]>", step)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ParseError, match=r"DOCTYPE .* longer than"):
+            list(iter_apple_health(path, user_id="u3"))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 2_000_000  # the head of the file only, not the whole padded DTD
+
+
+def test_apple_health_other_encodings_are_refused(tmp_path: Path) -> None:
+    # The DOCTYPE is found in the bytes, so the bytes must be UTF-8 (as Apple writes them).
+    step = STEP.format(source="Health", unit="count")
+    path = export_with(tmp_path, "", step)
+    path.write_bytes(path.read_bytes().replace(b"UTF-8", b"cp500"))
+    with pytest.raises(ParseError, match="declares encoding 'cp500', not UTF-8"):
+        list(iter_apple_health(path, user_id="u3"))
+    path.write_bytes(export_with(tmp_path, "", step).read_text().encode("utf-16"))
+    with pytest.raises(ParseError, match="not UTF-8 encoded"):
+        list(iter_apple_health(path, user_id="u3"))
+
+
+def test_apple_health_a_tag_longer_than_the_limit_is_refused_early(tmp_path: Path) -> None:
+    # expat 2.5 re-scans an unfinished token on every 16 KiB it is fed: a 20 MB attribute
+    # took 74 s of CPU (holding the GIL). Records are a few hundred bytes long.
+    import time
+
+    huge = STEP.format(source="x" * 3_000_000, unit="count")
+    path = export_with(tmp_path, "", STEP.format(source="Health", unit="count") + "\n" + huge)
+    started = time.process_time()
+    with pytest.raises(ParseError) as caught:
+        list(iter_apple_health(path, user_id="u3"))
+    assert time.process_time() - started < 1.0
+    assert caught.value.location.startswith("byte ")
+    assert "longer than 1024 KiB" in caught.value.message
+
+
+def test_apple_health_entity_references_without_a_dtd_are_malformed(tmp_path: Path) -> None:
+    path = export_with(tmp_path, "", STEP.format(source="&e;", unit="count"))
+    with pytest.raises(ParseError, match=r"^line 4, column \d+: malformed XML \(undefined entity"):
+        list(iter_apple_health(path, user_id="u3"))
+
+
+def test_apple_health_ios16_export_with_apples_broken_dtd() -> None:
+    import xml.etree.ElementTree as ET
+
+    path = FIXTURES / "apple_health_export_ios16.xml"
+    # The fixture reproduces the public reports: the stdlib stops at line 156, column 0.
+    with pytest.raises(ET.ParseError, match=r"syntax error: line 156, column 0"):
+        ET.parse(path)
+    result = parse_apple_health(path, user_id="u3")
+    assert [(s.metric, s.value) for s in result.samples] == [
+        (Metric.steps, 914.0),
+        (Metric.heart_rate, 88.0),
+        (Metric.sleep, 4530.0),
+    ]
+    assert result.samples[1].device == "Anna\u2019s Apple Watch (Watch6,1)"
+
+
+def test_apple_health_control_characters_do_not_lose_records() -> None:
+    result = parse_apple_health(FIXTURES / "apple_health_control_chars.xml", user_id="u3")
+    assert [(s.device, s.value) for s in result.samples] == [
+        ("Anna\u2019s iPhone (iPhone14,2)", 800.0),  # the vertical tab became a space
+        ("Anna\u2019s Apple Watch", 58.0),
+        ("Health ", 1200.0),
+    ]
+
+
+def test_apple_health_bad_date_after_a_doctype_still_names_its_line(tmp_path: Path) -> None:
+    # Dropping the DTD keeps every byte position: errors name the same lines as before.
+    text = (FIXTURES / "apple_health_export_ios16.xml").read_text(encoding="utf-8")
+    broken = text.replace('startDate="2022-10-01 09:18:05 -0700"', 'startDate="yesterday"')
+    path = tmp_path / "export.xml"
+    path.write_text(broken, encoding="utf-8")
+    with pytest.raises(ParseError) as caught:
+        parse_apple_health(path, user_id="u3")
+    line = 1 + text[: text.index("HKQuantityTypeIdentifierHeartRate")].count("\n")
+    assert caught.value.location == f"line {line}, Record #2, attribute startDate"
+
+
+def test_apple_health_samples_are_valid_downstream(tmp_path: Path) -> None:
+    long_source = "Anna\u2019s " + "very " * 80 + "long iPhone"
+    path = export_with(tmp_path, "", STEP.format(source=long_source, unit="count"))
+    (sample,) = parse_apple_health(path, user_id="u3").samples
+    assert len(sample.device) == 256 and sample.device.endswith("\u2026")
+    # What the API accepts is what the lake sink will accept (it validates the JSON).
+    assert WearableSample.model_validate_json(sample.model_dump_json()) == sample
+
+    path = export_with(tmp_path, "", STEP.format(source="Health", unit="x" * 33))
+    with pytest.raises(ParseError) as caught:
+        parse_apple_health(path, user_id="u3")
+    assert caught.value.location == "line 4, Record #1, attribute unit"
+    assert "33 characters" in caught.value.message and "at most 32" in caught.value.message
+
+
+def test_apple_health_refuses_a_user_id_the_contract_refuses(tmp_path: Path) -> None:
+    path = export_with(tmp_path, "", STEP.format(source="Health", unit="count"))
+    with pytest.raises(ValueError, match="user id"):
+        list(iter_apple_health(path, user_id="not a user id!"))
+
+
 # ---- audio --------------------------------------------------------------------------------
 
 
@@ -196,15 +456,80 @@ def test_wav_metadata(tmp_path: Path) -> None:
     assert meta.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def crc(data: bytes, poly: int, bits: int) -> int:
+    """The CRC-8 (poly 0x07) or CRC-16 (poly 0x8005) of FLAC frames (RFC 9639, MSB first)."""
+    value, top, mask = 0, 1 << (bits - 1), (1 << bits) - 1
+    for byte in data:
+        value ^= byte << (bits - 8)
+        for _ in range(8):
+            value = ((value << 1) ^ poly if value & top else value << 1) & mask
+    return value
+
+
+def flac(seconds: float, rate: int = 44100, block: int = 4096) -> bytes:
+    """A decodable stereo 16-bit FLAC of silence, built from RFC 9639: "fLaC", STREAMINFO,
+    then one frame per block, each two CONSTANT subframes (sample rate code 9: 44.1 kHz)."""
+    total = round(seconds * rate)
+    frames = []
+    for number, first in enumerate(range(0, total, block)):
+        size = min(block, total - first)
+        code, extra = (0b1100, b"") if size == 4096 else (0b0111, (size - 1).to_bytes(2, "big"))
+        header = bytes([0xFF, 0xF8, code << 4 | 0b1001, 0b0001 << 4 | 0b100 << 1])
+        header += chr(number).encode() + extra  # the frame number, "UTF-8" coded
+        header += bytes([crc(header, 0x07, 8)])
+        body = header + (b"\x00" + b"\x00\x00") * 2  # subframe header 0 (CONSTANT), value 0
+        frames.append(body + crc(body, 0x8005, 16).to_bytes(2, "big"))
+    sizes = [len(f) for f in frames]
+    packed = (rate << 44) | (1 << 41) | (15 << 36) | total
+    streaminfo = struct.pack(">HH", block, block) + min(sizes).to_bytes(3, "big")
+    streaminfo += max(sizes).to_bytes(3, "big") + packed.to_bytes(8, "big") + b"\x00" * 16
+    return b"fLaC" + bytes([0x80, 0, 0, 34]) + streaminfo + b"".join(frames)
+
+
+def id3v2(payload: bytes, *, footer: bool = False) -> bytes:
+    """An ID3v2.4 tag: "ID3", version 4.0, flags, size as 4 syncsafe bytes (7 bits each)."""
+    size = len(payload)
+    syncsafe = bytes((size >> shift) & 0x7F for shift in (21, 14, 7, 0))
+    header = b"ID3\x04\x00" + bytes([0x10 if footer else 0]) + syncsafe
+    return header + payload + (b"3DI" + header[3:] if footer else b"")
+
+
 def test_flac_metadata(tmp_path: Path) -> None:
-    rate, channels, bits, total = 44100, 2, 16, 44100 * 3
-    packed = (rate << 44) | ((channels - 1) << 41) | ((bits - 1) << 36) | total
-    streaminfo = struct.pack(">HH", 4096, 4096) + b"\x00" * 6 + packed.to_bytes(8, "big")
-    streaminfo += b"\x00" * 16
     path = tmp_path / "note.flac"
-    path.write_bytes(b"fLaC" + bytes([0x80, 0, 0, 34]) + streaminfo)
+    path.write_bytes(flac(3.0))
     meta = audio_metadata(path)
-    assert (meta.format, meta.duration_s, meta.sample_rate, meta.channels) == ("flac", 3.0, rate, 2)
+    assert (meta.format, meta.duration_s, meta.sample_rate, meta.channels) == (
+        "flac",
+        3.0,
+        44100,
+        2,
+    )
+
+
+@pytest.mark.parametrize("footer", [False, True])
+def test_flac_behind_an_id3_tag(tmp_path: Path, footer: bool) -> None:
+    frame = b"TIT2" + (13).to_bytes(4, "big") + b"\x00\x00\x03Voice memo 1"
+    path = tmp_path / "memo.flac"
+    path.write_bytes(id3v2(frame + b"\x00" * 300, footer=footer) + flac(2.5))
+    meta = audio_metadata(path)
+    assert (meta.format, meta.duration_s, meta.channels) == ("flac", 2.5, 2)
+    import hashlib
+
+    assert meta.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()  # the whole file
+
+
+def test_truncated_flac_is_refused(tmp_path: Path) -> None:
+    whole = flac(139.0)
+    path = tmp_path / "cut.flac"
+    path.write_bytes(whole[:86])  # STREAMINFO still says 139 s
+    with pytest.raises(ParseError) as caught:
+        audio_metadata(path)
+    assert "truncated" in caught.value.message and "139" in caught.value.message
+    path.write_bytes(whole[:42])  # metadata only, no frame at all
+    with pytest.raises(ParseError, match="no audio frame"):
+        audio_metadata(path)
+    path.write_bytes(whole)
+    assert audio_metadata(path).duration_s == 139.0
 
 
 def test_unknown_audio_format(tmp_path: Path) -> None:
