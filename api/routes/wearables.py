@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
@@ -31,6 +31,7 @@ from api.body import check_size, limited, limited_body_route
 from api.deps import SettingsDep
 from api.errors import NOT_JSON, error_responses
 from api.kafka import KAFKA_ERRORS, EventProducer, ProducerDep
+from core.platform.clock import DEFAULT_WINDOW
 from core.platform.topics import WEARABLE_SAMPLES
 from core.wearables.contracts import (
     Metric,
@@ -46,6 +47,8 @@ from core.wearables.parsers.common import zone
 from core.wearables.parsers.fitbit import fixed_offset, parse_fitbit
 from core.wearables.parsers.oura import parse_oura
 from core.wearables.raw_zone import store_raw_file
+
+T = TypeVar("T")
 
 # Fitbit and Oura JSON bodies are capped while FastAPI reads them; the spooled uploads
 # (Apple Health, audio) cap their own stream at the larger upload limit.
@@ -114,6 +117,12 @@ class FitbitUpload(_Upload):
 class OuraUpload(_Upload):
     """Oura API v2 collection responses (``{"data": [...], "next_token": ...}``)."""
 
+    timezone: str | None = Field(
+        default=None,
+        description="The user's IANA zone (e.g. Europe/Paris): heart rate readings are UTC and "
+        "are placed on the user's days in it; default: the offsets of the upload's sleep",
+        examples=["Europe/Paris"],
+    )
     daily_sleep: dict[str, Any] | None = None
     sleep: dict[str, Any] | None = None
     heartrate: dict[str, Any] | None = None
@@ -122,6 +131,8 @@ class OuraUpload(_Upload):
     def _something(self) -> OuraUpload:
         if self.daily_sleep is None and self.sleep is None and self.heartrate is None:
             raise ValueError("give at least one of daily_sleep, sleep, heartrate")
+        if self.timezone is not None:
+            zone(self.timezone)
         return self
 
 
@@ -147,12 +158,20 @@ def _own(body: _Upload, user_id: str) -> None:
         )
 
 
-def _unprocessable(exc: ParseError) -> HTTPException:
-    return HTTPException(422, f"{exc}. Nothing from this upload was ingested.")
+async def _parsed(parse: Callable[[], T]) -> T:
+    """Run a parser in a worker thread (never on the event loop); what it refuses is a 422."""
+    try:
+        return await asyncio.to_thread(parse)
+    except ParseError as exc:
+        raise HTTPException(422, f"{exc}. Nothing from this upload was ingested.") from None
+
+
+def _records(samples: list[WearableSample]) -> list[tuple[bytes, bytes]]:
+    return [(s.user_id.encode(), s.model_dump_json().encode()) for s in samples]
 
 
 async def _produce(producer: EventProducer, samples: list[WearableSample]) -> None:
-    records = [(s.user_id.encode(), s.model_dump_json().encode()) for s in samples]
+    records = await asyncio.to_thread(_records, samples)  # a chunk's JSON: not on the loop
     await producer.produce(WEARABLE_SAMPLES, records, retry=RETRY)
 
 
@@ -174,10 +193,9 @@ async def post_fitbit(
 ) -> UploadResult:
     _own(body, user_id)
     tz = zone(body.timezone) if body.timezone else fixed_offset(body.utc_offset_ms or 0)
-    try:
-        result = parse_fitbit(body.documents, user_id=user_id, tz=tz, device=body.device)
-    except ParseError as exc:
-        raise _unprocessable(exc) from None
+    result = await _parsed(
+        lambda: parse_fitbit(body.documents, user_id=user_id, tz=tz, device=body.device)
+    )
     return await _produce_all(producer, result, settings.wearable_produce_chunk)
 
 
@@ -197,10 +215,10 @@ async def post_oura(
         "sleep": body.sleep,
         "heartrate": body.heartrate,
     }
-    try:
-        result = parse_oura(collections, user_id=user_id, device=body.device)
-    except ParseError as exc:
-        raise _unprocessable(exc) from None
+    tz = zone(body.timezone) if body.timezone else None
+    result = await _parsed(
+        lambda: parse_oura(collections, user_id=user_id, device=body.device, tz=tz)
+    )
     return await _produce_all(producer, result, settings.wearable_produce_chunk)
 
 
@@ -216,7 +234,7 @@ async def _spooled_upload(request: Request, limit: int, suffix: str) -> AsyncIte
             async for chunk in _upload_chunks(body, multipart):
                 size += len(chunk)
                 check_size(size, limit, UPLOAD_ADVICE)
-                out.write(chunk)
+                await asyncio.to_thread(out.write, chunk)
         if size == 0:
             raise HTTPException(422, "empty upload: send the file as the body or as field 'file'")
         yield path
@@ -287,10 +305,7 @@ async def post_apple_health(
     if owner is not None and owner != user_id:
         raise HTTPException(403, f"user_id {owner!r} is not the token's user")
     async with _spooled_upload(request, settings.wearable_max_upload_bytes, ".xml") as path:
-        try:
-            count, skipped = await asyncio.to_thread(_validate_export, path, user_id)
-        except ParseError as exc:
-            raise _unprocessable(exc) from None
+        count, skipped = await _parsed(lambda: _validate_export(path, user_id))
         # Second pass: the file was fully valid, so this one cannot fail on content.
         batches = _chunks(iter_apple_health(path, user_id=user_id), settings.wearable_produce_chunk)
         while batch := await asyncio.to_thread(next, batches, None):
@@ -323,14 +338,15 @@ async def post_audio(
     ] = None,
     device: Annotated[str, Query(max_length=256)] = "",
 ) -> AudioResult:
+    now = datetime.now(UTC)
+    start = recorded_at or now
+    problem = DEFAULT_WINDOW.problem(start, now, "recorded_at")
+    if problem:
+        raise HTTPException(422, problem)
     async with _spooled_upload(request, settings.wearable_max_upload_bytes, ".audio") as path:
-        try:
-            meta = await asyncio.to_thread(audio_metadata, path)
-        except ParseError as exc:
-            raise _unprocessable(exc) from None
+        meta = await _parsed(lambda: audio_metadata(path))
         relative = f"audio/user_id={user_id}/{meta.sha256}.{meta.format}"
         uri = await asyncio.to_thread(store_raw_file, settings.lake_root, relative, path)
-    start = recorded_at or datetime.now(UTC)
     sample = WearableSample.of(
         user_id=user_id,
         source=WearableSource.audio,

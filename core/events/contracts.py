@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import enum
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal, get_args
@@ -26,6 +25,7 @@ from pydantic import (
 )
 
 from core.identity.ids import GAME_ID_PATTERN, PLAYER_ID_PATTERN
+from core.platform.clock import DEFAULT_WINDOW, TimeWindow
 from core.platform.config import EventSettings
 
 SCHEMA_VERSION: Literal[1] = 1
@@ -112,33 +112,6 @@ EventType = Literal[
     "match_result", "score", "purchase", "achievement", "session_start", "session_end"
 ]
 EVENT_TYPES: tuple[str, ...] = get_args(EventType)
-
-
-@dataclass(frozen=True)
-class TimeWindow:
-    """When an event may have happened: not before ``earliest`` (an unset device clock says
-    1970 or year 1) and not more than ``max_ahead`` after it was received (after skew
-    correction). Events outside it would land in lake partitions nobody asks for."""
-
-    earliest: datetime = datetime(2000, 1, 1, tzinfo=UTC)
-    max_ahead: timedelta = timedelta(days=1)
-
-    def problem(self, occurred_at: datetime, received_at: datetime) -> str | None:
-        """Why ``occurred_at`` (skew-corrected) is implausible, or None."""
-        if occurred_at < self.earliest:
-            return (
-                f"occurred_at: {occurred_at.isoformat()} is before "
-                f"{self.earliest.isoformat()}; is the device clock set?"
-            )
-        if occurred_at - received_at > self.max_ahead:
-            return (
-                f"occurred_at: {occurred_at.isoformat()} is more than "
-                f"{self.max_ahead} after the server received it ({received_at.isoformat()})"
-            )
-        return None
-
-
-DEFAULT_WINDOW = TimeWindow()
 
 
 def window_from_settings(settings: EventSettings) -> TimeWindow:

@@ -16,12 +16,13 @@ import enum
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from core.identity.ids import USER_ID_PATTERN
+from core.platform.clock import DEFAULT_WINDOW
 
 SCHEMA_VERSION: Literal[1] = 1
 SAMPLE_NAMESPACE = uuid.UUID("6f1c54b2-3f0e-5b8e-9d43-2f7d3f0a9a51")
@@ -91,6 +92,11 @@ class WearableSample(BaseModel):
     def _interval_is_ordered(self) -> WearableSample:
         if self.end < self.start:
             raise ValueError(f"end {self.end.isoformat()} is before start {self.start.isoformat()}")
+        problem = DEFAULT_WINDOW.problem(self.start, datetime.now(UTC), "start") or (
+            DEFAULT_WINDOW.problem(self.end, datetime.now(UTC), "end")
+        )
+        if problem:
+            raise ValueError(problem)
         vendor_day = self.attributes.get(DAY_ATTRIBUTE)
         if vendor_day is not None:
             check_vendor_day(vendor_day, self.start, self.end)

@@ -41,12 +41,13 @@ import contextlib
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import BinaryIO
 from xml.parsers import expat
 
 from core.identity.ids import USER_ID_PATTERN
+from core.platform.clock import DEFAULT_WINDOW
 from core.wearables.contracts import (
     DEVICE_MAX_LENGTH,
     UNIT_MAX_LENGTH,
@@ -171,6 +172,10 @@ def _sample(
     end = _instant(attrib, "endDate", offsets)
     if end < start:
         raise _RecordError("endDate", f"{attrib['endDate']!r} is before startDate")
+    if start < DEFAULT_WINDOW.earliest:  # an unset device clock
+        raise _RecordError("startDate", f"{attrib['startDate']!r} is before 2000")
+    if end - datetime.now(UTC) > DEFAULT_WINDOW.max_ahead:
+        raise _RecordError("endDate", f"{attrib['endDate']!r} is in the future")
     if metric is None:
         category = attrib.get("value")
         if category not in ASLEEP_VALUES:

@@ -256,7 +256,7 @@ def test_wearable_rows_on_a_mixed_batch_are_the_samples_in_utc() -> None:
     samples = [
         sample(datetime(2026, 10, 25, 2, 30, fold=1, tzinfo=berlin)),  # the repeated hour
         sample(datetime(2026, 11, 21, 23, 50, tzinfo=kolkata), Metric.sleep),
-        sample(datetime(1969, 12, 31, 23, 59, tzinfo=UTC), Metric.heart_rate),
+        sample(datetime(2000, 1, 1, tzinfo=UTC), Metric.heart_rate),  # the earliest plausible
         WearableSample.of(
             user_id="bo",
             source=WearableSource.oura,

@@ -537,3 +537,37 @@ def test_unknown_audio_format(tmp_path: Path) -> None:
     path.write_bytes(b"ID3\x04" + b"\x00" * 64)
     with pytest.raises(ParseError, match="unsupported audio format"):
         audio_metadata(path)
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "field"),
+    [
+        ("1970-01-01 00:00:00 +0000", "1970-01-01 00:30:00 +0000", "startDate"),
+        ("0001-01-01 00:00:00 +0000", "0001-01-01 00:30:00 +0000", "startDate"),
+        ("9999-12-31 00:00:00 +0000", "9999-12-31 00:30:00 +0000", "endDate"),
+    ],
+)
+def test_apple_health_records_dated_by_an_unset_clock_are_refused(
+    tmp_path: Path, start: str, end: str, field: str
+) -> None:
+    record = STEP.format(source="iPhone", unit="count").replace(
+        'startDate="2024-11-02 10:00:00 -0700" endDate="2024-11-02 10:30:00 -0700"',
+        f'startDate="{start}" endDate="{end}"',
+    )
+    with pytest.raises(ParseError, match=field):
+        parse_apple_health(export_with(tmp_path, "", record), user_id="u1")
+
+
+@pytest.mark.parametrize("year", [1, 1970, 9999])
+def test_a_sample_outside_the_plausible_window_does_not_validate(year: int) -> None:
+    start = datetime(year, 1, 1, tzinfo=UTC)
+    with pytest.raises(ValueError, match="start: "):
+        WearableSample.of(
+            user_id="u1",
+            source=WearableSource.oura,
+            metric=Metric.steps,
+            value=1,
+            unit="count",
+            start=start,
+            end=start,
+        )
