@@ -13,13 +13,12 @@ not validate whole takes the slower per-event path, which names each wrong event
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field, ValidationError
-from pydantic_core import to_json
+from pydantic_core import from_json, to_json
 
 from api.auth import GAME_KEY_ERRORS, GameDep
 from api.body import read_body
@@ -69,9 +68,11 @@ _ERRORS = {
 
 
 def _json(body: bytes) -> Any:
+    """The body as Python values; pydantic-core's parser also refuses nesting deeper than
+    its recursion limit (where ``json.loads`` would raise RecursionError, a 500)."""
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+        return from_json(body)
+    except ValueError as exc:
         raise HTTPException(422, f"body is not valid JSON: {exc}") from None
 
 

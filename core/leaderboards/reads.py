@@ -83,7 +83,19 @@ def _decode_cursor(cursor: str, leaderboard_id: str) -> _CursorBody:
         ) from None
     if body.lb != leaderboard_id:
         raise InvalidCursor(f"cursor belongs to leaderboard {body.lb!r}, not {leaderboard_id!r}")
+    if not all(_representable(t) for t in (body.ps, body.pe, body.r) if t is not None):
+        raise InvalidCursor("cursor is not one this API returned; pass next_cursor unchanged")
     return body
+
+
+def _representable(moment: datetime) -> bool:
+    """Whether ``moment`` exists in UTC (``0001-01-01T00:00+23:59`` is before year 1 there,
+    which neither Python nor PostgreSQL can hold)."""
+    try:
+        moment.astimezone(UTC)
+    except OverflowError:
+        return False
+    return True
 
 
 def resolve_period(
@@ -95,6 +107,10 @@ def resolve_period(
     """The period asked for: the current one when ``period_start`` is None."""
     if period_start is None:
         return current_board_period(board, now)
+    if not _representable(period_start):
+        raise UnknownPeriod(
+            f"leaderboard {board.id!r} has no period starting at {period_start.isoformat()}"
+        )
     periods = periods_table.c
     row = conn.execute(
         select(periods.period_start, periods.period_end).where(

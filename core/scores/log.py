@@ -15,8 +15,9 @@ from datetime import datetime
 
 from sqlalchemy import column, func, inspect, select, table
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import ProgrammingError
+from sqlalchemy.exc import IntegrityError, ProgrammingError
 
+from core.platform.errors import Conflict
 from core.scores.formula import FORMULA_VERSION
 
 # Each logical field and the physical columns that have held it, newest first.
@@ -86,6 +87,16 @@ def record_score(
             with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 log_id, created_at = _insert(conn, cols, values)
             break
+        except IntegrityError:
+            # request_id is unique: the same call retried answers what it answered, another
+            # call with a reused id is refused.
+            earlier = _read(engine, "request_id", request_id)
+            if earlier is not None and (earlier.user_id, earlier.input) == (user_id, value):
+                return earlier
+            raise Conflict(
+                f"request id {request_id} was already used by another get_score call; "
+                "send a new one (or none) for a new call"
+            ) from None
         except ProgrammingError:
             # A column we knew about was migrated away: relearn the schema once.
             score_log_columns.forget(engine)
@@ -96,6 +107,10 @@ def record_score(
 
 def read_score(engine: Engine, log_id: int) -> ScoreLogEntry | None:
     """Read one logged score back, whichever input column the schema has."""
+    return _read(engine, "id", log_id)
+
+
+def _read(engine: Engine, key: str, value: object) -> ScoreLogEntry | None:
     cols = score_log_columns.get(engine)
     present = [c for c in INPUT_COLUMNS if c in cols]
     t = table(
@@ -109,7 +124,7 @@ def read_score(engine: Engine, log_id: int) -> ScoreLogEntry | None:
     )
     input_expr = func.coalesce(*(t.c[c] for c in present)) if len(present) > 1 else t.c[present[0]]
     stmt = select(t.c.id, t.c.request_id, t.c.user_id, input_expr, t.c.score, t.c.created_at).where(
-        t.c.id == log_id
+        t.c[key] == value
     )
     with engine.connect() as conn:
         row = conn.execute(stmt).one_or_none()

@@ -254,3 +254,28 @@ def test_cli_refusals_name_the_problem_and_exit_1(db_engine: Engine) -> None:
     for args, message in refusals.items():
         result = runner.invoke(cli_app, ["leaderboards", *args])
         assert result.exit_code == 1 and message in " ".join(result.output.split()), (args, result)
+
+
+def test_forged_cursors_and_periods_before_year_one_are_4xx(client: TestClient) -> None:
+    import base64
+    import json as _json
+
+    game, key = new_game()
+    board = f"lb-{uuid.uuid4().hex[:8]}"
+    assert create(client, key, id=board, game_id=game).status_code == 201
+    forged = {
+        "lb": board,
+        "ps": "0001-01-01T00:00:00+23:59",
+        "pe": None,
+        "k": 1,
+        "r": "2026-01-01T00:00:00Z",
+        "o": "p1",
+        "n": 1,
+    }
+    cursor = base64.urlsafe_b64encode(_json.dumps(forged).encode()).decode().rstrip("=")
+    page = client.get(f"/v1/leaderboards/{board}/records", params={"cursor": cursor})
+    assert page.status_code == 400 and page.json()["code"] == "bad_request"
+    period = client.get(
+        f"/v1/leaderboards/{board}/records", params={"period_start": "0001-01-01T00:00:00+23:59"}
+    )
+    assert period.status_code == 404, period.text

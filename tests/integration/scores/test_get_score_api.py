@@ -116,3 +116,15 @@ def test_malformed_json_is_a_422_not_a_500(client: TestClient) -> None:
     )
     assert response.status_code == 422
     assert "JSON" in response.json()["detail"]
+
+
+def test_a_repeated_request_id_is_a_retry_or_a_409_never_a_500(client: TestClient) -> None:
+    request_id = str(uuid.uuid4())
+    headers = {"X-Request-ID": request_id}
+    first = client.post("/v1/get_score", json={"user_id": "p-rid", "input": 4}, headers=headers)
+    retry = client.post("/v1/get_score", json={"user_id": "p-rid", "input": 4}, headers=headers)
+    assert first.status_code == retry.status_code == 200
+    assert retry.json() == first.json()  # the same call retried: the same answer, one row
+    other = client.post("/v1/get_score", json={"user_id": "p-rid", "input": 5}, headers=headers)
+    assert other.status_code == 409, other.text
+    assert other.json()["code"] == "conflict" and request_id in other.json()["detail"]

@@ -144,3 +144,14 @@ def test_partitions_are_those_of_aiokafka_and_kafka_python() -> None:
             chosen = partition_for(key, partitions)
             assert chosen == DefaultPartitioner()(key, list(partitions), list(partitions))
             assert chosen == (kafka_python_murmur2(key) & 0x7FFFFFFF) % count
+
+
+def test_a_body_nested_deeper_than_the_parser_allows_is_a_422_not_a_500() -> None:
+    from fastapi import HTTPException
+
+    from api.routes.events import _json
+
+    with pytest.raises(HTTPException) as refused:
+        _json(b"[" * 100_000 + b"]" * 100_000)
+    assert refused.value.status_code == 422
+    assert "recursion limit" in str(refused.value.detail)
