@@ -7,6 +7,9 @@ sample / event id), partitioned by the day and the source (wearable vendor, or g
 * ``bronze/game_events``: ``game.events.v1``; ``date`` is the UTC day of the
   skew-corrected ``occurred_at``; the reward amounts the event earns under the rules in
   force are computed here with the same function the scoring agent uses.
+* ``bronze/reward_commands``: ``rewards.commands.v1``; ``date`` is the UTC day of
+  ``issued_at``. The command is the fact of a reward: its amount is what the scoring agent
+  issued under the rules in force then, and gold's token sums come from these rows.
 
 Appends go through ``deltalake`` (delta-rs), one Delta commit per micro-batch: a
 commit takes milliseconds in the sink's own process (28 ms at version 0, 63 ms by version
@@ -35,7 +38,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from core.events.contracts import GameEvent, MatchResult, SessionStart
-from core.rewards.commands import RewardRules, reward_amounts
+from core.rewards.commands import RewardCommand, RewardRules, reward_amounts
 from core.wearables.contracts import WearableSample
 
 if TYPE_CHECKING:
@@ -45,8 +48,10 @@ log = logging.getLogger(__name__)
 
 BRONZE_WEARABLE_SAMPLES = "bronze/wearable_samples"
 BRONZE_GAME_EVENTS = "bronze/game_events"
+BRONZE_REWARD_COMMANDS = "bronze/reward_commands"
 SILVER_WEARABLE_SAMPLES = "silver/wearable_samples"
 SILVER_GAME_EVENTS = "silver/game_events"
+SILVER_REWARD_COMMANDS = "silver/reward_commands"
 GOLD_USER_DAILY_HEALTH = "gold/user_daily_health"
 GOLD_GAME_DAILY = "gold/game_daily"
 WAREHOUSE_STAGE = "stage/warehouse"
@@ -97,6 +102,31 @@ GAME_EVENTS_SCHEMA = pa.schema(
     ]
 )
 GAME_EVENT_PARTITIONS = ["date", "game_id"]
+
+REWARD_COMMANDS_SCHEMA = pa.schema(
+    [
+        ("command_id", pa.string()),
+        ("action", pa.string()),
+        ("game_id", pa.string()),
+        ("player_id", pa.string()),
+        ("token", pa.string()),
+        ("amount", TOKEN_TYPE),
+        ("reason", pa.string()),
+        ("source_event_id", pa.string()),
+        ("issued_at", _TS),
+        ("date", pa.date32()),
+        ("kafka_partition", pa.int32()),
+        ("kafka_offset", pa.int64()),
+        ("ingested_at", _TS),
+    ]
+)
+REWARD_COMMAND_PARTITIONS = ["date", "game_id"]
+
+_PARTITIONS = {
+    BRONZE_WEARABLE_SAMPLES: WEARABLE_PARTITIONS,
+    BRONZE_GAME_EVENTS: GAME_EVENT_PARTITIONS,
+    BRONZE_REWARD_COMMANDS: REWARD_COMMAND_PARTITIONS,
+}
 
 
 def table_uri(lake_root: str, table: str) -> str:
@@ -152,7 +182,7 @@ def arrow_filesystem(lake_root: str) -> tuple[Any, str]:
 class Consumed:
     """A decoded message and where it came from."""
 
-    value: WearableSample | GameEvent
+    value: WearableSample | GameEvent | RewardCommand
     partition: int
     offset: int
     record_time: datetime
@@ -223,6 +253,29 @@ def game_event_rows(
     return pa.table(columns, schema=GAME_EVENTS_SCHEMA)
 
 
+def reward_command_rows(items: Sequence[Consumed], ingested_at: datetime) -> pa.Table:
+    """The commands as issued: the amount exactly (``decimal(38, 18)`` holds every valid
+    amount), ``date`` the UTC day of ``issued_at`` (pyarrow converts to UTC itself)."""
+    commands = cast(list[RewardCommand], [item.value for item in items])
+    issued = pa.array([c.issued_at for c in commands], _TS)
+    columns = {
+        "command_id": [str(c.command_id) for c in commands],
+        "action": [c.action.value for c in commands],
+        "game_id": [c.game_id for c in commands],
+        "player_id": [c.player_id for c in commands],
+        "token": [c.token for c in commands],
+        "amount": [c.amount for c in commands],
+        "reason": [c.reason for c in commands],
+        "source_event_id": [str(c.source_event_id) for c in commands],
+        "issued_at": issued,
+        "date": issued.cast(pa.date32()),
+        "kafka_partition": [item.partition for item in items],
+        "kafka_offset": [item.offset for item in items],
+        "ingested_at": pa.repeat(pa.scalar(ingested_at, _TS), len(items)),
+    }
+    return pa.table(columns, schema=REWARD_COMMANDS_SCHEMA)
+
+
 # How long bronze keeps Delta log entries (time travel, and the new-bronze sensor's cursor).
 # Each commit lists ``_delta_log`` whole (on a local disk ~8.5 µs a file), and the sink
 # commits up to ~1,800 times an hour per table: Delta's 30 days would mean ~1.3 million log
@@ -241,13 +294,12 @@ def append_bronze(lake_root: str, table: str, rows: pa.Table) -> None:
 
     if rows.num_rows == 0:
         return
-    partitions = WEARABLE_PARTITIONS if table == BRONZE_WEARABLE_SAMPLES else GAME_EVENT_PARTITIONS
     uri = table_uri(lake_root, table)
     write_deltalake(
         uri,
         rows,
         mode="append",
-        partition_by=partitions,
+        partition_by=_PARTITIONS[table],
         configuration=BRONZE_TABLE_PROPERTIES,  # kept by delta-rs only when it creates the table
         storage_options=storage_options(uri),
     )
@@ -308,7 +360,7 @@ def days_written_since(lake_root: str, table: str, version: int) -> tuple[int, s
     return current, days
 
 
-BRONZE_TABLES = (BRONZE_WEARABLE_SAMPLES, BRONZE_GAME_EVENTS)
+BRONZE_TABLES = (BRONZE_WEARABLE_SAMPLES, BRONZE_GAME_EVENTS, BRONZE_REWARD_COMMANDS)
 # Delta's own default for ``delta.deletedFileRetentionDuration``: a reader that started on
 # a version up to a week old (a long Spark job, a time-travel query) still finds its files.
 VACUUM_RETENTION_HOURS = 168

@@ -1,4 +1,4 @@
-"""The lake sink: wearable.samples.v1 and game.events.v1 → bronze Delta tables.
+"""The lake sink: wearable.samples.v1, game.events.v1, rewards.commands.v1 → bronze Delta.
 
 Micro-batches (``take_events``) are appended to bronze in one Delta commit each
 (:mod:`core.lake.bronze`). Offsets are committed only after that commit: like the scoring agent,
@@ -7,7 +7,8 @@ once the Delta commit succeeded, so a failed append is read again after a restar
 crash between commit and ack appends the batch twice; silver dedupes by sample / event
 id. Wearable samples that do not validate go to ``wearable.samples.dlq.v1`` (DeadLetter v1,
 with the reason and the original bytes) before the batch is acked; invalid game events are
-skipped here because the scoring agent dead-letters them.
+skipped here because the scoring agent dead-letters them, and invalid reward commands (the
+scoring agent's own output; no dead-letter topic) are skipped with a warning.
 """
 
 from __future__ import annotations
@@ -24,14 +25,16 @@ from pydantic import ValidationError
 from core.events.contracts import parse_game_event
 from core.lake.bronze import (
     BRONZE_GAME_EVENTS,
+    BRONZE_REWARD_COMMANDS,
     BRONZE_WEARABLE_SAMPLES,
     Consumed,
     append_bronze,
     game_event_rows,
+    reward_command_rows,
     wearable_rows,
 )
-from core.platform.topics import WEARABLE_SAMPLES, WEARABLE_SAMPLES_DLQ
-from core.rewards.commands import rules_from_settings
+from core.platform.topics import REWARD_COMMANDS, WEARABLE_SAMPLES, WEARABLE_SAMPLES_DLQ
+from core.rewards.commands import RewardCommand, rules_from_settings
 from core.wearables.contracts import WearableSample
 from streams.app import (
     RawBytesSchema,
@@ -50,6 +53,9 @@ wearable_samples_topic = app.topic(
     WEARABLE_SAMPLES, partitions=settings.kafka_topic_partitions, schema=RawBytesSchema()
 )
 rules = rules_from_settings(settings)
+reward_commands_topic = app.topic(
+    REWARD_COMMANDS, partitions=settings.kafka_topic_partitions, schema=RawBytesSchema()
+)
 
 
 def decode(
@@ -85,6 +91,8 @@ async def _sink(stream: StreamT, table: str, to_rows: Callable[[list[Consumed]],
         if dead and dlq:
             await retry_until_done("dead-lettering", lambda t=dlq, d=dead: send_dead_letters(t, d))
             log.warning("sent %d invalid messages to %s", len(dead), dlq)
+        elif dead:
+            log.warning("skipped %d invalid messages for %s", len(dead), table)
         rows = to_rows(decoded)
         await retry_until_done(
             f"appending to {table}",
@@ -100,6 +108,7 @@ _DEAD_LETTER_TOPICS = {BRONZE_WEARABLE_SAMPLES: WEARABLE_SAMPLES_DLQ}
 _PARSERS: dict[str, Callable[[bytes], object]] = {
     BRONZE_WEARABLE_SAMPLES: WearableSample.model_validate_json,
     BRONZE_GAME_EVENTS: parse_game_event,
+    BRONZE_REWARD_COMMANDS: RewardCommand.model_validate_json,
 }
 
 
@@ -114,4 +123,11 @@ async def sink_wearable_samples(stream: StreamT) -> None:
 async def sink_game_events(stream: StreamT) -> None:
     await _sink(
         stream, BRONZE_GAME_EVENTS, lambda items: game_event_rows(items, rules, datetime.now(UTC))
+    )
+
+
+@app.agent(reward_commands_topic)
+async def sink_reward_commands(stream: StreamT) -> None:
+    await _sink(
+        stream, BRONZE_REWARD_COMMANDS, lambda items: reward_command_rows(items, datetime.now(UTC))
     )

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from core.events.contracts import Achievement, GameEvent, MatchResult, Purchase
@@ -15,16 +16,20 @@ from core.lake.bronze import (
     BRONZE_GAME_EVENTS,
     BRONZE_WEARABLE_SAMPLES,
     GAME_EVENTS_SCHEMA,
+    REWARD_COMMANDS_SCHEMA,
+    TOKEN_TYPE,
     WEARABLE_SAMPLES_SCHEMA,
     Consumed,
     append_bronze,
     days_written_since,
     game_event_rows,
+    reward_command_rows,
     wearable_rows,
 )
-from core.rewards.commands import RewardRules
+from core.rewards.commands import RewardAction, RewardCommand, RewardRules
 from core.wearables.contracts import Metric, WearableSample, WearableSource
 from core.wearables.parsers.common import zone
+from tests.lake_helpers import reward_command
 
 NOW = datetime(2026, 11, 22, 4, tzinfo=UTC)
 
@@ -249,6 +254,7 @@ def test_game_rows_on_a_mixed_batch_are_the_events_in_utc() -> None:
 def test_game_rows_of_no_events_are_an_empty_table() -> None:
     table = game_event_rows([], RewardRules(), NOW)
     assert (table.num_rows, table.schema) == (0, GAME_EVENTS_SCHEMA)
+    assert reward_command_rows([], NOW).schema == REWARD_COMMANDS_SCHEMA
 
 
 def test_wearable_rows_on_a_mixed_batch_are_the_samples_in_utc() -> None:
@@ -298,3 +304,51 @@ def test_wearable_rows_on_a_mixed_batch_are_the_samples_in_utc() -> None:
     assert rows[1]["utc_offset_minutes"] == 330
     assert rows[1]["start_at"] == datetime(2026, 11, 21, 18, 20, tzinfo=UTC)
     assert rows[3]["attributes"] == '{"a": "2", "z": "1"}'
+
+
+def command(amount: str, issued_at: datetime, action: RewardAction, event: int) -> RewardCommand:
+    """A command as the scoring agent publishes it, decoded from its JSON as the sink does."""
+    issued = reward_command("tri", action, amount, issued_at, event)
+    return RewardCommand.model_validate_json(issued.model_dump_json())
+
+
+def test_reward_command_rows_are_the_commands_as_issued() -> None:
+    la = zone("America/Los_Angeles")
+    items = [
+        # 36 digits: kept exactly (a sum in Python's decimal context would keep 28)
+        Consumed(
+            command("123456789012345678.123456789012345678", NOW, RewardAction.burn, 1), 1, 7, NOW
+        ),
+        # 17:00 in Los Angeles is 01:00 UTC the next day: the row belongs to the UTC day
+        Consumed(
+            command("10", datetime(2026, 11, 21, 17, tzinfo=la), RewardAction.mint, 2), 3, 8, NOW
+        ),
+    ]
+    table = reward_command_rows(items, NOW)
+    assert table.schema == REWARD_COMMANDS_SCHEMA
+    assert table.schema.field("amount").type == TOKEN_TYPE == pa.decimal128(38, 18)
+    commands = [item.value for item in items]
+    assert table.to_pylist() == [
+        {
+            "command_id": str(c.command_id),
+            "action": c.action.value,
+            "game_id": "tri",
+            "player_id": c.player_id,
+            "token": "STRIDE",
+            "amount": c.amount,
+            "reason": c.reason,
+            "source_event_id": str(c.source_event_id),
+            "issued_at": c.issued_at.astimezone(UTC),
+            "date": c.issued_at.astimezone(UTC).date(),
+            "kafka_partition": item.partition,
+            "kafka_offset": item.offset,
+            "ingested_at": NOW,
+        }
+        for item, c in zip(items, commands, strict=True)
+        if isinstance(c, RewardCommand)
+    ]
+    rows = table.to_pylist()
+    assert rows[0]["amount"] == Decimal("123456789012345678.123456789012345678")
+    assert (rows[0]["action"], rows[1]["action"]) == ("burn", "mint")
+    assert rows[1]["date"] == date(2026, 11, 22)
+    assert rows[1]["issued_at"] == datetime(2026, 11, 22, 1, tzinfo=UTC)

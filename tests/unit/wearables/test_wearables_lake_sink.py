@@ -152,3 +152,55 @@ async def test_game_events_are_appended_with_their_amounts_and_garbage_is_skippe
     assert row["date"] == date(2026, 11, 22)
     assert row["payload"] == '{"outcome":"win","score":12,"opponent":null,"match_id":null}'
     assert dead_letters == []  # the scoring agent dead-letters invalid game events
+
+
+@pytest.mark.anyio
+async def test_reward_commands_are_appended_as_issued_and_garbage_is_skipped_with_a_warning(
+    sink, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import uuid
+
+    from deltalake import DeltaTable
+
+    from core.lake.bronze import BRONZE_REWARD_COMMANDS
+    from core.rewards.commands import RewardAction, RewardCommand
+
+    lake = str(tmp_path / "lake")
+    appended: list[int] = []
+    dead_letters: list[object] = []
+
+    async def send(topic: str, records) -> None:  # type: ignore[no-untyped-def]
+        dead_letters.append((topic, records))
+
+    def append(_root: str, table: str, rows) -> None:  # type: ignore[no-untyped-def]
+        append_bronze(lake, table, rows)
+        appended.append(rows.num_rows)
+
+    monkeypatch.setattr(sink, "append_bronze", append)
+    monkeypatch.setattr(sink, "send_dead_letters", send)
+    burn = RewardCommand(
+        command_id=uuid.UUID("00000000-0000-5000-8000-000000000002"),
+        action=RewardAction.burn,
+        game_id="tri",
+        player_id="ana",
+        token="STRIDE",
+        amount=Decimal("0.000000000000000001"),
+        reason="purchase:sword",
+        source_event_id=uuid.UUID("00000000-0000-4000-8000-000000000001"),
+        issued_at=datetime(2026, 11, 21, 23, 59, 59, tzinfo=UTC),
+    )
+    with caplog.at_level("WARNING", logger=sink.__name__):
+        async with sink.sink_reward_commands.test_context() as agent:
+            await agent.put(b'{"action": "mint"}', key=b"ana")
+            await agent.put(burn.model_dump_json().encode(), key=b"ana")
+            await until(lambda: sum(appended) == 1, "one appended row")
+    (row,) = DeltaTable(f"{lake}/{BRONZE_REWARD_COMMANDS}").to_pyarrow_table().to_pylist()
+    assert (row["command_id"], row["action"], row["amount"], row["date"]) == (
+        str(burn.command_id),
+        "burn",
+        Decimal("0.000000000000000001"),
+        date(2026, 11, 21),
+    )
+    assert (row["game_id"], row["source_event_id"]) == ("tri", str(burn.source_event_id))
+    assert dead_letters == []  # rewards.commands.v1 has no dead-letter topic
+    assert "skipped 1 invalid messages for bronze/reward_commands" in caplog.text
