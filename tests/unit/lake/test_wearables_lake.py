@@ -14,6 +14,7 @@ import pytest
 from core.events.contracts import Achievement, GameEvent, MatchResult, Purchase
 from core.lake.bronze import (
     BRONZE_GAME_EVENTS,
+    BRONZE_REWARD_COMMANDS,
     BRONZE_WEARABLE_SAMPLES,
     GAME_EVENTS_SCHEMA,
     REWARD_COMMANDS_SCHEMA,
@@ -26,7 +27,7 @@ from core.lake.bronze import (
     reward_command_rows,
     wearable_rows,
 )
-from core.rewards.commands import RewardAction, RewardCommand, RewardRules
+from core.rewards.commands import RewardAction, RewardCommand, RewardRules, reward_commands_for
 from core.wearables.contracts import Metric, WearableSample, WearableSource
 from core.wearables.parsers.common import zone
 from tests.lake_helpers import reward_command
@@ -134,9 +135,21 @@ def test_sensor_requests_one_run_per_new_day(
             BRONZE_GAME_EVENTS,
             game_event_rows([Consumed(event, 0, 0, NOW)], RewardRules(), NOW),
         )
+        (command,) = reward_commands_for(
+            game_event("match_result", {"outcome": "win", "score": 1}, "2026-11-21T10:00:00Z"),
+            RewardRules(),
+            datetime(2026, 11, 22, 0, 5, tzinfo=UTC),  # issued the next day
+        )
+        append_bronze(
+            root, BRONZE_REWARD_COMMANDS, reward_command_rows([Consumed(command, 0, 0, NOW)], NOW)
+        )
 
         result = new_bronze_data(dg.build_sensor_context(cursor=None))
-        assert [r.partition_key for r in result.run_requests] == ["2026-11-20", "2026-11-21"]
+        assert [r.partition_key for r in result.run_requests] == [
+            "2026-11-20",
+            "2026-11-21",
+            "2026-11-22",  # the reward command's issue day
+        ]
         again = new_bronze_data(dg.build_sensor_context(cursor=result.cursor))
         assert again.run_requests == []
     finally:
