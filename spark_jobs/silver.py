@@ -6,9 +6,10 @@ the new file there and this job rebuilds that day from all of its bronze rows. R
 commands belong to the day they were issued (a command redelivered or republished keeps
 its ``issued_at``, so its copies share a day and dedupe there).
 
-Silver keeps the columns listed here and nothing else: ``bronze/game_events``'
-``tokens_minted`` and ``tokens_burned`` (amounts derived with the rules in force when the
-sink ingested the event) are dropped; gold's tokens come only from ``silver/reward_commands``.
+Silver keeps the columns listed here and nothing else: ``bronze/game_events`` of an older
+lake still has ``tokens_minted`` and ``tokens_burned`` (amounts derived with the rules of
+the day they were ingested, null in rows appended since); silver drops them, and gold's
+tokens come only from ``silver/reward_commands``.
 """
 
 from __future__ import annotations

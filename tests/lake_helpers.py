@@ -31,8 +31,6 @@ def bronze_game_events(start: int, n: int, day: date, game: str) -> pa.Table:
             "session_id": [None] * n,
             "match_outcome": [None] * n,
             "score": list(range(n)),
-            "tokens_minted": [Decimal("0.5")] * n,
-            "tokens_burned": [Decimal(0)] * n,
             "payload": ['{"score":1}'] * n,
             "date": [day] * n,
             "kafka_partition": [0] * n,

@@ -5,11 +5,14 @@ sample / event id), partitioned by the day and the source (wearable vendor, or g
 
 * ``bronze/wearable_samples``: ``wearable.samples.v1``; ``date`` is the user's own day.
 * ``bronze/game_events``: ``game.events.v1``; ``date`` is the UTC day of the
-  skew-corrected ``occurred_at``; the reward amounts the event earns under the rules in
-  force are computed here with the same function the scoring agent uses.
+  skew-corrected ``occurred_at``. The event's facts only: what it earns is not derived
+  here (a rule change would change what history means).
 * ``bronze/reward_commands``: ``rewards.commands.v1``; ``date`` is the UTC day of
   ``issued_at``. The command is the fact of a reward: its amount is what the scoring agent
   issued under the rules in force then, and gold's token sums come from these rows.
+
+Bronze tables of an older lake may have columns bronze no longer writes (``game_events``
+had ``tokens_minted`` and ``tokens_burned``): ``append_bronze`` fills them with nulls.
 
 Appends go through ``deltalake`` (delta-rs), one Delta commit per micro-batch: a
 commit takes milliseconds in the sink's own process (28 ms at version 0, 63 ms by version
@@ -38,7 +41,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from core.events.contracts import GameEvent, MatchResult, SessionStart
-from core.rewards.commands import RewardCommand, RewardRules, reward_amounts
+from core.rewards.commands import RewardCommand
 from core.wearables.contracts import WearableSample
 
 if TYPE_CHECKING:
@@ -92,8 +95,6 @@ GAME_EVENTS_SCHEMA = pa.schema(
         ("session_id", pa.string()),
         ("match_outcome", pa.string()),
         ("score", pa.int64()),
-        ("tokens_minted", TOKEN_TYPE),
-        ("tokens_burned", TOKEN_TYPE),
         ("payload", pa.string()),
         ("date", pa.date32()),
         ("kafka_partition", pa.int32()),
@@ -216,9 +217,7 @@ def _offset_minutes(moment: datetime) -> int:
     return int(offset.total_seconds() // 60) if offset else 0
 
 
-def game_event_rows(
-    items: Sequence[Consumed], rules: RewardRules, ingested_at: datetime
-) -> pa.Table:
+def game_event_rows(items: Sequence[Consumed], ingested_at: datetime) -> pa.Table:
     """Built a column at a time: pyarrow converts aware datetimes to UTC and derives the UTC
     day itself, so no row needs ``astimezone`` or a date of its own."""
     events = cast(list[GameEvent], [item.value for item in items])
@@ -227,7 +226,6 @@ def game_event_rows(
     occurred = pa.array(
         [e.corrected_occurred_at(r) for e, r in zip(events, received, strict=True)], _TS
     )
-    amounts = [reward_amounts(e, rules) for e in events]
     columns = {
         "event_id": [str(e.event_id) for e in events],
         "game_id": [e.game_id for e in events],
@@ -241,8 +239,6 @@ def game_event_rows(
             p.outcome.value if isinstance(p, MatchResult) else None for p in payloads
         ],
         "score": [e.score for e in events],
-        "tokens_minted": [minted for minted, _ in amounts],
-        "tokens_burned": [burned for _, burned in amounts],
         # The bytes of ``model_dump_json()``, without its keyword handling and decode.
         "payload": [p.__pydantic_serializer__.to_json(p) for p in payloads],
         "date": occurred.cast(pa.date32()),
@@ -289,20 +285,44 @@ BRONZE_TABLE_PROPERTIES = {"delta.logRetentionDuration": BRONZE_LOG_RETENTION}
 
 
 def append_bronze(lake_root: str, table: str, rows: pa.Table) -> None:
-    """Append ``rows`` to a bronze table in one Delta commit (creating it on first use)."""
-    from deltalake import write_deltalake
+    """Append ``rows`` to a bronze table in one Delta commit (creating it on first use).
+
+    A table of an older lake may have nullable columns bronze no longer writes: they get
+    nulls (``with_table_columns``). The table is opened once, for its schema and the write."""
+    from deltalake import DeltaTable, write_deltalake
+    from deltalake.exceptions import TableNotFoundError
 
     if rows.num_rows == 0:
         return
     uri = table_uri(lake_root, table)
+    target: DeltaTable | str
+    try:
+        target = DeltaTable(uri, storage_options=storage_options(uri))
+    except TableNotFoundError:
+        target = uri  # created by this write, with the batch's columns
+    else:
+        rows = with_table_columns(rows, pa.schema(target.schema().to_arrow()))
     write_deltalake(
-        uri,
+        target,
         rows,
         mode="append",
         partition_by=_PARTITIONS[table],
         configuration=BRONZE_TABLE_PROPERTIES,  # kept by delta-rs only when it creates the table
         storage_options=storage_options(uri),
     )
+
+
+def with_table_columns(rows: pa.Table, table_schema: pa.Schema) -> pa.Table:
+    """``rows`` with a null column for every nullable column of the table they lack (a
+    column bronze no longer writes, kept by an older table), in the table's column order.
+    Anything else that differs is left for the write to refuse."""
+    missing = [f for f in table_schema if f.nullable and f.name not in rows.column_names]
+    if not missing:
+        return rows
+    for field in missing:
+        rows = rows.append_column(field.name, pa.nulls(rows.num_rows, field.type))
+    known = [name for name in table_schema.names if name in rows.column_names]
+    return rows.select(known + [n for n in rows.column_names if n not in table_schema.names])
 
 
 def _snapshot_at(uri: str, version: int) -> DeltaTable | None:

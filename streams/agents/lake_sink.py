@@ -34,7 +34,7 @@ from core.lake.bronze import (
     wearable_rows,
 )
 from core.platform.topics import REWARD_COMMANDS, WEARABLE_SAMPLES, WEARABLE_SAMPLES_DLQ
-from core.rewards.commands import RewardCommand, rules_from_settings
+from core.rewards.commands import RewardCommand
 from core.wearables.contracts import WearableSample
 from streams.app import (
     RawBytesSchema,
@@ -52,7 +52,6 @@ log = logging.getLogger(__name__)
 wearable_samples_topic = app.topic(
     WEARABLE_SAMPLES, partitions=settings.kafka_topic_partitions, schema=RawBytesSchema()
 )
-rules = rules_from_settings(settings)
 reward_commands_topic = app.topic(
     REWARD_COMMANDS, partitions=settings.kafka_topic_partitions, schema=RawBytesSchema()
 )
@@ -121,9 +120,7 @@ async def sink_wearable_samples(stream: StreamT) -> None:
 
 @app.agent(game_events_topic)
 async def sink_game_events(stream: StreamT) -> None:
-    await _sink(
-        stream, BRONZE_GAME_EVENTS, lambda items: game_event_rows(items, rules, datetime.now(UTC))
-    )
+    await _sink(stream, BRONZE_GAME_EVENTS, lambda items: game_event_rows(items, datetime.now(UTC)))
 
 
 @app.agent(reward_commands_topic)

@@ -23,8 +23,10 @@ from core.events.contracts import GameEvent
 from core.lake.bronze import (
     BRONZE_GAME_EVENTS,
     BRONZE_REWARD_COMMANDS,
+    GAME_EVENT_PARTITIONS,
     GOLD_GAME_DAILY,
     SILVER_GAME_EVENTS,
+    TOKEN_TYPE,
     Consumed,
     append_bronze,
     game_event_rows,
@@ -122,9 +124,9 @@ def test_spark_reads_bronze_that_delta_rs_wrote_compacted_and_checkpointed(
     df = read_day(session, uri, DAY)
     assert df is not None
     types = dict(df.dtypes)
-    assert (types["occurred_at"], types["tokens_minted"], types["date"]) == (
+    assert (types["occurred_at"], types["kafka_offset"], types["date"]) == (
         "timestamp",
-        "decimal(38,18)",
+        "bigint",
         "date",
     )
     spark_rows = sorted(
@@ -135,7 +137,7 @@ def test_spark_reads_bronze_that_delta_rs_wrote_compacted_and_checkpointed(
     assert len(spark_rows) == 123
     detail = session.sql(f"DESCRIBE DETAIL delta.`{uri}`").first()
     assert (detail.minReaderVersion, detail.minWriterVersion) == (1, 2)  # type: ignore[union-attr]
-    assert df.where("tokens_minted = 0.5").count() == 123
+    assert df.where("type = 'score'").count() == 123
 
 
 def test_delta_rs_reads_what_spark_wrote_optimized_and_checkpointed(
@@ -354,7 +356,7 @@ def _wins(first: int, n: int, occurred_at: datetime) -> list[GameEvent]:
 def _ingest(root: str, events: list[GameEvent], rules: RewardRules, issued_at: datetime) -> None:
     """What the worker does with ``events``: bronze rows of the events as they were, and of
     the commands the scoring agent issued for them under ``rules`` at ``issued_at``."""
-    rows = game_event_rows([Consumed(e, 0, 0, issued_at) for e in events], rules, issued_at)
+    rows = game_event_rows([Consumed(e, 0, 0, issued_at) for e in events], issued_at)
     append_bronze(root, BRONZE_GAME_EVENTS, rows)
     commands = [c for e in events for c in reward_commands_for(e, rules, issued_at)]
     append_bronze(root, BRONZE_REWARD_COMMANDS, bronze_reward_commands(commands, issued_at))
@@ -381,3 +383,37 @@ def test_a_reward_rule_change_does_not_change_history(spark: Settings, tmp_path:
     assert _build_game_day(session, root, DAY + timedelta(days=1)) == {
         "tri": (3, 0, 3, 3, Decimal(100), Decimal(0))
     }
+
+
+def test_an_older_lake_with_derived_token_columns_still_builds(
+    spark: Settings, tmp_path: Path
+) -> None:
+    """bronze/game_events and silver/game_events written before bronze stored facts only
+    carry ``tokens_minted``/``tokens_burned``: new rows append with nulls there, silver
+    leaves them out, gold's tokens come from the reward commands alone."""
+    from deltalake import write_deltalake
+
+    root = str(tmp_path)
+    session = spark_session(spark.spark_url)
+    legacy = bronze_game_events(0, 3, DAY, "tri")
+    for column in ("tokens_minted", "tokens_burned"):
+        legacy = legacy.append_column(column, pa.array([Decimal("0.5")] * 3, TOKEN_TYPE))
+    write_deltalake(table_uri(root, BRONZE_GAME_EVENTS), legacy, partition_by=GAME_EVENT_PARTITIONS)
+    # silver/game_events as the old job wrote it, with the derived columns
+    old_silver = read_day(session, table_uri(root, BRONZE_GAME_EVENTS), DAY)
+    assert old_silver is not None
+    replace_day(
+        old_silver.drop("kafka_partition", "kafka_offset", "client_occurred_at"),
+        table_uri(root, SILVER_GAME_EVENTS),
+        DAY,
+        ["date"],
+    )
+    append_bronze(root, BRONZE_GAME_EVENTS, bronze_game_events(10, 2, DAY, "tri"))
+    noon = datetime(DAY.year, DAY.month, DAY.day, 12, tzinfo=UTC)
+    win = reward_command("tri", RewardAction.mint, "10", noon, event=10)
+    append_bronze(root, BRONZE_REWARD_COMMANDS, bronze_reward_commands([win], noon))
+
+    assert _build_game_day(session, root, DAY) == {"tri": (5, 0, 0, 3, Decimal(10), Decimal(0))}
+    silver = read_day(session, table_uri(root, SILVER_GAME_EVENTS), DAY)
+    assert silver is not None
+    assert silver.where("tokens_minted IS NOT NULL").count() == 0  # the old table's column
