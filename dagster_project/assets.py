@@ -7,12 +7,13 @@ checks (keys not null, no duplicates, row-count sanity): when one fails, the war
 asset downstream is not run and the warehouse keeps its previous, good rows.
 """
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from functools import reduce
 
 import dagster as dg
 from dagster import AssetExecutionContext
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from core.lake.bronze import (
@@ -107,58 +108,58 @@ def _freshness_spec(asset: str) -> dg.AssetCheckSpec:
     )
 
 
-@dg.asset(
-    group_name="silver",
-    partitions_def=daily,
-    deps=[bronze_wearable_samples],
-    check_specs=[_freshness_spec("silver_wearable_samples")],
-    description="One row per sample_id, canonical units (bpm, count, min, m, kcal)",
-    metadata={"path": SILVER_WEARABLE_SAMPLES},
-)
-def silver_wearable_samples(
-    context: AssetExecutionContext, spark: SparkConnect, lake: Lake
-) -> dg.MaterializeResult:
-    rows = build_silver_wearable_samples(spark.session(), lake.root, _day(context))
-    return dg.MaterializeResult(
-        metadata={"rows": rows},
-        check_results=[_bronze_freshness(lake, BRONZE_WEARABLE_SAMPLES, "silver_wearable_samples")],
+def _silver_asset(
+    bronze: dg.AssetSpec,
+    bronze_table: str,
+    silver_table: str,
+    build: Callable[[SparkSession, str, date], int],
+    description: str,
+) -> dg.AssetsDefinition:
+    """The asset of ``silver_table`` (named after its path: ``silver_game_events``), rebuilt
+    a day at a time from ``bronze_table`` by ``build``, with the bronze input's freshness."""
+    name = silver_table.replace("/", "_")
+
+    @dg.asset(
+        name=name,
+        group_name="silver",
+        partitions_def=daily,
+        deps=[bronze],
+        check_specs=[_freshness_spec(name)],
+        description=description,
+        metadata={"path": silver_table},
     )
+    def silver(
+        context: AssetExecutionContext, spark: SparkConnect, lake: Lake
+    ) -> dg.MaterializeResult:
+        rows = build(spark.session(), lake.root, _day(context))
+        return dg.MaterializeResult(
+            metadata={"rows": rows}, check_results=[_bronze_freshness(lake, bronze_table, name)]
+        )
+
+    return silver
 
 
-@dg.asset(
-    group_name="silver",
-    partitions_def=daily,
-    deps=[bronze_game_events],
-    check_specs=[_freshness_spec("silver_game_events")],
-    description="One row per event_id",
-    metadata={"path": SILVER_GAME_EVENTS},
+silver_wearable_samples = _silver_asset(
+    bronze_wearable_samples,
+    BRONZE_WEARABLE_SAMPLES,
+    SILVER_WEARABLE_SAMPLES,
+    build_silver_wearable_samples,
+    "One row per sample_id, canonical units (bpm, count, min, m, kcal)",
 )
-def silver_game_events(
-    context: AssetExecutionContext, spark: SparkConnect, lake: Lake
-) -> dg.MaterializeResult:
-    rows = build_silver_game_events(spark.session(), lake.root, _day(context))
-    return dg.MaterializeResult(
-        metadata={"rows": rows},
-        check_results=[_bronze_freshness(lake, BRONZE_GAME_EVENTS, "silver_game_events")],
-    )
-
-
-@dg.asset(
-    group_name="silver",
-    partitions_def=daily,
-    deps=[bronze_reward_commands],
-    check_specs=[_freshness_spec("silver_reward_commands")],
-    description="One row per command_id, by the UTC day it was issued",
-    metadata={"path": SILVER_REWARD_COMMANDS},
+silver_game_events = _silver_asset(
+    bronze_game_events,
+    BRONZE_GAME_EVENTS,
+    SILVER_GAME_EVENTS,
+    build_silver_game_events,
+    "One row per event_id",
 )
-def silver_reward_commands(
-    context: AssetExecutionContext, spark: SparkConnect, lake: Lake
-) -> dg.MaterializeResult:
-    rows = build_silver_reward_commands(spark.session(), lake.root, _day(context))
-    return dg.MaterializeResult(
-        metadata={"rows": rows},
-        check_results=[_bronze_freshness(lake, BRONZE_REWARD_COMMANDS, "silver_reward_commands")],
-    )
+silver_reward_commands = _silver_asset(
+    bronze_reward_commands,
+    BRONZE_REWARD_COMMANDS,
+    SILVER_REWARD_COMMANDS,
+    build_silver_reward_commands,
+    "One row per command_id, by the UTC day it was issued",
+)
 
 
 def _gold_check_specs(asset: str, grain: tuple[str, ...]) -> list[dg.AssetCheckSpec]:
