@@ -49,7 +49,7 @@ def run(
     ] = None,
 ) -> None:
     """Materialize silver, gold (with blocking checks) and the warehouse, one day at a time."""
-    from core.lake.bronze import BRONZE_GAME_EVENTS, BRONZE_WEARABLE_SAMPLES, days_written_since
+    from core.lake.bronze import BRONZE_TABLES, days_written_since
     from spark_jobs.session import spark_problem, stop_sessions
 
     settings = get_settings()
@@ -61,7 +61,7 @@ def run(
         days = [only]
     else:
         found: set[date] = set()
-        for table in (BRONZE_WEARABLE_SAMPLES, BRONZE_GAME_EVENTS):
+        for table in BRONZE_TABLES:
             found |= days_written_since(settings.lake_root, table, -1)[1]
         days = sorted(found)
         if not days:

@@ -7,19 +7,23 @@ checks (keys not null, no duplicates, row-count sanity): when one fails, the war
 asset downstream is not run and the warehouse keeps its previous, good rows.
 """
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime
+from functools import reduce
 
 import dagster as dg
 from dagster import AssetExecutionContext
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from core.lake.bronze import (
     BRONZE_GAME_EVENTS,
+    BRONZE_REWARD_COMMANDS,
     BRONZE_WEARABLE_SAMPLES,
     GOLD_GAME_DAILY,
     GOLD_USER_DAILY_HEALTH,
     SILVER_GAME_EVENTS,
+    SILVER_REWARD_COMMANDS,
     SILVER_WEARABLE_SAMPLES,
     storage_options,
     table_uri,
@@ -28,7 +32,11 @@ from core.warehouse.load import GAME_DAILY, USER_DAILY_HEALTH, WarehouseTable, l
 from dagster_project.resources import Lake, SparkConnect, WarehouseTarget
 from spark_jobs.gold import build_gold_game_daily, build_gold_user_daily_health
 from spark_jobs.session import read_day
-from spark_jobs.silver import build_silver_game_events, build_silver_wearable_samples
+from spark_jobs.silver import (
+    build_silver_game_events,
+    build_silver_reward_commands,
+    build_silver_wearable_samples,
+)
 
 FIRST_DAY = "2020-01-01"
 BRONZE_STALE_AFTER_HOURS = 26
@@ -46,6 +54,14 @@ bronze_game_events = dg.AssetSpec(
     group_name="bronze",
     description="game.events.v1 as consumed (Faust lake sink); partitions date, game_id",
     metadata={"path": BRONZE_GAME_EVENTS},
+    partitions_def=daily,
+)
+bronze_reward_commands = dg.AssetSpec(
+    "bronze_reward_commands",
+    group_name="bronze",
+    description="rewards.commands.v1 as consumed (Faust lake sink); partitions date (UTC day "
+    "of issued_at), game_id",
+    metadata={"path": BRONZE_REWARD_COMMANDS},
     partitions_def=daily,
 )
 
@@ -92,40 +108,58 @@ def _freshness_spec(asset: str) -> dg.AssetCheckSpec:
     )
 
 
-@dg.asset(
-    group_name="silver",
-    partitions_def=daily,
-    deps=[bronze_wearable_samples],
-    check_specs=[_freshness_spec("silver_wearable_samples")],
-    description="One row per sample_id, canonical units (bpm, count, min, m, kcal)",
-    metadata={"path": SILVER_WEARABLE_SAMPLES},
-)
-def silver_wearable_samples(
-    context: AssetExecutionContext, spark: SparkConnect, lake: Lake
-) -> dg.MaterializeResult:
-    rows = build_silver_wearable_samples(spark.session(), lake.root, _day(context))
-    return dg.MaterializeResult(
-        metadata={"rows": rows},
-        check_results=[_bronze_freshness(lake, BRONZE_WEARABLE_SAMPLES, "silver_wearable_samples")],
+def _silver_asset(
+    bronze: dg.AssetSpec,
+    bronze_table: str,
+    silver_table: str,
+    build: Callable[[SparkSession, str, date], int],
+    description: str,
+) -> dg.AssetsDefinition:
+    """The asset of ``silver_table`` (named after its path: ``silver_game_events``), rebuilt
+    a day at a time from ``bronze_table`` by ``build``, with the bronze input's freshness."""
+    name = silver_table.replace("/", "_")
+
+    @dg.asset(
+        name=name,
+        group_name="silver",
+        partitions_def=daily,
+        deps=[bronze],
+        check_specs=[_freshness_spec(name)],
+        description=description,
+        metadata={"path": silver_table},
     )
+    def silver(
+        context: AssetExecutionContext, spark: SparkConnect, lake: Lake
+    ) -> dg.MaterializeResult:
+        rows = build(spark.session(), lake.root, _day(context))
+        return dg.MaterializeResult(
+            metadata={"rows": rows}, check_results=[_bronze_freshness(lake, bronze_table, name)]
+        )
+
+    return silver
 
 
-@dg.asset(
-    group_name="silver",
-    partitions_def=daily,
-    deps=[bronze_game_events],
-    check_specs=[_freshness_spec("silver_game_events")],
-    description="One row per event_id",
-    metadata={"path": SILVER_GAME_EVENTS},
+silver_wearable_samples = _silver_asset(
+    bronze_wearable_samples,
+    BRONZE_WEARABLE_SAMPLES,
+    SILVER_WEARABLE_SAMPLES,
+    build_silver_wearable_samples,
+    "One row per sample_id, canonical units (bpm, count, min, m, kcal)",
 )
-def silver_game_events(
-    context: AssetExecutionContext, spark: SparkConnect, lake: Lake
-) -> dg.MaterializeResult:
-    rows = build_silver_game_events(spark.session(), lake.root, _day(context))
-    return dg.MaterializeResult(
-        metadata={"rows": rows},
-        check_results=[_bronze_freshness(lake, BRONZE_GAME_EVENTS, "silver_game_events")],
-    )
+silver_game_events = _silver_asset(
+    bronze_game_events,
+    BRONZE_GAME_EVENTS,
+    SILVER_GAME_EVENTS,
+    build_silver_game_events,
+    "One row per event_id",
+)
+silver_reward_commands = _silver_asset(
+    bronze_reward_commands,
+    BRONZE_REWARD_COMMANDS,
+    SILVER_REWARD_COMMANDS,
+    build_silver_reward_commands,
+    "One row per command_id, by the UTC day it was issued",
+)
 
 
 def _gold_check_specs(asset: str, grain: tuple[str, ...]) -> list[dg.AssetCheckSpec]:
@@ -146,7 +180,7 @@ def _gold_check_specs(asset: str, grain: tuple[str, ...]) -> list[dg.AssetCheckS
             "row_count_sane",
             asset=asset,
             blocking=True,
-            description="one row per distinct key of silver that day",
+            description="one row per distinct key of its silver inputs that day",
         ),
     ]
 
@@ -223,9 +257,10 @@ def gold_user_daily_health(
 @dg.asset(
     group_name="gold",
     partitions_def=daily,
-    deps=[silver_game_events],
+    deps=[silver_game_events, silver_reward_commands],
     check_specs=_gold_check_specs("gold_game_daily", ("date", "game_id")),
-    description="Per game per day: events, sessions, matches, active players, tokens",
+    description="Per game per day: events, sessions, matches, active players (events of "
+    "that day), tokens minted and burned (reward commands issued that day)",
     metadata={"path": GOLD_GAME_DAILY},
 )
 def gold_game_daily(
@@ -233,10 +268,19 @@ def gold_game_daily(
 ) -> dg.MaterializeResult:
     session, day = spark.session(), _day(context)
     rows = build_gold_game_daily(session, lake.root, day)
+    # A game has a row when it had events or reward commands that day.
+    silver = [
+        df.select("game_id")
+        for df in (
+            read_day(session, table_uri(lake.root, SILVER_GAME_EVENTS), day),
+            read_day(session, table_uri(lake.root, SILVER_REWARD_COMMANDS), day),
+        )
+        if df is not None
+    ]
     checks = _gold_checks(
         "gold_game_daily",
         read_day(session, table_uri(lake.root, GOLD_GAME_DAILY), day),
-        read_day(session, table_uri(lake.root, SILVER_GAME_EVENTS), day),
+        reduce(DataFrame.unionByName, silver) if silver else None,
         ("date", "game_id"),
     )
     return dg.MaterializeResult(metadata={"rows": rows}, check_results=checks)
@@ -280,8 +324,10 @@ def warehouse_game_daily(
 LAKEHOUSE_ASSETS = [
     bronze_wearable_samples,
     bronze_game_events,
+    bronze_reward_commands,
     silver_wearable_samples,
     silver_game_events,
+    silver_reward_commands,
     gold_user_daily_health,
     gold_game_daily,
     warehouse_user_daily_health,

@@ -11,7 +11,7 @@ import json
 
 import dagster as dg
 
-from core.lake.bronze import BRONZE_GAME_EVENTS, BRONZE_WEARABLE_SAMPLES, days_appended_since
+from core.lake.bronze import BRONZE_TABLES, days_appended_since
 from core.platform.config import get_settings
 from dagster_project.assets import LAKEHOUSE_ASSETS, PIPELINE, daily
 from dagster_project.maintenance import (
@@ -48,7 +48,7 @@ def new_bronze_data(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     cursor = json.loads(context.cursor) if context.cursor else {}
     lake_root = get_settings().lake_root
     days: set[str] = set()
-    for table in (BRONZE_WEARABLE_SAMPLES, BRONZE_GAME_EVENTS):
+    for table in BRONZE_TABLES:
         version, written = days_appended_since(lake_root, table, cursor.get(table, -1))
         cursor[table] = version
         days.update(d.isoformat() for d in written)

@@ -15,10 +15,12 @@ import dagster as dg
 
 from core.lake.bronze import (
     BRONZE_GAME_EVENTS,
+    BRONZE_REWARD_COMMANDS,
     BRONZE_WEARABLE_SAMPLES,
     GOLD_GAME_DAILY,
     GOLD_USER_DAILY_HEALTH,
     SILVER_GAME_EVENTS,
+    SILVER_REWARD_COMMANDS,
     SILVER_WEARABLE_SAMPLES,
     MaintenanceReport,
     maintain_bronze,
@@ -68,6 +70,7 @@ def _maintenance_op(table: str, asset: str) -> dg.OpDefinition:
 
 maintain_wearable_samples = _maintenance_op(BRONZE_WEARABLE_SAMPLES, "bronze_wearable_samples")
 maintain_game_events = _maintenance_op(BRONZE_GAME_EVENTS, "bronze_game_events")
+maintain_reward_commands = _maintenance_op(BRONZE_REWARD_COMMANDS, "bronze_reward_commands")
 
 
 @dg.job(
@@ -79,6 +82,7 @@ maintain_game_events = _maintenance_op(BRONZE_GAME_EVENTS, "bronze_game_events")
 def bronze_maintenance_job() -> None:
     maintain_wearable_samples()
     maintain_game_events()
+    maintain_reward_commands()
 
 
 @dg.schedule(
@@ -105,6 +109,7 @@ def hourly_bronze_maintenance(
 SPARK_TABLES = {
     "silver_wearable_samples": SILVER_WEARABLE_SAMPLES,
     "silver_game_events": SILVER_GAME_EVENTS,
+    "silver_reward_commands": SILVER_REWARD_COMMANDS,
     "gold_user_daily_health": GOLD_USER_DAILY_HEALTH,
     "gold_game_daily": GOLD_GAME_DAILY,
 }

@@ -1,8 +1,15 @@
-"""Bronze → silver: one row per sample / event id, canonical units, one day at a time.
+"""Bronze → silver: one row per sample / event / command id, canonical units, one day at a time.
 
 Late data needs no special case: bronze is partitioned by the day a sample or event
 belongs to, so a late message lands in its old day's partition, the Dagster sensor sees
-the new file there and this job rebuilds that day from all of its bronze rows.
+the new file there and this job rebuilds that day from all of its bronze rows. Reward
+commands belong to the day they were issued (a command redelivered or republished keeps
+its ``issued_at``, so its copies share a day and dedupe there).
+
+Silver keeps the columns listed here and nothing else: ``bronze/game_events`` of an older
+lake still has ``tokens_minted`` and ``tokens_burned`` (amounts derived with the rules of
+the day they were ingested, null in rows appended since); silver drops them, and gold's
+tokens come only from ``silver/reward_commands``.
 """
 
 from __future__ import annotations
@@ -14,8 +21,10 @@ from pyspark.sql import functions as F
 
 from core.lake.bronze import (
     BRONZE_GAME_EVENTS,
+    BRONZE_REWARD_COMMANDS,
     BRONZE_WEARABLE_SAMPLES,
     SILVER_GAME_EVENTS,
+    SILVER_REWARD_COMMANDS,
     SILVER_WEARABLE_SAMPLES,
     table_uri,
 )
@@ -65,9 +74,20 @@ SILVER_GAME_COLUMNS = [
     "session_id",
     "match_outcome",
     "score",
-    "tokens_minted",
-    "tokens_burned",
     "payload",
+    "ingested_at",
+    "date",
+]
+SILVER_REWARD_COMMAND_COLUMNS = [
+    "command_id",
+    "action",
+    "game_id",
+    "player_id",
+    "token",
+    "amount",
+    "reason",
+    "source_event_id",
+    "issued_at",
     "ingested_at",
     "date",
 ]
@@ -108,12 +128,45 @@ def build_silver_wearable_samples(spark: SparkSession, lake_root: str, day: date
 
 def build_silver_game_events(spark: SparkSession, lake_root: str, day: date) -> int:
     """Rebuild silver game events of ``day``; returns its row count."""
-    bronze = read_day(spark, table_uri(lake_root, BRONZE_GAME_EVENTS), day)
+    return _dedupe_day(
+        spark,
+        lake_root,
+        day,
+        (BRONZE_GAME_EVENTS, SILVER_GAME_EVENTS),
+        "event_id",
+        SILVER_GAME_COLUMNS,
+    )
+
+
+def build_silver_reward_commands(spark: SparkSession, lake_root: str, day: date) -> int:
+    """Rebuild silver reward commands issued on ``day`` (one per ``command_id``); returns
+    its row count."""
+    return _dedupe_day(
+        spark,
+        lake_root,
+        day,
+        (BRONZE_REWARD_COMMANDS, SILVER_REWARD_COMMANDS),
+        "command_id",
+        SILVER_REWARD_COMMAND_COLUMNS,
+    )
+
+
+def _dedupe_day(
+    spark: SparkSession,
+    lake_root: str,
+    day: date,
+    tables: tuple[str, str],
+    key: str,
+    columns: list[str],
+) -> int:
+    """Make silver's ``day`` the latest bronze copy per ``key`` with ``columns``."""
+    bronze_table, silver_table = tables
+    bronze = read_day(spark, table_uri(lake_root, bronze_table), day)
     if bronze is None:
         return 0
-    silver = latest_per_key(bronze, "event_id").select(*SILVER_GAME_COLUMNS)
-    replace_day(silver, table_uri(lake_root, SILVER_GAME_EVENTS), day, ["date"])
-    return _count_day(spark, table_uri(lake_root, SILVER_GAME_EVENTS), day)
+    silver = latest_per_key(bronze, key).select(*columns)
+    replace_day(silver, table_uri(lake_root, silver_table), day, ["date"])
+    return _count_day(spark, table_uri(lake_root, silver_table), day)
 
 
 def _count_day(spark: SparkSession, path: str, day: date) -> int:

@@ -132,7 +132,7 @@ async def handle(
         await until_done("dead-lettering", lambda: send(topic, dead))
         log.warning("%s: sent %d invalid messages to %s", pipeline.name, len(dead), topic)
     elif dead:
-        log.info("%s: skipped %d invalid messages", pipeline.name, len(dead))
+        log.warning("%s: skipped %d invalid messages", pipeline.name, len(dead))
     result = await until_done(
         f"{pipeline.name}: writing the batch", lambda: asyncio.to_thread(pipeline.write, valid)
     )

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pyarrow as pa
 
-from core.lake.bronze import GAME_EVENTS_SCHEMA
+from core.lake.bronze import GAME_EVENTS_SCHEMA, Consumed, reward_command_rows
+from core.rewards.commands import RewardAction, RewardCommand, command_id_for
 
 
 def bronze_game_events(start: int, n: int, day: date, game: str) -> pa.Table:
@@ -29,8 +31,6 @@ def bronze_game_events(start: int, n: int, day: date, game: str) -> pa.Table:
             "session_id": [None] * n,
             "match_outcome": [None] * n,
             "score": list(range(n)),
-            "tokens_minted": [Decimal("0.5")] * n,
-            "tokens_burned": [Decimal(0)] * n,
             "payload": ['{"score":1}'] * n,
             "date": [day] * n,
             "kafka_partition": [0] * n,
@@ -38,4 +38,31 @@ def bronze_game_events(start: int, n: int, day: date, game: str) -> pa.Table:
             "ingested_at": at,
         },
         schema=GAME_EVENTS_SCHEMA,
+    )
+
+
+def bronze_reward_commands(
+    commands: Sequence[RewardCommand], ingested_at: datetime, first_offset: int = 0
+) -> pa.Table:
+    """Bronze rows of ``commands`` as the lake sink writes them, at Kafka offsets
+    ``first_offset`` … of partition 0."""
+    items = [Consumed(c, 0, first_offset + i, ingested_at) for i, c in enumerate(commands)]
+    return reward_command_rows(items, ingested_at)
+
+
+def reward_command(
+    game: str, action: RewardAction, amount: str, issued_at: datetime, event: int
+) -> RewardCommand:
+    """The command the scoring agent issues for the event with id ``event`` (as a UUID)."""
+    event_id = uuid.UUID(int=event)
+    return RewardCommand(
+        command_id=command_id_for(event_id, action),
+        action=action,
+        game_id=game,
+        player_id=f"p{event % 3}",
+        token="STRIDE",
+        amount=Decimal(amount),
+        reason="match_won" if action is RewardAction.mint else "purchase:gold",
+        source_event_id=event_id,
+        issued_at=issued_at,
     )

@@ -5,8 +5,14 @@ sample / event id), partitioned by the day and the source (wearable vendor, or g
 
 * ``bronze/wearable_samples``: ``wearable.samples.v1``; ``date`` is the user's own day.
 * ``bronze/game_events``: ``game.events.v1``; ``date`` is the UTC day of the
-  skew-corrected ``occurred_at``; the reward amounts the event earns under the rules in
-  force are computed here with the same function the scoring agent uses.
+  skew-corrected ``occurred_at``. The event's facts only: what it earns is not derived
+  here (a rule change would change what history means).
+* ``bronze/reward_commands``: ``rewards.commands.v1``; ``date`` is the UTC day of
+  ``issued_at``. The command is the fact of a reward: its amount is what the scoring agent
+  issued under the rules in force then, and gold's token sums come from these rows.
+
+Bronze tables of an older lake may have columns bronze no longer writes (``game_events``
+had ``tokens_minted`` and ``tokens_burned``): ``append_bronze`` fills them with nulls.
 
 Appends go through ``deltalake`` (delta-rs), one Delta commit per micro-batch: a
 commit takes milliseconds in the sink's own process (28 ms at version 0, 63 ms by version
@@ -36,7 +42,7 @@ import pyarrow.compute as pc
 
 from core.events.contracts import GameEvent, MatchResult, SessionStart
 from core.platform.messages import Consumed
-from core.rewards.commands import RewardRules, reward_amounts
+from core.rewards.commands import RewardCommand
 from core.wearables.contracts import WearableSample
 
 if TYPE_CHECKING:
@@ -46,8 +52,10 @@ log = logging.getLogger(__name__)
 
 BRONZE_WEARABLE_SAMPLES = "bronze/wearable_samples"
 BRONZE_GAME_EVENTS = "bronze/game_events"
+BRONZE_REWARD_COMMANDS = "bronze/reward_commands"
 SILVER_WEARABLE_SAMPLES = "silver/wearable_samples"
 SILVER_GAME_EVENTS = "silver/game_events"
+SILVER_REWARD_COMMANDS = "silver/reward_commands"
 GOLD_USER_DAILY_HEALTH = "gold/user_daily_health"
 GOLD_GAME_DAILY = "gold/game_daily"
 WAREHOUSE_STAGE = "stage/warehouse"
@@ -88,8 +96,6 @@ GAME_EVENTS_SCHEMA = pa.schema(
         ("session_id", pa.string()),
         ("match_outcome", pa.string()),
         ("score", pa.int64()),
-        ("tokens_minted", TOKEN_TYPE),
-        ("tokens_burned", TOKEN_TYPE),
         ("payload", pa.string()),
         ("date", pa.date32()),
         ("kafka_partition", pa.int32()),
@@ -98,6 +104,31 @@ GAME_EVENTS_SCHEMA = pa.schema(
     ]
 )
 GAME_EVENT_PARTITIONS = ["date", "game_id"]
+
+REWARD_COMMANDS_SCHEMA = pa.schema(
+    [
+        ("command_id", pa.string()),
+        ("action", pa.string()),
+        ("game_id", pa.string()),
+        ("player_id", pa.string()),
+        ("token", pa.string()),
+        ("amount", TOKEN_TYPE),
+        ("reason", pa.string()),
+        ("source_event_id", pa.string()),
+        ("issued_at", _TS),
+        ("date", pa.date32()),
+        ("kafka_partition", pa.int32()),
+        ("kafka_offset", pa.int64()),
+        ("ingested_at", _TS),
+    ]
+)
+REWARD_COMMAND_PARTITIONS = ["date", "game_id"]
+
+_PARTITIONS = {
+    BRONZE_WEARABLE_SAMPLES: WEARABLE_PARTITIONS,
+    BRONZE_GAME_EVENTS: GAME_EVENT_PARTITIONS,
+    BRONZE_REWARD_COMMANDS: REWARD_COMMAND_PARTITIONS,
+}
 
 
 def table_uri(lake_root: str, table: str) -> str:
@@ -177,9 +208,7 @@ def _offset_minutes(moment: datetime) -> int:
     return int(offset.total_seconds() // 60) if offset else 0
 
 
-def game_event_rows(
-    items: Sequence[Consumed], rules: RewardRules, ingested_at: datetime
-) -> pa.Table:
+def game_event_rows(items: Sequence[Consumed], ingested_at: datetime) -> pa.Table:
     """Built a column at a time: pyarrow converts aware datetimes to UTC and derives the UTC
     day itself, so no row needs ``astimezone`` or a date of its own."""
     events = cast(list[GameEvent], [item.value for item in items])
@@ -188,7 +217,6 @@ def game_event_rows(
     occurred = pa.array(
         [e.corrected_occurred_at(r) for e, r in zip(events, received, strict=True)], _TS
     )
-    amounts = [reward_amounts(e, rules) for e in events]
     columns = {
         "event_id": [str(e.event_id) for e in events],
         "game_id": [e.game_id for e in events],
@@ -202,8 +230,6 @@ def game_event_rows(
             p.outcome.value if isinstance(p, MatchResult) else None for p in payloads
         ],
         "score": [e.score for e in events],
-        "tokens_minted": [minted for minted, _ in amounts],
-        "tokens_burned": [burned for _, burned in amounts],
         # The bytes of ``model_dump_json()``, without its keyword handling and decode.
         "payload": [p.__pydantic_serializer__.to_json(p) for p in payloads],
         "date": occurred.cast(pa.date32()),
@@ -212,6 +238,29 @@ def game_event_rows(
         "ingested_at": pa.repeat(pa.scalar(ingested_at, _TS), len(items)),
     }
     return pa.table(columns, schema=GAME_EVENTS_SCHEMA)
+
+
+def reward_command_rows(items: Sequence[Consumed], ingested_at: datetime) -> pa.Table:
+    """The commands as issued: the amount exactly (``decimal(38, 18)`` holds every valid
+    amount), ``date`` the UTC day of ``issued_at`` (pyarrow converts to UTC itself)."""
+    commands = cast(list[RewardCommand], [item.value for item in items])
+    issued = pa.array([c.issued_at for c in commands], _TS)
+    columns = {
+        "command_id": [str(c.command_id) for c in commands],
+        "action": [c.action.value for c in commands],
+        "game_id": [c.game_id for c in commands],
+        "player_id": [c.player_id for c in commands],
+        "token": [c.token for c in commands],
+        "amount": [c.amount for c in commands],
+        "reason": [c.reason for c in commands],
+        "source_event_id": [str(c.source_event_id) for c in commands],
+        "issued_at": issued,
+        "date": issued.cast(pa.date32()),
+        "kafka_partition": [item.partition for item in items],
+        "kafka_offset": [item.offset for item in items],
+        "ingested_at": pa.repeat(pa.scalar(ingested_at, _TS), len(items)),
+    }
+    return pa.table(columns, schema=REWARD_COMMANDS_SCHEMA)
 
 
 # How long bronze keeps Delta log entries (time travel, and the new-bronze sensor's cursor).
@@ -227,21 +276,44 @@ BRONZE_TABLE_PROPERTIES = {"delta.logRetentionDuration": BRONZE_LOG_RETENTION}
 
 
 def append_bronze(lake_root: str, table: str, rows: pa.Table) -> None:
-    """Append ``rows`` to a bronze table in one Delta commit (creating it on first use)."""
-    from deltalake import write_deltalake
+    """Append ``rows`` to a bronze table in one Delta commit (creating it on first use).
+
+    A table of an older lake may have nullable columns bronze no longer writes: they get
+    nulls (``with_table_columns``). The table is opened once, for its schema and the write."""
+    from deltalake import DeltaTable, write_deltalake
+    from deltalake.exceptions import TableNotFoundError
 
     if rows.num_rows == 0:
         return
-    partitions = WEARABLE_PARTITIONS if table == BRONZE_WEARABLE_SAMPLES else GAME_EVENT_PARTITIONS
     uri = table_uri(lake_root, table)
+    target: DeltaTable | str
+    try:
+        target = DeltaTable(uri, storage_options=storage_options(uri))
+    except TableNotFoundError:
+        target = uri  # created by this write, with the batch's columns
+    else:
+        rows = with_table_columns(rows, pa.schema(target.schema().to_arrow()))
     write_deltalake(
-        uri,
+        target,
         rows,
         mode="append",
-        partition_by=partitions,
+        partition_by=_PARTITIONS[table],
         configuration=BRONZE_TABLE_PROPERTIES,  # kept by delta-rs only when it creates the table
         storage_options=storage_options(uri),
     )
+
+
+def with_table_columns(rows: pa.Table, table_schema: pa.Schema) -> pa.Table:
+    """``rows`` with a null column for every nullable column of the table they lack (a
+    column bronze no longer writes, kept by an older table), in the table's column order.
+    Anything else that differs is left for the write to refuse."""
+    missing = [f for f in table_schema if f.nullable and f.name not in rows.column_names]
+    if not missing:
+        return rows
+    for field in missing:
+        rows = rows.append_column(field.name, pa.nulls(rows.num_rows, field.type))
+    known = [name for name in table_schema.names if name in rows.column_names]
+    return rows.select(known + [n for n in rows.column_names if n not in table_schema.names])
 
 
 def _snapshot_at(uri: str, version: int) -> DeltaTable | None:
@@ -299,7 +371,7 @@ def days_written_since(lake_root: str, table: str, version: int) -> tuple[int, s
     return current, days
 
 
-BRONZE_TABLES = (BRONZE_WEARABLE_SAMPLES, BRONZE_GAME_EVENTS)
+BRONZE_TABLES = (BRONZE_WEARABLE_SAMPLES, BRONZE_GAME_EVENTS, BRONZE_REWARD_COMMANDS)
 # Delta's own default for ``delta.deletedFileRetentionDuration``: a reader that started on
 # a version up to a week old (a long Spark job, a time-travel query) still finds its files.
 VACUUM_RETENTION_HOURS = 168

@@ -36,8 +36,6 @@ Amount = Annotated[Decimal, Field(gt=0, max_digits=36, decimal_places=18)]
 # A rule's fixed amount is a valid Amount once it is above 0, so events never need to check it.
 RuleAmount = Annotated[Decimal, Field(ge=0, max_digits=36, decimal_places=18)]
 _AMOUNT: TypeAdapter[Decimal] = TypeAdapter(Amount)
-_ZERO = Decimal(0)
-_NOTHING = (_ZERO, _ZERO)  # shared: most events earn nothing, and a batch keeps every result
 
 
 class RewardAction(enum.StrEnum):
@@ -117,21 +115,6 @@ def _rule_for(event: GameEvent, rules: RewardRules) -> tuple[RewardAction, Decim
     ):
         return RewardAction.burn, payload.price, f"purchase:{payload.item}"
     return None
-
-
-def reward_amounts(event: GameEvent, rules: RewardRules) -> tuple[Decimal, Decimal]:
-    """What an event mints and burns under ``rules``: the sums of its commands' amounts,
-    without building the commands (the lake sink needs only these).
-
-    A sum, so it is rounded to the decimal context's precision (28 digits) like the sums the
-    lake has always stored, while a command carries its amount exactly.
-    """
-    rule = _rule_for(event, rules)
-    if rule is None or rule[1] <= 0:
-        return _NOTHING
-    action, amount, _ = rule
-    total = _ZERO + amount
-    return (total, _ZERO) if action is RewardAction.mint else (_ZERO, total)
 
 
 def reward_commands_for(

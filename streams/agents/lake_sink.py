@@ -1,11 +1,14 @@
-"""The lake sink: wearable.samples.v1 and game.events.v1 → bronze Delta tables.
+"""The lake sink: wearable.samples.v1, game.events.v1, rewards.commands.v1 → bronze Delta.
 
 Runs :mod:`streams.pipeline`: each micro-batch is appended to its bronze table in one Delta
 commit (:mod:`core.lake.bronze`), and only then acked, so a failed append is read again
 after a restart. A crash between commit and ack appends the batch twice; silver dedupes by
-sample / event id. Wearable samples that do not validate go to ``wearable.samples.dlq.v1``
-(DeadLetter v1, with the reason and the original bytes); invalid game events are skipped
-here because the scoring agent, which reads the same topic, dead-letters them.
+sample / event / command id. Wearable samples that do not validate go to
+``wearable.samples.dlq.v1`` (DeadLetter v1, with the reason and the original bytes); invalid
+game events are skipped here because the scoring agent, which reads the same topic,
+dead-letters them, and invalid reward commands (the scoring agent's own output; no
+dead-letter topic) are skipped with a warning. Bronze stores what happened: an event's
+reward is the command the scoring agent issued, never recomputed here.
 """
 
 from __future__ import annotations
@@ -20,20 +23,22 @@ from faust import StreamT
 from core.events.contracts import parse_game_event, window_from_settings
 from core.lake.bronze import (
     BRONZE_GAME_EVENTS,
+    BRONZE_REWARD_COMMANDS,
     BRONZE_WEARABLE_SAMPLES,
     append_bronze,
     game_event_rows,
+    reward_command_rows,
     wearable_rows,
 )
 from core.platform.messages import Consumed
-from core.platform.topics import WEARABLE_SAMPLES, WEARABLE_SAMPLES_DLQ
-from core.rewards.commands import rules_from_settings
+from core.platform.topics import REWARD_COMMANDS, WEARABLE_SAMPLES, WEARABLE_SAMPLES_DLQ
+from core.rewards.commands import RewardCommand
 from core.wearables.contracts import WearableSample
 from streams import pipeline
 from streams.app import app, game_events_topic, raw_topic, send_and_wait, settings
 
 wearable_samples_topic = raw_topic(WEARABLE_SAMPLES)
-rules = rules_from_settings(settings)
+reward_commands_topic = raw_topic(REWARD_COMMANDS)
 window = window_from_settings(settings)
 
 
@@ -68,8 +73,14 @@ WEARABLES = sink(
 GAME_EVENTS = sink(
     BRONZE_GAME_EVENTS,
     lambda raw: parse_game_event(raw, window),
-    lambda items, now: game_event_rows(items, rules, now),
+    game_event_rows,
     None,  # dead-lettered by the scoring agent
+)
+REWARDS = sink(
+    BRONZE_REWARD_COMMANDS,
+    RewardCommand.model_validate_json,
+    reward_command_rows,
+    None,  # the scoring agent's own output: an invalid one is a bug, logged
 )
 send_dead_letters = send_and_wait  # a module name, so tests can stand in for the broker
 
@@ -92,3 +103,8 @@ async def sink_wearable_samples(stream: StreamT) -> None:
 @app.agent(game_events_topic)
 async def sink_game_events(stream: StreamT) -> None:
     await _run(stream, GAME_EVENTS)
+
+
+@app.agent(reward_commands_topic)
+async def sink_reward_commands(stream: StreamT) -> None:
+    await _run(stream, REWARDS)

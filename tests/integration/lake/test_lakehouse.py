@@ -2,7 +2,9 @@
 
 One module-scoped flow (the expensive part) feeds several assertions: the warehouse rows
 are exactly the expected aggregates, rerunning a day changes nothing, and a failing
-blocking check on gold stops the warehouse load.
+blocking check on gold stops the warehouse load. Game events go through the scoring agent
+too: its reward commands (rewards.commands.v1) reach bronze through the lake sink, and
+game_daily's tokens are theirs, on the day they were issued.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import httpx
 import psycopg
 import pytest
 from deltalake import DeltaTable
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -25,6 +28,7 @@ from core.identity.app_users import create_app_user
 from core.identity.game_keys import create_game
 from core.lake.bronze import (
     BRONZE_GAME_EVENTS,
+    BRONZE_REWARD_COMMANDS,
     BRONZE_WEARABLE_SAMPLES,
     GOLD_USER_DAILY_HEALTH,
     Consumed,
@@ -43,6 +47,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "wearables"
 WEARABLE_ROWS = 18  # Fitbit: 4 beats + 1 resting + 3 step buckets; Apple Health: 10 records
 GAME_ROWS = 4
+REWARD_COMMANDS = 2  # the win mints, the purchase in STRIDE burns
 DAYS = [date(2024, 3, 10), date(2024, 6, 1), date(2024, 11, 2), date(2024, 11, 3)]
 
 
@@ -52,6 +57,7 @@ USERS = ("ana", "ben")
 OURS = {
     BRONZE_WEARABLE_SAMPLES: ("user_id", "in", USERS),
     BRONZE_GAME_EVENTS: ("game_id", "=", GAME),
+    BRONZE_REWARD_COMMANDS: ("game_id", "=", GAME),
 }
 
 
@@ -148,16 +154,44 @@ def lakehouse(spark: Settings, live_api: str, lake_worker: Settings, db_engine: 
         assert answer.json()["accepted"] == GAME_ROWS
 
     _wait_for_bronze(
-        settings, {BRONZE_WEARABLE_SAMPLES: WEARABLE_ROWS, BRONZE_GAME_EVENTS: GAME_ROWS}
+        settings,
+        {
+            BRONZE_WEARABLE_SAMPLES: WEARABLE_ROWS,
+            BRONZE_GAME_EVENTS: GAME_ROWS,
+            BRONZE_REWARD_COMMANDS: REWARD_COMMANDS,
+        },
     )
     resources = resources_for(settings)
-    for day in DAYS:
+    for day in DAYS + _issue_days(settings):
         outcome = materialize_day(day, resources)
         assert outcome.success and not outcome.failed_checks, outcome
     return settings
 
 
-def test_warehouse_rows_are_exactly_the_daily_aggregates(lakehouse: Settings) -> None:
+def _issue_days(settings: Settings) -> list[date]:
+    """The UTC days our reward commands were issued (today, as the worker issued them)."""
+    dt = DeltaTable(table_uri(settings.lake_root, BRONZE_REWARD_COMMANDS))
+    rows = dt.to_pyarrow_table(columns=["date"], filters=[OURS[BRONZE_REWARD_COMMANDS]])
+    return sorted(set(rows.column("date").to_pylist()))
+
+
+def _ledger(db_engine: Engine) -> dict[date, tuple[Decimal, Decimal]]:
+    """What the scoring agent issued for the game, per UTC day of issue (PostgreSQL)."""
+    query = text(
+        "SELECT (issued_at AT TIME ZONE 'UTC')::date AS day, "
+        "coalesce(sum(amount) FILTER (WHERE action = 'mint'), 0), "
+        "coalesce(sum(amount) FILTER (WHERE action = 'burn'), 0) "
+        "FROM reward_commands WHERE game_id = :game GROUP BY 1"
+    )
+    with db_engine.connect() as conn:
+        return {
+            day: (minted, burned) for day, minted, burned in conn.execute(query, {"game": GAME})
+        }
+
+
+def test_warehouse_rows_are_exactly_the_daily_aggregates(
+    lakehouse: Settings, db_engine: Engine
+) -> None:
     key = lakehouse.pseudonym_key
     ana, ben = pseudonym("ana", key), pseudonym("ben", key)
     expected = sorted(
@@ -173,8 +207,18 @@ def test_warehouse_rows_are_exactly_the_daily_aggregates(lakehouse: Settings) ->
         ]
     )
     assert _warehouse(lakehouse, HEALTH_QUERY) == expected
+    # Tokens are a ledger by issue day: the events' day has none, the day the scoring
+    # agent issued the commands (today) has their amounts and no events.
+    ledger = _ledger(db_engine)
+    assert sum(m for m, _ in ledger.values()) == Decimal(10)
+    assert sum(b for _, b in ledger.values()) == Decimal("2.5")
+    assert sorted(ledger) == _issue_days(lakehouse)
     assert _warehouse(lakehouse, GAME_QUERY) == [
-        (date(2024, 11, 2), GAME, 4, 1, 2, 2, Decimal("10"), Decimal("2.5")),
+        (date(2024, 11, 2), GAME, 4, 1, 2, 2, Decimal(0), Decimal(0)),
+        *(
+            (day, GAME, 0, 0, 0, 0, minted, burned)
+            for day, (minted, burned) in sorted(ledger.items())
+        ),
     ]
     # Raw health values and real user ids never reach the warehouse.
     columns = _warehouse(

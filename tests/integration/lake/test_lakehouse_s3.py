@@ -21,6 +21,7 @@ import pytest
 from core.events.contracts import GameEvent
 from core.lake.bronze import (
     BRONZE_GAME_EVENTS,
+    BRONZE_REWARD_COMMANDS,
     BRONZE_WEARABLE_SAMPLES,
     GOLD_USER_DAILY_HEALTH,
     SILVER_WEARABLE_SAMPLES,
@@ -29,6 +30,7 @@ from core.lake.bronze import (
     table_uri,
 )
 from core.platform.config import Settings, get_settings
+from core.rewards.commands import RewardRules, reward_commands_for
 from core.warehouse.load import pseudonym
 from core.wearables.contracts import Metric, WearableSample, WearableSource
 from dagster_project.resources import resources_for
@@ -89,27 +91,26 @@ def _steps(user: str, value: float, minute: int, device: str) -> WearableSample:
     )
 
 
-def _event(kind: str, player: str, payload: dict) -> bytes:
-    return (
-        GameEvent.model_validate(
-            {
-                "event_id": str(uuid.uuid4()),
-                "game_id": GAME,
-                "player_id": player,
-                "type": kind,
-                "payload": payload,
-                "occurred_at": "2025-02-14T18:00:00Z",
-            }
-        )
-        .model_dump_json()
-        .encode()
+def _event(kind: str, player: str, payload: dict) -> GameEvent:
+    return GameEvent.model_validate(
+        {
+            "event_id": str(uuid.uuid4()),
+            "game_id": GAME,
+            "player_id": player,
+            "type": kind,
+            "payload": payload,
+            "occurred_at": "2025-02-14T18:00:00Z",
+        }
     )
 
 
 def _sink_to_bronze(
-    settings: Settings, samples: list[bytes], events: list[bytes], monkeypatch: pytest.MonkeyPatch
+    settings: Settings,
+    topics: dict[str, list[bytes]],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Run the lake sink's agents on the messages: their decode → rows → append_bronze."""
+    """Run the lake sink's agents on the messages of each bronze table's topic: their
+    decode → rows → append_bronze."""
     from streams.agents import lake_sink
 
     # The agents read the lake root from their module's settings (read at import).
@@ -125,18 +126,18 @@ def _sink_to_bronze(
             except Exception:
                 return 0
 
-        async with lake_sink.sink_wearable_samples.test_context() as agent:
-            for value in samples:
-                await agent.put(value, key=b"u")
-            with anyio.fail_after(30):
-                while count(BRONZE_WEARABLE_SAMPLES) < len(samples):
-                    await anyio.sleep(0.05)  # the agent commits on the same loop
-        async with lake_sink.sink_game_events.test_context() as agent:
-            for value in events:
-                await agent.put(value, key=b"p")
-            with anyio.fail_after(30):
-                while count(BRONZE_GAME_EVENTS) < len(events):
-                    await anyio.sleep(0.05)
+        agents = {
+            BRONZE_WEARABLE_SAMPLES: lake_sink.sink_wearable_samples,
+            BRONZE_GAME_EVENTS: lake_sink.sink_game_events,
+            BRONZE_REWARD_COMMANDS: lake_sink.sink_reward_commands,
+        }
+        for table, values in topics.items():
+            async with agents[table].test_context() as agent:
+                for value in values:
+                    await agent.put(value, key=b"k")
+                with anyio.fail_after(30):
+                    while count(table) < len(values):
+                        await anyio.sleep(0.05)  # the agent commits on the same loop
 
     anyio.run(run)
 
@@ -159,7 +160,18 @@ def test_the_s3a_lake_runs_bronze_to_warehouse(
         _event("match_result", "p1", {"outcome": "win", "score": 120}),
         _event("purchase", "p2", {"item": "shield", "price": "1.5", "currency": "STRIDE"}),
     ]
-    _sink_to_bronze(settings, samples, events, monkeypatch)
+    # What the scoring agent issues for them (the win mints 10, the purchase burns 1.5).
+    issued_at = datetime(2025, 2, 14, 18, 0, 2, tzinfo=UTC)
+    commands = [c for e in events for c in reward_commands_for(e, RewardRules(), issued_at)]
+    _sink_to_bronze(
+        settings,
+        {
+            BRONZE_WEARABLE_SAMPLES: samples,
+            BRONZE_GAME_EVENTS: [e.model_dump_json().encode() for e in events],
+            BRONZE_REWARD_COMMANDS: [c.model_dump_json().encode() for c in commands],
+        },
+        monkeypatch,
+    )
 
     # The sensor's view of bronze, read from the S3 log.
     assert days_appended_since(settings.lake_root, BRONZE_WEARABLE_SAMPLES, -1)[1] == {DAY}

@@ -1,13 +1,15 @@
 """The Spark + Delta engine itself: how it is started, its readiness probe, Delta's own
-maintenance commands through Spark Connect, and tables shared with delta-rs."""
+maintenance commands through Spark Connect, tables shared with delta-rs, and gold's token
+ledger (reward commands by issue day)."""
 
 from __future__ import annotations
 
 import re
 import socket
 import threading
+import uuid
 import zipfile
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -17,16 +19,27 @@ import pytest
 from deltalake import DeltaTable
 
 from cli.spark_service import JAVA_MODULE_OPTIONS, pyspark_home, spark_command, spark_conf
+from core.events.contracts import GameEvent
 from core.lake.bronze import (
     BRONZE_GAME_EVENTS,
+    BRONZE_REWARD_COMMANDS,
+    GAME_EVENT_PARTITIONS,
+    GOLD_GAME_DAILY,
+    SILVER_GAME_EVENTS,
+    TOKEN_TYPE,
+    Consumed,
     append_bronze,
+    game_event_rows,
     maintain_bronze,
     table_uri,
 )
 from core.platform.config import Settings
+from core.rewards.commands import RewardAction, RewardRules, reward_commands_for
+from spark_jobs.gold import build_gold_game_daily
 from spark_jobs.maintenance import RETENTION_PROPERTY, maintain_table, table_history
 from spark_jobs.session import read_day, replace_day, spark_problem, spark_session
-from tests.lake_helpers import bronze_game_events
+from spark_jobs.silver import build_silver_game_events, build_silver_reward_commands
+from tests.lake_helpers import bronze_game_events, bronze_reward_commands, reward_command
 
 pytestmark = [pytest.mark.integration]
 
@@ -111,9 +124,9 @@ def test_spark_reads_bronze_that_delta_rs_wrote_compacted_and_checkpointed(
     df = read_day(session, uri, DAY)
     assert df is not None
     types = dict(df.dtypes)
-    assert (types["occurred_at"], types["tokens_minted"], types["date"]) == (
+    assert (types["occurred_at"], types["kafka_offset"], types["date"]) == (
         "timestamp",
-        "decimal(38,18)",
+        "bigint",
         "date",
     )
     spark_rows = sorted(
@@ -124,7 +137,7 @@ def test_spark_reads_bronze_that_delta_rs_wrote_compacted_and_checkpointed(
     assert len(spark_rows) == 123
     detail = session.sql(f"DESCRIBE DETAIL delta.`{uri}`").first()
     assert (detail.minReaderVersion, detail.minWriterVersion) == (1, 2)  # type: ignore[union-attr]
-    assert df.where("tokens_minted = 0.5").count() == 123
+    assert df.where("type = 'score'").count() == 123
 
 
 def test_delta_rs_reads_what_spark_wrote_optimized_and_checkpointed(
@@ -210,7 +223,6 @@ def test_maintaining_a_missing_table_is_reported_not_an_error(
 def test_the_silver_gold_maintenance_job_reports_each_table(
     spark: Settings, tmp_path: Path
 ) -> None:
-    from core.lake.bronze import SILVER_GAME_EVENTS
     from dagster_project.maintenance import silver_gold_maintenance_job
     from dagster_project.resources import Lake, SparkConnect
 
@@ -224,7 +236,7 @@ def test_the_silver_gold_maintenance_job_reports_each_table(
             instance=instance,
         )
     assert result.success
-    assert len(result.get_step_success_events()) == 4  # the three missing tables included
+    assert len(result.get_step_success_events()) == 5  # the four missing tables included
     observed = [
         e.asset_observation_data.asset_observation
         for e in result.all_events
@@ -263,3 +275,145 @@ def test_only_a_missing_table_counts_as_missing(spark: Settings, tmp_path: Path)
     assert delta_exists(session, str(tmp_path / "delta"))
     with pytest.raises(Exception, match="No FileSystem for scheme"):
         delta_exists(session, "nosuchscheme://bucket/table")
+
+
+def _build_game_day(session, root: str, day: date) -> dict[str, tuple]:  # type: ignore[no-untyped-def]
+    """Silver (events, commands) and gold of ``day``; gold's rows by game."""
+    build_silver_game_events(session, root, day)
+    build_silver_reward_commands(session, root, day)
+    build_gold_game_daily(session, root, day)
+    gold = read_day(session, table_uri(root, GOLD_GAME_DAILY), day)
+    assert gold is not None
+    assert dict(gold.dtypes)["tokens_minted"] == "decimal(38,18)"
+    return {
+        r.game_id: (
+            r.events,
+            r.sessions,
+            r.matches,
+            r.active_players,
+            r.tokens_minted,
+            r.tokens_burned,
+        )
+        for r in gold.collect()
+    }
+
+
+def test_gold_tokens_are_the_reward_commands_issued_that_day(
+    spark: Settings, tmp_path: Path
+) -> None:
+    root = str(tmp_path)
+    session = spark_session(spark.spark_url)
+    append_bronze(root, BRONZE_GAME_EVENTS, bronze_game_events(0, 4, DAY, "tri"))
+    append_bronze(root, BRONZE_GAME_EVENTS, bronze_game_events(100, 2, DAY, "duo"))  # no commands
+    noon = datetime(DAY.year, DAY.month, DAY.day, 12, tzinfo=UTC)
+    win = reward_command("tri", RewardAction.mint, "10", noon, event=1)
+    tri = [
+        win,
+        reward_command("tri", RewardAction.mint, "0.000000000000000001", noon, event=2),
+        reward_command("tri", RewardAction.burn, "2.5", noon, event=3),
+        # issued the next day (UTC): that day's ledger, not this one's
+        reward_command("tri", RewardAction.mint, "7", noon + timedelta(hours=12), event=4),
+    ]
+    # A game with commands but no events that day (its events came the day before).
+    solo = [
+        reward_command(
+            "solo", RewardAction.mint, "123456789012345678.123456789012345678", noon, event=9
+        )
+    ]
+    append_bronze(root, BRONZE_REWARD_COMMANDS, bronze_reward_commands(tri + solo, noon))
+    # The sink is at-least-once: the same command again, later (it must count once).
+    append_bronze(
+        root, BRONZE_REWARD_COMMANDS, bronze_reward_commands([win], noon, first_offset=50)
+    )
+
+    assert _build_game_day(session, root, DAY) == {
+        "tri": (4, 0, 0, 3, Decimal("10.000000000000000001"), Decimal("2.5")),
+        "duo": (2, 0, 0, 2, Decimal(0), Decimal(0)),
+        "solo": (0, 0, 0, 0, Decimal("123456789012345678.123456789012345678"), Decimal(0)),
+    }
+    assert _build_game_day(session, root, DAY + timedelta(days=1)) == {
+        "tri": (0, 0, 0, 0, Decimal(7), Decimal(0)),
+    }
+
+
+def _wins(first: int, n: int, occurred_at: datetime) -> list[GameEvent]:
+    return [
+        GameEvent.model_validate(
+            {
+                "event_id": str(uuid.UUID(int=first + i)),
+                "game_id": "tri",
+                "player_id": f"p{i}",
+                "type": "match_result",
+                "payload": {"outcome": "win", "score": 1},
+                "occurred_at": occurred_at.isoformat(),
+                "received_at": occurred_at.isoformat(),
+            }
+        )
+        for i in range(n)
+    ]
+
+
+def _ingest(root: str, events: list[GameEvent], rules: RewardRules, issued_at: datetime) -> None:
+    """What the worker does with ``events``: bronze rows of the events as they were, and of
+    the commands the scoring agent issued for them under ``rules`` at ``issued_at``."""
+    rows = game_event_rows([Consumed(e, 0, 0, issued_at) for e in events], issued_at)
+    append_bronze(root, BRONZE_GAME_EVENTS, rows)
+    commands = [c for e in events for c in reward_commands_for(e, rules, issued_at)]
+    append_bronze(root, BRONZE_REWARD_COMMANDS, bronze_reward_commands(commands, issued_at))
+
+
+def test_a_reward_rule_change_does_not_change_history(spark: Settings, tmp_path: Path) -> None:
+    """Two wins under the old rules (10 a win), then the rule becomes 25 a win: the next day's
+    wins and a late win of the first day are rewarded 25. Rebuilding both days after the
+    change keeps the first day's 20 tokens; the late win counts on the day it was rewarded."""
+    root = str(tmp_path)
+    session = spark_session(spark.spark_url)
+    first = datetime(DAY.year, DAY.month, DAY.day, 9, tzinfo=UTC)
+    second = first + timedelta(days=1)
+    _ingest(root, _wins(0, 2, first), RewardRules(mint_per_win=Decimal(10)), first)
+    before = _build_game_day(session, root, DAY)
+    assert before == {"tri": (2, 0, 2, 2, Decimal(20), Decimal(0))}
+
+    new_rules = RewardRules(mint_per_win=Decimal(25))
+    _ingest(root, _wins(10, 3, second), new_rules, second)
+    _ingest(root, _wins(20, 1, first + timedelta(hours=1)), new_rules, second)  # late
+
+    # the late win is the first day's event (p0 again) but the second day's reward
+    assert _build_game_day(session, root, DAY) == {"tri": (3, 0, 3, 2, Decimal(20), Decimal(0))}
+    assert _build_game_day(session, root, DAY + timedelta(days=1)) == {
+        "tri": (3, 0, 3, 3, Decimal(100), Decimal(0))
+    }
+
+
+def test_an_older_lake_with_derived_token_columns_still_builds(
+    spark: Settings, tmp_path: Path
+) -> None:
+    """bronze/game_events and silver/game_events written before bronze stored facts only
+    carry ``tokens_minted``/``tokens_burned``: new rows append with nulls there, silver
+    leaves them out, gold's tokens come from the reward commands alone."""
+    from deltalake import write_deltalake
+
+    root = str(tmp_path)
+    session = spark_session(spark.spark_url)
+    legacy = bronze_game_events(0, 3, DAY, "tri")
+    for column in ("tokens_minted", "tokens_burned"):
+        legacy = legacy.append_column(column, pa.array([Decimal("0.5")] * 3, TOKEN_TYPE))
+    write_deltalake(table_uri(root, BRONZE_GAME_EVENTS), legacy, partition_by=GAME_EVENT_PARTITIONS)
+    # silver/game_events as the old job wrote it, with the derived columns
+    old_silver = read_day(session, table_uri(root, BRONZE_GAME_EVENTS), DAY)
+    assert old_silver is not None
+    replace_day(
+        old_silver.drop("kafka_partition", "kafka_offset", "client_occurred_at"),
+        table_uri(root, SILVER_GAME_EVENTS),
+        DAY,
+        ["date"],
+    )
+    append_bronze(root, BRONZE_GAME_EVENTS, bronze_game_events(10, 2, DAY, "tri"))
+    noon = datetime(DAY.year, DAY.month, DAY.day, 12, tzinfo=UTC)
+    win = reward_command("tri", RewardAction.mint, "10", noon, event=10)
+    append_bronze(root, BRONZE_REWARD_COMMANDS, bronze_reward_commands([win], noon))
+
+    assert _build_game_day(session, root, DAY) == {"tri": (5, 0, 0, 3, Decimal(10), Decimal(0))}
+    silver = read_day(session, table_uri(root, SILVER_GAME_EVENTS), DAY)
+    assert silver is not None
+    assert silver.where("tokens_minted IS NOT NULL").count() == 0  # the old table's column

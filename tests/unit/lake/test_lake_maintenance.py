@@ -191,8 +191,8 @@ def test_the_job_reports_each_table_in_dagster(tmp_path: Path) -> None:
             resources={"lake": Lake(root=root)}, instance=instance
         )
         assert result.success
-        games = result.get_step_success_events()  # both tables, the missing one included
-        assert len(games) == 2
+        steps = result.get_step_success_events()  # every table, the missing ones included
+        assert len(steps) == 3
         observed = [
             e.asset_observation_data.asset_observation
             for e in result.all_events
@@ -224,7 +224,13 @@ def test_definitions_load_with_the_maintenance_job_and_schedule() -> None:
         "maintain_gold_game_daily",
         "maintain_gold_user_daily_health",
         "maintain_silver_game_events",
+        "maintain_silver_reward_commands",
         "maintain_silver_wearable_samples",
+    ]
+    assert sorted(defs.resolve_job_def("bronze_maintenance").graph.node_dict) == [
+        "maintain_bronze_game_events",
+        "maintain_bronze_reward_commands",
+        "maintain_bronze_wearable_samples",
     ]
     assert defs.resolve_schedule_def("nightly_silver_gold_maintenance").cron_schedule == (
         "15 3 * * *"  # after the 01:30 daily run

@@ -1,4 +1,5 @@
-"""Bronze rows from messages, and the sensor that turns new bronze files into day runs."""
+"""Bronze rows from messages, appends to older tables, and the sensor that turns new bronze
+files into day runs."""
 
 from __future__ import annotations
 
@@ -8,23 +9,33 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
+from deltalake import DeltaTable, write_deltalake
 
-from core.events.contracts import Achievement, GameEvent, MatchResult, Purchase
+from core.events.contracts import GameEvent, MatchResult
 from core.lake.bronze import (
     BRONZE_GAME_EVENTS,
+    BRONZE_REWARD_COMMANDS,
     BRONZE_WEARABLE_SAMPLES,
+    GAME_EVENT_PARTITIONS,
     GAME_EVENTS_SCHEMA,
+    REWARD_COMMANDS_SCHEMA,
+    TOKEN_TYPE,
     WEARABLE_SAMPLES_SCHEMA,
     Consumed,
     append_bronze,
     days_written_since,
     game_event_rows,
+    reward_command_rows,
+    table_uri,
     wearable_rows,
+    with_table_columns,
 )
-from core.rewards.commands import RewardRules
+from core.rewards.commands import RewardAction, RewardCommand, RewardRules, reward_commands_for
 from core.wearables.contracts import Metric, WearableSample, WearableSource
 from core.wearables.parsers.common import zone
+from tests.lake_helpers import reward_command
 
 NOW = datetime(2026, 11, 22, 4, tzinfo=UTC)
 
@@ -65,7 +76,7 @@ def test_wearable_rows_keep_the_users_day_and_offset() -> None:
     assert (row["kafka_partition"], row["kafka_offset"]) == (2, 41)
 
 
-def test_game_rows_carry_reward_amounts_and_the_skew_corrected_day() -> None:
+def test_game_rows_are_the_events_facts_with_the_skew_corrected_day() -> None:
     win = game_event("match_result", {"outcome": "win", "score": 3}, "2026-11-21T10:00:00Z")
     buy = game_event(
         "purchase",
@@ -74,13 +85,12 @@ def test_game_rows_carry_reward_amounts_and_the_skew_corrected_day() -> None:
         "2026-11-21T23:30:00Z",
         sent_at="2026-11-21T22:59:30Z",
     )
-    rows = game_event_rows(
-        [Consumed(win, 0, 1, NOW), Consumed(buy, 0, 2, NOW)], RewardRules(), NOW
-    ).to_pylist()
-    assert (rows[0]["tokens_minted"], rows[0]["tokens_burned"]) == (Decimal(10), Decimal(0))
+    table = game_event_rows([Consumed(win, 0, 1, NOW), Consumed(buy, 0, 2, NOW)], NOW)
+    rows = table.to_pylist()
     assert rows[0]["match_outcome"] == "win"
-    assert (rows[1]["tokens_minted"], rows[1]["tokens_burned"]) == (Decimal(0), Decimal("2.5"))
     assert rows[1]["date"] == date(2026, 11, 22)  # 23:30 + 1 h skew
+    # What an event earns is a reward command's fact (bronze/reward_commands), not derived here.
+    assert not {"tokens_minted", "tokens_burned"} & set(table.column_names)
 
 
 def test_days_written_since_reads_new_files_only(tmp_path: Path) -> None:
@@ -127,11 +137,23 @@ def test_sensor_requests_one_run_per_new_day(
         append_bronze(
             root,
             BRONZE_GAME_EVENTS,
-            game_event_rows([Consumed(event, 0, 0, NOW)], RewardRules(), NOW),
+            game_event_rows([Consumed(event, 0, 0, NOW)], NOW),
+        )
+        (command,) = reward_commands_for(
+            game_event("match_result", {"outcome": "win", "score": 1}, "2026-11-21T10:00:00Z"),
+            RewardRules(),
+            datetime(2026, 11, 22, 0, 5, tzinfo=UTC),  # issued the next day
+        )
+        append_bronze(
+            root, BRONZE_REWARD_COMMANDS, reward_command_rows([Consumed(command, 0, 0, NOW)], NOW)
         )
 
         result = new_bronze_data(dg.build_sensor_context(cursor=None))
-        assert [r.partition_key for r in result.run_requests] == ["2026-11-20", "2026-11-21"]
+        assert [r.partition_key for r in result.run_requests] == [
+            "2026-11-20",
+            "2026-11-21",
+            "2026-11-22",  # the reward command's issue day
+        ]
         again = new_bronze_data(dg.build_sensor_context(cursor=result.cursor))
         assert again.run_requests == []
     finally:
@@ -189,8 +211,7 @@ def mixed_batch() -> list[Consumed]:
 
 def test_game_rows_on_a_mixed_batch_are_the_events_in_utc() -> None:
     items = mixed_batch()
-    rules = RewardRules(mint_per_draw=Decimal("0.5"), mint_per_achievement_point=Decimal("0.25"))
-    table = game_event_rows(items, rules, NOW)
+    table = game_event_rows(items, NOW)
     assert table.schema == GAME_EVENTS_SCHEMA
     expected = []
     for item in items:
@@ -199,14 +220,6 @@ def test_game_rows_on_a_mixed_batch_are_the_events_in_utc() -> None:
         received = e.received_at or item.record_time
         occurred = e.occurred_at + (received - e.sent_at) if e.sent_at else e.occurred_at
         payload = e.payload
-        minted = Decimal(0)
-        if isinstance(payload, MatchResult):
-            minted = {"win": Decimal(10), "draw": Decimal("0.5")}.get(payload.outcome, minted)
-        elif isinstance(payload, Achievement):
-            minted = payload.points * Decimal("0.25")
-        burned = Decimal(0)
-        if isinstance(payload, Purchase) and payload.currency == "STRIDE":
-            burned += payload.price  # a sum: rounded to 28 digits like bronze always was
         expected.append(
             {
                 "event_id": str(e.event_id),
@@ -221,8 +234,6 @@ def test_game_rows_on_a_mixed_batch_are_the_events_in_utc() -> None:
                 if isinstance(payload, MatchResult)
                 else None,
                 "score": e.score,
-                "tokens_minted": minted,
-                "tokens_burned": burned,
                 "payload": payload.model_dump_json(),
                 "date": occurred.astimezone(UTC).date(),
                 "kafka_partition": item.partition,
@@ -235,9 +246,7 @@ def test_game_rows_on_a_mixed_batch_are_the_events_in_utc() -> None:
     # Spot checks that the expectations above are not vacuous.
     assert rows[0]["date"] == date(2026, 11, 22)  # 23:30 in Los Angeles
     assert rows[3]["date"] == date(1969, 12, 31)
-    assert rows[4]["tokens_burned"] == Decimal("2.5")
-    assert rows[6]["tokens_burned"] == Decimal("123456789012345678.1234567890")
-    assert rows[7]["tokens_minted"] == Decimal("1.25")
+    assert json.loads(rows[6]["payload"])["price"] == "123456789012345678.123456789012345678"
     assert rows[9]["payload"] == '{"session_id":"s1","duration_s":0.30000000000000004}'
     assert rows[9]["client_occurred_at"] == datetime(2026, 10, 25, 1, 30, tzinfo=UTC)
     assert rows[9]["received_at"] == datetime(2026, 11, 22, 2, 59, tzinfo=UTC)  # record time
@@ -247,8 +256,9 @@ def test_game_rows_on_a_mixed_batch_are_the_events_in_utc() -> None:
 
 
 def test_game_rows_of_no_events_are_an_empty_table() -> None:
-    table = game_event_rows([], RewardRules(), NOW)
+    table = game_event_rows([], NOW)
     assert (table.num_rows, table.schema) == (0, GAME_EVENTS_SCHEMA)
+    assert reward_command_rows([], NOW).schema == REWARD_COMMANDS_SCHEMA
 
 
 def test_wearable_rows_on_a_mixed_batch_are_the_samples_in_utc() -> None:
@@ -298,3 +308,101 @@ def test_wearable_rows_on_a_mixed_batch_are_the_samples_in_utc() -> None:
     assert rows[1]["utc_offset_minutes"] == 330
     assert rows[1]["start_at"] == datetime(2026, 11, 21, 18, 20, tzinfo=UTC)
     assert rows[3]["attributes"] == '{"a": "2", "z": "1"}'
+
+
+def command(amount: str, issued_at: datetime, action: RewardAction, event: int) -> RewardCommand:
+    """A command as the scoring agent publishes it, decoded from its JSON as the sink does."""
+    issued = reward_command("tri", action, amount, issued_at, event)
+    return RewardCommand.model_validate_json(issued.model_dump_json())
+
+
+def test_reward_command_rows_are_the_commands_as_issued() -> None:
+    la = zone("America/Los_Angeles")
+    items = [
+        # 36 digits: kept exactly (a sum in Python's decimal context would keep 28)
+        Consumed(
+            command("123456789012345678.123456789012345678", NOW, RewardAction.burn, 1), 1, 7, NOW
+        ),
+        # 17:00 in Los Angeles is 01:00 UTC the next day: the row belongs to the UTC day
+        Consumed(
+            command("10", datetime(2026, 11, 21, 17, tzinfo=la), RewardAction.mint, 2), 3, 8, NOW
+        ),
+    ]
+    table = reward_command_rows(items, NOW)
+    assert table.schema == REWARD_COMMANDS_SCHEMA
+    assert table.schema.field("amount").type == TOKEN_TYPE == pa.decimal128(38, 18)
+    commands = [item.value for item in items]
+    assert table.to_pylist() == [
+        {
+            "command_id": str(c.command_id),
+            "action": c.action.value,
+            "game_id": "tri",
+            "player_id": c.player_id,
+            "token": "STRIDE",
+            "amount": c.amount,
+            "reason": c.reason,
+            "source_event_id": str(c.source_event_id),
+            "issued_at": c.issued_at.astimezone(UTC),
+            "date": c.issued_at.astimezone(UTC).date(),
+            "kafka_partition": item.partition,
+            "kafka_offset": item.offset,
+            "ingested_at": NOW,
+        }
+        for item, c in zip(items, commands, strict=True)
+        if isinstance(c, RewardCommand)
+    ]
+    rows = table.to_pylist()
+    assert rows[0]["amount"] == Decimal("123456789012345678.123456789012345678")
+    assert (rows[0]["action"], rows[1]["action"]) == ("burn", "mint")
+    assert rows[1]["date"] == date(2026, 11, 22)
+    assert rows[1]["issued_at"] == datetime(2026, 11, 22, 1, tzinfo=UTC)
+
+
+def test_table_columns_fill_what_an_older_table_has_with_nulls() -> None:
+    older = pa.schema(
+        [
+            ("event_id", pa.string()),
+            ("tokens_minted", TOKEN_TYPE),
+            ("score", pa.int64()),
+            ("date", pa.date32()),
+        ]
+    )
+    rows = pa.table({"event_id": ["e1", "e2"], "date": [date(2026, 11, 21)] * 2, "score": [1, 2]})
+    filled = with_table_columns(rows, older)
+    assert filled.schema == older  # in the table's order
+    assert filled.column("tokens_minted").to_pylist() == [None, None]
+    assert filled.column("score").to_pylist() == [1, 2]
+    assert with_table_columns(rows, rows.schema) is rows  # nothing missing: untouched
+    # A missing column that may not be null is not invented, and a column the table does
+    # not know stays: both are left for the write to refuse.
+    strict = pa.schema([pa.field("event_id", pa.string()), pa.field("n", pa.int64(), False)])
+    assert with_table_columns(rows, strict) is rows
+
+
+def test_appending_to_an_older_game_events_table_fills_its_legacy_columns(
+    tmp_path: Path,
+) -> None:
+    """A lake whose bronze/game_events still has the reward amounts bronze used to derive:
+    new rows append with nulls there; a new table never gets those columns."""
+    old_lake, new_lake = str(tmp_path / "old"), str(tmp_path / "new")
+    before = game_event("score", {"score": 1}, NOW.isoformat())
+    legacy = game_event_rows([Consumed(before, 0, 0, NOW)], NOW)
+    legacy = legacy.append_column("tokens_minted", pa.array([Decimal("0.5")], TOKEN_TYPE))
+    legacy = legacy.append_column("tokens_burned", pa.array([Decimal(0)], TOKEN_TYPE))
+    write_deltalake(
+        table_uri(old_lake, BRONZE_GAME_EVENTS), legacy, partition_by=GAME_EVENT_PARTITIONS
+    )
+
+    rows = game_event_rows(
+        [Consumed(game_event("score", {"score": 2}, NOW.isoformat()), 0, 1, NOW)], NOW
+    )
+    append_bronze(old_lake, BRONZE_GAME_EVENTS, rows)
+    table = DeltaTable(table_uri(old_lake, BRONZE_GAME_EVENTS)).to_pyarrow_table()
+    by_offset = {r["kafka_offset"]: r for r in table.to_pylist()}
+    assert (by_offset[0]["tokens_minted"], by_offset[0]["tokens_burned"]) == (Decimal("0.5"), 0)
+    assert (by_offset[1]["tokens_minted"], by_offset[1]["tokens_burned"]) == (None, None)
+    assert by_offset[1]["score"] == 2
+
+    append_bronze(new_lake, BRONZE_GAME_EVENTS, rows)
+    fresh = pa.schema(DeltaTable(table_uri(new_lake, BRONZE_GAME_EVENTS)).schema().to_arrow())
+    assert sorted(fresh.names) == sorted(GAME_EVENTS_SCHEMA.names)

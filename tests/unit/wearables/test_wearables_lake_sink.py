@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -42,6 +43,32 @@ def steps(minute: int) -> WearableSample:
     )
 
 
+@dataclass
+class Captured:
+    """Where the sink's appends and dead letters went instead (see ``captured``)."""
+
+    lake: str
+    appended: list[int] = field(default_factory=list)  # rows per Delta commit
+    dead_letters: list[tuple[str, bytes | None, bytes]] = field(default_factory=list)
+
+
+@pytest.fixture
+def captured(sink, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Captured:  # type: ignore[no-untyped-def]
+    """The agents append to a lake under ``tmp_path`` and dead-letter into a list."""
+    out = Captured(lake=str(tmp_path / "lake"))
+
+    async def send(topic: str, records) -> None:  # type: ignore[no-untyped-def]
+        out.dead_letters.extend((topic, key, value) for key, value in records)
+
+    def append(_root: str, table: str, rows) -> None:  # type: ignore[no-untyped-def]
+        append_bronze(out.lake, table, rows)
+        out.appended.append(rows.num_rows)
+
+    monkeypatch.setattr(sink, "append_bronze", append)
+    monkeypatch.setattr(sink, "send_dead_letters", send)
+    return out
+
+
 async def until(condition, what: str) -> None:  # type: ignore[no-untyped-def]
     import anyio
 
@@ -50,35 +77,31 @@ async def until(condition, what: str) -> None:  # type: ignore[no-untyped-def]
             await anyio.sleep(0.02)  # the agent runs on the same loop
 
 
-@pytest.mark.anyio
-async def test_samples_are_appended_to_bronze_and_garbage_is_dead_lettered(
-    sink, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+async def garbage_then_one(captured: Captured, agent, garbage: bytes, valid: bytes, table: str):  # type: ignore[no-untyped-def]
+    """Put a message that does not validate and a valid one to the agent (keyed ``ana``);
+    the bronze rows of ``table`` once the valid one was appended."""
     from deltalake import DeltaTable
 
+    async with agent.test_context() as running:
+        await running.put(garbage, key=b"ana")
+        await running.put(valid, key=b"ana")
+        await until(lambda: sum(captured.appended) == 1, "one appended row")
+    return DeltaTable(f"{captured.lake}/{table}").to_pyarrow_table().to_pylist()
+
+
+@pytest.mark.anyio
+async def test_samples_are_appended_to_bronze_and_garbage_is_dead_lettered(
+    sink, captured: Captured
+) -> None:
     from core.platform.messages import DeadLetter
 
-    lake = str(tmp_path / "lake")
-    appended: list[int] = []
-    dead_letters: list[tuple[str, bytes | None, bytes]] = []
-
-    async def send(topic: str, records) -> None:  # type: ignore[no-untyped-def]
-        dead_letters.extend((topic, key, value) for key, value in records)
-
-    def append(_root: str, table: str, rows) -> None:  # type: ignore[no-untyped-def]
-        append_bronze(lake, table, rows)
-        appended.append(rows.num_rows)
-
-    monkeypatch.setattr(sink, "append_bronze", append)
-    monkeypatch.setattr(sink, "send_dead_letters", send)
-    async with sink.sink_wearable_samples.test_context() as agent:
-        await agent.put(b"{not json", key=b"ana")
-        await agent.put(steps(1).model_dump_json().encode(), key=b"ana")
-        await until(lambda: sum(appended) == 1, "one appended row")
-    rows = DeltaTable(f"{lake}/{BRONZE_WEARABLE_SAMPLES}").to_pyarrow_table().to_pylist()
+    valid = steps(1).model_dump_json().encode()
+    rows = await garbage_then_one(
+        captured, sink.sink_wearable_samples, b"{not json", valid, BRONZE_WEARABLE_SAMPLES
+    )
     assert [(r["user_id"], r["source"], r["value"]) for r in rows] == [("ana", "oura", 12.0)]
     assert rows[0]["sample_id"] == str(steps(1).sample_id)
-    ((topic, key, value),) = dead_letters
+    ((topic, key, value),) = captured.dead_letters
     letter = DeadLetter.model_validate_json(value)
     assert (topic, key) == ("wearable.samples.dlq.v1", b"ana")
     assert letter.original_value() == b"{not json"
@@ -104,27 +127,12 @@ async def test_a_failed_delta_commit_is_retried_not_skipped(
 
 
 @pytest.mark.anyio
-async def test_game_events_are_appended_with_their_amounts_and_garbage_is_skipped(
-    sink, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+async def test_game_events_are_appended_as_they_were_and_garbage_is_skipped(
+    sink, captured: Captured
 ) -> None:
-    from deltalake import DeltaTable
-
     from core.events.contracts import GameEvent
     from core.lake.bronze import BRONZE_GAME_EVENTS
 
-    lake = str(tmp_path / "lake")
-    appended: list[int] = []
-    dead_letters: list[object] = []
-
-    async def send(topic: str, records) -> None:  # type: ignore[no-untyped-def]
-        dead_letters.append((topic, records))
-
-    def append(_root: str, table: str, rows) -> None:  # type: ignore[no-untyped-def]
-        append_bronze(lake, table, rows)
-        appended.append(rows.num_rows)
-
-    monkeypatch.setattr(sink, "append_bronze", append)
-    monkeypatch.setattr(sink, "send_dead_letters", send)
     win = GameEvent.model_validate(
         {
             "event_id": "00000000-0000-4000-8000-000000000001",
@@ -136,19 +144,60 @@ async def test_game_events_are_appended_with_their_amounts_and_garbage_is_skippe
             "received_at": "2026-11-22T07:31:00Z",
         }
     )
-    async with sink.sink_game_events.test_context() as agent:
-        await agent.put(b'{"type": "match_result"}', key=b"ana")
-        await agent.put(win.model_dump_json().encode(), key=b"ana")
-        await until(lambda: sum(appended) == 1, "one appended row")
-    (row,) = DeltaTable(f"{lake}/{BRONZE_GAME_EVENTS}").to_pyarrow_table().to_pylist()
+    (row,) = await garbage_then_one(
+        captured,
+        sink.sink_game_events,
+        b'{"type": "match_result"}',
+        win.model_dump_json().encode(),
+        BRONZE_GAME_EVENTS,
+    )
     assert (row["event_id"], row["player_id"], row["match_outcome"], row["score"]) == (
         "00000000-0000-4000-8000-000000000001",
         "ana",
         "win",
         12,
     )
-    assert (row["tokens_minted"], row["tokens_burned"]) == (Decimal(10), Decimal(0))
+    assert "tokens_minted" not in row  # what it earns is a reward command's fact
     assert row["occurred_at"] == datetime(2026, 11, 22, 7, 30, tzinfo=UTC)
     assert row["date"] == date(2026, 11, 22)
     assert row["payload"] == '{"outcome":"win","score":12,"opponent":null,"match_id":null}'
-    assert dead_letters == []  # the scoring agent dead-letters invalid game events
+    assert captured.dead_letters == []  # the scoring agent dead-letters invalid game events
+
+
+@pytest.mark.anyio
+async def test_reward_commands_are_appended_as_issued_and_garbage_is_skipped_with_a_warning(
+    sink, captured: Captured, caplog: pytest.LogCaptureFixture
+) -> None:
+    import uuid
+
+    from core.lake.bronze import BRONZE_REWARD_COMMANDS
+    from core.rewards.commands import RewardAction, RewardCommand
+
+    burn = RewardCommand(
+        command_id=uuid.UUID("00000000-0000-5000-8000-000000000002"),
+        action=RewardAction.burn,
+        game_id="tri",
+        player_id="ana",
+        token="STRIDE",
+        amount=Decimal("0.000000000000000001"),
+        reason="purchase:sword",
+        source_event_id=uuid.UUID("00000000-0000-4000-8000-000000000001"),
+        issued_at=datetime(2026, 11, 21, 23, 59, 59, tzinfo=UTC),
+    )
+    with caplog.at_level("WARNING", logger="streams.pipeline"):
+        (row,) = await garbage_then_one(
+            captured,
+            sink.sink_reward_commands,
+            b'{"action": "mint"}',
+            burn.model_dump_json().encode(),
+            BRONZE_REWARD_COMMANDS,
+        )
+    assert (row["command_id"], row["action"], row["amount"], row["date"]) == (
+        str(burn.command_id),
+        "burn",
+        Decimal("0.000000000000000001"),
+        date(2026, 11, 21),
+    )
+    assert (row["game_id"], row["source_event_id"]) == ("tri", str(burn.source_event_id))
+    assert captured.dead_letters == []  # rewards.commands.v1 has no dead-letter topic
+    assert "sink bronze/reward_commands: skipped 1 invalid messages" in caplog.text
