@@ -93,9 +93,9 @@ SILVER_REWARD_COMMAND_COLUMNS = [
 ]
 
 
-def latest_per_key(df: DataFrame, key: str) -> DataFrame:
+def latest_per_key(df: DataFrame, *key: str) -> DataFrame:
     """One row per ``key``: the last ingested copy (bronze keeps every redelivery)."""
-    order = Window.partitionBy(key).orderBy(
+    order = Window.partitionBy(*key).orderBy(
         F.col("ingested_at").desc(), F.col("kafka_partition").desc(), F.col("kafka_offset").desc()
     )
     return df.withColumn("_n", F.row_number().over(order)).where("_n = 1").drop("_n")
@@ -133,7 +133,7 @@ def build_silver_game_events(spark: SparkSession, lake_root: str, day: date) -> 
         lake_root,
         day,
         (BRONZE_GAME_EVENTS, SILVER_GAME_EVENTS),
-        "event_id",
+        ("game_id", "event_id"),  # each game picks its own event ids
         SILVER_GAME_COLUMNS,
     )
 
@@ -146,7 +146,7 @@ def build_silver_reward_commands(spark: SparkSession, lake_root: str, day: date)
         lake_root,
         day,
         (BRONZE_REWARD_COMMANDS, SILVER_REWARD_COMMANDS),
-        "command_id",
+        ("command_id",),
         SILVER_REWARD_COMMAND_COLUMNS,
     )
 
@@ -156,7 +156,7 @@ def _dedupe_day(
     lake_root: str,
     day: date,
     tables: tuple[str, str],
-    key: str,
+    key: tuple[str, ...],
     columns: list[str],
 ) -> int:
     """Make silver's ``day`` the latest bronze copy per ``key`` with ``columns``."""
@@ -164,7 +164,7 @@ def _dedupe_day(
     bronze = read_day(spark, table_uri(lake_root, bronze_table), day)
     if bronze is None:
         return 0
-    silver = latest_per_key(bronze, key).select(*columns)
+    silver = latest_per_key(bronze, *key).select(*columns)
     replace_day(silver, table_uri(lake_root, silver_table), day, ["date"])
     return _count_day(spark, table_uri(lake_root, silver_table), day)
 

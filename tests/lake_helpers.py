@@ -56,7 +56,7 @@ def reward_command(
     """The command the scoring agent issues for the event with id ``event`` (as a UUID)."""
     event_id = uuid.UUID(int=event)
     return RewardCommand(
-        command_id=command_id_for(event_id, action),
+        command_id=command_id_for(game, event_id, action),
         action=action,
         game_id=game,
         player_id=f"p{event % 3}",

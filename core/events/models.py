@@ -49,13 +49,14 @@ class Game(Base):
 
 
 class ProcessedEvent(Base):
-    """Every game event applied to the totals, once: ``event_id`` is the dedupe key."""
+    """Every game event applied to the totals, once: ``(game_id, event_id)`` is the dedupe key."""
 
     __tablename__ = "processed_events"
     __table_args__ = (Index("ix_processed_events_game_player", "game_id", "player_id"),)
 
+    # Unique per game: each game picks its own event ids (migration 0010).
+    game_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     event_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
-    game_id: Mapped[str] = mapped_column(String(64))
     player_id: Mapped[str] = mapped_column(String(128))
     type: Mapped[str] = mapped_column(String(32))
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)

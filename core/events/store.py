@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pydantic_core
-from sqlalchemy import select, text
+from sqlalchemy import select, text, tuple_
 from sqlalchemy.engine import Connection, Engine
 
 from core.events.contracts import GameEvent
@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 
 ConsumedEvent = Consumed[GameEvent]
+EventKey = tuple[str, uuid.UUID]  # (game_id, event_id): each game picks its own event ids
 
 
 def received_at(consumed: ConsumedEvent) -> datetime:
@@ -61,8 +62,8 @@ _INSERT_EVENTS = text(
         player_id text, type text, payload jsonb, occurred_at timestamptz,
         client_occurred_at timestamptz, sent_at timestamptz, received_at timestamptz,
         part smallint, off bigint)
-    ON CONFLICT (event_id) DO NOTHING
-    RETURNING event_id
+    ON CONFLICT (game_id, event_id) DO NOTHING
+    RETURNING game_id, event_id
     """
 )
 
@@ -120,15 +121,14 @@ def apply_batch(
     rules: RewardRules,
 ) -> BatchOutcome:
     """Write a batch in one transaction; see the module docstring for the guarantees."""
-    unique: dict[uuid.UUID, ConsumedEvent] = {}
+    unique: dict[EventKey, ConsumedEvent] = {}
     for item in consumed:
-        unique.setdefault(item.value.event_id, item)
-    items = list(unique.values())
-    if not items:
+        unique.setdefault((item.value.game_id, item.value.event_id), item)
+    if not unique:
         return BatchOutcome(0, len(consumed), [])
     now = datetime.now(UTC)
-    received = {c.value.event_id: received_at(c) for c in items}
-    occurred = {e: c.value.corrected_occurred_at(received[e]) for e, c in unique.items()}
+    received = {key: received_at(c) for key, c in unique.items()}
+    occurred = {key: c.value.corrected_occurred_at(received[key]) for key, c in unique.items()}
     event_rows = [
         {
             "event_id": c.value.event_id,
@@ -136,30 +136,31 @@ def apply_batch(
             "player_id": c.value.player_id,
             "type": c.value.type,
             "payload": c.value.payload,
-            "occurred_at": occurred[c.value.event_id],
+            "occurred_at": occurred[key],
             "client_occurred_at": c.value.occurred_at,
             "sent_at": c.value.sent_at,
-            "received_at": received[c.value.event_id],
+            "received_at": received[key],
             "part": c.partition,
             "off": c.offset,
         }
-        for c in items
+        for key, c in unique.items()
     ]
     with engine.begin() as conn:
-        inserted = set(conn.execute(_INSERT_EVENTS, _json_rows(event_rows)).scalars().all())
-        new = [c.value for c in items if c.value.event_id in inserted]
+        inserted = {tuple(row) for row in conn.execute(_INSERT_EVENTS, _json_rows(event_rows))}
+        new = [c.value for key, c in unique.items() if key in inserted]
         if new:
             _add_totals(conn, new, occurred, rules.token)
         commands = [cmd for e in new for cmd in reward_commands_for(e, rules, now)]
         if commands:
             _insert_commands(conn, commands)
-        duplicates = [c.value.event_id for c in items if c.value.event_id not in inserted]
+        duplicates = [key for key in unique if key not in inserted]
         if duplicates:
             commands += _pending_commands_of(conn, duplicates)
         # Last: it locks the game's leaderboard definitions until the commit, and every
         # writer of that game waits for the lock.
         submit_scores(
-            conn, [_submission(e, occurred[e.event_id]) for e in new if e.score is not None]
+            conn,
+            [_submission(e, occurred[(e.game_id, e.event_id)]) for e in new if e.score is not None],
         )
     return BatchOutcome(len(new), len(consumed) - len(new), commands)
 
@@ -178,10 +179,10 @@ def _submission(event: GameEvent, occurred_at: datetime) -> ScoreSubmission:
 def _add_totals(
     conn: Connection,
     new: Sequence[GameEvent],
-    occurred: dict[uuid.UUID, datetime],
+    occurred: dict[EventKey, datetime],
     token: str,
 ) -> None:
-    deltas = fold_totals(((e, occurred[e.event_id]) for e in new), token)
+    deltas = fold_totals(((e, occurred[(e.game_id, e.event_id)]) for e in new), token)
     conn.execute(_UPSERT_TOTALS, _json_rows([vars(d) for d in deltas]))
 
 
@@ -190,11 +191,12 @@ def _insert_commands(conn: Connection, commands: Sequence[RewardCommand]) -> Non
     conn.execute(_INSERT_COMMANDS, _json_rows(rows))
 
 
-def _pending_commands_of(conn: Connection, event_ids: Sequence[uuid.UUID]) -> list[RewardCommand]:
+def _pending_commands_of(conn: Connection, keys: Sequence[EventKey]) -> list[RewardCommand]:
     table = RewardCommandRow.__table__
     rows = conn.execute(
         select(table).where(
-            table.c.source_event_id.in_(event_ids), table.c.status == RewardStatus.pending
+            tuple_(table.c.game_id, table.c.source_event_id).in_(keys),
+            table.c.status == RewardStatus.pending,
         )
     ).mappings()
     return [

@@ -87,10 +87,14 @@ class RewardCommand(BaseModel):
 _NAMESPACE_SHA1 = hashlib.sha1(REWARD_COMMAND_NAMESPACE.bytes, usedforsecurity=False)
 
 
-def command_id_for(event_id: uuid.UUID, action: RewardAction) -> uuid.UUID:
-    """``uuid5(REWARD_COMMAND_NAMESPACE, f"{event_id}:{action}")``, hashing the namespace once."""
+def command_id_for(game_id: str, event_id: uuid.UUID, action: RewardAction) -> uuid.UUID:
+    """``uuid5(REWARD_COMMAND_NAMESPACE, f"{game_id}:{event_id}:{action}")``, hashing the
+    namespace once. The game is part of it because event ids are unique per game only.
+
+    (Commands issued before event ids were scoped per game were derived without the game;
+    they keep their ids: an event already applied is a duplicate and issues nothing new.)"""
     sha1 = _NAMESPACE_SHA1.copy()
-    sha1.update(f"{event_id}:{action.value}".encode())
+    sha1.update(f"{game_id}:{event_id}:{action.value}".encode())
     return uuid.UUID(bytes=sha1.digest()[:16], version=5)
 
 
@@ -127,7 +131,7 @@ def reward_commands_for(
     action, amount, reason = rule
     return [
         RewardCommand(
-            command_id=command_id_for(event.event_id, action),
+            command_id=command_id_for(event.game_id, event.event_id, action),
             action=action,
             game_id=event.game_id,
             player_id=event.player_id,

@@ -94,42 +94,46 @@ def test_other_events_earn_nothing() -> None:
 
 
 @given(st.uuids())
-def test_command_ids_are_a_function_of_event_and_action(event_id: uuid.UUID) -> None:
+def test_command_ids_are_a_function_of_game_event_and_action(event_id: uuid.UUID) -> None:
     first = reward_commands_for(event(MatchResult(outcome="win", score=1), event_id), RULES, NOW)
     again = reward_commands_for(
         event(MatchResult(outcome="win", score=1), event_id), RULES, datetime.now(UTC)
     )
     assert [c.command_id for c in first] == [c.command_id for c in again]
-    assert command_id_for(event_id, RewardAction.mint) != command_id_for(
-        event_id, RewardAction.burn
+    assert command_id_for("tri", event_id, RewardAction.mint) != command_id_for(
+        "tri", event_id, RewardAction.burn
     )
+    assert command_id_for("tri", event_id, RewardAction.mint) != command_id_for(
+        "other", event_id, RewardAction.mint
+    )  # event ids are unique per game only
 
 
 @given(st.uuids(), st.sampled_from(list(RewardAction)))
-def test_command_ids_are_the_uuid5_of_event_and_action(
+def test_command_ids_are_the_uuid5_of_game_event_and_action(
     event_id: uuid.UUID, action: RewardAction
 ) -> None:
-    expected = uuid.uuid5(REWARD_COMMAND_NAMESPACE, f"{event_id}:{action.value}")
-    assert command_id_for(event_id, action) == expected
-    assert command_id_for(event_id, action).version == 5
+    expected = uuid.uuid5(REWARD_COMMAND_NAMESPACE, f"tri:{event_id}:{action.value}")
+    assert command_id_for("tri", event_id, action) == expected
+    assert command_id_for("tri", event_id, action).version == 5
 
 
 FIXED_ID = uuid.UUID("0b7f3c1e-2d4a-4c6b-9e8f-1a2b3c4d5e6f")
 
 
 def test_command_json_is_pinned() -> None:
-    """The wire value consumers see (ids included) must not move with refactors."""
+    """The wire value consumers see (ids included) must not move with refactors. (The ids
+    changed once, on purpose, when the game became part of them: migration 0010.)"""
     e = event(MatchResult(outcome="win", score=5), FIXED_ID)
     [command] = reward_commands_for(e, RULES, NOW)
     assert command.model_dump_json() == (
-        '{"schema_version":1,"command_id":"f4170b47-7de5-5c14-ae76-9a58d35b44aa",'
+        '{"schema_version":1,"command_id":"bbf9938c-b44e-5b65-bf7e-4030928f1551",'
         '"action":"mint","game_id":"tri","player_id":"p1","token":"STRIDE","amount":"10",'
         '"reason":"match_won","source_event_id":"0b7f3c1e-2d4a-4c6b-9e8f-1a2b3c4d5e6f",'
         '"issued_at":"2026-11-22T00:00:00Z"}'
     )
     burn = event(Purchase(item="sword", price=Decimal("12.5"), currency="STRIDE"), FIXED_ID)
     [command] = reward_commands_for(burn, RULES, NOW)
-    assert str(command.command_id) == "d0796db6-4348-5e13-a03c-3db7946ce7d3"
+    assert str(command.command_id) == "3257a3d5-5a29-5699-b13e-88421e07fce5"
 
 
 PAYLOADS = [
