@@ -12,7 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Header, HTTPException, Request
+from fastapi import Depends, HTTPException, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Engine
 
 from api.deps import EngineDep, SettingsDep, credential_owner, per_app
@@ -57,13 +58,25 @@ _APP_TOKEN = _Credential(
 )
 
 
+# Security schemes (not plain headers), so that /docs shows "Authorize" for both.
+_API_KEY = APIKeyHeader(
+    name="X-Api-Key",
+    scheme_name="GameKey",
+    description="The game server's API key (`stride games create NAME` prints it once)",
+    auto_error=False,
+)
+_BEARER = HTTPBearer(
+    scheme_name="AppUserToken",
+    description="The app user's token (`stride users create USER_ID` prints it once)",
+    auto_error=False,
+)
+
+
 async def authenticated_game(
     request: Request,
     settings: SettingsDep,
     engine: EngineDep,
-    x_api_key: Annotated[
-        str | None, Header(description="The game's API key (`stride games create`)")
-    ] = None,
+    x_api_key: Annotated[str | None, Security(_API_KEY)] = None,
 ) -> str:
     """The game id of the request's API key: 401 when missing, 403 when not valid."""
     if not x_api_key:
@@ -80,14 +93,11 @@ async def authenticated_user(
     request: Request,
     settings: SettingsDep,
     engine: EngineDep,
-    authorization: Annotated[
-        str | None,
-        Header(description="`Bearer <token>` of the app user (`stride users create`)"),
-    ] = None,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)] = None,
 ) -> str:
     """The user id of the request's bearer token: 401 when missing, 403 when not valid."""
-    scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = bearer.credentials if bearer else ""
+    if not token.strip():
         raise HTTPException(
             401,
             "missing or malformed Authorization header: send 'Authorization: Bearer <token>' "

@@ -161,8 +161,23 @@ def _inlined_schema(model: type[BaseModel]) -> dict[str, Any]:
     return inline(schema)
 
 
-def _body(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+# Works as shown in /docs with any game's key: no game_id (the key says which game it is).
+EXAMPLE_EVENT = {
+    "event_id": "6f1c1f7e-3d0e-4b8e-9c39-2f0f9a3c1a11",
+    "player_id": "player-42",
+    "type": "match_result",
+    "payload": {"outcome": "win", "score": 120},
+    "occurred_at": "2026-12-01T10:00:00Z",
+}
+DEDUPE_NOTE = (
+    " `event_id` is the idempotency key: an event posted again with the same id (a retry) is "
+    "accepted and counted once; use a new UUID for each new event."
+)
+
+
+def _body(schema: dict[str, Any], example: Any) -> dict[str, Any]:
+    content = {"application/json": {"schema": schema, "example": example}}
+    return {"requestBody": {"required": True, "content": content}}
 
 
 @router.post(
@@ -171,7 +186,8 @@ def _body(schema: dict[str, Any]) -> dict[str, Any]:
     response_model=IngestResult,
     summary="Send one game event",
     responses=_ERRORS,
-    openapi_extra=_body(_inlined_schema(IncomingGameEvent)),
+    description="One event of the game whose X-Api-Key is sent." + DEDUPE_NOTE,
+    openapi_extra=_body(_inlined_schema(IncomingGameEvent), EXAMPLE_EVENT),
 )
 async def post_event(
     request: Request, game_id: GameDep, producer: ProducerDep, settings: SettingsDep
@@ -211,7 +227,7 @@ _BATCH_SCHEMA = {
     description="Valid events are accepted even when others are not; each rejected event is "
     "listed with its index and the reason. Retrying with the same event ids never counts twice.",
     responses=_ERRORS,
-    openapi_extra=_body(_BATCH_SCHEMA),
+    openapi_extra=_body(_BATCH_SCHEMA, {"events": [EXAMPLE_EVENT]}),
 )
 async def post_events(
     request: Request, game_id: GameDep, producer: ProducerDep, settings: SettingsDep
