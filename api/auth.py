@@ -107,10 +107,49 @@ async def authenticated_user(
     return await _APP_TOKEN.owner(request, settings, engine, token.strip())
 
 
+@dataclass(frozen=True)
+class Caller:
+    """Who sent a request that a game server or an app user may send."""
+
+    game_id: str | None  # a game server, by its X-Api-Key
+    user_id: str | None  # an app user, by their bearer token
+
+    def may_act_for(self, user_id: str) -> bool:
+        """A game server acts for its players; an app user only for themself."""
+        return self.game_id is not None or self.user_id == user_id
+
+
+async def authenticated_caller(
+    request: Request,
+    settings: SettingsDep,
+    engine: EngineDep,
+    x_api_key: Annotated[str | None, Security(_API_KEY)] = None,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)] = None,
+) -> Caller:
+    """A game's API key or an app user's token, whichever the request carries: 401 with
+    neither, 403 when the one sent is not valid."""
+    if x_api_key:
+        return Caller(await _GAME_KEY.owner(request, settings, engine, x_api_key), None)
+    if bearer and bearer.credentials.strip():
+        token = bearer.credentials.strip()
+        return Caller(None, await _APP_TOKEN.owner(request, settings, engine, token))
+    raise HTTPException(
+        401,
+        "missing credentials: a game server sends its X-Api-Key, the app sends "
+        "'Authorization: Bearer <token>' of the signed-in user",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
 GameDep = Annotated[str, Depends(authenticated_game)]
 """The id of the game whose ``X-Api-Key`` the request carries."""
 AppUserDep = Annotated[str, Depends(authenticated_user)]
 """The id of the app user whose bearer token the request carries."""
+CallerDep = Annotated[Caller, Depends(authenticated_caller)]
+"""A game server or an app user (:class:`Caller`)."""
 
 GAME_KEY_ERRORS = error_responses({401: "X-Api-Key header missing", 403: "X-Api-Key not valid"})
 APP_USER_ERRORS = error_responses({401: "Authorization header missing", 403: "Token not valid"})
+CALLER_ERRORS = error_responses(
+    {401: "Neither X-Api-Key nor a bearer token", 403: "Key or token not valid, or another user"}
+)

@@ -1,7 +1,8 @@
 -- wrk script of bench/get_score.py.
 -- Mode "get_score" (first argument after --): POST /v1/get_score with a JSON body whose
 -- user id and input vary per request; the second argument tags the run's user ids so the
--- benchmark can count exactly its own score_log rows.
+-- benchmark can count exactly its own score_log rows; the third is the game's X-Api-Key
+-- (get_score needs a caller).
 -- Mode "health": GET /health through the same Lua path, so both runs pay the same client cost.
 -- response() counts every answer that is not 2xx; done() prints one line "WRK_JSON {...}" with
 -- the totals the benchmark parses.
@@ -20,6 +21,9 @@ local headers = { ["Content-Type"] = "application/json" }
 function init(args)
   mode = args[1] or "get_score"
   run_tag = args[2] or "bench"
+  if args[3] and args[3] ~= "" then
+    headers["X-Api-Key"] = args[3]
+  end
   counter = 0
 end
 

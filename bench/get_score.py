@@ -112,6 +112,7 @@ def run_wrk(
     args: argparse.Namespace,
     seconds: int,
     pids: dict[str, int],
+    api_key: str = "",
 ) -> LoadResult:
     command = [
         "wrk",
@@ -124,6 +125,7 @@ def run_wrk(
         "--",
         mode,
         run_tag,
+        api_key,
     ]
     cpu_before = {name: process_tree_cpu_s(pid) for name, pid in pids.items()}
     done = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -243,6 +245,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"starting a private stack in {state} (api workers: {args.workers})")
         stack.up(["api"], report=lambda m: print("  " + m))
         engine = engine_for(settings.db_url, pool_size=1)
+        from core.identity.game_keys import create_game
+        from core.platform.db import session_scope
+
+        with session_scope() as session:  # get_score needs a caller: a game server's key
+            key = create_game(session, "Bench", game_id=run_tag).api_key
         base = settings.api_url
         pids = {name: stack.pid(name) for name in ("api", "postgres")}
         if None in pids.values():
@@ -250,13 +257,13 @@ def main(argv: list[str] | None = None) -> int:
 
         if args.warmup:
             print(f"warming up {args.warmup}s per endpoint")
-            run_wrk(base, "/v1/get_score", "get_score", run_tag + "w", args, args.warmup, pids)
+            run_wrk(base, "/v1/get_score", "get_score", run_tag + "w", args, args.warmup, pids, key)
             run_wrk(base, "/health", "health", run_tag, args, args.warmup, pids)
 
         before = settled_count(engine, run_tag)
         print(f"load: {args.duration}s, {args.connections} connections, {args.threads} threads")
         load_before = os.getloadavg()
-        score = run_wrk(base, "/v1/get_score", "get_score", run_tag, args, args.duration, pids)
+        score = run_wrk(base, "/v1/get_score", "get_score", run_tag, args, args.duration, pids, key)
         rows_added = settled_count(engine, run_tag) - before
         health = run_wrk(base, "/health", "health", run_tag, args, args.duration, pids)
         load_after = os.getloadavg()

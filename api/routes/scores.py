@@ -1,13 +1,19 @@
-"""``POST /v1/get_score``: compute a score with the core formula and log it."""
+"""``POST /v1/get_score``: compute a score with the core formula and log it.
+
+Callers identify themselves (every call writes a ``score_log`` row): a game server with its
+``X-Api-Key`` (for any of its players), or the app with the signed-in user's bearer token
+(for that user only). The request and response bodies are the seed's."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
 
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
+from api.auth import CALLER_ERRORS, CallerDep
 from api.body import limited_body_route
 from api.deps import EngineDep, RequestIdDep
 from api.errors import INVALID, NOT_JSON, error_responses
@@ -54,14 +60,23 @@ class ScorePublic(BaseModel):
     response_model=ScorePublic,
     summary="Score one input and log it",
     responses={
+        **CALLER_ERRORS,
         **NOT_JSON,
         **error_responses({413: "The body is over the size limit"}),
         **INVALID,
     },
 )
-def get_score(body: ScoreRequest, engine: EngineDep, request_id: RequestIdDep) -> ScorePublic:
+async def get_score(
+    body: ScoreRequest, caller: CallerDep, engine: EngineDep, request_id: RequestIdDep
+) -> ScorePublic:
+    if not caller.may_act_for(body.user_id):
+        raise HTTPException(
+            403,
+            f"user_id {body.user_id!r} is not the token's user: a user scores only for themself",
+        )
     score = compute_score(body.input)
-    entry = record_score(
+    entry = await run_in_threadpool(
+        record_score,
         engine,
         request_id=uuid.UUID(request_id),
         user_id=body.user_id,

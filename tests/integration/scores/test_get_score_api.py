@@ -8,13 +8,51 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from api.main import create_app
+from core.identity.app_users import create_app_user
+from core.identity.game_keys import create_game
+from core.platform.db import session_scope
 from core.scores.formula import compute_score
 
 
 @pytest.fixture(scope="module")
-def client(db_engine: Engine) -> TestClient:
-    with TestClient(create_app()) as c:
+def game_key(db_engine: Engine) -> str:
+    with session_scope() as session:
+        return create_game(session, "Scores", game_id=f"scores-{uuid.uuid4().hex[:8]}").api_key
+
+
+@pytest.fixture(scope="module")
+def client(db_engine: Engine, game_key: str) -> TestClient:
+    """A game server's client: every call carries its X-Api-Key."""
+    with TestClient(create_app(), headers={"X-Api-Key": game_key}) as c:
         yield c
+
+
+def test_get_score_needs_a_credential_and_logs_nothing_without(
+    db_engine: Engine, client: TestClient
+) -> None:
+    anonymous = TestClient(create_app())
+    with db_engine.connect() as conn:
+        before = conn.execute(text("SELECT count(*) FROM score_log")).scalar_one()
+    missing = anonymous.post("/v1/get_score", json={"user_id": "p", "input": 1})
+    wrong = anonymous.post(
+        "/v1/get_score", json={"user_id": "p", "input": 1}, headers={"X-Api-Key": "sk_nope"}
+    )
+    with db_engine.connect() as conn:
+        after = conn.execute(text("SELECT count(*) FROM score_log")).scalar_one()
+    assert (missing.status_code, wrong.status_code) == (401, 403)
+    assert missing.json()["code"] == "unauthorized"
+    assert after == before
+
+
+def test_an_app_user_scores_only_for_themself(db_engine: Engine) -> None:
+    user_id = f"scorer-{uuid.uuid4().hex[:8]}"
+    with session_scope() as session:
+        token = create_app_user(session, user_id).token
+    app_client = TestClient(create_app(), headers={"Authorization": f"Bearer {token}"})
+    own = app_client.post("/v1/get_score", json={"user_id": user_id, "input": 3})
+    other = app_client.post("/v1/get_score", json={"user_id": "someone-else", "input": 3})
+    assert own.status_code == 200 and own.json()["user_id"] == user_id
+    assert other.status_code == 403 and "not the token's user" in other.json()["detail"]
 
 
 def test_get_score_answers_and_logs_the_call(client: TestClient, db_engine: Engine) -> None:
