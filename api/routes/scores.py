@@ -9,13 +9,13 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import CALLER_ERRORS, CallerDep
+from api.auth import CALLER_ERRORS, QUOTA_ERRORS, CallerDep, spend_quota
 from api.body import limited_body_route
-from api.deps import EngineDep, RequestIdDep
+from api.deps import EngineDep, RequestIdDep, SettingsDep
 from api.errors import INVALID, NOT_JSON, error_responses
 from core.identity.ids import USER_ID_PATTERN
 from core.scores.formula import compute_score
@@ -61,19 +61,26 @@ class ScorePublic(BaseModel):
     summary="Score one input and log it",
     responses={
         **CALLER_ERRORS,
+        **QUOTA_ERRORS,
         **NOT_JSON,
         **error_responses({413: "The body is over the size limit"}),
         **INVALID,
     },
 )
 async def get_score(
-    body: ScoreRequest, caller: CallerDep, engine: EngineDep, request_id: RequestIdDep
+    request: Request,
+    body: ScoreRequest,
+    caller: CallerDep,
+    engine: EngineDep,
+    settings: SettingsDep,
+    request_id: RequestIdDep,
 ) -> ScorePublic:
     if not caller.may_act_for(body.user_id):
         raise HTTPException(
             403,
             f"user_id {body.user_id!r} is not the token's user: a user scores only for themself",
         )
+    spend_quota(request, settings, caller)
     score = compute_score(body.input)
     entry = await run_in_threadpool(
         record_score,

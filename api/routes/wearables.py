@@ -26,7 +26,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 from starlette.datastructures import UploadFile
 
-from api.auth import APP_USER_ERRORS, AppUserDep
+from api.auth import APP_USER_ERRORS, QUOTA_ERRORS, AppUserDep, Caller, spend_quota
 from api.body import check_size, limited, limited_body_route
 from api.deps import SettingsDep
 from api.errors import NOT_JSON, error_responses
@@ -139,6 +139,7 @@ class OuraUpload(_Upload):
 _ERRORS = {
     **NOT_JSON,
     **APP_USER_ERRORS,
+    **QUOTA_ERRORS,
     **error_responses(
         {
             403: "Token not valid, or another user's data",
@@ -189,9 +190,14 @@ async def _produce_all(producer: EventProducer, result: ParseResult, chunk: int)
     responses=_ERRORS,
 )
 async def post_fitbit(
-    body: FitbitUpload, user_id: AppUserDep, producer: ProducerDep, settings: SettingsDep
+    request: Request,
+    body: FitbitUpload,
+    user_id: AppUserDep,
+    producer: ProducerDep,
+    settings: SettingsDep,
 ) -> UploadResult:
     _own(body, user_id)
+    spend_quota(request, settings, Caller(None, user_id))
     tz = zone(body.timezone) if body.timezone else fixed_offset(body.utc_offset_ms or 0)
     result = await _parsed(
         lambda: parse_fitbit(body.documents, user_id=user_id, tz=tz, device=body.device)
@@ -207,9 +213,14 @@ async def post_fitbit(
     responses=_ERRORS,
 )
 async def post_oura(
-    body: OuraUpload, user_id: AppUserDep, producer: ProducerDep, settings: SettingsDep
+    request: Request,
+    body: OuraUpload,
+    user_id: AppUserDep,
+    producer: ProducerDep,
+    settings: SettingsDep,
 ) -> UploadResult:
     _own(body, user_id)
+    spend_quota(request, settings, Caller(None, user_id))
     collections = {
         "daily_sleep": body.daily_sleep,
         "sleep": body.sleep,
@@ -304,6 +315,7 @@ async def post_apple_health(
 ) -> UploadResult:
     if owner is not None and owner != user_id:
         raise HTTPException(403, f"user_id {owner!r} is not the token's user")
+    spend_quota(request, settings, Caller(None, user_id))
     async with _spooled_upload(request, settings.wearable_max_upload_bytes, ".xml") as path:
         count, skipped = await _parsed(lambda: _validate_export(path, user_id))
         # Second pass: the file was fully valid, so this one cannot fail on content.
@@ -338,6 +350,7 @@ async def post_audio(
     ] = None,
     device: Annotated[str, Query(max_length=256)] = "",
 ) -> AudioResult:
+    spend_quota(request, settings, Caller(None, user_id))
     now = datetime.now(UTC)
     start = recorded_at or now
     problem = DEFAULT_WINDOW.problem(start, now, "recorded_at")

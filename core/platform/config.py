@@ -74,6 +74,18 @@ class ApiSettings(_Base):
     api_workers: int = Field(default=1, ge=1, description="uvicorn worker processes")
     game_key_cache_ttl_s: float = Field(default=30.0, ge=0, description="API key lookups")
     app_token_cache_ttl_s: float = Field(default=30.0, ge=0, description="app token lookups")
+    api_game_events_per_s: float = Field(
+        default=50_000, gt=0, description="write quota per game key: events (or calls) per second"
+    )
+    api_game_events_burst: float = Field(
+        default=100_000, gt=0, description="how many a game key may send at once above its rate"
+    )
+    api_user_writes_per_min: float = Field(
+        default=120, gt=0, description="write quota per app user: uploads and get_score calls"
+    )
+    api_user_writes_burst: float = Field(
+        default=60, gt=0, description="how many an app user may send at once above that rate"
+    )
 
     @property
     def api_url(self) -> str:
