@@ -16,9 +16,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
-import pydantic_core
 from sqlalchemy import select, text, tuple_
 from sqlalchemy.engine import Connection, Engine
 
@@ -27,6 +25,7 @@ from core.events.models import RewardCommandRow
 from core.events.totals import fold_totals
 from core.leaderboards.rules import ScoreSubmission
 from core.leaderboards.writer import submit_scores
+from core.platform.db import json_rows
 from core.platform.messages import Consumed
 from core.rewards.commands import RewardCommand, RewardRules, RewardStatus, reward_commands_for
 
@@ -111,10 +110,6 @@ _INSERT_COMMANDS = text(
 )
 
 
-def _json_rows(rows: Sequence[dict[str, Any]]) -> dict[str, str]:
-    return {"rows": pydantic_core.to_json(rows).decode()}
-
-
 def apply_batch(
     engine: Engine,
     consumed: Sequence[ConsumedEvent],
@@ -146,7 +141,7 @@ def apply_batch(
         for key, c in unique.items()
     ]
     with engine.begin() as conn:
-        inserted = {tuple(row) for row in conn.execute(_INSERT_EVENTS, _json_rows(event_rows))}
+        inserted = {tuple(row) for row in conn.execute(_INSERT_EVENTS, json_rows(event_rows))}
         new = [c.value for key, c in unique.items() if key in inserted]
         if new:
             _add_totals(conn, new, occurred, rules.token)
@@ -183,12 +178,12 @@ def _add_totals(
     token: str,
 ) -> None:
     deltas = fold_totals(((e, occurred[(e.game_id, e.event_id)]) for e in new), token)
-    conn.execute(_UPSERT_TOTALS, _json_rows([vars(d) for d in deltas]))
+    conn.execute(_UPSERT_TOTALS, json_rows([vars(d) for d in deltas]))
 
 
 def _insert_commands(conn: Connection, commands: Sequence[RewardCommand]) -> None:
     rows = [c.model_dump(mode="json", exclude={"schema_version"}) for c in commands]
-    conn.execute(_INSERT_COMMANDS, _json_rows(rows))
+    conn.execute(_INSERT_COMMANDS, json_rows(rows))
 
 
 def _pending_commands_of(conn: Connection, keys: Sequence[EventKey]) -> list[RewardCommand]:

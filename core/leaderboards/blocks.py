@@ -11,16 +11,15 @@ exact, and a rank is the sum of the sizes of earlier blocks plus a count inside 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-import pydantic_core
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
 
 from core.leaderboards.models import leaderboards_table, rank_blocks_table, records_table
+from core.platform.db import json_rows
 
 BLOCK_SIZE = 1000
 # A block is split once it holds more than this many records.
@@ -33,11 +32,6 @@ RankTuple = tuple[int, datetime, str]  # sort_key, reached_at, owner_id
 _blocks = rank_blocks_table.c
 _INSERT_BLOCK = insert(rank_blocks_table)
 _OPEN_FIRST_BLOCK = pg_insert(rank_blocks_table).on_conflict_do_nothing()
-
-
-def _json_rows(rows: Iterable[dict[str, Any]]) -> dict[str, str]:
-    """Rows as one JSON parameter (:rows): much cheaper to send than one array per column."""
-    return {"rows": pydantic_core.to_json(list(rows)).decode()}
 
 
 def _open_first_blocks(conn: Connection, periods: list[tuple[str, datetime]]) -> None:
@@ -76,7 +70,7 @@ def _blocks_of(conn: Connection, lookups: list[tuple[str, datetime, RankTuple]])
             "  ORDER BY b.lower_sort_key DESC, b.lower_reached_at DESC, b.lower_owner_id DESC"
             "  LIMIT 1) AS b ORDER BY k.i"
         ),
-        _json_rows(
+        json_rows(
             {"i": i, "lb": lb, "ps": ps, "skey": key[0], "reached": key[1], "owner": key[2]}
             for i, (lb, ps, key) in enumerate(lookups)
         ),

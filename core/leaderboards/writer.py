@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import delete, or_, text
 from sqlalchemy.engine import Connection
 
-from core.leaderboards.blocks import RankTuple, _json_rows, _move_counts
+from core.leaderboards.blocks import RankTuple, _move_counts
 from core.leaderboards.definitions import (
     LeaderboardDefinition,
     _archive_until,
@@ -36,6 +36,7 @@ from core.leaderboards.rules import (
     rank_key,
     sort_key,
 )
+from core.platform.db import json_rows
 
 # A score dated further ahead of the writer's clock is recorded but not counted: a client
 # clock that far off would otherwise fill a period nobody sees yet.
@@ -176,7 +177,7 @@ def _claim_events(
             " ps timestamptz)"
             " ON CONFLICT DO NOTHING RETURNING leaderboard_id, event_id"
         ),
-        _json_rows(
+        json_rows(
             {
                 "lb": b.id,
                 "ev": s.event_id,
@@ -200,7 +201,7 @@ def _read_records(conn: Connection, keys: list[RecordKey]) -> dict[RecordKey, Re
             " owner text)"
             " ON r.leaderboard_id = k.lb AND r.period_start = k.ps AND r.owner_id = k.owner"
         ),
-        _json_rows({"lb": k[0], "ps": k[1], "owner": k[2]} for k in keys),
+        json_rows({"lb": k[0], "ps": k[1], "owner": k[2]} for k in keys),
     )
     return {
         (lb, ps, owner): RecordState(score, reached, num)
@@ -223,7 +224,7 @@ def _write_records(conn: Connection, changes: list[_Change], now: datetime) -> N
         ),
         {
             "now": now,
-            **_json_rows(
+            **json_rows(
                 {
                     "lb": c.board.id,
                     "ps": c.period_start,

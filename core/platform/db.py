@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from functools import cache
+from typing import Any
 
+import pydantic_core
 from sqlalchemy import MetaData, create_engine
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -24,6 +26,13 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def json_rows(rows: Iterable[dict[str, Any]]) -> dict[str, str]:
+    """Rows as one JSON parameter ``:rows`` for ``jsonb_to_recordset(CAST(:rows AS jsonb))``:
+    far cheaper than adapting one array per column, and pydantic-core's encoder writes
+    UUIDs, datetimes, decimals and models directly (3x faster than ``json.dumps``)."""
+    return {"rows": pydantic_core.to_json(list(rows)).decode()}
 
 
 @cache
