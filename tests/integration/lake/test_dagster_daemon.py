@@ -17,12 +17,13 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
+import pyarrow as pa
 import pytest
 
 from cli.stack import Stack
@@ -188,13 +189,19 @@ def test_a_bronze_day_before_the_first_partition_is_skipped_not_an_error(
 
 def test_new_bronze_rows_start_a_sensor_run_through_the_daemon(dagster: Dagster) -> None:
     before = {r for t in dagster.sensor_ticks() for r in t["runIds"]}
-    # 5 events, one of them delivered twice (the sink keeps redeliveries; silver dedupes).
+    # 5 events, one of them delivered again two days later (the sink keeps redeliveries,
+    # silver dedupes; the copy is a late row: its day was over in every time zone).
     append_bronze(
         dagster.settings.lake_root, BRONZE_GAME_EVENTS, bronze_game_events(100, 5, DAY, GAME)
     )
-    append_bronze(
-        dagster.settings.lake_root, BRONZE_GAME_EVENTS, bronze_game_events(104, 1, DAY, GAME)
+    late = bronze_game_events(104, 1, DAY, GAME)
+    at = pa.array([datetime(DAY.year, DAY.month, DAY.day, tzinfo=UTC) + timedelta(days=2)])
+    late = late.set_column(
+        late.schema.get_field_index("ingested_at"),
+        "ingested_at",
+        at.cast(late.schema.field("ingested_at").type),
     )
+    append_bronze(dagster.settings.lake_root, BRONZE_GAME_EVENTS, late)
 
     def new_run() -> str | None:
         ticks = dagster.sensor_ticks()
@@ -212,7 +219,7 @@ def test_new_bronze_rows_start_a_sensor_run_through_the_daemon(dagster: Dagster)
 
     metadata = _materialization_metadata(dagster, "silver_game_events", run_id)
     assert (metadata["rows_in"], metadata["rows_out"], metadata["dropped_by_dedupe"]) == (6, 5, 1)
-    assert metadata["late_rows"] == 0 and metadata["delta_version"] >= 0
+    assert metadata["late_rows"] == 1 and metadata["delta_version"] >= 0
     preview = _materialization_metadata(dagster, "gold_game_daily", run_id)["preview"]
     assert GAME in preview and "events" in preview
 
