@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -36,22 +36,26 @@ def test_a_stale_or_missing_bronze_table_warns(tmp_path: Path) -> None:
     from dagster_project.resources import Lake, SparkConnect, WarehouseTarget
 
     append_bronze(str(tmp_path), BRONZE_GAME_EVENTS, bronze_game_events(1, 2, _first_day(), "g"))
-    result = dg.materialize(
-        [*LAKEHOUSE_ASSETS, *BRONZE_CHECKS],
-        selection=dg.AssetSelection.checks(*BRONZE_CHECKS),
-        resources={  # only the lake is used: the checks read bronze's Delta log
-            "lake": Lake(root=str(tmp_path)),
-            "spark": SparkConnect(url="sc://127.0.0.1:9"),
-            "warehouse": WarehouseTarget(kind="postgres", url="", pseudonym_key="unused"),
-        },
-    )
-    evaluations = {e.asset_key.to_user_string(): e for e in result.get_asset_check_evaluations()}
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            [*LAKEHOUSE_ASSETS, *BRONZE_CHECKS],
+            selection=dg.AssetSelection.checks(*BRONZE_CHECKS),
+            resources={  # only the lake is used: the checks read bronze's Delta log
+                "lake": Lake(root=str(tmp_path)),
+                "spark": SparkConnect(url="sc://127.0.0.1:9"),
+                "warehouse": WarehouseTarget(kind="postgres", url="", pseudonym_key="unused"),
+            },
+            instance=instance,
+        )
+        evaluations = {
+            e.asset_key.to_user_string(): e for e in result.get_asset_check_evaluations()
+        }
     assert evaluations["bronze_game_events"].passed  # just written
     missing = evaluations["bronze_wearable_samples"]
     assert not missing.passed and missing.severity == dg.AssetCheckSeverity.WARN
 
 
-def _first_day():  # type: ignore[no-untyped-def]
+def _first_day() -> date:
     from dagster_project.assets import daily
 
     return daily.start.date()
