@@ -57,15 +57,28 @@ def run(
     problem = spark_problem(settings.spark_host, settings.spark_port)
     if problem and settings.is_local:
         _fail(f"{problem}; start it with `stride up spark`")
+    from dagster_project.assets import daily
+
+    first = settings.lake_first_day.isoformat()
     if only is not None:
+        if not daily.has_partition_key(only.isoformat()):
+            _fail(
+                f"{only} is not a partition: days run from STRIDE_LAKE_FIRST_DAY ({first}) to today"
+            )
         days = [only]
     else:
         found: set[date] = set()
         for table in BRONZE_TABLES:
             found |= days_written_since(settings.lake_root, table, -1)[1]
-        days = sorted(found)
+        outside = sorted(d for d in found if not daily.has_partition_key(d.isoformat()))
+        if outside:
+            console.print(
+                f"skipping {len(outside)} bronze day(s) outside the partitions ({first} … "
+                f"today; see STRIDE_LAKE_FIRST_DAY): {', '.join(map(str, outside[:10]))}"
+            )
+        days = sorted(found - set(outside))
         if not days:
-            console.print(f"no bronze data in {settings.lake_root} yet: nothing to build")
+            console.print(f"no bronze data in {settings.lake_root} to build")
             return
 
     home = settings.state_dir / "dagster"

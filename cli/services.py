@@ -470,9 +470,22 @@ WORKER = Service(
 # ---- Lakehouse: Spark Connect (cli/spark_service.py) and Dagster ----------------------------
 
 
+# The local instance: default storage (SQLite under DAGSTER_HOME) and run launcher, and no
+# telemetry (nor the UI's "Join the Dagster community" pop-up that asks about it).
+DAGSTER_YAML = """\
+# Written by `stride up dagster` when missing; edit freely, it is kept.
+telemetry:
+  enabled: false
+"""
+
+
 def _dagster_home(settings: Settings, report: Reporter) -> None:
-    report(f"dagster: DAGSTER_HOME is {settings.state_dir / 'dagster'}")
-    (settings.state_dir / "dagster").mkdir(parents=True, exist_ok=True)
+    home = settings.state_dir / "dagster"
+    report(f"dagster: DAGSTER_HOME is {home}")
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(DAGSTER_YAML)
 
 
 DAGSTER = Service(

@@ -7,13 +7,14 @@ checks (keys not null, no duplicates, row-count sanity): when one fails, the war
 asset downstream is not run and the warehouse keeps its previous, good rows.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from functools import reduce
+from typing import Any
 
 import dagster as dg
 from dagster import AssetExecutionContext
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from core.lake.bronze import (
@@ -28,6 +29,7 @@ from core.lake.bronze import (
     storage_options,
     table_uri,
 )
+from core.platform.config import LakeSettings
 from core.warehouse.load import GAME_DAILY, USER_DAILY_HEALTH, WarehouseTable, load_gold_day
 from dagster_project.resources import Lake, SparkConnect, WarehouseTarget
 from spark_jobs.gold import build_gold_game_daily, build_gold_user_daily_health
@@ -38,9 +40,11 @@ from spark_jobs.silver import (
     build_silver_wearable_samples,
 )
 
-FIRST_DAY = "2020-01-01"
+# Where the partitions start: STRIDE_LAKE_FIRST_DAY (read when the code location loads).
+FIRST_DAY = LakeSettings().lake_first_day
 BRONZE_STALE_AFTER_HOURS = 26
-daily = dg.DailyPartitionsDefinition(start_date=FIRST_DAY, end_offset=1)
+PREVIEW_ROWS = 10
+daily = dg.DailyPartitionsDefinition(start_date=FIRST_DAY.isoformat(), end_offset=1)
 
 bronze_wearable_samples = dg.AssetSpec(
     "bronze_wearable_samples",
@@ -70,7 +74,7 @@ def _day(context: AssetExecutionContext) -> date:
     return date.fromisoformat(context.partition_key)
 
 
-def _bronze_freshness(lake: Lake, table: str, asset: str) -> dg.AssetCheckResult:
+def _bronze_freshness(lake: Lake, table: str, asset: dg.AssetKey) -> dg.AssetCheckResult:
     """Warn when the bronze table got no Delta commit for a while (is the sink running?).
 
     Read with delta-rs, the library that writes bronze: one look at the log's last commit
@@ -100,23 +104,85 @@ def _bronze_freshness(lake: Lake, table: str, asset: str) -> dg.AssetCheckResult
     )
 
 
-def _freshness_spec(asset: str) -> dg.AssetCheckSpec:
-    return dg.AssetCheckSpec(
-        "bronze_fresh",
-        asset=asset,
-        description=f"the bronze input got a commit in the last {BRONZE_STALE_AFTER_HOURS} h",
-    )
+BRONZE_TABLE_OF = {
+    bronze_wearable_samples.key: BRONZE_WEARABLE_SAMPLES,
+    bronze_game_events.key: BRONZE_GAME_EVENTS,
+    bronze_reward_commands.key: BRONZE_REWARD_COMMANDS,
+}
+
+
+@dg.multi_asset_check(
+    name="bronze_freshness",
+    specs=[
+        dg.AssetCheckSpec(
+            "bronze_fresh",
+            asset=key,
+            description=f"{table} got a commit in the last {BRONZE_STALE_AFTER_HOURS} h "
+            "(is the Faust lake sink running?)",
+        )
+        for key, table in BRONZE_TABLE_OF.items()
+    ],
+    can_subset=True,
+)
+def bronze_freshness(
+    context: dg.AssetCheckExecutionContext, lake: Lake
+) -> Iterator[dg.AssetCheckResult]:
+    """``bronze_fresh`` on each bronze asset itself (external assets: the check reads the
+    table's Delta log, it materializes nothing). One step for the three tables: in a run
+    launched by the daemon every step is a process of its own (~10 s to start)."""
+    for check in sorted(context.selected_asset_check_keys, key=lambda k: k.asset_key.path):
+        yield _bronze_freshness(lake, BRONZE_TABLE_OF[check.asset_key], check.asset_key)
+
+
+def _delta_version(lake: Lake, table: str) -> dict[str, dg.MetadataValue]:
+    """The Delta version just written and where the table is (delta-rs reads the log)."""
+    from deltalake import DeltaTable
+
+    uri = table_uri(lake.root, table)
+    version = DeltaTable(uri, storage_options=storage_options(uri)).version()
+    return {
+        "delta_version": dg.MetadataValue.int(version),
+        "delta_table": dg.MetadataValue.path(uri),
+    }
+
+
+def _day_over_everywhere() -> Column:
+    """The end of a row's local day in the last time zone (UTC-12): its UTC midnight + 36 h."""
+    return F.col("date").cast("timestamp") + F.expr("INTERVAL 36 HOURS")
+
+
+def _bronze_profile(
+    session: SparkSession, lake: Lake, table: str, key: str, day: date
+) -> dict[str, int]:
+    """Bronze rows of ``day``, how many distinct ``key`` they hold, and how many arrived
+    after their day was over in every time zone (late rows: ingested 36 h or more after
+    the day began in UTC; a wearable day is the user's local day, up to UTC-12): one Spark
+    query."""
+    bronze = read_day(session, table_uri(lake.root, table), day)
+    if bronze is None:
+        return {"rows_in": 0, "distinct_keys": 0, "late_rows": 0}
+    row = bronze.agg(
+        F.count(F.lit(1)).alias("rows_in"),
+        F.countDistinct(key).alias("distinct_keys"),
+        F.sum(F.when(F.col("ingested_at") >= _day_over_everywhere(), 1).otherwise(0)).alias(
+            "late_rows"
+        ),
+    ).first()
+    if row is None:
+        return {"rows_in": 0, "distinct_keys": 0, "late_rows": 0}
+    return {name: int(row[name] or 0) for name in ("rows_in", "distinct_keys", "late_rows")}
 
 
 def _silver_asset(
     bronze: dg.AssetSpec,
-    bronze_table: str,
-    silver_table: str,
+    tables: tuple[str, str],
+    key: str,
     build: Callable[[SparkSession, str, date], int],
     description: str,
 ) -> dg.AssetsDefinition:
-    """The asset of ``silver_table`` (named after its path: ``silver_game_events``), rebuilt
-    a day at a time from ``bronze_table`` by ``build``, with the bronze input's freshness."""
+    """The asset of the silver table (named after its path: ``silver_game_events``), rebuilt
+    a day at a time from the bronze table by ``build``, one row per ``key``."""
+    bronze_table, silver_table = tables
     name = silver_table.replace("/", "_")
 
     @dg.asset(
@@ -124,39 +190,49 @@ def _silver_asset(
         group_name="silver",
         partitions_def=daily,
         deps=[bronze],
-        check_specs=[_freshness_spec(name)],
         description=description,
         metadata={"path": silver_table},
     )
     def silver(
         context: AssetExecutionContext, spark: SparkConnect, lake: Lake
     ) -> dg.MaterializeResult:
-        rows = build(spark.session(), lake.root, _day(context))
-        return dg.MaterializeResult(
-            metadata={"rows": rows}, check_results=[_bronze_freshness(lake, bronze_table, name)]
-        )
+        session, day = spark.session(), _day(context)
+        profile = _bronze_profile(session, lake, bronze_table, key, day)
+        rows = build(session, lake.root, day)
+        metadata: dict[str, Any] = {
+            "rows": rows,
+            "rows_in": profile["rows_in"],
+            "rows_out": rows,
+            "late_rows": profile["late_rows"],
+            "dropped_by_dedupe": profile["rows_in"] - profile["distinct_keys"],
+        }
+        if profile["distinct_keys"] != rows:  # wearables: units silver does not know
+            metadata["dropped_unknown_unit"] = profile["distinct_keys"] - rows
+        if profile["rows_in"]:
+            metadata.update(_delta_version(lake, silver_table))
+        return dg.MaterializeResult(metadata=metadata)
 
     return silver
 
 
 silver_wearable_samples = _silver_asset(
     bronze_wearable_samples,
-    BRONZE_WEARABLE_SAMPLES,
-    SILVER_WEARABLE_SAMPLES,
+    (BRONZE_WEARABLE_SAMPLES, SILVER_WEARABLE_SAMPLES),
+    "sample_id",
     build_silver_wearable_samples,
     "One row per sample_id, canonical units (bpm, count, min, m, kcal)",
 )
 silver_game_events = _silver_asset(
     bronze_game_events,
-    BRONZE_GAME_EVENTS,
-    SILVER_GAME_EVENTS,
+    (BRONZE_GAME_EVENTS, SILVER_GAME_EVENTS),
+    "event_id",
     build_silver_game_events,
     "One row per event_id",
 )
 silver_reward_commands = _silver_asset(
     bronze_reward_commands,
-    BRONZE_REWARD_COMMANDS,
-    SILVER_REWARD_COMMANDS,
+    (BRONZE_REWARD_COMMANDS, SILVER_REWARD_COMMANDS),
+    "command_id",
     build_silver_reward_commands,
     "One row per command_id, by the UTC day it was issued",
 )
@@ -232,6 +308,43 @@ def _gold_checks(
     ]
 
 
+def _preview(gold: DataFrame | None, grain: tuple[str, ...]) -> dg.MetadataValue:
+    """The first ``PREVIEW_ROWS`` rows of the day's gold, as a Markdown table."""
+    if gold is None:
+        return dg.MetadataValue.md("_no rows_")
+    rows = gold.orderBy(*grain).limit(PREVIEW_ROWS).collect()
+    if not rows:
+        return dg.MetadataValue.md("_no rows_")
+    columns = [c for c in gold.columns if c != "date"]
+    lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+    lines += ["| " + " | ".join(str(r[c]) for c in columns) + " |" for r in rows]
+    return dg.MetadataValue.md("\n".join(lines))
+
+
+def _gold_metadata(
+    lake: Lake,
+    table: str,
+    rows: int,
+    gold: DataFrame | None,
+    grain: tuple[str, ...],
+    checks: list[dg.AssetCheckResult],
+) -> dict[str, Any]:
+    """Rows in (silver keys of the day, as the row-count check counted them), rows out, the
+    Delta version written and a preview."""
+    silver_keys = next(c for c in checks if c.check_name == "row_count_sane").metadata[
+        "silver_keys"
+    ]
+    metadata: dict[str, Any] = {
+        "rows": rows,
+        "rows_in": silver_keys,
+        "rows_out": rows,
+        "preview": _preview(gold, grain),
+    }
+    if gold is not None:
+        metadata.update(_delta_version(lake, table))
+    return metadata
+
+
 @dg.asset(
     group_name="gold",
     partitions_def=daily,
@@ -245,13 +358,18 @@ def gold_user_daily_health(
 ) -> dg.MaterializeResult:
     session, day = spark.session(), _day(context)
     rows = build_gold_user_daily_health(session, lake.root, day)
+    grain = ("date", "user_id")
+    gold = read_day(session, table_uri(lake.root, GOLD_USER_DAILY_HEALTH), day)
     checks = _gold_checks(
         "gold_user_daily_health",
-        read_day(session, table_uri(lake.root, GOLD_USER_DAILY_HEALTH), day),
+        gold,
         read_day(session, table_uri(lake.root, SILVER_WEARABLE_SAMPLES), day),
-        ("date", "user_id"),
+        grain,
     )
-    return dg.MaterializeResult(metadata={"rows": rows}, check_results=checks)
+    return dg.MaterializeResult(
+        metadata=_gold_metadata(lake, GOLD_USER_DAILY_HEALTH, rows, gold, grain, checks),
+        check_results=checks,
+    )
 
 
 @dg.asset(
@@ -277,13 +395,18 @@ def gold_game_daily(
         )
         if df is not None
     ]
+    grain = ("date", "game_id")
+    gold = read_day(session, table_uri(lake.root, GOLD_GAME_DAILY), day)
     checks = _gold_checks(
         "gold_game_daily",
-        read_day(session, table_uri(lake.root, GOLD_GAME_DAILY), day),
+        gold,
         reduce(DataFrame.unionByName, silver) if silver else None,
-        ("date", "game_id"),
+        grain,
     )
-    return dg.MaterializeResult(metadata={"rows": rows}, check_results=checks)
+    return dg.MaterializeResult(
+        metadata=_gold_metadata(lake, GOLD_GAME_DAILY, rows, gold, grain, checks),
+        check_results=checks,
+    )
 
 
 def _load(
@@ -294,7 +417,10 @@ def _load(
 ) -> dg.MaterializeResult:
     day = _day(context)
     loaded = load_gold_day(lake.root, warehouse.warehouse(), table, day, warehouse.pseudonym_key)
-    return dg.MaterializeResult(metadata={"rows": loaded, "table": table.name})
+    # Every gold row of the day is loaded (DELETE + COPY of the day): rows in = rows out.
+    return dg.MaterializeResult(
+        metadata={"rows": loaded, "rows_in": loaded, "rows_out": loaded, "table": table.name}
+    )
 
 
 @dg.asset(
@@ -333,4 +459,8 @@ LAKEHOUSE_ASSETS = [
     warehouse_user_daily_health,
     warehouse_game_daily,
 ]
-PIPELINE = dg.AssetSelection.groups("silver", "gold", "warehouse")
+BRONZE_CHECKS = [bronze_freshness]
+# The daily job rebuilds silver → gold → warehouse and looks at bronze's freshness.
+PIPELINE = dg.AssetSelection.groups("silver", "gold", "warehouse") | dg.AssetSelection.checks(
+    *BRONZE_CHECKS
+)

@@ -9,7 +9,7 @@ from typing import Any
 
 import dagster as dg
 
-from dagster_project.assets import LAKEHOUSE_ASSETS, PIPELINE
+from dagster_project.assets import BRONZE_CHECKS, LAKEHOUSE_ASSETS, PIPELINE
 
 
 @dataclass
@@ -30,7 +30,7 @@ def materialize_day(
 ) -> DayOutcome:
     """Run silver → gold → warehouse for ``day``; a failed blocking check skips what follows."""
     result = dg.materialize(
-        LAKEHOUSE_ASSETS,
+        [*LAKEHOUSE_ASSETS, *BRONZE_CHECKS],
         selection=PIPELINE,
         partition_key=day.isoformat(),
         resources=dict(resources),

@@ -19,6 +19,10 @@ from core.platform.config import Settings, get_settings
 from core.platform.db import engine_for, reset_engines
 from core.platform.migrate import sync_readonly_grants, upgrade_to_head
 
+# The lakehouse tests' wearable fixtures (Fitbit, Apple Health exports) date from 2024: the
+# partitions start there in the tests (set before dagster_project is imported: read at load).
+os.environ.setdefault("STRIDE_LAKE_FIRST_DAY", "2024-01-01")
+
 
 @pytest.fixture(scope="session")
 def stack_settings() -> Iterator[Settings]:

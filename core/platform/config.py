@@ -236,6 +236,10 @@ class LakeSettings(_Base):
     lake_s3a_credentials_provider: str | None = Field(
         default=None, description="S3A fs.s3a.aws.credentials.provider; default its chain"
     )
+    lake_first_day: date = Field(
+        default=date(2026, 11, 1),
+        description="first daily lakehouse partition (Dagster); bronze days before it are skipped",
+    )
     lake_vacuum_retention_hours: int = Field(
         default=168,
         ge=168,
