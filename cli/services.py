@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import grp
-import hashlib
 import os
 import pwd
 import shutil
 import signal
-import stat
 import subprocess
 import sys
 import tempfile
@@ -18,7 +15,7 @@ import psycopg
 from psycopg import sql
 
 from cli.spark_service import SPARK
-from cli.stack import Reporter, Service, StackError, free_port
+from cli.stack import Reporter, Service, StackError, free_port, private_dir
 from contracts.anvil import anvil_command, rpc_problem
 from core.platform.config import Settings
 from core.platform.migrate import sync_readonly_grants, upgrade_to_head
@@ -53,42 +50,12 @@ def pg_binary(name: str) -> str | None:
     return None
 
 
-SHARED_PG_ROOT = Path("/var/lib/stride")
-
-
 def pg_data_dir(settings: Settings) -> Path:
     """The cluster's data folder: ``<state>/postgres/data``, unless the cluster runs as an
-    unprivileged OS user (we are root) who cannot reach the state folder, e.g. a checkout
-    under ``/root`` or in a ``mktemp -d`` folder (mode 0700). PostgreSQL refuses to run as
-    root, and opening up the user's folders is not ours to do, so such a cluster lives in
-    ``/var/lib/stride/postgres-<hash of the state folder>/data`` instead (the same folder on
-    every start)."""
-    default = settings.state_dir / "postgres" / "data"
-    user = pg_os_user(settings)
-    if user is None or _reachable_by(user, settings.state_dir):
-        return default
-    digest = hashlib.sha256(str(settings.state_dir.resolve()).encode()).hexdigest()[:12]
-    return SHARED_PG_ROOT / f"postgres-{digest}" / "data"
-
-
-def _reachable_by(user: str, path: Path) -> bool:
-    """Whether ``user`` can traverse every existing folder from / down to ``path``."""
-    entry = pwd.getpwnam(user)
-    groups = {entry.pw_gid, *(g.gr_gid for g in grp.getgrall() if user in g.gr_mem)}
-    for folder in [*reversed(path.resolve().parents), path.resolve()]:
-        try:
-            info = folder.stat()
-        except FileNotFoundError:
-            return True  # created later by us, with our umask (traversable)
-        if info.st_uid == entry.pw_uid:
-            bit = stat.S_IXUSR
-        elif info.st_gid in groups:
-            bit = stat.S_IXGRP
-        else:
-            bit = stat.S_IXOTH
-        if not info.st_mode & bit:
-            return False
-    return True
+    unprivileged OS user (we are root) who cannot reach the state folder: PostgreSQL refuses
+    to run as root, so its data then lives in ``/var/lib/stride/postgres-<hash>/data``
+    (``cli.stack.private_dir``)."""
+    return private_dir(settings, pg_os_user(settings), "postgres") / "data"
 
 
 def pg_os_user(settings: Settings) -> str | None:
