@@ -14,6 +14,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from cli.proxy import PROXY, prepare_socket, upstream_socket
 from cli.spark_service import SPARK
 from cli.stack import Reporter, Service, StackError, free_port, private_dir
 from contracts.anvil import anvil_command, rpc_problem
@@ -380,33 +381,45 @@ KAFKA = Service(
 # ---- API -----------------------------------------------------------------------------------
 
 
-def _migrate(settings: Settings, report: Reporter) -> None:
+def _prepare_api(settings: Settings, report: Reporter) -> None:
     report("api: migrating the database to the latest revision")
     upgrade_to_head(settings)
     sync_readonly_grants(settings)
+    prepare_socket(settings)
 
 
-API = Service(
-    name="api",
-    description="FastAPI on uvicorn",
-    command=lambda s: [
+def _uvicorn_command(settings: Settings) -> list[str]:
+    """uvicorn on its Unix socket only (no TCP port): nginx (``proxy``) is the front door.
+    Every peer of that socket is nginx or the folder's owner, so X-Forwarded-For, which nginx
+    overwrites with the real client address, is trusted from all of them: uvicorn sees no
+    address for a socket peer, hence ``*`` (uvicorn's docs, "Proxies and Forwarded Headers")."""
+    return [
         sys.executable,
         "-m",
         "uvicorn",
         "api.main:app",
-        "--host",
-        s.api_host,
-        "--port",
-        str(s.api_port),
+        "--uds",
+        str(upstream_socket(settings)),
         "--workers",
-        str(s.api_workers),
+        str(settings.api_workers),
         "--no-access-log",
-    ],
-    probe=lambda s: http_problem(f"{s.api_url}/health"),
-    url=lambda s: s.api_url,
-    port=lambda s: s.api_port,
+        "--proxy-headers",
+        "--forwarded-allow-ips",
+        "*",
+        "--timeout-keep-alive",
+        "65",  # longer than nginx keeps its idle upstream connections (60 s)
+    ]
+
+
+API = Service(
+    name="api",
+    description="FastAPI on uvicorn, on a Unix socket behind the proxy",
+    command=_uvicorn_command,
+    probe=lambda s: http_problem("http://api/health", uds=str(upstream_socket(s))),
+    url=lambda s: f"unix:{upstream_socket(s)}",
+    port=lambda _s: 0,  # listens on no TCP port
     depends_on=("postgres", "kafka"),
-    prepare=_migrate,
+    prepare=_prepare_api,
     env=lambda s: {"STRIDE_STATE_DIR": str(s.state_dir)},
 )
 
@@ -502,7 +515,7 @@ ANVIL = Service(
     missing_hint="Install the contract toolchain: npm ci --prefix contracts",
 )
 
-SERVICES: list[Service] = [POSTGRES, KAFKA, API, WORKER, SPARK, DAGSTER, ANVIL]
+SERVICES: list[Service] = [POSTGRES, KAFKA, API, PROXY, WORKER, SPARK, DAGSTER, ANVIL]
 
 
 def isolated_stack_env(prefix: str) -> tuple[Path, dict[str, str]]:
