@@ -20,6 +20,7 @@ import select
 import shutil
 import socket
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -109,6 +110,52 @@ def test_a_client_that_stalls_its_body_is_cut_off(stack_settings: Settings, live
         )
         # readiness-style: waits until nginx gives up on the body, bounded well past it
         assert closed_by_server(sock, 5 * stack_settings.api_client_body_timeout_s)
+
+
+def first_answers(socks: list[socket.socket], wait: float) -> list[bytes | None]:
+    """What each connection gets first, read as it comes: its answer's first bytes, ``b""``
+    when the server closes it without one, None when still open after ``wait`` seconds."""
+    first: dict[socket.socket, bytes] = {}
+    deadline = time.monotonic() + wait
+    while len(first) < len(socks) and (left := deadline - time.monotonic()) > 0:
+        readable, _, _ = select.select([s for s in socks if s not in first], [], [], left)
+        for sock in readable:
+            try:
+                first[sock] = sock.recv(65536)
+            except ConnectionResetError:
+                first[sock] = b""
+    return [first.get(sock) for sock in socks]
+
+
+def test_slow_bodies_from_one_address_are_capped_then_cut_off(
+    live_api: str, stack: Stack, stack_settings: Settings
+) -> None:
+    """The issue's attack: many slow bodies held open. One address gets at most
+    ``api_max_connections_per_ip`` requests in progress, and each is cut at the timeout.
+    (The ingest path, whose rate limit lets them all through.)"""
+    limit = stack_settings.api_max_connections_per_ip
+    n = limit + 8
+    assert n < stack_settings.api_ingest_rate_limit_burst
+    address = own_address()
+    start = (
+        b"POST /v1/events/batch HTTP/1.1\r\nHost: stride\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 100\r\n\r\n{"
+    )
+    socks = [connect(stack_settings, address) for _ in range(n)]
+    try:
+        for sock in socks:
+            sock.sendall(start)
+        answers = first_answers(socks, 5 * stack_settings.api_client_body_timeout_s)
+    finally:
+        for sock in socks:
+            sock.close()
+    refused = [a for a in answers if a and a.startswith(b"HTTP/1.1 429 ")]
+    assert len(refused) == n - limit
+    assert json.loads(refused[0].split(b"\r\n\r\n", 1)[1]) == nginx_error(429)
+    assert answers.count(b"") == limit  # the others: held, then cut off without an answer
+    assert f'limiting connections by zone "stride_conn", client: {address}' in (
+        stack.log_file("proxy").read_text()
+    )
 
 
 # ---- body caps -------------------------------------------------------------------------
