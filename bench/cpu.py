@@ -37,6 +37,8 @@ def component_of(pid: int, cmdline: list[str], environ: bytes) -> str:
         return "spark"
     if "uvicorn" in joined or "api.main" in joined:
         return "api"
+    if joined.startswith("nginx: master process"):  # its workers count for it
+        return "proxy (nginx)"
     if "streams" in cmdline and "worker" in cmdline:
         role = b"STRIDE_STREAMS_ROLE=lake-sink" in environ.split(b"\0")
         return "worker: lake sink" if role else "worker: scoring"

@@ -1,7 +1,8 @@
 """End-to-end benchmark of the streaming spine: HTTP POST -> Kafka -> Faust -> PostgreSQL.
 
-Starts a private stack (PostgreSQL, Apache Kafka, API, Faust worker) on free loopback ports and
-measures, in one run on the same machine:
+Starts a private stack (PostgreSQL, Apache Kafka, API behind its nginx front door, Faust
+worker) on free loopback ports and measures, in one run on the same machine (every HTTP
+request through nginx, at its default limits):
 
 1. ceiling: the raw aiokafka produce rate (acks=all, pipelined) of event-sized messages;
 2. throughput: events/s from the first ``POST /v1/events/batch`` until every event is a
@@ -334,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     stack = Stack(settings, SERVICES)
     try:
         print(f"starting a private stack in {state} (api workers: {args.api_workers})")
-        stack.up(["api", "worker"], report=lambda m: print("  " + m))
+        stack.up(["proxy", "worker"], report=lambda m: print("  " + m))
         engine = engine_for(settings.db_url, pool_size=2)
         sample = json.dumps(event(1, 1, datetime.now(UTC).isoformat())).encode()
 

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import grp
-import hashlib
 import os
 import pwd
 import shutil
 import signal
-import stat
 import subprocess
 import sys
 import tempfile
@@ -17,8 +14,9 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from cli.proxy import PROXY, prepare_socket, upstream_socket
 from cli.spark_service import SPARK
-from cli.stack import Reporter, Service, StackError, free_port
+from cli.stack import Reporter, Service, StackError, free_port, private_dir
 from contracts.anvil import anvil_command, rpc_problem
 from core.platform.config import Settings
 from core.platform.migrate import sync_readonly_grants, upgrade_to_head
@@ -53,42 +51,12 @@ def pg_binary(name: str) -> str | None:
     return None
 
 
-SHARED_PG_ROOT = Path("/var/lib/stride")
-
-
 def pg_data_dir(settings: Settings) -> Path:
     """The cluster's data folder: ``<state>/postgres/data``, unless the cluster runs as an
-    unprivileged OS user (we are root) who cannot reach the state folder, e.g. a checkout
-    under ``/root`` or in a ``mktemp -d`` folder (mode 0700). PostgreSQL refuses to run as
-    root, and opening up the user's folders is not ours to do, so such a cluster lives in
-    ``/var/lib/stride/postgres-<hash of the state folder>/data`` instead (the same folder on
-    every start)."""
-    default = settings.state_dir / "postgres" / "data"
-    user = pg_os_user(settings)
-    if user is None or _reachable_by(user, settings.state_dir):
-        return default
-    digest = hashlib.sha256(str(settings.state_dir.resolve()).encode()).hexdigest()[:12]
-    return SHARED_PG_ROOT / f"postgres-{digest}" / "data"
-
-
-def _reachable_by(user: str, path: Path) -> bool:
-    """Whether ``user`` can traverse every existing folder from / down to ``path``."""
-    entry = pwd.getpwnam(user)
-    groups = {entry.pw_gid, *(g.gr_gid for g in grp.getgrall() if user in g.gr_mem)}
-    for folder in [*reversed(path.resolve().parents), path.resolve()]:
-        try:
-            info = folder.stat()
-        except FileNotFoundError:
-            return True  # created later by us, with our umask (traversable)
-        if info.st_uid == entry.pw_uid:
-            bit = stat.S_IXUSR
-        elif info.st_gid in groups:
-            bit = stat.S_IXGRP
-        else:
-            bit = stat.S_IXOTH
-        if not info.st_mode & bit:
-            return False
-    return True
+    unprivileged OS user (we are root) who cannot reach the state folder: PostgreSQL refuses
+    to run as root, so its data then lives in ``/var/lib/stride/postgres-<hash>/data``
+    (``cli.stack.private_dir``)."""
+    return private_dir(settings, pg_os_user(settings), "postgres") / "data"
 
 
 def pg_os_user(settings: Settings) -> str | None:
@@ -413,33 +381,45 @@ KAFKA = Service(
 # ---- API -----------------------------------------------------------------------------------
 
 
-def _migrate(settings: Settings, report: Reporter) -> None:
+def _prepare_api(settings: Settings, report: Reporter) -> None:
     report("api: migrating the database to the latest revision")
     upgrade_to_head(settings)
     sync_readonly_grants(settings)
+    prepare_socket(settings)
 
 
-API = Service(
-    name="api",
-    description="FastAPI on uvicorn",
-    command=lambda s: [
+def _uvicorn_command(settings: Settings) -> list[str]:
+    """uvicorn on its Unix socket only (no TCP port): nginx (``proxy``) is the front door.
+    Every peer of that socket is nginx or the folder's owner, so X-Forwarded-For, which nginx
+    overwrites with the real client address, is trusted from all of them: uvicorn sees no
+    address for a socket peer, hence ``*`` (uvicorn's docs, "Proxies and Forwarded Headers")."""
+    return [
         sys.executable,
         "-m",
         "uvicorn",
         "api.main:app",
-        "--host",
-        s.api_host,
-        "--port",
-        str(s.api_port),
+        "--uds",
+        str(upstream_socket(settings)),
         "--workers",
-        str(s.api_workers),
+        str(settings.api_workers),
         "--no-access-log",
-    ],
-    probe=lambda s: http_problem(f"{s.api_url}/health"),
-    url=lambda s: s.api_url,
-    port=lambda s: s.api_port,
+        "--proxy-headers",
+        "--forwarded-allow-ips",
+        "*",
+        "--timeout-keep-alive",
+        "65",  # longer than nginx keeps its idle upstream connections (60 s)
+    ]
+
+
+API = Service(
+    name="api",
+    description="FastAPI on uvicorn, on a Unix socket behind the proxy",
+    command=_uvicorn_command,
+    probe=lambda s: http_problem("http://api/health", uds=str(upstream_socket(s))),
+    url=lambda s: f"unix:{upstream_socket(s)}",
+    port=lambda _s: 0,  # listens on no TCP port
     depends_on=("postgres", "kafka"),
-    prepare=_migrate,
+    prepare=_prepare_api,
     env=lambda s: {"STRIDE_STATE_DIR": str(s.state_dir)},
 )
 
@@ -548,7 +528,7 @@ ANVIL = Service(
     missing_hint="Install the contract toolchain: npm ci --prefix contracts",
 )
 
-SERVICES: list[Service] = [POSTGRES, KAFKA, API, WORKER, SPARK, DAGSTER, ANVIL]
+SERVICES: list[Service] = [POSTGRES, KAFKA, API, PROXY, WORKER, SPARK, DAGSTER, ANVIL]
 
 
 def isolated_stack_env(prefix: str) -> tuple[Path, dict[str, str]]:

@@ -9,11 +9,15 @@ reverse order. Starting twice is harmless; stale PID files left by a crash are c
 from __future__ import annotations
 
 import contextlib
+import grp
+import hashlib
 import json
 import os
+import pwd
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import time
 from collections.abc import Callable, Iterable
@@ -89,6 +93,42 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+SHARED_ROOT = Path("/var/lib/stride")
+
+
+def reachable_by(user: str, path: Path) -> bool:
+    """Whether ``user`` can traverse every existing folder from / down to ``path``."""
+    entry = pwd.getpwnam(user)
+    groups = {entry.pw_gid, *(g.gr_gid for g in grp.getgrall() if user in g.gr_mem)}
+    for folder in [*reversed(path.resolve().parents), path.resolve()]:
+        try:
+            info = folder.stat()
+        except FileNotFoundError:
+            return True  # created later by us, with our umask (traversable)
+        if info.st_uid == entry.pw_uid:
+            bit = stat.S_IXUSR
+        elif info.st_gid in groups:
+            bit = stat.S_IXGRP
+        else:
+            bit = stat.S_IXOTH
+        if not info.st_mode & bit:
+            return False
+    return True
+
+
+def private_dir(settings: Settings, user: str | None, name: str) -> Path:
+    """``<state>/<name>``, the folder of a service's files, unless the service runs as OS
+    user ``user`` (we are root) who cannot reach the state folder, e.g. a checkout under
+    ``/root`` or in a ``mktemp -d`` folder (mode 0700). Opening up the user's folders is not
+    ours to do, so such a service's folder is ``/var/lib/stride/<name>-<hash of the state
+    folder>`` instead (the same folder on every start)."""
+    default = settings.state_dir / name
+    if user is None or reachable_by(user, settings.state_dir):
+        return default
+    digest = hashlib.sha256(str(settings.state_dir.resolve()).encode()).hexdigest()[:12]
+    return SHARED_ROOT / f"{name}-{digest}"
+
+
 def tail(path: Path, lines: int = 20) -> str:
     if not path.exists():
         return "(no log written)"
@@ -138,12 +178,18 @@ class Stack:
             pass
         try:  # guard against PID reuse after a reboot or crash
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
-            stat = Path(f"/proc/{pid}/stat").read_text()
+            proc_stat = Path(f"/proc/{pid}/stat").read_text()
         except OSError:
             return False
-        if stat.rsplit(")", 1)[1].split()[0] == "Z":
+        if proc_stat.rsplit(")", 1)[1].split()[0] == "Z":
             return False
-        return os.path.basename(cmdline) == os.path.basename(record.get("exe", cmdline))
+        exe = record.get("exe", cmdline)
+        if os.path.basename(cmdline) == os.path.basename(exe):
+            return True
+        try:  # a program that rewrites its title (nginx: "nginx: master process ...")
+            return os.readlink(f"/proc/{pid}/exe") == os.path.realpath(exe)
+        except OSError:
+            return False
 
     def pid(self, name: str) -> int | None:
         record = self._recorded(name)

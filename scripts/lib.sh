@@ -11,11 +11,13 @@ as_root() {
     echo "need root to run: $*  (install it by hand, then re-run)" >&2; return 1; fi
 }
 
-# Debian packages, installed only when the command they provide is missing.
+# Debian packages, installed only when the command they provide is missing. Commands are
+# looked for in /usr/sbin and /sbin too (nginx is there), which a user's PATH may lack.
 ensure_debian_packages() {  # usage: ensure_debian_packages cmd:package ...
   local missing=()
   for pair in "$@"; do
-    command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+    PATH="$PATH:/usr/sbin:/sbin" command -v "${pair%%:*}" >/dev/null 2>&1 \
+      || missing+=("${pair#*:}")
   done
   if [ "${#missing[@]}" -eq 0 ]; then note "system packages present"; return; fi
   note "installing Debian packages: ${missing[*]}"

@@ -1,4 +1,5 @@
-"""Session fixtures: a private local stack (PostgreSQL, Apache Kafka, API) on free loopback ports.
+"""Session fixtures: a private local stack (PostgreSQL, Apache Kafka, API behind nginx) on free
+loopback ports.
 
 Services are started with the same supervisor and service declarations as ``stride up``,
 in a temporary state folder, and stopped at the end of the session.
@@ -28,6 +29,8 @@ os.environ.setdefault("STRIDE_LAKE_FIRST_DAY", "2024-01-01")
 def stack_settings() -> Iterator[Settings]:
     """Settings pointing at a throw-away state folder and free ports (env vars set)."""
     state, env = isolated_stack_env("stride-test-")
+    # Small front-door timeouts, so that its slow-client tests wait little.
+    env |= {"STRIDE_API_CLIENT_HEADER_TIMEOUT_S": "2", "STRIDE_API_CLIENT_BODY_TIMEOUT_S": "2"}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     get_settings.cache_clear()
@@ -77,8 +80,9 @@ def db_engine(postgres: Settings) -> Engine:
 
 @pytest.fixture(scope="session")
 def live_api(stack: Stack, db_engine: Engine, kafka: Settings) -> str:
-    """The API served by uvicorn as `stride up` runs it; returns its base URL."""
-    stack.up(["api"], report=lambda _m: None)
+    """The API as `stride up` runs it: uvicorn behind its nginx front door; returns the
+    public base URL (nginx's)."""
+    stack.up(["proxy"], report=lambda _m: None)
     return stack.settings.api_url
 
 

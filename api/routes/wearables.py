@@ -32,6 +32,7 @@ from api.deps import SettingsDep
 from api.errors import NOT_JSON, error_responses
 from api.kafka import KAFKA_ERRORS, EventProducer, ProducerDep
 from core.platform.clock import DEFAULT_WINDOW
+from core.platform.config import MULTIPART_ENVELOPE_BYTES
 from core.platform.topics import WEARABLE_SAMPLES
 from core.wearables.contracts import (
     Metric,
@@ -60,7 +61,6 @@ router = APIRouter(
     ),
 )
 UPLOAD_ADVICE = "upload a shorter export or recording"
-MULTIPART_ENVELOPE = 64 * 1024  # boundaries and part headers around the file of a form
 RETRY = "Retry the same upload unchanged: sample ids make retries safe."
 
 
@@ -237,7 +237,9 @@ async def post_oura(
 async def _spooled_upload(request: Request, limit: int, suffix: str) -> AsyncIterator[Path]:
     """The upload (raw body, or multipart field ``file``) in a temporary file, size-capped."""
     multipart = request.headers.get("content-type", "").startswith("multipart/form-data")
-    body = limited(request, limit, UPLOAD_ADVICE, envelope=MULTIPART_ENVELOPE if multipart else 0)
+    body = limited(
+        request, limit, UPLOAD_ADVICE, envelope=MULTIPART_ENVELOPE_BYTES if multipart else 0
+    )
     with tempfile.TemporaryDirectory(prefix="stride-upload-") as folder:
         path = Path(folder) / f"upload{suffix}"
         size = 0

@@ -67,9 +67,14 @@ class _Base(BaseSettings):
 
 
 class ApiSettings(_Base):
-    """The HTTP API (uvicorn) and its credential caches."""
+    """The HTTP API: its front door (nginx), uvicorn behind it, its credential caches.
 
-    api_host: str = "127.0.0.1"
+    ``api_host:api_port`` is the public address, served by nginx (``cli/proxy.py``); uvicorn
+    listens only on the Unix socket ``api_upstream_socket``. The ``api_*`` limits below are
+    the front door's, per client IP; the API enforces its own body caps behind it.
+    """
+
+    api_host: str = Field(default="127.0.0.1", description="the front door (nginx) listens here")
     api_port: int = 8000
     api_workers: int = Field(default=1, ge=1, description="uvicorn worker processes")
     game_key_cache_ttl_s: float = Field(default=30.0, ge=0, description="API key lookups")
@@ -86,10 +91,52 @@ class ApiSettings(_Base):
     api_user_writes_burst: float = Field(
         default=60, gt=0, description="how many an app user may send at once above that rate"
     )
+    api_rate_limit_per_s: int = Field(
+        default=50, ge=1, description="requests/s per client IP on every path but ingest, sign-in"
+    )
+    api_rate_limit_burst: int = Field(
+        default=100, ge=0, description="requests over that rate let through at once, per IP"
+    )
+    api_ingest_rate_limit_per_s: int = Field(
+        default=200, ge=1, description="POST /v1/events and /v1/events/batch, per client IP"
+    )
+    api_ingest_rate_limit_burst: int = Field(default=400, ge=0)
+    api_login_rate_limit_per_min: int = Field(
+        default=10, ge=1, description="/admin/login requests/minute per client IP"
+    )
+    api_login_rate_limit_burst: int = Field(default=10, ge=0)
+    api_max_connections_per_ip: int = Field(
+        default=128, ge=1, description="requests in progress at once per client IP"
+    )
+    api_client_header_timeout_s: float = Field(
+        default=10.0, gt=0, description="a client sends its whole request header within this"
+    )
+    api_client_body_timeout_s: float = Field(
+        default=20.0, gt=0, description="longest pause between two reads of a request body"
+    )
+    api_proxy_read_timeout_s: float = Field(
+        default=60.0, gt=0, description="longest wait for the API's answer (reads, admin)"
+    )
+    api_upload_timeout_s: float = Field(
+        default=900.0, gt=0, description="the same for wearable uploads (up to 1 GiB, parsed first)"
+    )
+    api_max_body_bytes: int = Field(
+        default=64 * 1024,
+        ge=1,
+        description="body cap of paths without a larger one of their own (one event, 64 KiB)",
+    )
 
     @property
     def api_url(self) -> str:
+        """The public URL: the front door."""
         return f"http://{self.api_host}:{self.api_port}"
+
+    @property
+    def api_upstream_socket(self) -> Path:
+        """uvicorn's Unix socket, which only nginx and this folder's owner can reach. When
+        stride runs as root and nginx's workers cannot reach the state folder, the
+        supervisor moves it (``cli.proxy.upstream_socket``)."""
+        return self.state_dir / "proxy" / "api.sock"
 
 
 class DatabaseSettings(_Base):
@@ -342,6 +389,11 @@ class WarehouseSettings(DatabaseSettings):
             "STRIDE_WAREHOUSE_PSEUDONYM_KEY",
             "warehouse_pseudonym_key",
         )
+
+
+# Multipart boundaries and part headers around an uploaded file: the API and its front door
+# accept an upload's limit plus this much of framing.
+MULTIPART_ENVELOPE_BYTES = 64 * 1024
 
 
 class WearableSettings(_Base):

@@ -59,14 +59,16 @@ def postgres_problem(dsn: str, timeout: float = 2.0) -> str | None:
     return None
 
 
-def http_problem(url: str, timeout: float = 1.0) -> str | None:
-    """GET ``url``; any 2xx is healthy."""
+def http_problem(url: str, timeout: float = 1.0, uds: str | None = None) -> str | None:
+    """GET ``url`` (over the Unix socket ``uds`` when given); any 2xx is healthy."""
     import httpx
 
+    where = f"{url} on {uds}" if uds else url
     try:
-        response = httpx.get(url, timeout=timeout)
+        with httpx.Client(transport=httpx.HTTPTransport(uds=uds), timeout=timeout) as client:
+            response = client.get(url)
     except httpx.HTTPError as exc:
-        return f"{url} unreachable ({exc.__class__.__name__})"
+        return f"{where} unreachable ({exc.__class__.__name__})"
     if response.is_success:
         return None
-    return f"{url} answered {response.status_code}"
+    return f"{where} answered {response.status_code}"

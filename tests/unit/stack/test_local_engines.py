@@ -11,7 +11,7 @@ import pytest
 
 import cli.engines as engines
 import cli.services as services
-from cli.stack import StackError
+from cli.stack import SHARED_ROOT, StackError
 from core.platform.config import Settings
 
 
@@ -104,5 +104,5 @@ def test_a_cluster_whose_os_user_cannot_reach_the_state_folder_lives_in_var_lib(
     visible = services.pg_data_dir(Settings(state_dir=shared / ".stride"))
     shutil.rmtree(base)
 
-    assert hidden.parent.parent == services.SHARED_PG_ROOT and hidden == again
+    assert hidden.parent.parent == SHARED_ROOT and hidden == again
     assert visible == shared / ".stride" / "postgres" / "data"
