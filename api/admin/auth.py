@@ -40,6 +40,7 @@ from core.identity.admin_users import (
 from core.identity.models import AdminRole, AdminUser
 from core.platform.config import Settings, get_settings
 from core.platform.db import session_scope
+from core.platform.errors import Unavailable
 
 SESSION_COOKIE = "stride_admin_session"
 SESSION_MAX_AGE_S = 8 * 3600
@@ -183,16 +184,13 @@ def _check_credentials(
 
 
 async def _refused_login_page(
-    request: Request, refused: LoginRefused, now: datetime, templates: Any
+    request: Request, reason: str, status_code: int, retry_after_s: float, templates: Any
 ) -> Response:
-    """sqladmin's own login page with the reason, answered 429 with ``Retry-After``."""
+    """sqladmin's own login page with the reason, answered with ``Retry-After``."""
     response: Response = await templates.TemplateResponse(
-        request,
-        "sqladmin/login.html",
-        {"error": refused.message(now)},
-        status_code=429,
+        request, "sqladmin/login.html", {"error": reason}, status_code=status_code
     )
-    response.headers["retry-after"] = str(max(1, int((refused.until - now).total_seconds())))
+    response.headers["retry-after"] = str(max(1, int(retry_after_s)))
     return response
 
 
@@ -224,11 +222,19 @@ class AdminAuth(AuthenticationBackend):
         if not username or not password or len(username) > MAX_USERNAME_LENGTH:
             return False
         now = self.clock()
-        signed_in = await anyio.to_thread.run_sync(
-            _check_credentials, username, password, client_address(request), now
-        )
+        try:
+            signed_in = await anyio.to_thread.run_sync(
+                _check_credentials, username, password, client_address(request), now
+            )
+        except Unavailable as busy:
+            return await _refused_login_page(
+                request, busy.message, 503, busy.retry_after_s, self.templates
+            )
         if isinstance(signed_in, LoginRefused):
-            return await _refused_login_page(request, signed_in, now, self.templates)
+            wait_s = (signed_in.until - now).total_seconds()
+            return await _refused_login_page(
+                request, signed_in.message(now), 429, wait_s, self.templates
+            )
         if signed_in is None:
             return False
         admin, fingerprint = signed_in

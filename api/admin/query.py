@@ -4,6 +4,10 @@ Defence in depth: a statement check gives a clear message for anything but one S
 statement then runs as the read-only PostgreSQL role, inside a ``READ ONLY`` transaction with
 a local ``statement_timeout``, through a server-side cursor (``DECLARE`` accepts a single
 query only) from which at most ``query_row_limit`` rows are fetched.
+
+Each query runs on a connection of its own, closed after it (no pool): whatever a query did
+to its session (an advisory lock, a setting, a prepared statement) ends with the request.
+The check also refuses advisory locks outright, so a query cannot even hold one while it runs.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import cache
 from typing import Any
 
 import anyio
@@ -24,13 +29,14 @@ import psycopg
 from psycopg import errors as pg_errors
 from pydantic import BaseModel, Field, ValidationError
 from sqladmin import BaseView, expose
+from sqlalchemy import create_engine, text
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlalchemy.pool import NullPool
 from starlette.requests import Request
 from starlette.responses import Response
 
 from core.platform.config import get_settings
-from core.platform.db import engine_for
 from core.platform.migrate import READONLY_HIDDEN_TABLES
 
 logger = logging.getLogger("stride.admin.query")
@@ -53,6 +59,16 @@ READABLE_COLUMNS_QUERY = (
     " FROM information_schema.columns WHERE table_schema = 'public'"
     " GROUP BY table_name ORDER BY table_name"
 )
+# Functions that take a lock (session or transaction level): nothing a read-only page needs.
+LOCK_FUNCTIONS = frozenset(
+    f"pg{try_}_advisory{xact}_lock{shared}"
+    for try_ in ("", "_try")
+    for xact in ("", "_xact")
+    for shared in ("", "_shared")
+)
+LOCK_MESSAGE = (
+    "Locks cannot be taken from this page (pg_advisory_lock and the like): it only reads."
+)
 _DOLLAR_QUOTE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -65,6 +81,7 @@ class QueryRejectedError(ValueError):
 class _Scan:
     statements: list[str]  # top-level statements (text between semicolons) that hold code
     words: list[list[str]]  # upper-cased bare words of each statement, outside strings/comments
+    quoted: list[list[str]]  # the names written as quoted identifiers ("name") in each one
 
 
 def _is_ident_char(ch: str) -> bool:
@@ -75,16 +92,19 @@ def _scan(sql: str) -> _Scan:
     """Split SQL at top-level semicolons, skipping comments, strings and quoted identifiers."""
     statements: list[str] = []
     words: list[list[str]] = []
+    quoted: list[list[str]] = []
     current_words: list[str] = []
+    current_quoted: list[str] = []
     start = i = 0
     n = len(sql)
 
     def close_statement(end: int) -> None:
-        nonlocal current_words
+        nonlocal current_words, current_quoted
         if current_words:
             statements.append(sql[start:end].strip())
             words.append(current_words)
-        current_words = []
+            quoted.append(current_quoted)
+        current_words, current_quoted = [], []
 
     while i < n:
         ch = sql[i]
@@ -121,6 +141,7 @@ def _scan(sql: str) -> _Scan:
                 if end < 0 or not sql.startswith('""', end):
                     break
                 end += 2
+            current_quoted.append(sql[i + 1 : n if end < 0 else end].replace('""', '"'))
             i = n if end < 0 else end + 1
             current_words.append('"')
         elif (
@@ -145,7 +166,7 @@ def _scan(sql: str) -> _Scan:
                 current_words.append(ch)
             i += 1
     close_statement(n)
-    return _Scan(statements, words)
+    return _Scan(statements, words, quoted)
 
 
 def check_read_only_statement(sql: str) -> str:
@@ -163,6 +184,10 @@ def check_read_only_statement(sql: str) -> str:
     first = words[0] if words else ""
     if first in WRITE_FIRST_WORDS or any(w in WRITE_WORDS_ANYWHERE for w in words):
         raise QueryRejectedError(READ_ONLY_MESSAGE)
+    if any(name.lower() in LOCK_FUNCTIONS for name in words) or any(
+        name in LOCK_FUNCTIONS for name in scan.quoted[0]
+    ):
+        raise QueryRejectedError(LOCK_MESSAGE)
     if first not in QUERY_FIRST_WORDS:
         raise QueryRejectedError(
             f"Only queries can run here (SELECT, WITH … SELECT, VALUES or TABLE), not {first!r}."
@@ -234,6 +259,12 @@ def friendly_error(error: psycopg.Error, timeout_ms: int) -> str:
     return f"SQL error: {detail}" + (f" (hint: {hint})" if hint else "")
 
 
+@cache
+def _query_engine(url: str) -> Engine:
+    """The query page's engine: no pool, each query gets a fresh connection closed after it."""
+    return create_engine(url, poolclass=NullPool)
+
+
 @dataclass(frozen=True)
 class QueryResult:
     columns: list[str]
@@ -249,7 +280,7 @@ def run_read_only_query(
     """Run one checked query as the read-only role; raises psycopg.Error on database errors."""
     started = time.perf_counter()
     try:
-        with engine_for(url, pool_size=2).connect() as conn:
+        with _query_engine(url).connect() as conn:
             conn.exec_driver_sql("SET TRANSACTION READ ONLY")
             conn.execute(
                 text("SELECT set_config('statement_timeout', :timeout, true)"),

@@ -3,31 +3,46 @@
 Throttling lives in PostgreSQL (``admin_login_attempts``) because several API worker processes
 serve logins. An attempt is recorded as failed *before* its password is checked and committed,
 so attempts running at the same time count against each other; a right password then flips
-its row to succeeded. Attempts on one username or one client IP are serialized by transaction
-advisory locks, held only while the recent attempts are read and the new one is recorded.
+its row to succeeded. Attempts are serialized by a lock on ``admin_login_attempts`` itself,
+held only while the recent attempts are read and the new one is recorded (milliseconds).
+
+Not by advisory locks: any role may take any advisory lock, the read-only one of the SQL page
+included, so a query could hold a sign-in up. Nothing but the application role can lock this
+table (the read-only role has no right on it), and a sign-in waits at most
+``LOGIN_LOCK_TIMEOUT_MS`` for any lock (maintenance), then is refused as ``Unavailable``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 import bcrypt
+from psycopg import errors as pg_errors
 from sqlalchemy import delete, select, text, update
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
 from core.identity.models import AdminAuditLog, AdminLoginAttempt, AdminRole, AdminUser
 from core.identity.security import hash_password, verify_password
 from core.platform.config import Settings
+from core.platform.errors import Unavailable
 
 # admin_users.username's width: longer names cannot exist, so they are never looked up.
 MAX_USERNAME_LENGTH = 64
 # Attempts are kept at least this long, then deleted a batch at a time as failures arrive.
 ATTEMPT_RETENTION = timedelta(days=1)
 CLEANUP_BATCH = 100
+# How long a sign-in waits for a database lock before it is refused as unavailable.
+LOGIN_LOCK_TIMEOUT_MS = 5000
+SIGN_IN_UNAVAILABLE = (
+    "Signing in is not possible at the moment (the database is busy with maintenance); "
+    "try again in a minute, and tell an engineer if it lasts."
+)
 
 
 class AdminUserExists(ValueError):
@@ -138,11 +153,26 @@ def lock_ends_at(
     return lock_end if lock_end is not None and lock_end > now else None
 
 
-def _serialize_on(session: Session, key: str) -> None:
+@contextmanager
+def _bounded_lock_waits(session: Session) -> Iterator[None]:
+    """Statements in the block give up on a lock after ``LOGIN_LOCK_TIMEOUT_MS``, and the
+    sign-in is refused as ``Unavailable`` rather than left hanging."""
     session.execute(
-        text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-        {"key": f"stride.admin_login:{key}"},
+        text("SELECT set_config('lock_timeout', :timeout, true)"),
+        {"timeout": f"{int(LOGIN_LOCK_TIMEOUT_MS)}ms"},
     )
+    try:
+        yield
+    except sa_exc.OperationalError as error:
+        if isinstance(error.orig, pg_errors.LockNotAvailable):
+            raise Unavailable(SIGN_IN_UNAVAILABLE, retry_after_s=60) from error
+        raise
+
+
+def _serialize_attempts(session: Session) -> None:
+    """One sign-in at a time reads and records attempts (``SHARE ROW EXCLUSIVE`` conflicts
+    with itself and with writes, not with reads: the admin panel still lists the table)."""
+    session.execute(text("LOCK TABLE admin_login_attempts IN SHARE ROW EXCLUSIVE MODE"))
 
 
 def _username_attempts(
@@ -180,8 +210,14 @@ def start_login_attempt(
 
     Commit before checking the password, so that attempts made meanwhile count this one.
     """
-    _serialize_on(session, f"user:{username}")
-    _serialize_on(session, f"ip:{client_ip}")  # always second: no lock-order deadlock
+    with _bounded_lock_waits(session):
+        _serialize_attempts(session)
+        return _start_login_attempt(session, username, client_ip, limits, now)
+
+
+def _start_login_attempt(
+    session: Session, username: str, client_ip: str, limits: LoginLimits, now: datetime
+) -> int | LoginRefused:
     since = now - limits.lookback
     until = lock_ends_at(
         _username_attempts(session, username, since),
@@ -213,6 +249,13 @@ def finish_login_attempt(
     session: Session, attempt_id: int, *, succeeded: bool, limits: LoginLimits
 ) -> None:
     """Mark a right password; for a wrong one, audit the lock it starts and prune old rows."""
+    with _bounded_lock_waits(session):
+        _finish_login_attempt(session, attempt_id, succeeded=succeeded, limits=limits)
+
+
+def _finish_login_attempt(
+    session: Session, attempt_id: int, *, succeeded: bool, limits: LoginLimits
+) -> None:
     if succeeded:
         session.execute(
             update(AdminLoginAttempt)

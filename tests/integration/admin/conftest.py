@@ -56,7 +56,7 @@ def query_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPat
 
 
 @pytest.fixture
-def throttled() -> Iterator[tuple[FastAPI, Clock]]:
+def throttled(db_engine: Engine) -> Iterator[tuple[FastAPI, Clock]]:
     """An app whose admin login reads a clock the test controls."""
     app, clock = FastAPI(), Clock()
     admin = mount_admin(app)

@@ -78,6 +78,35 @@ def test_writes_get_the_read_only_message(sql: str) -> None:
     assert READ_ONLY_MESSAGE == "This page is read-only: INSERT/UPDATE/DELETE/DDL are not allowed."
 
 
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT pg_advisory_lock(1)",
+        "select PG_ADVISORY_LOCK_SHARED(1, 2)",
+        "SELECT pg_catalog.pg_try_advisory_lock(1)",
+        "SELECT pg_advisory_xact_lock(1), pg_sleep(4)",
+        "WITH l AS (SELECT pg_try_advisory_xact_lock_shared(7)) SELECT * FROM l",
+        'SELECT "pg_advisory_lock"(1)',
+    ],
+)
+def test_locks_are_refused_with_a_reason(sql: str) -> None:
+    with pytest.raises(QueryRejectedError, match=r"^Locks cannot be taken from this page"):
+        check_read_only_statement(sql)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT 'pg_advisory_lock(1)'",
+        'SELECT "PG_ADVISORY_LOCK" FROM t',  # a column of that (other) name
+        "SELECT pg_advisory_unlock_all()",
+        "SELECT * FROM pg_locks WHERE locktype = 'advisory'",
+    ],
+)
+def test_lock_names_elsewhere_are_fine(sql: str) -> None:
+    assert check_read_only_statement(sql) == sql
+
+
 @pytest.mark.parametrize("sql", ["SELECT 1; SELECT 2", "SELECT 1; DELETE FROM t", "select 1;;x"])
 def test_one_statement_at_a_time(sql: str) -> None:
     with pytest.raises(QueryRejectedError, match="One statement at a time"):
