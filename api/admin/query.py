@@ -3,7 +3,10 @@
 Defence in depth: a statement check gives a clear message for anything but one SELECT; the
 statement then runs as the read-only PostgreSQL role, inside a ``READ ONLY`` transaction with
 a local ``statement_timeout``, through a server-side cursor (``DECLARE`` accepts a single
-query only) from which at most ``query_row_limit`` rows are fetched.
+query only) from which at most ``query_row_limit`` rows and ``query_byte_limit`` bytes of
+cell text are fetched. PostgreSQL cuts any value longer than ``CELL_BYTE_LIMIT`` to a preview
+before sending it, and rows are fetched in batches no bigger than the byte limit, so a
+result never costs the API much more memory than that limit, however wide its rows.
 
 Each query runs on a connection of its own, closed after it (no pool): whatever a query did
 to its session (an advisory lock, a setting, a prepared statement) ends with the request.
@@ -19,10 +22,10 @@ import logging
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import cache
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import psycopg
@@ -71,6 +74,10 @@ LOCK_MESSAGE = (
 )
 _DOLLAR_QUOTE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# A value longer than this (as text) arrives as a preview of its first characters.
+CELL_BYTE_LIMIT = 100_000
+CELL_PREVIEW_CHARS = 1000
+FETCH_ROWS = 100  # rows per FETCH at most, fewer for wide rows
 
 
 class QueryRejectedError(ValueError):
@@ -235,9 +242,66 @@ def render_csv(columns: Sequence[str], rows: Sequence[Sequence[str | None]]) -> 
     return out.getvalue()
 
 
-def limit_rows(rows: Sequence[Any], row_limit: int) -> tuple[list[Any], bool]:
-    """At most ``row_limit`` rows, and whether more were there (fetch ``row_limit + 1``)."""
-    return list(rows[:row_limit]), len(rows) > row_limit
+def capped_query(statement: str, width: int) -> str:
+    """``statement`` with each of its ``width`` values cut by PostgreSQL when longer than
+    ``CELL_BYTE_LIMIT``: the value (NULL when cut), then an array of previews of the cut
+    values and one of their full lengths. Columns are renamed by position, so duplicate
+    names (two ``?column?``) do not matter; the order of the statement's rows is kept."""
+    names = [f"c{i}" for i in range(width)]
+
+    def too_long(name: str) -> str:
+        return f"octet_length({name}::text) > {CELL_BYTE_LIMIT}"
+
+    values = [f"CASE WHEN {too_long(c)} THEN NULL ELSE {c} END" for c in names]
+    previews = [
+        f"CASE WHEN {too_long(c)} THEN left({c}::text, {CELL_PREVIEW_CHARS}) END" for c in names
+    ]
+    sizes = [f"CASE WHEN {too_long(c)} THEN octet_length({c}::text) END" for c in names]
+    # The statement is the checked query itself, run as the read-only role: that is the point.
+    return (
+        f"SELECT {', '.join(values)}, ARRAY[{', '.join(previews)}]::text[],"  # noqa: S608
+        f" ARRAY[{', '.join(sizes)}]::bigint[]"
+        f" FROM (\n{statement}\n) AS stride_query({', '.join(names)})"
+    )
+
+
+def capped_cells(row: Sequence[Any], width: int) -> tuple[list[str | None], int]:
+    """The cells of one row of ``capped_query``, and how many of them were cut."""
+    previews, sizes = row[width], row[width + 1]
+    cells = [
+        cell_text(value) if preview is None else f"{preview}… [cut: {size:,} bytes]"
+        for value, preview, size in zip(row[:width], previews, sizes, strict=True)
+    ]
+    return cells, sum(p is not None for p in previews)
+
+
+def fetch_batch(width: int, byte_limit: int) -> int:
+    """Rows per FETCH such that even a batch of the widest possible rows fits the limit."""
+    return max(1, min(FETCH_ROWS, byte_limit // (max(1, width) * CELL_BYTE_LIMIT)))
+
+
+@dataclass
+class ResultBudget:
+    """The rows of a result while they fit: ``row_limit`` rows, ``byte_limit`` bytes of text."""
+
+    row_limit: int
+    byte_limit: int
+    rows: list[list[str | None]] = field(default_factory=list)
+    used_bytes: int = 0
+    cut_by: Literal["rows", "bytes"] | None = None
+
+    def take(self, row: list[str | None]) -> bool:
+        """Keep ``row`` if it fits; False, with the reason in ``cut_by``, once it does not."""
+        if len(self.rows) >= self.row_limit:
+            self.cut_by = "rows"
+            return False
+        size = sum(len(cell.encode()) for cell in row if cell is not None)
+        if self.used_bytes + size > self.byte_limit:
+            self.cut_by = "bytes"
+            return False
+        self.rows.append(row)
+        self.used_bytes += size
+        return True
 
 
 def friendly_error(error: psycopg.Error, timeout_ms: int) -> str:
@@ -269,16 +333,35 @@ def _query_engine(url: str) -> Engine:
 class QueryResult:
     columns: list[str]
     rows: list[list[str | None]]
-    truncated: bool
+    cut_by: Literal["rows", "bytes"] | None  # why rows were left out, if they were
+    cut_cells: int  # values shown as a preview
     row_limit: int
+    byte_limit: int
     elapsed_ms: float
+
+    @property
+    def truncated(self) -> bool:
+        return self.cut_by is not None
+
+
+def _fetch_capped(cursor: psycopg.ServerCursor[Any], width: int, budget: ResultBudget) -> int:
+    """Fill ``budget`` from ``cursor`` (a ``capped_query``); returns the cut values."""
+    cut_cells = 0
+    while batch := cursor.fetchmany(fetch_batch(width, budget.byte_limit)):
+        for row in batch:
+            cells, cut = capped_cells(row, width) if width else ([], 0)
+            if not budget.take(cells):
+                return cut_cells
+            cut_cells += cut
+    return cut_cells
 
 
 def run_read_only_query(
-    statement: str, *, url: str, timeout_ms: int, row_limit: int
+    statement: str, *, url: str, timeout_ms: int, row_limit: int, byte_limit: int
 ) -> QueryResult:
     """Run one checked query as the read-only role; raises psycopg.Error on database errors."""
     started = time.perf_counter()
+    budget = ResultBudget(row_limit, byte_limit)
     try:
         with _query_engine(url).connect() as conn:
             conn.exec_driver_sql("SET TRANSACTION READ ONLY")
@@ -289,20 +372,23 @@ def run_read_only_query(
             dbapi = conn.connection.dbapi_connection
             assert isinstance(dbapi, psycopg.Connection)
             with dbapi.cursor(name="stride_admin_query") as cursor:
-                cursor.execute(statement)
-                fetched = cursor.fetchmany(row_limit + 1)
+                cursor.execute(statement)  # DECLARE: planned and described, nothing fetched
                 columns = [d.name for d in cursor.description or ()]
+            with dbapi.cursor(name="stride_admin_result") as cursor:
+                cursor.execute(capped_query(statement, len(columns)) if columns else statement)
+                cut_cells = _fetch_capped(cursor, len(columns), budget)
             conn.rollback()
     except sa_exc.DBAPIError as error:
         if isinstance(error.orig, psycopg.Error):
             raise error.orig from error
         raise
-    rows, truncated = limit_rows(fetched, row_limit)
     return QueryResult(
         columns=columns,
-        rows=[[cell_text(v) for v in row] for row in rows],
-        truncated=truncated,
+        rows=budget.rows,
+        cut_by=budget.cut_by,
+        cut_cells=cut_cells,
         row_limit=row_limit,
+        byte_limit=byte_limit,
         elapsed_ms=(time.perf_counter() - started) * 1000,
     )
 
@@ -337,6 +423,7 @@ async def _run_from_form(request: Request) -> _Outcome:
                 url=settings.readonly_db_url,
                 timeout_ms=settings.query_statement_timeout_ms,
                 row_limit=settings.query_row_limit,
+                byte_limit=settings.query_byte_limit,
             )
         )
     except psycopg.Error as error:
@@ -368,6 +455,7 @@ class QueryView(BaseView):
                     url=settings.readonly_db_url,
                     timeout_ms=settings.query_statement_timeout_ms,
                     row_limit=settings.query_row_limit,
+                    byte_limit=settings.query_byte_limit,
                 )
             )
         except psycopg.Error:
@@ -378,6 +466,9 @@ class QueryView(BaseView):
             "result": outcome.result,
             "error": outcome.error,
             "row_limit": settings.query_row_limit,
+            "megabytes": settings.query_byte_limit / 1_000_000,
+            "cell_preview_chars": f"{CELL_PREVIEW_CHARS:,}",
+            "cell_limit_kb": CELL_BYTE_LIMIT // 1000,
             "timeout_s": settings.query_statement_timeout_ms / 1000,
             "hidden_tables": READONLY_HIDDEN_TABLES,
             "readable_tables": readable.rows if readable else [],

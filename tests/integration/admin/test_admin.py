@@ -6,6 +6,7 @@ import csv
 import html
 import io
 import re
+import tracemalloc
 import uuid
 from datetime import timedelta
 
@@ -547,6 +548,101 @@ def test_query_page_says_when_rows_were_truncated(
     assert csv_response.headers["x-stride-truncated"] == "true"
 
 
+def test_query_page_caps_the_bytes_it_shows(
+    viewer: TestClient, query_settings: pytest.MonkeyPatch
+) -> None:
+    query_settings.setenv("STRIDE_QUERY_BYTE_LIMIT", "1000000")
+    get_settings.cache_clear()
+    # 20 rows of 90 kB: 1.8 MB, of which the first 11 rows fit in 1 MB.
+    sql = "SELECT g, repeat('x', 90000) AS blob FROM generate_series(1, 20) g ORDER BY g"
+    response = viewer.post("/admin/query", data={"sql": sql})
+    assert response.status_code == 200
+    assert len(response.content) < 1_100_000
+    assert response.text.count("<tr>") == 1 + 11
+    assert "Truncated: only the first 11 rows are shown (at most 1 MB a result)" in response.text
+    csv_response = viewer.post("/admin/query/csv", data={"sql": sql})
+    assert csv_response.headers["x-stride-truncated"] == "true"
+    assert len(csv_response.content) < 1_100_000
+    assert [line.split(",")[0] for line in csv_response.text.splitlines()[1:]] == [
+        str(g) for g in range(1, 12)
+    ]
+
+
+def test_query_page_cuts_huge_cells(viewer: TestClient) -> None:
+    response = viewer.post(
+        "/admin/query", data={"sql": "SELECT 7 AS n, repeat('y', 5000000) AS huge, NULL AS none"}
+    )
+    assert response.status_code == 200
+    assert len(response.content) < 100_000
+    assert "<td>7</td>" in response.text
+    assert "y" * 1000 + "… [cut: 5,000,000 bytes]" in response.text
+    assert "y" * 1001 not in response.text
+    assert "1 value too long to show whole was cut" in response.text
+
+
+def test_a_huge_result_stays_out_of_the_api_memory(db_engine: Engine) -> None:
+    """Twenty 5 MB rows used to be fetched whole: 100 MB of Python strings for one page."""
+    tracemalloc.start()
+    try:
+        result = run_read_only_query(
+            "SELECT g, repeat('x', 5000000) FROM generate_series(1, 20) g",
+            url=get_settings().readonly_db_url,
+            timeout_ms=10_000,
+            row_limit=1000,
+            byte_limit=5_000_000,
+        )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(result.rows) == 20
+    assert all(row[1].endswith("… [cut: 5,000,000 bytes]") for row in result.rows)
+    assert peak < 10_000_000
+
+
+@pytest.mark.parametrize(
+    ("sql", "first_row"),
+    [
+        ("SELECT 1, 1", ["1", "1"]),
+        ("VALUES (1, 'a')", ["1", "a"]),
+        ("(SELECT 1) UNION (SELECT 2) ORDER BY 1", ["1"]),
+        ("SELECT 1 -- a trailing comment", ["1"]),
+        ("WITH t AS (SELECT 1 AS x) SELECT x FROM t", ["1"]),
+        ("SELECT NULL, 'x'", [None, "x"]),
+        ("SELECT pg_sleep(0)", [""]),
+        ("SELECT ROW(1, 'a')", ["('1', 'a')"]),
+        ("SELECT '\\x01ff'::bytea", ["\\x01ff"]),
+        ("SELECT interval '1 day'", ["1 day, 0:00:00"]),
+        ("SELECT", []),
+        ("TABLE score_log LIMIT 0", None),
+    ],
+)
+def test_every_kind_of_query_still_runs(
+    db_engine: Engine, sql: str, first_row: list[str | None] | None
+) -> None:
+    result = run_read_only_query(
+        sql,
+        url=get_settings().readonly_db_url,
+        timeout_ms=10_000,
+        row_limit=1000,
+        byte_limit=5_000_000,
+    )
+    assert (result.rows[0] if result.rows else None) == first_row
+
+
+def test_query_results_keep_the_query_order_and_types(db_engine: Engine) -> None:
+    result = run_read_only_query(
+        "SELECT g, g * 1.5 AS half, now() > '2000-01-01' AS recent, '{\"a\": 1}'::jsonb AS doc,"
+        " ARRAY[g] AS arr FROM generate_series(1, 50) g ORDER BY g DESC",
+        url=get_settings().readonly_db_url,
+        timeout_ms=10_000,
+        row_limit=1000,
+        byte_limit=5_000_000,
+    )
+    assert result.columns == ["g", "half", "recent", "doc", "arr"]
+    assert [row[0] for row in result.rows] == [str(g) for g in range(50, 0, -1)]
+    assert result.rows[0][1:] == ["75.0", "True", '{"a": 1}', "[50]"]
+
+
 @pytest.mark.parametrize(
     "sql",
     [
@@ -581,6 +677,7 @@ def test_read_only_transaction_stops_writes_the_checker_cannot_see(db_engine: En
                 url=get_settings().db_url,
                 timeout_ms=1000,
                 row_limit=10,
+                byte_limit=10_000,
             )
 
 

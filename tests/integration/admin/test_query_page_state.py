@@ -24,7 +24,7 @@ THROTTLE_KEY = "hashtextextended('stride.admin_login:' || %s, 0)"  # what the th
 def _run(sql: str) -> list[list[str | None]]:
     settings = get_settings()
     return run_read_only_query(
-        sql, url=settings.readonly_db_url, timeout_ms=2000, row_limit=10
+        sql, url=settings.readonly_db_url, timeout_ms=2000, row_limit=10, byte_limit=10_000
     ).rows
 
 
