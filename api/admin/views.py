@@ -28,7 +28,13 @@ from wtforms.fields.core import UnboundField
 from api.admin.audit import acting_admin
 from api.admin.auth import current_admin, role_allows
 from core.events.models import Game, PlayerTotals, ProcessedEvent, RewardCommandRow
-from core.identity.models import AdminAuditLog, AdminLoginAttempt, AdminUser, AppUser
+from core.identity.models import (
+    AdminAuditLog,
+    AdminLoginAttempt,
+    AdminSession,
+    AdminUser,
+    AppUser,
+)
 from core.leaderboards.models import (
     Leaderboard,
     LeaderboardPeriod,
@@ -92,6 +98,14 @@ ADMIN_TABLES: tuple[AdminTable, ...] = (
         hidden=("password_hash",),
         editable=("role", "is_active"),
         icon="fa-solid fa-user-shield",
+        category="Admin",
+    ),
+    # Deleting a session signs it out (audited like any delete); its token hash never shows.
+    AdminTable(
+        AdminSession,
+        hidden=("token_hash",),
+        can_delete=True,
+        icon="fa-solid fa-id-card",
         category="Admin",
     ),
     AdminTable(AdminAuditLog, icon="fa-solid fa-clipboard-list", category="Admin"),

@@ -1,4 +1,11 @@
-"""Creating and authenticating admin panel users, and throttling their sign-in attempts.
+"""Creating and authenticating admin panel users, their sessions, and throttling their
+sign-in attempts.
+
+Sessions live in ``admin_sessions`` (the cookie holds a random token, the table its SHA-256):
+signing out deletes the row, and any change of a user's role, active flag or password made
+through the ORM (the panel, the CLI) deletes all of that user's rows in the same flush. A
+session is also refused at once when its user is inactive or no longer has the session's
+role, however that was changed.
 
 Throttling lives in PostgreSQL (``admin_login_attempts``) because several API worker processes
 serve logins. An attempt is recorded as failed *before* its password is checked and committed,
@@ -23,11 +30,19 @@ from typing import Literal
 
 import bcrypt
 from psycopg import errors as pg_errors
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import delete, event, inspect, select, text, update
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.orm import Session
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Mapper, Session
 
-from core.identity.models import AdminAuditLog, AdminLoginAttempt, AdminRole, AdminUser
+from core.identity.credentials import hash_secret, issue_secret
+from core.identity.models import (
+    AdminAuditLog,
+    AdminLoginAttempt,
+    AdminRole,
+    AdminSession,
+    AdminUser,
+)
 from core.identity.security import hash_password, verify_password
 from core.platform.config import Settings
 from core.platform.errors import Unavailable
@@ -78,6 +93,54 @@ def authenticate(session: Session, username: str, password: str) -> AdminUser | 
         return None
     user.last_login_at = datetime.now(UTC)
     return user
+
+
+# ---- sessions ----------------------------------------------------------------------------
+
+# Changing one of these ends every session of the user.
+SESSION_ENDING_COLUMNS = ("role", "is_active", "password_hash")
+
+
+def open_session(session: Session, user: AdminUser, now: datetime, lifetime: timedelta) -> str:
+    """A new session of ``user`` until ``now + lifetime``; returns the token for the cookie.
+    Expired sessions (of anyone) are deleted on the way."""
+    session.execute(delete(AdminSession).where(AdminSession.expires_at <= now))
+    issued = issue_secret("")
+    session.add(
+        AdminSession(
+            token_hash=issued.digest,
+            admin_user_id=user.id,
+            role=user.role,
+            created_at=now,
+            expires_at=now + lifetime,
+        )
+    )
+    return issued.secret
+
+
+def session_user(session: Session, token: str, now: datetime) -> AdminUser | None:
+    """The active admin whose unexpired session ``token`` is, if they still have its role."""
+    return session.scalar(
+        select(AdminUser)
+        .join(AdminSession, AdminSession.admin_user_id == AdminUser.id)
+        .where(
+            AdminSession.token_hash == hash_secret(token),
+            AdminSession.expires_at > now,
+            AdminSession.role == AdminUser.role,
+            AdminUser.is_active,
+        )
+    )
+
+
+def close_session(session: Session, token: str) -> None:
+    session.execute(delete(AdminSession).where(AdminSession.token_hash == hash_secret(token)))
+
+
+@event.listens_for(AdminUser, "after_update")
+def _end_sessions_of_a_changed_user(_mapper: Mapper, conn: Connection, user: AdminUser) -> None:
+    state = inspect(user)
+    if any(state.attrs[c].history.has_changes() for c in SESSION_ENDING_COLUMNS):
+        conn.execute(delete(AdminSession).where(AdminSession.admin_user_id == user.id))
 
 
 # ---- sign-in throttling ------------------------------------------------------------------

@@ -9,7 +9,6 @@ from sqladmin.authorization import Action
 
 from api.admin.auth import (
     is_cross_origin,
-    password_fingerprint,
     role_allows,
     session_cookie_options,
 )
@@ -64,8 +63,3 @@ def test_session_cookie_is_strict_and_secure_outside_the_local_stack(tmp_path: P
     assert local["path"] == "/admin"
     assert local["https_only"] is False
     assert prod["https_only"] is True
-
-
-def test_password_reset_changes_the_session_fingerprint() -> None:
-    assert password_fingerprint("$2b$12$a") != password_fingerprint("$2b$12$b")
-    assert password_fingerprint("$2b$12$a") == password_fingerprint("$2b$12$a")
