@@ -11,14 +11,18 @@ from pathlib import Path
 from typing import Any
 
 from sqladmin import Admin
+from sqladmin.authentication import login_required
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
 
 from api.admin.audit import install_audit_trail
 from api.admin.auth import AdminAuth, RoleAuthorization
 from api.admin.query import QueryView
-from api.admin.views import ADMIN_TABLES, build_view, hidden_columns_by_table
+from api.admin.views import ADMIN_TABLES, StrideModelView, build_view, hidden_columns_by_table
 from core.platform.db import get_engine
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -31,12 +35,25 @@ class AdminSession(Session):
         return get_engine()
 
 
+class StrideAdmin(Admin):
+    """sqladmin, with the reason a row may not be edited shown on the refusal page."""
+
+    @login_required
+    async def edit(self, request: Request) -> Response:
+        view = self._find_model_view(request.path_params["identity"])
+        if isinstance(view, StrideModelView) and (
+            refusal := view.edit_refusal(request, str(request.path_params["pk"]))
+        ):
+            raise HTTPException(status_code=403, detail=refusal)
+        return await super().edit(request)
+
+
 def mount_admin(app: Starlette) -> Admin:
     """Serve the admin panel under ``/admin`` of ``app``."""
     admin_sessions = sessionmaker(class_=AdminSession)
     install_audit_trail(admin_sessions, hidden_columns_by_table(ADMIN_TABLES))
     auth = AdminAuth()
-    admin = Admin(
+    admin = StrideAdmin(
         app,
         session_maker=admin_sessions,
         base_url="/admin",

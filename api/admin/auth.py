@@ -57,13 +57,19 @@ class SignedInAdmin:
     role: AdminRole
 
 
-def role_allows(role: AdminRole | None, action: str) -> bool:
-    """Viewers browse, search, filter and export; editors may also create, edit and delete."""
-    if role is AdminRole.editor:
-        return True
-    if role is AdminRole.viewer:
-        return action in VIEWER_ACTIONS
-    return False
+def role_allows(
+    role: AdminRole | None,
+    action: str,
+    *,
+    view_role: AdminRole = AdminRole.viewer,
+    change_role: AdminRole = AdminRole.editor,
+) -> bool:
+    """Whether ``role`` may do ``action`` on a view that ``view_role`` (and above) may see and
+    ``change_role`` (and above) may change: by default viewers browse, search, filter and
+    export, editors and owners may also create, edit and delete."""
+    if role is None or role.rank < view_role.rank:
+        return False
+    return action in VIEWER_ACTIONS or role.rank >= max(change_role.rank, AdminRole.editor.rank)
 
 
 def session_cookie_options(settings: Settings) -> dict[str, Any]:
@@ -244,6 +250,8 @@ class AdminAuth(AuthenticationBackend):
         return RedirectResponse(request.url_for("admin:login"), status_code=302)
 
     async def authenticate(self, request: Request) -> bool:
+        if current_admin(request) is not None:
+            return True  # already looked up for this request
         token = request.session.get("sid")
         if not isinstance(token, str):
             request.session.clear()  # no session, or a cookie from before server-side sessions

@@ -4,6 +4,9 @@ A new table gets its view with one line: ``AdminTable(MyModel)`` (read-only by d
 Every view lists, searches, sorts, filters and exports its visible columns; ``hidden``
 columns (secrets) never appear in lists, details, exports, search, forms or audit rows.
 Editors may change the ``editable`` columns; each change is audited (see ``api.admin.audit``).
+A table may be seen only from ``view_role`` up and changed only from ``change_role`` up: the
+admin tables are not shown to viewers at all, and only owners change admin users, never
+their own row.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from core.events.models import Game, PlayerTotals, ProcessedEvent, RewardCommand
 from core.identity.models import (
     AdminAuditLog,
     AdminLoginAttempt,
+    AdminRole,
     AdminSession,
     AdminUser,
     AppUser,
@@ -60,6 +64,8 @@ class AdminTable:
     can_delete: bool = False
     icon: str = "fa-solid fa-table"
     category: str = ""  # menu group
+    view_role: AdminRole = AdminRole.viewer  # the lowest role that sees the table at all
+    change_role: AdminRole = AdminRole.editor  # the lowest role that may change it
 
 
 ADMIN_TABLES: tuple[AdminTable, ...] = (
@@ -93,12 +99,15 @@ ADMIN_TABLES: tuple[AdminTable, ...] = (
         icon="fa-solid fa-mobile-screen",
         category="App users",
     ),
+    # Who may do what: only owners change roles and active flags (audited), never their own.
     AdminTable(
         AdminUser,
         hidden=("password_hash",),
         editable=("role", "is_active"),
         icon="fa-solid fa-user-shield",
         category="Admin",
+        view_role=AdminRole.editor,
+        change_role=AdminRole.owner,
     ),
     # Deleting a session signs it out (audited like any delete); its token hash never shows.
     AdminTable(
@@ -107,9 +116,17 @@ ADMIN_TABLES: tuple[AdminTable, ...] = (
         can_delete=True,
         icon="fa-solid fa-id-card",
         category="Admin",
+        view_role=AdminRole.owner,
+        change_role=AdminRole.owner,
     ),
     AdminTable(AdminAuditLog, icon="fa-solid fa-clipboard-list", category="Admin"),
-    AdminTable(AdminLoginAttempt, icon="fa-solid fa-user-lock", category="Admin"),
+    # Client IP addresses: personal data, hidden from viewers as from the SQL page.
+    AdminTable(
+        AdminLoginAttempt,
+        icon="fa-solid fa-user-lock",
+        category="Admin",
+        view_role=AdminRole.editor,
+    ),
 )
 
 
@@ -165,6 +182,8 @@ def view_options(table: AdminTable) -> dict[str, Any]:
         "can_edit": bool(table.editable),
         "can_create": table.can_create,
         "can_delete": table.can_delete,
+        "view_role": table.view_role,
+        "change_role": table.change_role,
     }
 
 
@@ -176,9 +195,14 @@ class StrideFormConverter(ModelConverter):
         return FloatField(**kwargs)
 
 
+SELF_EDIT_MESSAGE = "You cannot change your own role or active flag: ask another owner to do it."
+
+
 class StrideModelView(ModelView):
     """Common behaviour: generous pages, CSV export, role checks and an acting admin on writes."""
 
+    view_role: ClassVar[AdminRole] = AdminRole.viewer
+    change_role: ClassVar[AdminRole] = AdminRole.editor
     page_size = 25
     page_size_options: ClassVar[list[int]] = [25, 50, 100, 200]
     can_view_details = True
@@ -187,11 +211,33 @@ class StrideModelView(ModelView):
     export_max_rows = EXPORT_MAX_ROWS
     form_converter = StrideFormConverter
 
+    def _role_allows(self, request: Request, action: str) -> bool:
+        admin = current_admin(request)
+        return admin is not None and role_allows(
+            admin.role, action, view_role=self.view_role, change_role=self.change_role
+        )
+
+    def has_permission(self, request: Request, action: str, obj: Any | None = None) -> bool:
+        """Every sqladmin check (menu, routes, buttons) asks this: the table's roles first."""
+        return self._role_allows(request, action) and super().has_permission(request, action, obj)
+
+    def edit_refusal(self, request: Request, pk: str) -> str | None:
+        """Why the signed-in admin may not edit row ``pk`` here, if that is why: their own
+        admin user (so nobody raises their own role or locks themselves out)."""
+        admin = current_admin(request)
+        if self.model is AdminUser and admin is not None and pk == str(admin.id):
+            return SELF_EDIT_MESSAGE
+        return None
+
+    async def check_can_edit(self, request: Request, model: Any) -> bool:
+        own_row = self.model is AdminUser and self.edit_refusal(request, str(model.id))
+        return not own_row and await super().check_can_edit(request, model)
+
     def _acting_username(self, request: Request, action: Action) -> str:
         # sqladmin checks the role before calling us; checked again so no path can skip it.
         admin = current_admin(request)
-        if admin is None or not role_allows(admin.role, action):
-            raise HTTPException(status_code=403, detail=f"your role may not {action} rows")
+        if admin is None or not self._role_allows(request, action):
+            raise HTTPException(status_code=403, detail=f"your role may not {action} rows here")
         return admin.username
 
     async def insert_model(self, request: Request, data: dict) -> Any:
@@ -199,6 +245,8 @@ class StrideModelView(ModelView):
             return await super().insert_model(request, data)
 
     async def update_model(self, request: Request, pk: str, data: dict) -> Any:
+        if refusal := self.edit_refusal(request, pk):
+            raise HTTPException(status_code=403, detail=refusal)
         with acting_admin(self._acting_username(request, Action.EDIT)):
             return await super().update_model(request, pk, data)
 

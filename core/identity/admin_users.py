@@ -45,7 +45,7 @@ from core.identity.models import (
 )
 from core.identity.security import hash_password, verify_password
 from core.platform.config import Settings
-from core.platform.errors import Unavailable
+from core.platform.errors import NotFound, Unavailable
 
 # admin_users.username's width: longer names cannot exist, so they are never looked up.
 MAX_USERNAME_LENGTH = 64
@@ -65,19 +65,58 @@ class AdminUserExists(ValueError):
 
 
 def create_admin_user(
-    session: Session, username: str, password: str, role: AdminRole, *, replace: bool = False
+    session: Session,
+    username: str,
+    password: str,
+    role: AdminRole,
+    *,
+    replace: bool = False,
+    actor: str = "cli",
 ) -> AdminUser:
-    """Create an admin user (or reset password and role when ``replace``)."""
+    """Create an admin user (or reset password and role when ``replace``), audited as done
+    by ``actor``: a new user, or a changed role, is an ``admin_audit_log`` row."""
     existing = session.scalar(select(AdminUser).where(AdminUser.username == username))
     if existing and not replace:
         raise AdminUserExists(f"admin user {username!r} already exists (use --replace to reset)")
+    before = {"role": existing.role.value} if existing else None
     user = existing or AdminUser(username=username)
     user.password_hash = hash_password(password)
     user.role = role
     user.is_active = True
     session.add(user)
     session.flush()
+    if before is None or before["role"] != role.value:
+        _audit_role(session, actor, user, before)
     return user
+
+
+def change_admin_role(session: Session, username: str, role: AdminRole, *, actor: str) -> AdminRole:
+    """Give ``username`` the role ``role`` (audited as done by ``actor``, every session of the
+    user ends); returns the role they had."""
+    user = session.scalar(select(AdminUser).where(AdminUser.username == username))
+    if user is None:
+        raise NotFound(f"no admin user {username!r}")
+    before = AdminRole(user.role)
+    if before is not role:
+        user.role = role
+        session.flush()
+        _audit_role(session, actor, user, {"role": before.value})
+    return before
+
+
+def _audit_role(
+    session: Session, actor: str, user: AdminUser, before: dict[str, str] | None
+) -> None:
+    session.add(
+        AdminAuditLog(
+            admin_username=actor[:64],
+            action="create" if before is None else "edit",
+            table_name=AdminUser.__tablename__,
+            row_pk=str(user.id),
+            before=before,
+            after={"username": user.username, "role": AdminRole(user.role).value},
+        )
+    )
 
 
 # Checked against when the username is unknown, so both failures take the same time.

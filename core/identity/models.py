@@ -26,8 +26,16 @@ from core.platform.db import Base
 
 
 class AdminRole(enum.StrEnum):
+    """Each role may do what the one before it may: viewers browse, search and export;
+    editors also change data; owners also change admin users (roles, active flags)."""
+
     viewer = "viewer"
     editor = "editor"
+    owner = "owner"
+
+    @property
+    def rank(self) -> int:
+        return list(AdminRole).index(self)
 
 
 class AdminUser(Base):

@@ -33,6 +33,11 @@ def editor(app: FastAPI) -> Iterator[TestClient]:
     yield from admin_client(app, AdminRole.editor)
 
 
+@pytest.fixture(scope="module")
+def owner(app: FastAPI) -> Iterator[TestClient]:
+    yield from admin_client(app, AdminRole.owner)
+
+
 @pytest.fixture
 def score_row(db_engine: Engine) -> dict:
     user_id = f"player-{uuid.uuid4().hex[:10]}"

@@ -34,6 +34,26 @@ def test_nobody_signed_in_may_do_nothing() -> None:
     assert not any(role_allows(None, a) for a in Action)
 
 
+@pytest.mark.parametrize("action", list(Action))
+def test_owners_may_do_what_editors_may(action: Action) -> None:
+    assert role_allows(AdminRole.owner, action) == role_allows(AdminRole.editor, action)
+
+
+def test_a_table_only_owners_change() -> None:
+    rules = {"view_role": AdminRole.editor, "change_role": AdminRole.owner}
+    assert not role_allows(AdminRole.viewer, Action.LIST, **rules)
+    assert role_allows(AdminRole.editor, Action.LIST, **rules)
+    assert not role_allows(AdminRole.editor, Action.EDIT, **rules)
+    assert role_allows(AdminRole.owner, Action.EDIT, **rules)
+
+
+def test_a_table_viewers_do_not_see() -> None:
+    for action in Action:
+        assert not role_allows(AdminRole.viewer, action, view_role=AdminRole.editor)
+    assert role_allows(AdminRole.editor, Action.EXPORT, view_role=AdminRole.editor)
+    assert not role_allows(AdminRole.editor, Action.LIST, view_role=AdminRole.owner)
+
+
 @pytest.mark.parametrize(
     ("origin", "referer", "hosts", "cross"),
     [
