@@ -3,6 +3,8 @@
 A new table gets its view with one line: ``AdminTable(MyModel)`` (read-only by default).
 Every view lists, searches, sorts, filters and exports its visible columns; ``hidden``
 columns (secrets) never appear in lists, details, exports, search, forms or audit rows.
+Export gives the rows the list shows, with its search, filters and sort (all pages), and
+defuses CSV cells a spreadsheet would run as a formula.
 Editors may change the ``editable`` columns; each change is audited (see ``api.admin.audit``).
 A table may be seen only from ``view_role`` up and changed only from ``change_role`` up: the
 admin tables are not shown to viewers at all, and only owners change admin users, never
@@ -13,23 +15,31 @@ from __future__ import annotations
 
 import enum
 import types
-from collections.abc import Iterable
+from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
+from urllib.parse import urlencode
 
 from sqladmin import ModelView
 from sqladmin.authorization import Action
-from sqladmin.filters import BooleanFilter, OperationColumnFilter, StaticValuesFilter
+from sqladmin.filters import (
+    BooleanFilter,
+    OperationColumnFilter,
+    StaticValuesFilter,
+)
 from sqladmin.forms import ModelConverter, converts
-from sqlalchemy import JSON, Boolean, DateTime, Enum, Numeric, String, Text, Uuid, inspect
+from sqladmin.helpers import Writer, secure_filename, stream_to_csv
+from sqlalchemy import JSON, Boolean, DateTime, Enum, Numeric, Select, String, Text, Uuid, inspect
 from sqlalchemy.sql.sqltypes import Float, Integer
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
+from starlette.responses import StreamingResponse
 from wtforms import FloatField
 from wtforms.fields.core import UnboundField
 
 from api.admin.audit import acting_admin
 from api.admin.auth import current_admin, role_allows
+from api.admin.query import csv_safe
 from core.events.models import Game, PlayerTotals, ProcessedEvent, RewardCommandRow
 from core.identity.models import (
     AdminAuditLog,
@@ -198,11 +208,16 @@ class StrideFormConverter(ModelConverter):
 SELF_EDIT_MESSAGE = "You cannot change your own role or active flag: ask another owner to do it."
 
 
+# List parameters that choose a page, not rows: an export takes all pages.
+PAGING_PARAMS = frozenset({"page", "pageSize"})
+
+
 class StrideModelView(ModelView):
     """Common behaviour: generous pages, CSV export, role checks and an acting admin on writes."""
 
     view_role: ClassVar[AdminRole] = AdminRole.viewer
     change_role: ClassVar[AdminRole] = AdminRole.editor
+    list_template = "stride_list.html"
     page_size = 25
     page_size_options: ClassVar[list[int]] = [25, 50, 100, 200]
     can_view_details = True
@@ -210,6 +225,61 @@ class StrideModelView(ModelView):
     export_types: ClassVar[list[str]] = ["csv", "json"]
     export_max_rows = EXPORT_MAX_ROWS
     form_converter = StrideFormConverter
+
+    async def filtered_query(self, request: Request) -> Select:
+        """The list query with the request's filters and search, not sorted nor paged."""
+        stmt = self.list_query(request)
+        for column_filter in self.get_filters():  # as sqladmin's list page applies them
+            name = column_filter.parameter_name
+            value = request.query_params.get(name)
+            if isinstance(column_filter, OperationColumnFilter):
+                operation = request.query_params.get(f"{name}_op")
+                if value and operation:
+                    stmt = await column_filter.get_filtered_query(
+                        stmt, operation, value, self.model
+                    )
+            elif value:  # a filter of one value (boolean, listed values)
+                simple: Any = column_filter
+                stmt = await simple.get_filtered_query(stmt, value, self.model)
+        if search := request.query_params.get("search"):
+            stmt = self.search_query(stmt=stmt, term=search)
+        return stmt
+
+    async def get_model_objects(self, request: Request, limit: int | None = 0) -> list[Any]:
+        """What export writes: the rows of the list as the user sees it, every page of it."""
+        stmt = self.sort_query(await self.filtered_query(request), request)
+        return list(await self._run_query(stmt.limit(limit or None)))
+
+    async def list_context(self, request: Request) -> dict[str, Any]:
+        kept = {k: v for k, v in request.query_params.multi_items() if k not in PAGING_PARAMS}
+        query = f"?{urlencode(kept)}" if kept else ""
+        urls = {
+            kind: str(request.url_for("admin:export", identity=self.identity, export_type=kind))
+            + query
+            for kind in self.export_types
+        }
+        return {**await super().list_context(request), "export_urls": urls}
+
+    async def export_data(
+        self, data: list[Any], export_type: str = "csv", request: Request | None = None
+    ) -> StreamingResponse:
+        if export_type != "csv":
+            return await super().export_data(data, export_type=export_type, request=request)
+        names = self._export_prop_names
+
+        async def rows(writer: Writer) -> AsyncGenerator[Any, None]:
+            yield writer.writerow([csv_safe(name) for name in names])
+            for row in data:
+                yield writer.writerow(
+                    [csv_safe(str(await self.get_prop_value(row, name))) for name in names]
+                )
+
+        filename = secure_filename(self.get_export_name(export_type="csv"))
+        return StreamingResponse(
+            content=stream_to_csv(rows),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f"attachment;filename={filename}"},
+        )
 
     def _role_allows(self, request: Request, action: str) -> bool:
         admin = current_admin(request)
