@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import urlencode
 
-from sqladmin import ModelView
 from sqladmin.authorization import Action
 from sqladmin.filters import (
     BooleanFilter,
@@ -29,7 +28,17 @@ from sqladmin.filters import (
 )
 from sqladmin.forms import ModelConverter, converts
 from sqladmin.helpers import Writer, secure_filename, stream_to_csv
-from sqlalchemy import JSON, Boolean, DateTime, Enum, Numeric, Select, String, Text, Uuid, inspect
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Enum,
+    Numeric,
+    String,
+    Text,
+    Uuid,
+    inspect,
+)
 from sqlalchemy.sql.sqltypes import Float, Integer
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -39,6 +48,7 @@ from wtforms.fields.core import UnboundField
 
 from api.admin.audit import acting_admin
 from api.admin.auth import current_admin, role_allows
+from api.admin.listing import CURSOR_PARAMS, ScalableListView, stopped_statements_explained
 from api.admin.query import csv_safe
 from core.events.models import Game, PlayerTotals, ProcessedEvent, RewardCommandRow
 from core.identity.models import (
@@ -209,10 +219,10 @@ SELF_EDIT_MESSAGE = "You cannot change your own role or active flag: ask another
 
 
 # List parameters that choose a page, not rows: an export takes all pages.
-PAGING_PARAMS = frozenset({"page", "pageSize"})
+PAGING_PARAMS = frozenset({"page", "pageSize", *CURSOR_PARAMS})
 
 
-class StrideModelView(ModelView):
+class StrideModelView(ScalableListView):
     """Common behaviour: generous pages, CSV export, role checks and an acting admin on writes."""
 
     view_role: ClassVar[AdminRole] = AdminRole.viewer
@@ -226,29 +236,11 @@ class StrideModelView(ModelView):
     export_max_rows = EXPORT_MAX_ROWS
     form_converter = StrideFormConverter
 
-    async def filtered_query(self, request: Request) -> Select:
-        """The list query with the request's filters and search, not sorted nor paged."""
-        stmt = self.list_query(request)
-        for column_filter in self.get_filters():  # as sqladmin's list page applies them
-            name = column_filter.parameter_name
-            value = request.query_params.get(name)
-            if isinstance(column_filter, OperationColumnFilter):
-                operation = request.query_params.get(f"{name}_op")
-                if value and operation:
-                    stmt = await column_filter.get_filtered_query(
-                        stmt, operation, value, self.model
-                    )
-            elif value:  # a filter of one value (boolean, listed values)
-                simple: Any = column_filter
-                stmt = await simple.get_filtered_query(stmt, value, self.model)
-        if search := request.query_params.get("search"):
-            stmt = self.search_query(stmt=stmt, term=search)
-        return stmt
-
     async def get_model_objects(self, request: Request, limit: int | None = 0) -> list[Any]:
         """What export writes: the rows of the list as the user sees it, every page of it."""
         stmt = self.sort_query(await self.filtered_query(request), request)
-        return list(await self._run_query(stmt.limit(limit or None)))
+        with stopped_statements_explained():
+            return list(await self._run_query(stmt.limit(limit or None)))
 
     async def list_context(self, request: Request) -> dict[str, Any]:
         kept = {k: v for k, v in request.query_params.multi_items() if k not in PAGING_PARAMS}

@@ -202,6 +202,11 @@ class AdminSettings(_Base):
         ge=1,
         description="bytes of values a SQL page result shows (and its CSV holds) at most",
     )
+    admin_statement_timeout_ms: int = Field(
+        default=5000,
+        ge=1,
+        description="each statement of the admin panel's list, detail and export pages stops after",
+    )
 
     @property
     def session_secret(self) -> str:
