@@ -6,8 +6,9 @@
   (first) row shown, so the next page is an index range scan ``WHERE (key) < (cursor)``, not
   an ``OFFSET`` that reads and drops every row before it. The sort gets the primary key as a
   tie-breaker, so the order is total. Numbered links are offered for the first
-  ``MAX_OFFSET_ROWS`` rows only; a page number typed in a URL still works (``OFFSET``).
-  A sort on a column that may be NULL pages by number, as before.
+  ``MAX_OFFSET_ROWS`` rows only; a page number typed in a URL still works: its offset is
+  skipped on the key's columns alone (an index-only scan for the primary key), then the
+  page is read from there. A sort on a column that may be NULL pages by ``OFFSET``.
 * **Statements are time-limited.** Every statement of the panel's sessions runs under
   ``STRIDE_ADMIN_STATEMENT_TIMEOUT_MS``; a page stopped by it explains what to do.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import builtins  # the class below defines a method named ``list``
 import enum
 import hashlib
 import json
@@ -32,7 +34,7 @@ from psycopg import errors as pg_errors
 from sqladmin import ModelView
 from sqladmin.filters import OperationColumnFilter
 from sqladmin.pagination import PageControl, Pagination
-from sqlalchemy import Select, asc, desc, func, inspect, select, tuple_
+from sqlalchemy import ColumnElement, Select, asc, desc, func, inspect, select, tuple_
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import InstrumentedAttribute, Mapper, selectinload
 from starlette.datastructures import URL
@@ -181,6 +183,17 @@ def _ordered(stmt: Select, key: SortKey, *, backwards: bool = False) -> Select:
     return stmt.order_by(*(desc(a) if d != backwards else asc(a) for a, d in key))
 
 
+def _beyond(
+    key: SortKey, values: tuple[Any, ...], backwards: bool = False, *, inclusive: bool = False
+) -> ColumnElement[bool]:
+    """Rows after ``values`` in the key's order (before them ``backwards``), as a row-value
+    comparison an index on the key's columns answers with a range scan."""
+    position, at = tuple_(*(a for a, _ in key)), tuple_(*values)
+    if key[0][1] != backwards:  # descending
+        return position <= at if inclusive else position < at
+    return position >= at if inclusive else position > at
+
+
 class ScalableListView(ModelView):
     """sqladmin's list page with the early counts, cursor pages and explained timeouts above."""
 
@@ -294,25 +307,20 @@ class ScalableListView(ModelView):
         if page_size < 1:
             raise HTTPException(status_code=400, detail="Invalid page or pageSize parameter")
         stmt = await self.filtered_query(request)
-        for relation in self._list_relations:
-            stmt = stmt.options(selectinload(relation))
         key = self.sort_key(request)
         listing = listing_fingerprint(request.query_params.multi_items())
         count = await self.count_rows(stmt)
         cursor = self._cursor_from(request, key, listing)
         if cursor is None:  # by number, up to the last page (of the estimate, if estimated)
             page = max(1, min(page, Pagination.max_page(count, page_size)))
-            paged = _ordered(stmt, key).offset((page - 1) * page_size)
-            rows = list(await self._run_query(paged.limit(page_size + 1)))
+            rows = await self._rows_by_number(stmt, key, (page - 1) * page_size, page_size + 1)
             has_more = len(rows) > page_size
             rows = rows[:page_size]
         else:  # the rows just after (or, going back, just before) the cursor's row
             direction, values = cursor
             backwards = direction == "before"
-            position, at = tuple_(*(a for a, _ in key)), tuple_(*values)
-            further = position < at if key[0][1] != backwards else position > at
-            paged = _ordered(stmt.where(further), key, backwards=backwards)
-            rows = list(await self._run_query(paged.limit(page_size + 1)))
+            paged = _ordered(stmt.where(_beyond(key, values, backwards)), key, backwards=backwards)
+            rows = await self._rows(paged.limit(page_size + 1))
             has_more = backwards or len(rows) > page_size
             rows = rows[:page_size][::-1] if backwards else rows[:page_size]
         by_cursor = self._pages_by_cursor(key) and bool(rows)
@@ -325,3 +333,23 @@ class ScalableListView(ModelView):
             before_first=self._cursor_at(rows[0], key, listing) if by_cursor else None,
             after_last=self._cursor_at(rows[-1], key, listing) if by_cursor else None,
         )
+
+    async def _rows(self, stmt: Select) -> builtins.list[Any]:
+        for relation in self._list_relations:
+            stmt = stmt.options(selectinload(relation))
+        return list(await self._run_query(stmt))
+
+    async def _rows_by_number(
+        self, stmt: Select, key: SortKey, offset: int, limit: int
+    ) -> builtins.list[Any]:
+        """``limit`` rows from ``offset`` on. With a key a cursor can use, the offset is
+        skipped on the key's columns alone (for the primary key, an index-only scan: a
+        million entries in a fraction of a second), then the rows are read from there."""
+        if not offset or not self._pages_by_cursor(key):
+            return await self._rows(_ordered(stmt, key).offset(offset).limit(limit))
+        columns = stmt.with_only_columns(*(a for a, _ in key))
+        start = await self._run_arbitrary_query(_ordered(columns, key).offset(offset).limit(1))
+        if not start:
+            return []
+        from_start = stmt.where(_beyond(key, tuple(start[0]), inclusive=True))
+        return await self._rows(_ordered(from_start, key).limit(limit))
