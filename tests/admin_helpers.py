@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import Row, text
+from sqlalchemy.engine import Engine
 
 from core.identity.admin_users import create_admin_user
 from core.identity.models import AdminRole
@@ -22,6 +24,21 @@ def new_admin(role: AdminRole) -> str:
     with session_scope() as session:
         create_admin_user(session, username, PASSWORD, role)
     return username
+
+
+def sessions_of(db_engine: Engine, username: str) -> list[Row]:
+    """The admin_sessions rows (id, token_hash, role, lifetime) of ``username``."""
+    with db_engine.connect() as conn:
+        return list(
+            conn.execute(
+                text(
+                    "SELECT s.id, s.token_hash, s.role, s.expires_at - s.created_at AS lifetime"
+                    " FROM admin_sessions s JOIN admin_users u ON u.id = s.admin_user_id"
+                    " WHERE u.username = :u ORDER BY s.id"
+                ),
+                {"u": username},
+            )
+        )
 
 
 def admin_client(app: FastAPI, role: AdminRole) -> Iterator[TestClient]:

@@ -238,6 +238,8 @@ class AdminAuth(AuthenticationBackend):
             )
         if signed_in is None:
             return False
+        if isinstance(previous := request.session.get("sid"), str):
+            await anyio.to_thread.run_sync(_close_session, previous)  # signing in again
         request.session.clear()
         request.session["sid"] = signed_in
         return True

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from cli.main import app as cli
 from core.identity.models import AdminRole
-from tests.admin_helpers import PASSWORD, new_admin, sign_in
+from tests.admin_helpers import PASSWORD, new_admin, sessions_of, sign_in
 
 ADMIN_VIEWS = ("admin-user", "admin-login-attempt", "admin-session")
 
@@ -24,7 +24,7 @@ def _user(db_engine: Engine, username: str):
         ).one()
 
 
-def _me(db_engine: Engine, client: TestClient) -> str:
+def _me(client: TestClient) -> str:
     """The username a client is signed in as (its latest session)."""
     page = client.get("/admin/")
     return page.text.split("Welcome, ", 1)[1].split("<", 1)[0].strip()
@@ -74,7 +74,7 @@ def test_editors_read_admin_users_but_cannot_change_roles(
 
 
 def test_editors_cannot_promote_themselves(editor: TestClient, db_engine: Engine) -> None:
-    me = _me(db_engine, editor)
+    me = _me(editor)
     assert _edit(editor, _user(db_engine, me).id, "owner").status_code == 403
     assert _user(db_engine, me).role == "editor"
 
@@ -90,11 +90,11 @@ def test_an_owner_changes_a_role_audited_and_the_user_signs_in_again(
         assert _user(db_engine, target).role == "editor"
         assert theirs.get("/admin/", follow_redirects=False).status_code == 302
     [(actor, action, before, after)] = _role_audits(db_engine, user_id)
-    assert (actor, action, before, after) == (_me(db_engine, owner), "edit", "viewer", "editor")
+    assert (actor, action, before, after) == (_me(owner), "edit", "viewer", "editor")
 
 
 def test_nobody_changes_their_own_role_or_status(owner: TestClient, db_engine: Engine) -> None:
-    me = _me(db_engine, owner)
+    me = _me(owner)
     my_id = _user(db_engine, me).id
     form = owner.get(f"/admin/admin-user/edit/{my_id}")
     assert form.status_code == 403
@@ -114,14 +114,7 @@ def test_owners_see_sessions_and_can_end_one(
     target = new_admin(AdminRole.viewer)
     with TestClient(app) as theirs:
         assert sign_in(theirs, target, PASSWORD).status_code == 302
-        with db_engine.connect() as conn:
-            session_id = conn.execute(
-                text(
-                    "SELECT s.id FROM admin_sessions s JOIN admin_users u"
-                    " ON u.id = s.admin_user_id WHERE u.username = :u"
-                ),
-                {"u": target},
-            ).scalar_one()
+        [(session_id, *_)] = sessions_of(db_engine, target)
         listing = owner.get("/admin/admin-session/list")
         assert listing.status_code == 200
         assert "token_hash" not in listing.text

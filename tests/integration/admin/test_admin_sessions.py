@@ -18,7 +18,7 @@ from core.identity.admin_users import create_admin_user
 from core.identity.models import AdminRole, AdminUser
 from core.platform.config import get_settings
 from core.platform.db import session_scope
-from tests.admin_helpers import PASSWORD, new_admin, sign_in
+from tests.admin_helpers import PASSWORD, new_admin, sessions_of, sign_in
 
 
 def _signed_in(app: FastAPI, username: str) -> tuple[TestClient, str]:
@@ -35,18 +35,6 @@ def _works(app: FastAPI, cookie: str) -> bool:
         return replay.get("/admin/", follow_redirects=False).status_code == 200
 
 
-def _sessions(db_engine: Engine, username: str) -> list:
-    with db_engine.connect() as conn:
-        return conn.execute(
-            text(
-                "SELECT s.token_hash, s.role, s.expires_at - s.created_at AS lifetime"
-                " FROM admin_sessions s JOIN admin_users u ON u.id = s.admin_user_id"
-                " WHERE u.username = :u"
-            ),
-            {"u": username},
-        ).all()
-
-
 def _set(db_engine: Engine, username: str, assignment: str) -> None:
     with db_engine.begin() as conn:
         conn.execute(
@@ -58,13 +46,13 @@ def test_a_cookie_stops_working_at_logout(app: FastAPI, db_engine: Engine) -> No
     username = new_admin(AdminRole.viewer)
     client, cookie = _signed_in(app, username)
     assert _works(app, cookie)
-    [(token_hash, role, lifetime)] = _sessions(db_engine, username)
+    [(_id, token_hash, role, lifetime)] = sessions_of(db_engine, username)
     assert role == "viewer"
     assert lifetime.total_seconds() == 8 * 3600
     assert cookie not in token_hash  # only a digest of the secret is stored
     client.get("/admin/logout")
     assert not _works(app, cookie)
-    assert _sessions(db_engine, username) == []
+    assert sessions_of(db_engine, username) == []
 
 
 def test_logout_ends_only_that_session(app: FastAPI, db_engine: Engine) -> None:
@@ -74,6 +62,14 @@ def test_logout_ends_only_that_session(app: FastAPI, db_engine: Engine) -> None:
     laptop.get("/admin/logout")
     assert not _works(app, laptop_cookie)
     assert _works(app, phone_cookie)
+
+
+def test_signing_in_again_ends_the_previous_session(app: FastAPI, db_engine: Engine) -> None:
+    username = new_admin(AdminRole.viewer)
+    client, first = _signed_in(app, username)
+    assert sign_in(client, username, PASSWORD).status_code == 302
+    assert not _works(app, first)
+    assert len(sessions_of(db_engine, username)) == 1
 
 
 def test_a_role_change_ends_every_session(app: FastAPI, db_engine: Engine) -> None:
@@ -90,7 +86,7 @@ def test_deactivation_ends_sessions_for_good(app: FastAPI, db_engine: Engine) ->
         user = session.scalars(select(AdminUser).where(AdminUser.username == username)).one()
         user.is_active = False
     assert not _works(app, cookie)
-    assert _sessions(db_engine, username) == []
+    assert sessions_of(db_engine, username) == []
     _set(db_engine, username, "is_active = true")  # reactivated: the old session stays gone
     assert not _works(app, cookie)
 
@@ -101,7 +97,7 @@ def test_a_password_reset_ends_every_session(app: FastAPI, db_engine: Engine) ->
     with session_scope() as session:
         create_admin_user(session, username, "a brand new password", AdminRole.viewer, replace=True)
     assert not _works(app, cookie)
-    assert _sessions(db_engine, username) == []
+    assert sessions_of(db_engine, username) == []
 
 
 def test_an_expired_session_is_refused(app: FastAPI, db_engine: Engine) -> None:
