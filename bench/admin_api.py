@@ -5,18 +5,68 @@ DIR``) against the same private PostgreSQL, a signed-in httpx client, the API's 
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
+import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 
 REPO = Path(__file__).resolve().parents[1]
 PASSWORD = "bench admin password"
+
+
+def add_code_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--code",
+        type=Path,
+        action="append",
+        help="a checkout whose API to measure (repeatable; default: this one)",
+    )
+
+
+@contextmanager
+def private_database() -> Iterator[None]:
+    """A private PostgreSQL migrated to head (settings in the environment), removed after."""
+    from bench.leaderboard import private_postgres
+
+    stack, state = private_postgres()
+    try:
+        yield
+    finally:
+        stack.down(report=lambda _m: None)  # type: ignore[attr-defined]
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def measure_each(
+    codes: list[Path] | None, measure: Callable[[Path], dict[str, object]]
+) -> dict[str, object]:
+    """``measure(checkout)`` of each checkout (default: this one), by label."""
+    results = {}
+    for code in codes or [REPO]:
+        label = "this checkout" if code.resolve() == REPO else str(code)
+        print(f"{label}:", flush=True)
+        results[label] = measure(code.resolve())
+    return results
+
+
+def write_results(path: Path, benchmark: str, **figures: object) -> None:
+    output = {
+        "benchmark": benchmark,
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        **figures,
+    }
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(output, indent=2) + "\n")
+    print(f"wrote {path.relative_to(REPO)}")
 
 
 def create_admin(username: str, role: str) -> None:

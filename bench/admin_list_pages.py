@@ -22,17 +22,22 @@ from __future__ import annotations
 
 import argparse
 import html
-import json
 import re
-import shutil
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 
-from bench.admin_api import REPO, api_process, create_admin, machine, signed_in
-from bench.leaderboard import private_postgres
+from bench.admin_api import (
+    add_code_option,
+    api_process,
+    create_admin,
+    machine,
+    measure_each,
+    private_database,
+    signed_in,
+    write_results,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results" / "admin_list_pages.json"
 LIST = "/admin/processed-event/list"
@@ -181,41 +186,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument(
-        "--code",
-        type=Path,
-        action="append",
-        help="a checkout whose API to measure (repeatable; default: this one)",
-    )
+    add_code_option(parser)
     args = parser.parse_args()
-    codes = args.code or [REPO]
     load_before = machine()["load_average"]
-    stack, state = private_postgres()
-    try:
+    with private_database():
         print(f"loading {args.rows:,} processed_events ...", flush=True)
         load_s = load(args.rows)
         print(f"loaded in {load_s:.0f} s", flush=True)
         create_admin("bench-editor", "editor")
         event_id = deep_event_id(args.rows)
-        results = {}
-        for code in codes:
-            label = "this checkout" if code.resolve() == REPO else str(code)
-            print(f"{label}:", flush=True)
-            results[label] = measure(code.resolve(), "bench-editor", args.repeat, event_id)
-    finally:
-        stack.down(report=lambda _m: None)  # type: ignore[attr-defined]
-        shutil.rmtree(state, ignore_errors=True)
-    output = {
-        "benchmark": "admin_list_pages",
-        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {**machine(), "load_average_before": load_before},
-        "rows": args.rows,
-        "load_s": round(load_s, 1),
-        "results": results,
-    }
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(output, indent=2) + "\n")
-    print(f"wrote {RESULTS.relative_to(REPO)}")
+        results = measure_each(
+            args.code, lambda code: measure(code, "bench-editor", args.repeat, event_id)
+        )
+    write_results(
+        RESULTS,
+        "admin_list_pages",
+        load_average_before=load_before,
+        rows=args.rows,
+        load_s=round(load_s, 1),
+        results=results,
+    )
 
 
 if __name__ == "__main__":

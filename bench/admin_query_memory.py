@@ -17,23 +17,21 @@ change: ``git archive main | tar -x -C /tmp/stride-main``). Prints the figures a
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
 import time
-from datetime import UTC, datetime
 from itertools import product
 from pathlib import Path
 
 from bench.admin_api import (
-    REPO,
+    add_code_option,
     api_process,
     create_admin,
-    machine,
+    measure_each,
     memory_kb,
+    private_database,
     reset_peak_memory,
     signed_in,
+    write_results,
 )
-from bench.leaderboard import private_postgres
 
 RESULTS = Path(__file__).resolve().parent / "results" / "admin_query_memory.json"
 QUERIES = {
@@ -71,39 +69,16 @@ def measure(code: Path, username: str, repeat: int) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument(
-        "--code",
-        type=Path,
-        action="append",
-        help="a checkout whose API to measure (repeatable; default: this one)",
-    )
+    add_code_option(parser)
     args = parser.parse_args()
-    codes = args.code or [REPO]
-    stack, state = private_postgres()
-    try:
+    with private_database():
         from core.platform.config import get_settings
         from core.platform.migrate import sync_readonly_grants
 
         sync_readonly_grants(get_settings())
         create_admin("bench-viewer", "viewer")
-        results = {}
-        for code in codes:
-            label = "this checkout" if code.resolve() == REPO else str(code)
-            print(f"{label}:", flush=True)
-            results[label] = measure(code.resolve(), "bench-viewer", args.repeat)
-    finally:
-        stack.down(report=lambda _m: None)  # type: ignore[attr-defined]
-        shutil.rmtree(state, ignore_errors=True)
-    output = {
-        "benchmark": "admin_query_memory",
-        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
-        "queries": QUERIES,
-        "results": results,
-    }
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(output, indent=2) + "\n")
-    print(f"wrote {RESULTS.relative_to(REPO)}")
+        results = measure_each(args.code, lambda code: measure(code, "bench-viewer", args.repeat))
+    write_results(RESULTS, "admin_query_memory", queries=QUERIES, results=results)
 
 
 if __name__ == "__main__":
