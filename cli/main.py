@@ -6,7 +6,7 @@ import json
 import re
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -22,6 +22,9 @@ from cli.services import SERVICES
 from cli.stack import Stack, StackError, tail
 from cli.users_cmd import users_app
 from core.platform.config import get_settings
+
+if TYPE_CHECKING:
+    from core.identity.models import AdminRole
 
 app = typer.Typer(
     help="Stride: run the local stack, migrate the database, manage admin users.",
@@ -177,10 +180,28 @@ def logs(
 USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{3,64}$")
 
 
+ROLE_HELP = "viewer (browse, export), editor (also edit) or owner (also manage admin users)."
+
+
+def _cli_actor() -> str:
+    """Who the audit log names for a change made with the CLI."""
+    import getpass
+
+    return f"cli:{getpass.getuser()}"
+
+
+def _admin_role(role: str) -> AdminRole:
+    from core.identity.models import AdminRole
+
+    if role not in {r.value for r in AdminRole}:
+        fail(f"the role must be {', '.join(r.value for r in AdminRole)}, not {role!r}")
+    return AdminRole(role)
+
+
 @admin_app.command("create-user")
 def create_user(
     username: Annotated[str, typer.Argument(help="Login name (3-64 letters, digits, _ . @ -).")],
-    role: Annotated[str, typer.Option(help="viewer (browse, export) or editor (also edit).")],
+    role: Annotated[str, typer.Option(help=ROLE_HELP)],
     password: Annotated[
         str,
         typer.Option(
@@ -197,21 +218,40 @@ def create_user(
 ) -> None:
     """Create a user of the admin panel (/admin)."""
     from core.identity.admin_users import AdminUserExists, create_admin_user
-    from core.identity.models import AdminRole
     from core.platform.db import session_scope
 
-    if role not in {r.value for r in AdminRole}:
-        fail(f"--role must be viewer or editor, not {role!r}")
+    admin_role = _admin_role(role)
     if not USERNAME.match(username):
         fail("username must be 3-64 characters: letters, digits, _ . @ -")
     try:
         with session_scope() as session:
-            create_admin_user(session, username, password, AdminRole(role), replace=replace)
+            create_admin_user(
+                session, username, password, admin_role, replace=replace, actor=_cli_actor()
+            )
     except (AdminUserExists, ValueError) as exc:
         fail(str(exc))
     console.print(
         f"admin user [bold]{username}[/] ({role}) saved; log in at {get_settings().api_url}/admin"
     )
+
+
+@admin_app.command("set-role")
+def set_role(
+    username: Annotated[str, typer.Argument(help="An existing admin user.")],
+    role: Annotated[str, typer.Argument(help=ROLE_HELP)],
+) -> None:
+    """Change an admin user's role (audited; their sessions end). Makes the first owner."""
+    from core.identity.admin_users import change_admin_role
+    from core.platform.db import session_scope
+    from core.platform.errors import NotFound
+
+    admin_role = _admin_role(role)
+    try:
+        with session_scope() as session:
+            before = change_admin_role(session, username, admin_role, actor=_cli_actor())
+    except NotFound as exc:
+        fail(str(exc))
+    console.print(f"admin user [bold]{username}[/] was {before.value}, now {role}")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """Who may use the admin panel and what each role may do.
 
-Login checks ``admin_users`` (bcrypt, ``core.identity.admin_users``); the session is a signed cookie
-(Starlette ``SessionMiddleware``) scoped to ``/admin``, ``HttpOnly``, ``SameSite=Strict``,
-``Secure`` outside the local stack, valid 8 hours. Every request reloads the admin from the
-database, so deactivating a user, changing a role or resetting a password takes effect at once.
+Login checks ``admin_users`` (bcrypt, ``core.identity.admin_users``) and opens a session in
+``admin_sessions``, valid 8 hours; the signed cookie (Starlette ``SessionMiddleware``, scoped
+to ``/admin``, ``HttpOnly``, ``SameSite=Strict``, ``Secure`` outside the local stack) holds
+only that session's token. Every request looks the session up, so signing out, deactivating a
+user, changing a role or resetting a password ends it at once, and a copied cookie with it.
 Unsafe methods from another origin are refused (CSRF defence on top of SameSite).
 Failed sign-ins are throttled per username and per client IP
 (``core.identity.admin_users``): past the limit the login page answers 429 without
@@ -12,17 +13,15 @@ checking the password, until the lock ends.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
 from sqladmin.authentication import AuthenticationBackend
 from sqladmin.authorization import Action, AuthorizationBackend
-from sqlalchemy import select
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
@@ -34,12 +33,16 @@ from core.identity.admin_users import (
     LoginLimits,
     LoginRefused,
     authenticate,
+    close_session,
     finish_login_attempt,
+    open_session,
+    session_user,
     start_login_attempt,
 )
-from core.identity.models import AdminRole, AdminUser
+from core.identity.models import AdminRole
 from core.platform.config import Settings, get_settings
 from core.platform.db import session_scope
+from core.platform.errors import Unavailable
 
 SESSION_COOKIE = "stride_admin_session"
 SESSION_MAX_AGE_S = 8 * 3600
@@ -54,18 +57,19 @@ class SignedInAdmin:
     role: AdminRole
 
 
-def role_allows(role: AdminRole | None, action: str) -> bool:
-    """Viewers browse, search, filter and export; editors may also create, edit and delete."""
-    if role is AdminRole.editor:
-        return True
-    if role is AdminRole.viewer:
-        return action in VIEWER_ACTIONS
-    return False
-
-
-def password_fingerprint(password_hash: str) -> str:
-    """Kept in the session so that a password reset signs out every existing session."""
-    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
+def role_allows(
+    role: AdminRole | None,
+    action: str,
+    *,
+    view_role: AdminRole = AdminRole.viewer,
+    change_role: AdminRole = AdminRole.editor,
+) -> bool:
+    """Whether ``role`` may do ``action`` on a view that ``view_role`` (and above) may see and
+    ``change_role`` (and above) may change: by default viewers browse, search, filter and
+    export, editors and owners may also create, edit and delete."""
+    if role is None or role.rank < view_role.rank:
+        return False
+    return action in VIEWER_ACTIONS or role.rank >= max(change_role.rank, AdminRole.editor.rank)
 
 
 def session_cookie_options(settings: Settings) -> dict[str, Any]:
@@ -166,8 +170,8 @@ def client_address(request: Request) -> str:
 
 def _check_credentials(
     username: str, password: str, client_ip: str, now: datetime
-) -> tuple[SignedInAdmin, str] | LoginRefused | None:
-    """The admin and their password fingerprint, a refusal (throttled), or None if wrong."""
+) -> str | LoginRefused | None:
+    """The token of a new session, a refusal (throttled), or None if the password is wrong."""
     limits = LoginLimits.from_settings(get_settings())
     with session_scope() as session:
         attempt = start_login_attempt(session, username, client_ip, limits, now)
@@ -178,34 +182,29 @@ def _check_credentials(
         finish_login_attempt(session, attempt, succeeded=user is not None, limits=limits)
         if user is None:
             return None
-        admin = SignedInAdmin(user.id, user.username, AdminRole(user.role))
-        return admin, password_fingerprint(user.password_hash)
+        return open_session(session, user, now, timedelta(seconds=SESSION_MAX_AGE_S))
 
 
 async def _refused_login_page(
-    request: Request, refused: LoginRefused, now: datetime, templates: Any
+    request: Request, reason: str, status_code: int, retry_after_s: float, templates: Any
 ) -> Response:
-    """sqladmin's own login page with the reason, answered 429 with ``Retry-After``."""
+    """sqladmin's own login page with the reason, answered with ``Retry-After``."""
     response: Response = await templates.TemplateResponse(
-        request,
-        "sqladmin/login.html",
-        {"error": refused.message(now)},
-        status_code=429,
+        request, "sqladmin/login.html", {"error": reason}, status_code=status_code
     )
-    response.headers["retry-after"] = str(max(1, int((refused.until - now).total_seconds())))
+    response.headers["retry-after"] = str(max(1, int(retry_after_s)))
     return response
 
 
-def _load_admin(admin_id: int, fingerprint: str) -> SignedInAdmin | None:
+def _load_admin(token: str, now: datetime) -> SignedInAdmin | None:
     with session_scope() as session:
-        user = session.scalar(select(AdminUser).where(AdminUser.id == admin_id))
-        if (
-            user is None
-            or not user.is_active
-            or password_fingerprint(user.password_hash) != fingerprint
-        ):
-            return None
-        return SignedInAdmin(user.id, user.username, AdminRole(user.role))
+        user = session_user(session, token, now)
+        return None if user is None else SignedInAdmin(user.id, user.username, AdminRole(user.role))
+
+
+def _close_session(token: str) -> None:
+    with session_scope() as session:
+        close_session(session, token)
 
 
 class AdminAuth(AuthenticationBackend):
@@ -224,28 +223,42 @@ class AdminAuth(AuthenticationBackend):
         if not username or not password or len(username) > MAX_USERNAME_LENGTH:
             return False
         now = self.clock()
-        signed_in = await anyio.to_thread.run_sync(
-            _check_credentials, username, password, client_address(request), now
-        )
+        try:
+            signed_in = await anyio.to_thread.run_sync(
+                _check_credentials, username, password, client_address(request), now
+            )
+        except Unavailable as busy:
+            return await _refused_login_page(
+                request, busy.message, 503, busy.retry_after_s, self.templates
+            )
         if isinstance(signed_in, LoginRefused):
-            return await _refused_login_page(request, signed_in, now, self.templates)
+            wait_s = (signed_in.until - now).total_seconds()
+            return await _refused_login_page(
+                request, signed_in.message(now), 429, wait_s, self.templates
+            )
         if signed_in is None:
             return False
-        admin, fingerprint = signed_in
+        if isinstance(previous := request.session.get("sid"), str):
+            await anyio.to_thread.run_sync(_close_session, previous)  # signing in again
         request.session.clear()
-        request.session.update({"admin_id": admin.id, "pw": fingerprint})
+        request.session["sid"] = signed_in
         return True
 
     async def logout(self, request: Request) -> Response:
+        token = request.session.get("sid")
+        if isinstance(token, str):
+            await anyio.to_thread.run_sync(_close_session, token)
         request.session.clear()
         return RedirectResponse(request.url_for("admin:login"), status_code=302)
 
     async def authenticate(self, request: Request) -> bool:
-        admin_id = request.session.get("admin_id")
-        fingerprint = request.session.get("pw")
-        if not isinstance(admin_id, int) or not isinstance(fingerprint, str):
+        if current_admin(request) is not None:
+            return True  # already looked up for this request
+        token = request.session.get("sid")
+        if not isinstance(token, str):
+            request.session.clear()  # no session, or a cookie from before server-side sessions
             return False
-        admin = await anyio.to_thread.run_sync(_load_admin, admin_id, fingerprint)
+        admin = await anyio.to_thread.run_sync(_load_admin, token, self.clock())
         if admin is None:
             request.session.clear()
             return False

@@ -3,7 +3,14 @@
 Defence in depth: a statement check gives a clear message for anything but one SELECT; the
 statement then runs as the read-only PostgreSQL role, inside a ``READ ONLY`` transaction with
 a local ``statement_timeout``, through a server-side cursor (``DECLARE`` accepts a single
-query only) from which at most ``query_row_limit`` rows are fetched.
+query only) from which at most ``query_row_limit`` rows and ``query_byte_limit`` bytes of
+cell text are fetched. PostgreSQL cuts any value longer than ``CELL_BYTE_LIMIT`` to a preview
+before sending it, and rows are fetched in batches no bigger than the byte limit, so a
+result never costs the API much more memory than that limit, however wide its rows.
+
+Each query runs on a connection of its own, closed after it (no pool): whatever a query did
+to its session (an advisory lock, a setting, a prepared statement) ends with the request.
+The check also refuses advisory locks outright, so a query cannot even hold one while it runs.
 """
 
 from __future__ import annotations
@@ -15,22 +22,24 @@ import logging
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from functools import cache
+from typing import Any, Literal
 
 import anyio
 import psycopg
 from psycopg import errors as pg_errors
 from pydantic import BaseModel, Field, ValidationError
 from sqladmin import BaseView, expose
+from sqlalchemy import create_engine, text
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlalchemy.pool import NullPool
 from starlette.requests import Request
 from starlette.responses import Response
 
 from core.platform.config import get_settings
-from core.platform.db import engine_for
 from core.platform.migrate import READONLY_HIDDEN_TABLES
 
 logger = logging.getLogger("stride.admin.query")
@@ -53,8 +62,22 @@ READABLE_COLUMNS_QUERY = (
     " FROM information_schema.columns WHERE table_schema = 'public'"
     " GROUP BY table_name ORDER BY table_name"
 )
+# Functions that take a lock (session or transaction level): nothing a read-only page needs.
+LOCK_FUNCTIONS = frozenset(
+    f"pg{try_}_advisory{xact}_lock{shared}"
+    for try_ in ("", "_try")
+    for xact in ("", "_xact")
+    for shared in ("", "_shared")
+)
+LOCK_MESSAGE = (
+    "Locks cannot be taken from this page (pg_advisory_lock and the like): it only reads."
+)
 _DOLLAR_QUOTE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# A value longer than this (as text) arrives as a preview of its first characters.
+CELL_BYTE_LIMIT = 100_000
+CELL_PREVIEW_CHARS = 1000
+FETCH_ROWS = 100  # rows per FETCH at most, fewer for wide rows
 
 
 class QueryRejectedError(ValueError):
@@ -65,6 +88,7 @@ class QueryRejectedError(ValueError):
 class _Scan:
     statements: list[str]  # top-level statements (text between semicolons) that hold code
     words: list[list[str]]  # upper-cased bare words of each statement, outside strings/comments
+    quoted: list[list[str]]  # the names written as quoted identifiers ("name") in each one
 
 
 def _is_ident_char(ch: str) -> bool:
@@ -75,16 +99,19 @@ def _scan(sql: str) -> _Scan:
     """Split SQL at top-level semicolons, skipping comments, strings and quoted identifiers."""
     statements: list[str] = []
     words: list[list[str]] = []
+    quoted: list[list[str]] = []
     current_words: list[str] = []
+    current_quoted: list[str] = []
     start = i = 0
     n = len(sql)
 
     def close_statement(end: int) -> None:
-        nonlocal current_words
+        nonlocal current_words, current_quoted
         if current_words:
             statements.append(sql[start:end].strip())
             words.append(current_words)
-        current_words = []
+            quoted.append(current_quoted)
+        current_words, current_quoted = [], []
 
     while i < n:
         ch = sql[i]
@@ -121,6 +148,7 @@ def _scan(sql: str) -> _Scan:
                 if end < 0 or not sql.startswith('""', end):
                     break
                 end += 2
+            current_quoted.append(sql[i + 1 : n if end < 0 else end].replace('""', '"'))
             i = n if end < 0 else end + 1
             current_words.append('"')
         elif (
@@ -145,7 +173,7 @@ def _scan(sql: str) -> _Scan:
                 current_words.append(ch)
             i += 1
     close_statement(n)
-    return _Scan(statements, words)
+    return _Scan(statements, words, quoted)
 
 
 def check_read_only_statement(sql: str) -> str:
@@ -163,6 +191,10 @@ def check_read_only_statement(sql: str) -> str:
     first = words[0] if words else ""
     if first in WRITE_FIRST_WORDS or any(w in WRITE_WORDS_ANYWHERE for w in words):
         raise QueryRejectedError(READ_ONLY_MESSAGE)
+    if any(name.lower() in LOCK_FUNCTIONS for name in words) or any(
+        name in LOCK_FUNCTIONS for name in scan.quoted[0]
+    ):
+        raise QueryRejectedError(LOCK_MESSAGE)
     if first not in QUERY_FIRST_WORDS:
         raise QueryRejectedError(
             f"Only queries can run here (SELECT, WITH … SELECT, VALUES or TABLE), not {first!r}."
@@ -210,9 +242,66 @@ def render_csv(columns: Sequence[str], rows: Sequence[Sequence[str | None]]) -> 
     return out.getvalue()
 
 
-def limit_rows(rows: Sequence[Any], row_limit: int) -> tuple[list[Any], bool]:
-    """At most ``row_limit`` rows, and whether more were there (fetch ``row_limit + 1``)."""
-    return list(rows[:row_limit]), len(rows) > row_limit
+def capped_query(statement: str, width: int) -> str:
+    """``statement`` with each of its ``width`` values cut by PostgreSQL when longer than
+    ``CELL_BYTE_LIMIT``: the value (NULL when cut), then an array of previews of the cut
+    values and one of their full lengths. Columns are renamed by position, so duplicate
+    names (two ``?column?``) do not matter; the order of the statement's rows is kept."""
+    names = [f"c{i}" for i in range(width)]
+
+    def too_long(name: str) -> str:
+        return f"octet_length({name}::text) > {CELL_BYTE_LIMIT}"
+
+    values = [f"CASE WHEN {too_long(c)} THEN NULL ELSE {c} END" for c in names]
+    previews = [
+        f"CASE WHEN {too_long(c)} THEN left({c}::text, {CELL_PREVIEW_CHARS}) END" for c in names
+    ]
+    sizes = [f"CASE WHEN {too_long(c)} THEN octet_length({c}::text) END" for c in names]
+    # The statement is the checked query itself, run as the read-only role: that is the point.
+    return (
+        f"SELECT {', '.join(values)}, ARRAY[{', '.join(previews)}]::text[],"  # noqa: S608
+        f" ARRAY[{', '.join(sizes)}]::bigint[]"
+        f" FROM (\n{statement}\n) AS stride_query({', '.join(names)})"
+    )
+
+
+def capped_cells(row: Sequence[Any], width: int) -> tuple[list[str | None], int]:
+    """The cells of one row of ``capped_query``, and how many of them were cut."""
+    previews, sizes = row[width], row[width + 1]
+    cells = [
+        cell_text(value) if preview is None else f"{preview}… [cut: {size:,} bytes]"
+        for value, preview, size in zip(row[:width], previews, sizes, strict=True)
+    ]
+    return cells, sum(p is not None for p in previews)
+
+
+def fetch_batch(width: int, byte_limit: int) -> int:
+    """Rows per FETCH such that even a batch of the widest possible rows fits the limit."""
+    return max(1, min(FETCH_ROWS, byte_limit // (max(1, width) * CELL_BYTE_LIMIT)))
+
+
+@dataclass
+class ResultBudget:
+    """The rows of a result while they fit: ``row_limit`` rows, ``byte_limit`` bytes of text."""
+
+    row_limit: int
+    byte_limit: int
+    rows: list[list[str | None]] = field(default_factory=list)
+    used_bytes: int = 0
+    cut_by: Literal["rows", "bytes"] | None = None
+
+    def take(self, row: list[str | None]) -> bool:
+        """Keep ``row`` if it fits; False, with the reason in ``cut_by``, once it does not."""
+        if len(self.rows) >= self.row_limit:
+            self.cut_by = "rows"
+            return False
+        size = sum(len(cell.encode()) for cell in row if cell is not None)
+        if self.used_bytes + size > self.byte_limit:
+            self.cut_by = "bytes"
+            return False
+        self.rows.append(row)
+        self.used_bytes += size
+        return True
 
 
 def friendly_error(error: psycopg.Error, timeout_ms: int) -> str:
@@ -234,22 +323,47 @@ def friendly_error(error: psycopg.Error, timeout_ms: int) -> str:
     return f"SQL error: {detail}" + (f" (hint: {hint})" if hint else "")
 
 
+@cache
+def _query_engine(url: str) -> Engine:
+    """The query page's engine: no pool, each query gets a fresh connection closed after it."""
+    return create_engine(url, poolclass=NullPool)
+
+
 @dataclass(frozen=True)
 class QueryResult:
     columns: list[str]
     rows: list[list[str | None]]
-    truncated: bool
+    cut_by: Literal["rows", "bytes"] | None  # why rows were left out, if they were
+    cut_cells: int  # values shown as a preview
     row_limit: int
+    byte_limit: int
     elapsed_ms: float
+
+    @property
+    def truncated(self) -> bool:
+        return self.cut_by is not None
+
+
+def _fetch_capped(cursor: psycopg.ServerCursor[Any], width: int, budget: ResultBudget) -> int:
+    """Fill ``budget`` from ``cursor`` (a ``capped_query``); returns the cut values."""
+    cut_cells = 0
+    while batch := cursor.fetchmany(fetch_batch(width, budget.byte_limit)):
+        for row in batch:
+            cells, cut = capped_cells(row, width) if width else ([], 0)
+            if not budget.take(cells):
+                return cut_cells
+            cut_cells += cut
+    return cut_cells
 
 
 def run_read_only_query(
-    statement: str, *, url: str, timeout_ms: int, row_limit: int
+    statement: str, *, url: str, timeout_ms: int, row_limit: int, byte_limit: int
 ) -> QueryResult:
     """Run one checked query as the read-only role; raises psycopg.Error on database errors."""
     started = time.perf_counter()
+    budget = ResultBudget(row_limit, byte_limit)
     try:
-        with engine_for(url, pool_size=2).connect() as conn:
+        with _query_engine(url).connect() as conn:
             conn.exec_driver_sql("SET TRANSACTION READ ONLY")
             conn.execute(
                 text("SELECT set_config('statement_timeout', :timeout, true)"),
@@ -258,20 +372,23 @@ def run_read_only_query(
             dbapi = conn.connection.dbapi_connection
             assert isinstance(dbapi, psycopg.Connection)
             with dbapi.cursor(name="stride_admin_query") as cursor:
-                cursor.execute(statement)
-                fetched = cursor.fetchmany(row_limit + 1)
+                cursor.execute(statement)  # DECLARE: planned and described, nothing fetched
                 columns = [d.name for d in cursor.description or ()]
+            with dbapi.cursor(name="stride_admin_result") as cursor:
+                cursor.execute(capped_query(statement, len(columns)) if columns else statement)
+                cut_cells = _fetch_capped(cursor, len(columns), budget)
             conn.rollback()
     except sa_exc.DBAPIError as error:
         if isinstance(error.orig, psycopg.Error):
             raise error.orig from error
         raise
-    rows, truncated = limit_rows(fetched, row_limit)
     return QueryResult(
         columns=columns,
-        rows=[[cell_text(v) for v in row] for row in rows],
-        truncated=truncated,
+        rows=budget.rows,
+        cut_by=budget.cut_by,
+        cut_cells=cut_cells,
         row_limit=row_limit,
+        byte_limit=byte_limit,
         elapsed_ms=(time.perf_counter() - started) * 1000,
     )
 
@@ -306,6 +423,7 @@ async def _run_from_form(request: Request) -> _Outcome:
                 url=settings.readonly_db_url,
                 timeout_ms=settings.query_statement_timeout_ms,
                 row_limit=settings.query_row_limit,
+                byte_limit=settings.query_byte_limit,
             )
         )
     except psycopg.Error as error:
@@ -337,6 +455,7 @@ class QueryView(BaseView):
                     url=settings.readonly_db_url,
                     timeout_ms=settings.query_statement_timeout_ms,
                     row_limit=settings.query_row_limit,
+                    byte_limit=settings.query_byte_limit,
                 )
             )
         except psycopg.Error:
@@ -347,6 +466,9 @@ class QueryView(BaseView):
             "result": outcome.result,
             "error": outcome.error,
             "row_limit": settings.query_row_limit,
+            "megabytes": settings.query_byte_limit / 1_000_000,
+            "cell_preview_chars": f"{CELL_PREVIEW_CHARS:,}",
+            "cell_limit_kb": CELL_BYTE_LIMIT // 1000,
             "timeout_s": settings.query_statement_timeout_ms / 1000,
             "hidden_tables": READONLY_HIDDEN_TABLES,
             "readable_tables": readable.rows if readable else [],

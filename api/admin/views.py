@@ -3,32 +3,62 @@
 A new table gets its view with one line: ``AdminTable(MyModel)`` (read-only by default).
 Every view lists, searches, sorts, filters and exports its visible columns; ``hidden``
 columns (secrets) never appear in lists, details, exports, search, forms or audit rows.
+Export gives the rows the list shows, with its search, filters and sort (all pages), and
+defuses CSV cells a spreadsheet would run as a formula.
 Editors may change the ``editable`` columns; each change is audited (see ``api.admin.audit``).
+A table may be seen only from ``view_role`` up and changed only from ``change_role`` up: the
+admin tables are not shown to viewers at all, and only owners change admin users, never
+their own row.
 """
 
 from __future__ import annotations
 
 import enum
 import types
-from collections.abc import Iterable
+from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
+from urllib.parse import urlencode
 
-from sqladmin import ModelView
 from sqladmin.authorization import Action
-from sqladmin.filters import BooleanFilter, OperationColumnFilter, StaticValuesFilter
+from sqladmin.filters import (
+    BooleanFilter,
+    OperationColumnFilter,
+    StaticValuesFilter,
+)
 from sqladmin.forms import ModelConverter, converts
-from sqlalchemy import JSON, Boolean, DateTime, Enum, Numeric, String, Text, Uuid, inspect
+from sqladmin.helpers import Writer, secure_filename, stream_to_csv
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Enum,
+    Numeric,
+    String,
+    Text,
+    Uuid,
+    inspect,
+)
 from sqlalchemy.sql.sqltypes import Float, Integer
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
+from starlette.responses import StreamingResponse
 from wtforms import FloatField
 from wtforms.fields.core import UnboundField
 
 from api.admin.audit import acting_admin
 from api.admin.auth import current_admin, role_allows
+from api.admin.listing import CURSOR_PARAMS, ScalableListView, stopped_statements_explained
+from api.admin.query import csv_safe
 from core.events.models import Game, PlayerTotals, ProcessedEvent, RewardCommandRow
-from core.identity.models import AdminAuditLog, AdminLoginAttempt, AdminUser, AppUser
+from core.identity.models import (
+    AdminAuditLog,
+    AdminLoginAttempt,
+    AdminRole,
+    AdminSession,
+    AdminUser,
+    AppUser,
+)
 from core.leaderboards.models import (
     Leaderboard,
     LeaderboardPeriod,
@@ -54,6 +84,8 @@ class AdminTable:
     can_delete: bool = False
     icon: str = "fa-solid fa-table"
     category: str = ""  # menu group
+    view_role: AdminRole = AdminRole.viewer  # the lowest role that sees the table at all
+    change_role: AdminRole = AdminRole.editor  # the lowest role that may change it
 
 
 ADMIN_TABLES: tuple[AdminTable, ...] = (
@@ -87,15 +119,34 @@ ADMIN_TABLES: tuple[AdminTable, ...] = (
         icon="fa-solid fa-mobile-screen",
         category="App users",
     ),
+    # Who may do what: only owners change roles and active flags (audited), never their own.
     AdminTable(
         AdminUser,
         hidden=("password_hash",),
         editable=("role", "is_active"),
         icon="fa-solid fa-user-shield",
         category="Admin",
+        view_role=AdminRole.editor,
+        change_role=AdminRole.owner,
+    ),
+    # Deleting a session signs it out (audited like any delete); its token hash never shows.
+    AdminTable(
+        AdminSession,
+        hidden=("token_hash",),
+        can_delete=True,
+        icon="fa-solid fa-id-card",
+        category="Admin",
+        view_role=AdminRole.owner,
+        change_role=AdminRole.owner,
     ),
     AdminTable(AdminAuditLog, icon="fa-solid fa-clipboard-list", category="Admin"),
-    AdminTable(AdminLoginAttempt, icon="fa-solid fa-user-lock", category="Admin"),
+    # Client IP addresses: personal data, hidden from viewers as from the SQL page.
+    AdminTable(
+        AdminLoginAttempt,
+        icon="fa-solid fa-user-lock",
+        category="Admin",
+        view_role=AdminRole.editor,
+    ),
 )
 
 
@@ -151,6 +202,8 @@ def view_options(table: AdminTable) -> dict[str, Any]:
         "can_edit": bool(table.editable),
         "can_create": table.can_create,
         "can_delete": table.can_delete,
+        "view_role": table.view_role,
+        "change_role": table.change_role,
     }
 
 
@@ -162,9 +215,19 @@ class StrideFormConverter(ModelConverter):
         return FloatField(**kwargs)
 
 
-class StrideModelView(ModelView):
+SELF_EDIT_MESSAGE = "You cannot change your own role or active flag: ask another owner to do it."
+
+
+# List parameters that choose a page, not rows: an export takes all pages.
+PAGING_PARAMS = frozenset({"page", "pageSize", *CURSOR_PARAMS})
+
+
+class StrideModelView(ScalableListView):
     """Common behaviour: generous pages, CSV export, role checks and an acting admin on writes."""
 
+    view_role: ClassVar[AdminRole] = AdminRole.viewer
+    change_role: ClassVar[AdminRole] = AdminRole.editor
+    list_template = "stride_list.html"
     page_size = 25
     page_size_options: ClassVar[list[int]] = [25, 50, 100, 200]
     can_view_details = True
@@ -173,11 +236,70 @@ class StrideModelView(ModelView):
     export_max_rows = EXPORT_MAX_ROWS
     form_converter = StrideFormConverter
 
+    async def get_model_objects(self, request: Request, limit: int | None = 0) -> list[Any]:
+        """What export writes: the rows of the list as the user sees it, every page of it."""
+        stmt = self.sort_query(await self.filtered_query(request), request)
+        with stopped_statements_explained():
+            return list(await self._run_query(stmt.limit(limit or None)))
+
+    async def list_context(self, request: Request) -> dict[str, Any]:
+        kept = {k: v for k, v in request.query_params.multi_items() if k not in PAGING_PARAMS}
+        query = f"?{urlencode(kept)}" if kept else ""
+        urls = {
+            kind: str(request.url_for("admin:export", identity=self.identity, export_type=kind))
+            + query
+            for kind in self.export_types
+        }
+        return {**await super().list_context(request), "export_urls": urls}
+
+    async def export_data(
+        self, data: list[Any], export_type: str = "csv", request: Request | None = None
+    ) -> StreamingResponse:
+        if export_type != "csv":
+            return await super().export_data(data, export_type=export_type, request=request)
+        names = self._export_prop_names
+
+        async def rows(writer: Writer) -> AsyncGenerator[Any, None]:
+            yield writer.writerow([csv_safe(name) for name in names])
+            for row in data:
+                yield writer.writerow(
+                    [csv_safe(str(await self.get_prop_value(row, name))) for name in names]
+                )
+
+        filename = secure_filename(self.get_export_name(export_type="csv"))
+        return StreamingResponse(
+            content=stream_to_csv(rows),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f"attachment;filename={filename}"},
+        )
+
+    def _role_allows(self, request: Request, action: str) -> bool:
+        admin = current_admin(request)
+        return admin is not None and role_allows(
+            admin.role, action, view_role=self.view_role, change_role=self.change_role
+        )
+
+    def has_permission(self, request: Request, action: str, obj: Any | None = None) -> bool:
+        """Every sqladmin check (menu, routes, buttons) asks this: the table's roles first."""
+        return self._role_allows(request, action) and super().has_permission(request, action, obj)
+
+    def edit_refusal(self, request: Request, pk: str) -> str | None:
+        """Why the signed-in admin may not edit row ``pk`` here, if that is why: their own
+        admin user (so nobody raises their own role or locks themselves out)."""
+        admin = current_admin(request)
+        if self.model is AdminUser and admin is not None and pk == str(admin.id):
+            return SELF_EDIT_MESSAGE
+        return None
+
+    async def check_can_edit(self, request: Request, model: Any) -> bool:
+        own_row = self.model is AdminUser and self.edit_refusal(request, str(model.id))
+        return not own_row and await super().check_can_edit(request, model)
+
     def _acting_username(self, request: Request, action: Action) -> str:
         # sqladmin checks the role before calling us; checked again so no path can skip it.
         admin = current_admin(request)
-        if admin is None or not role_allows(admin.role, action):
-            raise HTTPException(status_code=403, detail=f"your role may not {action} rows")
+        if admin is None or not self._role_allows(request, action):
+            raise HTTPException(status_code=403, detail=f"your role may not {action} rows here")
         return admin.username
 
     async def insert_model(self, request: Request, data: dict) -> Any:
@@ -185,6 +307,8 @@ class StrideModelView(ModelView):
             return await super().insert_model(request, data)
 
     async def update_model(self, request: Request, pk: str, data: dict) -> Any:
+        if refusal := self.edit_refusal(request, pk):
+            raise HTTPException(status_code=403, detail=refusal)
         with acting_admin(self._acting_username(request, Action.EDIT)):
             return await super().update_model(request, pk, data)
 

@@ -1,33 +1,63 @@
-"""Creating and authenticating admin panel users, and throttling their sign-in attempts.
+"""Creating and authenticating admin panel users, their sessions, and throttling their
+sign-in attempts.
+
+Sessions live in ``admin_sessions`` (the cookie holds a random token, the table its SHA-256):
+signing out deletes the row, and any change of a user's role, active flag or password made
+through the ORM (the panel, the CLI) deletes all of that user's rows in the same flush. A
+session is also refused at once when its user is inactive or no longer has the session's
+role, however that was changed.
 
 Throttling lives in PostgreSQL (``admin_login_attempts``) because several API worker processes
 serve logins. An attempt is recorded as failed *before* its password is checked and committed,
 so attempts running at the same time count against each other; a right password then flips
-its row to succeeded. Attempts on one username or one client IP are serialized by transaction
-advisory locks, held only while the recent attempts are read and the new one is recorded.
+its row to succeeded. Attempts are serialized by a lock on ``admin_login_attempts`` itself,
+held only while the recent attempts are read and the new one is recorded (milliseconds).
+
+Not by advisory locks: any role may take any advisory lock, the read-only one of the SQL page
+included, so a query could hold a sign-in up. Nothing but the application role can lock this
+table (the read-only role has no right on it), and a sign-in waits at most
+``LOGIN_LOCK_TIMEOUT_MS`` for any lock (maintenance), then is refused as ``Unavailable``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 import bcrypt
-from sqlalchemy import delete, select, text, update
-from sqlalchemy.orm import Session
+from psycopg import errors as pg_errors
+from sqlalchemy import delete, event, inspect, select, text, update
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Mapper, Session
 
-from core.identity.models import AdminAuditLog, AdminLoginAttempt, AdminRole, AdminUser
+from core.identity.credentials import hash_secret, issue_secret
+from core.identity.models import (
+    AdminAuditLog,
+    AdminLoginAttempt,
+    AdminRole,
+    AdminSession,
+    AdminUser,
+)
 from core.identity.security import hash_password, verify_password
 from core.platform.config import Settings
+from core.platform.errors import NotFound, Unavailable
 
 # admin_users.username's width: longer names cannot exist, so they are never looked up.
 MAX_USERNAME_LENGTH = 64
 # Attempts are kept at least this long, then deleted a batch at a time as failures arrive.
 ATTEMPT_RETENTION = timedelta(days=1)
 CLEANUP_BATCH = 100
+# How long a sign-in waits for a database lock before it is refused as unavailable.
+LOGIN_LOCK_TIMEOUT_MS = 5000
+SIGN_IN_UNAVAILABLE = (
+    "Signing in is not possible at the moment (the database is busy with maintenance); "
+    "try again in a minute, and tell an engineer if it lasts."
+)
 
 
 class AdminUserExists(ValueError):
@@ -35,19 +65,58 @@ class AdminUserExists(ValueError):
 
 
 def create_admin_user(
-    session: Session, username: str, password: str, role: AdminRole, *, replace: bool = False
+    session: Session,
+    username: str,
+    password: str,
+    role: AdminRole,
+    *,
+    replace: bool = False,
+    actor: str = "cli",
 ) -> AdminUser:
-    """Create an admin user (or reset password and role when ``replace``)."""
+    """Create an admin user (or reset password and role when ``replace``), audited as done
+    by ``actor``: a new user, or a changed role, is an ``admin_audit_log`` row."""
     existing = session.scalar(select(AdminUser).where(AdminUser.username == username))
     if existing and not replace:
         raise AdminUserExists(f"admin user {username!r} already exists (use --replace to reset)")
+    before = {"role": existing.role.value} if existing else None
     user = existing or AdminUser(username=username)
     user.password_hash = hash_password(password)
     user.role = role
     user.is_active = True
     session.add(user)
     session.flush()
+    if before is None or before["role"] != role.value:
+        _audit_role(session, actor, user, before)
     return user
+
+
+def change_admin_role(session: Session, username: str, role: AdminRole, *, actor: str) -> AdminRole:
+    """Give ``username`` the role ``role`` (audited as done by ``actor``, every session of the
+    user ends); returns the role they had."""
+    user = session.scalar(select(AdminUser).where(AdminUser.username == username))
+    if user is None:
+        raise NotFound(f"no admin user {username!r}")
+    before = AdminRole(user.role)
+    if before is not role:
+        user.role = role
+        session.flush()
+        _audit_role(session, actor, user, {"role": before.value})
+    return before
+
+
+def _audit_role(
+    session: Session, actor: str, user: AdminUser, before: dict[str, str] | None
+) -> None:
+    session.add(
+        AdminAuditLog(
+            admin_username=actor[:64],
+            action="create" if before is None else "edit",
+            table_name=AdminUser.__tablename__,
+            row_pk=str(user.id),
+            before=before,
+            after={"username": user.username, "role": AdminRole(user.role).value},
+        )
+    )
 
 
 # Checked against when the username is unknown, so both failures take the same time.
@@ -63,6 +132,54 @@ def authenticate(session: Session, username: str, password: str) -> AdminUser | 
         return None
     user.last_login_at = datetime.now(UTC)
     return user
+
+
+# ---- sessions ----------------------------------------------------------------------------
+
+# Changing one of these ends every session of the user.
+SESSION_ENDING_COLUMNS = ("role", "is_active", "password_hash")
+
+
+def open_session(session: Session, user: AdminUser, now: datetime, lifetime: timedelta) -> str:
+    """A new session of ``user`` until ``now + lifetime``; returns the token for the cookie.
+    Expired sessions (of anyone) are deleted on the way."""
+    session.execute(delete(AdminSession).where(AdminSession.expires_at <= now))
+    issued = issue_secret("")
+    session.add(
+        AdminSession(
+            token_hash=issued.digest,
+            admin_user_id=user.id,
+            role=user.role,
+            created_at=now,
+            expires_at=now + lifetime,
+        )
+    )
+    return issued.secret
+
+
+def session_user(session: Session, token: str, now: datetime) -> AdminUser | None:
+    """The active admin whose unexpired session ``token`` is, if they still have its role."""
+    return session.scalar(
+        select(AdminUser)
+        .join(AdminSession, AdminSession.admin_user_id == AdminUser.id)
+        .where(
+            AdminSession.token_hash == hash_secret(token),
+            AdminSession.expires_at > now,
+            AdminSession.role == AdminUser.role,
+            AdminUser.is_active,
+        )
+    )
+
+
+def close_session(session: Session, token: str) -> None:
+    session.execute(delete(AdminSession).where(AdminSession.token_hash == hash_secret(token)))
+
+
+@event.listens_for(AdminUser, "after_update")
+def _end_sessions_of_a_changed_user(_mapper: Mapper, conn: Connection, user: AdminUser) -> None:
+    state = inspect(user)
+    if any(state.attrs[c].history.has_changes() for c in SESSION_ENDING_COLUMNS):
+        conn.execute(delete(AdminSession).where(AdminSession.admin_user_id == user.id))
 
 
 # ---- sign-in throttling ------------------------------------------------------------------
@@ -138,11 +255,26 @@ def lock_ends_at(
     return lock_end if lock_end is not None and lock_end > now else None
 
 
-def _serialize_on(session: Session, key: str) -> None:
+@contextmanager
+def _bounded_lock_waits(session: Session) -> Iterator[None]:
+    """Statements in the block give up on a lock after ``LOGIN_LOCK_TIMEOUT_MS``, and the
+    sign-in is refused as ``Unavailable`` rather than left hanging."""
     session.execute(
-        text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-        {"key": f"stride.admin_login:{key}"},
+        text("SELECT set_config('lock_timeout', :timeout, true)"),
+        {"timeout": f"{int(LOGIN_LOCK_TIMEOUT_MS)}ms"},
     )
+    try:
+        yield
+    except sa_exc.OperationalError as error:
+        if isinstance(error.orig, pg_errors.LockNotAvailable):
+            raise Unavailable(SIGN_IN_UNAVAILABLE, retry_after_s=60) from error
+        raise
+
+
+def _serialize_attempts(session: Session) -> None:
+    """One sign-in at a time reads and records attempts (``SHARE ROW EXCLUSIVE`` conflicts
+    with itself and with writes, not with reads: the admin panel still lists the table)."""
+    session.execute(text("LOCK TABLE admin_login_attempts IN SHARE ROW EXCLUSIVE MODE"))
 
 
 def _username_attempts(
@@ -180,8 +312,14 @@ def start_login_attempt(
 
     Commit before checking the password, so that attempts made meanwhile count this one.
     """
-    _serialize_on(session, f"user:{username}")
-    _serialize_on(session, f"ip:{client_ip}")  # always second: no lock-order deadlock
+    with _bounded_lock_waits(session):
+        _serialize_attempts(session)
+        return _start_login_attempt(session, username, client_ip, limits, now)
+
+
+def _start_login_attempt(
+    session: Session, username: str, client_ip: str, limits: LoginLimits, now: datetime
+) -> int | LoginRefused:
     since = now - limits.lookback
     until = lock_ends_at(
         _username_attempts(session, username, since),
@@ -213,6 +351,13 @@ def finish_login_attempt(
     session: Session, attempt_id: int, *, succeeded: bool, limits: LoginLimits
 ) -> None:
     """Mark a right password; for a wrong one, audit the lock it starts and prune old rows."""
+    with _bounded_lock_waits(session):
+        _finish_login_attempt(session, attempt_id, succeeded=succeeded, limits=limits)
+
+
+def _finish_login_attempt(
+    session: Session, attempt_id: int, *, succeeded: bool, limits: LoginLimits
+) -> None:
     if succeeded:
         session.execute(
             update(AdminLoginAttempt)

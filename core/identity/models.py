@@ -1,4 +1,5 @@
-"""Tables of identity: admin panel users, their audit log and sign-in attempts; app users."""
+"""Tables of identity: admin panel users, their sessions, audit log and sign-in attempts;
+app users."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Enum,
+    ForeignKey,
     Identity,
     Index,
     String,
@@ -24,8 +26,16 @@ from core.platform.db import Base
 
 
 class AdminRole(enum.StrEnum):
+    """Each role may do what the one before it may: viewers browse, search and export;
+    editors also change data; owners also change admin users (roles, active flags)."""
+
     viewer = "viewer"
     editor = "editor"
+    owner = "owner"
+
+    @property
+    def rank(self) -> int:
+        return list(AdminRole).index(self)
 
 
 class AdminUser(Base):
@@ -45,6 +55,28 @@ class AdminUser(Base):
 
     def __str__(self) -> str:
         return f"{self.username} ({self.role})"
+
+
+class AdminSession(Base):
+    """One signed-in session of the admin panel. The cookie holds a random token, this row
+    its SHA-256; deleting the row signs the session out at once (logout, deactivation, a role
+    change, a password reset). Valid while the user is active and still has ``role``."""
+
+    __tablename__ = "admin_sessions"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    admin_user_id: Mapped[int] = mapped_column(
+        ForeignKey("admin_users.id", ondelete="CASCADE"), index=True
+    )
+    role: Mapped[AdminRole] = mapped_column(
+        Enum(AdminRole, name="admin_role", native_enum=False, length=16)
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    def __str__(self) -> str:
+        return f"session {self.id} of admin user {self.admin_user_id} ({self.role})"
 
 
 class AdminAuditLog(Base):

@@ -256,6 +256,16 @@ class AdminSettings(_Base):
     admin_login_lockout_s: int = Field(
         default=900, ge=1, description="sign-ins refused this long at a limit"
     )
+    query_byte_limit: int = Field(
+        default=5_000_000,
+        ge=1,
+        description="bytes of values a SQL page result shows (and its CSV holds) at most",
+    )
+    admin_statement_timeout_ms: int = Field(
+        default=5000,
+        ge=1,
+        description="each statement of the admin panel's list, detail and export pages stops after",
+    )
 
     @property
     def session_secret(self) -> str:

@@ -13,9 +13,9 @@ from sqlalchemy import text
 from core.platform.config import REPO_ROOT, Settings
 from core.platform.db import engine_for
 
-# Tables the read-only query page must never show (password hashes; sign-in attempts hold
-# client IP addresses, which are personal data).
-READONLY_HIDDEN_TABLES = ("admin_users", "admin_login_attempts")
+# Tables the read-only query page must never show (password hashes, session token hashes;
+# sign-in attempts hold client IP addresses, which are personal data).
+READONLY_HIDDEN_TABLES = ("admin_users", "admin_sessions", "admin_login_attempts")
 # Columns the read-only role must not read in tables it otherwise sees (credential hashes).
 READONLY_HIDDEN_COLUMNS = {"games": ("api_key_hash",), "app_users": ("token_hash",)}
 

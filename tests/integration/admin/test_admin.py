@@ -6,9 +6,9 @@ import csv
 import html
 import io
 import re
+import tracemalloc
 import uuid
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import psycopg
 import pytest
@@ -22,70 +22,20 @@ from api.admin import mount_admin
 from api.admin.audit import UnauditedWriteError, acting_admin
 from api.admin.query import READ_ONLY_MESSAGE, run_read_only_query
 from api.admin.views import ADMIN_TABLES, build_view
-from api.main import create_app
-from core.identity.admin_users import create_admin_user
 from core.identity.models import AdminRole
 from core.platform.config import get_settings
 from core.platform.db import session_scope
 from core.platform.migrate import READONLY_HIDDEN_TABLES
 from core.scores.models import ScoreLog
-
-PASSWORD = "correct horse battery"
-
-
-@pytest.fixture(scope="module")
-def app(db_engine: Engine) -> FastAPI:
-    return create_app()
-
-
-def _admin(role: AdminRole) -> str:
-    username = f"{role.value}-{uuid.uuid4().hex[:8]}"
-    with session_scope() as session:
-        create_admin_user(session, username, PASSWORD, role)
-    return username
-
-
-def _client(app: FastAPI, role: AdminRole) -> Iterator[TestClient]:
-    with TestClient(app) as client:
-        response = client.post(
-            "/admin/login",
-            data={"username": _admin(role), "password": PASSWORD},
-            follow_redirects=False,
-        )
-        assert response.status_code == 302, response.text
-        yield client
-
-
-@pytest.fixture(scope="module")
-def viewer(app: FastAPI) -> Iterator[TestClient]:
-    yield from _client(app, AdminRole.viewer)
-
-
-@pytest.fixture(scope="module")
-def editor(app: FastAPI) -> Iterator[TestClient]:
-    yield from _client(app, AdminRole.editor)
-
-
-@pytest.fixture
-def score_row(db_engine: Engine) -> dict:
-    user_id = f"player-{uuid.uuid4().hex[:10]}"
-    with db_engine.begin() as conn:
-        row_id = conn.execute(
-            text(
-                "INSERT INTO score_log (request_id, user_id, input_value, score)"
-                " VALUES (:r, :u, 4.0, 40.0) RETURNING id"
-            ),
-            {"r": uuid.uuid4(), "u": user_id},
-        ).scalar_one()
-    return {"id": row_id, "user_id": user_id}
-
-
-@pytest.fixture
-def query_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
-    """Change query limits through the environment for one test, then restore them."""
-    yield monkeypatch
-    monkeypatch.undo()
-    get_settings.cache_clear()
+from tests.admin_helpers import (
+    PASSWORD,
+    Clock,
+    fail_sign_ins,
+    login_client,
+    new_address,
+    new_admin,
+    sign_in,
+)
 
 
 def _audit_rows(db_engine: Engine, row_pk: int) -> list:
@@ -112,7 +62,7 @@ def test_every_admin_page_requires_login(app: FastAPI) -> None:
 
 
 def test_wrong_password_is_rejected(app: FastAPI) -> None:
-    username = _admin(AdminRole.editor)
+    username = new_admin(AdminRole.editor)
     with TestClient(app) as client:
         response = client.post(
             "/admin/login", data={"username": username, "password": PASSWORD + "x"}
@@ -123,7 +73,7 @@ def test_wrong_password_is_rejected(app: FastAPI) -> None:
 
 
 def test_session_cookie_is_strict_and_http_only(app: FastAPI) -> None:
-    username = _admin(AdminRole.viewer)
+    username = new_admin(AdminRole.viewer)
     with TestClient(app) as client:
         response = client.post(
             "/admin/login",
@@ -137,7 +87,7 @@ def test_session_cookie_is_strict_and_http_only(app: FastAPI) -> None:
 
 
 def test_deactivated_admin_is_signed_out(app: FastAPI, db_engine: Engine) -> None:
-    username = _admin(AdminRole.editor)
+    username = new_admin(AdminRole.editor)
     with TestClient(app) as client:
         client.post("/admin/login", data={"username": username, "password": PASSWORD})
         assert client.get("/admin/score-log/list", follow_redirects=False).status_code == 200
@@ -162,47 +112,6 @@ def test_cross_origin_post_is_refused(editor: TestClient, score_row: dict) -> No
 # ---- sign-in throttling ------------------------------------------------------------------
 
 
-class Clock:
-    """The throttle's time, moved by the test instead of sleeping."""
-
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture
-def throttled() -> Iterator[tuple[FastAPI, Clock]]:
-    """An app whose admin login reads a clock the test controls."""
-    app, clock = FastAPI(), Clock()
-    admin = mount_admin(app)
-    admin.authentication_backend.clock = clock
-    yield app, clock
-
-
-def _address() -> str:
-    return f"2001:db8::{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}"
-
-
-def _login_client(app: FastAPI, address: str | None = None) -> TestClient:
-    """A client with an address of its own, so no other test's failures count against it."""
-    return TestClient(app, client=(address or _address(), 50000))
-
-
-def _sign_in(client: TestClient, username: str, password: str):
-    return client.post(
-        "/admin/login",
-        data={"username": username, "password": password},
-        follow_redirects=False,
-    )
-
-
-def _fail(client: TestClient, username: str, times: int) -> None:
-    for _ in range(times):
-        assert _sign_in(client, username, PASSWORD + "x").status_code == 400
-
-
 def _lockouts(db_engine: Engine, username: str) -> list:
     with db_engine.connect() as conn:
         return conn.execute(
@@ -218,10 +127,10 @@ def test_five_wrong_passwords_lock_the_account_even_for_the_right_one(
     throttled: tuple[FastAPI, Clock], db_engine: Engine
 ) -> None:
     app, _clock = throttled
-    username = _admin(AdminRole.viewer)
-    with _login_client(app) as client:
-        _fail(client, username, 5)
-        refused = _sign_in(client, username, PASSWORD)
+    username = new_admin(AdminRole.viewer)
+    with login_client(app) as client:
+        fail_sign_ins(client, username, 5)
+        refused = sign_in(client, username, PASSWORD)
         assert refused.status_code == 429
         assert int(refused.headers["retry-after"]) == 15 * 60
         assert (
@@ -239,11 +148,11 @@ def test_refused_attempts_are_not_checked_nor_recorded(
     throttled: tuple[FastAPI, Clock], db_engine: Engine
 ) -> None:
     app, _clock = throttled
-    username = _admin(AdminRole.viewer)
-    with _login_client(app) as client:
-        _fail(client, username, 5)
+    username = new_admin(AdminRole.viewer)
+    with login_client(app) as client:
+        fail_sign_ins(client, username, 5)
         for _ in range(3):
-            assert _sign_in(client, username, PASSWORD).status_code == 429
+            assert sign_in(client, username, PASSWORD).status_code == 429
     with db_engine.connect() as conn:
         recorded = conn.execute(
             text("SELECT count(*) FROM admin_login_attempts WHERE username = :u"),
@@ -255,30 +164,30 @@ def test_refused_attempts_are_not_checked_nor_recorded(
 
 def test_a_success_resets_the_count(throttled: tuple[FastAPI, Clock]) -> None:
     app, _clock = throttled
-    username = _admin(AdminRole.viewer)
-    with _login_client(app) as client:
-        _fail(client, username, 4)
-        assert _sign_in(client, username, PASSWORD).status_code == 302
-        _fail(client, username, 4)
-        assert _sign_in(client, username, PASSWORD).status_code == 302
+    username = new_admin(AdminRole.viewer)
+    with login_client(app) as client:
+        fail_sign_ins(client, username, 4)
+        assert sign_in(client, username, PASSWORD).status_code == 302
+        fail_sign_ins(client, username, 4)
+        assert sign_in(client, username, PASSWORD).status_code == 302
 
 
 def test_another_username_is_unaffected(throttled: tuple[FastAPI, Clock]) -> None:
     app, _clock = throttled
-    locked, other = _admin(AdminRole.viewer), _admin(AdminRole.viewer)
-    with _login_client(app) as client:
-        _fail(client, locked, 5)
-        assert _sign_in(client, locked, PASSWORD).status_code == 429
-        assert _sign_in(client, other, PASSWORD).status_code == 302
+    locked, other = new_admin(AdminRole.viewer), new_admin(AdminRole.viewer)
+    with login_client(app) as client:
+        fail_sign_ins(client, locked, 5)
+        assert sign_in(client, locked, PASSWORD).status_code == 429
+        assert sign_in(client, other, PASSWORD).status_code == 302
 
 
 def test_unknown_usernames_lock_the_same_way(throttled: tuple[FastAPI, Clock]) -> None:
     # Otherwise the lock would tell which accounts exist.
     app, _clock = throttled
     nobody = f"nobody-{uuid.uuid4().hex[:8]}"
-    with _login_client(app) as client:
-        _fail(client, nobody, 5)
-        ghost = _sign_in(client, nobody, PASSWORD)
+    with login_client(app) as client:
+        fail_sign_ins(client, nobody, 5)
+        ghost = sign_in(client, nobody, PASSWORD)
         assert ghost.status_code == 429
         assert "for this account" in ghost.text
 
@@ -289,15 +198,15 @@ def test_one_address_spraying_many_usernames_is_locked(
     query_settings.setenv("STRIDE_ADMIN_LOGIN_MAX_FAILURES_PER_IP", "3")
     get_settings.cache_clear()
     app, _clock = throttled
-    victim, address = _admin(AdminRole.editor), _address()
-    with _login_client(app, address) as sprayer, _login_client(app) as elsewhere:
+    victim, address = new_admin(AdminRole.editor), new_address()
+    with login_client(app, address) as sprayer, login_client(app) as elsewhere:
         for _ in range(3):
-            _fail(sprayer, f"guess-{uuid.uuid4().hex[:8]}", 1)
-        refused = _sign_in(sprayer, victim, PASSWORD)
+            fail_sign_ins(sprayer, f"guess-{uuid.uuid4().hex[:8]}", 1)
+        refused = sign_in(sprayer, victim, PASSWORD)
         assert refused.status_code == 429
         assert "from your network address" in refused.text
         # The account itself is not locked: its owner signs in from another address.
-        assert _sign_in(elsewhere, victim, PASSWORD).status_code == 302
+        assert sign_in(elsewhere, victim, PASSWORD).status_code == 302
     with db_engine.connect() as conn:
         locks = conn.execute(
             text(
@@ -315,25 +224,25 @@ def test_a_success_does_not_reset_the_address_count(
     query_settings.setenv("STRIDE_ADMIN_LOGIN_MAX_FAILURES_PER_IP", "3")
     get_settings.cache_clear()
     app, _clock = throttled
-    own = _admin(AdminRole.viewer)
-    with _login_client(app) as client:
-        _fail(client, f"guess-{uuid.uuid4().hex[:8]}", 2)
-        assert _sign_in(client, own, PASSWORD).status_code == 302
-        _fail(client, f"guess-{uuid.uuid4().hex[:8]}", 1)
-        assert _sign_in(client, own, PASSWORD).status_code == 429
+    own = new_admin(AdminRole.viewer)
+    with login_client(app) as client:
+        fail_sign_ins(client, f"guess-{uuid.uuid4().hex[:8]}", 2)
+        assert sign_in(client, own, PASSWORD).status_code == 302
+        fail_sign_ins(client, f"guess-{uuid.uuid4().hex[:8]}", 1)
+        assert sign_in(client, own, PASSWORD).status_code == 429
 
 
 def test_the_lock_expires(throttled: tuple[FastAPI, Clock]) -> None:
     app, clock = throttled
-    username = _admin(AdminRole.viewer)
-    with _login_client(app) as client:
-        _fail(client, username, 5)
+    username = new_admin(AdminRole.viewer)
+    with login_client(app) as client:
+        fail_sign_ins(client, username, 5)
         clock.now += timedelta(minutes=14, seconds=1)
-        refused = _sign_in(client, username, PASSWORD)
+        refused = sign_in(client, username, PASSWORD)
         assert refused.status_code == 429
         assert "try again in 1 minute." in refused.text
         clock.now += timedelta(minutes=1)
-        assert _sign_in(client, username, PASSWORD).status_code == 302
+        assert sign_in(client, username, PASSWORD).status_code == 302
 
 
 def test_old_attempts_are_deleted_as_failures_arrive(
@@ -341,11 +250,11 @@ def test_old_attempts_are_deleted_as_failures_arrive(
 ) -> None:
     app, clock = throttled
     stale = f"stale-{uuid.uuid4().hex[:8]}"
-    with _login_client(app) as client:
+    with login_client(app) as client:
         clock.now -= timedelta(days=1, minutes=1)
-        _fail(client, stale, 1)
+        fail_sign_ins(client, stale, 1)
         clock.now += timedelta(days=1, minutes=1)
-        _fail(client, f"fresh-{uuid.uuid4().hex[:8]}", 1)
+        fail_sign_ins(client, f"fresh-{uuid.uuid4().hex[:8]}", 1)
     with db_engine.connect() as conn:
         left = conn.execute(
             text("SELECT count(*) FROM admin_login_attempts WHERE username = :u"), {"u": stale}
@@ -404,33 +313,33 @@ def test_viewer_cannot_edit_or_delete(
     assert _audit_rows(db_engine, score_row["id"]) == []
 
 
-def test_admin_users_never_show_password_hashes(editor: TestClient) -> None:
-    username = _admin(AdminRole.viewer)
+def test_admin_users_never_show_password_hashes(owner: TestClient) -> None:
+    username = new_admin(AdminRole.viewer)
     with session_scope() as session:
         user_id, password_hash = session.execute(
             text("SELECT id, password_hash FROM admin_users WHERE username = :u"), {"u": username}
         ).one()
     digest = password_hash[7:]  # the salt and hash after "$2b$12$"
     pages = [
-        editor.get("/admin/admin-user/list"),
-        editor.get("/admin/admin-user/export/csv"),
-        editor.get("/admin/admin-user/export/json"),
-        editor.get(f"/admin/admin-user/details/{user_id}"),
+        owner.get("/admin/admin-user/list"),
+        owner.get("/admin/admin-user/export/csv"),
+        owner.get("/admin/admin-user/export/json"),
+        owner.get(f"/admin/admin-user/details/{user_id}"),
     ]
     for page in pages:
         assert page.status_code == 200, page.url
         assert username in page.text, page.url
         assert "password_hash" not in page.text, page.url
         assert digest not in page.text, page.url
-    edit_form = editor.get(f"/admin/admin-user/edit/{user_id}")
+    edit_form = owner.get(f"/admin/admin-user/edit/{user_id}")
     assert 'name="role"' in edit_form.text
     assert "password" not in edit_form.text.lower()
     # Searching by the hash finds nothing: the column is not searchable either.
-    search = editor.get("/admin/admin-user/list", params={"search": digest[:20]})
+    search = owner.get("/admin/admin-user/list", params={"search": digest[:20]})
     assert username not in search.text
 
 
-def test_every_table_lists_exports_and_opens_rows(editor: TestClient, db_engine: Engine) -> None:
+def test_every_table_lists_exports_and_opens_rows(owner: TestClient, db_engine: Engine) -> None:
     # A leaderboard period: a composite primary key with a timestamp in it.
     game, board = f"g-{uuid.uuid4().hex[:8]}", f"b-{uuid.uuid4().hex[:8]}"
     with db_engine.begin() as conn:
@@ -457,14 +366,14 @@ def test_every_table_lists_exports_and_opens_rows(editor: TestClient, db_engine:
         )
     for table in ADMIN_TABLES:
         identity = build_view(table).identity
-        assert editor.get(f"/admin/{identity}/list").status_code == 200, identity
-        assert editor.get(f"/admin/{identity}/export/csv").status_code == 200, identity
-    periods = editor.get("/admin/leaderboard-period/list", params={"search": board})
+        assert owner.get(f"/admin/{identity}/list").status_code == 200, identity
+        assert owner.get(f"/admin/{identity}/export/csv").status_code == 200, identity
+    periods = owner.get("/admin/leaderboard-period/list", params={"search": board})
     [details] = re.findall(r'href="([^"]*/leaderboard-period/details/[^"]*)"', periods.text)
-    opened = editor.get(html.unescape(details))
+    opened = owner.get(html.unescape(details))
     assert opened.status_code == 200
     assert board in opened.text
-    games = editor.get("/admin/game/list", params={"search": game})
+    games = owner.get("/admin/game/list", params={"search": game})
     assert game in games.text
     assert "api_key_hash" not in games.text
 
@@ -560,14 +469,14 @@ def test_rows_created_through_the_admin_session_are_audited(db_engine: Engine) -
 
 
 def test_admin_user_edits_are_audited_without_the_password_hash(
-    editor: TestClient, db_engine: Engine
+    owner: TestClient, db_engine: Engine
 ) -> None:
-    username = _admin(AdminRole.viewer)
+    username = new_admin(AdminRole.viewer)
     with db_engine.connect() as conn:
         user_id = conn.execute(
             text("SELECT id FROM admin_users WHERE username = :u"), {"u": username}
         ).scalar_one()
-    response = editor.post(
+    response = owner.post(
         f"/admin/admin-user/edit/{user_id}",
         data={"role": "editor", "is_active": "y", "save": "Save"},
         follow_redirects=False,
@@ -580,7 +489,7 @@ def test_admin_user_edits_are_audited_without_the_password_hash(
         before, after = conn.execute(
             text(
                 "SELECT before, after FROM admin_audit_log"
-                " WHERE table_name = 'admin_users' AND row_pk = :pk"
+                " WHERE table_name = 'admin_users' AND row_pk = :pk AND action = 'edit'"
             ),
             {"pk": str(user_id)},
         ).one()
@@ -641,6 +550,101 @@ def test_query_page_says_when_rows_were_truncated(
     assert csv_response.headers["x-stride-truncated"] == "true"
 
 
+def test_query_page_caps_the_bytes_it_shows(
+    viewer: TestClient, query_settings: pytest.MonkeyPatch
+) -> None:
+    query_settings.setenv("STRIDE_QUERY_BYTE_LIMIT", "1000000")
+    get_settings.cache_clear()
+    # 20 rows of 90 kB: 1.8 MB, of which the first 11 rows fit in 1 MB.
+    sql = "SELECT g, repeat('x', 90000) AS blob FROM generate_series(1, 20) g ORDER BY g"
+    response = viewer.post("/admin/query", data={"sql": sql})
+    assert response.status_code == 200
+    assert len(response.content) < 1_100_000
+    assert response.text.count("<tr>") == 1 + 11
+    assert "Truncated: only the first 11 rows are shown (at most 1 MB a result)" in response.text
+    csv_response = viewer.post("/admin/query/csv", data={"sql": sql})
+    assert csv_response.headers["x-stride-truncated"] == "true"
+    assert len(csv_response.content) < 1_100_000
+    assert [line.split(",")[0] for line in csv_response.text.splitlines()[1:]] == [
+        str(g) for g in range(1, 12)
+    ]
+
+
+def test_query_page_cuts_huge_cells(viewer: TestClient) -> None:
+    response = viewer.post(
+        "/admin/query", data={"sql": "SELECT 7 AS n, repeat('y', 5000000) AS huge, NULL AS none"}
+    )
+    assert response.status_code == 200
+    assert len(response.content) < 100_000
+    assert "<td>7</td>" in response.text
+    assert "y" * 1000 + "… [cut: 5,000,000 bytes]" in response.text
+    assert "y" * 1001 not in response.text
+    assert "1 value too long to show whole was cut" in response.text
+
+
+def test_a_huge_result_stays_out_of_the_api_memory(db_engine: Engine) -> None:
+    """Twenty 5 MB rows used to be fetched whole: 100 MB of Python strings for one page."""
+    tracemalloc.start()
+    try:
+        result = run_read_only_query(
+            "SELECT g, repeat('x', 5000000) FROM generate_series(1, 20) g",
+            url=get_settings().readonly_db_url,
+            timeout_ms=10_000,
+            row_limit=1000,
+            byte_limit=5_000_000,
+        )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(result.rows) == 20
+    assert all(row[1].endswith("… [cut: 5,000,000 bytes]") for row in result.rows)
+    assert peak < 10_000_000
+
+
+@pytest.mark.parametrize(
+    ("sql", "first_row"),
+    [
+        ("SELECT 1, 1", ["1", "1"]),
+        ("VALUES (1, 'a')", ["1", "a"]),
+        ("(SELECT 1) UNION (SELECT 2) ORDER BY 1", ["1"]),
+        ("SELECT 1 -- a trailing comment", ["1"]),
+        ("WITH t AS (SELECT 1 AS x) SELECT x FROM t", ["1"]),
+        ("SELECT NULL, 'x'", [None, "x"]),
+        ("SELECT pg_sleep(0)", [""]),
+        ("SELECT ROW(1, 'a')", ["('1', 'a')"]),
+        ("SELECT '\\x01ff'::bytea", ["\\x01ff"]),
+        ("SELECT interval '1 day'", ["1 day, 0:00:00"]),
+        ("SELECT", []),
+        ("TABLE score_log LIMIT 0", None),
+    ],
+)
+def test_every_kind_of_query_still_runs(
+    db_engine: Engine, sql: str, first_row: list[str | None] | None
+) -> None:
+    result = run_read_only_query(
+        sql,
+        url=get_settings().readonly_db_url,
+        timeout_ms=10_000,
+        row_limit=1000,
+        byte_limit=5_000_000,
+    )
+    assert (result.rows[0] if result.rows else None) == first_row
+
+
+def test_query_results_keep_the_query_order_and_types(db_engine: Engine) -> None:
+    result = run_read_only_query(
+        "SELECT g, g * 1.5 AS half, now() > '2000-01-01' AS recent, '{\"a\": 1}'::jsonb AS doc,"
+        " ARRAY[g] AS arr FROM generate_series(1, 50) g ORDER BY g DESC",
+        url=get_settings().readonly_db_url,
+        timeout_ms=10_000,
+        row_limit=1000,
+        byte_limit=5_000_000,
+    )
+    assert result.columns == ["g", "half", "recent", "doc", "arr"]
+    assert [row[0] for row in result.rows] == [str(g) for g in range(50, 0, -1)]
+    assert result.rows[0][1:] == ["75.0", "True", '{"a": 1}', "[50]"]
+
+
 @pytest.mark.parametrize(
     "sql",
     [
@@ -675,6 +679,7 @@ def test_read_only_transaction_stops_writes_the_checker_cannot_see(db_engine: En
                 url=get_settings().db_url,
                 timeout_ms=1000,
                 row_limit=10,
+                byte_limit=10_000,
             )
 
 

@@ -24,6 +24,7 @@ def test_reads_application_tables(readonly) -> None:
     [
         "SELECT password_hash FROM admin_users",
         "SELECT count(*) FROM admin_users",
+        "SELECT token_hash FROM admin_sessions",
         "SELECT api_key_hash FROM games",
         "SELECT token_hash FROM app_users",
     ],

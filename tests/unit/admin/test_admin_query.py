@@ -12,14 +12,18 @@ from hypothesis import strategies as st
 from psycopg import errors as pg_errors
 
 from api.admin.query import (
+    CELL_BYTE_LIMIT,
     MAX_SQL_LENGTH,
     READ_ONLY_MESSAGE,
     QueryRejectedError,
+    ResultBudget,
+    capped_cells,
+    capped_query,
     cell_text,
     check_read_only_statement,
     csv_safe,
+    fetch_batch,
     friendly_error,
-    limit_rows,
     render_csv,
 )
 
@@ -76,6 +80,35 @@ def test_writes_get_the_read_only_message(sql: str) -> None:
     with pytest.raises(QueryRejectedError, match=r"^This page is read-only"):
         check_read_only_statement(sql)
     assert READ_ONLY_MESSAGE == "This page is read-only: INSERT/UPDATE/DELETE/DDL are not allowed."
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT pg_advisory_lock(1)",
+        "select PG_ADVISORY_LOCK_SHARED(1, 2)",
+        "SELECT pg_catalog.pg_try_advisory_lock(1)",
+        "SELECT pg_advisory_xact_lock(1), pg_sleep(4)",
+        "WITH l AS (SELECT pg_try_advisory_xact_lock_shared(7)) SELECT * FROM l",
+        'SELECT "pg_advisory_lock"(1)',
+    ],
+)
+def test_locks_are_refused_with_a_reason(sql: str) -> None:
+    with pytest.raises(QueryRejectedError, match=r"^Locks cannot be taken from this page"):
+        check_read_only_statement(sql)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT 'pg_advisory_lock(1)'",
+        'SELECT "PG_ADVISORY_LOCK" FROM t',  # a column of that (other) name
+        "SELECT pg_advisory_unlock_all()",
+        "SELECT * FROM pg_locks WHERE locktype = 'advisory'",
+    ],
+)
+def test_lock_names_elsewhere_are_fine(sql: str) -> None:
+    assert check_read_only_statement(sql) == sql
 
 
 @pytest.mark.parametrize("sql", ["SELECT 1; SELECT 2", "SELECT 1; DELETE FROM t", "select 1;;x"])
@@ -138,10 +171,46 @@ def test_render_csv_round_trips_through_a_csv_reader() -> None:
     ]
 
 
-def test_limit_rows_reports_truncation() -> None:
-    assert limit_rows([1, 2, 3], 3) == ([1, 2, 3], False)
-    assert limit_rows([1, 2, 3, 4], 3) == ([1, 2, 3], True)
-    assert limit_rows([], 3) == ([], False)
+def test_the_budget_stops_at_the_row_limit() -> None:
+    budget = ResultBudget(row_limit=3, byte_limit=1000)
+    assert all(budget.take([str(i)]) for i in range(3))
+    assert budget.cut_by is None
+    assert not budget.take(["4"])
+    assert (budget.rows, budget.cut_by) == ([["0"], ["1"], ["2"]], "rows")
+
+
+def test_the_budget_stops_before_the_byte_limit() -> None:
+    budget = ResultBudget(row_limit=100, byte_limit=10)
+    assert budget.take(["abcd", None])
+    assert budget.take(["é" * 3])  # 6 bytes in UTF-8: exactly the limit
+    assert not budget.take(["x"])
+    assert (len(budget.rows), budget.used_bytes, budget.cut_by) == (2, 10, "bytes")
+
+
+def test_a_first_row_over_the_limit_is_not_shown() -> None:
+    budget = ResultBudget(row_limit=100, byte_limit=10)
+    assert not budget.take(["x" * 11])
+    assert (budget.rows, budget.cut_by) == ([], "bytes")
+
+
+def test_a_fetch_batch_of_the_widest_rows_fits_the_byte_limit() -> None:
+    assert fetch_batch(1, 5_000_000) == 50
+    assert fetch_batch(10, 5_000_000) == 5
+    assert fetch_batch(1000, 5_000_000) == 1
+    assert fetch_batch(1, 10**12) == 100
+    for width in (1, 3, 10, 49, 50):  # wider rows are fetched one at a time
+        assert fetch_batch(width, 5_000_000) * width * CELL_BYTE_LIMIT <= 5_000_000
+
+
+def test_cut_values_show_a_preview_and_their_size() -> None:
+    row = (1, None, None, [None, None, "abc"], [None, None, 123_456])
+    assert capped_cells(row, 3) == (["1", None, "abc… [cut: 123,456 bytes]"], 1)
+
+
+def test_the_capped_query_wraps_the_statement_on_lines_of_its_own() -> None:
+    sql = capped_query("SELECT 1 -- the end", 1)
+    assert "\nSELECT 1 -- the end\n) AS stride_query(c0)" in sql
+    assert f"octet_length(c0::text) > {CELL_BYTE_LIMIT}" in sql
 
 
 def test_database_errors_become_friendly_messages() -> None:

@@ -10,7 +10,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 import core.models  # noqa: F401  (registers every table)
 from api.admin.views import ADMIN_TABLES, AdminTable, build_view, view_options
-from core.identity.models import AdminAuditLog, AdminUser
+from core.identity.models import AdminAuditLog, AdminRole, AdminUser
 from core.platform.db import Base
 from core.scores.models import ScoreLog
 
@@ -47,7 +47,16 @@ def test_admin_users_may_change_role_and_status_only() -> None:
     assert "username" in options["column_searchable_list"]
     [role_filter] = [f for f in options["column_filters"] if f.parameter_name == "role"]
     assert isinstance(role_filter, StaticValuesFilter)
-    assert [v for v, _ in role_filter.values] == ["viewer", "editor"]
+    assert [v for v, _ in role_filter.values] == ["viewer", "editor", "owner"]
+    assert (options["view_role"], options["change_role"]) == (AdminRole.editor, AdminRole.owner)
+
+
+def test_viewers_see_no_admin_table_but_the_audit_log() -> None:
+    seen_by_viewers = {
+        t.model.__tablename__ for t in ADMIN_TABLES if t.view_role is AdminRole.viewer
+    }
+    assert {"admin_users", "admin_sessions", "admin_login_attempts"}.isdisjoint(seen_by_viewers)
+    assert {"score_log", "processed_events", "admin_audit_log"} <= seen_by_viewers
 
 
 def test_audit_log_is_read_only() -> None:
