@@ -27,7 +27,7 @@ from sqladmin.filters import (
     StaticValuesFilter,
 )
 from sqladmin.forms import ModelConverter, converts
-from sqladmin.helpers import Writer, secure_filename, stream_to_csv
+from sqladmin.helpers import Writer, object_identifier_values, secure_filename, stream_to_csv
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -39,6 +39,7 @@ from sqlalchemy import (
     Uuid,
     inspect,
 )
+from sqlalchemy.sql import Select
 from sqlalchemy.sql.sqltypes import Float, Integer
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -235,6 +236,22 @@ class StrideModelView(ScalableListView):
     export_types: ClassVar[list[str]] = ["csv", "json"]
     export_max_rows = EXPORT_MAX_ROWS
     form_converter = StrideFormConverter
+
+    def search_query(self, stmt: Select, term: str) -> Select:
+        """PostgreSQL text holds no NUL character: a search for one finds nothing, never a
+        500 (the rest of the term is searched)."""
+        return super().search_query(stmt, term.replace("\x00", ""))
+
+    def _stmt_by_identifier(self, identifier: str) -> Select:
+        """A row's URL with an id that is not one (``abc``, or beyond a 64-bit integer) is a
+        404 page, not a 500."""
+        try:
+            values = object_identifier_values(identifier, self.model)
+        except (ValueError, TypeError):
+            raise HTTPException(404, f"{identifier!r} is not an id of this table") from None
+        if any(isinstance(v, int) and not -(2**63) <= v < 2**63 for v in values):
+            raise HTTPException(404, f"{identifier!r} is not an id of this table")
+        return super()._stmt_by_identifier(identifier)
 
     async def get_model_objects(self, request: Request, limit: int | None = 0) -> list[Any]:
         """What export writes: the rows of the list as the user sees it, every page of it."""
