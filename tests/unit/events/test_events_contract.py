@@ -61,6 +61,12 @@ def game_events(draw) -> GameEvent:
 ANY_TIME = TimeWindow(datetime(1, 1, 1, tzinfo=UTC), timedelta.max)
 
 
+def _score_posted(**times: str) -> IncomingGameEvent:
+    """A posted score event with the given occurred_at / sent_at."""
+    body = {"event_id": str(uuid.uuid4()), "player_id": "p1", "type": "score"}
+    return IncomingGameEvent.model_validate({**body, "payload": {"score": 3}, **times})
+
+
 @given(game_events())
 def test_json_round_trip_is_lossless(event: GameEvent) -> None:
     assert parse_game_event(event.model_dump_json().encode(), ANY_TIME) == event
@@ -79,15 +85,7 @@ def test_implausible_times_are_refused_at_the_door_and_in_the_stream(
     occurred: str, fragment: str
 ) -> None:
     received = datetime(2026, 12, 1, 12, tzinfo=UTC)
-    incoming = IncomingGameEvent.model_validate(
-        {
-            "event_id": str(uuid.uuid4()),
-            "player_id": "p1",
-            "type": "score",
-            "payload": {"score": 3},
-            "occurred_at": occurred,
-        }
-    )
+    incoming = _score_posted(occurred_at=occurred)
     with pytest.raises(ValueError, match=f"^occurred_at: .*{re.escape(fragment)}"):
         incoming.stamp("tri", received)
     raw = incoming.stamp("tri", received, ANY_TIME).model_dump_json().encode()
@@ -100,15 +98,9 @@ def test_the_window_judges_the_skew_corrected_time() -> None:
     event happened a second before it was sent."""
     received = datetime(2026, 12, 1, 12, tzinfo=UTC)
     year_behind = received - timedelta(days=365 * 27)  # 1999 by the device
-    incoming = IncomingGameEvent.model_validate(
-        {
-            "event_id": str(uuid.uuid4()),
-            "player_id": "p1",
-            "type": "score",
-            "payload": {"score": 3},
-            "occurred_at": (year_behind - timedelta(seconds=1)).isoformat(),
-            "sent_at": year_behind.isoformat(),
-        }
+    incoming = _score_posted(
+        occurred_at=(year_behind - timedelta(seconds=1)).isoformat(),
+        sent_at=year_behind.isoformat(),
     )
     event = incoming.stamp("tri", received)
     assert event.corrected_occurred_at() == received - timedelta(seconds=1)
