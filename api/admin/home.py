@@ -25,7 +25,7 @@ from typing import Any, Generic, TypeVar
 from urllib.parse import urlencode
 
 import anyio
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaClient, AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 from psycopg import errors as pg_errors
 from pydantic import ValidationError
@@ -281,25 +281,26 @@ async def read_dead_letters(
     """Per topic: the records it holds, those written since ``since`` and the ``latest``
     newest dead letters. Raises ``TimeoutError`` or ``KafkaError`` when the broker does not
     answer in ``timeout_s`` seconds in all."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        client_id="stride-admin-home",
-        enable_auto_commit=False,
-        request_timeout_ms=int(timeout_s * 1000),
-        retry_backoff_ms=100,
-    )
+    options: dict[str, Any] = {
+        "bootstrap_servers": bootstrap,
+        "client_id": "stride-admin-home",
+        "request_timeout_ms": int(timeout_s * 1000),
+        "retry_backoff_ms": 100,
+    }
+    metadata = AIOKafkaClient(**options)
+    consumer = AIOKafkaConsumer(enable_auto_commit=False, **options)
     try:
         with anyio.fail_after(timeout_s):
-            await consumer.start()
-            known = await consumer.topics()
+            await metadata.bootstrap()
+            cluster = await metadata.fetch_all_metadata()
             parts = {
-                t: [TopicPartition(t, p) for p in sorted(consumer.partitions_for_topic(t) or ())]
+                t: [TopicPartition(t, p) for p in sorted(cluster.partitions_for_topic(t) or ())]
                 for t in topics
-                if t in known
             }
             every = [tp for tps in parts.values() for tp in tps]
             if not every:
                 return [DeadLetterTopic(t, 0, 0, []) for t in topics]
+            await consumer.start()
             first = await consumer.beginning_offsets(every)
             end = await consumer.end_offsets(every)
             at_since = await consumer.offsets_for_times(
@@ -308,6 +309,7 @@ async def read_dead_letters(
             letters = await _latest_records(consumer, every, first, end, latest)
     finally:
         with anyio.move_on_after(1, shield=True):
+            await metadata.close()
             await consumer.stop()
     report = []
     for topic in topics:
