@@ -126,7 +126,8 @@ class DeadLetterTopic:
 @dataclass(frozen=True)
 class BoardLink:
     id: str
-    game: str
+    game_id: str
+    game_name: str
     period: str
     url: str
 
@@ -168,7 +169,7 @@ _OPEN_REWARDS = text(
     "SELECT status, token, count(*) AS commands, sum(amount) AS amount,"
     " min(issued_at) AS oldest"
     " FROM reward_commands WHERE status IN ('pending', 'failed')"
-    " GROUP BY status, token ORDER BY status DESC, token"
+    " GROUP BY status, token ORDER BY status, token"  # failed first
 )
 
 
@@ -232,7 +233,8 @@ def board_links(session: Session, request: Request, now: datetime) -> list[Board
         links.append(
             BoardLink(
                 board.id,
-                f"{names.get(board.game_id, board.game_id)} ({board.game_id})",
+                board.game_id,
+                names.get(board.game_id, board.game_id),
                 period_label(period.start, period.end),
                 standings_url(request, leaderboard_id=board.id),
             )

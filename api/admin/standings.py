@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import anyio
 from sqladmin import BaseView, expose
@@ -97,11 +97,19 @@ def human_day_or_time(moment: datetime) -> str:
 
 
 def period_label(start: datetime, end: datetime | None) -> str:
-    """How a period reads to people: "All time", "30 Nov 2026 to 7 Dec 2026", "from ..."."""
+    """How a period reads to people: "All time", "30 Nov 2026 to 6 Dec 2026" (whole UTC days,
+    the last one included), "1 Dec 2026" (one day), "From 1 Dec 2026 14:05 UTC"."""
     if start == EPOCH:
         return "All time" if end is None else f"All time, until {human_day_or_time(end)}"
     if end is None:
         return f"From {human_day_or_time(start)}"
+    midnight = datetime.min.time()
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
+    if start.time() == midnight and end.time() == midnight:
+        last_day = end - timedelta(days=1)
+        if last_day.date() <= start.date():
+            return f"{start:%-d %b %Y}"
+        return f"{start:%-d %b %Y} to {last_day:%-d %b %Y}"
     return f"{human_day_or_time(start)} to {human_day_or_time(end)}"
 
 
@@ -329,6 +337,12 @@ def player_totals_url(request: Request, player_id: str) -> str:
     return f"{base}/player-totals/list?{urlencode({'search': player_id})}"
 
 
+def definition_url(request: Request, leaderboard_id: str) -> str:
+    """The leaderboard's row of ``leaderboards`` (its settings)."""
+    base = str(request.url_for("admin:index")).rstrip("/")
+    return f"{base}/leaderboards/details/{quote(leaderboard_id, safe='')}"
+
+
 class StandingsView(BaseView):
     """``/admin/standings``: rank, player, score per leaderboard period, with pickers."""
 
@@ -366,6 +380,9 @@ class StandingsView(BaseView):
             "title": "Leaderboard standings",
             "screen": screen,
             "page_size": PAGE_SIZE,
+            "around": AROUND,
+            "found_row": next((r for r in screen.rows if r.highlighted), None),
+            "definition_url": definition_url(request, board_id) if board_id else None,
             "first_page_url": standings_url(request, leaderboard_id=board_id, period=period),
             "next_page_url": (
                 standings_url(
