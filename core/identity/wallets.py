@@ -197,8 +197,15 @@ class JsonRpcEip1271:
                 f"the node of chain {chain_id} did not answer the EIP-1271 check ({exc}); "
                 "nothing was linked, retry later"
             ) from exc
-        if "error" in answer:  # a revert, or no contract: the wallet does not accept it
-            return False
+        if "error" in answer:
+            error = answer["error"] if isinstance(answer["error"], dict) else {}
+            message = str(error.get("message", "")).lower()
+            if error.get("code") == 3 or "revert" in message or "opcode" in message:
+                return False  # the contract refused (no isValidSignature, or it reverted)
+            raise ChainUnavailable(
+                f"the node of chain {chain_id} refused the EIP-1271 call ({message or error}); "
+                "nothing was linked, retry later"
+            )
         result = str(answer.get("result") or "0x").removeprefix("0x")
         return len(result) >= 8 and bytes.fromhex(result[:8]) == EIP1271_MAGIC
 

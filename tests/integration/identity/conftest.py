@@ -130,13 +130,18 @@ def sign_in(api: httpx.Client, stack_settings: Settings) -> SignIn:
     return SignIn(api, stack_settings)
 
 
-def deploy_wallet(w3: Web3, owner: str) -> Contract:
-    """A fresh OwnedWallet1271 owned by ``owner``, deployed by anvil's first account."""
-    artifact = load_artifact("OwnedWallet1271")
+def deploy_artifact(w3: Web3, name: str, *args: Any) -> str:
+    """Deploy a committed artifact from anvil's first account; returns its address."""
+    artifact = load_artifact(name)
     factory = w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
-    tx = factory.constructor(owner).transact({"from": w3.eth.accounts[0]})
-    receipt = w3.eth.wait_for_transaction_receipt(tx)
-    return w3.eth.contract(address=receipt["contractAddress"], abi=artifact.abi)
+    tx = factory.constructor(*args).transact({"from": w3.eth.accounts[0]})
+    return str(w3.eth.wait_for_transaction_receipt(tx)["contractAddress"])
+
+
+def deploy_wallet(w3: Web3, owner: str) -> Contract:
+    """A fresh OwnedWallet1271 owned by ``owner``."""
+    address = deploy_artifact(w3, "OwnedWallet1271", owner)
+    return w3.eth.contract(address=address, abi=load_artifact("OwnedWallet1271").abi)
 
 
 def fund(w3: Web3, address: str, wei: int = 10**18) -> None:

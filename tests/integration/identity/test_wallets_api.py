@@ -13,7 +13,16 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from web3 import Web3
 
-from tests.integration.identity.conftest import SignIn, deploy_wallet, fund, new_account
+from api.errors import status_of
+from cli.stack import free_port
+from core.identity.wallets import ChainUnavailable, JsonRpcEip1271
+from tests.integration.identity.conftest import (
+    SignIn,
+    deploy_artifact,
+    deploy_wallet,
+    fund,
+    new_account,
+)
 
 
 def _refused(answer: httpx.Response, status: int, code: str) -> dict[str, Any]:
@@ -95,9 +104,21 @@ def test_a_contract_wallet_signs_in_with_eip1271(
     plain = new_account()
     text_ = sign_in.message(plain.address, sign_in.nonce(user))
     _refused(sign_in.verify(user, text_, sign_in.sign(owner, text_)), 403, "siwe_bad_signature")
+    # A contract that is no wallet (no isValidSignature: the call reverts) proves nothing.
+    not_a_wallet = deploy_artifact(chain, "ReentrantReceiver")
+    text_ = sign_in.message(not_a_wallet, sign_in.nonce(user))
+    _refused(sign_in.verify(user, text_, sign_in.sign(owner, text_)), 403, "siwe_bad_signature")
     assert [w["kind"] for w in api.get("/v1/wallets", headers=user.auth).json()["wallets"]] == [
         "contract"
     ]
+
+
+def test_a_chain_node_that_does_not_answer_is_a_503_not_a_refusal() -> None:
+    oracle = JsonRpcEip1271({31337: f"http://127.0.0.1:{free_port()}"}, timeout_s=2)
+    with pytest.raises(ChainUnavailable) as caught:
+        oracle.is_valid_signature(31337, new_account().address, b"\0" * 32, b"\1" * 65)
+    assert status_of(caught.value) == 503
+    assert oracle.is_valid_signature(1, new_account().address, b"\0" * 32, b"") is False
 
 
 def _ago(**delta: float) -> datetime:
