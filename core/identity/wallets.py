@@ -40,8 +40,8 @@ from core.platform.errors import Conflict, Invalid, NotFound, Unavailable
 
 NONCE_ALPHABET = string.ascii_letters + string.digits
 NONCE_LENGTH = 20  # ~119 bits
+# The selector of isValidSignature(bytes32,bytes), which is also the answer "valid".
 EIP1271_MAGIC = bytes.fromhex("1626ba7e")
-EIP1271_SELECTOR = bytes.fromhex("1626ba7e")  # isValidSignature(bytes32,bytes)
 
 WalletKind = Literal["eoa", "contract"]
 
@@ -181,7 +181,7 @@ class JsonRpcEip1271:
         url = self.rpc_urls.get(chain_id)
         if url is None:  # check_message refuses unconfigured chains first
             return False
-        data = EIP1271_SELECTOR + abi_encode(["bytes32", "bytes"], [digest, signature])
+        data = EIP1271_MAGIC + abi_encode(["bytes32", "bytes"], [digest, signature])
         call: dict[str, Any] = {
             "jsonrpc": "2.0",
             "id": 1,
