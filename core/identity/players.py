@@ -92,28 +92,25 @@ def issue_link_code(
     session: Session, user_id: str, game_id: str, *, ttl: timedelta, keep: int, now: datetime
 ) -> IssuedLinkCode:
     """A new code for ``user_id`` to give to ``game_id``'s server; the user keeps at most
-    ``keep`` unused, unexpired codes (the oldest go first)."""
+    ``keep`` unused codes (the oldest go first). Used ones are kept until they expire, so a
+    second redemption is told the code was used."""
     lock_user(session, user_id)
     game = session.get(Game, game_id)
     if game is None or not game.is_active:
         raise UnknownGame(f"no active game {game_id!r}")
     session.execute(
         delete(PlayerLinkCode).where(
-            PlayerLinkCode.user_id == user_id,
-            (PlayerLinkCode.used_at.is_not(None)) | (PlayerLinkCode.expires_at <= now),
+            PlayerLinkCode.user_id == user_id, PlayerLinkCode.expires_at <= now
         )
     )
+    unused = (PlayerLinkCode.user_id == user_id, PlayerLinkCode.used_at.is_(None))
     kept = (
         select(PlayerLinkCode.code_hash)
-        .where(PlayerLinkCode.user_id == user_id)
+        .where(*unused)
         .order_by(PlayerLinkCode.created_at.desc(), PlayerLinkCode.code_hash)
         .limit(keep - 1)
     )
-    session.execute(
-        delete(PlayerLinkCode).where(
-            PlayerLinkCode.user_id == user_id, PlayerLinkCode.code_hash.not_in(kept)
-        )
-    )
+    session.execute(delete(PlayerLinkCode).where(*unused, PlayerLinkCode.code_hash.not_in(kept)))
     code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
     expires_at = now + ttl
     session.add(

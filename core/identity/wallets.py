@@ -102,24 +102,21 @@ def lock_user(session: Session, user_id: str) -> None:
 def issue_nonce(
     session: Session, user_id: str, *, ttl: timedelta, keep: int, now: datetime
 ) -> IssuedNonce:
-    """A new single-use nonce for ``user_id``; the user keeps at most ``keep`` unused,
-    unexpired nonces (the oldest go first), so storage per user stays bounded."""
+    """A new single-use nonce for ``user_id``; the user keeps at most ``keep`` unused
+    nonces (the oldest go first), so storage per user stays bounded. Used ones are kept
+    until they expire, so a replay is told it is one (after that, the message is too old)."""
     lock_user(session, user_id)
     session.execute(
-        delete(WalletNonce).where(
-            WalletNonce.user_id == user_id,
-            (WalletNonce.used_at.is_not(None)) | (WalletNonce.expires_at <= now),
-        )
+        delete(WalletNonce).where(WalletNonce.user_id == user_id, WalletNonce.expires_at <= now)
     )
+    unused = (WalletNonce.user_id == user_id, WalletNonce.used_at.is_(None))
     kept = (
         select(WalletNonce.nonce)
-        .where(WalletNonce.user_id == user_id)
+        .where(*unused)
         .order_by(WalletNonce.created_at.desc(), WalletNonce.nonce)
         .limit(keep - 1)
     )
-    session.execute(
-        delete(WalletNonce).where(WalletNonce.user_id == user_id, WalletNonce.nonce.not_in(kept))
-    )
+    session.execute(delete(WalletNonce).where(*unused, WalletNonce.nonce.not_in(kept)))
     nonce = "".join(secrets.choice(NONCE_ALPHABET) for _ in range(NONCE_LENGTH))
     expires_at = now + ttl
     session.add(WalletNonce(nonce=nonce, user_id=user_id, created_at=now, expires_at=expires_at))

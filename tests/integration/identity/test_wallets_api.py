@@ -4,6 +4,7 @@ are refused with their status and code; primary changes and unlinks are audited.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -72,6 +73,8 @@ def test_an_eoa_sign_in_links_the_wallet_as_primary(
     again = sign_in.link(user, account)
     assert again.status_code == 200 and again.json()["created"] is False
     assert _audit(db_engine, user.user_id) == [("wallet_linked", account.address)]
+    # Newer nonces do not push a used one out: the old message is still a replay.
+    _refused(sign_in.verify(user, message, sign_in.sign(account, message)), 409, "siwe_nonce_used")
 
 
 def test_a_contract_wallet_signs_in_with_eip1271(
@@ -310,3 +313,52 @@ def test_every_wallet_route_needs_the_app_users_token(
     _refused(api.request(method, path, json={}), 401, "unauthorized")
     answer = api.request(method, path, json={}, headers={"Authorization": "Bearer su_wrong"})
     _refused(answer, 403, "forbidden")
+
+
+def test_concurrent_verifications_of_one_message_link_once(
+    sign_in: SignIn, new_user: Any, live_api: str, db_engine: Engine
+) -> None:
+    user, account = new_user(), new_account()
+    message = sign_in.message(account.address, sign_in.nonce(user))
+    signature = sign_in.sign(account, message)
+
+    def verify(_: int) -> httpx.Response:
+        with httpx.Client(base_url=live_api, timeout=30) as client:
+            return client.post(
+                "/v1/wallets/verify",
+                json={"message": message, "signature": signature},
+                headers=user.auth,
+            )
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        answers = list(pool.map(verify, range(6)))
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [200, 409, 409, 409, 409, 409], [a.text for a in answers]
+    assert {a.json()["code"] for a in answers if a.status_code == 409} == {"siwe_nonce_used"}
+    assert _audit(db_engine, user.user_id) == [("wallet_linked", account.address)]
+
+
+def test_two_users_racing_for_one_wallet_one_wins(
+    sign_in: SignIn, new_user: Any, live_api: str
+) -> None:
+    account = new_account()
+    users = [new_user() for _ in range(4)]
+    signed = []
+    for user in users:
+        message = sign_in.message(account.address, sign_in.nonce(user))
+        signed.append((user, message, sign_in.sign(account, message)))
+
+    def verify(entry: tuple[Any, str, str]) -> httpx.Response:
+        user, message, signature = entry
+        with httpx.Client(base_url=live_api, timeout=30) as client:
+            return client.post(
+                "/v1/wallets/verify",
+                json={"message": message, "signature": signature},
+                headers=user.auth,
+            )
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        answers = list(pool.map(verify, signed))
+    assert sorted(a.status_code for a in answers) == [200, 409, 409, 409]
+    losers = {a.json()["code"] for a in answers if a.status_code == 409}
+    assert losers == {"wallet_linked_to_another_user"}
