@@ -284,6 +284,12 @@ def check_message(message: SiweMessage, expected: Expectations, now: datetime) -
             f"the message is for domain {message.domain!r}, this server is "
             f"{expected.domain!r}: sign a message for this server"
         )
+    expected_scheme = expected.uri.split("://", 1)[0].lower()
+    if message.scheme is not None and message.scheme.lower() != expected_scheme:
+        raise WrongDomain(
+            f"the message is for {message.scheme}://{message.domain}, this server is served "
+            f"over {expected_scheme}"
+        )
     if not _uri_matches(message.uri, expected.uri):
         raise WrongUri(f"URI {message.uri!r} is not this server's ({expected.uri!r} or below it)")
     if message.chain_id not in expected.chain_ids:

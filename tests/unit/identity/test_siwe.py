@@ -228,6 +228,7 @@ def test_a_message_for_this_server_now_passes() -> None:
     check_message(message(uri="https://app.stride.test"), EXPECTED, NOW)
     check_message(message(uri="https://app.stride.test?x=1"), EXPECTED, NOW)
     check_message(message(chain_id=8453), EXPECTED, NOW)
+    check_message(message(scheme="https"), EXPECTED, NOW)
 
 
 @pytest.mark.parametrize(
@@ -235,6 +236,7 @@ def test_a_message_for_this_server_now_passes() -> None:
     [
         ({"domain": "evil.test"}, WrongDomain, "siwe_wrong_domain"),
         ({"domain": "app.stride.test:8443"}, WrongDomain, "siwe_wrong_domain"),
+        ({"scheme": "http"}, WrongDomain, "siwe_wrong_domain"),
         ({"uri": "https://evil.test/login"}, WrongUri, "siwe_wrong_uri"),
         ({"uri": "https://app.stride.test.evil.test/"}, WrongUri, "siwe_wrong_uri"),
         ({"uri": "https://app.stride.testx"}, WrongUri, "siwe_wrong_uri"),
