@@ -321,21 +321,21 @@ def test_admin_users_never_show_password_hashes(owner: TestClient) -> None:
         ).one()
     digest = password_hash[7:]  # the salt and hash after "$2b$12$"
     pages = [
-        owner.get("/admin/admin-user/list"),
-        owner.get("/admin/admin-user/export/csv"),
-        owner.get("/admin/admin-user/export/json"),
-        owner.get(f"/admin/admin-user/details/{user_id}"),
+        owner.get("/admin/admin-users/list"),
+        owner.get("/admin/admin-users/export/csv"),
+        owner.get("/admin/admin-users/export/json"),
+        owner.get(f"/admin/admin-users/details/{user_id}"),
     ]
     for page in pages:
         assert page.status_code == 200, page.url
         assert username in page.text, page.url
         assert "password_hash" not in page.text, page.url
         assert digest not in page.text, page.url
-    edit_form = owner.get(f"/admin/admin-user/edit/{user_id}")
+    edit_form = owner.get(f"/admin/admin-users/edit/{user_id}")
     assert 'name="role"' in edit_form.text
     assert "password" not in edit_form.text.lower()
     # Searching by the hash finds nothing: the column is not searchable either.
-    search = owner.get("/admin/admin-user/list", params={"search": digest[:20]})
+    search = owner.get("/admin/admin-users/list", params={"search": digest[:20]})
     assert username not in search.text
 
 
@@ -368,12 +368,12 @@ def test_every_table_lists_exports_and_opens_rows(owner: TestClient, db_engine: 
         identity = build_view(table).identity
         assert owner.get(f"/admin/{identity}/list").status_code == 200, identity
         assert owner.get(f"/admin/{identity}/export/csv").status_code == 200, identity
-    periods = owner.get("/admin/leaderboard-period/list", params={"search": board})
-    [details] = re.findall(r'href="([^"]*/leaderboard-period/details/[^"]*)"', periods.text)
+    periods = owner.get("/admin/leaderboard-periods/list", params={"search": board})
+    [details] = re.findall(r'href="([^"]*/leaderboard-periods/details/[^"]*)"', periods.text)
     opened = owner.get(html.unescape(details))
     assert opened.status_code == 200
     assert board in opened.text
-    games = owner.get("/admin/game/list", params={"search": game})
+    games = owner.get("/admin/games/list", params={"search": game})
     assert game in games.text
     assert "api_key_hash" not in games.text
 
@@ -477,7 +477,7 @@ def test_admin_user_edits_are_audited_without_the_password_hash(
             text("SELECT id FROM admin_users WHERE username = :u"), {"u": username}
         ).scalar_one()
     response = owner.post(
-        f"/admin/admin-user/edit/{user_id}",
+        f"/admin/admin-users/edit/{user_id}",
         data={"role": "editor", "is_active": "y", "save": "Save"},
         follow_redirects=False,
     )
