@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -78,6 +78,20 @@ def period_text(value: datetime | None) -> str:
     if value == EPOCH:
         return ALL_TIME
     return f"{value:%Y-%m-%d %H:%M} UTC" if value.utcoffset() is not None else f"{value}"
+
+
+def time_text(value: datetime) -> str:
+    """A moment in UTC to the second, as lists show it: ``2026-12-01 14:35:34 UTC``."""
+    if value.utcoffset() is None:
+        return f"{value:%Y-%m-%d %H:%M:%S}"
+    return f"{value.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+
+
+def precise_time_text(value: datetime) -> str:
+    """A moment in UTC to the millisecond, as a row's detail page shows it."""
+    if value.utcoffset() is None:
+        return value.isoformat(sep=" ", timespec="milliseconds")
+    return value.astimezone(UTC).isoformat(sep=" ", timespec="milliseconds")[:-6] + " UTC"
 
 
 def identifier(values: Sequence[Any]) -> str:

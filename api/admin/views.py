@@ -35,6 +35,7 @@ from sqladmin.filters import (
     OperationColumnFilter,
     StaticValuesFilter,
 )
+from sqladmin.formatters import BASE_FORMATTERS
 from sqladmin.forms import ModelConverter, converts
 from sqladmin.helpers import (
     Writer,
@@ -79,6 +80,8 @@ from api.admin.display import (
     list_url,
     period_text,
     plain_decimal,
+    precise_time_text,
+    time_text,
     whole_row,
 )
 from api.admin.display import related_links as display_related_links
@@ -740,6 +743,16 @@ class StrideModelView(ScalableListView):
     export_types: ClassVar[list[str]] = ["csv", "json"]
     export_max_rows = EXPORT_MAX_ROWS
     form_converter = StrideFormConverter
+    column_type_formatters: ClassVar[dict[type, Callable[[Any], Any]]] = {
+        **BASE_FORMATTERS,
+        datetime: time_text,
+        Decimal: plain_decimal,
+    }
+    column_type_formatters_detail: ClassVar[dict[type, Callable[[Any], Any]]] = {
+        **BASE_FORMATTERS,
+        datetime: precise_time_text,
+        Decimal: plain_decimal,
+    }
 
     def search_query(self, stmt: Select, term: str) -> Select:
         """PostgreSQL text holds no NUL character: a search for one finds nothing, never a
