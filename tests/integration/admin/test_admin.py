@@ -543,7 +543,7 @@ def test_query_page_says_when_rows_were_truncated(
     response = viewer.post("/admin/query", data={"sql": "SELECT g FROM generate_series(1, 10) g"})
     assert response.status_code == 200
     assert response.text.count("<tr>") == 1 + 3  # header + the first three rows
-    assert "Truncated: only the first 3 rows" in response.text
+    assert "Only the first 3 rows are shown: the query has more." in response.text
     csv_response = viewer.post(
         "/admin/query/csv", data={"sql": "SELECT g FROM generate_series(1, 10) g"}
     )
@@ -561,13 +561,13 @@ def test_query_page_caps_the_bytes_it_shows(
     assert response.status_code == 200
     assert len(response.content) < 1_100_000
     assert response.text.count("<tr>") == 1 + 11
-    assert "Truncated: only the first 11 rows are shown (at most 1 MB a result)" in response.text
+    assert "Only the first 11 rows are shown (at most 1 MB a page)" in response.text
     csv_response = viewer.post("/admin/query/csv", data={"sql": sql})
     assert csv_response.headers["x-stride-truncated"] == "true"
     assert len(csv_response.content) < 1_100_000
-    assert [line.split(",")[0] for line in csv_response.text.splitlines()[1:]] == [
-        str(g) for g in range(1, 12)
-    ]
+    *rows, note = csv_response.text.splitlines()[1:]
+    assert [line.split(",")[0] for line in rows] == [str(g) for g in range(1, 12)]
+    assert note.startswith("\"# Stopped after 11 rows at the page's limit of 1 MB")
 
 
 def test_query_page_cuts_huge_cells(viewer: TestClient) -> None:
