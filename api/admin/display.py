@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import json
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -116,10 +117,22 @@ def list_url(root: str, identity: str, equals: Iterable[tuple[str, Any]] = ()) -
     return f"{root}/{identity}/list" + (f"?{urlencode(params)}" if params else "")
 
 
-def link(href: str, text: str, note: str = "") -> Markup:
+def short_id(value: Any) -> Markup | str:
+    """A UUID in a list: its first 8 characters, the whole of it on hover (and on the row's
+    page); anything else as it is."""
+    if not isinstance(value, uuid.UUID):
+        return str(value)
+    whole = str(value)
+    return Markup('<span title="{}">{}…</span>').format(whole, whole[:8])
+
+
+def link(href: str, text: Any, note: Any = "", title: str = "") -> Markup:
     """A link, with a grey note beside it (the id beside a name)."""
-    anchor = Markup('<a href="{}">{}</a>').format(href, text)
-    if note and note != text:
+    if title and title != str(text):
+        anchor = Markup('<a href="{}" title="{}">{}</a>').format(href, title, text)
+    else:
+        anchor = Markup('<a href="{}">{}</a>').format(href, text)
+    if note and str(note) != str(text):
         return anchor + Markup(' <span class="text-secondary small">{}</span>').format(note)
     return anchor
 

@@ -81,6 +81,7 @@ from api.admin.display import (
     period_text,
     plain_decimal,
     precise_time_text,
+    short_id,
     time_text,
     whole_row,
 )
@@ -419,15 +420,15 @@ def _is_searchable(column: Any) -> bool:
     return isinstance(column.type, String | Text | Uuid | JSON)
 
 
-def _column_filter(key: str, column: Any) -> Any | None:
+def _column_filter(key: str, column: Any, title: str) -> Any | None:
     kind = column.type
     if isinstance(kind, Boolean):
-        return BooleanFilter(key)
+        return BooleanFilter(key, title=title)
     if isinstance(kind, Enum) and kind.enum_class is not None:
         members: Iterable[enum.Enum] = kind.enum_class
-        return StaticValuesFilter(key, values=[(m.value, m.value) for m in members])
+        return StaticValuesFilter(key, values=[(m.value, m.value) for m in members], title=title)
     if isinstance(kind, String | Text | Integer | Numeric | Float | DateTime | Uuid):
-        return OperationColumnFilter(key)
+        return OperationColumnFilter(key, title=title)
     return None  # JSON has no useful operator: the search box finds text in it
 
 
@@ -456,7 +457,7 @@ def _labels(request: Request) -> dict[tuple[str, str], str]:
     return labels
 
 
-def _link_formatter(ref: Link) -> Formatter:
+def _link_formatter(ref: Link, *, compact: bool) -> Formatter:
     def formatted(obj: Any, _prop: str, request: Request) -> Any:
         value = getattr(obj, ref.column)
         if value is None:
@@ -477,9 +478,18 @@ def _link_formatter(ref: Link) -> Formatter:
         else:
             href = details_url(root, identity, [getattr(obj, c) for c in ref.key or (ref.column,)])
         name = _labels(request).get((ref.table, str(value)))
-        return link(href, name, str(value)) if name else link(href, str(value))
+        shown = short_id(value) if compact else str(value)
+        return link(href, name, shown) if name else link(href, shown, title=str(value))
 
     return formatted
+
+
+def _table_title(obj: Any, prop: str, request: Request) -> Any:
+    """An audit row's table by its title, linked to its list."""
+    target = TABLES_BY_NAME.get(getattr(obj, prop))
+    if target is None:
+        return getattr(obj, prop)
+    return link(f"{_root(request)}/{target.identity}/list", target.plural)
 
 
 def _amount_formatter(token_column: str) -> Formatter:
@@ -522,12 +532,14 @@ def formatters(table: AdminTable) -> tuple[dict[str, Formatter], dict[str, Forma
         if isinstance(column.type, JSON):
             listed[key], detailed[key] = _json_list, _json_detail
     for ref in table.links:
-        shared[ref.column] = _link_formatter(ref)
+        listed[ref.column] = _link_formatter(ref, compact=True)
+        detailed[ref.column] = _link_formatter(ref, compact=False)
     for amount, token_column in table.amounts:
         shared[amount] = _amount_formatter(token_column)
     for period in table.periods:
         shared[period] = _period_formatter
     if table.model is AdminAuditLog:
+        shared["table_name"] = _table_title
         listed["before"] = _audit_changes(compact=True)
         detailed["before"] = _audit_changes(compact=False)
         detailed["after"] = _audit_after
@@ -699,7 +711,9 @@ def view_options(table: AdminTable) -> dict[str, Any]:
         "column_searchable_list": [key for key, column in visible if _is_searchable(column)],
         "column_sortable_list": [key for key in shown if key not in table.list_hidden],
         "column_filters": [
-            f for key, column in visible if (f := _column_filter(key, column)) is not None
+            f
+            for key, column in visible
+            if (f := _column_filter(key, column, column_label(key))) is not None
         ],
         "column_default_sort": [(key, True) for key, column in columns if column.primary_key],
         "form_columns": list(table.editable),
@@ -747,6 +761,7 @@ class StrideModelView(ScalableListView):
         **BASE_FORMATTERS,
         datetime: time_text,
         Decimal: plain_decimal,
+        uuid.UUID: short_id,
     }
     column_type_formatters_detail: ClassVar[dict[type, Callable[[Any], Any]]] = {
         **BASE_FORMATTERS,
@@ -783,6 +798,7 @@ class StrideModelView(ScalableListView):
             list_url_ = str(request.url_for("admin:list", identity=self.identity))
             request.state.stride_back_url = list_url_ + (f"?{urlencode(kept)}" if kept else "")
             request.state.stride_back_label = "Show the list without this filter"
+            request.state.stride_error_title = "Invalid filter value"
             raise HTTPException(status_code=400, detail=refusal.message)
         return await super().filtered_query(request)
 
