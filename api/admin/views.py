@@ -160,6 +160,7 @@ class AdminTable:
     singular: str = ""  # one row, lower case ("reward command"); default from the title
     # Internals shown on a row's detail page only, never in lists (rank block bounds).
     list_hidden: tuple[str, ...] = ()
+    list_first: tuple[str, ...] = ()  # columns a list shows first, in this order
     links: tuple[Link, ...] = ()
     related: tuple[Related, ...] = ()
     # (amount column, column holding its token; "" for the reward token of the settings)
@@ -232,6 +233,7 @@ ADMIN_TABLES: tuple[AdminTable, ...] = (
         " game and event id. Written by the scoring agent; read-only.",
         icon="fa-solid fa-bolt",
         category="Games",
+        list_first=("game_id", "player_id", "type", "payload", "occurred_at"),
         links=(GAME, Link("player_id", "player_totals", key=("game_id", "player_id"))),
         related=(
             Related(
@@ -272,6 +274,8 @@ ADMIN_TABLES: tuple[AdminTable, ...] = (
         " the chain writer executes it). Written by the scoring agent; read-only.",
         icon="fa-solid fa-coins",
         category="Games",
+        list_first=("game_id", "player_id", "action", "amount", "status", "reason"),
+        list_hidden=("token",),  # the amount says it: "10 STRIDE"
         links=(
             GAME,
             Link("player_id", "player_totals", key=("game_id", "player_id")),
@@ -387,6 +391,7 @@ ADMIN_TABLES: tuple[AdminTable, ...] = (
         " Written with every change, in the same transaction; read-only.",
         icon="fa-solid fa-clipboard-list",
         category="Admin",
+        list_first=("at", "admin_username", "action", "table_name", "row_pk", "before"),
         list_hidden=("after",),
         links=(Link("row_pk", table_from="table_name"),),
     ),
@@ -437,7 +442,7 @@ def column_label(key: str, *, linked: bool = False) -> str:
     words = key.strip("_").split("_")
     if linked and len(words) > 1 and words[-1] in ("id", "pk"):
         words = words[:-1]
-    text = " ".join("ID" if w == "id" else w for w in words)
+    text = " ".join({"id": "ID", "api": "API", "ip": "IP"}.get(w, w) for w in words)
     return text[:1].upper() + text[1:]
 
 
@@ -679,7 +684,7 @@ def view_options(table: AdminTable) -> dict[str, Any]:
     columns = _columns(table.model)
     names = [key for key, _ in columns]
     declared = {ref.column for ref in table.links} | {a for a, _ in table.amounts}
-    declared |= set(table.periods) | set(table.list_hidden)
+    declared |= set(table.periods) | set(table.list_hidden) | set(table.list_first)
     unknown = (set(table.hidden) | set(table.editable) | declared) - set(names)
     if unknown:
         raise ValueError(f"{table.model.__name__} has no column(s) {sorted(unknown)}")
@@ -702,7 +707,10 @@ def view_options(table: AdminTable) -> dict[str, Any]:
         "stride_table": table,
         "icon": table.icon,
         "category": table.category,
-        "column_list": [key for key in shown if key not in table.list_hidden],
+        "column_list": [
+            *table.list_first,
+            *(k for k in shown if k not in table.list_hidden and k not in table.list_first),
+        ],
         "column_details_list": shown,
         "column_export_list": shown,
         "column_labels": labels,
@@ -713,7 +721,8 @@ def view_options(table: AdminTable) -> dict[str, Any]:
         "column_filters": [
             f
             for key, column in visible
-            if (f := _column_filter(key, column, column_label(key))) is not None
+            if key not in table.list_hidden
+            and (f := _column_filter(key, column, column_label(key))) is not None
         ],
         "column_default_sort": [(key, True) for key, column in columns if column.primary_key],
         "form_columns": list(table.editable),

@@ -120,6 +120,21 @@ def game(db_engine: Engine) -> Game:
             text("INSERT INTO player_totals (game_id, player_id, wins) VALUES (:g, :p, 1)"),
             {"g": seeded.game_id, "p": seeded.player},
         )
+        conn.execute(
+            text(
+                "INSERT INTO leaderboards (id, game_id, sort_order, operator, period_start)"
+                " VALUES (:b, :g, 'desc', 'best', '1970-01-01T00:00:00Z')"
+            ),
+            {"b": f"{seeded.game_id}-best", "g": seeded.game_id},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO leaderboard_records (leaderboard_id, period_start, owner_id, score,"
+                " sort_key, num_score, reached_at)"
+                " VALUES (:b, '1970-01-01T00:00:00Z', :p, 7955, -7955, 1, :now)"
+            ),
+            {"b": f"{seeded.game_id}-best", "p": seeded.player, "now": now},
+        )
         rows = [(seeded.game_id, c, a) for c, a in zip(seeded.commands, ("10", "2.5"), strict=True)]
         rows.append((f"other-{tag}", uuid.uuid4(), "1"))
         for game_id, command, amount in rows:
@@ -288,6 +303,27 @@ def test_operations_follow_links_export_a_filter_and_read_the_empty_and_invalid_
     page.get_by_role("link", name="Reward commands of this event").click()
     page.wait_for_url("**/admin/reward-commands/list?**")
     assert page.locator("#list-table tbody tr").count() == 2
+
+    # A game links its players, events, reward commands and leaderboards; a leaderboard its
+    # records (all time, no internals) and its standings.
+    page.goto(f"{live_api}/admin/games/details/{game.game_id}")
+    shot(page, "game")
+    page.locator("#related-links").get_by_role("link", name="Leaderboards").click()
+    page.wait_for_url("**/admin/leaderboards/list?**")
+    page.locator(".stride-open").first.click()
+    page.wait_for_url(f"{live_api}/admin/leaderboards/details/{game.game_id}-best")
+    assert (
+        page.locator("#related-links")
+        .get_by_role("link", name="Standings")
+        .get_attribute("href")
+        .endswith(f"/admin/standings?leaderboard_id={game.game_id}-best")
+    )
+    shot(page, "leaderboard")
+    page.locator("#related-links").get_by_role("link", name="Records").click()
+    page.wait_for_url("**/admin/leaderboard-records/list?**")
+    records = page.locator("#list-table").inner_text()
+    assert "All time" in records and "1970" not in records and "-7955" not in records
+    shot(page, "leaderboard-records")
 
     # A search that finds nothing says so and offers the way back.
     page.goto(f"{live_api}/admin/reward-commands/list?search=nobody-{uuid.uuid4().hex}")
