@@ -195,6 +195,10 @@ def identity_of(table_name: str) -> str:
 
 GAME = Link("game_id", "games")
 LEADERBOARD = Link("leaderboard_id", "leaderboards")
+STANDINGS_OF_PERIOD = Related(
+    "Standings of this period",
+    page="standings?leaderboard_id={leaderboard_id}&period={period_start}",
+)
 
 ADMIN_TABLES: tuple[AdminTable, ...] = (
     AdminTable(
@@ -308,6 +312,14 @@ ADMIN_TABLES: tuple[AdminTable, ...] = (
         category="Leaderboards",
         links=(LEADERBOARD,),
         periods=("period_start",),
+        related=(
+            STANDINGS_OF_PERIOD,
+            Related(
+                "Records of this period",
+                "leaderboard_records",
+                (("leaderboard_id", "leaderboard_id"), ("period_start", "period_start")),
+            ),
+        ),
     ),
     AdminTable(
         LeaderboardRecord,
@@ -319,6 +331,7 @@ ADMIN_TABLES: tuple[AdminTable, ...] = (
         list_hidden=("sort_key",),
         links=(LEADERBOARD, Link("owner_id", "player_totals", equals=(("player_id", "owner_id"),))),
         periods=("period_start",),
+        related=(STANDINGS_OF_PERIOD,),
     ),
     AdminTable(
         LeaderboardSubmission,
@@ -1005,6 +1018,10 @@ def build_view(table: AdminTable) -> type[StrideModelView]:
     )
     view.identity = table.identity  # sqladmin's metaclass would slug the class name
     return view
+
+
+def _page_value(value: Any) -> str:
+    return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
 def _fields_of(template: str) -> list[str]:
