@@ -407,3 +407,18 @@ def test_a_valid_date_filter_still_filters(viewer: TestClient, score_row: dict) 
         },
     )
     assert page.status_code == 200 and score_row["user_id"] in page.text
+
+
+def test_a_delete_is_confirmed_on_the_list_it_returns_to(
+    editor: TestClient, score_row: dict
+) -> None:
+    deleted = editor.delete(f"/admin/score-log/delete?pks={score_row['id']}")
+    assert deleted.status_code == 200
+    back = editor.get(_path(deleted.text))
+    assert f"Deleted score log entry {score_row['id']}." in visible(back.text)
+
+
+def test_an_unknown_page_is_a_page_of_the_panel(viewer: TestClient) -> None:
+    page = viewer.get("/admin/no-such-table/list")
+    assert page.status_code == 404
+    assert "Not found" in visible(page.text) and 'id="error-home"' in page.text
