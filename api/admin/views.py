@@ -713,10 +713,12 @@ def view_options(table: AdminTable) -> dict[str, Any]:
         labels |= {"before": "Changes", "after": "Whole row after"}
     listed, detailed = formatters(table)
     return {
-        "name": table.one[:1].upper() + table.one[1:],
+        # ``name`` (sqladmin's menus and the home page) is the table's title, as the plural;
+        # ``row_name`` names one row ("Reward command 3f2b…", "Saved score log entry 12").
+        "name": table.plural,
         "name_plural": table.plural,
+        "row_name": table.one[:1].upper() + table.one[1:],
         "description": table.description,
-        "identity_name": table.identity,
         "stride_table": table,
         "icon": table.icon,
         "category": table.category,
@@ -770,7 +772,7 @@ class StrideModelView(ScalableListView):
     change_role: ClassVar[AdminRole] = AdminRole.editor
     stride_table: ClassVar[AdminTable]
     description: ClassVar[str] = ""
-    identity_name: ClassVar[str] = ""
+    row_name: ClassVar[str] = ""
     list_template = "stride_list.html"
     page_size = 25
     page_size_options: ClassVar[list[int]] = [25, 50, 100, 200]
