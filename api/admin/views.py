@@ -161,6 +161,7 @@ class AdminTable:
     # Internals shown on a row's detail page only, never in lists (rank block bounds).
     list_hidden: tuple[str, ...] = ()
     list_first: tuple[str, ...] = ()  # columns a list shows first, in this order
+    labels: tuple[tuple[str, str], ...] = ()  # (column, heading) where the default reads badly
     links: tuple[Link, ...] = ()
     related: tuple[Related, ...] = ()
     # (amount column, column holding its token; "" for the reward token of the settings)
@@ -329,6 +330,7 @@ ADMIN_TABLES: tuple[AdminTable, ...] = (
         icon="fa-solid fa-ranking-star",
         category="Leaderboards",
         list_hidden=("sort_key",),
+        labels=(("num_score", "Scores submitted"),),
         links=(LEADERBOARD, Link("owner_id", "player_totals", equals=(("player_id", "owner_id"),))),
         periods=("period_start",),
         related=(STANDINGS_OF_PERIOD,),
@@ -406,6 +408,13 @@ ADMIN_TABLES: tuple[AdminTable, ...] = (
         category="Admin",
         list_first=("at", "admin_username", "action", "table_name", "row_pk", "before"),
         list_hidden=("after",),
+        labels=(
+            ("admin_username", "Admin"),
+            ("table_name", "Table"),
+            ("row_pk", "Row"),
+            ("before", "Changes"),
+            ("after", "Whole row after"),
+        ),
         links=(Link("row_pk", table_from="table_name"),),
     ),
     # Client IP addresses: personal data, hidden from viewers as from the SQL page.
@@ -698,6 +707,7 @@ def view_options(table: AdminTable) -> dict[str, Any]:
     names = [key for key, _ in columns]
     declared = {ref.column for ref in table.links} | {a for a, _ in table.amounts}
     declared |= set(table.periods) | set(table.list_hidden) | set(table.list_first)
+    declared |= {column for column, _ in table.labels}
     unknown = (set(table.hidden) | set(table.editable) | declared) - set(names)
     if unknown:
         raise ValueError(f"{table.model.__name__} has no column(s) {sorted(unknown)}")
@@ -708,9 +718,7 @@ def view_options(table: AdminTable) -> dict[str, Any]:
     visible = [(key, column) for key, column in columns if key not in table.hidden]
     shown = [key for key, _ in visible]
     linked = {ref.column for ref in table.links}
-    labels = {key: column_label(key, linked=key in linked) for key in shown}
-    if table.model is AdminAuditLog:
-        labels |= {"before": "Changes", "after": "Whole row after"}
+    labels = {key: column_label(key, linked=key in linked) for key in shown} | dict(table.labels)
     listed, detailed = formatters(table)
     return {
         # ``name`` (sqladmin's menus and the home page) is the table's title, as the plural;
@@ -737,7 +745,7 @@ def view_options(table: AdminTable) -> dict[str, Any]:
             f
             for key, column in visible
             if key not in table.list_hidden
-            and (f := _column_filter(key, column, column_label(key))) is not None
+            and (f := _column_filter(key, column, labels[key])) is not None
         ],
         "column_default_sort": [(key, True) for key, column in columns if column.primary_key],
         "form_columns": list(table.editable),
