@@ -9,6 +9,15 @@ Editors may change the ``editable`` columns; each change is audited (see ``api.a
 A table may be seen only from ``view_role`` up and changed only from ``change_role`` up: the
 admin tables are not shown to viewers at all, and only owners change admin users, never
 their own row.
+
+Each table reads like a product for operations staff: a ``title`` and a one-line
+``description`` (what a row is, who writes it), a URL from its name (``reward_commands`` is
+``/admin/reward-commands/``: other pages link to that scheme), ``links`` from the columns that
+name another table's row (with the row's name beside the id, ``LABELS``), ``related`` links
+from a row's page to the rows that refer to it, ``amounts`` with their token, JSON as JSON,
+``periods`` where 1970 means all time, internals kept to the row's page (``list_hidden``).
+Filter values the column cannot hold are refused with a 400 page saying what is expected
+(``filter_refusal``) instead of being ignored. Exports keep plain values (``export_value``).
 """
 
 from __future__ import annotations
