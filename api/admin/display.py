@@ -67,7 +67,7 @@ def json_cell(value: Any) -> Markup:
 
 def json_block(value: Any) -> Markup:
     """A JSON value on a detail page: indented, wrapped, scrolled when long."""
-    if value is None:
+    if value is None or value == {} or value == []:
         return Markup('<span class="text-secondary">none</span>')
     return Markup('<pre class="stride-json-block">{}</pre>').format(json_text(value, indent=2))
 

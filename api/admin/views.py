@@ -306,6 +306,7 @@ ADMIN_TABLES: tuple[AdminTable, ...] = (
         category="Leaderboards",
         links=(GAME,),
         periods=("period_start",),
+        labels=(("period_start", "Current period"), ("metadata_", "Metadata")),
         related=(
             Related("Standings", page="standings?leaderboard_id={id}"),
             Related("Records", "leaderboard_records", (("leaderboard_id", "id"),)),
