@@ -117,6 +117,19 @@ def list_url(root: str, identity: str, equals: Iterable[tuple[str, Any]] = ()) -
     return f"{root}/{identity}/list" + (f"?{urlencode(params)}" if params else "")
 
 
+# Colours of a reward command's status: what needs a look (failed) stands out.
+STATUS_COLOURS = {"pending": "yellow", "submitted": "blue", "confirmed": "green", "failed": "red"}
+
+
+def status_badge(value: Any) -> Markup | str:
+    """A status as a coloured badge (its text unchanged)."""
+    if value is None:
+        return ""
+    text = str(value.value if isinstance(value, enum.Enum) else value)
+    colour = STATUS_COLOURS.get(text, "secondary")
+    return Markup('<span class="badge bg-{}-lt">{}</span>').format(colour, text)
+
+
 def short_id(value: Any) -> Markup | str:
     """A UUID in a list: its first 8 characters, the whole of it on hover (and on the row's
     page); anything else as it is."""

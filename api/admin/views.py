@@ -91,6 +91,7 @@ from api.admin.display import (
     plain_decimal,
     precise_time_text,
     short_id,
+    status_badge,
     time_text,
     whole_row,
 )
@@ -537,6 +538,10 @@ def _amount_formatter(token_column: str) -> Formatter:
     return formatted
 
 
+def _status_formatter(obj: Any, prop: str, _request: Request) -> Markup | str:
+    return status_badge(getattr(obj, prop))
+
+
 def _period_formatter(obj: Any, prop: str, _request: Request) -> str:
     return period_text(getattr(obj, prop))
 
@@ -575,6 +580,8 @@ def formatters(table: AdminTable) -> tuple[dict[str, Formatter], dict[str, Forma
         shared[amount] = _amount_formatter(token_column)
     for period in table.periods:
         shared[period] = _period_formatter
+    if table.model is RewardCommandRow:
+        shared["status"] = _status_formatter
     if table.model is AdminAuditLog:
         shared["table_name"] = _table_title
         listed["before"] = _audit_changes(compact=True)

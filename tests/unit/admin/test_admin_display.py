@@ -20,6 +20,7 @@ from api.admin.display import (
     period_text,
     plain_decimal,
     short_id,
+    status_badge,
 )
 from api.admin.views import (
     ADMIN_TABLES,
@@ -157,3 +158,8 @@ def test_listed_values_are_checked_too() -> None:
     assert filter_refusal(filters, {"role": "owner"}, admin_users.model) is None
     refused = filter_refusal(filters, {"is_active": "maybe"}, admin_users.model)
     assert refused is not None and "choose one of false, true" in refused.message
+
+
+def test_a_failed_reward_command_stands_out() -> None:
+    assert str(status_badge("failed")) == '<span class="badge bg-red-lt">failed</span>'
+    assert "bg-yellow-lt" in str(status_badge("pending"))
