@@ -87,6 +87,30 @@ def changed_columns(before: Mapping[str, Any], after: Mapping[str, Any]) -> list
     return [k for k in keys if before.get(k, missing) != after.get(k, missing)]
 
 
+@dataclass(frozen=True)
+class FieldChange:
+    """One field an audited change touched: its value before and after (``had_before`` /
+    ``has_after`` say whether the field existed on each side: a created row had none)."""
+
+    field: str
+    before: Any
+    after: Any
+    had_before: bool
+    has_after: bool
+
+
+def field_diff(
+    before: Mapping[str, Any] | None, after: Mapping[str, Any] | None
+) -> list[FieldChange]:
+    """The fields that differ between an audit row's ``before`` and ``after``, in name order:
+    every field of a created row (nothing before) or a deleted one (nothing after)."""
+    old, new = before or {}, after or {}
+    return [
+        FieldChange(key, old.get(key), new.get(key), key in old, key in new)
+        for key in changed_columns(old, new)
+    ]
+
+
 def format_pk(values: Collection[Any]) -> str:
     """The primary key as sqladmin spells it in URLs (composite keys joined by ``;``)."""
     return ";".join(str(v) for v in values)

@@ -11,17 +11,22 @@ result never costs the API much more memory than that limit, however wide its ro
 Each query runs on a connection of its own, closed after it (no pool): whatever a query did
 to its session (an advisory lock, a setting, a prepared statement) ends with the request.
 The check also refuses advisory locks outright, so a query cannot even hold one while it runs.
+
+The page's CSV holds the rows the page shows, and ends with a line saying so when the query
+had more; "Download the full result" streams the whole result (same role, same checks, same
+timeout on every FETCH) up to ``query_export_row_limit`` rows, a batch at a time.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import cache
@@ -34,10 +39,10 @@ from pydantic import BaseModel, Field, ValidationError
 from sqladmin import BaseView, expose
 from sqlalchemy import create_engine, text
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from core.platform.config import get_settings
 from core.platform.migrate import READONLY_HIDDEN_TABLES
@@ -234,12 +239,42 @@ def _is_number(text_value: str) -> bool:
     return True
 
 
-def render_csv(columns: Sequence[str], rows: Sequence[Sequence[str | None]]) -> str:
+def render_csv(
+    columns: Sequence[str] | None, rows: Sequence[Sequence[str | None]], note: str | None = None
+) -> str:
+    """CSV lines of ``columns`` (a header; None for none) and ``rows``, then ``note`` as a
+    last line of its own when the rows are not the whole result (it says why)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow([csv_safe(c) for c in columns])
+    if columns is not None:
+        writer.writerow([csv_safe(c) for c in columns])
     writer.writerows([csv_safe(v) for v in row] for row in rows)
+    if note:
+        writer.writerow([note])
     return out.getvalue()
+
+
+def page_csv_note(result: QueryResult, export_row_limit: int) -> str | None:
+    """The last line of the page's CSV when it holds only the rows the page shows."""
+    if result.cut_by == "rows":
+        return (
+            f"# Stopped at the page's limit of {result.row_limit:,} rows: the query has more."
+            f" 'Download the full result' gives up to {export_row_limit:,} rows."
+        )
+    if result.cut_by == "bytes":
+        return (
+            f"# Stopped after {len(result.rows):,} rows at the page's limit of"
+            f" {result.byte_limit / 1_000_000:g} MB: the query has more."
+            f" 'Download the full result' gives up to {export_row_limit:,} rows."
+        )
+    return None
+
+
+def export_limit_note(row_limit: int) -> str:
+    return (
+        f"# Stopped at the export limit of {row_limit:,} rows: the query has more."
+        " Narrow it down with a WHERE, or ask an engineer for a bigger extract."
+    )
 
 
 def capped_query(statement: str, width: int) -> str:
@@ -393,6 +428,94 @@ def run_read_only_query(
     )
 
 
+IDLE_IN_TRANSACTION_MS = 60_000  # a download nobody reads stops holding its snapshot
+
+
+def _open_read_only(url: str, timeout_ms: int) -> tuple[Connection, psycopg.Connection[Any]]:
+    conn = _query_engine(url).connect()
+    try:
+        conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+        conn.execute(
+            text(
+                "SELECT set_config('statement_timeout', :timeout, true),"
+                " set_config('idle_in_transaction_session_timeout', :idle, true)"
+            ),
+            {"timeout": f"{int(timeout_ms)}ms", "idle": f"{IDLE_IN_TRANSACTION_MS}ms"},
+        )
+    except BaseException:
+        conn.close()
+        raise
+    dbapi = conn.connection.dbapi_connection
+    assert isinstance(dbapi, psycopg.Connection)
+    return conn, dbapi
+
+
+def stream_read_only_csv(
+    statement: str, *, url: str, timeout_ms: int, row_limit: int, batch_bytes: int
+) -> Iterator[str]:
+    """The whole result of one checked query as CSV text, up to ``row_limit`` rows, read as
+    the read-only role through a server-side cursor a batch at a time (a batch holds at most
+    ``batch_bytes`` of values, each value cut as on the page), so memory stays flat however
+    many rows it sends. Every FETCH runs under the statement timeout.
+
+    The query is declared and its first batch fetched before this returns, so a query that
+    fails to start raises psycopg.Error here (an error page, not a broken download); a
+    failure later ends the file with a last line saying why, as does the row limit."""
+    try:
+        conn, dbapi = _open_read_only(url, timeout_ms)
+    except sa_exc.DBAPIError as error:
+        if isinstance(error.orig, psycopg.Error):
+            raise error.orig from error
+        raise
+    try:
+        with dbapi.cursor(name="stride_admin_query") as described:
+            described.execute(statement)  # DECLARE: planned and described, nothing fetched
+            columns = [d.name for d in described.description or ()]
+        width = len(columns)
+        cursor = dbapi.cursor(name="stride_admin_export")
+        cursor.execute(capped_query(statement, width) if width else statement)
+        batch_rows = fetch_batch(width, batch_bytes)
+        first = cursor.fetchmany(batch_rows)
+    except BaseException:
+        conn.close()
+        raise
+    return _csv_chunks(conn, cursor, columns, first, row_limit, batch_rows, timeout_ms)
+
+
+def _csv_chunks(
+    conn: Connection,
+    cursor: psycopg.ServerCursor[Any],
+    columns: list[str],
+    batch: list[Any],
+    row_limit: int,
+    batch_rows: int,
+    timeout_ms: int,
+) -> Iterator[str]:
+    width = len(columns)
+    sent = 0
+    try:
+        yield render_csv(columns, [])
+        while batch:
+            rows: list[list[str | None]] = []
+            for row in batch:
+                if sent == row_limit:
+                    yield render_csv(None, rows, export_limit_note(row_limit))
+                    return
+                rows.append(capped_cells(row, width)[0] if width else [])
+                sent += 1
+            yield render_csv(None, rows)
+            batch = cursor.fetchmany(batch_rows)
+    except psycopg.Error as error:
+        logger.info("admin query export stopped after %d rows: %s", sent, type(error).__name__)
+        yield render_csv(
+            None, [], f"# Stopped after {sent:,} rows: {friendly_error(error, timeout_ms)}"
+        )
+    finally:
+        with contextlib.suppress(psycopg.Error):  # the connection is closed next either way
+            cursor.close()
+        conn.close()
+
+
 class QueryForm(BaseModel):
     sql: str = Field(default="", max_length=MAX_SQL_LENGTH)
 
@@ -404,17 +527,25 @@ class _Outcome:
     error: str | None = None
 
 
-async def _run_from_form(request: Request) -> _Outcome:
+async def _checked_from_form(request: Request) -> tuple[str, str] | _Outcome:
+    """(the text typed, the checked statement) of the form, or the outcome refusing it."""
     form = await request.form()
     try:
         query = QueryForm(sql=str(form.get("sql") or ""))
     except ValidationError:
         return _Outcome(sql="", error=f"The query is too long (at most {MAX_SQL_LENGTH} chars).")
-    settings = get_settings()
     try:
-        statement = check_read_only_statement(query.sql)
+        return query.sql, check_read_only_statement(query.sql)
     except QueryRejectedError as rejected:
         return _Outcome(sql=query.sql, error=str(rejected))
+
+
+async def _run_from_form(request: Request) -> _Outcome:
+    checked = await _checked_from_form(request)
+    if isinstance(checked, _Outcome):
+        return checked
+    sql, statement = checked
+    settings = get_settings()
     admin = getattr(request.state, "stride_admin", None)
     try:
         result = await anyio.to_thread.run_sync(
@@ -428,20 +559,19 @@ async def _run_from_form(request: Request) -> _Outcome:
         )
     except psycopg.Error as error:
         logger.info("admin %s query failed: %s", admin and admin.username, type(error).__name__)
-        return _Outcome(
-            sql=query.sql, error=friendly_error(error, settings.query_statement_timeout_ms)
-        )
+        return _Outcome(sql=sql, error=friendly_error(error, settings.query_statement_timeout_ms))
     logger.info(
         "admin %s ran a query: %d rows in %.0f ms",
         admin and admin.username,
         len(result.rows),
         result.elapsed_ms,
     )
-    return _Outcome(sql=query.sql, result=result)
+    return _Outcome(sql=sql, result=result)
 
 
 class QueryView(BaseView):
-    """``/admin/query``: a textarea, a result table and a CSV download of the same query."""
+    """``/admin/query``: a textarea, a result table, and CSV downloads of the same query: the
+    rows the page shows, or the whole result streamed up to a larger limit."""
 
     name = "SQL query (read-only)"
     icon = "fa-solid fa-terminal"
@@ -466,6 +596,7 @@ class QueryView(BaseView):
             "result": outcome.result,
             "error": outcome.error,
             "row_limit": settings.query_row_limit,
+            "export_row_limit": settings.query_export_row_limit,
             "megabytes": settings.query_byte_limit / 1_000_000,
             "cell_preview_chars": f"{CELL_PREVIEW_CHARS:,}",
             "cell_limit_kb": CELL_BYTE_LIMIT // 1000,
@@ -486,15 +617,58 @@ class QueryView(BaseView):
 
     @expose("/query/csv", methods=["POST"], identity="query_csv")
     async def query_csv(self, request: Request) -> Response:
+        """The rows the page shows, as CSV; a last line says so when the query had more."""
         outcome = await _run_from_form(request)
         if outcome.result is None:
             return await self._page(request, outcome)
+        settings = get_settings()
+        result = outcome.result
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        cut = f"-first-{len(result.rows)}-rows" if result.truncated else ""
         return Response(
-            render_csv(outcome.result.columns, outcome.result.rows),
+            render_csv(
+                result.columns, result.rows, page_csv_note(result, settings.query_export_row_limit)
+            ),
             media_type="text/csv; charset=utf-8",
             headers={
-                "content-disposition": f'attachment; filename="query-{stamp}.csv"',
-                "x-stride-truncated": str(outcome.result.truncated).lower(),
+                "content-disposition": f'attachment; filename="query-{stamp}{cut}.csv"',
+                "x-stride-truncated": str(result.truncated).lower(),
+                "x-stride-row-limit": str(result.row_limit),
+            },
+        )
+
+    @expose("/query/csv/full", methods=["POST"], identity="query_csv_full")
+    async def query_csv_full(self, request: Request) -> Response:
+        """The whole result as a streamed CSV, up to ``STRIDE_QUERY_EXPORT_ROW_LIMIT`` rows (a
+        last line says when it stopped there)."""
+        checked = await _checked_from_form(request)
+        if isinstance(checked, _Outcome):
+            return await self._page(request, checked)
+        sql, statement = checked
+        settings = get_settings()
+        admin = getattr(request.state, "stride_admin", None)
+        try:
+            chunks = await anyio.to_thread.run_sync(
+                lambda: stream_read_only_csv(
+                    statement,
+                    url=settings.readonly_db_url,
+                    timeout_ms=settings.query_statement_timeout_ms,
+                    row_limit=settings.query_export_row_limit,
+                    batch_bytes=settings.query_byte_limit,
+                )
+            )
+        except psycopg.Error as error:
+            return await self._page(
+                request,
+                _Outcome(sql=sql, error=friendly_error(error, settings.query_statement_timeout_ms)),
+            )
+        logger.info("admin %s downloads a full query result", admin and admin.username)
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        return StreamingResponse(
+            chunks,
+            media_type="text/csv; charset=utf-8",
+            headers={
+                "content-disposition": f'attachment; filename="query-{stamp}-full.csv"',
+                "x-stride-row-limit": str(settings.query_export_row_limit),
             },
         )

@@ -9,35 +9,64 @@ Editors may change the ``editable`` columns; each change is audited (see ``api.a
 A table may be seen only from ``view_role`` up and changed only from ``change_role`` up: the
 admin tables are not shown to viewers at all, and only owners change admin users, never
 their own row.
+
+Each table reads like a product for operations staff: a ``title`` and a one-line
+``description`` (what a row is, who writes it), a URL from its name (``reward_commands`` is
+``/admin/reward-commands/``: other pages link to that scheme), ``links`` from the columns that
+name another table's row (with the row's name beside the id, ``LABELS``), ``related`` links
+from a row's page to the rows that refer to it, ``amounts`` with their token, JSON as JSON,
+``periods`` where 1970 means all time, internals kept to the row's page (``list_hidden``).
+Filter values the column cannot hold are refused with a 400 page saying what is expected
+(``filter_refusal``) instead of being ignored. Exports keep plain values (``export_value``).
 """
 
 from __future__ import annotations
 
+import builtins  # the view class below defines a method named ``list``
 import enum
+import json
+import string
+import time
 import types
-from collections.abc import AsyncGenerator, Iterable
+import uuid
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any, ClassVar
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
+from markupsafe import Markup
+from sqladmin import Flash
 from sqladmin.authorization import Action
 from sqladmin.filters import (
     BooleanFilter,
     OperationColumnFilter,
     StaticValuesFilter,
 )
+from sqladmin.formatters import BASE_FORMATTERS
 from sqladmin.forms import ModelConverter, converts
-from sqladmin.helpers import Writer, object_identifier_values, secure_filename, stream_to_csv
+from sqladmin.helpers import (
+    Writer,
+    get_object_identifier,
+    object_identifier_values,
+    secure_filename,
+    stream_to_csv,
+)
+from sqladmin.pagination import Pagination
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Enum,
     Numeric,
+    SmallInteger,
     String,
     Text,
     Uuid,
     inspect,
+    select,
 )
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.sqltypes import Float, Integer
@@ -47,8 +76,26 @@ from starlette.responses import StreamingResponse
 from wtforms import FloatField
 from wtforms.fields.core import UnboundField
 
-from api.admin.audit import acting_admin
+from api.admin.audit import acting_admin, field_diff
 from api.admin.auth import current_admin, role_allows
+from api.admin.display import (
+    amount_text,
+    details_url,
+    diff_markup,
+    json_block,
+    json_cell,
+    json_text,
+    link,
+    list_url,
+    period_text,
+    plain_decimal,
+    precise_time_text,
+    short_id,
+    status_badge,
+    time_text,
+    whole_row,
+)
+from api.admin.display import related_links as display_related_links
 from api.admin.listing import CURSOR_PARAMS, ScalableListView, stopped_statements_explained
 from api.admin.query import csv_safe
 from core.events.models import Game, PlayerTotals, ProcessedEvent, RewardCommandRow
@@ -72,6 +119,7 @@ from core.leaderboards.models import (
     LeaderboardRecord,
     LeaderboardSubmission,
 )
+from core.platform.config import get_settings
 from core.platform.db import Base
 from core.scores.models import ScoreLog
 
@@ -79,10 +127,42 @@ EXPORT_MAX_ROWS = 100_000
 
 
 @dataclass(frozen=True)
+class Link:
+    """A column that names a row of another table, shown as a link to it (with the row's
+    name beside the id when the table has one, see ``LABELS``).
+
+    ``key``: this row's columns that spell the target's primary key, in order (the target's
+    detail page; default: the column itself). ``equals``: (target column, this row's column)
+    pairs instead, for a link to the target's list filtered on them. ``table_from``: the
+    column that holds the target's table name (the audit log's ``row_pk``).
+    """
+
+    column: str
+    table: str = ""
+    key: tuple[str, ...] = ()
+    equals: tuple[tuple[str, str], ...] = ()
+    table_from: str = ""
+
+
+@dataclass(frozen=True)
+class Related:
+    """A "see also" link of a detail page: the rows of ``table`` whose ``equals`` columns
+    hold this row's values ((target column, this row's column) pairs), or another admin page
+    (``page``: a path under ``/admin`` with ``{column}`` fields of this row)."""
+
+    label: str
+    table: str = ""
+    equals: tuple[tuple[str, str], ...] = ()
+    page: str = ""
+
+
+@dataclass(frozen=True)
 class AdminTable:
     """How one table appears in the admin panel."""
 
     model: type[Base]
+    title: str = ""  # plural, for menus and pages ("Reward commands"); default from the name
+    description: str = ""  # one line: what a row is and who writes it
     hidden: tuple[str, ...] = ()
     # Columns editors may change; empty means read-only for everyone.
     editable: tuple[str, ...] = ()
@@ -92,34 +172,211 @@ class AdminTable:
     category: str = ""  # menu group
     view_role: AdminRole = AdminRole.viewer  # the lowest role that sees the table at all
     change_role: AdminRole = AdminRole.editor  # the lowest role that may change it
+    singular: str = ""  # one row, lower case ("reward command"); default from the title
+    # Internals shown on a row's detail page only, never in lists (rank block bounds).
+    list_hidden: tuple[str, ...] = ()
+    list_first: tuple[str, ...] = ()  # columns a list shows first, in this order
+    labels: tuple[tuple[str, str], ...] = ()  # (column, heading) where the default reads badly
+    links: tuple[Link, ...] = ()
+    related: tuple[Related, ...] = ()
+    # (amount column, column holding its token; "" for the reward token of the settings)
+    amounts: tuple[tuple[str, str], ...] = ()
+    periods: tuple[str, ...] = ()  # leaderboard period starts: 1970 reads "All time"
 
+    @property
+    def table_name(self) -> str:
+        return str(self.model.__tablename__)
+
+    @property
+    def identity(self) -> str:
+        """The table's URL part: its name with ``-`` for ``_`` (``/admin/reward-commands/``).
+        Other pages (the home page, the standings) link to this scheme."""
+        return identity_of(self.table_name)
+
+    @property
+    def plural(self) -> str:
+        return self.title or self.table_name.replace("_", " ").capitalize()
+
+    @property
+    def one(self) -> str:
+        if self.singular:
+            return self.singular
+        words = self.plural.lower()
+        return words[:-1] if words.endswith("s") else words
+
+
+def identity_of(table_name: str) -> str:
+    return table_name.replace("_", "-")
+
+
+GAME = Link("game_id", "games")
+LEADERBOARD = Link("leaderboard_id", "leaderboards")
+STANDINGS_OF_PERIOD = Related(
+    "Standings of this period",
+    page="standings?leaderboard_id={leaderboard_id}&period={period_start}",
+)
 
 ADMIN_TABLES: tuple[AdminTable, ...] = (
     AdminTable(
         ScoreLog,
+        title="Score log",
+        singular="score log entry",
+        description="One row per get_score call of the app: the input and the score the API"
+        " returned. Written by the API; editors may correct a row.",
         editable=("user_id", "input_value", "score", "formula_version"),
         can_delete=True,
         icon="fa-solid fa-chart-line",
     ),
     AdminTable(
         Game,
+        title="Games",
+        description="A game whose servers may post events, with its name and whether it is"
+        " active. Created by an engineer (stride games create); editors may rename or"
+        " deactivate it.",
         hidden=("api_key_hash",),
         editable=("name", "is_active"),
         icon="fa-solid fa-gamepad",
         category="Games",
+        related=(
+            Related("Players", "player_totals", (("game_id", "game_id"),)),
+            Related("Events", "processed_events", (("game_id", "game_id"),)),
+            Related("Reward commands", "reward_commands", (("game_id", "game_id"),)),
+            Related("Leaderboards", "leaderboards", (("game_id", "game_id"),)),
+        ),
     ),
     # Written by the stream processors and the leaderboard writer: read-only here, since a
     # hand edit would break their invariants (idempotency keys, rank block sizes).
-    AdminTable(ProcessedEvent, icon="fa-solid fa-bolt", category="Games"),
-    AdminTable(PlayerTotals, icon="fa-solid fa-calculator", category="Games"),
-    AdminTable(RewardCommandRow, icon="fa-solid fa-coins", category="Games"),
-    AdminTable(Leaderboard, icon="fa-solid fa-trophy", category="Leaderboards"),
-    AdminTable(LeaderboardPeriod, icon="fa-solid fa-calendar", category="Leaderboards"),
-    AdminTable(LeaderboardRecord, icon="fa-solid fa-ranking-star", category="Leaderboards"),
-    AdminTable(LeaderboardSubmission, icon="fa-solid fa-inbox", category="Leaderboards"),
-    AdminTable(LeaderboardRankBlock, icon="fa-solid fa-layer-group", category="Leaderboards"),
+    AdminTable(
+        ProcessedEvent,
+        title="Processed events",
+        description="Each game event the scoring agent applied to the totals, once per"
+        " game and event id. Written by the scoring agent; read-only.",
+        icon="fa-solid fa-bolt",
+        category="Games",
+        list_first=("game_id", "player_id", "type", "payload", "occurred_at"),
+        links=(GAME, Link("player_id", "player_totals", key=("game_id", "player_id"))),
+        related=(
+            Related(
+                "Reward commands of this event",
+                "reward_commands",
+                (("game_id", "game_id"), ("source_event_id", "event_id")),
+            ),
+        ),
+    ),
+    AdminTable(
+        PlayerTotals,
+        title="Player totals",
+        singular="player's totals",
+        description="Running totals of one player in one game (matches, wins, score,"
+        " purchases), folded from processed events by the scoring agent; read-only.",
+        icon="fa-solid fa-calculator",
+        category="Games",
+        links=(GAME,),
+        amounts=(("token_spent", ""),),
+        related=(
+            Related(
+                "Events of this player",
+                "processed_events",
+                (("game_id", "game_id"), ("player_id", "player_id")),
+            ),
+            Related(
+                "Reward commands of this player",
+                "reward_commands",
+                (("game_id", "game_id"), ("player_id", "player_id")),
+            ),
+            Related("Leaderboard records", "leaderboard_records", (("owner_id", "player_id"),)),
+        ),
+    ),
+    AdminTable(
+        RewardCommandRow,
+        title="Reward commands",
+        description="A token mint or burn owed to a player for a game event (pending until"
+        " the chain writer executes it). Written by the scoring agent; read-only.",
+        icon="fa-solid fa-coins",
+        category="Games",
+        list_first=("game_id", "player_id", "action", "amount", "status", "reason"),
+        list_hidden=("token",),  # the amount says it: "10 STRIDE"
+        links=(
+            GAME,
+            Link("player_id", "player_totals", key=("game_id", "player_id")),
+            Link("source_event_id", "processed_events", key=("game_id", "source_event_id")),
+        ),
+        amounts=(("amount", "token"),),
+    ),
+    AdminTable(
+        Leaderboard,
+        title="Leaderboards",
+        description="A leaderboard of a game: how scores combine and sort, and when it"
+        " resets. Created by an engineer (stride leaderboards create); read-only.",
+        icon="fa-solid fa-trophy",
+        category="Leaderboards",
+        links=(GAME,),
+        periods=("period_start",),
+        labels=(("period_start", "Current period"), ("metadata_", "Metadata")),
+        related=(
+            Related("Standings", page="standings?leaderboard_id={id}"),
+            Related("Records", "leaderboard_records", (("leaderboard_id", "id"),)),
+            Related("Periods", "leaderboard_periods", (("leaderboard_id", "id"),)),
+            Related("Submissions", "leaderboard_submissions", (("leaderboard_id", "id"),)),
+        ),
+    ),
+    AdminTable(
+        LeaderboardPeriod,
+        title="Leaderboard periods",
+        description="A period of a leaderboard (a day, a week, all time): open until its"
+        " reset archives it. Written by the leaderboard writer; read-only.",
+        icon="fa-solid fa-calendar",
+        category="Leaderboards",
+        links=(LEADERBOARD,),
+        periods=("period_start",),
+        related=(
+            STANDINGS_OF_PERIOD,
+            Related(
+                "Records of this period",
+                "leaderboard_records",
+                (("leaderboard_id", "leaderboard_id"), ("period_start", "period_start")),
+            ),
+        ),
+    ),
+    AdminTable(
+        LeaderboardRecord,
+        title="Leaderboard records",
+        description="One player's score in one period of a leaderboard (ranks are on the"
+        " standings page). Written by the leaderboard writer; read-only.",
+        icon="fa-solid fa-ranking-star",
+        category="Leaderboards",
+        list_hidden=("sort_key",),
+        labels=(("num_score", "Scores submitted"),),
+        links=(LEADERBOARD, Link("owner_id", "player_totals", equals=(("player_id", "owner_id"),))),
+        periods=("period_start",),
+        related=(STANDINGS_OF_PERIOD,),
+    ),
+    AdminTable(
+        LeaderboardSubmission,
+        title="Leaderboard submissions",
+        description="Each event applied to a leaderboard, once (the writer's idempotency"
+        " key). Written by the leaderboard writer; read-only.",
+        icon="fa-solid fa-inbox",
+        category="Leaderboards",
+        links=(LEADERBOARD, Link("owner_id", "player_totals", equals=(("player_id", "owner_id"),))),
+        periods=("period_start",),
+    ),
+    AdminTable(
+        LeaderboardRankBlock,
+        title="Leaderboard rank blocks",
+        description="Internal index of about a thousand records each that makes a rank fast"
+        " to compute. Kept exact by the leaderboard writer; read-only.",
+        icon="fa-solid fa-layer-group",
+        category="Leaderboards",
+        list_hidden=("lower_sort_key", "lower_reached_at", "lower_owner_id"),
+        links=(LEADERBOARD,),
+        periods=("period_start",),
+    ),
     AdminTable(
         AppUser,
+        title="App users",
+        description="A user of the mobile app and whether they may sign in. Created by the"
+        " app's sign-up; editors may deactivate one.",
         hidden=("token_hash",),
         editable=("is_active",),
         icon="fa-solid fa-mobile-screen",
@@ -134,32 +391,73 @@ ADMIN_TABLES: tuple[AdminTable, ...] = (
     # Who may do what: only owners change roles and active flags (audited), never their own.
     AdminTable(
         AdminUser,
+        title="Admin users",
+        description="A person who may sign in to this panel, with their role. Created with"
+        " stride admin create-user; owners change roles and active flags.",
         hidden=("password_hash",),
         editable=("role", "is_active"),
         icon="fa-solid fa-user-shield",
         category="Admin",
         view_role=AdminRole.editor,
         change_role=AdminRole.owner,
+        related=(
+            Related("Their changes", "admin_audit_log", (("admin_username", "username"),)),
+            Related("Their sign-in attempts", "admin_login_attempts", (("username", "username"),)),
+            Related("Their sessions", "admin_sessions", (("admin_user_id", "id"),)),
+        ),
     ),
     # Deleting a session signs it out (audited like any delete); its token hash never shows.
     AdminTable(
         AdminSession,
+        title="Admin sessions",
+        description="A signed-in browser of an admin user, valid 8 hours. Opened by signing"
+        " in; owners may delete one to sign it out.",
         hidden=("token_hash",),
         can_delete=True,
         icon="fa-solid fa-id-card",
         category="Admin",
         view_role=AdminRole.owner,
         change_role=AdminRole.owner,
+        links=(Link("admin_user_id", "admin_users"),),
     ),
-    AdminTable(AdminAuditLog, icon="fa-solid fa-clipboard-list", category="Admin"),
+    AdminTable(
+        AdminAuditLog,
+        title="Audit log",
+        singular="audit entry",
+        description="Who changed which row of this panel, when, and the fields they changed."
+        " Written with every change, in the same transaction; read-only.",
+        icon="fa-solid fa-clipboard-list",
+        category="Admin",
+        list_first=("at", "admin_username", "action", "table_name", "row_pk", "before"),
+        list_hidden=("after",),
+        labels=(
+            ("admin_username", "Admin"),
+            ("table_name", "Table"),
+            ("row_pk", "Row"),
+            ("before", "Changes"),
+            ("after", "Whole row after"),
+        ),
+        links=(Link("row_pk", table_from="table_name"),),
+    ),
     # Client IP addresses: personal data, hidden from viewers as from the SQL page.
     AdminTable(
         AdminLoginAttempt,
+        title="Sign-in attempts",
+        description="Each sign-in to this panel, failed or not, with the client address (for"
+        " the throttle). Written by the sign-in page; read-only.",
         icon="fa-solid fa-user-lock",
         category="Admin",
         view_role=AdminRole.editor,
     ),
 )
+
+TABLES_BY_NAME: dict[str, AdminTable] = {t.table_name: t for t in ADMIN_TABLES}
+
+# Names shown beside the ids that point at these tables: (key column, name column).
+LABELS: dict[str, tuple[Any, Any]] = {
+    "games": (Game.game_id, Game.name),
+    "admin_users": (AdminUser.id, AdminUser.username),
+}
 
 
 def _columns(model: type[Base]) -> list[tuple[str, Any]]:
@@ -171,43 +469,311 @@ def _is_searchable(column: Any) -> bool:
     return isinstance(column.type, String | Text | Uuid | JSON)
 
 
-def _column_filter(key: str, column: Any) -> Any | None:
+def _column_filter(key: str, column: Any, title: str) -> Any | None:
     kind = column.type
     if isinstance(kind, Boolean):
-        return BooleanFilter(key)
+        return BooleanFilter(key, title=title)
     if isinstance(kind, Enum) and kind.enum_class is not None:
         members: Iterable[enum.Enum] = kind.enum_class
-        return StaticValuesFilter(key, values=[(m.value, m.value) for m in members])
-    if isinstance(kind, String | Text | Integer | Numeric | Float | DateTime):
-        return OperationColumnFilter(key)
-    return None  # ids (UUIDs) are found with the search box; JSON has no useful operator
+        return StaticValuesFilter(key, values=[(m.value, m.value) for m in members], title=title)
+    if isinstance(kind, String | Text | Integer | Numeric | Float | DateTime | Uuid):
+        return OperationColumnFilter(key, title=title)
+    return None  # JSON has no useful operator: the search box finds text in it
+
+
+def column_label(key: str, *, linked: bool = False) -> str:
+    """A column's heading: ``game_id`` reads "Game ID", or "Game" where it is a link."""
+    words = key.strip("_").split("_")
+    if linked and len(words) > 1 and words[-1] in ("id", "pk"):
+        words = words[:-1]
+    text = " ".join({"id": "ID", "api": "API", "ip": "IP"}.get(w, w) for w in words)
+    return text[:1].upper() + text[1:]
+
+
+# ---- how values read on the pages (exports keep plain values) -----------------------------
+
+Formatter = Callable[[Any, str, Request], Any]
+
+
+def _root(request: Request) -> str:
+    """The admin panel's URL without its trailing slash."""
+    return str(request.url_for("admin:index")).rstrip("/")
+
+
+def _labels(request: Request) -> dict[tuple[str, str], str]:
+    """Names of the rows the page links to, loaded once per page (``StrideModelView``)."""
+    labels: dict[tuple[str, str], str] = getattr(request.state, "stride_labels", {})
+    return labels
+
+
+def _link_formatter(ref: Link, *, compact: bool) -> Formatter:
+    def formatted(obj: Any, _prop: str, request: Request) -> Any:
+        value = getattr(obj, ref.column)
+        if value is None:
+            return Markup("")
+        root = _root(request)
+        if ref.table_from:  # the audit log: the row of whichever table it names
+            target = TABLES_BY_NAME.get(getattr(obj, ref.table_from))
+            if target is None:
+                return str(value)
+            if getattr(obj, "action", None) == "delete":
+                return Markup('{} <span class="text-secondary small">(deleted)</span>').format(
+                    value
+                )
+            return link(f"{root}/{target.identity}/details/{quote(str(value), safe=';:@+')}", value)
+        identity = identity_of(ref.table)
+        if ref.equals:
+            href = list_url(root, identity, [(t, getattr(obj, c)) for t, c in ref.equals])
+        else:
+            href = details_url(root, identity, [getattr(obj, c) for c in ref.key or (ref.column,)])
+        name = _labels(request).get((ref.table, str(value)))
+        shown = short_id(value) if compact else str(value)
+        return link(href, name, shown) if name else link(href, shown, title=str(value))
+
+    return formatted
+
+
+def _table_title(obj: Any, prop: str, request: Request) -> Any:
+    """An audit row's table by its title, linked to its list."""
+    target = TABLES_BY_NAME.get(getattr(obj, prop))
+    if target is None:
+        return getattr(obj, prop)
+    return link(f"{_root(request)}/{target.identity}/list", target.plural)
+
+
+def _amount_formatter(token_column: str) -> Formatter:
+    def formatted(obj: Any, prop: str, _request: Request) -> str:
+        token = getattr(obj, token_column) if token_column else get_settings().reward_token
+        return amount_text(getattr(obj, prop), token)
+
+    return formatted
+
+
+def _status_formatter(obj: Any, prop: str, _request: Request) -> Markup | str:
+    return status_badge(getattr(obj, prop))
+
+
+def _period_formatter(obj: Any, prop: str, _request: Request) -> str:
+    return period_text(getattr(obj, prop))
+
+
+def _json_list(obj: Any, prop: str, _request: Request) -> Markup:
+    return json_cell(getattr(obj, prop))
+
+
+def _json_detail(obj: Any, prop: str, _request: Request) -> Markup:
+    return json_block(getattr(obj, prop))
+
+
+def _audit_changes(*, compact: bool) -> Formatter:
+    def formatted(obj: Any, _prop: str, _request: Request) -> Markup:
+        return diff_markup(field_diff(obj.before, obj.after), action=obj.action, compact=compact)
+
+    return formatted
+
+
+def _audit_after(obj: Any, _prop: str, _request: Request) -> Markup:
+    return whole_row(obj.after, "The whole row after the change")
+
+
+def formatters(table: AdminTable) -> tuple[dict[str, Formatter], dict[str, Formatter]]:
+    """(list, detail) formatters of a table's columns: links, amounts, periods, JSON."""
+    shared: dict[str, Formatter] = {}
+    listed: dict[str, Formatter] = {}
+    detailed: dict[str, Formatter] = {}
+    for key, column in _columns(table.model):
+        if isinstance(column.type, JSON):
+            listed[key], detailed[key] = _json_list, _json_detail
+    for ref in table.links:
+        listed[ref.column] = _link_formatter(ref, compact=True)
+        detailed[ref.column] = _link_formatter(ref, compact=False)
+    for amount, token_column in table.amounts:
+        shared[amount] = _amount_formatter(token_column)
+    for period in table.periods:
+        shared[period] = _period_formatter
+    if table.model is RewardCommandRow:
+        shared["status"] = _status_formatter
+    if table.model is AdminAuditLog:
+        shared["table_name"] = _table_title
+        listed["before"] = _audit_changes(compact=True)
+        detailed["before"] = _audit_changes(compact=False)
+        detailed["after"] = _audit_after
+    return {**listed, **shared}, {**detailed, **shared}
+
+
+def export_value(value: Any) -> Any:
+    """A value as an export file holds it: plain, machine-readable. Amounts in plain decimal
+    notation, as text in JSON so no digit is lost (``"10"``, ``"0.000000000000000001"``);
+    JSON as JSON; times in ISO 8601; enums by their value."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, Decimal):
+        return plain_decimal(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return value
+
+
+def export_text(value: Any) -> str:
+    """A CSV cell of an export (before formula defusing)."""
+    plain = export_value(value)
+    if plain is None:
+        return ""
+    if isinstance(plain, dict | list):
+        return json_text(plain)
+    return str(plain)
+
+
+# ---- filter values are checked before they reach the query --------------------------------
+
+_INTEGER_BITS = ((SmallInteger, 16), (BigInteger, 64), (Integer, 32))
+
+
+def _expected(column: Any, operation: str) -> tuple[Callable[[str], object], str] | None:
+    """(parser that raises ValueError, what the filter expects) for a column, or None if any
+    text will do."""
+    kind = column.type
+    for integer_type, bits in _INTEGER_BITS:
+        if isinstance(kind, integer_type):
+            limit = 2 ** (bits - 1)
+
+            def whole(raw: str, limit: int = limit) -> object:
+                number = int(raw)
+                if not -limit <= number < limit:
+                    raise ValueError(raw)
+                return number
+
+            return whole, f"a whole number between {-limit:,} and {limit - 1:,}, e.g. 25"
+    if isinstance(kind, Numeric | Float):
+
+        def number(raw: str) -> object:
+            parsed = Decimal(raw)
+            if not parsed.is_finite():
+                raise ValueError(raw)
+            return parsed
+
+        return number, "a number, e.g. 25 or 2.5"
+    if isinstance(kind, DateTime):
+        return (
+            datetime.fromisoformat,
+            "a date, e.g. 2026-11-30, or a date and time, e.g. 2026-11-30 14:00",
+        )
+    if isinstance(kind, Uuid) and operation == "equals":
+        return uuid.UUID, "a whole id like 3f2b8c1e-0d4a-4b6f-9a71-2c5e8d9f0a1b"
+    return None
+
+
+@dataclass(frozen=True)
+class FilterRefusal:
+    message: str
+    parameters: tuple[str, ...]  # the query parameters of the refused filter
+
+
+def filter_refusal(
+    filters: Iterable[Any], params: Mapping[str, str], model: type[Base]
+) -> FilterRefusal | None:
+    """Why the filters of a list URL cannot be applied, if they cannot: a value the column
+    cannot hold ("abc" for a number, a date that is not one), an unknown operation or value.
+    sqladmin would ignore such a filter silently and show the unfiltered table."""
+    for column_filter in filters:
+        name = column_filter.parameter_name
+        title = column_filter.title
+        value = params.get(name, "")
+        if isinstance(column_filter, OperationColumnFilter):
+            operation = params.get(f"{name}_op", "")
+            if not value and not operation:
+                continue
+            column = getattr(model, name)
+            options = dict(column_filter.get_operation_options_for_model(model))
+            parameters = (name, f"{name}_op")
+            if operation not in options:
+                return FilterRefusal(
+                    f"The filter on {title} has no operation {operation!r}: choose one of"
+                    f" {', '.join(options.values())}.",
+                    parameters,
+                )
+            label = options[operation].lower()
+            if not value.strip():
+                return FilterRefusal(f"The filter “{title} {label}” needs a value.", parameters)
+            if "\x00" in value:
+                return FilterRefusal(
+                    f"The filter “{title} {label}” cannot hold a NUL character.", parameters
+                )
+            check = _expected(column, operation)
+            if check is None:
+                continue
+            parse, expected = check
+            try:
+                parse(value.strip())
+            except (ValueError, ArithmeticError):
+                return FilterRefusal(
+                    f"“{value}” is not a valid value for the filter “{title} {label}”:"
+                    f" it expects {expected}.",
+                    parameters,
+                )
+        elif value:
+            allowed = {"all", "__all"} | (
+                {"true", "false"}
+                if isinstance(column_filter, BooleanFilter)
+                else {str(v) for v, _ in getattr(column_filter, "values", [])}
+            )
+            if value not in allowed:
+                choices = sorted(allowed - {"all", "__all"})
+                return FilterRefusal(
+                    f"“{value}” is not a valid value for the filter on {title}: choose one of"
+                    f" {', '.join(choices)}.",
+                    (name,),
+                )
+    return None
 
 
 def view_options(table: AdminTable) -> dict[str, Any]:
     """The sqladmin class attributes of a table's view (pure: read from the model only)."""
     columns = _columns(table.model)
     names = [key for key, _ in columns]
-    unknown = (set(table.hidden) | set(table.editable)) - set(names)
+    declared = {ref.column for ref in table.links} | {a for a, _ in table.amounts}
+    declared |= set(table.periods) | set(table.list_hidden) | set(table.list_first)
+    declared |= {column for column, _ in table.labels}
+    unknown = (set(table.hidden) | set(table.editable) | declared) - set(names)
     if unknown:
         raise ValueError(f"{table.model.__name__} has no column(s) {sorted(unknown)}")
     if set(table.hidden) & set(table.editable):
         raise ValueError(f"{table.model.__name__}: a hidden column cannot be editable")
+    if set(table.hidden) & declared:
+        raise ValueError(f"{table.model.__name__}: a hidden column cannot be shown")
     visible = [(key, column) for key, column in columns if key not in table.hidden]
     shown = [key for key, _ in visible]
+    linked = {ref.column for ref in table.links}
+    labels = {key: column_label(key, linked=key in linked) for key in shown} | dict(table.labels)
+    listed, detailed = formatters(table)
     return {
-        "name": table.model.__tablename__,
-        "name_plural": table.model.__tablename__,
+        # ``name`` (sqladmin's menus and the home page) is the table's title, as the plural;
+        # ``row_name`` names one row ("Reward command 3f2b…", "Saved score log entry 12").
+        "name": table.plural,
+        "name_plural": table.plural,
+        "row_name": table.one[:1].upper() + table.one[1:],
+        "description": table.description,
+        "stride_table": table,
         "icon": table.icon,
         "category": table.category,
-        "column_list": shown,
+        "column_list": [
+            *table.list_first,
+            *(k for k in shown if k not in table.list_hidden and k not in table.list_first),
+        ],
         "column_details_list": shown,
         "column_export_list": shown,
+        "column_labels": labels,
+        "column_formatters": listed,
+        "column_formatters_detail": detailed,
         "column_searchable_list": [key for key, column in visible if _is_searchable(column)],
-        "column_sortable_list": shown,
+        "column_sortable_list": [key for key in shown if key not in table.list_hidden],
         "column_filters": [
             f
             for key, column in visible
-            if not column.primary_key and (f := _column_filter(key, column)) is not None
+            if key not in table.list_hidden
+            and (f := _column_filter(key, column, labels[key])) is not None
         ],
         "column_default_sort": [(key, True) for key, column in columns if column.primary_key],
         "form_columns": list(table.editable),
@@ -235,10 +801,14 @@ PAGING_PARAMS = frozenset({"page", "pageSize", *CURSOR_PARAMS})
 
 
 class StrideModelView(ScalableListView):
-    """Common behaviour: generous pages, CSV export, role checks and an acting admin on writes."""
+    """Common behaviour: generous pages, CSV export, role checks and an acting admin on writes,
+    titles and descriptions, links between rows, checked filters, a message after a save."""
 
     view_role: ClassVar[AdminRole] = AdminRole.viewer
     change_role: ClassVar[AdminRole] = AdminRole.editor
+    stride_table: ClassVar[AdminTable]
+    description: ClassVar[str] = ""
+    row_name: ClassVar[str] = ""
     list_template = "stride_list.html"
     page_size = 25
     page_size_options: ClassVar[list[int]] = [25, 50, 100, 200]
@@ -247,6 +817,17 @@ class StrideModelView(ScalableListView):
     export_types: ClassVar[list[str]] = ["csv", "json"]
     export_max_rows = EXPORT_MAX_ROWS
     form_converter = StrideFormConverter
+    column_type_formatters: ClassVar[dict[type, Callable[[Any], Any]]] = {
+        **BASE_FORMATTERS,
+        datetime: time_text,
+        Decimal: plain_decimal,
+        uuid.UUID: short_id,
+    }
+    column_type_formatters_detail: ClassVar[dict[type, Callable[[Any], Any]]] = {
+        **BASE_FORMATTERS,
+        datetime: precise_time_text,
+        Decimal: plain_decimal,
+    }
 
     def search_query(self, stmt: Select, term: str) -> Select:
         """PostgreSQL text holds no NUL character: a search for one finds nothing, never a
@@ -264,11 +845,78 @@ class StrideModelView(ScalableListView):
             raise HTTPException(404, f"{identifier!r} is not an id of this table")
         return super()._stmt_by_identifier(identifier)
 
-    async def get_model_objects(self, request: Request, limit: int | None = 0) -> list[Any]:
+    async def filtered_query(self, request: Request) -> Select:
+        """The list's query, refused with a 400 page when a filter value is not valid (the
+        page offers the same list without that filter)."""
+        refusal = filter_refusal(self.get_filters(), request.query_params, self.model)
+        if refusal is not None:
+            kept = [
+                (k, v)
+                for k, v in request.query_params.multi_items()
+                if k not in refusal.parameters and k not in PAGING_PARAMS
+            ]
+            list_url_ = str(request.url_for("admin:list", identity=self.identity))
+            request.state.stride_back_url = list_url_ + (f"?{urlencode(kept)}" if kept else "")
+            request.state.stride_back_label = "Show the list without this filter"
+            request.state.stride_error_title = "Invalid filter value"
+            raise HTTPException(status_code=400, detail=refusal.message)
+        return await super().filtered_query(request)
+
+    async def list(self, request: Request) -> Pagination:
+        pagination = await super().list(request)
+        await self._load_labels(request, pagination.rows)
+        return pagination
+
+    async def get_object_for_details(self, request: Request) -> Any:
+        obj = await super().get_object_for_details(request)
+        if obj is not None:
+            await self._load_labels(request, [obj])
+        return obj
+
+    async def _load_labels(self, request: Request, rows: Sequence[Any]) -> None:
+        """The names of the rows this page links to (a game's name beside its id), in one
+        query per linked table."""
+        wanted: dict[str, set[Any]] = {}
+        for ref in self.stride_table.links:
+            if ref.table in LABELS and not ref.equals and ref.key in ((), (ref.column,)):
+                values = {getattr(row, ref.column) for row in rows} - {None}
+                wanted.setdefault(ref.table, set()).update(values)
+        labels = dict(_labels(request))
+        for table_name, values in wanted.items():
+            if not values:
+                continue
+            key, name = LABELS[table_name]
+            found = await self._run_arbitrary_query(select(key, name).where(key.in_(values)))
+            labels |= {(table_name, str(k)): str(n) for k, n in found}
+        request.state.stride_labels = labels
+
+    def related_links(self, request: Request, obj: Any) -> Markup:
+        """The "see also" links of a row's detail page (a game's players, events, ...)."""
+        root = _root(request)
+        links: builtins.list[tuple[str, str]] = []
+        for related in self.stride_table.related:
+            if related.page:
+                fields = {k: quote(str(getattr(obj, k)), safe="") for k in _fields_of(related.page)}
+                links.append((related.label, f"{root}/{related.page.format(**fields)}"))
+            else:
+                target = TABLES_BY_NAME.get(related.table)
+                if target is None or not role_allows(
+                    getattr(current_admin(request), "role", None),
+                    Action.LIST,
+                    view_role=target.view_role,
+                ):
+                    continue
+                equals = [(t, getattr(obj, c)) for t, c in related.equals]
+                links.append((related.label, list_url(root, target.identity, equals)))
+        return display_related_links(links)
+
+    async def get_model_objects(
+        self, request: Request, limit: int | None = 0
+    ) -> builtins.list[Any]:
         """What export writes: the rows of the list as the user sees it, every page of it."""
         stmt = self.sort_query(await self.filtered_query(request), request)
         with stopped_statements_explained():
-            return list(await self._run_query(stmt.limit(limit or None)))
+            return builtins.list(await self._run_query(stmt.limit(limit or None)))
 
     async def list_context(self, request: Request) -> dict[str, Any]:
         kept = {k: v for k, v in request.query_params.multi_items() if k not in PAGING_PARAMS}
@@ -278,20 +926,61 @@ class StrideModelView(ScalableListView):
             + query
             for kind in self.export_types
         }
-        return {**await super().list_context(request), "export_urls": urls}
+        narrowing = self._narrowing(request)
+        return {
+            **await super().list_context(request),
+            "export_urls": urls,
+            "narrowed": bool(narrowing),
+            "narrowing": narrowing,
+            "unfiltered_url": str(request.url_for("admin:list", identity=self.identity)),
+        }
+
+    def _narrowing(self, request: Request) -> builtins.list[str]:
+        """The search and filters of a list, as words: 'the search “x”', 'Score greater than
+        “25”'."""
+        params = request.query_params
+        phrases = [f"the search “{params['search']}”"] if params.get("search") else []
+        for column_filter in self.get_filters():
+            value = params.get(column_filter.parameter_name)
+            if not value or value in ("all", "__all"):
+                continue
+            if isinstance(column_filter, OperationColumnFilter):
+                options = dict(column_filter.get_operation_options_for_model(self.model))
+                operation = options.get(params.get(f"{column_filter.parameter_name}_op", ""), "")
+                phrases.append(f"{column_filter.title} {operation.lower()} “{value}”")
+            else:
+                phrases.append(f"{column_filter.title} “{value}”")
+        return phrases
 
     async def export_data(
-        self, data: list[Any], export_type: str = "csv", request: Request | None = None
+        self, data: builtins.list[Any], export_type: str = "csv", request: Request | None = None
     ) -> StreamingResponse:
+        names = self._export_prop_names
+        if export_type == "json":
+
+            async def objects() -> AsyncGenerator[str, None]:
+                yield "["
+                for i, row in enumerate(data):
+                    values = {n: export_value(await self.get_prop_value(row, n)) for n in names}
+                    yield ("," if i else "") + json.dumps(values, ensure_ascii=False, default=str)
+                yield "]"
+
+            return StreamingResponse(
+                content=objects(),
+                media_type="application/json",
+                headers={
+                    "Content-Disposition": "attachment;filename="
+                    + secure_filename(self.get_export_name(export_type="json"))
+                },
+            )
         if export_type != "csv":
             return await super().export_data(data, export_type=export_type, request=request)
-        names = self._export_prop_names
 
         async def rows(writer: Writer) -> AsyncGenerator[Any, None]:
             yield writer.writerow([csv_safe(name) for name in names])
             for row in data:
                 yield writer.writerow(
-                    [csv_safe(str(await self.get_prop_value(row, name))) for name in names]
+                    [csv_safe(export_text(await self.get_prop_value(row, name))) for name in names]
                 )
 
         filename = secure_filename(self.get_export_name(export_type="csv"))
@@ -300,6 +989,16 @@ class StrideModelView(ScalableListView):
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f"attachment;filename={filename}"},
         )
+
+    def get_export_name(self, export_type: str) -> str:
+        return f"{self.stride_table.table_name}_{time.strftime('%Y-%m-%d_%H-%M-%S')}.{export_type}"
+
+    async def after_model_change(
+        self, data: dict, model: Any, is_created: bool, request: Request
+    ) -> None:
+        """The page the editor lands on says what was saved."""
+        verb = "Created" if is_created else "Saved"
+        Flash.success(request, f"{verb} {self.stride_table.one} {get_object_identifier(model)}.")
 
     def _role_allows(self, request: Request, action: str) -> bool:
         admin = current_admin(request)
@@ -343,17 +1042,28 @@ class StrideModelView(ScalableListView):
     async def delete_model(self, request: Request, pk: Any) -> None:
         with acting_admin(self._acting_username(request, Action.DELETE)):
             await super().delete_model(request, pk)
+        Flash.success(request, f"Deleted {self.stride_table.one} {pk}.")
 
 
 def build_view(table: AdminTable) -> type[StrideModelView]:
     """A fresh sqladmin view class for ``table`` (fresh per mount: sqladmin stores state on it)."""
     options = view_options(table)
-    return types.new_class(
+    view: type[StrideModelView] = types.new_class(
         f"{table.model.__name__}Admin",
         (StrideModelView,),
         {"model": table.model},
         lambda namespace: namespace.update(options),
     )
+    view.identity = table.identity  # sqladmin's metaclass would slug the class name
+    return view
+
+
+def _page_value(value: Any) -> str:
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+def _fields_of(template: str) -> list[str]:
+    return [field for _, field, _, _ in string.Formatter().parse(template) if field]
 
 
 def hidden_columns_by_table(tables: Iterable[AdminTable]) -> dict[str, tuple[str, ...]]:

@@ -261,6 +261,11 @@ class AdminSettings(_Base):
         ge=1,
         description="bytes of values a SQL page result shows (and its CSV holds) at most",
     )
+    query_export_row_limit: int = Field(
+        default=100_000,
+        ge=1,
+        description="rows the SQL page's full-result CSV download holds at most (streamed)",
+    )
     admin_statement_timeout_ms: int = Field(
         default=5000,
         ge=1,

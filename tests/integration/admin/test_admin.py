@@ -321,21 +321,21 @@ def test_admin_users_never_show_password_hashes(owner: TestClient) -> None:
         ).one()
     digest = password_hash[7:]  # the salt and hash after "$2b$12$"
     pages = [
-        owner.get("/admin/admin-user/list"),
-        owner.get("/admin/admin-user/export/csv"),
-        owner.get("/admin/admin-user/export/json"),
-        owner.get(f"/admin/admin-user/details/{user_id}"),
+        owner.get("/admin/admin-users/list"),
+        owner.get("/admin/admin-users/export/csv"),
+        owner.get("/admin/admin-users/export/json"),
+        owner.get(f"/admin/admin-users/details/{user_id}"),
     ]
     for page in pages:
         assert page.status_code == 200, page.url
         assert username in page.text, page.url
         assert "password_hash" not in page.text, page.url
         assert digest not in page.text, page.url
-    edit_form = owner.get(f"/admin/admin-user/edit/{user_id}")
+    edit_form = owner.get(f"/admin/admin-users/edit/{user_id}")
     assert 'name="role"' in edit_form.text
     assert "password" not in edit_form.text.lower()
     # Searching by the hash finds nothing: the column is not searchable either.
-    search = owner.get("/admin/admin-user/list", params={"search": digest[:20]})
+    search = owner.get("/admin/admin-users/list", params={"search": digest[:20]})
     assert username not in search.text
 
 
@@ -368,12 +368,12 @@ def test_every_table_lists_exports_and_opens_rows(owner: TestClient, db_engine: 
         identity = build_view(table).identity
         assert owner.get(f"/admin/{identity}/list").status_code == 200, identity
         assert owner.get(f"/admin/{identity}/export/csv").status_code == 200, identity
-    periods = owner.get("/admin/leaderboard-period/list", params={"search": board})
-    [details] = re.findall(r'href="([^"]*/leaderboard-period/details/[^"]*)"', periods.text)
+    periods = owner.get("/admin/leaderboard-periods/list", params={"search": board})
+    [details] = re.findall(r'href="([^"]*/leaderboard-periods/details/[^"]*)"', periods.text)
     opened = owner.get(html.unescape(details))
     assert opened.status_code == 200
     assert board in opened.text
-    games = owner.get("/admin/game/list", params={"search": game})
+    games = owner.get("/admin/games/list", params={"search": game})
     assert game in games.text
     assert "api_key_hash" not in games.text
 
@@ -477,7 +477,7 @@ def test_admin_user_edits_are_audited_without_the_password_hash(
             text("SELECT id FROM admin_users WHERE username = :u"), {"u": username}
         ).scalar_one()
     response = owner.post(
-        f"/admin/admin-user/edit/{user_id}",
+        f"/admin/admin-users/edit/{user_id}",
         data={"role": "editor", "is_active": "y", "save": "Save"},
         follow_redirects=False,
     )
@@ -543,7 +543,7 @@ def test_query_page_says_when_rows_were_truncated(
     response = viewer.post("/admin/query", data={"sql": "SELECT g FROM generate_series(1, 10) g"})
     assert response.status_code == 200
     assert response.text.count("<tr>") == 1 + 3  # header + the first three rows
-    assert "Truncated: only the first 3 rows" in response.text
+    assert "Only the first 3 rows are shown: the query has more." in response.text
     csv_response = viewer.post(
         "/admin/query/csv", data={"sql": "SELECT g FROM generate_series(1, 10) g"}
     )
@@ -561,13 +561,13 @@ def test_query_page_caps_the_bytes_it_shows(
     assert response.status_code == 200
     assert len(response.content) < 1_100_000
     assert response.text.count("<tr>") == 1 + 11
-    assert "Truncated: only the first 11 rows are shown (at most 1 MB a result)" in response.text
+    assert "Only the first 11 rows are shown (at most 1 MB a page)" in response.text
     csv_response = viewer.post("/admin/query/csv", data={"sql": sql})
     assert csv_response.headers["x-stride-truncated"] == "true"
     assert len(csv_response.content) < 1_100_000
-    assert [line.split(",")[0] for line in csv_response.text.splitlines()[1:]] == [
-        str(g) for g in range(1, 12)
-    ]
+    *rows, note = csv_response.text.splitlines()[1:]
+    assert [line.split(",")[0] for line in rows] == [str(g) for g in range(1, 12)]
+    assert note.startswith("\"# Stopped after 11 rows at the page's limit of 1 MB")
 
 
 def test_query_page_cuts_huge_cells(viewer: TestClient) -> None:

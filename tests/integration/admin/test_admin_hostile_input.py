@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 
 
 def test_a_nul_in_a_search_finds_nothing_instead_of_failing(editor: TestClient) -> None:
-    page = editor.get("/admin/processed-event/list", params={"search": "a\x00b"})
+    page = editor.get("/admin/processed-events/list", params={"search": "a\x00b"})
     assert page.status_code == 200
 
 

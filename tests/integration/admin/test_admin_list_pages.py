@@ -130,9 +130,9 @@ def test_counts_are_exact_below_the_threshold_and_estimated_above(
 ) -> None:
     monkeypatch.setattr(StrideModelView, "exact_count_limit", 5)
     few = viewer.get(f"/admin/score-log/list?search={players}-1")
-    assert "of 1 items" in few.text
+    assert "of 1 row" in few.text
     many = viewer.get(f"/admin/score-log/list?search={players}")
-    assert re.search(r"of about [\d,]+ items", many.text), many.text[-3000:]
+    assert re.search(r"of about [\d,]+ rows", many.text), many.text[-3000:]
     counts = [s for s in statements if "count(" in s.lower()]
     assert counts and all("LIMIT" in s and "ORDER BY" not in s for s in counts)
     assert any(s.startswith("EXPLAIN") for s in statements)

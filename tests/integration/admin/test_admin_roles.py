@@ -13,7 +13,7 @@ from cli.main import app as cli
 from core.identity.models import AdminRole
 from tests.admin_helpers import PASSWORD, new_admin, sessions_of, sign_in
 
-ADMIN_VIEWS = ("admin-user", "admin-login-attempt", "admin-session")
+ADMIN_VIEWS = ("admin-users", "admin-login-attempts", "admin-sessions")
 
 
 def _user(db_engine: Engine, username: str):
@@ -44,7 +44,7 @@ def _role_audits(db_engine: Engine, user_id: int) -> list:
 
 def _edit(client: TestClient, user_id: int, role: str, active: bool = True):
     data = {"role": role, "save": "Save"} | ({"is_active": "y"} if active else {})
-    return client.post(f"/admin/admin-user/edit/{user_id}", data=data, follow_redirects=False)
+    return client.post(f"/admin/admin-users/edit/{user_id}", data=data, follow_redirects=False)
 
 
 def test_viewers_do_not_see_the_admin_tables(viewer: TestClient) -> None:
@@ -62,15 +62,15 @@ def test_editors_read_admin_users_but_cannot_change_roles(
 ) -> None:
     target = new_admin(AdminRole.viewer)
     user_id = _user(db_engine, target).id
-    listing = editor.get("/admin/admin-user/list", params={"search": target})
+    listing = editor.get("/admin/admin-users/list", params={"search": target})
     assert listing.status_code == 200
     assert target in listing.text
-    assert f"/admin/admin-user/edit/{user_id}" not in listing.text
-    assert editor.get(f"/admin/admin-user/edit/{user_id}").status_code == 403
+    assert f"/admin/admin-users/edit/{user_id}" not in listing.text
+    assert editor.get(f"/admin/admin-users/edit/{user_id}").status_code == 403
     assert _edit(editor, user_id, "owner").status_code == 403
     assert _user(db_engine, target).role == "viewer"
-    assert editor.get("/admin/admin-login-attempt/list").status_code == 200
-    assert editor.get("/admin/admin-session/list").status_code == 403
+    assert editor.get("/admin/admin-login-attempts/list").status_code == 200
+    assert editor.get("/admin/admin-sessions/list").status_code == 403
 
 
 def test_editors_cannot_promote_themselves(editor: TestClient, db_engine: Engine) -> None:
@@ -96,7 +96,7 @@ def test_an_owner_changes_a_role_audited_and_the_user_signs_in_again(
 def test_nobody_changes_their_own_role_or_status(owner: TestClient, db_engine: Engine) -> None:
     me = _me(owner)
     my_id = _user(db_engine, me).id
-    form = owner.get(f"/admin/admin-user/edit/{my_id}")
+    form = owner.get(f"/admin/admin-users/edit/{my_id}")
     assert form.status_code == 403
     assert "You cannot change your own role or active flag" in form.text
     refused = _edit(owner, my_id, "viewer", active=False)
@@ -104,8 +104,8 @@ def test_nobody_changes_their_own_role_or_status(owner: TestClient, db_engine: E
     assert "You cannot change your own role or active flag" in refused.text
     assert tuple(_user(db_engine, me))[1:] == ("owner", True)
     assert _role_audits(db_engine, my_id) == []
-    listing = owner.get("/admin/admin-user/list", params={"search": me})
-    assert f"/admin/admin-user/edit/{my_id}" not in listing.text
+    listing = owner.get("/admin/admin-users/list", params={"search": me})
+    assert f"/admin/admin-users/edit/{my_id}" not in listing.text
 
 
 def test_owners_see_sessions_and_can_end_one(
@@ -115,10 +115,10 @@ def test_owners_see_sessions_and_can_end_one(
     with TestClient(app) as theirs:
         assert sign_in(theirs, target, PASSWORD).status_code == 302
         [(session_id, *_)] = sessions_of(db_engine, target)
-        listing = owner.get("/admin/admin-session/list")
+        listing = owner.get("/admin/admin-sessions/list")
         assert listing.status_code == 200
         assert "token_hash" not in listing.text
-        assert owner.delete(f"/admin/admin-session/delete?pks={session_id}").status_code == 200
+        assert owner.delete(f"/admin/admin-sessions/delete?pks={session_id}").status_code == 200
         assert theirs.get("/admin/", follow_redirects=False).status_code == 302
 
 

@@ -79,7 +79,7 @@ def test_a_new_table_gets_a_browsable_read_only_view_in_one_line() -> None:
     view = build_view(AdminTable(Widget, hidden=("secret",)))  # type: ignore[arg-type]
     assert issubclass(view, ModelView)
     assert view.model is Widget
-    assert view.identity == "widget"
+    assert view.identity == "widgets"
     assert view.column_list == ["id", "label", "enabled"]
     assert view.column_searchable_list == ["label"]
     assert not view.can_edit
