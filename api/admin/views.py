@@ -381,13 +381,64 @@ ADMIN_TABLES: tuple[AdminTable, ...] = (
         editable=("is_active",),
         icon="fa-solid fa-mobile-screen",
         category="App users",
+        related=(
+            Related("Wallets", "user_wallets", (("user_id", "user_id"),)),
+            Related("Linked players", "player_links", (("user_id", "user_id"),)),
+            Related("Link history", "link_audit_log", (("user_id", "user_id"),)),
+        ),
     ),
     # Wallet and player links change only through their signed flows (docs/wallets.md).
-    AdminTable(UserWallet, icon="fa-solid fa-wallet", category="App users"),
-    AdminTable(PlayerLink, icon="fa-solid fa-link", category="App users"),
-    AdminTable(LinkAuditLog, icon="fa-solid fa-clipboard-check", category="App users"),
-    AdminTable(WalletNonce, icon="fa-solid fa-key", category="App users"),
-    AdminTable(PlayerLinkCode, icon="fa-solid fa-ticket", category="App users"),
+    AdminTable(
+        UserWallet,
+        title="Wallets",
+        description="A wallet an app user proved they own by signing in with it (EIP-4361;"
+        " contract wallets by EIP-1271), one primary per user. Written by the API; read-only.",
+        icon="fa-solid fa-wallet",
+        category="App users",
+        links=(Link("user_id", "app_users"),),
+    ),
+    AdminTable(
+        PlayerLink,
+        title="Player links",
+        description="A game's player linked to an app user: the user issued a link code and"
+        " the game's server redeemed it. Written by the API; read-only.",
+        icon="fa-solid fa-link",
+        category="App users",
+        links=(
+            GAME,
+            Link("user_id", "app_users"),
+            Link("player_id", "player_totals", key=("game_id", "player_id")),
+        ),
+    ),
+    AdminTable(
+        LinkAuditLog,
+        title="Link history",
+        singular="link history entry",
+        description="Every wallet and player link, unlink and primary change, with who made"
+        " it. Written by the API; read-only.",
+        icon="fa-solid fa-clipboard-check",
+        category="App users",
+        links=(Link("user_id", "app_users"),),
+    ),
+    AdminTable(
+        WalletNonce,
+        title="Wallet sign-in nonces",
+        description="A single-use nonce an app user asked for to sign a wallet sign-in"
+        " message, with its expiry and when it was used. Written by the API; read-only.",
+        icon="fa-solid fa-key",
+        category="App users",
+        links=(Link("user_id", "app_users"),),
+    ),
+    AdminTable(
+        PlayerLinkCode,
+        title="Player link codes",
+        description="A short-lived code an app user issued for a game's server to link one"
+        " of its players to them (only the code's SHA-256 is kept, as its key). Written by"
+        " the API; read-only.",
+        icon="fa-solid fa-ticket",
+        category="App users",
+        links=(GAME, Link("user_id", "app_users")),
+    ),
     # Who may do what: only owners change roles and active flags (audited), never their own.
     AdminTable(
         AdminUser,
