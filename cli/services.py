@@ -345,11 +345,15 @@ def _prepare_kafka(settings: Settings, report: Reporter) -> None:
 
 def _kafka_cluster_id() -> str:
     """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding (as
-    ``kafka-storage random-uuid`` prints)."""
+    ``kafka-storage random-uuid`` prints). Never one starting with ``-``, which the storage
+    tool would read as an option (Kafka's own ``Uuid.randomUuid`` draws again then too)."""
     import base64
     import secrets
 
-    return base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("=")
+    while True:
+        cluster_id = base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def _create_topics(settings: Settings, report: Reporter) -> None:

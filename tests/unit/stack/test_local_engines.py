@@ -106,3 +106,12 @@ def test_a_cluster_whose_os_user_cannot_reach_the_state_folder_lives_in_var_lib(
 
     assert hidden.parent.parent == SHARED_ROOT and hidden == again
     assert visible == shared / ".stride" / "postgres" / "data"
+
+
+def test_kafka_cluster_ids_never_start_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The storage tool reads ``-t -xyz`` as an option: such ids are drawn again."""
+    import secrets
+
+    draws = iter([b"\xfb" + bytes(15), bytes(16)])  # "-w..." first, then "AAAA..."
+    monkeypatch.setattr(secrets, "token_bytes", lambda _n: next(draws))
+    assert services._kafka_cluster_id() == "A" * 22
