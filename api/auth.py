@@ -4,15 +4,22 @@ Both credentials are looked up the same way: one cached lookup per app
 (:func:`api.deps.per_app`), answered from the cache on the event loop when it can
 (:func:`api.deps.credential_owner`). Each dependency answers 401 when its credential is
 missing and 403 when it is not the credential of any active owner.
+
+FastAPI reads and parses a route's JSON body before it solves the route's dependencies, so
+a stranger could make the API parse a body up to its size limit on every call. A route
+built by :func:`authenticating_first` (``api.body.limited_body_route`` does it) checks its
+credential from the headers before anything of the body is received
+(:func:`authenticate_from_headers`); the dependency then answers what was found.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request, Security
+from fastapi import Depends, HTTPException, Request, Response, Security
+from fastapi.dependencies.models import Dependant
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Engine
 
@@ -21,7 +28,8 @@ from api.errors import error_responses
 from core.identity.app_users import TokenAuthenticator
 from core.identity.credentials import CachedCredentialLookup
 from core.identity.game_keys import KeyAuthenticator
-from core.platform.config import Settings
+from core.platform.config import Settings, get_settings
+from core.platform.db import get_engine
 from core.platform.quotas import Quota, retry_after_header
 
 
@@ -80,6 +88,8 @@ async def authenticated_game(
     x_api_key: Annotated[str | None, Security(_API_KEY)] = None,
 ) -> str:
     """The game id of the request's API key: 401 when missing, 403 when not valid."""
+    if (checked := _checked_before(request, authenticated_game)) is not None:
+        return checked
     if not x_api_key:
         raise HTTPException(
             401,
@@ -97,6 +107,8 @@ async def authenticated_user(
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)] = None,
 ) -> str:
     """The user id of the request's bearer token: 401 when missing, 403 when not valid."""
+    if (checked := _checked_before(request, authenticated_user)) is not None:
+        return checked
     token = bearer.credentials if bearer else ""
     if not token.strip():
         raise HTTPException(
@@ -129,6 +141,8 @@ async def authenticated_caller(
 ) -> Caller:
     """A game's API key or an app user's token, whichever the request carries: 401 with
     neither, 403 when the one sent is not valid."""
+    if (checked := _checked_before(request, authenticated_caller)) is not None:
+        return checked
     if x_api_key:
         return Caller(await _GAME_KEY.owner(request, settings, engine, x_api_key), None)
     if bearer and bearer.credentials.strip():
@@ -140,6 +154,71 @@ async def authenticated_caller(
         "'Authorization: Bearer <token>' of the signed-in user",
         headers={"WWW-Authenticate": "Bearer"},
     )
+
+
+_CHECKED = "credential_checked"  # request.state: (dependency, what it answered)
+CREDENTIAL_DEPENDENCIES: tuple[Callable[..., Any], ...] = (
+    authenticated_game,
+    authenticated_user,
+    authenticated_caller,
+)
+
+
+def _checked_before(request: Request, dependency: Callable[..., Any]) -> Any:
+    """What ``dependency`` answered when the route checked it before reading the body."""
+    checked = getattr(request.state, _CHECKED, None)
+    if checked is not None and checked[0] is dependency:
+        return checked[1]
+    return None
+
+
+def credential_dependency(dependant: Dependant) -> Callable[..., Any] | None:
+    """The credential dependency (game key, app user, either) a route needs, if any,
+    declared on the route itself or on one of its dependencies."""
+    for sub in dependant.dependencies:
+        if sub.call in CREDENTIAL_DEPENDENCIES:
+            return sub.call
+        if (found := credential_dependency(sub)) is not None:
+            return found
+    return None
+
+
+async def authenticate_from_headers(request: Request, dependency: Callable[..., Any]) -> None:
+    """Run ``dependency`` on the request's headers alone (401/403 as it answers them) and
+    keep its answer for the route. A test may override it (``dependency_overrides``):
+    then the override answers, when FastAPI solves the route's dependencies."""
+    overrides = request.app.dependency_overrides
+    if dependency in overrides:
+        return
+    settings = overrides.get(get_settings, get_settings)()
+    engine = overrides.get(get_engine, get_engine)()
+    key, bearer = await _API_KEY(request), await _BEARER(request)
+    credentials: dict[Callable[..., Any], dict[str, Any]] = {
+        authenticated_game: {"x_api_key": key},
+        authenticated_user: {"bearer": bearer},
+        authenticated_caller: {"x_api_key": key, "bearer": bearer},
+    }
+    answer = await dependency(request, settings, engine, **credentials[dependency])
+    setattr(request.state, _CHECKED, (dependency, answer))
+
+
+Handler = Callable[[Request], Coroutine[Any, Any, Response]]
+
+
+def authenticating_first(dependant: Dependant, handler: Handler) -> Handler:
+    """``handler`` (a route's, as FastAPI builds it) preceded by the check of the route's
+    credential from the headers, so that a request without a valid one is answered 401 or
+    403 before its body is received, let alone parsed. Routes without a credential are
+    left as they are."""
+    dependency = credential_dependency(dependant)
+    if dependency is None:
+        return handler
+
+    async def authenticated(request: Request) -> Response:
+        await authenticate_from_headers(request, dependency)
+        return await handler(request)
+
+    return authenticated
 
 
 def _quota(request: Request, settings: Settings, of_games: bool) -> Quota:
