@@ -30,7 +30,6 @@ from core.identity.credentials import CachedCredentialLookup
 from core.identity.game_keys import KeyAuthenticator
 from core.platform.config import Settings, get_settings
 from core.platform.db import get_engine
-from core.platform.quotas import Quota, retry_after_header
 
 
 @dataclass(frozen=True)
@@ -221,43 +220,6 @@ def authenticating_first(dependant: Dependant, handler: Handler) -> Handler:
     return authenticated
 
 
-def _quota(request: Request, settings: Settings, of_games: bool) -> Quota:
-    """This worker's share of the game-key or app-user write quota."""
-    workers = max(1, settings.api_workers)
-    if of_games:
-        return per_app(
-            request,
-            "game_write_quota",
-            lambda: Quota(
-                settings.api_game_events_per_s / workers, settings.api_game_events_burst / workers
-            ),
-        )
-    return per_app(
-        request,
-        "user_write_quota",
-        lambda: Quota(
-            settings.api_user_writes_per_min / 60 / workers,
-            settings.api_user_writes_burst / workers,
-        ),
-    )
-
-
-def spend_quota(request: Request, settings: Settings, caller: Caller, units: float = 1) -> None:
-    """Charge a write to its game key or app user; 429 with Retry-After over the quota."""
-    of_games = caller.game_id is not None
-    owner = caller.game_id if of_games else caller.user_id
-    assert owner is not None
-    wait = _quota(request, settings, of_games).take(owner, units)
-    if wait is not None:
-        who = f"game {owner!r}" if of_games else f"app user {owner!r}"
-        raise HTTPException(
-            429,
-            f"{who} is over its write quota; nothing from this request was accepted, retry "
-            "it after Retry-After seconds",
-            headers={"Retry-After": retry_after_header(wait)},
-        )
-
-
 GameDep = Annotated[str, Depends(authenticated_game)]
 """The id of the game whose ``X-Api-Key`` the request carries."""
 AppUserDep = Annotated[str, Depends(authenticated_user)]
@@ -270,4 +232,8 @@ APP_USER_ERRORS = error_responses({401: "Authorization header missing", 403: "To
 CALLER_ERRORS = error_responses(
     {401: "Neither X-Api-Key nor a bearer token", 403: "Key or token not valid, or another user"}
 )
-QUOTA_ERRORS = error_responses({429: "Over the write quota of the key or user; see Retry-After"})
+# Write quotas per game key and app user are the front door's (deploy/nginx/), which answers
+# 429 before the API sees the request; documented here so that clients expect it.
+QUOTA_ERRORS = error_responses(
+    {429: "Over the front door's rate limit of the address, key or user; see Retry-After"}
+)
