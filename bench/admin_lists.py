@@ -10,9 +10,14 @@ rows. Each page is fetched ``--repeat`` times over HTTP by a signed-in editor:
 * the first page; a search by a whole player id, by the beginning of one, by an event id;
 * a sort by ``occurred_at`` (newest first) and the page after it (its "next" link).
 
+What the indexes cost the writers: after each measurement ``--insert`` more rows are added
+in batches of 4,000 (the scoring agent's largest transaction), timed, with the indexes of
+the moment.
+
 Prints the figures and writes ``bench/results/admin_lists.json``.
 
     .venv/bin/python -m bench.admin_lists [--rows 10000000] [--repeat 3] [--before DIR]
+                                          [--insert 200000]
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from bench.admin_api import (
     signed_in,
     write_results,
 )
-from bench.admin_list_pages import LIST, deep_event_id, load, next_link, timed_page
+from bench.admin_list_pages import FILL, LIST, deep_event_id, load, next_link, timed_page
 
 RESULTS = Path(__file__).resolve().parent / "results" / "admin_lists.json"
 
@@ -51,6 +56,25 @@ def migrate(revision: str) -> float:
     else:
         command.upgrade(config, revision)
     return time.perf_counter() - started
+
+
+BATCH = 4_000
+
+
+def insert_rows(first: int, rows: int) -> dict[str, float]:
+    """Add ``rows`` rows numbered from ``first``, a transaction per ``BATCH``; the rate."""
+    from sqlalchemy import text
+
+    from core.platform.db import get_engine
+
+    started = time.perf_counter()
+    for start in range(first, first + rows, BATCH):
+        with get_engine().begin() as conn:
+            conn.execute(text(FILL), {"start": start, "stop": start + BATCH - 1})
+    seconds = time.perf_counter() - started
+    figures = {"rows": rows, "s": round(seconds, 1), "rows_per_s": round(rows / seconds)}
+    print(f"  insert {figures}", flush=True)
+    return figures
 
 
 def measure(code: Path, username: str, repeat: int, event_id: str) -> dict[str, object]:
@@ -79,6 +103,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--before", type=Path, help="checkout of the code before (default: main)")
+    parser.add_argument("--insert", type=int, default=200_000, help="rows added to time writes")
     args = parser.parse_args()
     load_before = machine()["load_average"]
     with tempfile.TemporaryDirectory(prefix="stride-before-") as folder, private_database():
@@ -99,11 +124,13 @@ def main() -> None:
         results: dict[str, object] = {
             "before": measure(before.resolve(), "bench-editor", args.repeat, event_id)
         }
+        inserts = {"before": insert_rows(args.rows + 1, args.insert)}
         print("stride db upgrade: 0012 builds its indexes ...", flush=True)
         upgrade_s = migrate("head")
         print(f"  {upgrade_s:.0f} s", flush=True)
         print("after (this checkout, schema 0012):", flush=True)
         results["after"] = measure(REPO, "bench-editor", args.repeat, event_id)
+        inserts["after"] = insert_rows(args.rows + args.insert + 1, args.insert)
     write_results(
         RESULTS,
         "admin_lists",
@@ -112,6 +139,7 @@ def main() -> None:
         load_s=round(load_s, 1),
         migration_0012_s=round(upgrade_s, 1),
         results=results,
+        inserts_in_batches_of_4000=inserts,
     )
 
 
