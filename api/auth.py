@@ -9,7 +9,9 @@ FastAPI reads and parses a route's JSON body before it solves the route's depend
 a stranger could make the API parse a body up to its size limit on every call. A route
 built by :func:`authenticating_first` (``api.body.limited_body_route`` does it) checks its
 credential from the headers before anything of the body is received
-(:func:`authenticate_from_headers`); the dependency then answers what was found.
+(:func:`authenticate_from_headers`); the dependency then answers what was found. Routes
+that read their body themselves (events, spooled uploads) do so after their dependencies.
+Write quotas per credential are the front door's (``deploy/nginx/``), before all this.
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ main`` into a temporary folder) is timed; then ``stride db upgrade`` builds 0012
 (``CREATE INDEX CONCURRENTLY``, timed) and this checkout's API is timed against the same
 rows. Each page is fetched ``--repeat`` times over HTTP by a signed-in editor:
 
-* the first page; a search by a whole player id, by the beginning of one, by an event id;
+* the first page; a search by a whole player id, by the beginning of one (and by one that
+  half the rows start with), by a game id, by an event id;
 * a sort by ``occurred_at`` (newest first) and the page after it (its "next" link).
 
 What the indexes cost the writers: after each measurement ``--insert`` more rows are added
@@ -85,6 +86,8 @@ def measure(code: Path, username: str, repeat: int, event_id: str) -> dict[str, 
             "first_page": LIST,
             "search_player_id": f"{LIST}?search=player-123456",
             "search_player_id_prefix": f"{LIST}?search=player-12345",
+            "search_short_prefix_half_the_table": f"{LIST}?search=player-1",
+            "search_game_id": f"{LIST}?search=game-7",
             "search_event_id": f"{LIST}?search={event_id}",
             "sort_by_occurred_at": f"{LIST}?sortBy=occurred_at&sort=desc",
         }
