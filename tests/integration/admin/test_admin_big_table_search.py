@@ -131,6 +131,28 @@ def test_the_search_statements_use_the_indexes(
     assert "ix_processed_events_player_id" in plans
 
 
+def test_a_search_names_only_the_columns_that_match(
+    viewer: TestClient,
+    rows: dict[str, Any],
+    big: None,
+    statements: list[tuple[str, Any]],
+    db_engine: Engine,
+) -> None:
+    """A game id is no player id prefix here: the list asks for the game id alone, a range
+    of the primary key (an OR with the player id would read the index out of order)."""
+    page = viewer.get(LIST, params={"search": rows["game"]})
+    assert len(_players(page.text, rows["tag"])) == 3
+    listed = [
+        (s, p) for s, p in statements if s.lstrip().startswith("SELECT processed_events.game_id")
+    ]
+    assert listed
+    for statement, parameters in listed:
+        assert "LIKE" not in statement and "player_id =" not in statement, statement
+        assert "pk_processed_events" in _plan(db_engine, statement, parameters)
+    nothing = viewer.get(LIST, params={"search": f"none-{rows['tag']}"})
+    assert _players(nothing.text, rows["tag"]) == []
+
+
 def test_the_sort_by_occurred_at_and_its_next_page_use_the_index(
     viewer: TestClient, rows: dict[str, Any], statements: list[tuple[str, Any]], db_engine: Engine
 ) -> None:
