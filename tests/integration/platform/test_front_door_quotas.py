@@ -1,7 +1,8 @@
 """Write quotas per credential at the front door: a game key's and an app user's writes are
 counted in nginx's shared memory, the same bucket for every nginx worker (there are as many
 as cores), so the quota holds whatever the number of workers; requests over it get nginx's
-JSON 429 with ``Retry-After`` and never reach the API (nothing is logged for them).
+JSON 429 with ``Retry-After`` and never reach the API (nothing is logged for them). Reads
+are not charged.
 
 A second nginx, rendered from the same template with tight quotas (game key 1/s burst 5,
 app user 1/min burst 3), runs before the session's API (a link to its socket); requests
@@ -66,7 +67,12 @@ def tight_door(live_api: str, stack_settings: Settings) -> Iterator[Settings]:
 
 
 def scores_at_once(
-    settings: Settings, headers: dict[str, str], user_id: str, n: int, addresses: int
+    settings: Settings,
+    headers: dict[str, str],
+    user_id: str,
+    n: int,
+    addresses: int,
+    method: str = "POST",
 ) -> tuple[list[tuple[int, dict[str, str], bytes]], float]:
     """``n`` get_score calls spread over ``addresses`` new loopback addresses, every
     connection open before the first is sent; (answers, seconds from first send to last
@@ -74,7 +80,7 @@ def scores_at_once(
     body = json.dumps({"user_id": user_id, "input": 1.0}).encode()
     lines = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
     request = (
-        f"POST /v1/get_score HTTP/1.1\r\nHost: stride\r\nConnection: close\r\n{lines}"
+        f"{method} /v1/get_score HTTP/1.1\r\nHost: stride\r\nConnection: close\r\n{lines}"
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
     ).encode() + body
     froms = [own_address() for _ in range(addresses)]
@@ -123,8 +129,14 @@ def test_a_game_key_gets_its_burst_then_429s_and_other_keys_are_not_charged(
     assert [s for s, _h, _b in answers].count(429) == 16 - served
     assert_refused_by_the_door(answers)
     assert logged(db_engine, player) == served  # the refused calls never reached the API
-    other, _ = scores_at_once(tight_door, {"X-Api-Key": second}, f"{player}-b", 3, addresses=1)
-    assert [s for s, _h, _b in other] == [200] * 3
+    # Reads are not charged: more GETs than the burst reach the API (405: get_score is a
+    # POST), then the key still has its whole burst of writes.
+    reads, _ = scores_at_once(tight_door, {"X-Api-Key": second}, "r", 8, addresses=1, method="GET")
+    assert [s for s, _h, _b in reads] == [405] * 8
+    other, _ = scores_at_once(
+        tight_door, {"X-Api-Key": second}, f"{player}-b", GAME_KEY_BURST, addresses=1
+    )
+    assert [s for s, _h, _b in other] == [200] * GAME_KEY_BURST
 
 
 def test_an_app_user_gets_its_burst_then_429s(tight_door: Settings, db_engine: Engine) -> None:
