@@ -4,15 +4,24 @@ Both credentials are looked up the same way: one cached lookup per app
 (:func:`api.deps.per_app`), answered from the cache on the event loop when it can
 (:func:`api.deps.credential_owner`). Each dependency answers 401 when its credential is
 missing and 403 when it is not the credential of any active owner.
+
+FastAPI reads and parses a route's JSON body before it solves the route's dependencies, so
+a stranger could make the API parse a body up to its size limit on every call. A route
+built by :func:`authenticating_first` (``api.body.limited_body_route`` does it) checks its
+credential from the headers before anything of the body is received
+(:func:`authenticate_from_headers`); the dependency then answers what was found. Routes
+that read their body themselves (events, spooled uploads) do so after their dependencies.
+Write quotas per credential are the front door's (``deploy/nginx/``), before all this.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request, Security
+from fastapi import Depends, HTTPException, Request, Response, Security
+from fastapi.dependencies.models import Dependant
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Engine
 
@@ -21,8 +30,8 @@ from api.errors import error_responses
 from core.identity.app_users import TokenAuthenticator
 from core.identity.credentials import CachedCredentialLookup
 from core.identity.game_keys import KeyAuthenticator
-from core.platform.config import Settings
-from core.platform.quotas import Quota, retry_after_header
+from core.platform.config import Settings, get_settings
+from core.platform.db import get_engine
 
 
 @dataclass(frozen=True)
@@ -80,6 +89,8 @@ async def authenticated_game(
     x_api_key: Annotated[str | None, Security(_API_KEY)] = None,
 ) -> str:
     """The game id of the request's API key: 401 when missing, 403 when not valid."""
+    if (checked := _checked_before(request, authenticated_game)) is not None:
+        return checked
     if not x_api_key:
         raise HTTPException(
             401,
@@ -97,6 +108,8 @@ async def authenticated_user(
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)] = None,
 ) -> str:
     """The user id of the request's bearer token: 401 when missing, 403 when not valid."""
+    if (checked := _checked_before(request, authenticated_user)) is not None:
+        return checked
     token = bearer.credentials if bearer else ""
     if not token.strip():
         raise HTTPException(
@@ -129,6 +142,8 @@ async def authenticated_caller(
 ) -> Caller:
     """A game's API key or an app user's token, whichever the request carries: 401 with
     neither, 403 when the one sent is not valid."""
+    if (checked := _checked_before(request, authenticated_caller)) is not None:
+        return checked
     if x_api_key:
         return Caller(await _GAME_KEY.owner(request, settings, engine, x_api_key), None)
     if bearer and bearer.credentials.strip():
@@ -142,41 +157,69 @@ async def authenticated_caller(
     )
 
 
-def _quota(request: Request, settings: Settings, of_games: bool) -> Quota:
-    """This worker's share of the game-key or app-user write quota."""
-    workers = max(1, settings.api_workers)
-    if of_games:
-        return per_app(
-            request,
-            "game_write_quota",
-            lambda: Quota(
-                settings.api_game_events_per_s / workers, settings.api_game_events_burst / workers
-            ),
-        )
-    return per_app(
-        request,
-        "user_write_quota",
-        lambda: Quota(
-            settings.api_user_writes_per_min / 60 / workers,
-            settings.api_user_writes_burst / workers,
-        ),
-    )
+_CHECKED = "credential_checked"  # request.state: (dependency, what it answered)
+CREDENTIAL_DEPENDENCIES: tuple[Callable[..., Any], ...] = (
+    authenticated_game,
+    authenticated_user,
+    authenticated_caller,
+)
 
 
-def spend_quota(request: Request, settings: Settings, caller: Caller, units: float = 1) -> None:
-    """Charge a write to its game key or app user; 429 with Retry-After over the quota."""
-    of_games = caller.game_id is not None
-    owner = caller.game_id if of_games else caller.user_id
-    assert owner is not None
-    wait = _quota(request, settings, of_games).take(owner, units)
-    if wait is not None:
-        who = f"game {owner!r}" if of_games else f"app user {owner!r}"
-        raise HTTPException(
-            429,
-            f"{who} is over its write quota; nothing from this request was accepted, retry "
-            "it after Retry-After seconds",
-            headers={"Retry-After": retry_after_header(wait)},
-        )
+def _checked_before(request: Request, dependency: Callable[..., Any]) -> Any:
+    """What ``dependency`` answered when the route checked it before reading the body."""
+    checked = getattr(request.state, _CHECKED, None)
+    if checked is not None and checked[0] is dependency:
+        return checked[1]
+    return None
+
+
+def credential_dependency(dependant: Dependant) -> Callable[..., Any] | None:
+    """The credential dependency (game key, app user, either) a route needs, if any,
+    declared on the route itself or on one of its dependencies."""
+    for sub in dependant.dependencies:
+        if sub.call in CREDENTIAL_DEPENDENCIES:
+            return sub.call
+        if (found := credential_dependency(sub)) is not None:
+            return found
+    return None
+
+
+async def authenticate_from_headers(request: Request, dependency: Callable[..., Any]) -> None:
+    """Run ``dependency`` on the request's headers alone (401/403 as it answers them) and
+    keep its answer for the route. A test may override it (``dependency_overrides``):
+    then the override answers, when FastAPI solves the route's dependencies."""
+    overrides = request.app.dependency_overrides
+    if dependency in overrides:
+        return
+    settings = overrides.get(get_settings, get_settings)()
+    engine = overrides.get(get_engine, get_engine)()
+    key, bearer = await _API_KEY(request), await _BEARER(request)
+    credentials: dict[Callable[..., Any], dict[str, Any]] = {
+        authenticated_game: {"x_api_key": key},
+        authenticated_user: {"bearer": bearer},
+        authenticated_caller: {"x_api_key": key, "bearer": bearer},
+    }
+    answer = await dependency(request, settings, engine, **credentials[dependency])
+    setattr(request.state, _CHECKED, (dependency, answer))
+
+
+Handler = Callable[[Request], Coroutine[Any, Any, Response]]
+
+
+def authenticating_first(dependant: Dependant, handler: Handler) -> Handler:
+    """``handler`` (a route's, as FastAPI builds it) preceded by the check of the route's
+    credential from the headers, so that a request without a valid one is answered 401 or
+    403 before its body is received, let alone parsed. Routes without a credential are
+    left as they are."""
+    dependency = credential_dependency(dependant)
+    if dependency is None:
+        return handler
+
+    async def authenticated(request: Request) -> Response:
+        await authenticate_from_headers(request, dependency)
+        return await handler(request)
+
+    return authenticated
 
 
 GameDep = Annotated[str, Depends(authenticated_game)]
@@ -191,4 +234,8 @@ APP_USER_ERRORS = error_responses({401: "Authorization header missing", 403: "To
 CALLER_ERRORS = error_responses(
     {401: "Neither X-Api-Key nor a bearer token", 403: "Key or token not valid, or another user"}
 )
-QUOTA_ERRORS = error_responses({429: "Over the write quota of the key or user; see Retry-After"})
+# Write quotas per game key and app user are the front door's (deploy/nginx/), which answers
+# 429 before the API sees the request; documented here so that clients expect it.
+QUOTA_ERRORS = error_responses(
+    {429: "Over the front door's rate limit of the address, key or user; see Retry-After"}
+)

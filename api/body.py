@@ -5,17 +5,19 @@ says too much, and otherwise as soon as the bytes received pass the limit, so an
 body is never held whole, whether the route reads it itself (:func:`read_body`, or
 ``stream()``/``form()`` of :func:`limited`) or FastAPI parses it into a model
 (:func:`limited_body_route`). The message names the limit and what to send instead.
+Routes of :func:`limited_body_route` check their credential before the body is read
+(:func:`api.auth.authenticating_first`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Callable
 
 from fastapi import HTTPException, Request, Response
 from fastapi.routing import APIRoute
 from starlette.types import Message
 
+from api.auth import Handler, authenticating_first
 from core.platform.config import Settings, get_settings
 
 
@@ -52,27 +54,28 @@ async def read_body(request: Request, limit: int, advice: str) -> bytes:
     return await limited(request, limit, advice).body()
 
 
-Handler = Callable[[Request], Coroutine[Any, Any, Response]]
-
-
 def limited_body_route(limit: Callable[[Settings], int], advice: str) -> type[APIRoute]:
-    """A route class whose routes with a model body (read and parsed by FastAPI) refuse
-    bodies over ``limit(settings)`` bytes while they are received, as :func:`limited` does.
+    """A route class whose routes check their credential before reading anything
+    (:func:`api.auth.authenticating_first`) and, when they have a model body (read and
+    parsed by FastAPI), refuse bodies over ``limit(settings)`` bytes while they are
+    received, as :func:`limited` does: a ``Content-Length`` over the limit first (nothing
+    read), then the credential, then the body.
 
-    Routes without a model body are left alone: they read their own body (e.g. a spooled
-    upload) and call :func:`limited` with their own limit.
+    Routes without a model body read their own body (e.g. a spooled upload) and call
+    :func:`limited` with their own limit.
     """
 
     class LimitedBodyRoute(APIRoute):
         def get_route_handler(self) -> Handler:
             handler = super().get_route_handler()
             if self.body_field is None:
-                return handler
+                return authenticating_first(self.dependant, handler)
+            authenticated = authenticating_first(self.dependant, handler)
 
             async def capped(request: Request) -> Response:
                 # A route class takes no dependencies: resolve SettingsDep as FastAPI would.
                 settings = request.app.dependency_overrides.get(get_settings, get_settings)()
-                return await handler(limited(request, limit(settings), advice))
+                return await authenticated(limited(request, limit(settings), advice))
 
             return capped
 

@@ -3,7 +3,8 @@
 ``stride up`` renders ``deploy/nginx/nginx.conf.template`` with the ``STRIDE_API_*``
 settings into the proxy folder (``<state>/proxy``) on every start and runs Debian's nginx
 there, in the foreground, with its pid, lock, temp files and log all under that folder
-(the log goes to the supervisor's ``proxy.log``), bound to ``api_host:api_port``.
+(the log goes to the supervisor's ``proxy.log``), bound to ``api_host:api_port``. Its
+limits are per client IP and, on writes, per credential (game key, app user token).
 
 uvicorn listens on ``api.sock`` in the same folder (mode 0700, ours), so nothing but nginx
 and the folder's owner can connect to it, and it trusts ``X-Forwarded-For`` from its socket
@@ -41,7 +42,11 @@ ERRORS: dict[int, tuple[str, str]] = {
     408: ("request_timeout", "the request was not sent in time"),
     413: ("too_large", "request body larger than this path accepts; send less at once"),
     414: ("uri_too_long", "request path and query too long"),
-    429: ("rate_limited", "too many requests from this address; retry after Retry-After seconds"),
+    429: (
+        "rate_limited",
+        "too many requests from this address or with this key or token; retry after "
+        "Retry-After seconds",
+    ),
     500: ("internal_error", "internal error in the front door"),
     502: ("unavailable", "the API is not answering; retry after Retry-After seconds"),
     503: ("unavailable", "the API is unavailable; retry after Retry-After seconds"),
@@ -165,6 +170,10 @@ def nginx_conf(
         "ingest_burst": str(settings.api_ingest_rate_limit_burst),
         "login_rate": str(settings.api_login_rate_limit_per_min),
         "login_burst": str(settings.api_login_rate_limit_burst),
+        "game_key_rate": str(settings.api_game_key_rate_limit_per_s),
+        "game_key_burst": str(settings.api_game_key_rate_limit_burst),
+        "user_rate": str(settings.api_user_rate_limit_per_min),
+        "user_burst": str(settings.api_user_rate_limit_burst),
         "max_connections": str(settings.api_max_connections_per_ip),
         "error_pages": error_pages(),
     }
@@ -203,7 +212,7 @@ def _nginx_command(settings: Settings) -> list[str]:
 
 PROXY = Service(
     name="proxy",
-    description="nginx, the API's front door (timeouts, body caps, per-IP rate limits)",
+    description="nginx, the API's front door (timeouts, body caps, per-IP and per-key limits)",
     command=_nginx_command,
     probe=lambda s: http_problem(f"{s.api_url}/health"),
     url=lambda s: s.api_url,

@@ -20,7 +20,7 @@ from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field, ValidationError
 from pydantic_core import from_json, to_json
 
-from api.auth import GAME_KEY_ERRORS, QUOTA_ERRORS, Caller, GameDep, spend_quota
+from api.auth import GAME_KEY_ERRORS, QUOTA_ERRORS, GameDep
 from api.body import read_body
 from api.deps import SettingsDep
 from api.errors import error_responses
@@ -202,7 +202,6 @@ async def post_event(
             record = _record(_json(body), stamper)
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
-    spend_quota(request, settings, Caller(game_id, None))
     await producer.produce(GAME_EVENTS, [record], retry=RETRY)
     return IngestResult(accepted=1, rejected=[])
 
@@ -238,7 +237,6 @@ async def post_events(
     raw = await read_body(request, MAX_BATCH_BYTES, TOO_LARGE_ADVICE)
     records = _valid_batch(raw, stamper)
     if records is not None:
-        spend_quota(request, settings, Caller(game_id, None), len(records))
         await producer.produce(GAME_EVENTS, records, retry=RETRY)
         return IngestResult(accepted=len(records), rejected=[])
     body = _json(raw)
@@ -264,6 +262,5 @@ async def post_events(
                 )
             )
     if accepted:
-        spend_quota(request, settings, Caller(game_id, None), len(accepted))
         await producer.produce(GAME_EVENTS, accepted, retry=RETRY)
     return IngestResult(accepted=len(accepted), rejected=rejected)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
@@ -19,9 +19,7 @@ from api.auth import (
     GAME_KEY_ERRORS,
     QUOTA_ERRORS,
     AppUserDep,
-    Caller,
     GameDep,
-    spend_quota,
 )
 from api.body import limited_body_route
 from api.deps import EngineDep, SettingsDep
@@ -100,13 +98,11 @@ def _public(link: players.PlayerLinkView) -> PlayerLinkPublic:
     },
 )
 def issue_link_code(
-    request: Request,
     body: LinkCodeRequest,
     user_id: AppUserDep,
     engine: EngineDep,
     settings: SettingsDep,
 ) -> LinkCodePublic:
-    spend_quota(request, settings, Caller(None, user_id))
     with Session(engine) as session, session.begin():
         issued = players.issue_link_code(
             session,
@@ -138,13 +134,11 @@ def issue_link_code(
     },
 )
 def redeem_link_code(
-    request: Request,
     body: LinkRequest,
     game_id: GameDep,
     engine: EngineDep,
     settings: SettingsDep,
 ) -> LinkPublic:
-    spend_quota(request, settings, Caller(game_id, None))
     with Session(engine) as session, session.begin():
         link, created = players.redeem_link_code(
             session, game_id, body.code, body.player_id, now=datetime.now(UTC)
@@ -175,14 +169,12 @@ def my_players(user_id: AppUserDep, engine: EngineDep) -> OwnedPlayersPublic:
     },
 )
 def unlink_player(
-    request: Request,
     game_id: GameId,
     player_id: PlayerId,
     user_id: AppUserDep,
     engine: EngineDep,
     settings: SettingsDep,
 ) -> None:
-    spend_quota(request, settings, Caller(None, user_id))
     with Session(engine) as session, session.begin():
         players.unlink_player(session, user_id, game_id, player_id)
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import CALLER_ERRORS, QUOTA_ERRORS, CallerDep, spend_quota
+from api.auth import CALLER_ERRORS, QUOTA_ERRORS, CallerDep
 from api.body import limited_body_route
-from api.deps import EngineDep, RequestIdDep, SettingsDep
+from api.deps import EngineDep, RequestIdDep
 from api.errors import INVALID, NOT_JSON, error_responses
 from core.identity.ids import USER_ID_PATTERN
 from core.scores.formula import compute_score
@@ -68,19 +68,13 @@ class ScorePublic(BaseModel):
     },
 )
 async def get_score(
-    request: Request,
-    body: ScoreRequest,
-    caller: CallerDep,
-    engine: EngineDep,
-    settings: SettingsDep,
-    request_id: RequestIdDep,
+    body: ScoreRequest, caller: CallerDep, engine: EngineDep, request_id: RequestIdDep
 ) -> ScorePublic:
     if not caller.may_act_for(body.user_id):
         raise HTTPException(
             403,
             f"user_id {body.user_id!r} is not the token's user: a user scores only for themself",
         )
-    spend_quota(request, settings, caller)
     score = compute_score(body.input)
     entry = await run_in_threadpool(
         record_score,

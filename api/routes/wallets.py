@@ -11,11 +11,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from api.auth import APP_USER_ERRORS, QUOTA_ERRORS, AppUserDep, Caller, spend_quota
+from api.auth import APP_USER_ERRORS, QUOTA_ERRORS, AppUserDep
 from api.body import limited_body_route
 from api.deps import EngineDep, SettingsDep
 from api.errors import NOT_JSON, error_responses
@@ -114,10 +114,7 @@ def expectations(settings: WalletSettings) -> Expectations:
     summary="A single-use nonce for a sign-in message",
     responses={**APP_USER_ERRORS, **QUOTA_ERRORS},
 )
-def issue_nonce(
-    request: Request, user_id: AppUserDep, engine: EngineDep, settings: SettingsDep
-) -> NoncePublic:
-    spend_quota(request, settings, Caller(None, user_id))
+def issue_nonce(user_id: AppUserDep, engine: EngineDep, settings: SettingsDep) -> NoncePublic:
     with Session(engine) as session, session.begin():
         issued = wallets.issue_nonce(
             session,
@@ -157,13 +154,11 @@ def issue_nonce(
     },
 )
 def verify(
-    request: Request,
     body: VerifyRequest,
     user_id: AppUserDep,
     engine: EngineDep,
     settings: SettingsDep,
 ) -> VerifyPublic:
-    spend_quota(request, settings, Caller(None, user_id))
     oracle = wallets.JsonRpcEip1271(settings.wallet_rpc_urls, settings.wallet_rpc_timeout_s)
     with Session(engine) as session, session.begin():
         link, created = wallets.verify_sign_in(
@@ -198,13 +193,11 @@ def list_wallets(user_id: AppUserDep, engine: EngineDep) -> WalletsPublic:
     responses={**APP_USER_ERRORS, **QUOTA_ERRORS, **_NOT_LINKED},
 )
 def set_primary(
-    request: Request,
     address: Address,
     user_id: AppUserDep,
     engine: EngineDep,
     settings: SettingsDep,
 ) -> WalletPublic:
-    spend_quota(request, settings, Caller(None, user_id))
     checksummed = wallets.normalize_address(address)
     with Session(engine) as session, session.begin():
         link = wallets.set_primary(session, user_id, checksummed)
@@ -218,13 +211,11 @@ def set_primary(
     responses={**APP_USER_ERRORS, **QUOTA_ERRORS, **_NOT_LINKED},
 )
 def unlink(
-    request: Request,
     address: Address,
     user_id: AppUserDep,
     engine: EngineDep,
     settings: SettingsDep,
 ) -> UnlinkPublic:
-    spend_quota(request, settings, Caller(None, user_id))
     checksummed = wallets.normalize_address(address)
     with Session(engine) as session, session.begin():
         primary = wallets.unlink_wallet(session, user_id, checksummed)

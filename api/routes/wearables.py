@@ -26,7 +26,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 from starlette.datastructures import UploadFile
 
-from api.auth import APP_USER_ERRORS, QUOTA_ERRORS, AppUserDep, Caller, spend_quota
+from api.auth import APP_USER_ERRORS, QUOTA_ERRORS, AppUserDep
 from api.body import check_size, limited, limited_body_route
 from api.deps import SettingsDep
 from api.errors import NOT_JSON, error_responses
@@ -190,14 +190,12 @@ async def _produce_all(producer: EventProducer, result: ParseResult, chunk: int)
     responses=_ERRORS,
 )
 async def post_fitbit(
-    request: Request,
     body: FitbitUpload,
     user_id: AppUserDep,
     producer: ProducerDep,
     settings: SettingsDep,
 ) -> UploadResult:
     _own(body, user_id)
-    spend_quota(request, settings, Caller(None, user_id))
     tz = zone(body.timezone) if body.timezone else fixed_offset(body.utc_offset_ms or 0)
     result = await _parsed(
         lambda: parse_fitbit(body.documents, user_id=user_id, tz=tz, device=body.device)
@@ -213,14 +211,12 @@ async def post_fitbit(
     responses=_ERRORS,
 )
 async def post_oura(
-    request: Request,
     body: OuraUpload,
     user_id: AppUserDep,
     producer: ProducerDep,
     settings: SettingsDep,
 ) -> UploadResult:
     _own(body, user_id)
-    spend_quota(request, settings, Caller(None, user_id))
     collections = {
         "daily_sleep": body.daily_sleep,
         "sleep": body.sleep,
@@ -317,7 +313,6 @@ async def post_apple_health(
 ) -> UploadResult:
     if owner is not None and owner != user_id:
         raise HTTPException(403, f"user_id {owner!r} is not the token's user")
-    spend_quota(request, settings, Caller(None, user_id))
     async with _spooled_upload(request, settings.wearable_max_upload_bytes, ".xml") as path:
         count, skipped = await _parsed(lambda: _validate_export(path, user_id))
         # Second pass: the file was fully valid, so this one cannot fail on content.
@@ -352,7 +347,6 @@ async def post_audio(
     ] = None,
     device: Annotated[str, Query(max_length=256)] = "",
 ) -> AudioResult:
-    spend_quota(request, settings, Caller(None, user_id))
     now = datetime.now(UTC)
     start = recorded_at or now
     problem = DEFAULT_WINDOW.problem(start, now, "recorded_at")

@@ -52,7 +52,17 @@ class ProcessedEvent(Base):
     """Every game event applied to the totals, once: ``(game_id, event_id)`` is the dedupe key."""
 
     __tablename__ = "processed_events"
-    __table_args__ = (Index("ix_processed_events_game_player", "game_id", "player_id"),)
+    __table_args__ = (
+        Index("ix_processed_events_game_player", "game_id", "player_id"),
+        # The admin panel's sort and search at 10 M rows (migration 0012).
+        Index("ix_processed_events_occurred_at", "occurred_at"),
+        Index("ix_processed_events_event_id", "event_id"),
+        Index(
+            "ix_processed_events_player_id",
+            "player_id",
+            postgresql_ops={"player_id": "varchar_pattern_ops"},
+        ),
+    )
 
     # Unique per game: each game picks its own event ids (migration 0010).
     game_id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -82,6 +92,8 @@ class PlayerTotals(Base):
     """Running totals of one player in one game, built from processed events."""
 
     __tablename__ = "player_totals"
+    # The admin home page's active players today / last 7 days (migration 0012).
+    __table_args__ = (Index("ix_player_totals_last_event_at", "last_event_at"),)
 
     game_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     player_id: Mapped[str] = mapped_column(String(128), primary_key=True)

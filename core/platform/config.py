@@ -71,7 +71,8 @@ class ApiSettings(_Base):
 
     ``api_host:api_port`` is the public address, served by nginx (``cli/proxy.py``); uvicorn
     listens only on the Unix socket ``api_upstream_socket``. The ``api_*`` limits below are
-    the front door's, per client IP; the API enforces its own body caps behind it.
+    the front door's, per client IP or per credential (game key, app user token); the API
+    enforces its own body caps behind it.
     """
 
     api_host: str = Field(default="127.0.0.1", description="the front door (nginx) listens here")
@@ -79,17 +80,17 @@ class ApiSettings(_Base):
     api_workers: int = Field(default=1, ge=1, description="uvicorn worker processes")
     game_key_cache_ttl_s: float = Field(default=30.0, ge=0, description="API key lookups")
     app_token_cache_ttl_s: float = Field(default=30.0, ge=0, description="app token lookups")
-    api_game_events_per_s: float = Field(
-        default=50_000, gt=0, description="write quota per game key: events (or calls) per second"
+    api_game_key_rate_limit_per_s: int = Field(
+        default=2000, ge=1, description="write requests/s per game key (events, get_score)"
     )
-    api_game_events_burst: float = Field(
-        default=100_000, gt=0, description="how many a game key may send at once above its rate"
+    api_game_key_rate_limit_burst: int = Field(
+        default=4000, ge=0, description="write requests over that rate let through at once, per key"
     )
-    api_user_writes_per_min: float = Field(
-        default=120, gt=0, description="write quota per app user: uploads and get_score calls"
+    api_user_rate_limit_per_min: int = Field(
+        default=120, ge=1, description="write requests/minute per app user (uploads, get_score)"
     )
-    api_user_writes_burst: float = Field(
-        default=60, gt=0, description="how many an app user may send at once above that rate"
+    api_user_rate_limit_burst: int = Field(
+        default=60, ge=0, description="write requests over that rate let through at once, per user"
     )
     api_rate_limit_per_s: int = Field(
         default=50, ge=1, description="requests/s per client IP on every path but ingest, sign-in"

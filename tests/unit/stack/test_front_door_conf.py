@@ -61,6 +61,10 @@ def test_settings_reach_the_config(tmp_path: Path) -> None:
         api_client_header_timeout_s=1.5,
         api_client_body_timeout_s=3,
         api_max_connections_per_ip=9,
+        api_game_key_rate_limit_per_s=70,
+        api_game_key_rate_limit_burst=140,
+        api_user_rate_limit_per_min=5,
+        api_user_rate_limit_burst=3,
     )
     conf = render(settings)
     assert not re.search(r"\{\{\w+\}\}", conf)
@@ -73,8 +77,25 @@ def test_settings_reach_the_config(tmp_path: Path) -> None:
     assert directives(conf, "limit_conn") == ["stride_conn 9"]
     blocks = locations(conf)
     assert directives(blocks["/"], "limit_req") == ["zone=stride_public burst=11 nodelay"]
+    game_key = "zone=stride_game_key burst=140 nodelay"
+    app_user = "zone=stride_app_user burst=3 nodelay"
     for ingest in ("= /v1/events", "= /v1/events/batch"):
-        assert directives(blocks[ingest], "limit_req") == ["zone=stride_ingest burst=600 nodelay"]
+        assert directives(blocks[ingest], "limit_req") == [
+            "zone=stride_ingest burst=600 nodelay",
+            game_key,
+        ]
+    assert directives(blocks["= /v1/get_score"], "limit_req") == [
+        "zone=stride_public burst=11 nodelay",
+        game_key,
+        app_user,
+    ]
+    for uploads in ("(fitbit|oura)", "(apple_health|audio)"):
+        assert directives(blocks[f"~ ^/v1/wearables/{uploads}$"], "limit_req") == [
+            "zone=stride_public burst=11 nodelay",
+            app_user,
+        ]
+    assert "$stride_game_key zone=stride_game_key:10m rate=70r/s" in conf
+    assert "$stride_app_token zone=stride_app_user:10m rate=5r/m" in conf
     assert directives(blocks["= /admin/login"], "limit_req")[0].startswith("zone=stride_login")
     assert directives(conf, "limit_req_status") == ["429"]
     assert f"server unix:{tmp_path / 'proxy' / 'api.sock'}" in conf
