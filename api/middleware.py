@@ -84,7 +84,12 @@ class RequestIdMiddleware:
                     method,
                     route,
                     status,
-                    extra={"status": status, "route": route, "duration_ms": seconds * 1000},
+                    extra={
+                        "request_id": request_id,
+                        "status": status,
+                        "route": route,
+                        "duration_ms": round(seconds * 1000, 3),
+                    },
                 )
             request_id_var.reset(token)
 

@@ -162,3 +162,84 @@ EXPORTER = Service(
 )
 
 MONITORING_SERVICES = [POSTGRES_EXPORTER, EXPORTER, PROMETHEUS]
+
+
+# ---- `stride status`: lag and errors, not only up/down --------------------------------------
+
+
+def scrape(url: str, timeout: float = 2.0) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The samples of a Prometheus text endpoint: (name, sorted labels) -> value."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = httpx.get(url, timeout=timeout)
+    response.raise_for_status()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+
+
+def kafka_details(settings: Settings) -> dict[str, Any]:
+    """Consumer lag per group (sum over its partitions, and the partitions behind)."""
+    from core.platform.consumer_lag import read_lag
+
+    groups: dict[str, dict[str, Any]] = {}
+    for row in read_lag(settings.kafka_bootstrap):
+        group = groups.setdefault(row.group, {"lag": 0, "partitions_behind": {}})
+        group["lag"] += row.lag
+        if row.lag:
+            group["partitions_behind"][f"{row.topic}:{row.partition}"] = row.lag
+    return {"consumer_lag": groups}
+
+
+def api_details(settings: Settings) -> dict[str, Any]:
+    """Requests and 5xx answers since the API started (its metrics endpoint)."""
+    samples = scrape(f"http://{settings.metrics_host}:{settings.api_metrics_port}/metrics")
+    total = errors = 0.0
+    for (name, labels), value in samples.items():
+        if name == "stride_http_requests_total":
+            total += value
+            if dict(labels)["status"].startswith("5"):
+                errors += value
+    return {"requests": int(total), "5xx": int(errors)}
+
+
+def worker_details(settings: Settings) -> dict[str, Any]:
+    """Records in each dead-letter topic (durable: counted on the broker)."""
+    from core.platform.consumer_lag import dead_letter_topics, read_topic_counts
+
+    return {"dead_letters": read_topic_counts(settings.kafka_bootstrap, dead_letter_topics())}
+
+
+DETAILS = {"kafka": kafka_details, "api": api_details, "worker": worker_details}
+
+
+def service_details(settings: Settings, name: str) -> dict[str, Any] | None:
+    """What ``stride status`` shows beside a ready service's state; an error is a value."""
+    read = DETAILS.get(name)
+    if read is None:
+        return None
+    try:
+        return read(settings)
+    except Exception as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+def details_text(details: dict[str, Any] | None) -> str:
+    """One cell of the status table."""
+    if not details:
+        return ""
+    if "error" in details:
+        return f"[yellow]{details['error']}[/]"
+    if "consumer_lag" in details:
+        groups = details["consumer_lag"]
+        return "lag: " + (
+            ", ".join(f"{g} {v['lag']}" for g, v in sorted(groups.items())) or "no groups"
+        )
+    if "5xx" in details:
+        style = "red" if details["5xx"] else "green"
+        return f"[{style}]5xx: {details['5xx']}[/] of {details['requests']} requests"
+    counts = details.get("dead_letters", {})
+    return "dead letters: " + ", ".join(f"{t} {n}" for t, n in sorted(counts.items()))

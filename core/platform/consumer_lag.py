@@ -68,7 +68,7 @@ def _partitions_of(admin, topics: Iterable[str]) -> list[TopicPartitionKey]:
     found: list[TopicPartitionKey] = []
     for topic in admin.describe_topics(sorted(wanted)):
         if topic.get("error_code", 0) == 0:
-            found.extend((topic["topic"], p["partition"]) for p in topic["partitions"])
+            found.extend((topic["name"], p["partition_index"]) for p in topic["partitions"])
     return found
 
 
