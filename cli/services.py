@@ -30,6 +30,7 @@ from streams.heartbeat import clear_heartbeats, worker_problem
 
 
 PG_MAJOR = 15
+PG_MAX_CONNECTIONS = 200  # a restored copy needs at least as many to replay the WAL
 
 
 def pg_binary(name: str) -> str | None:
@@ -151,6 +152,11 @@ def _initdb(settings: Settings, report: Reporter) -> None:
 
 
 def _postgres_command(settings: Settings) -> list[str]:
+    """With pgbackrest installed, the cluster archives its WAL (cli/backup.py) and listens on a
+    private Unix socket too (pgBackRest connects there); otherwise on TCP only."""
+    from cli.backup import postgres_archive_options
+
+    archive = postgres_archive_options(settings)
     return [
         pg_binary("postgres") or "postgres",
         "-D",
@@ -159,13 +165,26 @@ def _postgres_command(settings: Settings) -> list[str]:
         str(settings.pg_port),
         "-c",
         f"listen_addresses={settings.pg_host}",
+        *(archive or ["-c", "unix_socket_directories="]),
         "-c",
-        "unix_socket_directories=",
-        "-c",
-        "max_connections=200",
+        f"max_connections={PG_MAX_CONNECTIONS}",
         "-c",
         "logging_collector=off",
     ]
+
+
+def _prepare_postgres(settings: Settings, report: Reporter) -> None:
+    from cli import backup
+
+    _initdb(settings, report)
+    backup.prepare(settings, report)
+
+
+def _postgres_ready(settings: Settings, report: Reporter) -> None:
+    from cli import backup
+
+    _bootstrap_roles(settings, report)
+    backup.ensure_stanza(settings, report)
 
 
 def _bootstrap_roles(settings: Settings, report: Reporter) -> None:
@@ -219,8 +238,8 @@ POSTGRES = Service(
     probe=lambda s: postgres_problem(s.superuser_dsn + " dbname=postgres"),
     url=lambda s: f"postgresql://{s.pg_host}:{s.pg_port}/stride",
     port=lambda s: s.pg_port,
-    prepare=_initdb,
-    after_ready=_bootstrap_roles,
+    prepare=_prepare_postgres,
+    after_ready=_postgres_ready,
     run_as=pg_os_user,
     stop_signal=signal.SIGINT,  # "fast" shutdown: roll back open transactions, exit cleanly
     missing_hint="Install the PostgreSQL 15 server binaries (Debian: apt-get install "

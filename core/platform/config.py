@@ -473,6 +473,9 @@ class BackupSettings(_Base):
         default=2, ge=1, description="full backups kept (and the WAL they need)"
     )
     backup_process_max: int = Field(default=2, ge=1, description="pgBackRest parallel processes")
+    backup_archive_timeout_s: int = Field(
+        default=60, ge=1, description="a WAL segment is archived at least this often (the RPO)"
+    )
 
 
 class Settings(
