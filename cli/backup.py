@@ -159,7 +159,14 @@ def ensure_stanza(settings: Settings, report: Reporter) -> None:
     """Once the cluster is up: create the stanza (idempotent), so archiving succeeds."""
     if pgbackrest_binary() is None:
         return
-    run_pgbackrest(settings, "stanza-create", timeout=120)
+    try:
+        run_pgbackrest(settings, "stanza-create", timeout=120)
+    except StackError as exc:
+        raise StackError(
+            f"{exc}\nThe cluster archives its WAL to {repo_dir(settings)}. If that repository "
+            "belongs to an earlier cluster (its data folder was deleted), move it aside or set "
+            "STRIDE_BACKUP_REPO_DIR to a new folder, then `stride up postgres` again."
+        ) from exc
     report(f"postgres: WAL archived by pgBackRest to {repo_dir(settings)}")
 
 
