@@ -265,6 +265,7 @@ def restore(
     archive) into a fresh data folder, and run PostgreSQL on it until recovery is over and
     the copy is promoted. The live cluster is not touched."""
     started = time.monotonic()
+    label = backup_before(list_backups(settings), target_time) if target_time else None
     user = pg_os_user(settings)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     data = into or private_dir(settings, user, "restores") / stamp
@@ -277,7 +278,6 @@ def restore(
     args = [f"--pg1-path={data}", "--archive-mode=off"]
     if target_time is not None:
         when = target_time.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00")
-        label = backup_before(list_backups(settings), target_time)
         args += [f"--set={label}", "--type=time", f"--target={when}", "--target-action=promote"]
     report(f"restore: writing the latest backup into {data}")
     run_pgbackrest(settings, *args, "restore")

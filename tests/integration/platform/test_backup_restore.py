@@ -49,6 +49,9 @@ def test_point_in_time_restore_into_a_fresh_cluster(postgres: Settings) -> None:
     listed = CliRunner().invoke(app, ["backup", "list", "--json"])
     assert listed.exit_code == 0, listed.output
     assert json.loads(listed.output)[-1]["type"] == "full"
+    too_early = CliRunner().invoke(app, ["backup", "restore", "--to", "2000-01-01T00:00:00Z"])
+    assert too_early.exit_code == 1
+    assert "earliest restorable time" in " ".join(too_early.output.split())
 
     restored = backup.restore(
         postgres, target_time=noted, keep_running=True, report=lambda _m: None
