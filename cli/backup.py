@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -88,10 +89,12 @@ def pgbackrest_config(settings: Settings) -> str:
 
 
 def archive_command(settings: Settings) -> str:
-    return (
-        f"{pgbackrest_binary() or PGBACKREST} --config={config_path(settings)} "
-        f"--stanza={settings.backup_stanza} archive-push %p"
-    )
+    command = [
+        pgbackrest_binary() or PGBACKREST,
+        f"--config={config_path(settings)}",
+        f"--stanza={settings.backup_stanza}",
+    ]
+    return " ".join(shlex.quote(part) for part in command) + " archive-push %p"
 
 
 def postgres_archive_options(settings: Settings) -> list[str]:
