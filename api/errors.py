@@ -24,7 +24,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from core.platform.errors import DomainError, Unavailable
+from core.platform.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,23 @@ CODE_OF_STATUS = {
     500: "internal_error",
     503: "unavailable",
 }
+
+
+# A refusal with a code of its own (e.g. siwe_expired) answers with its kind's status.
+STATUS_OF_KIND: tuple[tuple[type[DomainError], int], ...] = (
+    (NotFound, 404),
+    (Conflict, 409),
+    (Forbidden, 403),
+    (Unavailable, 503),
+    (Invalid, 422),
+)
+
+
+def status_of(exc: DomainError) -> int:
+    """The status of a domain refusal: by its code when the code is a kind's, else by kind."""
+    if exc.code in STATUS_OF_CODE:
+        return STATUS_OF_CODE[exc.code]
+    return next((status for kind, status in STATUS_OF_KIND if isinstance(exc, kind)), 422)
 
 
 class FieldError(BaseModel):
@@ -130,9 +147,7 @@ async def domain_error_handler(request: Request, exc: Exception) -> JSONResponse
     headers = None
     if isinstance(exc, Unavailable):
         headers = {"Retry-After": str(exc.retry_after_s)}
-    return error_response(
-        STATUS_OF_CODE.get(exc.code, 422), exc.message, code=exc.code, headers=headers
-    )
+    return error_response(status_of(exc), exc.message, code=exc.code, headers=headers)
 
 
 async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:

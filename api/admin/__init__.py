@@ -1,5 +1,6 @@
-"""The admin panel for operations staff at ``/admin`` (sqladmin): browse, search, filter,
-export and (editors) edit every table with an audit trail, plus a read-only SQL page.
+"""The admin panel for operations staff at ``/admin`` (sqladmin): a home page of today's
+figures, leaderboard standings, browse, search, filter, export and (editors) edit every table
+with an audit trail, plus a read-only SQL page.
 
 ``mount_admin(app)`` reads no settings: the database engine and the session secret are
 resolved on first use, so importing ``api.main`` has no side effects.
@@ -8,7 +9,7 @@ resolved on first use, so importing ``api.main`` has no side effects.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqladmin import Admin
 from sqladmin.authentication import login_required
@@ -22,7 +23,9 @@ from starlette.responses import Response
 
 from api.admin.audit import install_audit_trail
 from api.admin.auth import AdminAuth, RoleAuthorization
+from api.admin.home import home_page
 from api.admin.query import QueryView
+from api.admin.standings import StandingsView
 from api.admin.views import ADMIN_TABLES, StrideModelView, build_view, hidden_columns_by_table
 from core.platform.config import get_settings
 from core.platform.db import get_engine
@@ -51,7 +54,12 @@ def install_statement_timeout(admin_sessions: sessionmaker[Any]) -> None:
 
 
 class StrideAdmin(Admin):
-    """sqladmin, with the reason a row may not be edited shown on the refusal page."""
+    """sqladmin, with the reason a row may not be edited shown on the refusal page, and the
+    operations dashboard as its home page (``api.admin.home``)."""
+
+    @login_required
+    async def index(self, request: Request) -> Response:
+        return await home_page(self.templates, cast(sessionmaker[Any], self.session_maker), request)
 
     @login_required
     async def edit(self, request: Request) -> Response:
@@ -81,5 +89,6 @@ def mount_admin(app: Starlette) -> Admin:
     auth.templates = admin.templates  # the login page of a refused sign-in is sqladmin's own
     for table in ADMIN_TABLES:
         admin.add_view(build_view(table))
+    admin.add_view(type("StrideStandingsView", (StandingsView,), {}))
     admin.add_view(type("StrideQueryView", (QueryView,), {}))
     return admin

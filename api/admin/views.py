@@ -59,6 +59,11 @@ from core.identity.models import (
     AdminSession,
     AdminUser,
     AppUser,
+    LinkAuditLog,
+    PlayerLink,
+    PlayerLinkCode,
+    UserWallet,
+    WalletNonce,
 )
 from core.leaderboards.models import (
     Leaderboard,
@@ -120,6 +125,12 @@ ADMIN_TABLES: tuple[AdminTable, ...] = (
         icon="fa-solid fa-mobile-screen",
         category="App users",
     ),
+    # Wallet and player links change only through their signed flows (docs/wallets.md).
+    AdminTable(UserWallet, icon="fa-solid fa-wallet", category="App users"),
+    AdminTable(PlayerLink, icon="fa-solid fa-link", category="App users"),
+    AdminTable(LinkAuditLog, icon="fa-solid fa-clipboard-check", category="App users"),
+    AdminTable(WalletNonce, icon="fa-solid fa-key", category="App users"),
+    AdminTable(PlayerLinkCode, icon="fa-solid fa-ticket", category="App users"),
     # Who may do what: only owners change roles and active flags (audited), never their own.
     AdminTable(
         AdminUser,

@@ -478,7 +478,55 @@ class BackupSettings(_Base):
     )
 
 
+class WalletSettings(ApiSettings, ChainSettings):
+    """Wallet sign-in (EIP-4361) and player links: what a message must name, how long a
+    nonce or a link code lives, which chains verify contract wallets (EIP-1271)."""
+
+    siwe_domain: str | None = Field(
+        default=None, description="the domain a message must name; default: api host:port"
+    )
+    siwe_uri: str | None = Field(
+        default=None, description="the URI a message must name (or one below it); default: api_url"
+    )
+    wallet_chains: dict[int, str] | None = Field(
+        default=None,
+        description='JSON {"chain id": "RPC URL"} of the chains sign-in accepts; default: anvil',
+    )
+    wallet_rpc_timeout_s: float = Field(
+        default=5.0, gt=0, description="an EIP-1271 isValidSignature call gives up after"
+    )
+    wallet_nonce_ttl_s: int = Field(default=600, ge=10, description="a sign-in nonce lives")
+    wallet_max_nonces_per_user: int = Field(
+        default=5, ge=1, description="unused nonces kept per user (older ones are dropped)"
+    )
+    wallet_clock_skew_s: int = Field(
+        default=60, ge=0, description="tolerance on Issued At, Expiration Time, Not Before"
+    )
+    player_link_code_ttl_s: int = Field(
+        default=300, ge=10, description="a player link code lives (the game redeems it)"
+    )
+    player_max_link_codes_per_user: int = Field(
+        default=5, ge=1, description="unused link codes kept per user (older ones are dropped)"
+    )
+
+    @property
+    def siwe_expected_domain(self) -> str:
+        return self.siwe_domain or f"{self.api_host}:{self.api_port}"
+
+    @property
+    def siwe_expected_uri(self) -> str:
+        return self.siwe_uri or self.api_url
+
+    @property
+    def wallet_rpc_urls(self) -> dict[int, str]:
+        """RPC URL per chain id that sign-in accepts (the local anvil unless set)."""
+        if self.wallet_chains:
+            return dict(self.wallet_chains)
+        return {self.anvil_chain_id: self.evm_url}
+
+
 class Settings(
+    WalletSettings,
     ApiSettings,
     WarehouseSettings,
     KafkaSettings,
