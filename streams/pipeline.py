@@ -159,6 +159,7 @@ async def handle(
     topic = pipeline.dead_letter_topic
     if dead and topic:
         await until_done("dead-lettering", lambda: send(topic, dead))
+        DEAD_LETTERS.labels(pipeline.name, topic).inc(len(dead))
         log.warning("%s: sent %d invalid messages to %s", pipeline.name, len(dead), topic)
     elif dead:
         log.warning("%s: skipped %d invalid messages", pipeline.name, len(dead))
@@ -166,8 +167,6 @@ async def handle(
         f"{pipeline.name}: writing the batch", lambda: asyncio.to_thread(pipeline.write, valid)
     )
     outcome = pipeline.outcome(result)
-    if dead and topic:
-        DEAD_LETTERS.labels(pipeline.name, topic).inc(len(dead))
     for target, records in outcome.publish.items():
         if records:
             await until_done(f"publishing to {target}", lambda t=target, r=records: send(t, r))
