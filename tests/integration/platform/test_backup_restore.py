@@ -101,3 +101,48 @@ def test_a_bronze_table_restored_to_a_version(tmp_path, monkeypatch) -> None:
         DeltaTable(table_uri(root, BRONZE_GAME_EVENTS), version=2).to_pyarrow_table().num_rows
         == 107
     )
+
+
+def test_replace_live_swaps_the_restored_data_in_and_keeps_the_old() -> None:
+    """On a private cluster of its own: the live data folder is only replaced when asked,
+    with postgres stopped, and the old folder stays beside it."""
+    import os
+    import shutil
+
+    from cli.services import SERVICES, isolated_stack_env
+    from cli.stack import Stack, StackError
+
+    state, env = isolated_stack_env("stride-test-replace-")
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    get_settings.cache_clear()
+    settings = get_settings()
+    stack = Stack(settings, SERVICES)
+    try:
+        stack.up(["postgres"], report=lambda _m: None)
+        dsn = settings.superuser_dsn + " dbname=stride"
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("CREATE TABLE kept (id int)")
+            conn.execute("INSERT INTO kept VALUES (1)")
+            backup.create_backup(settings)
+            conn.execute("INSERT INTO kept VALUES (2)")
+            (noted,) = conn.execute("SELECT clock_timestamp()").fetchone() or (None,)
+            conn.execute("DROP TABLE kept")  # the mistake to undo
+        restored = backup.restore(settings, target_time=noted, report=lambda _m: None)
+        with pytest.raises(StackError, match="postgres is running"):
+            backup.replace_live(settings, restored.data_dir, report=lambda _m: None)
+        stack.down(["postgres"], report=lambda _m: None)
+        aside = backup.replace_live(settings, restored.data_dir, report=lambda _m: None)
+        assert (aside / "PG_VERSION").exists()
+        stack.up(["postgres"], report=lambda _m: None)
+        with psycopg.connect(dsn) as conn:
+            assert conn.execute("SELECT id FROM kept ORDER BY id").fetchall() == [(1,), (2,)]
+    finally:
+        stack.down(report=lambda _m: None)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        get_settings.cache_clear()
+        shutil.rmtree(state, ignore_errors=True)
