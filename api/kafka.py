@@ -26,6 +26,7 @@ from api.deps import SettingsDep, per_app
 from api.errors import error_responses
 from core.platform.config import Settings, get_settings
 from core.platform.errors import Unavailable
+from core.platform.observability import REQUEST_ID_HEADER, request_id_var
 from core.platform.topics import ensure_topics
 
 log = logging.getLogger(__name__)
@@ -62,9 +63,12 @@ WHOLE_BATCHES_FROM = 32
 async def _queue(
     producer: AIOKafkaProducer, topic: str, records: Sequence[tuple[bytes, bytes]]
 ) -> list[asyncio.Future[object]]:
-    """Queue ``records`` for sending, each partition's in order; the futures of their acks."""
+    """Queue ``records`` for sending, each partition's in order; the futures of their acks.
+    Every record carries the request id in its ``x-request-id`` header (the workers log it)."""
+    request_id = request_id_var.get()
+    headers = [(REQUEST_ID_HEADER, request_id.encode())] if request_id else []
     if len(records) < WHOLE_BATCHES_FROM:
-        return [await producer.send(topic, value=v, key=k) for k, v in records]
+        return [await producer.send(topic, value=v, key=k, headers=headers) for k, v in records]
     partitions = tuple(sorted(await producer.partitions_for(topic)))
     by_partition: dict[int, list[tuple[bytes, bytes]]] = {}
     for record in records:
@@ -73,10 +77,11 @@ async def _queue(
     for partition, items in by_partition.items():
         batch = producer.create_batch()
         for key, value in items:
-            if batch.append(key=key, value=value, timestamp=None) is None:  # full
+            if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:  # full
                 futures.append(await producer.send_batch(batch, topic, partition=partition))
                 batch = producer.create_batch()
-                batch.append(key=key, value=value, timestamp=None)  # an empty batch takes any
+                # an empty batch takes any record
+                batch.append(key=key, value=value, timestamp=None, headers=headers)
         batch.close()  # complete: the sender need not linger for more records
         futures.append(await producer.send_batch(batch, topic, partition=partition))
     return futures

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -13,12 +14,17 @@ from api.errors import INVALID, install_error_handlers
 from api.kafka import kafka_lifespan
 from api.middleware import RequestIdMiddleware
 from api.routes import events, health, leaderboards, players, scores, wallets, wearables
+from core.platform.config import get_settings
 from core.platform.gc_tuning import tune_for_throughput
+from core.platform.observability import MULTIPROC_ENV, serve_metrics
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     tune_for_throughput()  # the app is built: freeze it out of the collector's way
+    if os.environ.get(MULTIPROC_ENV):  # run by the supervisor: every worker counts in one
+        settings = get_settings()  # endpoint, served by whichever worker binds it first
+        serve_metrics(settings.metrics_host, settings.api_metrics_port)
     async with kafka_lifespan(app):
         yield
 
@@ -32,7 +38,7 @@ def create_app() -> FastAPI:
         description="Scores, leaderboards, events and wallets for Stride games.",
         lifespan=lifespan,
     )
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(RequestIdMiddleware, access_log_enabled=get_settings().api_access_log)
     install_error_handlers(app)
     app.include_router(health.router)
     for resource in (scores, events, leaderboards, wearables, wallets, players):

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.backup_cmd import backup_app
 from cli.contracts_cmd import bridge_app, contracts_app
 from cli.db_cmd import db_app
 from cli.demo import demo
@@ -41,6 +42,7 @@ app.add_typer(users_app, name="users")
 app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(bridge_app, name="bridge")
+app.add_typer(backup_app, name="backup")
 
 console = Console()
 err = Console(stderr=True)
@@ -118,7 +120,10 @@ def status(
     services: ServicesArg = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """Show each service: running or not, URL, PID, log path. Exit 1 if one is not ready."""
+    """Show each service: running or not, URL, PID, log path, and lag and errors (Kafka
+    consumer lag per group, API 5xx answers, dead letters). Exit 1 if one is not ready."""
+    from cli.monitoring import service_details
+
     s = stack()
     try:
         names = [svc.name for svc in s.order(services)]
@@ -126,7 +131,11 @@ def status(
         fail(str(exc))
     statuses = [s.status(name) for name in names]
     if as_json:
-        typer.echo(json.dumps([st.as_dict() for st in statuses], indent=2))
+        entries = [
+            st.as_dict() | {"details": service_details(s.settings, st.name) if st.ready else None}
+            for st in statuses
+        ]
+        typer.echo(json.dumps(entries, indent=2))
     else:
         _print_status(s, services)
     if not all(st.ready for st in statuses):
@@ -134,8 +143,10 @@ def status(
 
 
 def _print_status(s: Stack, services: list[str] | None) -> None:
+    from cli.monitoring import details_text, service_details
+
     table = Table(title="Stride local stack")
-    for column in ("service", "state", "url", "pid", "log"):
+    for column in ("service", "state", "lag and errors", "url", "pid", "log"):
         table.add_column(column)
     for svc in s.order(services):
         st = s.status(svc.name)
@@ -145,7 +156,8 @@ def _print_status(s: Stack, services: list[str] | None) -> None:
             state = f"[yellow]running, not ready[/] ({st.problem})"
         else:
             state = "[red]stopped[/]"
-        table.add_row(st.name, state, st.url, str(st.pid or "-"), st.log)
+        details = details_text(service_details(s.settings, st.name)) if st.ready else ""
+        table.add_row(st.name, state, details, st.url, str(st.pid or "-"), st.log)
     console.print(table)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import shutil
@@ -14,12 +15,14 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from cli.monitoring import MONITORING_SERVICES
 from cli.proxy import PROXY, prepare_socket, upstream_socket
 from cli.spark_service import SPARK
 from cli.stack import Reporter, Service, StackError, free_port, private_dir
 from contracts.anvil import anvil_command, rpc_problem
 from core.platform.config import Settings
 from core.platform.migrate import sync_readonly_grants, upgrade_to_head
+from core.platform.observability import MULTIPROC_ENV, logging_dict_config, reset_multiprocess_dir
 from core.platform.probes import http_problem, kafka_problem, postgres_problem
 from streams.heartbeat import clear_heartbeats, worker_problem
 
@@ -27,6 +30,7 @@ from streams.heartbeat import clear_heartbeats, worker_problem
 
 
 PG_MAJOR = 15
+PG_MAX_CONNECTIONS = 200  # a restored copy needs at least as many to replay the WAL
 
 
 def pg_binary(name: str) -> str | None:
@@ -148,6 +152,11 @@ def _initdb(settings: Settings, report: Reporter) -> None:
 
 
 def _postgres_command(settings: Settings) -> list[str]:
+    """With pgbackrest installed, the cluster archives its WAL (cli/backup.py) and listens on a
+    private Unix socket too (pgBackRest connects there); otherwise on TCP only."""
+    from cli.backup import postgres_archive_options
+
+    archive = postgres_archive_options(settings)
     return [
         pg_binary("postgres") or "postgres",
         "-D",
@@ -156,13 +165,26 @@ def _postgres_command(settings: Settings) -> list[str]:
         str(settings.pg_port),
         "-c",
         f"listen_addresses={settings.pg_host}",
+        *(archive or ["-c", "unix_socket_directories="]),
         "-c",
-        "unix_socket_directories=",
-        "-c",
-        "max_connections=200",
+        f"max_connections={PG_MAX_CONNECTIONS}",
         "-c",
         "logging_collector=off",
     ]
+
+
+def _prepare_postgres(settings: Settings, report: Reporter) -> None:
+    from cli import backup
+
+    _initdb(settings, report)
+    backup.prepare(settings, report)
+
+
+def _postgres_ready(settings: Settings, report: Reporter) -> None:
+    from cli import backup
+
+    _bootstrap_roles(settings, report)
+    backup.ensure_stanza(settings, report)
 
 
 def _bootstrap_roles(settings: Settings, report: Reporter) -> None:
@@ -216,8 +238,8 @@ POSTGRES = Service(
     probe=lambda s: postgres_problem(s.superuser_dsn + " dbname=postgres"),
     url=lambda s: f"postgresql://{s.pg_host}:{s.pg_port}/stride",
     port=lambda s: s.pg_port,
-    prepare=_initdb,
-    after_ready=_bootstrap_roles,
+    prepare=_prepare_postgres,
+    after_ready=_postgres_ready,
     run_as=pg_os_user,
     stop_signal=signal.SIGINT,  # "fast" shutdown: roll back open transactions, exit cleanly
     missing_hint="Install the PostgreSQL 15 server binaries (Debian: apt-get install "
@@ -385,11 +407,22 @@ KAFKA = Service(
 # ---- API -----------------------------------------------------------------------------------
 
 
+def _api_metrics_dir(settings: Settings) -> Path:
+    return settings.state_dir / "metrics" / "api"
+
+
+def _api_log_config(settings: Settings) -> Path:
+    return settings.state_dir / "api" / "logging.json"
+
+
 def _prepare_api(settings: Settings, report: Reporter) -> None:
     report("api: migrating the database to the latest revision")
     upgrade_to_head(settings)
     sync_readonly_grants(settings)
     prepare_socket(settings)
+    reset_multiprocess_dir(_api_metrics_dir(settings))
+    _api_log_config(settings).parent.mkdir(parents=True, exist_ok=True)
+    _api_log_config(settings).write_text(json.dumps(logging_dict_config(settings.log_format)))
 
 
 def _uvicorn_command(settings: Settings) -> list[str]:
@@ -406,7 +439,9 @@ def _uvicorn_command(settings: Settings) -> list[str]:
         str(upstream_socket(settings)),
         "--workers",
         str(settings.api_workers),
-        "--no-access-log",
+        "--no-access-log",  # the API logs each request itself, with its request id
+        "--log-config",
+        str(_api_log_config(settings)),
         "--proxy-headers",
         "--forwarded-allow-ips",
         "*",
@@ -424,7 +459,9 @@ API = Service(
     port=lambda _s: 0,  # listens on no TCP port
     depends_on=("postgres", "kafka"),
     prepare=_prepare_api,
-    env=lambda s: {"STRIDE_STATE_DIR": str(s.state_dir)},
+    # Multiprocess metrics: every uvicorn worker writes its samples there, the first worker
+    # to bind api_metrics_port serves the sum (core/platform/observability.py).
+    env=lambda s: {"STRIDE_STATE_DIR": str(s.state_dir), MULTIPROC_ENV: str(_api_metrics_dir(s))},
 )
 
 # ---- Faust worker ----------------------------------------------------------------------------
@@ -532,7 +569,17 @@ ANVIL = Service(
     missing_hint="Install the contract toolchain: npm ci --prefix contracts",
 )
 
-SERVICES: list[Service] = [POSTGRES, KAFKA, API, PROXY, WORKER, SPARK, DAGSTER, ANVIL]
+SERVICES: list[Service] = [
+    POSTGRES,
+    KAFKA,
+    API,
+    PROXY,
+    WORKER,
+    SPARK,
+    DAGSTER,
+    ANVIL,
+    *MONITORING_SERVICES,
+]
 
 
 def isolated_stack_env(prefix: str) -> tuple[Path, dict[str, str]]:
@@ -550,4 +597,10 @@ def isolated_stack_env(prefix: str) -> tuple[Path, dict[str, str]]:
         "STRIDE_SPARK_PORT": str(free_port()),
         "STRIDE_DAGSTER_PORT": str(free_port()),
         "STRIDE_ANVIL_PORT": str(free_port()),
+        "STRIDE_API_METRICS_PORT": str(free_port()),
+        "STRIDE_STREAMS_METRICS_PORT": str(free_port()),
+        "STRIDE_EXPORTER_PORT": str(free_port()),
+        "STRIDE_POSTGRES_EXPORTER_PORT": str(free_port()),
+        "STRIDE_PROMETHEUS_PORT": str(free_port()),
+        "STRIDE_ALERTMANAGER_URL": f"http://127.0.0.1:{free_port()}",
     }

@@ -4,8 +4,9 @@ source "$(dirname "$0")/lib.sh"
 
 step "Checking prerequisites (Python 3.11, Node 20, Java 17 + Maven, PostgreSQL 15)"
 check_prerequisites
-step "Installing the API's front door (Debian: nginx; stride runs it, not the system service)"
-ensure_debian_packages nginx:nginx
+step "Installing the front door, monitoring and backups (Debian: nginx, prometheus, its postgres exporter, pgbackrest; stride runs them, not the system services)"
+ensure_debian_packages nginx:nginx prometheus:prometheus promtool:prometheus \
+  prometheus-postgres-exporter:prometheus-postgres-exporter pgbackrest:pgbackrest
 step "Installing Python dependencies into .venv"
 install_python
 step "Installing the contract toolchain (Node packages)"

@@ -19,9 +19,16 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from core.platform.config import get_settings
 from core.platform.gc_tuning import tune_for_throughput
+from core.platform.observability import (
+    MULTIPROC_ENV,
+    mark_process_dead,
+    reset_multiprocess_dir,
+    serve_metrics,
+)
 from core.platform.topics import ensure_topics
 from streams.heartbeat import LAKE_SINK, PROCESS_INDEX_ENV, ROLE_ENV, SCORING, clear_heartbeats
 
@@ -47,6 +54,13 @@ def run_workers() -> int:
         settings.kafka_bootstrap, settings.kafka_topic_partitions, settings.kafka_replication_factor
     )
     clear_heartbeats(settings)
+    # The workers write their samples under PROMETHEUS_MULTIPROC_DIR (emptied here: files of
+    # earlier runs would be summed too); this process serves their sum.
+    metrics_dir = os.environ.setdefault(
+        MULTIPROC_ENV, str(settings.state_dir / "metrics" / "streams")
+    )
+    reset_multiprocess_dir(Path(metrics_dir))
+    serve_metrics(settings.metrics_host, settings.streams_metrics_port)
     command = [sys.executable, "-m", "streams", "worker", "--without-web", "-l", "info"]
     roles = [(SCORING, index, _die_with_parent) for index in range(settings.streams_processes)]
     roles.append((LAKE_SINK, 0, _lake_sink_child))
@@ -66,6 +80,8 @@ def run_workers() -> int:
     while not requested and all(child.poll() is None for child in children):
         time.sleep(0.2)  # supervising children: wake up to notice an exit or a stop request
     codes = stop_workers(children, requested[0] if requested else signal.SIGTERM)
+    for child in children:
+        mark_process_dead(child.pid)
     return next((code for code in codes if code), 0)
 
 

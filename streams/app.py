@@ -17,6 +17,7 @@ import os
 import faust
 
 from core.platform.config import Settings, get_settings
+from core.platform.observability import logging_dict_config
 from core.platform.topics import GAME_EVENTS
 from streams import tuning
 from streams.heartbeat import PROCESS_INDEX_ENV, ROLE_ENV, SCORING, app_id_of, write_heartbeat
@@ -49,6 +50,7 @@ def build_app(settings: Settings, role: str) -> faust.App:
         producer_acks=-1,
         topic_partitions=settings.kafka_topic_partitions,
         topic_replication_factor=settings.kafka_replication_factor,
+        logging_config=logging_dict_config(settings.log_format),  # JSON lines, request ids
         **tuning.speed_options(batch),
     )
 

@@ -33,12 +33,29 @@ from typing import Any, Generic, TypeVar
 
 from aiokafka.errors import KafkaError
 from faust import EventT, StreamT
+from prometheus_client import Counter, Histogram
 from sqlalchemy.exc import DBAPIError
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from core.platform.messages import Consumed, DeadLetter
+from core.platform.observability import REQUEST_ID_HEADER, bounded
 
 log = logging.getLogger(__name__)
+
+# Labelled by agent (and dead-letter topic): a handful of series per worker.
+MESSAGES = Counter(
+    "stride_stream_messages", "Messages an agent consumed, valid or not", ["agent", "outcome"]
+)
+DEAD_LETTERS = Counter(
+    "stride_stream_dead_letters", "Invalid messages sent to a dead-letter topic", ["agent", "topic"]
+)
+BATCH_SECONDS = Histogram(
+    "stride_stream_batch_seconds",
+    "From a batch's arrival to its ack (decode, dead-letter, write, publish)",
+    ["agent"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+LOGGED_REQUEST_IDS = 256  # per batch log line; how many others there were is logged too
 
 V = TypeVar("V")
 R = TypeVar("R")
@@ -109,6 +126,18 @@ def decode(
     return valid, dead
 
 
+def request_ids(events: Sequence[EventT]) -> list[str]:
+    """The API request ids the batch's records carry (header ``x-request-id``), in order."""
+    found = []
+    for event in events:
+        headers = event.message.headers
+        items = headers.items() if isinstance(headers, dict) else headers or ()
+        for name, value in items:
+            if name == REQUEST_ID_HEADER and value:
+                found.append(value.decode("latin-1") if isinstance(value, bytes) else str(value))
+    return found
+
+
 def dead_letter(message: Any, reason: str, failed_at: datetime) -> Record:
     """The dead-letter record (original key, DeadLetter v1 JSON) of a message that failed."""
     letter = DeadLetter.of(
@@ -130,6 +159,7 @@ async def handle(
     topic = pipeline.dead_letter_topic
     if dead and topic:
         await until_done("dead-lettering", lambda: send(topic, dead))
+        DEAD_LETTERS.labels(pipeline.name, topic).inc(len(dead))
         log.warning("%s: sent %d invalid messages to %s", pipeline.name, len(dead), topic)
     elif dead:
         log.warning("%s: skipped %d invalid messages", pipeline.name, len(dead))
@@ -162,12 +192,19 @@ async def run(
         outcome = await handle(pipeline, valid, dead, send())
         for event in events:
             await stream.ack(event)
+        seconds = time.perf_counter() - started
+        BATCH_SECONDS.labels(pipeline.name).observe(seconds)
+        MESSAGES.labels(pipeline.name, "valid").inc(len(valid))
+        if dead:
+            MESSAGES.labels(pipeline.name, "invalid").inc(len(dead))
+        ids, more = bounded(request_ids(events), LOGGED_REQUEST_IDS)
         log.info(
             "%s: batch of %d in %.0f ms: %s",
             pipeline.name,
             len(events),
-            (time.perf_counter() - started) * 1000,
+            seconds * 1000,
             outcome.summary,
+            extra={"agent": pipeline.name, "request_ids": ids, "more_request_ids": more},
         )
 
     try:

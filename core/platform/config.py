@@ -436,6 +436,54 @@ class ChainSettings(_Base):
         return self.evm_rpc_url or f"http://127.0.0.1:{self.anvil_port}"
 
 
+class MonitoringSettings(_Base):
+    """Metrics endpoints (loopback only), Prometheus, where it sends alerts, the log format."""
+
+    metrics_host: str = Field(
+        default="127.0.0.1", description="every metrics endpoint binds this (loopback)"
+    )
+    api_metrics_port: int = Field(default=9101, description="the API's /metrics (all workers)")
+    streams_metrics_port: int = Field(
+        default=9102, description="the stream workers' /metrics (all processes)"
+    )
+    exporter_port: int = Field(
+        default=9103, description="Kafka consumer lag and state-folder disk exporter"
+    )
+    postgres_exporter_port: int = Field(default=9187, description="prometheus-postgres-exporter")
+    prometheus_port: int = 9090
+    prometheus_retention: str = Field(default="15d", description="how long Prometheus keeps data")
+    scrape_interval_s: int = Field(default=15, ge=1, description="Prometheus scrape and rules")
+    alertmanager_url: str = Field(
+        default="http://127.0.0.1:9093", description="where Prometheus sends its alerts"
+    )
+    log_format: Literal["json", "text"] = Field(
+        default="json", description="json: one object per line, with the request id"
+    )
+    api_access_log: bool = Field(
+        default=True, description="one JSON line per API request (request id, route, status)"
+    )
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://127.0.0.1:{self.prometheus_port}"
+
+
+class BackupSettings(_Base):
+    """pgBackRest: the repository of the local cluster's backups and archived WAL."""
+
+    backup_repo_dir: Path | None = Field(
+        default=None, description="pgBackRest repository; default state_dir/backups"
+    )
+    backup_stanza: str = Field(default="stride", description="pgBackRest stanza of the cluster")
+    backup_retention_full: int = Field(
+        default=2, ge=1, description="full backups kept (and the WAL they need)"
+    )
+    backup_process_max: int = Field(default=2, ge=1, description="pgBackRest parallel processes")
+    backup_archive_timeout_s: int = Field(
+        default=60, ge=1, description="a WAL segment is archived at least this often (the RPO)"
+    )
+
+
 class WalletSettings(ApiSettings, ChainSettings):
     """Wallet sign-in (EIP-4361) and player links: what a message must name, how long a
     nonce or a link code lives, which chains verify contract wallets (EIP-1271)."""
@@ -496,6 +544,8 @@ class Settings(
     SparkSettings,
     WearableSettings,
     ChainSettings,
+    MonitoringSettings,
+    BackupSettings,
 ):
     """All configuration of Stride: every group at once. Field ``foo`` is read from
     ``STRIDE_FOO``. Code that needs one concern takes that group's type (e.g. a

@@ -109,3 +109,37 @@ async def test_handle_dead_letters_then_writes_then_publishes() -> None:
     outcome = await pipeline.handle(publishing, valid, dead, send)
     assert order == ["send t.dlq.v1 1", "write", "send out.v1 2"]
     assert outcome.summary == "2"
+
+
+def test_request_ids_come_from_the_records_headers() -> None:
+    def with_headers(headers: object, offset: int) -> SimpleNamespace:
+        event = _event(b"1", offset)
+        event.message.headers = headers
+        return event
+
+    events = [
+        with_headers([("x-request-id", b"r-1"), ("other", b"z")], 0),
+        with_headers({"x-request-id": b"r-2"}, 1),
+        with_headers(None, 2),
+        with_headers([], 3),
+    ]
+    assert pipeline.request_ids(events) == ["r-1", "r-2"]  # type: ignore[arg-type]
+
+
+@pytest.mark.anyio
+async def test_dead_letters_are_counted_per_agent_and_topic() -> None:
+    from prometheus_client import REGISTRY
+
+    labels = {"agent": "numbers", "topic": "t.dlq.v1"}
+
+    def counted() -> float:
+        return REGISTRY.get_sample_value("stride_stream_dead_letters_total", labels) or 0.0
+
+    async def send(_topic: str, _records: list) -> None:
+        return None
+
+    before = counted()
+    events = [_event(b"x", 0), _event(b"1", 1), _event(b"y", 2)]
+    valid, dead = pipeline.decode(NUMBERS, events, datetime.now(UTC))  # type: ignore[arg-type]
+    await pipeline.handle(NUMBERS, valid, dead, send)
+    assert counted() - before == 2
