@@ -54,9 +54,7 @@ def upgrade() -> None:
         for name, columns in INDEXES.items():
             if op.get_bind().execute(INVALID, {"name": name}).scalar():  # a failed build's
                 op.execute(f"DROP INDEX CONCURRENTLY {name}")
-            op.execute(
-                f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON {columns}"
-            )
+            op.execute(f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON {columns}")
 
 
 def downgrade() -> None:
