@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 from datetime import date
 
 import psycopg
@@ -31,8 +32,18 @@ def _insert(conn: psycopg.Connection, table: str, ids: range) -> None:
         )
 
 
-def test_point_in_time_restore_into_a_fresh_cluster(postgres: Settings) -> None:
+@pytest.fixture
+def pitr_table(postgres: Settings) -> Iterator[str]:
+    """A scratch table of the superuser's, dropped afterwards: left behind, it would stop the
+    session's read-only grants (the application role cannot grant on it)."""
     table = f"pitr_{uuid.uuid4().hex[:8]}"
+    yield table
+    with psycopg.connect(postgres.superuser_dsn + " dbname=stride", autocommit=True) as conn:
+        conn.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def test_point_in_time_restore_into_a_fresh_cluster(postgres: Settings, pitr_table: str) -> None:
+    table = pitr_table
     dsn = postgres.superuser_dsn + " dbname=stride"
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, note text NOT NULL)")

@@ -383,22 +383,29 @@ def _socket_inodes(pids: list[int]) -> set[str]:
     return inodes
 
 
-def _listening_tcp_inodes() -> set[str]:
-    inodes = set()
+def _listening_tcp_sockets() -> dict[str, tuple[str, int]]:
+    """inode -> (local address, port) of every listening TCP socket (IPv4 in dotted form)."""
+    sockets = {}
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         for line in Path(table).read_text().splitlines()[1:]:
             fields = line.split()
             if fields[3] == "0A":  # LISTEN
-                inodes.add(fields[9])
-    return inodes
+                address, port = fields[1].split(":")
+                if len(address) == 8:  # IPv4, little-endian hex
+                    address = ".".join(str(b) for b in reversed(bytes.fromhex(address)))
+                sockets[fields[9]] = (address, int(port, 16))
+    return sockets
 
 
 def test_uvicorn_listens_on_no_tcp_port(live_api: str, stack: Stack) -> None:
+    """The API is reached only through nginx: its one TCP listener is its Prometheus
+    endpoint, on loopback."""
     api, door = stack.pid("api"), stack.pid("proxy")
     assert api and door, "both running, as the supervisor sees them"
-    listening = _listening_tcp_inodes()
-    assert _socket_inodes(_process_group(door)) & listening  # nginx: the public port
-    assert not _socket_inodes(_process_group(api)) & listening
+    listening = _listening_tcp_sockets()
+    assert _socket_inodes(_process_group(door)) & listening.keys()  # nginx: the public port
+    api_listeners = {listening[i] for i in _socket_inodes(_process_group(api)) & listening.keys()}
+    assert api_listeners <= {("127.0.0.1", stack.settings.api_metrics_port)}
 
 
 # ---- headers and errors ----------------------------------------------------------------
