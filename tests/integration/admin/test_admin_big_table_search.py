@@ -21,7 +21,7 @@ from api.admin.listing import IndexedSearch, like_prefix
 from api.admin.views import StrideModelView
 from core.events.models import ProcessedEvent
 
-LIST = "/admin/processed-event/list"
+LIST = "/admin/processed-events/list"
 
 
 @pytest.fixture
@@ -75,7 +75,7 @@ def statements(db_engine: Engine) -> Iterator[list[tuple[str, Any]]]:
 
 
 def _players(page: str, tag: str) -> list[str]:
-    return re.findall(rf"<td>(p_{tag}-\d)</td>", page)
+    return sorted(set(re.findall(rf">(p_{tag}-\d)<", page)))
 
 
 def _plan(db_engine: Engine, statement: str, parameters: Any) -> str:
