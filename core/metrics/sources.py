@@ -94,6 +94,9 @@ class KafkaTopicCounter:
 
         partitions = self._consumer.partitions_for_topic(topic)
         if not partitions:
+            self._consumer.topics()  # a metadata request: the topic may be new to this client
+            partitions = self._consumer.partitions_for_topic(topic)
+        if not partitions:
             return None
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         ends = self._consumer.end_offsets(tps)
