@@ -1,0 +1,176 @@
+"""What the API reads: a metric's series with its baseline and 3x line, the volatility
+ranking, the alerts. Figures are computed by the rules of ``core.metrics.rules`` (the same
+ones the alert agent applies), so the chart shows the line the alert uses.
+
+The ranking orders metrics by the coefficient of variation (standard deviation / |mean|) by
+default: standard deviation depends on scale, so it would always put a metric counted in
+thousands above one counted in units, however calm the first and jumpy the second; the CV
+compares volatility relative to each metric's level. ``by=stddev`` ranks by the raw figure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from core.metrics.catalog import CatalogEntry
+from core.metrics.rules import Point, RankBy, downsample, trailing_means
+
+MAX_SERIES_HOURS = 24 * 7
+MAX_RANKING_MINUTES = 24 * 60 * 7
+
+
+@dataclass(frozen=True)
+class SeriesPoint:
+    minute: datetime  # a bucket's start when downsampled
+    value: float  # a bucket's mean when downsampled
+    min: float
+    max: float
+    count: int
+    baseline: float | None  # trailing mean of the rule's window (None: too few samples)
+    threshold: float | None  # fire_factor x baseline
+
+
+def series(
+    conn: Connection, metric: CatalogEntry, end: datetime, hours: int = 24, step_minutes: int = 1
+) -> list[SeriesPoint]:
+    """Samples of ``[end - hours, end)`` (gaps absent), each with the rule's baseline and
+    line; ``step_minutes > 1`` averages buckets aligned on the window's start."""
+    start = end - timedelta(hours=hours)
+    rows = conn.execute(
+        text(
+            "SELECT minute, value FROM metric_samples WHERE metric_id = :id"
+            " AND minute >= :from AND minute < :end ORDER BY minute"
+        ),
+        {"id": metric.id, "from": start - timedelta(minutes=metric.window_minutes), "end": end},
+    ).all()
+    points = [Point(r.minute, r.value) for r in rows]
+    means = trailing_means(points, metric.window_minutes, metric.min_samples)
+    shown = [(p, m) for p, m in zip(points, means, strict=True) if p.minute >= start]
+    if step_minutes <= 1:
+        return [
+            SeriesPoint(
+                p.minute,
+                p.value,
+                p.value,
+                p.value,
+                1,
+                m,
+                None if m is None else metric.fire_factor * m,
+            )
+            for p, m in shown
+        ]
+    buckets = downsample([p for p, _ in shown], step_minutes, start)
+    step = timedelta(minutes=step_minutes)
+    out = []
+    for bucket in buckets:
+        inside = [
+            m for p, m in shown if bucket.start <= p.minute < bucket.start + step and m is not None
+        ]
+        baseline = sum(inside) / len(inside) if inside else None
+        out.append(
+            SeriesPoint(
+                bucket.start,
+                bucket.mean,
+                bucket.min,
+                bucket.max,
+                bucket.count,
+                baseline,
+                None if baseline is None else metric.fire_factor * baseline,
+            )
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class Ranked:
+    rank: int
+    key: str
+    description: str
+    unit: str
+    count: int
+    mean: float
+    stddev: float
+    cv: float | None
+
+
+_RANKING = """
+    SELECT m.key, m.description, m.unit, count(*) AS n, avg(s.value) AS mean,
+        stddev_samp(s.value) AS sd,
+        stddev_samp(s.value) / NULLIF(abs(avg(s.value)), 0) AS cv
+    FROM metric_samples s JOIN metrics m ON m.id = s.metric_id
+    WHERE s.minute >= :start AND s.minute < :end AND m.is_active
+      AND (CAST(:game AS text) IS NULL OR m.game_id IS NULL OR m.game_id = :game)
+    GROUP BY m.id, m.key, m.description, m.unit
+    HAVING count(*) >= 2
+    ORDER BY {order} DESC NULLS LAST, m.key
+    LIMIT :limit
+"""
+
+
+def ranking(
+    conn: Connection,
+    end: datetime,
+    window_minutes: int = 24 * 60,
+    by: RankBy = RankBy.cv,
+    limit: int = 50,
+    game_id: str | None = None,
+) -> list[Ranked]:
+    """Metrics with at least two samples in ``[end - window, end)``, most volatile first."""
+    order = "cv" if by is RankBy.cv else "sd"  # one of two fixed names, never input
+    rows = conn.execute(
+        text(_RANKING.format(order=order)),
+        {
+            "start": end - timedelta(minutes=window_minutes),
+            "end": end,
+            "game": game_id,
+            "limit": limit,
+        },
+    ).all()
+    return [
+        Ranked(i + 1, r.key, r.description, r.unit, r.n, r.mean, r.sd, r.cv)
+        for i, r in enumerate(rows)
+    ]
+
+
+@dataclass(frozen=True)
+class AlertView:
+    id: int
+    metric_key: str
+    state: str
+    fired_minute: datetime
+    fired_value: float
+    baseline: float
+    threshold: float
+    resolved_minute: datetime | None
+    resolved_value: float | None
+    notified: str | None
+
+
+def alerts(
+    conn: Connection,
+    *,
+    active_only: bool,
+    metric_key: str | None = None,
+    game_id: str | None = None,
+    limit: int = 100,
+) -> list[AlertView]:
+    """Alert episodes, newest first: the firing ones, or the history too."""
+    params: dict[str, Any] = {"key": metric_key, "game": game_id, "limit": limit}
+    rows = conn.execute(
+        text(
+            "SELECT a.id, m.key AS metric_key, a.state, a.fired_minute, a.fired_value, a.baseline,"
+            " a.threshold, a.resolved_minute, a.resolved_value, a.notified"
+            " FROM metric_alerts a JOIN metrics m ON m.id = a.metric_id"
+            " WHERE (a.state = 'firing' OR NOT :active)"
+            " AND (CAST(:key AS text) IS NULL OR m.key = :key)"
+            " AND (CAST(:game AS text) IS NULL OR m.game_id IS NULL OR m.game_id = :game)"
+            " ORDER BY a.fired_minute DESC, a.id DESC LIMIT :limit"
+        ),
+        {**params, "active": active_only},
+    )
+    return [AlertView(**r._mapping) for r in rows]
