@@ -4,8 +4,9 @@ source "$(dirname "$0")/lib.sh"
 
 step "Checking prerequisites (Python 3.11, Node 20, Java 17 + Maven, PostgreSQL 15)"
 check_prerequisites
-step "Installing test tools and the API's front door (Debian: chromium, chromium-driver, kcat, nginx)"
-ensure_debian_packages chromium:chromium chromedriver:chromium-driver kcat:kcat nginx:nginx
+step "Installing test tools, the API's front door and Alertmanager (Debian: chromium, chromium-driver, kcat, nginx, prometheus-alertmanager)"
+ensure_debian_packages chromium:chromium chromedriver:chromium-driver kcat:kcat nginx:nginx \
+  prometheus-alertmanager:prometheus-alertmanager
 step "Installing Python dependencies into .venv"
 install_python
 step "Installing the contract toolchain (Node packages)"

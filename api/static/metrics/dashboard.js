@@ -96,9 +96,9 @@ async function drawChart(key) {
     scales: { x: { time: true } },
     series: [
       {},
-      { label: series.metric.unit, stroke: "#2563eb", width: 1.5 },
-      { label: `${series.metric.window_minutes} min average`, stroke: "#16a34a", width: 1.5, dash: [6, 4] },
-      { label: `${factor}× line`, stroke: "#dc2626", width: 1.5, dash: [3, 3] },
+      { label: series.metric.unit, stroke: "#60a5fa", width: 1 },
+      { label: `${series.metric.window_minutes} min average`, stroke: "#15803d", width: 2.5, dash: [8, 4] },
+      { label: `${factor}× line`, stroke: "#dc2626", width: 2, dash: [3, 3] },
     ],
     axes: [{}, { size: 60 }],
   };
@@ -129,7 +129,7 @@ async function loadAlerts() {
   const alerts = await api("/v1/metrics/alerts?state=active");
   firing = new Set(alerts.map((a) => a.metric_key));
   const body = $("#alerts tbody");
-  body.replaceChildren(...alerts.map((a) => row([a.metric_key, new Date(a.fired_minute).toLocaleTimeString(), fmt(a.fired_value), fmt(a.threshold)], [2, 3])));
+  body.replaceChildren(...alerts.map((a) => row([a.metric_key, new Date(a.fired_minute).toLocaleTimeString(), fmt(a.fired_value), fmt(a.threshold)], [1, 2, 3])));
   $("#no-alerts").hidden = alerts.length > 0;
   markFiring();
 }
