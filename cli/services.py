@@ -328,8 +328,7 @@ def _prepare_kafka(settings: Settings, report: Reporter) -> None:
             *_kafka_jvm(settings),
             "kafka.tools.StorageTool",
             "format",
-            "-t",
-            cluster_id,
+            f"--cluster-id={cluster_id}",  # one argument: an id may start with "-"
             "-c",
             str(config),
         ],

@@ -106,7 +106,7 @@ def test_a_user_picks_a_metric_sees_its_day_its_rank_its_alert_and_subscribes(
     chart = page.locator(f"article.chart[data-metric='{spiking}']")
     chart.locator("canvas").wait_for()
     legend = chart.locator(".u-legend").inner_text()
-    assert "60 min average" in legend and "3× line" in legend
+    assert "60 min average" in legend and "3\u00d7 line" in legend
     assert "firing" in (chart.get_attribute("class") or "")
     page.fill("#filter", calm.split("/")[1])
     page.check(f"#metric-list input[value='{calm}']")

@@ -1,5 +1,5 @@
-"""Metrics fixtures: Alertmanager and the webhook receiver as `stride up` runs them, and
-helpers to create metrics and samples with known figures."""
+"""Helpers of the metrics tests: metrics and samples with known figures, the webhook
+receiver's records, a bounded readiness poll (the ``alerting`` fixture is in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -10,20 +10,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from cli.stack import Stack
 from core.metrics.partitions import ensure_day_partitions
 from core.platform.config import Settings
-
-
-@pytest.fixture(scope="session")
-def alerting(stack: Stack, db_engine: Engine) -> Settings:
-    """Alertmanager (Debian's, generated configuration) and the local webhook receiver."""
-    stack.up(["webhooks", "alertmanager"], report=lambda _m: None)
-    return stack.settings
 
 
 def new_metric(
