@@ -201,6 +201,7 @@ def main() -> None:  # pragma: no cover - the service's loop; its steps are test
     from core.platform.topics import ensure_topics
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING)  # one line per minute, not per socket
     settings = get_settings()
     ensure_topics(
         settings.kafka_bootstrap, settings.kafka_topic_partitions, settings.kafka_replication_factor
