@@ -67,6 +67,15 @@ from core.leaderboards.models import (
     LeaderboardRecord,
     LeaderboardSubmission,
 )
+from core.metrics.models import (
+    Metric,
+    MetricAlert,
+    MetricAlertState,
+    MetricRollupHourly,
+    MetricSample,
+    MetricSamplerProgress,
+    MetricSubscription,
+)
 from core.platform.db import Base
 from core.scores.models import ScoreLog
 
@@ -141,6 +150,30 @@ ADMIN_TABLES: tuple[AdminTable, ...] = (
         change_role=AdminRole.owner,
     ),
     AdminTable(AdminAuditLog, icon="fa-solid fa-clipboard-list", category="Admin"),
+    # Metrics: each metric's alert rule is editable (the database's checks keep the resolve
+    # line below the fire line); alerts are the agent's record; deleting a subscription
+    # takes it out of Alertmanager's routes at the sampler's next minute.
+    AdminTable(
+        Metric,
+        editable=(
+            "description",
+            "fire_factor",
+            "resolve_factor",
+            "window_minutes",
+            "min_samples",
+            "pending_points",
+        ),
+        icon="fa-solid fa-wave-square",
+        category="Metrics",
+    ),
+    AdminTable(MetricAlert, icon="fa-solid fa-bell", category="Metrics"),
+    AdminTable(MetricAlertState, icon="fa-solid fa-traffic-light", category="Metrics"),
+    AdminTable(MetricSample, icon="fa-solid fa-chart-area", category="Metrics"),
+    AdminTable(MetricRollupHourly, icon="fa-solid fa-clock", category="Metrics"),
+    AdminTable(MetricSamplerProgress, icon="fa-solid fa-forward", category="Metrics"),
+    AdminTable(
+        MetricSubscription, can_delete=True, icon="fa-solid fa-satellite-dish", category="Metrics"
+    ),
     # Client IP addresses: personal data, hidden from viewers as from the SQL page.
     AdminTable(
         AdminLoginAttempt,

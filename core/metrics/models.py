@@ -17,6 +17,7 @@ from datetime import datetime
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     DateTime,
     Double,
     ForeignKey,
@@ -37,6 +38,16 @@ class Metric(Base):
     """One metric of the catalog. ``key`` is its stable public id (``game.events/tri``)."""
 
     __tablename__ = "metrics"
+    __table_args__ = (
+        CheckConstraint(
+            "fire_factor > 0 AND resolve_factor >= 0 AND resolve_factor < fire_factor",
+            name="rule_factors",
+        ),
+        CheckConstraint(
+            "window_minutes BETWEEN 1 AND 1440 AND min_samples >= 1 AND pending_points >= 1",
+            name="rule_counts",
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     key: Mapped[str] = mapped_column(String(200), unique=True)

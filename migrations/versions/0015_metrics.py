@@ -55,6 +55,14 @@ def upgrade() -> None:
         sa.Column("pending_points", sa.SmallInteger(), server_default="1", nullable=False),
         sa.Column("is_active", sa.Boolean(), server_default="true", nullable=False),
         _now(),
+        sa.CheckConstraint(
+            "fire_factor > 0 AND resolve_factor >= 0 AND resolve_factor < fire_factor",
+            name=op.f("ck_metrics_rule_factors"),
+        ),
+        sa.CheckConstraint(
+            "window_minutes BETWEEN 1 AND 1440 AND min_samples >= 1 AND pending_points >= 1",
+            name=op.f("ck_metrics_rule_counts"),
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_metrics")),
         sa.UniqueConstraint("key", name=op.f("uq_metrics_key")),
     )
