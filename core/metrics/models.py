@@ -72,7 +72,12 @@ class MetricSample(Base):
     """One sample per metric per minute; partitioned by day (see the module docstring)."""
 
     __tablename__ = "metric_samples"
-    __table_args__ = ({"postgresql_partition_by": "RANGE (minute)"},)
+    __table_args__ = (
+        # Samples arrive in time order: a BRIN index serves "every metric in these minutes"
+        # (the ranking's partial hours, the rollup job) in a few pages per partition.
+        Index("ix_metric_samples_minute_brin", "minute", postgresql_using="brin"),
+        {"postgresql_partition_by": "RANGE (minute)"},
+    )
 
     metric_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     minute: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
@@ -92,6 +97,16 @@ class MetricRollupHourly(Base):
     total_sq: Mapped[float] = mapped_column(Double)
     min: Mapped[float] = mapped_column(Double)
     max: Mapped[float] = mapped_column(Double)
+
+
+class MetricRollupHour(Base):
+    """An hour whose rollups are complete (the job wrote them after the hour and the
+    sampler's backfill were over): the ranking reads these hours from the rollups."""
+
+    __tablename__ = "metric_rollup_hours"
+
+    hour: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    rolled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class MetricAlertState(Base):

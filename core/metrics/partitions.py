@@ -82,15 +82,27 @@ _ROLLUP = text(
 
 
 def rollup_hour(conn: Connection, hour: datetime) -> int:
-    """(Re)compute the rollups of one hour from its minutes (idempotent); rows written."""
+    """(Re)compute the rollups of one ended hour from its minutes (idempotent) and mark it
+    complete for the ranking; returns the rows written."""
     hour = hour.replace(minute=0, second=0, microsecond=0)
     result = conn.execute(_ROLLUP, {"hour": hour, "end": hour + timedelta(hours=1)})
+    conn.execute(
+        text(
+            "INSERT INTO metric_rollup_hours (hour) VALUES (:hour)"
+            " ON CONFLICT (hour) DO UPDATE SET rolled_at = now()"
+        ),
+        {"hour": hour},
+    )
     return result.rowcount or 0
 
 
 def prune_rollups(conn: Connection, now: datetime, retention_days: int) -> int:
     result = conn.execute(
         text("DELETE FROM metric_rollups_hourly WHERE hour < :cutoff"),
+        {"cutoff": now - timedelta(days=retention_days)},
+    )
+    conn.execute(
+        text("DELETE FROM metric_rollup_hours WHERE hour < :cutoff"),
         {"cutoff": now - timedelta(days=retention_days)},
     )
     return result.rowcount or 0

@@ -15,6 +15,7 @@ clock-driven loop, apart from the Faust workers so that a rebalance never delays
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import threading
 from collections.abc import Callable, Sequence
@@ -148,8 +149,12 @@ class Sampler:
             dropped = partitions.drop_expired_partitions(
                 conn, today, self.settings.metrics_retention_days
             )
+            # The last ended hour, and those a restart's backfill may still have added
+            # minutes to since the previous run.
             hour = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
             rolled = partitions.rollup_hour(conn, hour)
+            for back in range(1, 1 + math.ceil(self.settings.metrics_backfill_minutes / 60)):
+                partitions.rollup_hour(conn, hour - timedelta(hours=back))
             partitions.prune_rollups(conn, now, self.settings.metrics_rollup_retention_days)
         self._days.difference_update(dropped)
         log.info(
@@ -221,11 +226,11 @@ def main() -> None:  # pragma: no cover - the service's loop; its steps are test
         now = datetime.now(UTC)
         try:
             sampler.sync_catalog()
+            sampler.run_due(now)  # before the hourly job, so its rollups see the caught-up minutes
             hour = now.replace(minute=0, second=0, microsecond=0)
             if hour != last_hour:
                 sampler.maintain(now)
                 last_hour = hour
-            sampler.run_due(now)
             sync_alertmanager_config(engine, settings)
             ready.parent.mkdir(parents=True, exist_ok=True)
             ready.write_text(now.isoformat())

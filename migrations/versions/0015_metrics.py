@@ -91,6 +91,17 @@ def upgrade() -> None:
         sa.Column("max", sa.Double(), nullable=False),
         sa.PrimaryKeyConstraint("metric_id", "hour", name=op.f("pk_metric_rollups_hourly")),
     )
+    op.create_index(
+        "ix_metric_samples_minute_brin", "metric_samples", ["minute"], postgresql_using="brin"
+    )
+    op.create_table(
+        "metric_rollup_hours",
+        sa.Column("hour", sa.DateTime(timezone=True), nullable=False),
+        sa.Column(
+            "rolled_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False
+        ),
+        sa.PrimaryKeyConstraint("hour", name=op.f("pk_metric_rollup_hours")),
+    )
     op.create_table(
         "metric_alert_states",
         sa.Column("metric_id", sa.Integer(), nullable=False),
@@ -196,6 +207,7 @@ def downgrade() -> None:
         "metric_subscriptions",
         "metric_alerts",
         "metric_alert_states",
+        "metric_rollup_hours",
         "metric_rollups_hourly",
         "metric_samples",  # its day partitions go with it
         "metrics",

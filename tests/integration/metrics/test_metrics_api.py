@@ -7,6 +7,7 @@ import math
 import random
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -16,6 +17,7 @@ from sqlalchemy.engine import Engine
 from api.main import create_app
 from core.identity.app_users import create_app_user
 from core.identity.game_keys import create_game
+from core.metrics.partitions import rollup_hour
 from core.platform.db import session_scope
 from tests.integration.metrics.conftest import minute_start, new_metric, store_samples
 
@@ -119,6 +121,13 @@ def test_the_ranking_matches_postgresql_and_cv_is_the_default(
     store_samples(
         db_engine, small_id, [(minute_start(m), 1.0 + (m % 2) * 9) for m in range(1, 121)]
     )
+
+    # The hours that ended are rolled up (as the hourly job does): the ranking reads them
+    # from the rollups and the rest of the window from the minutes.
+    now_hour = minute_start(0).replace(minute=0)
+    with db_engine.begin() as conn:
+        for back in (1, 2, 3):
+            rollup_hour(conn, now_hour - timedelta(hours=back))
 
     ranking = client.get("/v1/metrics/ranking", params={"limit": 1000}, headers=user).json()
     assert ranking["by"] == "cv"
