@@ -2,8 +2,9 @@
 
 Each :class:`MetricKind` is a family (one metric per game, per token, per topic, per trading
 pair); :func:`wanted_metrics` lists the metrics the platform has now and :func:`sync_catalog`
-upserts them into ``metrics`` (a metric that stops existing, e.g. a deactivated game, is
-kept with ``is_active = false`` so its history stays readable). The chain metrics
+upserts them into ``metrics`` (a metric of these kinds that stops existing, e.g. of a
+deactivated game, is kept with ``is_active = false`` so its history stays readable; metrics
+of other kinds, added by hand, are left alone). The chain metrics
 (marketplace volume, floor price, transfers) join once the chain projections exist.
 """
 
@@ -155,8 +156,11 @@ def sync_catalog(engine: Engine, settings: MetricsSettings, reward: RewardSettin
         wanted = wanted_metrics(games, [reward.reward_token], market_pairs(settings))
         conn.execute(_UPSERT, json_rows(w.__dict__ for w in wanted))
         conn.execute(
-            text("UPDATE metrics SET is_active = false WHERE is_active AND key <> ALL(:keys)"),
-            {"keys": [w.key for w in wanted]},
+            text(
+                "UPDATE metrics SET is_active = false"
+                " WHERE is_active AND kind = ANY(:kinds) AND key <> ALL(:keys)"
+            ),
+            {"kinds": [k.kind for k in KINDS], "keys": [w.key for w in wanted]},
         )
     return len(wanted)
 

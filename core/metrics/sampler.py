@@ -33,6 +33,7 @@ from core.metrics.market import MarketDataSource
 from core.metrics.rules import minute_of
 from core.metrics.sources import TopicCounter, table_readings, topic_readings
 from core.platform.config import Settings
+from core.platform.db import json_rows
 
 log = logging.getLogger(__name__)
 PROGRESS = "sampler"
@@ -99,13 +100,17 @@ class Sampler:
             for candle in self.market.minute(market_pairs(self.settings), minute):
                 readings[metric_key(MARKET_PRICE, candle.pair)] = candle.close
                 readings[metric_key(MARKET_VOLUME, candle.pair)] = candle.volume
-        ids = {m.key: m.id for m in metrics}
+        return self.store_and_publish(minute, {m.key: m.id for m in metrics}, readings)
+
+    def store_and_publish(
+        self, minute: datetime, ids: dict[str, int], readings: dict[str, float]
+    ) -> list[MetricSampleV1]:
+        """Steps after the reading: insert (first reading wins), publish the stored
+        samples, record the minute as done."""
         rows = [{"metric_id": ids[k], "value": v} for k, v in readings.items() if k in ids]
         self.ensure_partitions([minute.date()])
         with self.engine.begin() as conn:
             if rows:
-                from core.platform.db import json_rows
-
                 conn.execute(_INSERT, {"minute": minute, **json_rows(rows)})
             stored = conn.execute(
                 _STORED, {"minute": minute, "ids": [r["metric_id"] for r in rows]}
