@@ -100,22 +100,10 @@ class Ranked:
 
 # Whole hours the job rolled up come from metric_rollups_hourly (10,000 rows an hour
 # instead of 600,000); the rest of the window (its ragged ends, hours not rolled up yet)
-# from the minutes. Variance from count, sum and sum of squares: the same figure as
-# stddev_samp up to rounding (samples are counts and prices, far from cancellation).
-_RANKING = """
-    WITH rolled AS (
-        SELECT hour FROM metric_rollup_hours WHERE hour >= :first_hour AND hour < :last_hour
-    ),
-    parts AS (
-        SELECT r.metric_id, r.count::bigint AS n, r.total AS s, r.total_sq AS sq
-        FROM metric_rollups_hourly r WHERE r.hour IN (SELECT hour FROM rolled)
-        UNION ALL
-        SELECT s.metric_id, count(*), sum(s.value), sum(s.value * s.value)
-        FROM metric_samples s
-        WHERE s.minute >= :start AND s.minute < :end
-          AND date_trunc('hour', s.minute) NOT IN (SELECT hour FROM rolled)
-        GROUP BY s.metric_id
-    ),
+# from the minutes, one range scan per stretch (BRIN on minute). Variance from count, sum
+# and sum of squares: the same figure as stddev_samp up to rounding.
+_RANKED = """
+    WITH parts AS ({parts}),
     totals AS (
         SELECT metric_id, sum(n) AS n, sum(s) AS s, sum(sq) AS sq FROM parts GROUP BY metric_id
         HAVING sum(n) >= 2
@@ -133,6 +121,37 @@ _RANKING = """
     ORDER BY {order} DESC NULLS LAST, m.key
     LIMIT :limit
 """
+_FROM_ROLLUPS = """
+    SELECT metric_id, count::bigint AS n, total AS s, total_sq AS sq
+    FROM metric_rollups_hourly WHERE hour = ANY(:hours)
+"""
+_FROM_MINUTES = """
+    SELECT metric_id, count(*) AS n, sum(value) AS s, sum(value * value) AS sq
+    FROM metric_samples WHERE minute >= :from_{i} AND minute < :to_{i} GROUP BY metric_id
+"""
+
+
+def minute_stretches(
+    start: datetime, end: datetime, rolled: set[datetime]
+) -> tuple[list[datetime], list[tuple[datetime, datetime]]]:
+    """The rolled-up hours wholly inside ``[start, end)``, and the stretches of the window
+    outside them (merged), which are read from the minutes."""
+    hours: list[datetime] = []
+    stretches: list[tuple[datetime, datetime]] = []
+    cursor = start
+    hour = start.replace(minute=0, second=0, microsecond=0)
+    if hour < start:
+        hour += timedelta(hours=1)
+    while hour + timedelta(hours=1) <= end:
+        if hour in rolled:
+            if cursor < hour:
+                stretches.append((cursor, hour))
+            hours.append(hour)
+            cursor = hour + timedelta(hours=1)
+        hour += timedelta(hours=1)
+    if cursor < end:
+        stretches.append((cursor, end))
+    return hours, stretches
 
 
 def ranking(
@@ -146,20 +165,21 @@ def ranking(
     """Metrics with at least two samples in ``[end - window, end)``, most volatile first."""
     order = "cv" if by is RankBy.cv else "sd"  # one of two fixed names, never input
     start = end - timedelta(minutes=window_minutes)
-    first_hour = start.replace(minute=0, second=0, microsecond=0)
-    if first_hour < start:
-        first_hour += timedelta(hours=1)  # only hours wholly inside the window
-    rows = conn.execute(
-        text(_RANKING.format(order=order)),
-        {
-            "start": start,
-            "end": end,
-            "first_hour": first_hour,
-            "last_hour": end.replace(minute=0, second=0, microsecond=0),
-            "game": game_id,
-            "limit": limit,
-        },
-    ).all()
+    rolled = set(
+        conn.execute(
+            text("SELECT hour FROM metric_rollup_hours WHERE hour >= :start AND hour < :end"),
+            {"start": start, "end": end},
+        ).scalars()
+    )
+    hours, stretches = minute_stretches(start, end, rolled)
+    parts = [_FROM_ROLLUPS] if hours else []
+    params: dict[str, Any] = {"hours": hours, "game": game_id, "limit": limit}
+    for i, (low, high) in enumerate(stretches):
+        parts.append(_FROM_MINUTES.format(i=i))
+        params[f"from_{i}"], params[f"to_{i}"] = low, high
+    # Only fixed fragments and numbered parameter names are formatted in, never input.
+    sql = _RANKED.format(parts=" UNION ALL ".join(parts), order=order)
+    rows = conn.execute(text(sql), params).all()
     return [
         Ranked(i + 1, r.key, r.description, r.unit, int(r.n), r.mean, r.sd, r.cv)
         for i, r in enumerate(rows)

@@ -131,3 +131,15 @@ def test_due_minutes_first_start_catch_up_and_backfill_cap() -> None:
     assert [m.minute for m in due_minutes(last, now, 10, 60)] == [2, 3, 4]
     assert [m.minute for m in due_minutes(last, now, 10, 1)] == [3, 4]  # older: gaps
     assert due_minutes(datetime(2026, 12, 1, 12, 4, tzinfo=UTC), now, 10, 60) == []
+
+
+def test_ranking_reads_rolled_up_hours_and_the_rest_from_minutes() -> None:
+    from core.metrics.reads import minute_stretches
+
+    start = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
+    end = datetime(2026, 12, 1, 14, 10, tzinfo=UTC)
+    hour = [datetime(2026, 12, 1, h, tzinfo=UTC) for h in range(24)]
+    hours, stretches = minute_stretches(start, end, {hour[10], hour[11], hour[13], hour[14]})
+    assert hours == [hour[10], hour[11], hour[13]]  # 14:00 is not wholly inside the window
+    assert stretches == [(start, hour[10]), (hour[12], hour[13]), (hour[14], end)]
+    assert minute_stretches(start, end, set()) == ([], [(start, end)])
