@@ -191,6 +191,10 @@ class RankedPublic(BaseModel):
 class RankingPublic(BaseModel):
     by: RankBy
     window_minutes: int
+    start: datetime = Field(
+        description="the window's start: window_minutes before end, back to its hour when "
+        "the window is an hour or more (whole hours come from the hourly rollups)"
+    )
     end: datetime
     metrics: list[RankedPublic]
 
@@ -216,6 +220,7 @@ async def metric_ranking(
         return RankingPublic(
             by=by,
             window_minutes=window_minutes,
+            start=reads.ranking_start(end, window_minutes),
             end=end,
             metrics=[RankedPublic(**r.__dict__) for r in ranked],
         )

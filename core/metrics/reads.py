@@ -2,10 +2,12 @@
 ranking, the alerts. Figures are computed by the rules of ``core.metrics.rules`` (the same
 ones the alert agent applies), so the chart shows the line the alert uses.
 
-The ranking orders metrics by the coefficient of variation (standard deviation / |mean|) by
-default: standard deviation depends on scale, so it would always put a metric counted in
-thousands above one counted in units, however calm the first and jumpy the second; the CV
-compares volatility relative to each metric's level. ``by=stddev`` ranks by the raw figure.
+The ranking reads whole hours from the rollups, which the sampler keeps current, so its
+window starts on an hour (:func:`ranking_start`). It orders metrics by the coefficient of
+variation (standard deviation / |mean|) by default: standard deviation depends on scale,
+so it would always put a metric counted in thousands above one counted in units, however
+calm the first and jumpy the second; the CV compares volatility relative to each metric's
+level. ``by=stddev`` ranks by the raw figure.
 """
 
 from __future__ import annotations
@@ -131,6 +133,16 @@ _FROM_MINUTES = """
 """
 
 
+def ranking_start(end: datetime, window_minutes: int) -> datetime:
+    """Where a ranking's window starts: ``window_minutes`` before ``end``, moved back to the
+    hour it falls in when the window is an hour or more, so that every hour of it but the
+    current one is read from the rollups (a window of 24 h covers 24 to 25 hours)."""
+    start = end - timedelta(minutes=window_minutes)
+    if window_minutes >= 60:
+        start = start.replace(minute=0, second=0, microsecond=0)
+    return start
+
+
 def minute_stretches(
     start: datetime, end: datetime, rolled: set[datetime]
 ) -> tuple[list[datetime], list[tuple[datetime, datetime]]]:
@@ -162,9 +174,10 @@ def ranking(
     limit: int = 50,
     game_id: str | None = None,
 ) -> list[Ranked]:
-    """Metrics with at least two samples in ``[end - window, end)``, most volatile first."""
+    """Metrics with at least two samples in ``[ranking_start(end, window), end)``, most
+    volatile first."""
     order = "cv" if by is RankBy.cv else "sd"  # one of two fixed names, never input
-    start = end - timedelta(minutes=window_minutes)
+    start = ranking_start(end, window_minutes)
     rolled = set(
         conn.execute(
             text("SELECT hour FROM metric_rollup_hours WHERE hour >= :start AND hour < :end"),

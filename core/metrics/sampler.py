@@ -54,12 +54,32 @@ def due_minutes(
     return [first + timedelta(minutes=i) for i in range(max(0, count))]
 
 
+# The samples, and in the same statement each new one added into its hour's rollup (so
+# the rollups are always current and the ranking reads whole hours from them); a sample
+# that existed adds nothing.
 _INSERT = text(
     """
-    INSERT INTO metric_samples (metric_id, minute, value)
-    SELECT s.metric_id, :minute, s.value
-    FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS s(metric_id int, value float8)
-    ON CONFLICT (metric_id, minute) DO NOTHING
+    WITH inserted AS (
+        INSERT INTO metric_samples (metric_id, minute, value)
+        SELECT s.metric_id, :minute, s.value
+        FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS s(metric_id int, value float8)
+        ON CONFLICT (metric_id, minute) DO NOTHING
+        RETURNING metric_id, value
+    )
+    INSERT INTO metric_rollups_hourly AS r (metric_id, hour, count, total, total_sq, min, max)
+    SELECT metric_id, date_trunc('hour', CAST(:minute AS timestamptz), 'UTC'), 1, value,
+        value * value, value, value
+    FROM inserted
+    ON CONFLICT (metric_id, hour) DO UPDATE SET count = r.count + 1,
+        total = r.total + excluded.total, total_sq = r.total_sq + excluded.total_sq,
+        min = least(r.min, excluded.min), max = greatest(r.max, excluded.max)
+    """
+)
+_HOUR_ROLLED = text(
+    """
+    INSERT INTO metric_rollup_hours (hour)
+    VALUES (date_trunc('hour', CAST(:minute AS timestamptz), 'UTC'))
+    ON CONFLICT (hour) DO NOTHING
     """
 )
 _STORED = text(
@@ -111,6 +131,8 @@ class Sampler:
         self.ensure_partitions([minute.date()])
         with self.engine.begin() as conn:
             if rows:
+                if minute.minute == 0:  # the sampler writes this hour from its start
+                    conn.execute(_HOUR_ROLLED, {"minute": minute})
                 conn.execute(_INSERT, {"minute": minute, **json_rows(rows)})
             stored = conn.execute(
                 _STORED, {"minute": minute, "ids": [r["metric_id"] for r in rows]}

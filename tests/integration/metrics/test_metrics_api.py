@@ -7,7 +7,7 @@ import math
 import random
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -131,6 +131,9 @@ def test_the_ranking_matches_postgresql_and_cv_is_the_default(
 
     ranking = client.get("/v1/metrics/ranking", params={"limit": 1000}, headers=user).json()
     assert ranking["by"] == "cv"
+    start = datetime.fromisoformat(ranking["start"].replace("Z", "+00:00"))
+    end = datetime.fromisoformat(ranking["end"].replace("Z", "+00:00"))
+    assert start.minute == 0 and timedelta(hours=24) <= end - start < timedelta(hours=25)
     keys = [m["key"] for m in ranking["metrics"]]
     assert keys.index(small) < keys.index(big)
     by_sd = client.get(
@@ -146,11 +149,10 @@ def test_the_ranking_matches_postgresql_and_cv_is_the_default(
                 text(
                     "SELECT m.key, count(*) AS n, avg(s.value) AS mean, stddev_samp(s.value) AS sd"
                     " FROM metric_samples s JOIN metrics m ON m.id = s.metric_id"
-                    " WHERE m.id = ANY(:ids)"
-                    " AND s.minute >= CAST(:end AS timestamptz) - interval '24 hours'"
+                    " WHERE m.id = ANY(:ids) AND s.minute >= CAST(:start AS timestamptz)"
                     " AND s.minute < CAST(:end AS timestamptz) GROUP BY m.key"
                 ),
-                {"ids": [big_id, small_id], "end": ranking["end"]},
+                {"ids": [big_id, small_id], "start": ranking["start"], "end": ranking["end"]},
             )
         }
     for entry in ranking["metrics"]:

@@ -109,6 +109,15 @@ def test_one_sample_per_metric_per_minute_across_restarts(
         assert again == first
         assert stored(db_engine, f"game.events/{game}") == [(minute, 5.0)]
         assert [s.value for s in published if s.metric_key == f"game.events/{game}"] == [5, 5]
+        with db_engine.connect() as conn:
+            rollup = conn.execute(
+                text(
+                    "SELECT r.count, r.total FROM metric_rollups_hourly r JOIN metrics m"
+                    " ON m.id = r.metric_id WHERE m.key = :k AND r.hour = :h"
+                ),
+                {"k": f"game.events/{game}", "h": minute.replace(minute=0)},
+            ).one()
+        assert tuple(rollup) == (1, 5.0)  # added once into its hour, not again on the re-do
     finally:
         counter.close()
 
