@@ -5,8 +5,8 @@ Starts a private PostgreSQL, Apache Kafka, Alertmanager (group wait 1 s, group i
 2 s) and the webhook receiver (the same supervisor and declarations as ``stride up``) in a
 temporary folder on free ports, creates ``--metrics`` metrics and ``--hours`` of minute
 samples for each (``INSERT ... SELECT`` in PostgreSQL), rolls up every hour as the
-sampler and the hourly job keep them, then times, over one connection each, the domain functions the services
-and the API call:
+sampler and the hourly job keep them, then times, over one connection each, the domain
+functions the services and the API call:
 
 * sampler: storing and publishing one minute of every metric (``Sampler.store_and_publish``:
   the insert, the read-back, the Kafka publish with acks from all replicas);
