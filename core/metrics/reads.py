@@ -146,20 +146,21 @@ def ranking_start(end: datetime, window_minutes: int) -> datetime:
 def minute_stretches(
     start: datetime, end: datetime, rolled: set[datetime]
 ) -> tuple[list[datetime], list[tuple[datetime, datetime]]]:
-    """The rolled-up hours wholly inside ``[start, end)``, and the stretches of the window
-    outside them (merged), which are read from the minutes."""
+    """The rolled-up hours of ``[start, end)`` read from the rollups, and the stretches of
+    the window outside them (merged), read from the minutes. ``end`` is now: the hour it
+    falls in counts as inside, since its rollup holds only the minutes sampled so far."""
     hours: list[datetime] = []
     stretches: list[tuple[datetime, datetime]] = []
     cursor = start
     hour = start.replace(minute=0, second=0, microsecond=0)
     if hour < start:
         hour += timedelta(hours=1)
-    while hour + timedelta(hours=1) <= end:
+    while hour < end:
         if hour in rolled:
             if cursor < hour:
                 stretches.append((cursor, hour))
             hours.append(hour)
-            cursor = hour + timedelta(hours=1)
+            cursor = min(end, hour + timedelta(hours=1))
         hour += timedelta(hours=1)
     if cursor < end:
         stretches.append((cursor, end))

@@ -140,6 +140,7 @@ def test_ranking_reads_rolled_up_hours_and_the_rest_from_minutes() -> None:
     end = datetime(2026, 12, 1, 14, 10, tzinfo=UTC)
     hour = [datetime(2026, 12, 1, h, tzinfo=UTC) for h in range(24)]
     hours, stretches = minute_stretches(start, end, {hour[10], hour[11], hour[13], hour[14]})
-    assert hours == [hour[10], hour[11], hour[13]]  # 14:00 is not wholly inside the window
-    assert stretches == [(start, hour[10]), (hour[12], hour[13]), (hour[14], end)]
+    # The current hour (14:00, end is now) is read from its rollup, kept current.
+    assert hours == [hour[10], hour[11], hour[13], hour[14]]
+    assert stretches == [(start, hour[10]), (hour[12], hour[13])]
     assert minute_stretches(start, end, set()) == ([], [(start, end)])
