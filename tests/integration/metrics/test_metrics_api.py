@@ -122,11 +122,11 @@ def test_the_ranking_matches_postgresql_and_cv_is_the_default(
         db_engine, small_id, [(minute_start(m), 1.0 + (m % 2) * 9) for m in range(1, 121)]
     )
 
-    # The hours that ended are rolled up (as the hourly job does): the ranking reads them
-    # from the rollups and the rest of the window from the minutes.
+    # Rolled up as the sampler and the hourly job keep them (the samples above were
+    # inserted directly): the ranking reads these hours from the rollups.
     now_hour = minute_start(0).replace(minute=0)
     with db_engine.begin() as conn:
-        for back in (1, 2, 3):
+        for back in (0, 1, 2, 3):
             rollup_hour(conn, now_hour - timedelta(hours=back))
 
     ranking = client.get("/v1/metrics/ranking", params={"limit": 1000}, headers=user).json()
