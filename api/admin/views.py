@@ -71,6 +71,7 @@ from core.metrics.models import (
     Metric,
     MetricAlert,
     MetricAlertState,
+    MetricRollupHour,
     MetricRollupHourly,
     MetricSample,
     MetricSamplerProgress,
@@ -170,6 +171,7 @@ ADMIN_TABLES: tuple[AdminTable, ...] = (
     AdminTable(MetricAlertState, icon="fa-solid fa-traffic-light", category="Metrics"),
     AdminTable(MetricSample, icon="fa-solid fa-chart-area", category="Metrics"),
     AdminTable(MetricRollupHourly, icon="fa-solid fa-clock", category="Metrics"),
+    AdminTable(MetricRollupHour, icon="fa-solid fa-check", category="Metrics"),
     AdminTable(MetricSamplerProgress, icon="fa-solid fa-forward", category="Metrics"),
     AdminTable(
         MetricSubscription, can_delete=True, icon="fa-solid fa-satellite-dish", category="Metrics"
