@@ -108,6 +108,8 @@ def test_a_user_picks_a_metric_sees_its_day_its_rank_its_alert_and_subscribes(
     legend = chart.locator(".u-legend").inner_text()
     assert "60 min average" in legend and "3\u00d7 line" in legend
     assert "firing" in (chart.get_attribute("class") or "")
+    rank = ranking.index(spiking) + 1
+    assert chart.locator(".rank").inner_text().startswith(f"Volatility rank #{rank} (CV ")
     page.fill("#filter", calm.split("/")[1])
     page.check(f"#metric-list input[value='{calm}']")
     page.locator(f"article.chart[data-metric='{calm}'] canvas").wait_for()

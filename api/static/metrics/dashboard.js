@@ -117,6 +117,7 @@ async function refreshCharts() {
   history.replaceState(null, "", url);
   await Promise.all([...state.picked].map((key) => drawChart(key).catch((e) => setStatus(`${key}: ${e.message}`))));
   markFiring();
+  showRanks();
 }
 
 let firing = new Set();
@@ -134,12 +135,26 @@ async function loadAlerts() {
   markFiring();
 }
 
+let ranks = new Map(); // metric key -> its entry in the ranking (the top 1000)
+
+function showRanks() {
+  const by = $("#rank-by").value;
+  for (const [key, chart] of state.charts) {
+    const entry = ranks.get(key);
+    chart.node.querySelector(".rank").textContent = entry
+      ? `Volatility rank #${entry.rank} (${by === "cv" ? "CV" : "std dev"} ${fmt(by === "cv" ? entry.cv : entry.stddev)})`
+      : "Volatility rank: not in the top 1000";
+  }
+}
+
 async function loadRanking() {
   const by = $("#rank-by").value;
-  const ranking = await api(`/v1/metrics/ranking?by=${by}&limit=20`);
+  const ranking = await api(`/v1/metrics/ranking?by=${by}&limit=1000`);
+  ranks = new Map(ranking.metrics.map((m) => [m.key, m]));
+  showRanks();
   $("#rank-figure").textContent = by === "cv" ? "CV" : "std dev";
   const body = $("#ranking tbody");
-  body.replaceChildren(...ranking.metrics.map((m) => {
+  body.replaceChildren(...ranking.metrics.slice(0, 20).map((m) => {
     const tr = row([m.rank, m.key, fmt(by === "cv" ? m.cv : m.stddev)], [0, 2]);
     tr.title = `mean ${fmt(m.mean)} ${m.unit}, std dev ${fmt(m.stddev)}, ${m.count} samples`;
     return tr;
