@@ -43,7 +43,7 @@ def scrape_targets(settings: Settings) -> dict[str, str]:
 def prometheus_config(settings: Settings) -> dict[str, Any]:
     """The Prometheus configuration of the local stack (JSON is valid YAML)."""
     interval = f"{settings.scrape_interval_s}s"
-    alertmanager = urlsplit(settings.alertmanager_url)
+    alertmanager = urlsplit(settings.alertmanager_api)
     return {
         "global": {
             "scrape_interval": interval,

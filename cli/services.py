@@ -350,8 +350,7 @@ def _prepare_kafka(settings: Settings, report: Reporter) -> None:
             *_kafka_jvm(settings),
             "kafka.tools.StorageTool",
             "format",
-            "-t",
-            cluster_id,
+            f"--cluster-id={cluster_id}",  # one argument: an id may start with "-"
             "-c",
             str(config),
         ],
@@ -569,12 +568,131 @@ ANVIL = Service(
     missing_hint="Install the contract toolchain: npm ci --prefix contracts",
 )
 
+# ---- Metrics: Alertmanager, the local webhook receiver, the sampler ------------------------
+
+
+def alertmanager_dir(settings: Settings) -> Path:
+    return settings.state_dir / "alertmanager"
+
+
+def _prepare_alertmanager(settings: Settings, report: Reporter) -> None:
+    """The generated configuration (no subscriptions yet: the sampler and the API rewrite it
+    from the database and reload), and the data folder (silences, notification log)."""
+    from core.metrics.alertmanager import config_path, write_config
+
+    (alertmanager_dir(settings) / "data").mkdir(parents=True, exist_ok=True)
+    if not config_path(settings).exists():
+        write_config(settings, [])
+        report(f"alertmanager: configuration in {config_path(settings)}")
+
+
+def _alertmanager_command(settings: Settings) -> list[str]:
+    from core.metrics.alertmanager import config_path
+
+    cluster = (
+        f"127.0.0.1:{settings.alertmanager_cluster_port}"
+        if settings.alertmanager_cluster_port
+        else ""  # empty: no gossip listener (one local instance)
+    )
+    return [
+        shutil.which("prometheus-alertmanager") or "prometheus-alertmanager",
+        f"--config.file={config_path(settings)}",
+        f"--storage.path={alertmanager_dir(settings) / 'data'}",
+        f"--web.listen-address=127.0.0.1:{settings.alertmanager_port}",
+        f"--cluster.listen-address={cluster}",
+        "--log.level=warn",
+    ]
+
+
+def _after_alertmanager(settings: Settings, report: Reporter) -> None:
+    """Routes for the subscriptions already in the database (when it is reachable)."""
+    from core.metrics.alertmanager import sync_alertmanager_config
+    from core.platform.db import engine_for
+
+    if postgres_problem(settings.superuser_dsn + " dbname=postgres") is not None:
+        return
+    try:
+        if sync_alertmanager_config(engine_for(settings.db_url, pool_size=1), settings):
+            report("alertmanager: routes of the existing subscriptions loaded")
+    except Exception as exc:
+        report(f"alertmanager: subscriptions not loaded yet ({type(exc).__name__})")
+
+
+ALERTMANAGER = Service(
+    name="alertmanager",
+    description="Prometheus Alertmanager (Debian): groups, dedupes, silences, delivers alerts",
+    command=_alertmanager_command,
+    probe=lambda s: http_problem(f"http://127.0.0.1:{s.alertmanager_port}/-/ready"),
+    url=lambda s: f"http://127.0.0.1:{s.alertmanager_port}",
+    port=lambda s: s.alertmanager_port,
+    prepare=_prepare_alertmanager,
+    after_ready=_after_alertmanager,
+    missing_hint="Install Debian's prometheus-alertmanager (apt-get install "
+    "prometheus-alertmanager); stride runs it itself, not as the system service.",
+)
+
+
+def _webhooks_log(settings: Settings) -> Path:
+    return settings.state_dir / "webhooks" / "notifications.jsonl"
+
+
+WEBHOOKS = Service(
+    name="webhooks",
+    description="local webhook receiver: records the notifications Alertmanager delivers",
+    command=lambda s: [
+        sys.executable,
+        "-m",
+        "core.metrics.receiver",
+        "--port",
+        str(s.webhook_receiver_port),
+        "--log",
+        str(_webhooks_log(s)),
+    ],
+    probe=lambda s: http_problem(f"{s.webhook_receiver_url}/health"),
+    url=lambda s: f"{s.webhook_receiver_url}/notifications",
+    port=lambda s: s.webhook_receiver_port,
+)
+
+
+def _sampler_ready_file(settings: Settings) -> Path:
+    return settings.state_dir / "run" / "sampler.ready"
+
+
+def _prepare_sampler(settings: Settings, report: Reporter) -> None:
+    report("sampler: migrating the database to the latest revision")
+    upgrade_to_head(settings)
+    _sampler_ready_file(settings).unlink(missing_ok=True)
+
+
+def _sampler_problem(settings: Settings) -> str | None:
+    """Ready once the loop has run once (catalog synced, due minutes sampled)."""
+    if not _sampler_ready_file(settings).exists():
+        return "the sampler has not completed its first round yet"
+    return None
+
+
+SAMPLER = Service(
+    name="sampler",
+    description="metrics sampler: one sample per metric per minute -> PostgreSQL, "
+    "metrics.samples.v1",
+    command=lambda _s: [sys.executable, "-m", "core.metrics.sampler"],
+    probe=_sampler_problem,
+    url=lambda _s: "topic metrics.samples.v1",
+    port=lambda _s: 0,
+    depends_on=("postgres", "kafka", "alertmanager"),
+    prepare=_prepare_sampler,
+    env=lambda s: {"STRIDE_STATE_DIR": str(s.state_dir)},
+)
+
 SERVICES: list[Service] = [
     POSTGRES,
     KAFKA,
     API,
     PROXY,
+    WEBHOOKS,
+    ALERTMANAGER,
     WORKER,
+    SAMPLER,
     SPARK,
     DAGSTER,
     ANVIL,
@@ -602,5 +720,6 @@ def isolated_stack_env(prefix: str) -> tuple[Path, dict[str, str]]:
         "STRIDE_EXPORTER_PORT": str(free_port()),
         "STRIDE_POSTGRES_EXPORTER_PORT": str(free_port()),
         "STRIDE_PROMETHEUS_PORT": str(free_port()),
-        "STRIDE_ALERTMANAGER_URL": f"http://127.0.0.1:{free_port()}",
+        "STRIDE_ALERTMANAGER_PORT": str(free_port()),
+        "STRIDE_WEBHOOK_RECEIVER_PORT": str(free_port()),
     }

@@ -4,10 +4,11 @@ source "$(dirname "$0")/lib.sh"
 
 step "Checking prerequisites (Python 3.11, Node 20, Java 17 + Maven, PostgreSQL 15)"
 check_prerequisites
-step "Installing test tools, the front door, monitoring and backups (Debian: chromium, chromium-driver, kcat, nginx, prometheus, prometheus-postgres-exporter, pgbackrest)"
+step "Installing test tools, the front door, monitoring, alerting and backups (Debian: chromium, chromium-driver, kcat, nginx, prometheus, prometheus-postgres-exporter, prometheus-alertmanager, pgbackrest)"
 ensure_debian_packages chromium:chromium chromedriver:chromium-driver kcat:kcat nginx:nginx \
   prometheus:prometheus promtool:prometheus \
-  prometheus-postgres-exporter:prometheus-postgres-exporter pgbackrest:pgbackrest
+  prometheus-postgres-exporter:prometheus-postgres-exporter pgbackrest:pgbackrest \
+  prometheus-alertmanager:prometheus-alertmanager
 step "Installing Python dependencies into .venv"
 install_python
 step "Installing the contract toolchain (Node packages)"

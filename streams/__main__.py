@@ -3,9 +3,10 @@
 ``python -m streams run``: create the topics, then run ``streams_processes`` Faust worker
 processes of the scoring app (they split the partitions) and one process of the lake sink
 app (its own consumer group, at a lower CPU priority: bronze may lag during a burst, the
-scores must not), and supervise them: a stop signal is forwarded, and when one process
-exits the others are stopped too. Children die with this process even on ``kill -9``
-(PR_SET_PDEATHSIG), so the supervisor sees one unit.
+scores must not) and one of the metric alerts app (its own group: a spike is judged even
+while the scoring processes are busy), and supervise them: a stop signal is forwarded,
+and when one process exits the others are stopped too. Children die with this process
+even on ``kill -9`` (PR_SET_PDEATHSIG), so the supervisor sees one unit.
 ``python -m streams worker ...``: one Faust worker of the role in ``STRIDE_STREAMS_ROLE``
 (default ``scoring``), with Faust's own command line.
 """
@@ -30,7 +31,14 @@ from core.platform.observability import (
     serve_metrics,
 )
 from core.platform.topics import ensure_topics
-from streams.heartbeat import LAKE_SINK, PROCESS_INDEX_ENV, ROLE_ENV, SCORING, clear_heartbeats
+from streams.heartbeat import (
+    LAKE_SINK,
+    METRIC_ALERTS,
+    PROCESS_INDEX_ENV,
+    ROLE_ENV,
+    SCORING,
+    clear_heartbeats,
+)
 
 _PR_SET_PDEATHSIG = 1
 # The lake sink yields the CPU to the scoring processes when both want it (nice 10 gets
@@ -64,6 +72,7 @@ def run_workers() -> int:
     command = [sys.executable, "-m", "streams", "worker", "--without-web", "-l", "info"]
     roles = [(SCORING, index, _die_with_parent) for index in range(settings.streams_processes)]
     roles.append((LAKE_SINK, 0, _lake_sink_child))
+    roles.append((METRIC_ALERTS, 0, _die_with_parent))
     children = [
         subprocess.Popen(  # noqa: S603 - our own module
             command,
@@ -101,7 +110,11 @@ def stop_workers(children: list[subprocess.Popen], signum: int) -> list[int]:
     return [child.wait() for child in children]
 
 
-_AGENTS = {SCORING: "streams.agents.scoring", LAKE_SINK: "streams.agents.lake_sink"}
+_AGENTS = {
+    SCORING: "streams.agents.scoring",
+    LAKE_SINK: "streams.agents.lake_sink",
+    METRIC_ALERTS: "streams.agents.metric_alerts",
+}
 
 
 def main() -> None:

@@ -18,9 +18,16 @@ import faust
 
 from core.platform.config import Settings, get_settings
 from core.platform.observability import logging_dict_config
-from core.platform.topics import GAME_EVENTS
+from core.platform.topics import GAME_EVENTS, METRIC_SAMPLES
 from streams import tuning
-from streams.heartbeat import PROCESS_INDEX_ENV, ROLE_ENV, SCORING, app_id_of, write_heartbeat
+from streams.heartbeat import (
+    METRIC_ALERTS,
+    PROCESS_INDEX_ENV,
+    ROLE_ENV,
+    SCORING,
+    app_id_of,
+    write_heartbeat,
+)
 from streams.pipeline import Record
 from streams.tuning import RawBytesSchema
 
@@ -31,7 +38,10 @@ tuning.install()  # before any app is built: eager delivery of fetched messages
 
 def build_app(settings: Settings, role: str) -> faust.App:
     app_id = app_id_of(settings, role)
-    batch = settings.streams_batch_size if role == SCORING else settings.lake_sink_batch_size
+    batch = {
+        SCORING: settings.streams_batch_size,
+        METRIC_ALERTS: settings.metrics_alert_batch_size,
+    }.get(role, settings.lake_sink_batch_size)
     datadir = settings.state_dir / "streams" / app_id / os.environ.get(PROCESS_INDEX_ENV, "0")
     datadir.mkdir(parents=True, exist_ok=True)
     brokers = ";".join(f"kafka://{b.strip()}" for b in settings.kafka_bootstrap.split(","))
@@ -66,6 +76,7 @@ def raw_topic(name: str) -> faust.TopicT:
 
 
 game_events_topic = raw_topic(GAME_EVENTS)
+metric_samples_topic = raw_topic(METRIC_SAMPLES)
 
 _assigned: set[str] = set()
 
@@ -84,7 +95,8 @@ async def _heartbeat() -> None:
 
 def _write_heartbeat() -> None:
     """Readiness for the supervisor: this pid, now, and the partitions this process owns."""
-    write_heartbeat(settings, role, sorted(p for p in _assigned if p.startswith(GAME_EVENTS + ":")))
+    topic = METRIC_SAMPLES if role == METRIC_ALERTS else GAME_EVENTS
+    write_heartbeat(settings, role, sorted(p for p in _assigned if p.startswith(topic + ":")))
 
 
 async def send_and_wait(topic: str, records: list[Record]) -> None:

@@ -1,9 +1,10 @@
 """Worker roles and heartbeats: each Faust worker process writes one file, the probe reads them.
 
-Two roles, two Faust apps (consumer groups): ``scoring`` (``streams_app_id``) writes game
-events to PostgreSQL; ``lake-sink`` (``<streams_app_id>-lake``) appends them and wearable
-samples to bronze Delta. Kept free of Faust imports so ``stride status`` can probe without
-loading the app.
+Three roles, three Faust apps (consumer groups): ``scoring`` (``streams_app_id``) writes
+game events to PostgreSQL; ``lake-sink`` (``<streams_app_id>-lake``) appends them and
+wearable samples to bronze Delta; ``metric-alerts`` (``<streams_app_id>-metric-alerts``)
+judges metric samples and posts alerts to Alertmanager. Kept free of Faust imports so
+``stride status`` can probe without loading the app.
 """
 
 from __future__ import annotations
@@ -21,14 +22,17 @@ PROCESS_INDEX_ENV = "STRIDE_STREAMS_PROCESS_INDEX"  # 0, 1, ... within a role
 ROLE_ENV = "STRIDE_STREAMS_ROLE"
 SCORING = "scoring"
 LAKE_SINK = "lake-sink"
-ROLES = (SCORING, LAKE_SINK)
+METRIC_ALERTS = "metric-alerts"
+ROLES = (SCORING, LAKE_SINK, METRIC_ALERTS)
 
 
 def app_id_of(settings: Settings, role: str) -> str:
     """The Faust app id (= consumer group) of a role."""
     if role not in ROLES:
         raise ValueError(f"unknown streams role {role!r}; expected one of {', '.join(ROLES)}")
-    return settings.streams_app_id if role == SCORING else f"{settings.streams_app_id}-lake"
+    if role == SCORING:
+        return settings.streams_app_id
+    return f"{settings.streams_app_id}-{'lake' if role == LAKE_SINK else 'metric-alerts'}"
 
 
 def heartbeat_dir(settings: Settings) -> Path:
@@ -86,4 +90,6 @@ def worker_problem(settings: Settings, max_age_s: float = 5.0) -> str | None:
         return f"no partition of {GAME_EVENTS} assigned yet"
     if not _fresh_beats(settings, LAKE_SINK, max_age_s):
         return "the lake sink process has not joined its consumer group yet"
+    if not _fresh_beats(settings, METRIC_ALERTS, max_age_s):
+        return "the metric alerts process has not joined its consumer group yet"
     return None

@@ -79,6 +79,13 @@ def db_engine(postgres: Settings) -> Engine:
 
 
 @pytest.fixture(scope="session")
+def alerting(stack: Stack, db_engine: Engine) -> Settings:
+    """Alertmanager (Debian's, generated configuration) and the local webhook receiver."""
+    stack.up(["webhooks", "alertmanager"], report=lambda _m: None)
+    return stack.settings
+
+
+@pytest.fixture(scope="session")
 def live_api(stack: Stack, db_engine: Engine, kafka: Settings) -> str:
     """The API as `stride up` runs it: uvicorn behind its nginx front door; returns the
     public base URL (nginx's)."""

@@ -120,6 +120,16 @@ from core.leaderboards.models import (
     LeaderboardSubmission,
 )
 from core.platform.config import get_settings
+from core.metrics.models import (
+    Metric,
+    MetricAlert,
+    MetricAlertState,
+    MetricRollupHour,
+    MetricRollupHourly,
+    MetricSample,
+    MetricSamplerProgress,
+    MetricSubscription,
+)
 from core.platform.db import Base
 from core.scores.models import ScoreLog
 
@@ -489,6 +499,84 @@ ADMIN_TABLES: tuple[AdminTable, ...] = (
             ("after", "Whole row after"),
         ),
         links=(Link("row_pk", table_from="table_name"),),
+    ),
+    # Metrics: each metric's alert rule is editable (the database's checks keep the resolve
+    # line below the fire line); alerts are the agent's record; deleting a subscription
+    # takes it out of Alertmanager's routes at the sampler's next minute.
+    AdminTable(
+        Metric,
+        title="Metrics",
+        description="One metric of the catalog (what it counts, its unit, its source) and its"
+        " alert rule. Written by the sampler; editors may change the rule.",
+        editable=(
+            "description",
+            "fire_factor",
+            "resolve_factor",
+            "window_minutes",
+            "min_samples",
+            "pending_points",
+        ),
+        icon="fa-solid fa-wave-square",
+        category="Metrics",
+    ),
+    AdminTable(
+        MetricAlert,
+        title="Metric alerts",
+        description="One alert episode of a metric: when it fired, when it resolved and what"
+        " Alertmanager was told. Written by the alert agent; read-only.",
+        icon="fa-solid fa-bell",
+        category="Metrics",
+    ),
+    AdminTable(
+        MetricAlertState,
+        title="Metric alert states",
+        description="The alert agent's state per metric: the last minute judged and the open"
+        " episode. Written by the alert agent; read-only.",
+        icon="fa-solid fa-traffic-light",
+        category="Metrics",
+    ),
+    AdminTable(
+        MetricSample,
+        title="Metric samples",
+        description="One sample per metric per minute (a missing minute is a gap, not a"
+        " zero). Written by the sampler; read-only.",
+        icon="fa-solid fa-chart-area",
+        category="Metrics",
+    ),
+    AdminTable(
+        MetricRollupHourly,
+        title="Metric hourly rollups",
+        description="Per metric and hour: count, mean, standard deviation, min and max of its"
+        " samples. Written by the sampler and the hourly job; read-only.",
+        icon="fa-solid fa-clock",
+        category="Metrics",
+    ),
+    AdminTable(
+        MetricRollupHour,
+        title="Completed rollup hours",
+        singular="completed rollup hour",
+        description="An hour whose rollups are complete, so rankings read it from the rollups."
+        " Written by the hourly job; read-only.",
+        icon="fa-solid fa-check",
+        category="Metrics",
+    ),
+    AdminTable(
+        MetricSamplerProgress,
+        title="Sampler progress",
+        singular="sampler progress row",
+        description="The last minute the sampler finished; a restart resumes after it."
+        " Written by the sampler; read-only.",
+        icon="fa-solid fa-forward",
+        category="Metrics",
+    ),
+    AdminTable(
+        MetricSubscription,
+        title="Metric subscriptions",
+        description="A webhook Alertmanager calls when a metric fires and when it resolves."
+        " Written by the API; editors may delete one.",
+        can_delete=True,
+        icon="fa-solid fa-satellite-dish",
+        category="Metrics",
     ),
     # Client IP addresses: personal data, hidden from viewers as from the SQL page.
     AdminTable(

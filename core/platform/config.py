@@ -453,9 +453,6 @@ class MonitoringSettings(_Base):
     prometheus_port: int = 9090
     prometheus_retention: str = Field(default="15d", description="how long Prometheus keeps data")
     scrape_interval_s: int = Field(default=15, ge=1, description="Prometheus scrape and rules")
-    alertmanager_url: str = Field(
-        default="http://127.0.0.1:9093", description="where Prometheus sends its alerts"
-    )
     log_format: Literal["json", "text"] = Field(
         default="json", description="json: one object per line, with the request id"
     )
@@ -531,6 +528,62 @@ class WalletSettings(ApiSettings, ChainSettings):
         return {self.anvil_chain_id: self.evm_url}
 
 
+class MetricsSettings(_Base):
+    """Metrics and alerts: the sampler, retention, the alert agent, Alertmanager, market data."""
+
+    metrics_sample_lag_s: float = Field(
+        default=10.0, ge=0, description="a minute is sampled this long after it ends"
+    )
+    metrics_backfill_minutes: int = Field(
+        default=60, ge=0, description="minutes a restarted sampler catches up; older ones are gaps"
+    )
+    metrics_retention_days: int = Field(
+        default=7, ge=2, description="minute samples kept (day partitions dropped after)"
+    )
+    metrics_rollup_retention_days: int = Field(default=400, ge=1, description="hourly rollups kept")
+    metrics_alert_batch_size: int = Field(default=10000, ge=1, description="samples per batch")
+    metrics_alert_batch_within_s: float = Field(default=0.5, gt=0)
+    metrics_alert_hold_s: int = Field(
+        default=900,
+        ge=60,
+        description="a firing alert posted to Alertmanager ends after this "
+        "unless re-posted (every sample of a firing metric re-posts it)",
+    )
+    metrics_cache_ttl_s: float = Field(
+        default=10.0, ge=0, description="API cache of series and rankings (samples are per minute)"
+    )
+    alertmanager_url: str | None = Field(
+        default=None, description="Alertmanager's API; default the local one"
+    )
+    alertmanager_port: int = 9093
+    alertmanager_cluster_port: int = Field(
+        default=0, ge=0, description="gossip port of the local Alertmanager; 0: clustering off"
+    )
+    alertmanager_group_wait_s: float = Field(
+        default=1.0, gt=0, description="local Alertmanager: wait before a group's first notice"
+    )
+    alertmanager_group_interval_s: float = Field(
+        default=2.0, gt=0, description="local Alertmanager: wait before notifying a group again"
+    )
+    webhook_receiver_port: int = Field(
+        default=9097, description="the local webhook receiver that records notifications"
+    )
+    metrics_market_url: str | None = Field(
+        default=None, description="exchange REST API (klines) for market data; unset: disabled"
+    )
+    metrics_market_pairs: str = Field(
+        default="BTCUSDT,ETHUSDT", description="comma-separated trading pairs sampled when enabled"
+    )
+
+    @property
+    def alertmanager_api(self) -> str:
+        return (self.alertmanager_url or f"http://127.0.0.1:{self.alertmanager_port}").rstrip("/")
+
+    @property
+    def webhook_receiver_url(self) -> str:
+        return f"http://127.0.0.1:{self.webhook_receiver_port}"
+
+
 class Settings(
     WalletSettings,
     ApiSettings,
@@ -546,6 +599,7 @@ class Settings(
     ChainSettings,
     MonitoringSettings,
     BackupSettings,
+    MetricsSettings,
 ):
     """All configuration of Stride: every group at once. Field ``foo`` is read from
     ``STRIDE_FOO``. Code that needs one concern takes that group's type (e.g. a

@@ -10,6 +10,9 @@ GAME_EVENTS_DLQ = "game.events.dlq.v1"
 REWARD_COMMANDS = "rewards.commands.v1"
 WEARABLE_SAMPLES = "wearable.samples.v1"
 WEARABLE_SAMPLES_DLQ = "wearable.samples.dlq.v1"
+METRIC_SAMPLES = "metrics.samples.v1"
+METRIC_SAMPLES_DLQ = "metrics.samples.dlq.v1"
+DEAD_LETTER_TOPICS = (GAME_EVENTS_DLQ, WEARABLE_SAMPLES_DLQ, METRIC_SAMPLES_DLQ)
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +29,8 @@ TOPICS = (
     TopicSpec(REWARD_COMMANDS, "RewardCommand v1: mint/burn of the game token, keyed by player_id"),
     TopicSpec(WEARABLE_SAMPLES, "WearableSample v1 from wearable uploads, keyed by user_id"),
     TopicSpec(WEARABLE_SAMPLES_DLQ, "DeadLetter v1: messages of wearable.samples.v1 not valid"),
+    TopicSpec(METRIC_SAMPLES, "MetricSample v1: one per metric per minute, keyed by metric key"),
+    TopicSpec(METRIC_SAMPLES_DLQ, "DeadLetter v1: messages of metrics.samples.v1 not valid"),
 )
 
 

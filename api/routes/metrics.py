@@ -1,0 +1,374 @@
+"""``/v1/metrics``: the catalog, a metric's last 24 h, the volatility ranking, alerts and
+subscriptions; ``/metrics/dashboard``: the page that shows them.
+
+Every ``/v1/metrics`` path needs a caller: an app user (bearer token) sees every metric; a
+game server (``X-Api-Key``) sees its own game's metrics and the platform-wide ones, and may
+subscribe only to those. Series and rankings change once a minute and many viewers ask for
+the same ones, so they are cached per API process for ``metrics_cache_ttl_s`` (10 s).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import FileResponse, HTMLResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from api.auth import CALLER_ERRORS, Caller, CallerDep
+from api.body import limited_body_route
+from api.deps import EngineDep, SettingsDep, per_app
+from api.errors import NOT_JSON, error_responses
+from core.metrics import reads
+from core.metrics.alertmanager import sync_alertmanager_config
+from core.metrics.catalog import CatalogEntry, catalog, metric_by_key
+from core.metrics.contracts import METRIC_KEY_PATTERN
+from core.metrics.rules import RankBy
+from core.metrics.subscriptions import Owner, subscribe, subscriptions_of, unsubscribe
+from core.platform.errors import NotFound
+
+STATIC = Path(__file__).resolve().parents[1] / "static" / "metrics"
+MAX_BODY_BYTES = 8 * 1024
+
+router = APIRouter(
+    prefix="/v1/metrics",
+    tags=["metrics"],
+    responses=CALLER_ERRORS,
+    route_class=limited_body_route(lambda _s: MAX_BODY_BYTES, "a subscription is a few fields"),
+)
+dashboard_router = APIRouter(tags=["metrics"], include_in_schema=False)
+
+T = TypeVar("T")
+
+
+class TtlCache:
+    """A small bounded cache of recent answers (per API process)."""
+
+    def __init__(self, ttl_s: float, size: int = 512) -> None:
+        self.ttl_s = ttl_s
+        self.size = size
+        self._items: OrderedDict[tuple, tuple[float, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get_or_compute(self, key: tuple, compute: Callable[[], T]) -> T:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None and now - hit[0] < self.ttl_s:
+                return hit[1]
+        value = compute()
+        with self._lock:
+            self._items[key] = (now, value)
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return value
+
+
+def _cache(request: Request, ttl_s: float) -> TtlCache:
+    return per_app(request, "metrics_cache", lambda: TtlCache(ttl_s))
+
+
+def _scope(caller: Caller) -> str | None:
+    """The game whose metrics a game server sees (with the platform's); None: all."""
+    return caller.game_id
+
+
+def _owner(caller: Caller) -> Owner:
+    if caller.game_id is not None:
+        return Owner("game", caller.game_id)
+    assert caller.user_id is not None
+    return Owner("user", caller.user_id)
+
+
+class MetricPublic(BaseModel):
+    key: str = Field(examples=["game.events/tri"])
+    kind: str
+    description: str
+    unit: str
+    source: str
+    game_id: str | None
+    fire_factor: float = Field(description="a point above this many times its baseline fires")
+    resolve_factor: float = Field(description="a firing metric resolves at or below this")
+    window_minutes: int = Field(description="the baseline: mean of the samples this far back")
+    min_samples: int = Field(description="fewer samples in the window: the point is not judged")
+    pending_points: int = Field(description="consecutive points above the line before firing")
+
+
+def _public(entry: CatalogEntry) -> MetricPublic:
+    return MetricPublic(**{k: getattr(entry, k) for k in MetricPublic.model_fields})
+
+
+def _visible(conn: Any, key: str, caller: Caller) -> CatalogEntry:
+    metric = metric_by_key(conn, key)
+    scope = _scope(caller)
+    if metric is None or (scope is not None and metric.game_id not in (None, scope)):
+        raise NotFound(f"no metric {key!r}; GET /v1/metrics lists them")
+    return metric
+
+
+@router.get("", summary="The catalog of metrics")
+def list_metrics(caller: CallerDep, engine: EngineDep) -> list[MetricPublic]:
+    with engine.connect() as conn:
+        return [_public(e) for e in catalog(conn, _scope(caller))]
+
+
+class PointPublic(BaseModel):
+    minute: datetime = Field(description="the sample's minute (a bucket's start when downsampled)")
+    value: float = Field(description="the sample (a bucket's mean)")
+    min: float
+    max: float
+    count: int = Field(description="samples in the bucket (1 at minute resolution)")
+    baseline: float | None = Field(description="mean of the window before it; null: too few")
+    threshold: float | None = Field(description="fire_factor x baseline: the alert line")
+
+
+class SeriesPublic(BaseModel):
+    metric: MetricPublic
+    start: datetime
+    end: datetime
+    step_minutes: int
+    points: list[PointPublic] = Field(description="gaps (missed minutes) are absent, not zeros")
+
+
+MetricKey = Annotated[
+    str, Query(max_length=200, pattern=METRIC_KEY_PATTERN, examples=["game.events/tri"])
+]
+
+
+@router.get(
+    "/series",
+    summary="A metric's last hours, minute by minute, with its baseline and alert line",
+    responses=error_responses({404: "No such metric (or not visible to this game)"}),
+)
+async def metric_series(
+    request: Request,
+    caller: CallerDep,
+    engine: EngineDep,
+    settings: SettingsDep,
+    metric: MetricKey,
+    hours: Annotated[int, Query(ge=1, le=reads.MAX_SERIES_HOURS)] = 24,
+    step: Annotated[int, Query(ge=1, le=1440, description="minutes per point (downsampling)")] = 1,
+) -> SeriesPublic:
+    end = datetime.now(UTC).replace(second=0, microsecond=0)
+
+    def compute() -> SeriesPublic:
+        with engine.connect() as conn:
+            entry = _visible(conn, metric, caller)
+            points = reads.series(conn, entry, end, hours, step)
+        return SeriesPublic(
+            metric=_public(entry),
+            start=end - timedelta(hours=hours),
+            end=end,
+            step_minutes=step,
+            points=[PointPublic(**p.__dict__) for p in points],
+        )
+
+    key = ("series", metric, hours, step, end, _scope(caller))
+    cache = _cache(request, settings.metrics_cache_ttl_s)
+    return await run_in_threadpool(cache.get_or_compute, key, compute)
+
+
+class RankedPublic(BaseModel):
+    rank: int
+    key: str
+    description: str
+    unit: str
+    count: int = Field(description="samples in the window")
+    mean: float
+    stddev: float = Field(description="sample standard deviation")
+    cv: float | None = Field(description="stddev / |mean|; null when the mean is 0")
+
+
+class RankingPublic(BaseModel):
+    by: RankBy
+    window_minutes: int
+    start: datetime = Field(
+        description="the window's start: window_minutes before end, back to its hour when "
+        "the window is an hour or more (whole hours come from the hourly rollups)"
+    )
+    end: datetime
+    metrics: list[RankedPublic]
+
+
+@router.get("/ranking", summary="Metrics by volatility over a window, most volatile first")
+async def metric_ranking(
+    request: Request,
+    caller: CallerDep,
+    engine: EngineDep,
+    settings: SettingsDep,
+    by: Annotated[
+        RankBy,
+        Query(description="cv (default): comparable across scales; stddev: the raw figure"),
+    ] = RankBy.cv,
+    window_minutes: Annotated[int, Query(ge=2, le=reads.MAX_RANKING_MINUTES)] = 24 * 60,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+) -> RankingPublic:
+    end = datetime.now(UTC).replace(second=0, microsecond=0)
+
+    def compute() -> RankingPublic:
+        with engine.connect() as conn:
+            ranked = reads.ranking(conn, end, window_minutes, by, limit, _scope(caller))
+        return RankingPublic(
+            by=by,
+            window_minutes=window_minutes,
+            start=reads.ranking_start(end, window_minutes),
+            end=end,
+            metrics=[RankedPublic(**r.__dict__) for r in ranked],
+        )
+
+    key = ("ranking", by, window_minutes, limit, end, _scope(caller))
+    cache = _cache(request, settings.metrics_cache_ttl_s)
+    return await run_in_threadpool(cache.get_or_compute, key, compute)
+
+
+class AlertPublic(BaseModel):
+    id: int
+    metric_key: str
+    state: Literal["firing", "resolved"]
+    fired_minute: datetime
+    fired_value: float
+    baseline: float = Field(description="the trailing mean it was compared with")
+    threshold: float
+    resolved_minute: datetime | None
+    resolved_value: float | None
+    notified: str | None = Field(description="what Alertmanager was last told")
+
+
+@router.get("/alerts", summary="Alert episodes: the firing ones, or the history")
+def metric_alerts(
+    caller: CallerDep,
+    engine: EngineDep,
+    state: Annotated[Literal["active", "all"], Query()] = "active",
+    metric: Annotated[str | None, Query(max_length=200, pattern=METRIC_KEY_PATTERN)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[AlertPublic]:
+    with engine.connect() as conn:
+        rows = reads.alerts(
+            conn,
+            active_only=state == "active",
+            metric_key=metric,
+            game_id=_scope(caller),
+            limit=limit,
+        )
+    return [AlertPublic(**r.__dict__) for r in rows]
+
+
+class SubscriptionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    metric: str = Field(max_length=200, pattern=METRIC_KEY_PATTERN, examples=["game.events/tri"])
+    webhook_url: str = Field(
+        max_length=2048,
+        description="https (http on the local stack), no credentials in the URL",
+        examples=["https://hooks.example.com/stride/3f9a"],
+    )
+
+
+class SubscriptionPublic(BaseModel):
+    id: uuid.UUID
+    metric: str
+    webhook_url: str
+    created_at: datetime
+
+
+def _sync_alertmanager(engine: Any, settings: Any) -> None:
+    """Routes for the new subscriptions now; if Alertmanager is down, the sampler's
+    per-minute reconcile loads them when it is back."""
+    sync_alertmanager_config(engine, settings)
+
+
+@router.post(
+    "/subscriptions",
+    status_code=201,
+    summary="Subscribe a webhook to a metric (same metric and URL again: the existing one)",
+    responses={
+        **NOT_JSON,
+        **error_responses(
+            {
+                200: "It existed already",
+                403: "A game may subscribe only to its own game's metrics",
+                404: "No such metric",
+                422: "The URL is refused (scheme, credentials, address)",
+            }
+        ),
+    },
+)
+async def create_subscription(
+    body: SubscriptionCreate,
+    response: Response,
+    caller: CallerDep,
+    engine: EngineDep,
+    settings: SettingsDep,
+) -> SubscriptionPublic:
+    def create() -> tuple[Any, bool]:
+        with engine.begin() as conn:
+            metric = _visible(conn, body.metric, caller)
+            return subscribe(
+                conn, _owner(caller), metric, body.webhook_url, local=settings.is_local
+            )
+
+    subscription, created = await run_in_threadpool(create)
+    if not created:
+        response.status_code = 200
+    await run_in_threadpool(_sync_alertmanager, engine, settings)
+    return SubscriptionPublic(
+        id=subscription.id,
+        metric=subscription.metric_key,
+        webhook_url=subscription.webhook_url,
+        created_at=subscription.created_at,
+    )
+
+
+@router.get("/subscriptions", summary="Your subscriptions")
+def list_subscriptions(caller: CallerDep, engine: EngineDep) -> list[SubscriptionPublic]:
+    with engine.connect() as conn:
+        return [
+            SubscriptionPublic(
+                id=s.id, metric=s.metric_key, webhook_url=s.webhook_url, created_at=s.created_at
+            )
+            for s in subscriptions_of(conn, _owner(caller))
+        ]
+
+
+@router.delete(
+    "/subscriptions/{subscription_id}",
+    status_code=204,
+    summary="Delete one of your subscriptions",
+    responses=error_responses({404: "No such subscription of yours"}),
+)
+async def delete_subscription(
+    subscription_id: uuid.UUID, caller: CallerDep, engine: EngineDep, settings: SettingsDep
+) -> Response:
+    def delete() -> None:
+        with engine.begin() as conn:
+            unsubscribe(conn, _owner(caller), subscription_id)
+
+    await run_in_threadpool(delete)
+    await run_in_threadpool(_sync_alertmanager, engine, settings)
+    return Response(status_code=204)
+
+
+# ---- the dashboard (public page; its data needs the caller's credentials) ----------------
+
+
+@dashboard_router.get("/metrics/dashboard", response_class=HTMLResponse)
+def dashboard() -> FileResponse:
+    return FileResponse(STATIC / "dashboard.html", media_type="text/html")
+
+
+@dashboard_router.get("/metrics/static/{name}")
+def dashboard_asset(name: str) -> FileResponse:
+    allowed = {p.name: p for p in STATIC.iterdir() if p.is_file()}
+    if name not in allowed:
+        raise NotFound(f"no dashboard file {name!r}")
+    media = {".js": "text/javascript", ".css": "text/css", ".html": "text/html"}
+    return FileResponse(allowed[name], media_type=media.get(allowed[name].suffix, "text/plain"))

@@ -1,0 +1,211 @@
+"""The catalog of metrics: which metrics exist, derived from the platform's own data.
+
+Each :class:`MetricKind` is a family (one metric per game, per token, per topic, per trading
+pair); :func:`wanted_metrics` lists the metrics the platform has now and :func:`sync_catalog`
+upserts them into ``metrics`` (a metric of these kinds that stops existing, e.g. of a
+deactivated game, is kept with ``is_active = false`` so its history stays readable; metrics
+of other kinds, added by hand, are left alone). The chain metrics
+(marketplace volume, floor price, transfers) join once the chain projections exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, Engine
+
+from core.platform.config import MetricsSettings, RewardSettings
+from core.platform.db import json_rows
+from core.platform.topics import DEAD_LETTER_TOPICS, WEARABLE_SAMPLES
+
+
+@dataclass(frozen=True)
+class MetricKind:
+    kind: str
+    description: str  # "{}" is the member (game, token, topic, pair)
+    unit: str
+    source: str
+
+
+GAME_EVENTS = MetricKind(
+    "game.events", "game events of {} processed in the minute", "events", "processed_events"
+)
+GAME_ACTIVE_PLAYERS = MetricKind(
+    "game.active_players",
+    "players of {} with at least one event processed in the minute",
+    "players",
+    "processed_events",
+)
+GAME_MATCHES = MetricKind(
+    "game.matches", "match results of {} processed in the minute", "matches", "processed_events"
+)
+TOKENS_MINTED = MetricKind(
+    "rewards.minted",
+    "{} minted by reward commands issued in the minute",
+    "tokens",
+    "reward_commands",
+)
+TOKENS_BURNED = MetricKind(
+    "rewards.burned",
+    "{} burned by reward commands issued in the minute",
+    "tokens",
+    "reward_commands",
+)
+DLQ_MESSAGES = MetricKind(
+    "kafka.dlq", "messages dead-lettered to {} in the minute", "messages", "Kafka topic"
+)
+WEARABLE_SAMPLES_IN = MetricKind(
+    "wearables.samples",
+    "wearable samples received in the minute (all uploads: Fitbit, Oura, Apple Health)",
+    "samples",
+    f"Kafka topic {WEARABLE_SAMPLES}",
+)
+MARKET_PRICE = MetricKind(
+    "market.price",
+    "last trade price of {} in the minute (exchange klines)",
+    "quote",
+    "market data",
+)
+MARKET_VOLUME = MetricKind(
+    "market.volume",
+    "base volume of {} traded in the minute (exchange klines)",
+    "base",
+    "market data",
+)
+KINDS = (
+    GAME_EVENTS,
+    GAME_ACTIVE_PLAYERS,
+    GAME_MATCHES,
+    TOKENS_MINTED,
+    TOKENS_BURNED,
+    DLQ_MESSAGES,
+    WEARABLE_SAMPLES_IN,
+    MARKET_PRICE,
+    MARKET_VOLUME,
+)
+
+
+@dataclass(frozen=True)
+class WantedMetric:
+    key: str
+    kind: str
+    description: str
+    unit: str
+    source: str
+    game_id: str | None = None
+
+
+def metric_key(kind: MetricKind, member: str | None = None) -> str:
+    return f"{kind.kind}/{member}" if member else kind.kind
+
+
+def _of(kind: MetricKind, member: str | None, game_id: str | None = None) -> WantedMetric:
+    source = kind.source if kind is not DLQ_MESSAGES else f"Kafka topic {member}"
+    return WantedMetric(
+        metric_key(kind, member),
+        kind.kind,
+        kind.description.format(member) if member else kind.description,
+        kind.unit,
+        source,
+        game_id,
+    )
+
+
+def market_pairs(settings: MetricsSettings) -> list[str]:
+    """The trading pairs sampled: none while market data is disabled (no URL)."""
+    if not settings.metrics_market_url:
+        return []
+    return [p.strip().upper() for p in settings.metrics_market_pairs.split(",") if p.strip()]
+
+
+def wanted_metrics(
+    games: Iterable[str], tokens: Iterable[str], pairs: Sequence[str]
+) -> list[WantedMetric]:
+    """Every metric the platform has, given its games, reward tokens and trading pairs."""
+    wanted: list[WantedMetric] = []
+    for game in sorted(set(games)):
+        wanted += [_of(k, game, game) for k in (GAME_EVENTS, GAME_ACTIVE_PLAYERS, GAME_MATCHES)]
+    for token in sorted(set(tokens)):
+        wanted += [_of(TOKENS_MINTED, token), _of(TOKENS_BURNED, token)]
+    wanted += [_of(DLQ_MESSAGES, topic) for topic in DEAD_LETTER_TOPICS]
+    wanted.append(_of(WEARABLE_SAMPLES_IN, None))
+    for pair in pairs:
+        wanted += [_of(MARKET_PRICE, pair), _of(MARKET_VOLUME, pair)]
+    return wanted
+
+
+_UPSERT = text(
+    """
+    INSERT INTO metrics (key, kind, description, unit, source, game_id)
+    SELECT m.key, m.kind, m.description, m.unit, m.source, m.game_id
+    FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS m(key text, kind text, description text,
+        unit text, source text, game_id text)
+    ON CONFLICT (key) DO UPDATE SET is_active = true, description = excluded.description,
+        unit = excluded.unit, source = excluded.source
+    WHERE NOT metrics.is_active OR metrics.description IS DISTINCT FROM excluded.description
+    """
+)
+
+
+def sync_catalog(engine: Engine, settings: MetricsSettings, reward: RewardSettings) -> int:
+    """Upsert the wanted metrics, deactivate the others; returns how many are active."""
+    with engine.begin() as conn:
+        games = conn.execute(text("SELECT game_id FROM games WHERE is_active")).scalars().all()
+        wanted = wanted_metrics(games, [reward.reward_token], market_pairs(settings))
+        conn.execute(_UPSERT, json_rows(w.__dict__ for w in wanted))
+        conn.execute(
+            text(
+                "UPDATE metrics SET is_active = false"
+                " WHERE is_active AND kind = ANY(:kinds) AND key <> ALL(:keys)"
+            ),
+            {"kinds": [k.kind for k in KINDS], "keys": [w.key for w in wanted]},
+        )
+    return len(wanted)
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    id: int
+    key: str
+    kind: str
+    description: str
+    unit: str
+    source: str
+    game_id: str | None
+    fire_factor: float
+    resolve_factor: float
+    window_minutes: int
+    min_samples: int
+    pending_points: int
+    is_active: bool
+
+
+_COLUMNS = (
+    "id, key, kind, description, unit, source, game_id, fire_factor, resolve_factor, "
+    "window_minutes, min_samples, pending_points, is_active"
+)
+
+
+def catalog(
+    conn: Connection, game_id: str | None = None, *, active_only: bool = True
+) -> list[CatalogEntry]:
+    """The catalog sorted by key; ``game_id``: only that game's metrics and the platform's."""
+    rows = conn.execute(
+        text(
+            f"SELECT {_COLUMNS} FROM metrics WHERE (is_active OR NOT :active)"  # noqa: S608
+            " AND (CAST(:game AS text) IS NULL OR game_id IS NULL OR game_id = :game)"
+            " ORDER BY key"
+        ),
+        {"active": active_only, "game": game_id},
+    )
+    return [CatalogEntry(**row._mapping) for row in rows]
+
+
+def metric_by_key(conn: Connection, key: str) -> CatalogEntry | None:
+    row = conn.execute(
+        text(f"SELECT {_COLUMNS} FROM metrics WHERE key = :key"),  # noqa: S608
+        {"key": key},
+    ).one_or_none()
+    return CatalogEntry(**row._mapping) if row else None

@@ -1,0 +1,239 @@
+"""What the API reads: a metric's series with its baseline and 3x line, the volatility
+ranking, the alerts. Figures are computed by the rules of ``core.metrics.rules`` (the same
+ones the alert agent applies), so the chart shows the line the alert uses.
+
+The ranking reads whole hours from the rollups, which the sampler keeps current, so its
+window starts on an hour (:func:`ranking_start`). It orders metrics by the coefficient of
+variation (standard deviation / |mean|) by default: standard deviation depends on scale,
+so it would always put a metric counted in thousands above one counted in units, however
+calm the first and jumpy the second; the CV compares volatility relative to each metric's
+level. ``by=stddev`` ranks by the raw figure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from core.metrics.catalog import CatalogEntry
+from core.metrics.rules import Point, RankBy, downsample, trailing_means
+
+MAX_SERIES_HOURS = 24 * 7
+MAX_RANKING_MINUTES = 24 * 60 * 7
+
+
+@dataclass(frozen=True)
+class SeriesPoint:
+    minute: datetime  # a bucket's start when downsampled
+    value: float  # a bucket's mean when downsampled
+    min: float
+    max: float
+    count: int
+    baseline: float | None  # trailing mean of the rule's window (None: too few samples)
+    threshold: float | None  # fire_factor x baseline
+
+
+def series(
+    conn: Connection, metric: CatalogEntry, end: datetime, hours: int = 24, step_minutes: int = 1
+) -> list[SeriesPoint]:
+    """Samples of ``[end - hours, end)`` (gaps absent), each with the rule's baseline and
+    line; ``step_minutes > 1`` averages buckets aligned on the window's start."""
+    start = end - timedelta(hours=hours)
+    rows = conn.execute(
+        text(
+            "SELECT minute, value FROM metric_samples WHERE metric_id = :id"
+            " AND minute >= :from AND minute < :end ORDER BY minute"
+        ),
+        {"id": metric.id, "from": start - timedelta(minutes=metric.window_minutes), "end": end},
+    ).all()
+    points = [Point(r.minute, r.value) for r in rows]
+    means = trailing_means(points, metric.window_minutes, metric.min_samples)
+    shown = [(p, m) for p, m in zip(points, means, strict=True) if p.minute >= start]
+    if step_minutes <= 1:
+        return [
+            SeriesPoint(
+                p.minute,
+                p.value,
+                p.value,
+                p.value,
+                1,
+                m,
+                None if m is None else metric.fire_factor * m,
+            )
+            for p, m in shown
+        ]
+    buckets = downsample([p for p, _ in shown], step_minutes, start)
+    step = timedelta(minutes=step_minutes)
+    out = []
+    for bucket in buckets:
+        inside = [
+            m for p, m in shown if bucket.start <= p.minute < bucket.start + step and m is not None
+        ]
+        baseline = sum(inside) / len(inside) if inside else None
+        out.append(
+            SeriesPoint(
+                bucket.start,
+                bucket.mean,
+                bucket.min,
+                bucket.max,
+                bucket.count,
+                baseline,
+                None if baseline is None else metric.fire_factor * baseline,
+            )
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class Ranked:
+    rank: int
+    key: str
+    description: str
+    unit: str
+    count: int
+    mean: float
+    stddev: float
+    cv: float | None
+
+
+# Whole hours the job rolled up come from metric_rollups_hourly (10,000 rows an hour
+# instead of 600,000); the rest of the window (its ragged ends, hours not rolled up yet)
+# from the minutes, one range scan per stretch (BRIN on minute). Variance from count, sum
+# and sum of squares: the same figure as stddev_samp up to rounding.
+_RANKED = """
+    WITH parts AS ({parts}),
+    totals AS (
+        SELECT metric_id, sum(n) AS n, sum(s) AS s, sum(sq) AS sq FROM parts GROUP BY metric_id
+        HAVING sum(n) >= 2
+    ),
+    figures AS (
+        SELECT metric_id, n, s / n AS mean,
+            sqrt(greatest(0, (sq - s * s / n) / (n - 1))) AS sd
+        FROM totals
+    )
+    SELECT m.key, m.description, m.unit, f.n, f.mean, f.sd,
+        f.sd / NULLIF(abs(f.mean), 0) AS cv
+    FROM figures f JOIN metrics m ON m.id = f.metric_id
+    WHERE m.is_active
+      AND (CAST(:game AS text) IS NULL OR m.game_id IS NULL OR m.game_id = :game)
+    ORDER BY {order} DESC NULLS LAST, m.key
+    LIMIT :limit
+"""
+_FROM_ROLLUPS = """
+    SELECT metric_id, count::bigint AS n, total AS s, total_sq AS sq
+    FROM metric_rollups_hourly WHERE hour = ANY(:hours)
+"""
+_FROM_MINUTES = """
+    SELECT metric_id, count(*) AS n, sum(value) AS s, sum(value * value) AS sq
+    FROM metric_samples WHERE minute >= :from_{i} AND minute < :to_{i} GROUP BY metric_id
+"""
+
+
+def ranking_start(end: datetime, window_minutes: int) -> datetime:
+    """Where a ranking's window starts: ``window_minutes`` before ``end``, moved back to the
+    hour it falls in when the window is an hour or more, so that every hour of it but the
+    current one is read from the rollups (a window of 24 h covers 24 to 25 hours)."""
+    start = end - timedelta(minutes=window_minutes)
+    if window_minutes >= 60:
+        start = start.replace(minute=0, second=0, microsecond=0)
+    return start
+
+
+def minute_stretches(
+    start: datetime, end: datetime, rolled: set[datetime]
+) -> tuple[list[datetime], list[tuple[datetime, datetime]]]:
+    """The rolled-up hours of ``[start, end)`` read from the rollups, and the stretches of
+    the window outside them (merged), read from the minutes. ``end`` is now: the hour it
+    falls in counts as inside, since its rollup holds only the minutes sampled so far."""
+    hours: list[datetime] = []
+    stretches: list[tuple[datetime, datetime]] = []
+    cursor = start
+    hour = start.replace(minute=0, second=0, microsecond=0)
+    if hour < start:
+        hour += timedelta(hours=1)
+    while hour < end:
+        if hour in rolled:
+            if cursor < hour:
+                stretches.append((cursor, hour))
+            hours.append(hour)
+            cursor = min(end, hour + timedelta(hours=1))
+        hour += timedelta(hours=1)
+    if cursor < end:
+        stretches.append((cursor, end))
+    return hours, stretches
+
+
+def ranking(
+    conn: Connection,
+    end: datetime,
+    window_minutes: int = 24 * 60,
+    by: RankBy = RankBy.cv,
+    limit: int = 50,
+    game_id: str | None = None,
+) -> list[Ranked]:
+    """Metrics with at least two samples in ``[ranking_start(end, window), end)``, most
+    volatile first."""
+    order = "cv" if by is RankBy.cv else "sd"  # one of two fixed names, never input
+    start = ranking_start(end, window_minutes)
+    rolled = set(
+        conn.execute(
+            text("SELECT hour FROM metric_rollup_hours WHERE hour >= :start AND hour < :end"),
+            {"start": start, "end": end},
+        ).scalars()
+    )
+    hours, stretches = minute_stretches(start, end, rolled)
+    parts = [_FROM_ROLLUPS] if hours else []
+    params: dict[str, Any] = {"hours": hours, "game": game_id, "limit": limit}
+    for i, (low, high) in enumerate(stretches):
+        parts.append(_FROM_MINUTES.format(i=i))
+        params[f"from_{i}"], params[f"to_{i}"] = low, high
+    # Only fixed fragments and numbered parameter names are formatted in, never input.
+    sql = _RANKED.format(parts=" UNION ALL ".join(parts), order=order)
+    rows = conn.execute(text(sql), params).all()
+    return [
+        Ranked(i + 1, r.key, r.description, r.unit, int(r.n), r.mean, r.sd, r.cv)
+        for i, r in enumerate(rows)
+    ]
+
+
+@dataclass(frozen=True)
+class AlertView:
+    id: int
+    metric_key: str
+    state: str
+    fired_minute: datetime
+    fired_value: float
+    baseline: float
+    threshold: float
+    resolved_minute: datetime | None
+    resolved_value: float | None
+    notified: str | None
+
+
+def alerts(
+    conn: Connection,
+    *,
+    active_only: bool,
+    metric_key: str | None = None,
+    game_id: str | None = None,
+    limit: int = 100,
+) -> list[AlertView]:
+    """Alert episodes, newest first: the firing ones, or the history too."""
+    params: dict[str, Any] = {"key": metric_key, "game": game_id, "limit": limit}
+    rows = conn.execute(
+        text(
+            "SELECT a.id, m.key AS metric_key, a.state, a.fired_minute, a.fired_value, a.baseline,"
+            " a.threshold, a.resolved_minute, a.resolved_value, a.notified"
+            " FROM metric_alerts a JOIN metrics m ON m.id = a.metric_id"
+            " WHERE (a.state = 'firing' OR NOT :active)"
+            " AND (CAST(:key AS text) IS NULL OR m.key = :key)"
+            " AND (CAST(:game AS text) IS NULL OR m.game_id IS NULL OR m.game_id = :game)"
+            " ORDER BY a.fired_minute DESC, a.id DESC LIMIT :limit"
+        ),
+        {**params, "active": active_only},
+    )
+    return [AlertView(**r._mapping) for r in rows]

@@ -1,0 +1,128 @@
+"""Pure edges of the metrics domain: the market-data adapter on a recorded response, the
+generated Alertmanager configuration, webhook URL validation, the catalog."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from core.metrics.alertmanager import Route, alertmanager_config
+from core.metrics.catalog import market_pairs, wanted_metrics
+from core.metrics.market import KlinesMarketData, parse_klines
+from core.metrics.subscriptions import validate_webhook_url
+from core.platform.config import Settings
+from core.platform.errors import Invalid
+
+FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "metrics" / "klines_btcusdt_1m.json"
+MINUTE = datetime.fromtimestamp(1764590400, UTC)
+
+
+def test_klines_adapter_reads_the_recorded_minute() -> None:
+    seen: list[httpx.Request] = []
+
+    def exchange(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.params["symbol"] == "BTCUSDT":
+            return httpx.Response(200, content=FIXTURE.read_bytes())
+        return httpx.Response(400, json={"code": -1121, "msg": "Invalid symbol."})
+
+    source = KlinesMarketData(
+        "https://exchange.test", httpx.Client(transport=httpx.MockTransport(exchange))
+    )
+    candles = source.minute(["BTCUSDT", "NOPE"], MINUTE)
+    assert [(c.pair, c.minute, c.close, c.volume) for c in candles] == [
+        ("BTCUSDT", MINUTE, 91288.12, 12.48211)
+    ]  # the failing pair is a gap, not a zero
+    params = dict(seen[0].url.params)
+    assert params == {
+        "symbol": "BTCUSDT",
+        "interval": "1m",
+        "startTime": "1764590400000",
+        "limit": "1",
+    }
+    assert seen[0].url.path == "/api/v3/klines"
+
+
+def test_a_candle_of_another_minute_or_a_bad_body_is_no_reading() -> None:
+    body = json.loads(FIXTURE.read_text())
+    assert parse_klines("BTCUSDT", body, MINUTE.replace(minute=MINUTE.minute + 1)) is None
+    assert parse_klines("BTCUSDT", {"code": -1}, MINUTE) is None
+    assert parse_klines("BTCUSDT", [[1764590400000, "x", "x", "x", "bad", "1"]], MINUTE) is None
+
+
+def test_market_data_is_disabled_by_default(tmp_path) -> None:
+    assert market_pairs(Settings(state_dir=tmp_path)) == []
+    on = Settings(state_dir=tmp_path, metrics_market_url="https://exchange.test")
+    assert market_pairs(on) == ["BTCUSDT", "ETHUSDT"]
+
+
+def test_catalog_has_per_game_token_and_topic_metrics() -> None:
+    keys = [m.key for m in wanted_metrics(["tri"], ["STRIDE"], ["BTCUSDT"])]
+    assert keys == [
+        "game.events/tri",
+        "game.active_players/tri",
+        "game.matches/tri",
+        "rewards.minted/STRIDE",
+        "rewards.burned/STRIDE",
+        "kafka.dlq/game.events.dlq.v1",
+        "kafka.dlq/wearable.samples.dlq.v1",
+        "kafka.dlq/metrics.samples.dlq.v1",
+        "wearables.samples",
+        "market.price/BTCUSDT",
+        "market.volume/BTCUSDT",
+    ]
+
+
+def test_subscriptions_become_routes_that_all_match(tmp_path) -> None:
+    settings = Settings(state_dir=tmp_path, env="test", webhook_receiver_port=9097)
+    config = alertmanager_config(
+        settings,
+        [
+            Route("b", "game.events/tri", "https://b.example/h"),
+            Route("a", "game.events/tri", "https://a.example/h"),
+        ],
+    )
+    route = config["route"]
+    assert route["group_by"] == ["alertname", "metric"]
+    assert (route["group_wait"], route["group_interval"]) == ("1000ms", "2000ms")
+    assert [r["receiver"] for r in route["routes"]] == ["sub-a", "sub-b"]
+    assert all(
+        r["continue"] and r["matchers"] == ['metric="game.events/tri"'] for r in route["routes"]
+    )
+    receivers = {r["name"]: r for r in config["receivers"]}
+    assert receivers["sub-a"]["webhook_configs"] == [
+        {"url": "https://a.example/h", "send_resolved": True}
+    ]
+    assert receivers["platform"]["webhook_configs"][0]["url"] == "http://127.0.0.1:9097/platform"
+    prod = alertmanager_config(Settings(state_dir=tmp_path, env="prod"), [])
+    assert prod["receivers"] == [{"name": "platform"}]  # no local recorder in production
+
+
+@pytest.mark.parametrize(
+    ("url", "local", "why"),
+    [
+        ("ftp://example.com/x", True, "must start with"),
+        ("http://example.com/x", False, "https://"),
+        ("https://u:p@example.com/x", True, "credentials"),
+        ("https://token@example.com/x", True, "credentials"),
+        ("https:///x", True, "host"),
+        ("https://example.com:99999/x", True, "not a valid URL"),
+        ("https://exa mple.com/x", True, "spaces"),
+        ("https://127.0.0.1/x", False, "public address"),
+        ("https://10.1.2.3/x", False, "public address"),
+        ("https://localhost/x", False, "public address"),
+        ("https://" + "a" * 2048 + ".com", True, "longer than"),
+    ],
+)
+def test_webhook_urls_refused(url: str, local: bool, why: str) -> None:
+    with pytest.raises(Invalid, match=why):
+        validate_webhook_url(url, local=local)
+
+
+def test_webhook_urls_accepted() -> None:
+    assert validate_webhook_url("https://hooks.example.com/a?t=1", local=False)
+    assert validate_webhook_url("http://127.0.0.1:9097/x", local=True)
