@@ -119,7 +119,6 @@ from core.leaderboards.models import (
     LeaderboardRecord,
     LeaderboardSubmission,
 )
-from core.platform.config import get_settings
 from core.metrics.models import (
     Metric,
     MetricAlert,
@@ -130,6 +129,7 @@ from core.metrics.models import (
     MetricSamplerProgress,
     MetricSubscription,
 )
+from core.platform.config import get_settings
 from core.platform.db import Base
 from core.scores.models import ScoreLog
 
