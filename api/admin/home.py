@@ -39,11 +39,10 @@ from api.admin.standings import human_time, period_label, standings_url
 from core.leaderboards import definitions
 from core.platform.config import get_settings
 from core.platform.messages import DeadLetter
-from core.platform.topics import GAME_EVENTS_DLQ, WEARABLE_SAMPLES_DLQ
+from core.platform.topics import DEAD_LETTER_TOPICS
 
 log = logging.getLogger("stride.admin.home")
 
-DEAD_LETTER_TOPICS = (GAME_EVENTS_DLQ, WEARABLE_SAMPLES_DLQ)
 LATEST_REASONS = 5
 KAFKA_TIMEOUT_S = 3.0  # the whole Kafka read: connect, offsets, the latest records
 ACTIVE_DAYS = 7

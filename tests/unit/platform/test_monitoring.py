@@ -15,6 +15,7 @@ from cli.monitoring import RULES, prometheus_config, scrape_targets
 from core.platform.config import REPO_ROOT, Settings
 from core.platform.consumer_lag import dead_letter_topics, lag_of
 from core.platform.observability import JsonFormatter, bounded, request_id_var
+from core.platform.topics import DEAD_LETTER_TOPICS
 
 PROMTOOL = shutil.which("promtool")
 needs_promtool = pytest.mark.skipif(
@@ -97,4 +98,4 @@ def test_lag_is_end_minus_committed_per_partition() -> None:
     ends = {("t", 0): 15, ("t", 1): 7, ("t", 2): 4}
     rows = lag_of("g", committed, ends)
     assert [(r.topic, r.partition, r.lag) for r in rows] == [("t", 0, 5), ("t", 1, 0)]
-    assert dead_letter_topics() == ["game.events.dlq.v1", "wearable.samples.dlq.v1"]
+    assert dead_letter_topics() == list(DEAD_LETTER_TOPICS)
