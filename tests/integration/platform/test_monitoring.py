@@ -18,6 +18,7 @@ from cli.main import app
 from cli.monitoring import RULES
 from cli.services import SERVICES
 from cli.stack import Stack
+from core.platform.topics import DEAD_LETTER_TOPICS
 from tests.streaming_helpers import (  # noqa: F401 - fixtures
     GameWithKey,
     api_fixture,
@@ -70,7 +71,7 @@ def test_prometheus_sees_a_groups_lag_per_partition(prometheus: str, stack: Stac
     # Partition 1 has no committed offset: the group never read it, it is not "behind".
     assert wait_for("the lag in Prometheus", lag, timeout=30) == {"0": 3.0}
     dead = query(prometheus, "stride_kafka_dead_letter_records")
-    assert {r["metric"]["topic"] for r in dead} == {"game.events.dlq.v1", "wearable.samples.dlq.v1"}
+    assert {r["metric"]["topic"] for r in dead} == set(DEAD_LETTER_TOPICS)
     assert wait_for("pg_up", lambda: query(prometheus, "pg_up == 1"), timeout=30)
     assert query(prometheus, 'stride_exporter_source_up{source="postgres"} == 1')
     assert query(prometheus, "stride_reward_commands_pending >= 0")
@@ -172,7 +173,7 @@ def test_stride_status_shows_lag_and_errors(
     assert entries["api"]["details"]["requests"] >= 1
     assert entries["api"]["details"]["5xx"] >= 0
     dead = entries["worker"]["details"]["dead_letters"]
-    assert set(dead) == {"game.events.dlq.v1", "wearable.samples.dlq.v1"}
+    assert set(dead) == set(DEAD_LETTER_TOPICS)
     table = CliRunner().invoke(app, ["status", "kafka", "api", "worker"], env={"COLUMNS": "400"})
     for shown in ("lag: ", "stride-streams ", "5xx: ", "dead letters: game.events.dlq.v1"):
         assert shown in table.output, table.output
