@@ -10,6 +10,8 @@ GAME_EVENTS_DLQ = "game.events.dlq.v1"
 REWARD_COMMANDS = "rewards.commands.v1"
 WEARABLE_SAMPLES = "wearable.samples.v1"
 WEARABLE_SAMPLES_DLQ = "wearable.samples.dlq.v1"
+CHAIN_LOGS = "chain.logs.v1"
+CHAIN_LOGS_DLQ = "chain.logs.dlq.v1"
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +28,8 @@ TOPICS = (
     TopicSpec(REWARD_COMMANDS, "RewardCommand v1: mint/burn of the game token, keyed by player_id"),
     TopicSpec(WEARABLE_SAMPLES, "WearableSample v1 from wearable uploads, keyed by user_id"),
     TopicSpec(WEARABLE_SAMPLES_DLQ, "DeadLetter v1: messages of wearable.samples.v1 not valid"),
+    TopicSpec(CHAIN_LOGS, "ChainLog v1: decoded EVM logs and retractions, keyed by chain:contract"),
+    TopicSpec(CHAIN_LOGS_DLQ, "DeadLetter v1: messages of chain.logs.v1 that failed validation"),
 )
 
 
