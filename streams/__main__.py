@@ -85,7 +85,12 @@ def stop_workers(children: list[subprocess.Popen], signum: int) -> list[int]:
     return [child.wait() for child in children]
 
 
-_AGENTS = {SCORING: "streams.agents.scoring", LAKE_SINK: "streams.agents.lake_sink"}
+# The agents of each role's app. The chain projections share the scoring processes (and
+# their consumer group): both write PostgreSQL, and the chain's volume is small beside it.
+_AGENTS = {
+    SCORING: ("streams.agents.scoring", "streams.agents.chain_projections"),
+    LAKE_SINK: ("streams.agents.lake_sink",),
+}
 
 
 def main() -> None:
@@ -93,7 +98,8 @@ def main() -> None:
         raise SystemExit(run_workers())
     from streams.app import app, role
 
-    importlib.import_module(_AGENTS[role])  # registers the role's agents on the app
+    for module in _AGENTS[role]:
+        importlib.import_module(module)  # registers the role's agents on the app
     tune_for_throughput()
     app.main()
 
