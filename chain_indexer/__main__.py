@@ -11,7 +11,7 @@ import threading
 
 from chain_indexer.heartbeat import write_heartbeat
 from chain_indexer.indexer import ChainIndexer
-from chain_indexer.metadata_worker import on_indexed_for, resolve_pending_forever
+from chain_indexer.metadata_worker import resolve_pending_forever
 from chain_indexer.publisher import KafkaPublisher
 from chain_indexer.rpc import Rpc
 from core.platform.config import get_settings
@@ -36,9 +36,7 @@ def main() -> int:
     def follow(chain_id: int, url: str) -> None:
         rpc = Rpc(url, timeout_s=settings.indexer_rpc_timeout_s)
         publisher = KafkaPublisher(settings.kafka_bootstrap)
-        indexer = ChainIndexer(
-            chain_id, rpc, engine, publisher, settings, on_indexed=on_indexed_for(engine, chain_id)
-        )
+        indexer = ChainIndexer(chain_id, rpc, engine, publisher, settings)
         try:
             indexer.run(stopping.is_set, heartbeat=lambda: write_heartbeat(settings, chain_id))
         except Exception as exc:

@@ -55,7 +55,6 @@ class ChainIndexer:
         engine: Engine,
         publisher: Publisher,
         settings: ChainSettings,
-        on_indexed: Callable[[list[ChainLog]], None] | None = None,
     ) -> None:
         self.chain_id = chain_id
         self.rpc = rpc
@@ -63,7 +62,6 @@ class ChainIndexer:
         self.publisher = publisher
         self.settings = settings
         self.topics = indexed_topics()
-        self.on_indexed = on_indexed  # e.g. queue NFT metadata and contract facts
         self.head_since = datetime.now(UTC)
 
     def check_chain_id(self) -> None:
@@ -125,8 +123,6 @@ class ChainIndexer:
         keep_from = last - self.settings.indexer_reorg_window + 1
         store.commit_forward(self.engine, self.chain_id, present, records, keep_from=keep_from)
         published = self.drain_outbox()
-        if self.on_indexed is not None and records:
-            self.on_indexed(records)
         return StepResult(last, head, published=published, caught_up=last >= head)
 
     def _roll_back(self, window: list[BlockRef]) -> int:

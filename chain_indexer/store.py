@@ -64,12 +64,15 @@ def _enqueue(conn: Connection, chain_id: int, records: Sequence[ChainLog]) -> No
         text(
             "INSERT INTO chain_outbox (chain_id, key, payload) "
             "SELECT :c, r.key, r.payload "
-            "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) WITH ORDINALITY "
-            "AS r(key text, payload text, n bigint) ORDER BY n"
+            "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) "
+            "AS r(n bigint, key text, payload text) ORDER BY r.n"
         ),
         {
             "c": chain_id,
-            **json_rows({"key": r.key.decode(), "payload": r.model_dump_json()} for r in records),
+            **json_rows(
+                {"n": n, "key": r.key.decode(), "payload": r.model_dump_json()}
+                for n, r in enumerate(records)
+            ),
         },
     )
 
