@@ -150,7 +150,7 @@ def test_a_reorg_deeper_than_the_window_stops_with_a_clear_error(
             assert deep.rpc("evm_revert", [snapshot])
             for _ in range(10):
                 deep.rpc("evm_mine", [])
-            with pytest.raises(ReorgTooDeep, match="below block 6.*STRIDE_INDEXER_REORG_WINDOW"):
+            with pytest.raises(ReorgTooDeep, match=r"below block 6.*STRIDE_INDEXER_REORG_WINDOW"):
                 indexer.step()
         # Nothing was rolled back: the kept window is untouched for an operator to inspect.
         with db_engine.connect() as conn:
