@@ -144,7 +144,8 @@ class ChainIndexer:
                 f"chain {self.chain_id}: the node's chain forked below block {oldest}, the "
                 f"oldest of the {len(window)} blocks the indexer keeps "
                 "(STRIDE_INDEXER_REORG_WINDOW); its projections may hold orphaned logs. "
-                "Raise the window or reindex: `stride chain reset` then restart the indexer"
+                "Raise the window or reindex: `stride chain reset CHAIN_ID`, then restart "
+                "the indexer and the worker"
             )
         retracted = store.commit_rollback(self.engine, self.chain_id, ancestor)
         log.warning(

@@ -8,6 +8,7 @@ the same gaps. Failed fetches are retried when their backoff is over.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -78,8 +79,6 @@ def resolve_pending_forever(engine: Engine, settings: Settings, stop: Callable[[
 
 def stop_wait(stop: Callable[[], bool], seconds: float) -> None:
     """Idle between passes, waking early when asked to stop."""
-    import time
-
     deadline = time.monotonic() + seconds
     while not stop() and time.monotonic() < deadline:
         time.sleep(0.1)  # idle poll between metadata passes

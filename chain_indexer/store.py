@@ -219,10 +219,3 @@ def record_error(engine: Engine, chain_id: int, error: str | None) -> None:
             ),
             {"c": chain_id, "e": error},
         )
-
-
-def reset_chain(engine: Engine, chain_id: int) -> None:
-    """Forget the indexer's state of a chain (a reindex from the start block)."""
-    with engine.begin() as conn:
-        for table in ("chain_blocks", "chain_window_logs", "chain_outbox", "chain_cursors"):
-            conn.execute(text(f"DELETE FROM {table} WHERE chain_id = :c"), {"c": chain_id})  # noqa: S608

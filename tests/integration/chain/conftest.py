@@ -11,12 +11,10 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from web3 import Web3
 from web3.contract import Contract
 
-from chain_indexer import store
 from chain_indexer.indexer import ChainIndexer
 from chain_indexer.publisher import KafkaPublisher
 from chain_indexer.rpc import Rpc
@@ -25,6 +23,7 @@ from contracts.anvil import running_anvil
 from contracts.artifacts import load_artifact
 from core.chain import projections
 from core.chain.decode import decode_log, indexed_topics
+from core.chain.status import forget_chain
 from core.platform.config import Settings
 
 
@@ -92,10 +91,7 @@ def indexer_of(node: Node, engine: Engine, settings: Settings) -> Iterator[Chain
 
 def reset(engine: Engine, chain_id: int) -> None:
     """Forget a chain everywhere: indexer state and projections."""
-    store.reset_chain(engine, chain_id)
-    with engine.begin() as conn:
-        for table in ("chain_logs", "token_balances", "nft_balances", "chain_projection_heads"):
-            conn.execute(text(f"DELETE FROM {table} WHERE chain_id = :c"), {"c": chain_id})
+    forget_chain(engine, chain_id)
 
 
 def reindexed_balances(node: Node) -> projections.Balances:
