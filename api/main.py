@@ -12,7 +12,7 @@ from api.admin import mount_admin
 from api.errors import INVALID, install_error_handlers
 from api.kafka import kafka_lifespan
 from api.middleware import RequestIdMiddleware
-from api.routes import events, health, leaderboards, scores, wearables
+from api.routes import chain, events, health, leaderboards, scores, wearables
 from core.platform.gc_tuning import tune_for_throughput
 
 
@@ -35,7 +35,7 @@ def create_app() -> FastAPI:
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
     app.include_router(health.router)
-    for resource in (scores, events, leaderboards, wearables):
+    for resource in (scores, events, leaderboards, wearables, chain):
         # Every 422 is an ErrorBody, also where a route does not say so (FastAPI's default
         # schema for it would be HTTPValidationError, which this API never answers).
         app.include_router(resource.router, responses=INVALID)

@@ -13,7 +13,7 @@ from chain_indexer.heartbeat import write_heartbeat
 from chain_indexer.indexer import ChainIndexer
 from chain_indexer.metadata_worker import resolve_pending_forever
 from chain_indexer.publisher import KafkaPublisher
-from chain_indexer.rpc import Rpc
+from core.chain.rpc import Rpc
 from core.platform.config import get_settings
 from core.platform.db import engine_for
 from core.platform.topics import ensure_topics

@@ -26,10 +26,10 @@ from sqlalchemy.engine import Engine
 
 from chain_indexer import store
 from chain_indexer.publisher import Publisher
-from chain_indexer.rpc import Rpc, RpcError
 from core.chain.contracts import ChainLog
 from core.chain.decode import decode_log, indexed_topics
 from core.chain.reorg import BlockRef, ReorgTooDeep, common_ancestor, first_break, next_range
+from core.chain.rpc import Rpc, RpcError
 from core.platform.config import ChainSettings
 
 log = logging.getLogger(__name__)

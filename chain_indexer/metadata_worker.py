@@ -14,9 +14,9 @@ from datetime import UTC, datetime
 
 from sqlalchemy.engine import Engine
 
-from chain_indexer.rpc import Rpc, RpcError
 from core.chain import facts, metadata
 from core.chain.facts import EthCall
+from core.chain.rpc import Rpc, RpcError
 from core.platform.config import Settings
 
 log = logging.getLogger(__name__)

@@ -207,10 +207,10 @@ def resolve(
         uri = expand_1155(uri, token_id)
     gateway = settings.nft_ipfs_gateway
     if uri.startswith("data:"):
-        raw, media = decode_data_uri(uri)
-        if len(raw) > settings.nft_metadata_max_bytes:
+        inline, inline_media = decode_data_uri(uri)
+        if len(inline) > settings.nft_metadata_max_bytes:
             raise MetadataError(f"metadata larger than {settings.nft_metadata_max_bytes} bytes")
-        return uri, parse_metadata(raw, media, gateway)
+        return uri, parse_metadata(inline, inline_media, gateway)
     raw, media = fetch(gateway_url(uri, gateway), settings)
     return uri, parse_metadata(raw, media, gateway)
 

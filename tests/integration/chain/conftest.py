@@ -17,12 +17,12 @@ from web3.contract import Contract
 
 from chain_indexer.indexer import ChainIndexer
 from chain_indexer.publisher import KafkaPublisher
-from chain_indexer.rpc import Rpc
 from cli.stack import free_port
 from contracts.anvil import running_anvil
 from contracts.artifacts import load_artifact
 from core.chain import projections
 from core.chain.decode import decode_log, indexed_topics
+from core.chain.rpc import Rpc
 from core.chain.status import forget_chain
 from core.platform.config import Settings
 

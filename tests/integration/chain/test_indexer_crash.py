@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 
 from chain_indexer.indexer import ChainIndexer
 from chain_indexer.publisher import KafkaPublisher
-from chain_indexer.rpc import Rpc
+from core.chain.rpc import Rpc
 from core.platform.config import REPO_ROOT, Settings
 from tests.integration.chain.conftest import (
     Node,
@@ -71,7 +71,7 @@ def start_indexer(node: Node, settings: Settings) -> subprocess.Popen[bytes]:
         "STRIDE_INDEXER_BATCH_BLOCKS": "3",
         "STRIDE_INDEXER_POLL_S": "0.05",
     }
-    return subprocess.Popen(  # noqa: S603 - our own module
+    return subprocess.Popen(
         [sys.executable, "-m", "chain_indexer"],
         cwd=REPO_ROOT,
         env=env,
