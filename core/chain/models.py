@@ -190,7 +190,7 @@ class NftMetadata(Base):
     image: Mapped[str | None] = mapped_column(Text)
     image_url: Mapped[str | None] = mapped_column(Text)
     animation_url: Mapped[str | None] = mapped_column(Text)
-    attributes: Mapped[Any] = mapped_column(JSONB)
+    attributes: Mapped[Any] = mapped_column(JSONB, nullable=True)
     content_type: Mapped[str | None] = mapped_column(String(128))
     reason: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")

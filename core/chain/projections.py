@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 from core.chain.contracts import ChainLog
 from core.platform.db import json_rows
 
+ZERO_ADDRESS = "0x" + "00" * 20
 LogId = tuple[int, str, int]
 TokenKey = tuple[int, str, str]  # chain, contract, holder
 NftKey = tuple[int, str, int, str]  # chain, contract, token id, holder
@@ -42,16 +43,22 @@ class Deltas:
 
 
 def add_moves(deltas: Deltas, record: ChainLog, sign: int) -> None:
+    """The signed balance changes of one log's moves (the zero address is where mints come
+    from and burns go: it holds nothing)."""
     for move in record.moves:
         amount = int(move.amount) * sign
         chain, contract = record.chain_id, record.contract
         if record.standard == "erc20":
-            deltas.tokens[(chain, contract, move.sender)] -= amount
-            deltas.tokens[(chain, contract, move.recipient)] += amount
+            if move.sender != ZERO_ADDRESS:
+                deltas.tokens[(chain, contract, move.sender)] -= amount
+            if move.recipient != ZERO_ADDRESS:
+                deltas.tokens[(chain, contract, move.recipient)] += amount
         elif record.standard in ("erc721", "erc1155") and move.token_id is not None:
             token_id = int(move.token_id)
-            deltas.nfts[(chain, contract, token_id, move.sender)] -= amount
-            deltas.nfts[(chain, contract, token_id, move.recipient)] += amount
+            if move.sender != ZERO_ADDRESS:
+                deltas.nfts[(chain, contract, token_id, move.sender)] -= amount
+            if move.recipient != ZERO_ADDRESS:
+                deltas.nfts[(chain, contract, token_id, move.recipient)] += amount
             deltas.nft_standard[(chain, contract)] = record.standard
 
 

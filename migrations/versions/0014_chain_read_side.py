@@ -166,7 +166,7 @@ def upgrade() -> None:
         sa.Column("image", sa.Text(), nullable=True),
         sa.Column("image_url", sa.Text(), nullable=True),
         sa.Column("animation_url", sa.Text(), nullable=True),
-        sa.Column("attributes", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+        sa.Column("attributes", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
         sa.Column("content_type", sa.String(length=128), nullable=True),
         sa.Column("reason", sa.Text(), nullable=True),
         sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
