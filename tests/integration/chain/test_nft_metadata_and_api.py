@@ -43,7 +43,7 @@ SLOW_S = 3.0
 class Gateway(BaseHTTPRequestHandler):
     """Serves /ipfs/<cid>/<id> and /meta/<id>; some ids misbehave on purpose."""
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         path = self.path
         if path.endswith("/8"):
             time.sleep(SLOW_S)  # longer than the fetch timeout
@@ -189,7 +189,7 @@ def test_private_addresses_are_refused_outside_local_development(
         def call(to: str, data: str) -> str | None:
             return rpc.eth_call(to, data)
 
-        with pytest.raises(metadata.MetadataError, match="refused: 127.0.0.1 resolves"):
+        with pytest.raises(metadata.MetadataError, match=r"refused: 127\.0\.0\.1 resolves"):
             metadata.resolve(call, "erc721", world.c.http721.address.lower(), 7, guarded)
     finally:
         rpc.close()
