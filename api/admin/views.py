@@ -51,6 +51,19 @@ from api.admin.audit import acting_admin
 from api.admin.auth import current_admin, role_allows
 from api.admin.listing import CURSOR_PARAMS, ScalableListView, stopped_statements_explained
 from api.admin.query import csv_safe
+from core.chain.models import (
+    ChainBlock,
+    ChainCursor,
+    ChainLogRow,
+    ChainOutbox,
+    ChainProjectionHead,
+    ChainWindowLog,
+    ContractFacts,
+    NftBalance,
+    NftCollection,
+    NftMetadata,
+    TokenBalance,
+)
 from core.events.models import Game, PlayerTotals, ProcessedEvent, RewardCommandRow
 from core.identity.models import (
     AdminAuditLog,
@@ -148,6 +161,27 @@ ADMIN_TABLES: tuple[AdminTable, ...] = (
         category="Admin",
         view_role=AdminRole.editor,
     ),
+    # Operators name collections (contracts per chain) for the app's NFT filter.
+    AdminTable(
+        NftCollection,
+        editable=("name", "contract"),
+        can_create=True,
+        can_delete=True,
+        icon="fa-solid fa-images",
+        category="Chain",
+    ),
+    # Written by the chain indexer and the projections agent: read-only (a hand edit would
+    # break the reorg window, the outbox order or the idempotency keys).
+    AdminTable(TokenBalance, icon="fa-solid fa-coins", category="Chain"),
+    AdminTable(NftBalance, icon="fa-solid fa-gem", category="Chain"),
+    AdminTable(NftMetadata, icon="fa-solid fa-tags", category="Chain"),
+    AdminTable(ContractFacts, icon="fa-solid fa-file-contract", category="Chain"),
+    AdminTable(ChainLogRow, icon="fa-solid fa-list", category="Chain"),
+    AdminTable(ChainCursor, icon="fa-solid fa-forward", category="Chain"),
+    AdminTable(ChainProjectionHead, icon="fa-solid fa-flag", category="Chain"),
+    AdminTable(ChainBlock, icon="fa-solid fa-cube", category="Chain"),
+    AdminTable(ChainWindowLog, icon="fa-solid fa-clock-rotate-left", category="Chain"),
+    AdminTable(ChainOutbox, icon="fa-solid fa-paper-plane", category="Chain"),
 )
 
 
