@@ -23,6 +23,7 @@ log = logging.getLogger("chain_indexer")
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per RPC call otherwise
     settings = get_settings()
     ensure_topics(
         settings.kafka_bootstrap, settings.kafka_topic_partitions, settings.kafka_replication_factor
