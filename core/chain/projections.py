@@ -167,7 +167,14 @@ def _write(conn: Connection, deltas: Deltas) -> None:
                 for (c, a, h), v in tokens
             ),
         )
-        conn.execute(text("DELETE FROM token_balances WHERE amount = 0"))
+        conn.execute(
+            text(
+                "DELETE FROM token_balances b USING jsonb_to_recordset(CAST(:rows AS jsonb)) "
+                "AS r(chain_id bigint, contract text, holder text) WHERE b.amount = 0 "
+                "AND (b.chain_id, b.contract, b.holder) = (r.chain_id, r.contract, r.holder)"
+            ),
+            json_rows({"chain_id": c, "contract": a, "holder": h} for (c, a, h), _ in tokens),
+        )
     nfts = [(k, v) for k, v in deltas.nfts.items() if v]
     if nfts:
         conn.execute(
@@ -192,7 +199,18 @@ def _write(conn: Connection, deltas: Deltas) -> None:
                 for (c, a, t, h), v in nfts
             ),
         )
-        conn.execute(text("DELETE FROM nft_balances WHERE amount = 0"))
+        conn.execute(
+            text(
+                "DELETE FROM nft_balances b USING jsonb_to_recordset(CAST(:rows AS jsonb)) "
+                "AS r(chain_id bigint, contract text, token_id numeric, holder text) "
+                "WHERE b.amount = 0 AND (b.chain_id, b.contract, b.token_id, b.holder) = "
+                "(r.chain_id, r.contract, r.token_id, r.holder)"
+            ),
+            json_rows(
+                {"chain_id": c, "contract": a, "token_id": str(t), "holder": h}
+                for (c, a, t, h), _ in nfts
+            ),
+        )
     for chain_id, block in deltas.heads.items():
         conn.execute(
             text(

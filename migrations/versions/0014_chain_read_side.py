@@ -22,6 +22,85 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+# The Stride contracts' own projections are views over the canonical logs: a reorg's
+# retraction flips ``canonical`` and every view follows, so they equal a rebuild by
+# construction. (Materialize them when their reads need it.)
+VIEWS = {
+    "vault_token_stakes": """
+        SELECT chain_id, contract AS vault, args->>'account' AS account,
+          sum(CASE event WHEN 'Staked' THEN (args->>'amount')::numeric
+                         ELSE -(args->>'amount')::numeric END) AS staked,
+          max(block_number) AS last_block
+        FROM chain_logs
+        WHERE canonical AND event IN ('Staked', 'Withdrawn', 'EmergencyWithdrawn')
+        GROUP BY chain_id, contract, args->>'account'
+    """,
+    "vault_rewards_paid": """
+        SELECT chain_id, contract AS vault, args->>'account' AS account,
+          sum((args->>'reward')::numeric) AS paid, max(block_number) AS last_block
+        FROM chain_logs WHERE canonical AND event = 'RewardPaid'
+        GROUP BY chain_id, contract, args->>'account'
+    """,
+    "vault_nft_stakes": """
+        SELECT s.chain_id, s.contract AS vault, s.args->>'account' AS account,
+          s.args->>'collection' AS collection, (s.args->>'tokenId')::numeric AS token_id,
+          (s.args->>'weight')::numeric AS weight, s.block_number AS staked_block
+        FROM chain_logs s
+        WHERE s.canonical AND s.event = 'NftStaked' AND NOT EXISTS (
+          SELECT 1 FROM chain_logs w
+          WHERE w.canonical AND w.chain_id = s.chain_id AND w.contract = s.contract
+            AND w.event IN ('NftWithdrawn', 'NftRescued')
+            AND w.args->>'collection' = s.args->>'collection'
+            AND w.args->>'tokenId' = s.args->>'tokenId'
+            AND (w.block_number, w.log_index) > (s.block_number, s.log_index))
+    """,
+    "marketplace_listings": """
+        SELECT l.chain_id, l.contract AS marketplace, (l.args->>'listingId')::numeric AS listing_id,
+          l.args->>'seller' AS seller, l.args->>'collection' AS collection,
+          (l.args->>'tokenId')::numeric AS token_id, l.args->>'currency' AS currency,
+          (l.args->>'price')::numeric AS price, (l.args->>'expiry')::bigint AS expiry,
+          l.block_number AS listed_block,
+          CASE WHEN sale.block_number IS NOT NULL THEN 'sold'
+               WHEN cancel.block_number IS NOT NULL THEN 'cancelled'
+               ELSE 'active' END AS status,
+          sale.args->>'buyer' AS buyer, sale.block_number AS sold_block
+        FROM chain_logs l
+        LEFT JOIN LATERAL (SELECT block_number, args FROM chain_logs x
+          WHERE x.canonical AND x.chain_id = l.chain_id AND x.contract = l.contract
+            AND x.event = 'Sale' AND x.args->>'listingId' = l.args->>'listingId'
+          LIMIT 1) sale ON true
+        LEFT JOIN LATERAL (SELECT block_number FROM chain_logs x
+          WHERE x.canonical AND x.chain_id = l.chain_id AND x.contract = l.contract
+            AND x.event = 'ListingCancelled' AND x.args->>'listingId' = l.args->>'listingId'
+          LIMIT 1) cancel ON true
+        WHERE l.canonical AND l.event = 'Listed'
+    """,
+    "marketplace_sales": """
+        SELECT s.chain_id, s.contract AS marketplace, (s.args->>'listingId')::numeric AS listing_id,
+          s.args->>'buyer' AS buyer, l.args->>'seller' AS seller,
+          l.args->>'collection' AS collection, (l.args->>'tokenId')::numeric AS token_id,
+          (s.args->>'price')::numeric AS price, (s.args->>'fee')::numeric AS fee,
+          (s.args->>'royalty')::numeric AS royalty, s.block_number, s.block_timestamp, s.tx_hash
+        FROM chain_logs s LEFT JOIN chain_logs l
+          ON l.canonical AND l.chain_id = s.chain_id AND l.contract = s.contract
+          AND l.event = 'Listed' AND l.args->>'listingId' = s.args->>'listingId'
+        WHERE s.canonical AND s.event = 'Sale'
+    """,
+    "bridge_transfers": """
+        SELECT chain_id, contract AS bridge,
+          CASE event WHEN 'BridgeOut' THEN 'out' ELSE 'in' END AS direction,
+          (args->>'nonce')::numeric AS nonce,
+          CASE event WHEN 'BridgeOut' THEN chain_id ELSE (args->>'srcChainId')::bigint END
+            AS src_chain_id,
+          CASE event WHEN 'BridgeOut' THEN (args->>'dstChainId')::bigint ELSE chain_id END
+            AS dst_chain_id,
+          args->>'sender' AS sender, args->>'recipient' AS recipient,
+          (args->>'amount')::numeric AS amount, block_number, block_timestamp, tx_hash
+        FROM chain_logs WHERE canonical AND event IN ('BridgeOut', 'BridgeIn')
+    """,
+}
+
+
 def upgrade() -> None:
     op.create_table(
         "chain_blocks",
@@ -185,9 +264,13 @@ def upgrade() -> None:
     op.create_index(
         "ix_token_balances_holder", "token_balances", ["chain_id", "holder"], unique=False
     )
+    for name, query in VIEWS.items():
+        op.execute(f"CREATE VIEW {name} AS {query}")
 
 
 def downgrade() -> None:
+    for name in VIEWS:
+        op.execute(f"DROP VIEW {name}")
     op.drop_index("ix_token_balances_holder", table_name="token_balances")
     op.drop_table("token_balances")
     op.drop_table("nft_metadata")
