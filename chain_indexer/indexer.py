@@ -29,7 +29,7 @@ from chain_indexer.publisher import Publisher
 from core.chain.contracts import ChainLog
 from core.chain.decode import decode_log, indexed_topics
 from core.chain.reorg import BlockRef, ReorgTooDeep, common_ancestor, first_break, next_range
-from core.chain.rpc import Rpc, RpcError
+from core.chain.rpc import Rpc
 from core.platform.config import ChainSettings
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,10 @@ class StepResult:
     retracted: int = 0
     caught_up: bool = False
     moved: bool = False  # the chain changed during the step: redo it
+
+
+class WrongChain(RuntimeError):
+    """The node serves another chain than the one configured for it."""
 
 
 class ChainIndexer:
@@ -67,7 +71,7 @@ class ChainIndexer:
     def check_chain_id(self) -> None:
         actual = self.rpc.chain_id()
         if actual != self.chain_id:
-            raise RpcError(
+            raise WrongChain(
                 f"the node at {self.rpc.url} is chain {actual}, not {self.chain_id}: "
                 "fix STRIDE_INDEXER_CHAINS"
             )
@@ -169,13 +173,16 @@ class ChainIndexer:
     def run(self, stop: Callable[[], bool], heartbeat: Callable[[], None] | None = None) -> None:
         """Follow the chain until ``stop()``; transient errors are recorded and retried with
         backoff, a reorg deeper than the window stops (raises)."""
-        self.check_chain_id()
         backoff = 0.0
         stalled_reported = False
+        checked = False
         while not stop():
             try:
+                if not checked:
+                    self.check_chain_id()  # a node down at start is retried like any step
+                    checked = True
                 result = self.step()
-            except ReorgTooDeep as exc:
+            except (ReorgTooDeep, WrongChain) as exc:
                 store.record_error(self.engine, self.chain_id, str(exc))
                 raise
             except Exception as exc:
