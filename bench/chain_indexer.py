@@ -44,7 +44,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="python -m bench.chain_indexer", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--logs", type=int, default=100_000, help="Transfer logs generated")
-    parser.add_argument("--per-tx", type=int, default=400, help="NFTs minted per transaction")
+    parser.add_argument("--per-tx", type=int, default=200, help="NFTs minted per transaction")
     parser.add_argument("--reorg-depth", type=int, default=10)
     parser.add_argument("--rate", type=float, default=4.0, help="transfers/s of the latency run")
     parser.add_argument("--latency-seconds", type=float, default=20.0)
@@ -123,9 +123,14 @@ def run(args: argparse.Namespace, base_settings: Any, anvil_port: int) -> None:
         minted = 0
         while minted < args.logs:
             count = min(args.per_tx, args.logs - minted)
-            nft.functions.mint(holders[minted // args.per_tx % len(holders)], count).transact(
+            tx = nft.functions.mint(holders[minted // args.per_tx % len(holders)], count).transact(
                 {"from": admin, "gas": 29_000_000}
             )
+            receipt = w3.eth.wait_for_transaction_receipt(tx, poll_latency=0.01)
+            if receipt["status"] != 1 or len(receipt["logs"]) != count:
+                raise SystemExit(
+                    f"a mint of {count} failed ({receipt['gasUsed']} gas): lower --per-tx"
+                )
             minted += count
         head = w3.eth.block_number
         results["chain"] = {
