@@ -51,6 +51,11 @@ class WrongChain(RuntimeError):
     """The node serves another chain than the one configured for it."""
 
 
+class NodeInconsistent(RuntimeError):
+    """The node's answers contradict each other (a head above a block it does not have);
+    retried like an RPC error, and shown as the last error meanwhile."""
+
+
 class ChainIndexer:
     def __init__(
         self,
@@ -107,7 +112,12 @@ class ChainIndexer:
         first, last = planned
         headers = self.rpc.blocks(range(first, last + 1))
         present = [h for h in headers if h is not None]
-        if len(present) != len(headers) or first_break(tip, present) is not None:
+        if len(present) != len(headers):
+            missing = next(n for n, h in zip(range(first, last + 1), headers, strict=True) if not h)
+            raise NodeInconsistent(
+                f"chain {self.chain_id}: the node reports head {head} but has no block {missing}"
+            )
+        if first_break(tip, present) is not None:
             return StepResult(state.indexed_block, head, moved=True)
         raw_logs = self.rpc.logs(first, last, self.topics)
         (again,) = self.rpc.blocks([last])

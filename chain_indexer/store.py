@@ -57,9 +57,13 @@ def _ensure_cursor(conn: Connection, chain_id: int) -> None:
     )
 
 
-def _enqueue(conn: Connection, chain_id: int, records: Sequence[ChainLog]) -> None:
+def _enqueue(
+    conn: Connection, chain_id: int, records: Sequence[ChainLog], payloads: Sequence[str] = ()
+) -> None:
+    """Queue ``records`` in order (their JSON in ``payloads`` when already rendered)."""
     if not records:
         return
+    payloads = payloads or [r.model_dump_json() for r in records]
     conn.execute(
         text(
             "INSERT INTO chain_outbox (chain_id, key, payload) "
@@ -70,8 +74,8 @@ def _enqueue(conn: Connection, chain_id: int, records: Sequence[ChainLog]) -> No
         {
             "c": chain_id,
             **json_rows(
-                {"n": n, "key": r.key.decode(), "payload": r.model_dump_json()}
-                for n, r in enumerate(records)
+                {"n": n, "key": r.key.decode(), "payload": payload}
+                for n, (r, payload) in enumerate(zip(records, payloads, strict=True))
             ),
         },
     )
@@ -87,6 +91,7 @@ def commit_forward(
 ) -> None:
     """Blocks ``headers`` indexed with their ``records``: window, outbox and cursor in one
     transaction; blocks below ``keep_from`` leave the window (final)."""
+    payloads = [r.model_dump_json() for r in records]
     with engine.begin() as conn:
         _ensure_cursor(conn, chain_id)
         conn.execute(
@@ -125,13 +130,13 @@ def commit_forward(
                             "block_hash": r.block_hash,
                             "log_index": r.log_index,
                             "block_number": r.block_number,
-                            "payload": r.model_dump_json(),
+                            "payload": payload,
                         }
-                        for r in records
+                        for r, payload in zip(records, payloads, strict=True)
                     ),
                 },
             )
-        _enqueue(conn, chain_id, records)
+        _enqueue(conn, chain_id, records, payloads)
         params = {"c": chain_id, "keep": keep_from}
         conn.execute(
             text("DELETE FROM chain_blocks WHERE chain_id = :c AND number < :keep"), params
