@@ -9,6 +9,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from types import SimpleNamespace
 
@@ -152,5 +153,48 @@ def test_a_crash_at_either_side_of_a_publish_is_absorbed(
             ChainIndexer(OUTBOX_CHAIN_ID, rpc, db_engine, kafka, chain_settings).catch_up()
             assert_projections_match(db_engine, other)
         finally:
+            kafka.close()
+            rpc.close()
+
+
+AGENT_CHAIN_ID = 31397
+
+
+def scoring_worker_pids(settings: Settings) -> list[int]:
+    beats = (settings.state_dir / "run" / "heartbeats").glob(f"{settings.streams_app_id}.*.json")
+    return [int(path.name.split(".")[-2]) for path in beats]
+
+
+def test_kill_9_of_the_projection_agent_mid_stream_loses_and_doubles_nothing(
+    db_engine: Engine, chain_settings: Settings, lake_worker: Settings, stack
+) -> None:
+    rng = random.Random(17)
+    for other in start_node(AGENT_CHAIN_ID):
+        samples = deploy_samples(other.w3, "ipfs://bafy/", "http://127.0.0.1:9/meta/")
+        reset(db_engine, AGENT_CHAIN_ID)
+        stop = threading.Event()
+        kafka = KafkaPublisher(chain_settings.kafka_bootstrap)
+        rpc = Rpc(other.url)
+        settings = chain_settings.model_copy(update={"indexer_poll_s": 0.05})
+        follower = ChainIndexer(AGENT_CHAIN_ID, rpc, db_engine, kafka, settings)
+        thread = threading.Thread(target=follower.run, args=(stop.is_set,), daemon=True)
+        thread.start()
+        try:
+            traffic(other, samples, rng, 20)
+            victim = rng.choice(scoring_worker_pids(lake_worker))
+            os.kill(victim, signal.SIGKILL)  # the worker service goes down with it
+            traffic(other, samples, rng, 20)  # logs keep coming while no agent runs
+            stack.down(["worker"], report=lambda _m: None)  # as an operator restarts it
+            stack.up(["worker"], report=lambda _m: None)
+            traffic(other, samples, rng, 10)
+            head = other.w3.eth.block_number
+            wait_for(
+                lambda h=head: indexed_block(db_engine, AGENT_CHAIN_ID) >= h,
+                lambda h=head: f"indexer at {indexed_block(db_engine, AGENT_CHAIN_ID)} of {h}",
+            )
+            assert_projections_match(db_engine, other)
+        finally:
+            stop.set()
+            thread.join(timeout=30)
             kafka.close()
             rpc.close()
