@@ -103,7 +103,8 @@ def run(args: argparse.Namespace, base_settings: Any, anvil_port: int) -> None:
     with running_anvil(anvil_port, CHAIN_ID) as url:
         settings = base_settings.model_copy(update={"indexer_chains": f"{CHAIN_ID}={url}"})
         w3 = Web3(Web3.HTTPProvider(url))
-        admin, *holders = w3.eth.accounts[:10]
+        accounts: list[Any] = list(w3.eth.accounts[:10])
+        admin, holders = accounts[0], accounts[1:]
 
         def deploy(name: str, *ctor: Any) -> Any:
             artifact = load_artifact(name)

@@ -158,14 +158,14 @@ def commit_rollback(engine: Engine, chain_id: int, ancestor: int) -> int:
     """Roll the window back to block ``ancestor``: the logs published for the orphaned
     blocks go to the outbox as retractions (newest first); returns how many."""
     with engine.begin() as conn:
-        payloads = conn.execute(
+        deleted = conn.execute(
             text(
                 "DELETE FROM chain_window_logs WHERE chain_id = :c AND block_number > :a "
                 "RETURNING block_number, log_index, payload"
             ),
             {"c": chain_id, "a": ancestor},
         ).all()
-        payloads.sort(key=lambda row: (row[0], row[1]), reverse=True)
+        payloads = sorted(deleted, key=lambda row: (row[0], row[1]), reverse=True)
         retractions = [ChainLog.model_validate_json(p).retraction() for _, _, p in payloads]
         _enqueue(conn, chain_id, retractions)
         conn.execute(
