@@ -43,6 +43,7 @@ def one_pass(engine: Engine, settings: Settings, rpcs: dict[int, Rpc]) -> int:
         facts.store_facts(engine, chain_id, [facts.probe(eth_call_of(rpcs[chain_id]), contract)])
         done += 1
     metadata.queue_missing(engine)
+    metadata.requeue_updated(engine)
     for chain_id, contract, token_id, standard in metadata.due(engine, datetime.now(UTC)):
         if chain_id not in rpcs:
             continue

@@ -6,7 +6,8 @@ is. Every fetch has a timeout and a size limit, follows at most ``MAX_REDIRECTS`
 and, outside local development, refuses hosts that resolve to private, loopback,
 link-local or reserved addresses (SSRF guard; ``STRIDE_NFT_METADATA_ALLOW_PRIVATE``).
 A failure is stored with its reason and retried with exponential backoff; a token's
-metadata is refreshed at most once per ``STRIDE_NFT_METADATA_REFRESH_COOLDOWN_S``.
+metadata is refreshed at most once per ``STRIDE_NFT_METADATA_REFRESH_COOLDOWN_S`` on request,
+and again whenever its contract announces new metadata (ERC-4906 events).
 
 The URI rules and the JSON parsing are pure; :func:`fetch` and the ``*_row`` functions are
 the edges.
@@ -230,6 +231,24 @@ def queue_missing(engine: Engine, limit: int = 200) -> int:
                 " AND m.token_id = b.token_id) LIMIT :n ON CONFLICT DO NOTHING"
             ),
             {"n": limit},
+        )
+    return int(result.rowcount or 0)
+
+
+def requeue_updated(engine: Engine) -> int:
+    """Queue again the tokens whose contract announced new metadata (ERC-4906
+    ``MetadataUpdate`` / ``BatchMetadataUpdate``) in a block after their last fetch."""
+    with engine.begin() as conn:
+        result = conn.execute(
+            text(
+                "UPDATE nft_metadata m SET status = 'pending', next_attempt_at = NULL "
+                "FROM chain_logs l WHERE l.canonical AND l.chain_id = m.chain_id "
+                "AND l.contract = m.contract AND m.status <> 'pending' "
+                "AND m.fetched_at IS NOT NULL AND to_timestamp(l.block_timestamp) > m.fetched_at "
+                "AND ((l.event = 'MetadataUpdate' AND (l.args->>'tokenId')::numeric = m.token_id) "
+                " OR (l.event = 'BatchMetadataUpdate' AND m.token_id BETWEEN "
+                " (l.args->>'fromTokenId')::numeric AND (l.args->>'toTokenId')::numeric))"
+            )
         )
     return int(result.rowcount or 0)
 

@@ -32,6 +32,7 @@ from tests.integration.chain.conftest import (
     indexer_of,
     reset,
     start_node,
+    wait_for,
 )
 
 pytestmark = pytest.mark.integration
@@ -283,3 +284,30 @@ def test_the_chain_api_refuses_bad_input_and_anonymous_callers(
         f"/v1/chain/{CHAIN_ID}/wallets/{world.alice}/tokens", headers={"Authorization": ""}
     )
     assert anonymous.status_code == 401
+
+
+def test_an_erc4906_metadata_update_is_fetched_again(
+    world: SimpleNamespace, node: Node, gateway: str, db_engine: Engine
+) -> None:
+    items = world.c.items
+    admin = node.w3.eth.accounts[0]
+    items.functions.setBaseURI(f"{gateway}/meta/items/").transact({"from": admin})
+    with indexer_of(node, db_engine, world.settings) as indexer:
+        indexer.catch_up()
+    contract = items.address.lower()
+
+    def sword() -> dict:
+        return next(r for (c, _), r in metadata_rows(db_engine).items() if c == contract)
+
+    rpc = Rpc(node.url)
+    try:
+        wait_for(  # the projections agent applies the BatchMetadataUpdate log
+            lambda: (
+                bool(one_pass(db_engine, world.settings, {CHAIN_ID: rpc}) or True)
+                and sword()["token_uri"].startswith(f"{gateway}/meta/items/")
+            ),
+            lambda: f"metadata {sword()}",
+        )
+    finally:
+        rpc.close()
+    assert sword()["status"] == "ok" and sword()["name"].startswith("Thing /meta/items/")
