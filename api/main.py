@@ -13,7 +13,17 @@ from api.admin import mount_admin
 from api.errors import INVALID, install_error_handlers
 from api.kafka import kafka_lifespan
 from api.middleware import RequestIdMiddleware
-from api.routes import events, health, leaderboards, metrics, players, scores, wallets, wearables
+from api.routes import (
+    chain,
+    events,
+    health,
+    leaderboards,
+    metrics,
+    players,
+    scores,
+    wallets,
+    wearables,
+)
 from core.platform.config import get_settings
 from core.platform.gc_tuning import tune_for_throughput
 from core.platform.observability import MULTIPROC_ENV, serve_metrics
@@ -41,7 +51,7 @@ def create_app() -> FastAPI:
     app.add_middleware(RequestIdMiddleware, access_log_enabled=get_settings().api_access_log)
     install_error_handlers(app)
     app.include_router(health.router)
-    for resource in (scores, events, leaderboards, wearables, wallets, players, metrics):
+    for resource in (scores, events, leaderboards, wearables, wallets, players, metrics, chain):
         # Every 422 is an ErrorBody, also where a route does not say so (FastAPI's default
         # schema for it would be HTTPValidationError, which this API never answers).
         app.include_router(resource.router, responses=INVALID)

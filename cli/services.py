@@ -15,6 +15,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from chain_indexer.heartbeat import indexer_problem
 from cli.monitoring import MONITORING_SERVICES
 from cli.proxy import PROXY, prepare_socket, upstream_socket
 from cli.spark_service import SPARK
@@ -684,6 +685,28 @@ SAMPLER = Service(
     env=lambda s: {"STRIDE_STATE_DIR": str(s.state_dir)},
 )
 
+# ---- Chain indexer ----------------------------------------------------------------------------
+
+
+def _prepare_indexer(settings: Settings, report: Reporter) -> None:
+    report("indexer: migrating the database to the latest revision")
+    upgrade_to_head(settings)
+    for path in (settings.state_dir / "run" / "heartbeats").glob("indexer.*.json"):
+        path.unlink(missing_ok=True)
+
+
+INDEXER = Service(
+    name="indexer",
+    description="chain indexer: EVM logs -> chain.logs.v1 (reorg-safe), NFT metadata",
+    command=lambda _s: [sys.executable, "-m", "chain_indexer"],
+    probe=indexer_problem,
+    url=lambda s: ", ".join(f"chain {c}: {u}" for c, u in s.indexed_chains.items()),
+    port=lambda _s: 0,  # listens on nothing
+    depends_on=("postgres", "kafka", "anvil"),
+    prepare=_prepare_indexer,
+    env=lambda s: {"STRIDE_STATE_DIR": str(s.state_dir)},
+)
+
 SERVICES: list[Service] = [
     POSTGRES,
     KAFKA,
@@ -696,6 +719,7 @@ SERVICES: list[Service] = [
     SPARK,
     DAGSTER,
     ANVIL,
+    INDEXER,
     *MONITORING_SERVICES,
 ]
 

@@ -110,10 +110,12 @@ def stop_workers(children: list[subprocess.Popen], signum: int) -> list[int]:
     return [child.wait() for child in children]
 
 
+# The agents of each role's app. The chain projections share the scoring processes (and
+# their consumer group): both write PostgreSQL, and the chain's volume is small beside it.
 _AGENTS = {
-    SCORING: "streams.agents.scoring",
-    LAKE_SINK: "streams.agents.lake_sink",
-    METRIC_ALERTS: "streams.agents.metric_alerts",
+    SCORING: ("streams.agents.scoring", "streams.agents.chain_projections"),
+    LAKE_SINK: ("streams.agents.lake_sink",),
+    METRIC_ALERTS: ("streams.agents.metric_alerts",),
 }
 
 
@@ -122,7 +124,8 @@ def main() -> None:
         raise SystemExit(run_workers())
     from streams.app import app, role
 
-    importlib.import_module(_AGENTS[role])  # registers the role's agents on the app
+    for module in _AGENTS[role]:
+        importlib.import_module(module)  # registers the role's agents on the app
     tune_for_throughput()
     app.main()
 

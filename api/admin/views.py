@@ -98,6 +98,19 @@ from api.admin.display import (
 from api.admin.display import related_links as display_related_links
 from api.admin.listing import CURSOR_PARAMS, ScalableListView, stopped_statements_explained
 from api.admin.query import csv_safe
+from core.chain.models import (
+    ChainBlock,
+    ChainCursor,
+    ChainLogRow,
+    ChainOutbox,
+    ChainProjectionHead,
+    ChainWindowLog,
+    ContractFacts,
+    NftBalance,
+    NftCollection,
+    NftMetadata,
+    TokenBalance,
+)
 from core.events.models import Game, PlayerTotals, ProcessedEvent, RewardCommandRow
 from core.identity.models import (
     AdminAuditLog,
@@ -587,6 +600,115 @@ ADMIN_TABLES: tuple[AdminTable, ...] = (
         icon="fa-solid fa-user-lock",
         category="Admin",
         view_role=AdminRole.editor,
+    ),
+    # Operators name collections (contracts per chain) for the app's NFT filter.
+    AdminTable(
+        NftCollection,
+        title="NFT collections",
+        description='A named collection (e.g. "Genopets") and its contract on a chain, for the'
+        " app's NFT filter. Written by operations: editors add, rename and remove them.",
+        editable=("name", "contract"),
+        can_create=True,
+        can_delete=True,
+        icon="fa-solid fa-images",
+        category="Chain",
+    ),
+    # Written by the chain indexer and the projections agent: read-only (a hand edit would
+    # break the reorg window, the outbox order or the idempotency keys).
+    AdminTable(
+        TokenBalance,
+        title="Token balances",
+        singular="token balance",
+        description="An ERC-20 balance of one holder on one chain (zero balances are removed)."
+        " Written by the chain projections agent; read-only.",
+        icon="fa-solid fa-coins",
+        category="Chain",
+    ),
+    AdminTable(
+        NftBalance,
+        title="NFT holdings",
+        singular="NFT holding",
+        description="How many of one NFT a holder has (1 for an ERC-721 owner, any amount of an"
+        " ERC-1155). Written by the chain projections agent; read-only.",
+        icon="fa-solid fa-gem",
+        category="Chain",
+    ),
+    AdminTable(
+        NftMetadata,
+        title="NFT metadata",
+        singular="NFT metadata entry",
+        description="An NFT's resolved metadata (name, image, traits) or why it could not"
+        " be resolved"
+        " and when it is tried again. Written by the indexer's metadata pass; read-only.",
+        icon="fa-solid fa-tags",
+        category="Chain",
+    ),
+    AdminTable(
+        ContractFacts,
+        title="Contract facts",
+        singular="contract facts entry",
+        description="What a contract is (ERC-20, ERC-721 or ERC-1155), its name, symbol and"
+        " decimals,"
+        " fetched once. Written by the indexer; read-only.",
+        icon="fa-solid fa-file-contract",
+        category="Chain",
+    ),
+    AdminTable(
+        ChainLogRow,
+        title="Chain logs",
+        singular="chain log",
+        description="Every EVM log the projections have seen, canonical or retracted by a"
+        " reorg (the"
+        " idempotency key). Written by the chain projections agent; read-only.",
+        icon="fa-solid fa-list",
+        category="Chain",
+    ),
+    AdminTable(
+        ChainCursor,
+        title="Chain cursors",
+        singular="chain cursor",
+        description="Per chain: the block the indexer reached, the node's head and the last error."
+        " Written by the indexer; read-only.",
+        icon="fa-solid fa-forward",
+        category="Chain",
+    ),
+    AdminTable(
+        ChainProjectionHead,
+        title="Projected blocks",
+        singular="projected block",
+        description="Per chain: the highest block whose logs the projections applied."
+        " Written by the"
+        " chain projections agent; read-only.",
+        icon="fa-solid fa-flag",
+        category="Chain",
+    ),
+    AdminTable(
+        ChainBlock,
+        title="Unfinalized blocks",
+        singular="unfinalized block",
+        description="A block of the indexer's reorg window: number, hash and parent hash."
+        " Written by"
+        " the indexer; read-only.",
+        icon="fa-solid fa-cube",
+        category="Chain",
+    ),
+    AdminTable(
+        ChainWindowLog,
+        title="Window logs",
+        singular="window log",
+        description="A log published for a block of the reorg window, retracted if that block is"
+        " orphaned. Written by the indexer; read-only.",
+        icon="fa-solid fa-clock-rotate-left",
+        category="Chain",
+    ),
+    AdminTable(
+        ChainOutbox,
+        title="Chain outbox",
+        singular="chain outbox record",
+        description="A record waiting to be published on chain.logs.v1, written with the cursor it"
+        " belongs to. Written by the indexer; read-only.",
+        icon="fa-solid fa-paper-plane",
+        category="Chain",
     ),
 )
 

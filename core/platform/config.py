@@ -429,11 +429,68 @@ class ChainSettings(_Base):
     deployer_private_key: SecretStr | None = None
     relayer_private_key: SecretStr | None = None
     bridge_validator_keys: SecretStr | None = Field(default=None, description="comma-separated")
+    indexer_chains: str | None = Field(
+        default=None,
+        description="chains the indexer follows: CHAIN_ID=RPC_URL, comma-separated; default anvil",
+    )
+    indexer_confirmations: int = Field(
+        default=0, ge=0, description="blocks behind the head the indexer stays (0: follow the head)"
+    )
+    indexer_reorg_window: int = Field(
+        default=128,
+        ge=2,
+        description="unfinalized blocks whose hashes are kept; deeper reorg stops",
+    )
+    indexer_start_block: int = Field(default=0, ge=0, description="first block of a new chain")
+    indexer_batch_blocks: int = Field(
+        default=2000, ge=1, description="blocks per eth_getLogs range at most"
+    )
+    indexer_poll_s: float = Field(default=0.5, gt=0, description="wait between polls at the head")
+    indexer_stall_after_s: float = Field(
+        default=120.0, gt=0, description="a head unchanged this long is reported as stalled"
+    )
+    indexer_rpc_timeout_s: float = Field(default=10.0, gt=0)
+    nft_ipfs_gateway: str = Field(
+        default="https://ipfs.io/ipfs/",
+        description="ipfs://CID/path is fetched from GATEWAY+CID/path",
+    )
+    nft_metadata_timeout_s: float = Field(default=5.0, gt=0, description="per metadata fetch")
+    nft_metadata_max_bytes: int = Field(
+        default=256 * 1024, ge=1, description="a metadata document larger than this is refused"
+    )
+    nft_metadata_refresh_cooldown_s: float = Field(
+        default=60.0, ge=0, description="a token's metadata is refetched at most this often"
+    )
+    nft_metadata_allow_private: bool | None = Field(
+        default=None,
+        description="fetch from private/loopback addresses (SSRF guard off); default: local only",
+    )
 
     @property
     def evm_url(self) -> str:
         """JSON-RPC URL of the EVM node (the local anvil unless STRIDE_EVM_RPC_URL is set)."""
         return self.evm_rpc_url or f"http://127.0.0.1:{self.anvil_port}"
+
+    @property
+    def indexed_chains(self) -> dict[int, str]:
+        """chain id -> RPC URL of every chain the indexer follows."""
+        if not self.indexer_chains:
+            return {self.anvil_chain_id: self.evm_url}
+        chains: dict[int, str] = {}
+        for item in self.indexer_chains.split(","):
+            chain_id, sep, url = item.strip().partition("=")
+            if not sep or not chain_id.strip().isdigit() or not url.strip():
+                raise ValueError(f"STRIDE_INDEXER_CHAINS: {item.strip()!r} is not CHAIN_ID=RPC_URL")
+            chains[int(chain_id)] = url.strip()
+        return chains
+
+    @property
+    def nft_metadata_private_allowed(self) -> bool:
+        """Whether metadata may be fetched from private addresses (local development only by
+        default: the SSRF guard is on in production)."""
+        if self.nft_metadata_allow_private is not None:
+            return self.nft_metadata_allow_private
+        return self.is_local
 
 
 class MonitoringSettings(_Base):

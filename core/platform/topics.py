@@ -12,7 +12,9 @@ WEARABLE_SAMPLES = "wearable.samples.v1"
 WEARABLE_SAMPLES_DLQ = "wearable.samples.dlq.v1"
 METRIC_SAMPLES = "metrics.samples.v1"
 METRIC_SAMPLES_DLQ = "metrics.samples.dlq.v1"
-DEAD_LETTER_TOPICS = (GAME_EVENTS_DLQ, WEARABLE_SAMPLES_DLQ, METRIC_SAMPLES_DLQ)
+CHAIN_LOGS = "chain.logs.v1"
+CHAIN_LOGS_DLQ = "chain.logs.dlq.v1"
+DEAD_LETTER_TOPICS = (GAME_EVENTS_DLQ, WEARABLE_SAMPLES_DLQ, METRIC_SAMPLES_DLQ, CHAIN_LOGS_DLQ)
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,8 @@ TOPICS = (
     TopicSpec(WEARABLE_SAMPLES_DLQ, "DeadLetter v1: messages of wearable.samples.v1 not valid"),
     TopicSpec(METRIC_SAMPLES, "MetricSample v1: one per metric per minute, keyed by metric key"),
     TopicSpec(METRIC_SAMPLES_DLQ, "DeadLetter v1: messages of metrics.samples.v1 not valid"),
+    TopicSpec(CHAIN_LOGS, "ChainLog v1: decoded EVM logs and retractions, keyed by chain:contract"),
+    TopicSpec(CHAIN_LOGS_DLQ, "DeadLetter v1: messages of chain.logs.v1 that failed validation"),
 )
 
 

@@ -1,0 +1,225 @@
+"""One chain's follower: poll the head, index the next block range, detect and undo reorgs.
+
+A step (:meth:`ChainIndexer.step`):
+
+1. publish what the outbox still holds (a previous run's step committed but not yet sent);
+2. read the head; if the node's block at the stored tip's height has another hash, the
+   chain forked: find the common ancestor in the window (:mod:`core.chain.reorg`), commit
+   the rollback with a retraction of every orphaned log, publish, and step again;
+3. otherwise fetch the headers of the next range (each must extend the previous one), its
+   logs with one ``eth_getLogs`` (topic0 in the published events), and the range's last
+   header once more: a log whose block hash is not the header's, or a last header that
+   changed meanwhile, means the chain moved under us; the step is redone;
+4. commit headers, records and the cursor in one transaction (:mod:`chain_indexer.store`),
+   then publish them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy.engine import Engine
+
+from chain_indexer import store
+from chain_indexer.publisher import Publisher
+from core.chain.contracts import ChainLog
+from core.chain.decode import decode_log, indexed_topics
+from core.chain.reorg import BlockRef, ReorgTooDeep, common_ancestor, first_break, next_range
+from core.chain.rpc import Rpc
+from core.platform.config import ChainSettings
+
+log = logging.getLogger(__name__)
+OUTBOX_BATCH = 5000
+ANCESTOR_CHUNK = 32  # window blocks asked per round trip while walking back
+
+
+@dataclass(frozen=True)
+class StepResult:
+    indexed_block: int | None
+    head: int
+    published: int = 0
+    retracted: int = 0
+    caught_up: bool = False
+    moved: bool = False  # the chain changed during the step: redo it
+
+
+class WrongChain(RuntimeError):
+    """The node serves another chain than the one configured for it."""
+
+
+class NodeInconsistent(RuntimeError):
+    """The node's answers contradict each other (a head above a block it does not have);
+    retried like an RPC error, and shown as the last error meanwhile."""
+
+
+class ChainIndexer:
+    def __init__(
+        self,
+        chain_id: int,
+        rpc: Rpc,
+        engine: Engine,
+        publisher: Publisher,
+        settings: ChainSettings,
+    ) -> None:
+        self.chain_id = chain_id
+        self.rpc = rpc
+        self.engine = engine
+        self.publisher = publisher
+        self.settings = settings
+        self.topics = indexed_topics()
+        self.head_since = datetime.now(UTC)
+
+    def check_chain_id(self) -> None:
+        actual = self.rpc.chain_id()
+        if actual != self.chain_id:
+            raise WrongChain(
+                f"the node at {self.rpc.url} is chain {actual}, not {self.chain_id}: "
+                "fix STRIDE_INDEXER_CHAINS"
+            )
+
+    def drain_outbox(self) -> int:
+        sent = 0
+        while rows := store.pending_outbox(self.engine, OUTBOX_BATCH):
+            self.publisher.publish([(k.encode(), p.encode()) for _, k, p in rows])
+            store.delete_outbox(self.engine, rows[-1][0])
+            sent += len(rows)
+        return sent
+
+    def step(self) -> StepResult:
+        self.drain_outbox()
+        state = store.load_state(self.engine, self.chain_id)
+        head = self.rpc.block_number()
+        self.head_since = store.note_head(self.engine, self.chain_id, head, datetime.now(UTC))
+        tip = state.tip
+        if tip is not None:
+            (current,) = self.rpc.blocks([tip.number])
+            if current is None or current.hash != tip.hash:
+                retracted = self._roll_back(state.window)
+                return StepResult(tip.number, head, retracted=retracted, moved=True)
+        planned = next_range(
+            state.indexed_block if tip is not None else None,
+            head,
+            confirmations=self.settings.indexer_confirmations,
+            batch_blocks=self.settings.indexer_batch_blocks,
+            start_block=self.settings.indexer_start_block,
+        )
+        if planned is None:
+            return StepResult(state.indexed_block, head, caught_up=True)
+        first, last = planned
+        headers = self.rpc.blocks(range(first, last + 1))
+        present = [h for h in headers if h is not None]
+        if len(present) != len(headers):
+            missing = next(n for n, h in zip(range(first, last + 1), headers, strict=True) if not h)
+            raise NodeInconsistent(
+                f"chain {self.chain_id}: the node reports head {head} but has no block {missing}"
+            )
+        if first_break(tip, present) is not None:
+            return StepResult(state.indexed_block, head, moved=True)
+        raw_logs = self.rpc.logs(first, last, self.topics)
+        (again,) = self.rpc.blocks([last])
+        by_number = {h.number: h for h in present}
+        if again is None or again.hash != present[-1].hash:
+            return StepResult(state.indexed_block, head, moved=True)
+        records: list[ChainLog] = []
+        for raw in raw_logs:
+            header = by_number.get(int(raw["blockNumber"], 16))
+            if header is None or str(raw["blockHash"]).lower() != header.hash:
+                return StepResult(state.indexed_block, head, moved=True)
+            if raw.get("removed"):
+                continue
+            record = decode_log(raw, self.chain_id, header.timestamp)
+            if record is not None:
+                records.append(record)
+        keep_from = last - self.settings.indexer_reorg_window + 1
+        store.commit_forward(self.engine, self.chain_id, present, records, keep_from=keep_from)
+        published = self.drain_outbox()
+        return StepResult(last, head, published=published, caught_up=last >= head)
+
+    def _roll_back(self, window: list[BlockRef]) -> int:
+        canonical: dict[int, str] = {}
+        ancestor = None
+        for offset in range(0, len(window), ANCESTOR_CHUNK):
+            chunk = window[offset : offset + ANCESTOR_CHUNK]
+            for block, node_block in zip(
+                chunk, self.rpc.blocks([b.number for b in chunk]), strict=True
+            ):
+                if node_block is not None:
+                    canonical[block.number] = node_block.hash
+            ancestor = common_ancestor(chunk, canonical)
+            if ancestor is not None:
+                break
+        if ancestor is None:
+            oldest = window[-1].number
+            raise ReorgTooDeep(
+                f"chain {self.chain_id}: the node's chain forked below block {oldest}, the "
+                f"oldest of the {len(window)} blocks the indexer keeps "
+                "(STRIDE_INDEXER_REORG_WINDOW); its projections may hold orphaned logs. "
+                "Raise the window or reindex: `stride chain reset CHAIN_ID`, then restart "
+                "the indexer and the worker"
+            )
+        retracted = store.commit_rollback(self.engine, self.chain_id, ancestor)
+        log.warning(
+            "chain %d: reorg, common ancestor %d (tip was %d), %d logs retracted",
+            self.chain_id,
+            ancestor,
+            window[0].number,
+            retracted,
+        )
+        self.drain_outbox()
+        return retracted
+
+    def catch_up(self, max_steps: int = 10_000) -> StepResult:
+        """Step until the indexer is at ``head - confirmations`` (tests, benchmarks)."""
+        for _ in range(max_steps):
+            result = self.step()
+            if result.caught_up:
+                return result
+        raise RuntimeError(f"chain {self.chain_id}: not caught up after {max_steps} steps")
+
+    def run(self, stop: Callable[[], bool], heartbeat: Callable[[], None] | None = None) -> None:
+        """Follow the chain until ``stop()``; transient errors are recorded and retried with
+        backoff, a reorg deeper than the window stops (raises)."""
+        backoff = 0.0
+        stalled_reported = False
+        checked = False
+        while not stop():
+            try:
+                if not checked:
+                    self.check_chain_id()  # a node down at start is retried like any step
+                    checked = True
+                result = self.step()
+            except (ReorgTooDeep, WrongChain) as exc:
+                store.record_error(self.engine, self.chain_id, str(exc))
+                raise
+            except Exception as exc:
+                backoff = min(30.0, max(0.5, backoff * 2))
+                message = f"{exc.__class__.__name__}: {exc}"
+                log.warning("chain %d: %s; retrying in %.1fs", self.chain_id, message, backoff)
+                try:
+                    store.record_error(self.engine, self.chain_id, message)
+                except Exception:
+                    log.exception("chain %d: could not record the error", self.chain_id)
+                time.sleep(backoff)  # backoff before retrying a failed RPC/database step
+                continue
+            if backoff:
+                backoff = 0.0
+                store.record_error(self.engine, self.chain_id, None)
+            stalled_reported = self._report_stall(stalled_reported)
+            if heartbeat is not None:
+                heartbeat()
+            if result.caught_up:
+                time.sleep(self.settings.indexer_poll_s)  # at the head: poll interval
+
+    def _report_stall(self, reported: bool) -> bool:
+        """Log once when the head has not moved for ``indexer_stall_after_s`` (shown by
+        ``stride chain status`` from the cursor's ``head_changed_at``)."""
+        stalled_s = (datetime.now(UTC) - self.head_since).total_seconds()
+        if stalled_s <= self.settings.indexer_stall_after_s:
+            return False
+        if not reported:
+            log.warning("chain %d: head stalled, unchanged for %.0fs", self.chain_id, stalled_s)
+        return True
