@@ -55,6 +55,7 @@ class PlatformCollector(Collector):
         )
         yield from self._kafka(up)
         yield from self._rewards(up)
+        yield from self._chains(up)
         yield from self._disk()
         yield up
 
@@ -105,6 +106,68 @@ class PlatformCollector(Collector):
             "Age of the oldest pending reward command (0 when none is pending)",
             value=float(oldest),
         )
+
+    def _chains(self, up: GaugeMetricFamily) -> Iterator[GaugeMetricFamily]:
+        """Per indexed chain: the node's head, the indexer's and the projections' blocks,
+        the lag, the outbox and whether the last step failed (``chain_cursors``)."""
+        from datetime import UTC, datetime
+
+        from core.chain.status import chain_statuses
+        from core.platform.db import engine_for
+
+        try:
+            with engine_for(self.settings.readonly_db_url).connect() as conn:
+                chains = chain_statuses(
+                    conn, datetime.now(UTC), self.settings.indexer_stall_after_s
+                )
+        except Exception as exc:
+            log.warning("reading chain_cursors failed: %r", exc)
+            up.add_metric(["chain"], 0)
+            return
+        up.add_metric(["chain"], 1)
+        families = {
+            "head": GaugeMetricFamily(
+                "stride_chain_head_block", "The node's head block", labels=["chain_id"]
+            ),
+            "indexed": GaugeMetricFamily(
+                "stride_chain_indexed_block",
+                "The last block the indexer published to chain.logs.v1",
+                labels=["chain_id"],
+            ),
+            "projected": GaugeMetricFamily(
+                "stride_chain_projected_block",
+                "The highest block whose logs the projections applied",
+                labels=["chain_id"],
+            ),
+            "lag": GaugeMetricFamily(
+                "stride_chain_lag_blocks",
+                "Blocks between the node's head and the indexed block",
+                labels=["chain_id"],
+            ),
+            "outbox": GaugeMetricFamily(
+                "stride_chain_outbox_records",
+                "Records committed by the indexer, not yet acknowledged by Kafka",
+                labels=["chain_id"],
+            ),
+            "error": GaugeMetricFamily(
+                "stride_chain_last_step_failed",
+                "1 when the indexer's last step for the chain failed (see stride chain status)",
+                labels=["chain_id"],
+            ),
+        }
+        for chain in chains:
+            label = [str(chain.chain_id)]
+            for name, value in (
+                ("head", chain.head),
+                ("indexed", chain.indexed_block),
+                ("projected", chain.projected_block),
+                ("lag", chain.lag),
+            ):
+                if value is not None:
+                    families[name].add_metric(label, value)
+            families["outbox"].add_metric(label, chain.outbox)
+            families["error"].add_metric(label, 1 if chain.last_error else 0)
+        yield from families.values()
 
     def _disk(self) -> Iterator[GaugeMetricFamily]:
         avail = GaugeMetricFamily(

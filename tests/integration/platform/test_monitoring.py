@@ -77,6 +77,37 @@ def test_prometheus_sees_a_groups_lag_per_partition(prometheus: str, stack: Stac
     assert query(prometheus, "stride_reward_commands_pending >= 0")
 
 
+def test_prometheus_sees_each_chains_indexer_lag(prometheus: str, db_engine) -> None:
+    """The exporter reads chain_cursors (the indexer's own record): head, indexed block,
+    lag and a failed last step per chain reach Prometheus."""
+    from sqlalchemy import text
+
+    chain_id = 900_000 + uuid.uuid4().int % 99_999
+    with db_engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO chain_cursors (chain_id, indexed_block, head, head_changed_at,"
+                " last_error, last_error_at) VALUES (:c, 100, 120, now(), 'rpc timeout', now())"
+            ),
+            {"c": chain_id},
+        )
+    try:
+
+        def lag() -> list[dict] | None:
+            return query(prometheus, f'stride_chain_lag_blocks{{chain_id="{chain_id}"}}') or None
+
+        (row,) = wait_for("the chain's lag in Prometheus", lag, timeout=30)
+        assert float(row["value"][1]) == 20.0
+        head = query(prometheus, f'stride_chain_head_block{{chain_id="{chain_id}"}}')
+        assert float(head[0]["value"][1]) == 120.0
+        failed = query(prometheus, f'stride_chain_last_step_failed{{chain_id="{chain_id}"}}')
+        assert float(failed[0]["value"][1]) == 1.0
+        assert query(prometheus, 'stride_exporter_source_up{source="chain"} == 1')
+    finally:
+        with db_engine.begin() as conn:
+            conn.execute(text("DELETE FROM chain_cursors WHERE chain_id = :c"), {"c": chain_id})
+
+
 def test_prometheus_evaluates_every_rule_and_alerts_on_a_target_down(prometheus: str) -> None:
     import yaml
 
