@@ -8,10 +8,11 @@ and the lag, so the app can say how fresh a balance is. The routes validate and 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
@@ -193,19 +194,43 @@ def wallet_tokens(
     )
 
 
+@dataclass(frozen=True)
+class NftFilters:
+    """The query of an NFT list: which contracts or named collections, which page, whether
+    with metadata (one declaration for every NFT list route)."""
+
+    contract: list[str] | None
+    collection: list[str] | None
+    limit: int
+    cursor: str | None
+    metadata: bool
+
+
+def nft_filters(
+    contract: Annotated[
+        list[Annotated[str, Query(pattern=ADDRESS)]] | None,
+        Query(max_length=MAX_FILTERS, description="only these contracts (repeatable)"),
+    ] = None,
+    collection: Annotated[
+        list[Annotated[str, Query(min_length=1, max_length=128)]] | None,
+        Query(max_length=MAX_FILTERS, description="only these named collections (repeatable)"),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+    cursor: Annotated[str | None, Query(max_length=400)] = None,
+    metadata: Annotated[bool, Query(description="include each NFT's metadata")] = True,
+) -> NftFilters:
+    return NftFilters(contract, collection, limit, cursor, metadata)
+
+
+NftFiltersDep = Annotated[NftFilters, Depends(nft_filters)]
+
+
 def wallet_nfts(
-    conn: Connection,
-    settings: Settings,
-    chain_id: int,
-    holders: list[str],
-    *,
-    contracts: list[str] | None,
-    collections: list[str] | None,
-    limit: int,
-    cursor: str | None,
-    with_metadata: bool,
+    conn: Connection, settings: Settings, chain_id: int, holders: list[str], filters: NftFilters
 ) -> NftPage:
     """A page of the NFTs of ``holders`` (one wallet, or every wallet a user linked)."""
+    contracts, collections = filters.contract, filters.collection
+    limit, cursor, with_metadata = filters.limit, filters.cursor, filters.metadata
     as_of = _as_of(conn, settings, chain_id)
     wanted: set[str] | None = None
     if contracts:
@@ -257,31 +282,11 @@ def get_my_nfts(
     user_id: AppUserDep,
     engine: EngineDep,
     settings: SettingsDep,
-    contract: Annotated[
-        list[Annotated[str, Query(pattern=ADDRESS)]] | None,
-        Query(max_length=MAX_FILTERS, description="only these contracts (repeatable)"),
-    ] = None,
-    collection: Annotated[
-        list[Annotated[str, Query(min_length=1, max_length=128)]] | None,
-        Query(max_length=MAX_FILTERS, description="only these named collections (repeatable)"),
-    ] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
-    cursor: Annotated[str | None, Query(max_length=400)] = None,
-    metadata: Annotated[bool, Query(description="include each NFT's metadata")] = True,
+    filters: NftFiltersDep,
 ) -> NftPage:
     holders = _linked_wallets(engine, user_id)
     with engine.connect() as conn:
-        return wallet_nfts(
-            conn,
-            settings,
-            chain_id,
-            holders,
-            contracts=contract,
-            collections=collection,
-            limit=limit,
-            cursor=cursor,
-            with_metadata=metadata,
-        )
+        return wallet_nfts(conn, settings, chain_id, holders, filters)
 
 
 @router.get(
@@ -313,30 +318,10 @@ def get_wallet_nfts(
     _caller: CallerDep,
     engine: EngineDep,
     settings: SettingsDep,
-    contract: Annotated[
-        list[Annotated[str, Query(pattern=ADDRESS)]] | None,
-        Query(max_length=MAX_FILTERS, description="only these contracts (repeatable)"),
-    ] = None,
-    collection: Annotated[
-        list[Annotated[str, Query(min_length=1, max_length=128)]] | None,
-        Query(max_length=MAX_FILTERS, description="only these named collections (repeatable)"),
-    ] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
-    cursor: Annotated[str | None, Query(max_length=400)] = None,
-    metadata: Annotated[bool, Query(description="include each NFT's metadata")] = True,
+    filters: NftFiltersDep,
 ) -> NftPage:
     with engine.connect() as conn:
-        return wallet_nfts(
-            conn,
-            settings,
-            chain_id,
-            [address],
-            contracts=contract,
-            collections=collection,
-            limit=limit,
-            cursor=cursor,
-            with_metadata=metadata,
-        )
+        return wallet_nfts(conn, settings, chain_id, [address], filters)
 
 
 def _one(
