@@ -297,6 +297,7 @@ def _sync_alertmanager(engine: Any, settings: Any) -> None:
                 200: "It existed already",
                 403: "A game may subscribe only to its own game's metrics",
                 404: "No such metric",
+                413: f"Body larger than {MAX_BODY_BYTES} bytes",
                 422: "The URL is refused (scheme, credentials, address)",
             }
         ),
