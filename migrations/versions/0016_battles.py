@@ -64,9 +64,7 @@ def upgrade() -> None:
             ),
             nullable=False,
         ),
-        sa.Column(
-            "reason", sa.String(length=500), nullable=True, comment="why it was rejected"
-        ),
+        sa.Column("reason", sa.String(length=500), nullable=True, comment="why it was rejected"),
         sa.Column(
             "result",
             postgresql.JSONB(astext_type=sa.Text()),
@@ -78,9 +76,7 @@ def upgrade() -> None:
         sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("battle_id", name=op.f("pk_battles")),
-        sa.UniqueConstraint(
-            "game_id", "idempotency_key", name="uq_battles_game_idempotency_key"
-        ),
+        sa.UniqueConstraint("game_id", "idempotency_key", name="uq_battles_game_idempotency_key"),
     )
     op.create_index(
         "ix_battles_game_requested_at", "battles", ["game_id", "requested_at"], unique=False
