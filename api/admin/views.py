@@ -98,7 +98,7 @@ from api.admin.display import (
 from api.admin.display import related_links as display_related_links
 from api.admin.listing import CURSOR_PARAMS, ScalableListView, stopped_statements_explained
 from api.admin.query import csv_safe
-from core.battles.models import Battle, Player, RatingChange
+from core.battles.models import Battle, MatchTicket, Player, RatingChange
 from core.chain.models import (
     ChainBlock,
     ChainCursor,
@@ -755,6 +755,15 @@ ADMIN_TABLES: tuple[AdminTable, ...] = (
             Link("battle_id", "battles"),
             Link("player_id", "players", key=("game_id", "player_id")),
         ),
+    ),
+    AdminTable(
+        MatchTicket,
+        title="Match tickets",
+        description="A player waiting for a battle in one game and mode: waiting, matched"
+        " (with its battle) or expired. Written by the API and the matchmaker; read-only.",
+        icon="fa-solid fa-ticket",
+        category="Battles",
+        links=(GAME, Link("battle_id", "battles")),
     ),
 )
 

@@ -22,9 +22,9 @@ from api.body import limited_body_route
 from api.deps import EngineDep
 from api.errors import NOT_JSON, error_responses
 from api.kafka import KAFKA_ERRORS, ProducerDep
-from core.battles import profiles
-from core.battles.contracts import IncomingBattle
-from core.battles.models import BattleStatus
+from core.battles import matchmaking, profiles
+from core.battles.contracts import IncomingBattle, Mode
+from core.battles.models import BattleStatus, TicketStatus
 from core.battles.store import BattleView, get_battle, queue_battle
 from core.identity.ids import PLAYER_ID_PATTERN
 from core.platform.topics import BATTLE_REQUESTS
@@ -102,6 +102,27 @@ class PlayerPublic(BaseModel):
     updated_at: datetime
 
 
+class TicketCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    player_id: str = Field(pattern=PLAYER_ID_PATTERN)
+    mode: Mode
+
+
+class TicketPublic(BaseModel):
+    ticket_id: uuid.UUID
+    game_id: str
+    mode: str
+    player_id: str
+    status: TicketStatus = Field(description="waiting, matched (see battle_id) or expired")
+    battle_id: uuid.UUID | None
+    created_at: datetime
+
+
+def _ticket(view: matchmaking.TicketView) -> TicketPublic:
+    return TicketPublic(**vars(view))
+
+
 def _battle(view: BattleView) -> BattlePublic:
     return BattlePublic(
         battle_id=view.battle_id,
@@ -152,6 +173,42 @@ async def post_battle(
         record = (str(request.battle_id).encode(), request.model_dump_json().encode())
         await producer.produce(BATTLE_REQUESTS, [record], retry=RETRY)
     return QueuedBattle(battle_id=view.battle_id, status=view.status, created=created)
+
+
+@router.post(
+    "/tickets",
+    status_code=201,
+    response_model=TicketPublic,
+    summary="Put a player in the matchmaking queue of a mode (one waiting ticket per player)",
+    responses={
+        **GAME_KEY_ERRORS,
+        **QUOTA_ERRORS,
+        **NOT_JSON,
+        **error_responses(
+            {
+                404: "The player is deactivated (player_not_found)",
+                409: "The player already waits (player_already_waiting)",
+            }
+        ),
+    },
+)
+def join_queue(body: TicketCreate, game_id: GameDep, engine: EngineDep) -> TicketPublic:
+    with Session(engine) as session, session.begin():
+        ticket = matchmaking.join_queue(
+            session, game_id, body.player_id, body.mode, now=datetime.now(UTC)
+        )
+    return _ticket(ticket)
+
+
+@router.get(
+    "/tickets/{ticket_id}",
+    response_model=TicketPublic,
+    summary="A matchmaking ticket: waiting, matched with its battle, or expired",
+    responses={**GAME_KEY_ERRORS, **error_responses({404: "No such ticket (ticket_not_found)"})},
+)
+def read_ticket(ticket_id: uuid.UUID, game_id: GameDep, engine: EngineDep) -> TicketPublic:
+    with Session(engine) as session:
+        return _ticket(matchmaking.get_ticket(session, game_id, ticket_id))
 
 
 @router.get(

@@ -21,6 +21,7 @@ from sqlalchemy import (
     UniqueConstraint,
     Uuid,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
@@ -98,3 +99,38 @@ class RatingChange(Base):
     mu_after: Mapped[float] = mapped_column(Double)
     sigma_after: Mapped[float] = mapped_column(Double)
     rated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class TicketStatus(enum.StrEnum):
+    waiting = "waiting"
+    matched = "matched"
+    expired = "expired"
+
+
+class MatchTicket(Base):
+    """A player waiting for a battle in one game and mode; a player holds one waiting ticket
+    at a time (partial unique index), and a matched ticket names its battle."""
+
+    __tablename__ = "match_tickets"
+    __table_args__ = (
+        Index(
+            "uq_match_tickets_waiting_player",
+            "game_id",
+            "player_id",
+            unique=True,
+            postgresql_where=text("status = 'waiting'"),
+        ),
+        Index("ix_match_tickets_queue", "game_id", "mode", "status", "created_at"),
+    )
+
+    ticket_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    game_id: Mapped[str] = mapped_column(String(64))
+    mode: Mapped[str] = mapped_column(String(64))
+    player_id: Mapped[str] = mapped_column(String(128))
+    mu: Mapped[float] = mapped_column(Double, comment="the player's rating when they joined")
+    status: Mapped[TicketStatus] = mapped_column(
+        Enum(TicketStatus, name="ticket_status", native_enum=False, length=16)
+    )
+    battle_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

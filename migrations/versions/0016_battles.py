@@ -1,5 +1,6 @@
 """Battles: player profiles with ratings and records, battles (queued, resolved or rejected
-with the seed and engine version), rating history. Only new tables; a downgrade drops them.
+with the seed and engine version), rating history, matchmaking tickets. Only new tables;
+a downgrade drops them.
 
 Revision ID: 0016
 Revises: 0015
@@ -101,8 +102,46 @@ def upgrade() -> None:
         unique=False,
     )
 
+    op.create_table(
+        "match_tickets",
+        sa.Column("ticket_id", sa.Uuid(), nullable=False),
+        sa.Column("game_id", sa.String(length=64), nullable=False),
+        sa.Column("mode", sa.String(length=64), nullable=False),
+        sa.Column("player_id", sa.String(length=128), nullable=False),
+        sa.Column(
+            "mu", sa.Double(), nullable=False, comment="the player's rating when they joined"
+        ),
+        sa.Column(
+            "status",
+            sa.Enum(
+                "waiting", "matched", "expired", name="ticket_status", native_enum=False, length=16
+            ),
+            nullable=False,
+        ),
+        sa.Column("battle_id", sa.Uuid(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("closed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("ticket_id", name=op.f("pk_match_tickets")),
+    )
+    op.create_index(
+        "uq_match_tickets_waiting_player",
+        "match_tickets",
+        ["game_id", "player_id"],
+        unique=True,
+        postgresql_where=sa.text("status = 'waiting'"),
+    )
+    op.create_index(
+        "ix_match_tickets_queue",
+        "match_tickets",
+        ["game_id", "mode", "status", "created_at"],
+        unique=False,
+    )
+
 
 def downgrade() -> None:
+    op.drop_index("ix_match_tickets_queue", table_name="match_tickets")
+    op.drop_index("uq_match_tickets_waiting_player", table_name="match_tickets")
+    op.drop_table("match_tickets")
     op.drop_index("ix_rating_history_player", table_name="rating_history")
     op.drop_table("rating_history")
     op.drop_index("ix_battles_game_requested_at", table_name="battles")
