@@ -13,6 +13,7 @@ from openskill.models import PlackettLuce
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from cli.battles_cmd import match
 from core.battles.contracts import BattleRequest
 from core.platform.messages import DeadLetter
 from core.platform.topics import BATTLE_REQUESTS, BATTLE_REQUESTS_DLQ
@@ -228,3 +229,25 @@ def test_battles_need_the_game_key_and_a_valid_body(api: httpx.Client, game: Gam
     twice = api.post("/v1/battles", json={"mode": "duel", "sides": [["a"], ["a"]]}, headers=key)
     assert twice.status_code == 422 and "more than once" in twice.text
     assert api.get(f"/v1/battles/{uuid.uuid4()}", headers=key).status_code == 404
+
+
+def test_players_queued_through_the_api_are_matched_and_their_battle_resolved(
+    api: httpx.Client, game: GameWithKey
+) -> None:
+    key = {"X-Api-Key": game.api_key}
+    tickets = []
+    for player in ("liz", "max"):
+        response = api.post(
+            "/v1/battles/tickets", json={"player_id": player, "mode": "duel"}, headers=key
+        )
+        assert response.status_code == 201, response.text
+        tickets.append(response.json())
+    again = api.post("/v1/battles/tickets", json={"player_id": "liz", "mode": "duel"}, headers=key)
+    assert again.status_code == 409 and again.json()["code"] == "player_already_waiting"
+
+    match(game.game_id, "duel", once=True)  # `stride battles match GAME duel --once`
+    ticket = api.get(f"/v1/battles/tickets/{tickets[0]['ticket_id']}", headers=key).json()
+    assert ticket["status"] == "matched"
+    resolved = wait_done(api, game, ticket["battle_id"])
+    assert resolved["status"] == "resolved"
+    assert sorted(p for side in resolved["sides"] for p in side) == ["liz", "max"]
