@@ -14,6 +14,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from cli.battles_cmd import match
+from cli.services import SERVICES
+from cli.stack import Stack
 from core.battles.contracts import BattleRequest
 from core.platform.messages import DeadLetter
 from core.platform.topics import BATTLE_REQUESTS, BATTLE_REQUESTS_DLQ
@@ -170,6 +172,85 @@ def test_duplicates_and_retries_change_nothing(
     wait_for("the marker's totals", lambda: "hal" in totals(db_engine, game.game_id))
     got = totals(db_engine, game.game_id)
     assert (got["eve"]["matches"], got["fay"]["matches"]) == (1, 1)
+
+
+def _everything(engine: Engine, except_game: str) -> list:
+    queries = (
+        "SELECT game_id, player_id, mu, sigma, battles, wins, losses FROM players",
+        "SELECT battle_id, status, result::text, seed, resolved_at FROM battles",
+        "SELECT battle_id, player_id, mu_before, mu_after FROM rating_history",
+        "SELECT game_id, player_id, matches, wins, total_score FROM player_totals",
+    )
+    with engine.connect() as conn:
+        return [
+            conn.execute(
+                text(f"{q} WHERE game_id <> :g ORDER BY 1, 2"),  # the queries above, no input
+                {"g": except_game},
+            ).all()
+            for q in queries
+        ]
+
+
+def test_a_replay_of_the_topic_from_offset_zero_changes_nothing(
+    api: httpx.Client,
+    game: GameWithKey,
+    db_engine: Engine,
+    worker: Stack,
+    stack_settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ids = [post_battle(api, game, [[f"r{i}"], [f"s{i}"]])["battle_id"] for i in range(6)]
+    for battle_id in ids:
+        wait_done(api, game, battle_id)
+    sentinel_game = f"s-{uuid.uuid4().hex[:10]}"
+    wait_for("the match results", lambda: len(totals(db_engine, game.game_id)) == 12)
+    worker.stop("worker", report=lambda _m: None)
+    before = _everything(db_engine, sentinel_game)
+
+    # One marker battle per partition, after everything else: when the replaying group has
+    # resolved all of them, it has read every partition from offset 0 to the end.
+    producer = KafkaProducer(bootstrap_servers=stack_settings.kafka_bootstrap, acks="all")
+    partitions = sorted(producer.partitions_for(BATTLE_REQUESTS))
+    markers = []
+    for partition in partitions:
+        marker = BattleRequest(
+            battle_id=uuid.uuid4(),
+            game_id=sentinel_game,
+            mode="duel",
+            sides=[[f"m{partition}"], [f"n{partition}"]],
+            requested_at=datetime.now(UTC),
+        )
+        markers.append(marker.battle_id)
+        producer.send(BATTLE_REQUESTS, marker.model_dump_json().encode(), partition=partition).get(
+            30
+        )
+    producer.close()
+
+    replay_id = f"replay-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("STRIDE_STREAMS_APP_ID", replay_id)
+    replay = Stack(stack_settings.model_copy(update={"streams_app_id": replay_id}), SERVICES)
+    replay.up(["worker"], report=lambda _m: None)
+    try:
+        wait_for(
+            "the marker battles resolved",
+            lambda: _resolved(db_engine, markers) == len(markers),
+            timeout=120,
+        )
+    finally:
+        replay.stop("worker", report=lambda _m: None)
+        monkeypatch.delenv("STRIDE_STREAMS_APP_ID")
+        worker.up(["worker"], report=lambda _m: None)
+    assert _everything(db_engine, sentinel_game) == before
+
+
+def _resolved(engine: Engine, battle_ids: list) -> int:
+    with engine.connect() as conn:
+        return conn.execute(
+            text(
+                "SELECT count(*) FROM battles WHERE battle_id = ANY(:ids) AND status = 'resolved'"
+            ),
+            {"ids": battle_ids},
+        ).scalar_one()
 
 
 def test_a_malformed_request_lands_in_the_dlq_with_its_reason(stack_settings) -> None:
