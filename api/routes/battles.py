@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
@@ -167,8 +168,12 @@ async def post_battle(
     body: IncomingBattle, game_id: GameDep, engine: EngineDep, producer: ProducerDep
 ) -> QueuedBattle:
     request = body.stamp(game_id, body.battle_id(game_id), datetime.now(UTC))
-    with Session(engine) as session, session.begin():
-        view, created = queue_battle(session, request, body.idempotency_key)
+
+    def queue() -> tuple[BattleView, bool]:
+        with Session(engine) as session, session.begin():
+            return queue_battle(session, request, body.idempotency_key)
+
+    view, created = await run_in_threadpool(queue)  # the event loop keeps serving
     if view.status == BattleStatus.queued:  # a retry may find it resolved already
         record = (str(request.battle_id).encode(), request.model_dump_json().encode())
         await producer.produce(BATTLE_REQUESTS, [record], retry=RETRY)
