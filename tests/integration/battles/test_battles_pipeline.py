@@ -3,6 +3,8 @@ history) -> match_result on game.events.v1 -> player totals, with the real servi
 duplicates change nothing, malformed requests land in the DLQ with the reason."""
 
 import json
+import os
+import signal
 import uuid
 from datetime import UTC, datetime
 
@@ -241,6 +243,41 @@ def test_a_replay_of_the_topic_from_offset_zero_changes_nothing(
         monkeypatch.delenv("STRIDE_STREAMS_APP_ID")
         worker.up(["worker"], report=lambda _m: None)
     assert _everything(db_engine, sentinel_game) == before
+
+
+def test_kill_9_of_the_engine_mid_stream_changes_nothing(
+    api: httpx.Client, game: GameWithKey, db_engine: Engine, worker: Stack
+) -> None:
+    """Battles posted while the worker is killed and after: each is resolved and rated once."""
+    ids = [post_battle(api, game, [[f"k{i}"], [f"l{i}"]])["battle_id"] for i in range(20)]
+    pid = worker.pid("worker")
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)  # its Faust processes die with it (PR_SET_PDEATHSIG)
+    os.waitpid(pid, 0)
+    ids += [post_battle(api, game, [[f"k{i}"], [f"l{i}"]])["battle_id"] for i in range(20, 30)]
+    worker.up(["worker"], report=lambda _m: None)
+    wait_for("every battle resolved", lambda: _resolved(db_engine, ids) == len(ids))
+    with db_engine.connect() as conn:
+        rated = conn.execute(
+            text(
+                "SELECT count(*), count(DISTINCT (battle_id, player_id)) FROM rating_history"
+                " WHERE game_id = :g"
+            ),
+            {"g": game.game_id},
+        ).one()
+        records = (
+            conn.execute(
+                text("SELECT DISTINCT battles FROM players WHERE game_id = :g"), {"g": game.game_id}
+            )
+            .scalars()
+            .all()
+        )
+    assert tuple(rated) == (60, 60)
+    assert records == [1]
+    got = wait_for(
+        "the match results", lambda: len(t := totals(db_engine, game.game_id)) == 60 and t
+    )
+    assert {row["matches"] for row in got.values()} == {1}
 
 
 def _resolved(engine: Engine, battle_ids: list) -> int:
