@@ -10,11 +10,12 @@ from typing import Annotated
 import typer
 from kafka import KafkaProducer
 from rich.console import Console
+from sqlalchemy.engine import Engine
 
 from core.battles import matchmaking, profiles
 from core.battles.contracts import BattleRequest
 from core.battles.store import BattleNotFound, get_battle
-from core.platform.config import get_settings
+from core.platform.config import BattleSettings, get_settings
 from core.platform.db import engine_for, session_scope
 from core.platform.topics import BATTLE_REQUESTS
 
@@ -35,6 +36,18 @@ def _publish(producer: KafkaProducer, requests: list[BattleRequest]) -> None:
         future.get(timeout=30)
 
 
+def run_pass(
+    engine: Engine, producer: KafkaProducer, game_id: str, mode: str, settings: BattleSettings
+) -> tuple[int, int, int]:
+    """One matcher pass, its battles produced: (battles queued, tickets expired, battles
+    republished)."""
+    now = datetime.now(UTC)
+    outcome = matchmaking.match_pass(engine, game_id, mode, settings, now=now)
+    stuck = matchmaking.unpublished(engine, game_id, now - timedelta(seconds=REPUBLISH_AFTER_S))
+    _publish(producer, outcome.battles + stuck)
+    return len(outcome.battles), outcome.expired, len(stuck)
+
+
 @battles_app.command("match")
 def match(
     game_id: Annotated[str, typer.Argument(help="The game id.")],
@@ -49,16 +62,10 @@ def match(
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
     try:
         while True:
-            now = datetime.now(UTC)
-            outcome = matchmaking.match_pass(engine, game_id, mode, settings, now=now)
-            stuck = matchmaking.unpublished(
-                engine, game_id, now - timedelta(seconds=REPUBLISH_AFTER_S)
-            )
-            _publish(producer, outcome.battles + stuck)
-            if outcome.battles or outcome.expired or stuck:
+            queued, expired, stuck = run_pass(engine, producer, game_id, mode, settings)
+            if queued or expired or stuck:
                 console.print(
-                    f"{len(outcome.battles)} battles queued, {outcome.expired} tickets expired,"
-                    f" {len(stuck)} republished"
+                    f"{queued} battles queued, {expired} tickets expired, {stuck} republished"
                 )
             if once:
                 return

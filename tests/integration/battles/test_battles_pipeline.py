@@ -14,8 +14,10 @@ from kafka import KafkaProducer
 from openskill.models import PlackettLuce
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
+from typer.testing import CliRunner
 
 from cli.battles_cmd import match
+from cli.main import app
 from cli.services import SERVICES
 from cli.stack import Stack
 from core.battles.contracts import BattleRequest
@@ -369,3 +371,12 @@ def test_players_queued_through_the_api_are_matched_and_their_battle_resolved(
     resolved = wait_done(api, game, ticket["battle_id"])
     assert resolved["status"] == "resolved"
     assert sorted(p for side in resolved["sides"] for p in side) == ["liz", "max"]
+
+
+def test_stride_demo_runs_matchmaking_and_battles(live_api: str) -> None:
+    result = CliRunner().invoke(
+        app, ["demo", "--rate", "20", "--duration", "0.5", "--battles", "3", "--seed", "7"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "3 duels matched, 3 resolved and rated" in result.output
+    assert "best battle ratings" in result.output
