@@ -14,6 +14,7 @@ from api.errors import INVALID, install_error_handlers
 from api.kafka import kafka_lifespan
 from api.middleware import RequestIdMiddleware
 from api.routes import (
+    battles,
     chain,
     events,
     health,
@@ -51,7 +52,17 @@ def create_app() -> FastAPI:
     app.add_middleware(RequestIdMiddleware, access_log_enabled=get_settings().api_access_log)
     install_error_handlers(app)
     app.include_router(health.router)
-    for resource in (scores, events, leaderboards, wearables, wallets, players, metrics, chain):
+    for resource in (
+        scores,
+        events,
+        leaderboards,
+        wearables,
+        wallets,
+        players,
+        metrics,
+        chain,
+        battles,
+    ):
         # Every 422 is an ErrorBody, also where a route does not say so (FastAPI's default
         # schema for it would be HTTPValidationError, which this API never answers).
         app.include_router(resource.router, responses=INVALID)

@@ -2,7 +2,9 @@
 
 It registers (or re-keys) a demo game with a best-score leaderboard, posts a realistic mix
 of events at a fixed rate through ``POST /v1/events/batch``, waits until the worker has
-applied them, and prints the top of the leaderboard and the pending reward commands.
+applied them, and prints the top of the leaderboard and the pending reward commands. With
+``--battles N`` it then queues 2N players for duels (``POST /v1/battles/tickets``), runs the
+matcher until they are paired, waits for the battle engine and prints the best ratings.
 """
 
 from __future__ import annotations
@@ -15,17 +17,19 @@ from typing import Annotated, Any
 
 import httpx
 import typer
+from kafka import KafkaProducer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from sqlalchemy import text
 
+from cli.battles_cmd import run_pass
 from core.identity.game_keys import GameExists, create_game, rotate_key
 from core.leaderboards.definitions import create_leaderboard
 from core.leaderboards.errors import LeaderboardExists
 from core.leaderboards.reads import top
 from core.leaderboards.rules import Operator
-from core.platform.config import get_settings
+from core.platform.config import Settings, get_settings
 from core.platform.db import get_engine, session_scope
 
 console = Console()
@@ -133,6 +137,10 @@ def demo(
     game_id: Annotated[str, typer.Option(help="Game id of the demo game.")] = "stride-demo",
     seed: Annotated[int | None, typer.Option(help="Random seed, for a repeatable run.")] = None,
     top_n: Annotated[int, typer.Option(min=1, max=100, help="Leaderboard rows to show.")] = 10,
+    battles: Annotated[
+        int,
+        typer.Option(min=0, max=10_000, help="Then matchmake this many duels and show ratings."),
+    ] = 0,
 ) -> None:
     """Run a synthetic game server against the local stack (`stride up` first)."""
     settings = get_settings()
@@ -189,6 +197,72 @@ def demo(
             "is the worker running? (`stride status worker`)[/]"
         )
     _print_results(leaderboard_id, game_id, top_n)
+    if battles:
+        run_battles(settings, key, game_id, battles, rng, top_n)
+
+
+def run_battles(
+    settings: Settings, key: str, game_id: str, count: int, rng: random.Random, top_n: int
+) -> None:
+    """Queue ``2 * count`` players for duels through the API, run the matcher until they
+    are all matched, wait for the engine, and show the best ratings."""
+    headers = {"X-Api-Key": key}
+    run = uuid.uuid4().hex[:6]
+    players = [f"duelist-{run}-{i}" for i in range(2 * count)]
+    rng.shuffle(players)
+    with httpx.Client(base_url=settings.api_url, timeout=30) as client:
+        for player in players:
+            response = client.post(
+                "/v1/battles/tickets", json={"player_id": player, "mode": "duel"}, headers=headers
+            )
+            if response.status_code != 201:
+                console.print(f"[bold red]error:[/] {response.status_code} {response.text}")
+                raise typer.Exit(1)
+    engine = get_engine()
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    queued = 0
+    try:
+        with console.status("matchmaking...") as status:
+            deadline = time.monotonic() + 120
+            while queued < count and time.monotonic() < deadline:
+                queued += run_pass(engine, producer, game_id, "duel", settings)[0]
+                status.update(f"matchmaking: {queued}/{count} duels queued")
+                time.sleep(settings.battles_match_interval_s)  # the matcher's own pacing
+    finally:
+        producer.close()
+    with console.status("waiting for the battle engine...") as status:
+        deadline = time.monotonic() + 120
+        while (done := _resolved_duels(game_id, run)) < queued and time.monotonic() < deadline:
+            status.update(f"waiting for the battle engine: {done}/{queued} resolved")
+            time.sleep(0.2)
+    console.print(f"{queued} duels matched, {done} resolved and rated")
+    with get_engine().connect() as conn:
+        best = conn.execute(
+            text(
+                "SELECT player_id, mu, sigma, wins, losses FROM players WHERE game_id = :g"
+                " ORDER BY mu - 3 * sigma DESC LIMIT :n"
+            ),
+            {"g": game_id, "n": top_n},
+        ).all()
+    table = Table(title="best battle ratings (mu - 3 sigma)")
+    for column in ("player", "mu", "sigma", "wins", "losses"):
+        table.add_column(column)
+    for row in best:
+        table.add_row(
+            row.player_id, f"{row.mu:.2f}", f"{row.sigma:.2f}", str(row.wins), str(row.losses)
+        )
+    console.print(table)
+
+
+def _resolved_duels(game_id: str, run: str) -> int:
+    with get_engine().connect() as conn:
+        return conn.execute(
+            text(
+                "SELECT count(*) FROM battles WHERE game_id = :g AND status = 'resolved'"
+                " AND sides->0->>0 LIKE :run"
+            ),
+            {"g": game_id, "run": f"duelist-{run}-%"},
+        ).scalar_one()
 
 
 def _print_results(leaderboard_id: str, game_id: str, top_n: int) -> None:

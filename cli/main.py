@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cli.backup_cmd import backup_app
+from cli.battles_cmd import battles_app
 from cli.chain_cmd import chain_app
 from cli.contracts_cmd import bridge_app, contracts_app
 from cli.db_cmd import db_app
@@ -45,6 +46,7 @@ app.add_typer(contracts_app, name="contracts")
 app.add_typer(bridge_app, name="bridge")
 app.add_typer(backup_app, name="backup")
 app.add_typer(chain_app, name="chain")
+app.add_typer(battles_app, name="battles")
 
 console = Console()
 err = Console(stderr=True)

@@ -4,6 +4,7 @@ Each domain keeps its own models; importing this module registers all of them, f
 the admin panel and the tests.
 """
 
+from core.battles import models as battle_models  # noqa: F401
 from core.chain import models as chain_models  # noqa: F401
 from core.events import models as event_models  # noqa: F401
 from core.identity import models as identity_models  # noqa: F401

@@ -110,10 +110,15 @@ def stop_workers(children: list[subprocess.Popen], signum: int) -> list[int]:
     return [child.wait() for child in children]
 
 
-# The agents of each role's app. The chain projections share the scoring processes (and
-# their consumer group): both write PostgreSQL, and the chain's volume is small beside it.
+# The agents of each role's app. The chain projections and the battle engine share the
+# scoring processes (and their consumer group): all write PostgreSQL, and the chain's and
+# the battles' volumes are small beside the events'.
 _AGENTS = {
-    SCORING: ("streams.agents.scoring", "streams.agents.chain_projections"),
+    SCORING: (
+        "streams.agents.scoring",
+        "streams.agents.chain_projections",
+        "streams.agents.battles",
+    ),
     LAKE_SINK: ("streams.agents.lake_sink",),
     METRIC_ALERTS: ("streams.agents.metric_alerts",),
 }

@@ -98,6 +98,7 @@ from api.admin.display import (
 from api.admin.display import related_links as display_related_links
 from api.admin.listing import CURSOR_PARAMS, ScalableListView, stopped_statements_explained
 from api.admin.query import csv_safe
+from core.battles.models import Battle, MatchTicket, Player, RatingChange
 from core.chain.models import (
     ChainBlock,
     ChainCursor,
@@ -709,6 +710,60 @@ ADMIN_TABLES: tuple[AdminTable, ...] = (
         " belongs to. Written by the indexer; read-only.",
         icon="fa-solid fa-paper-plane",
         category="Chain",
+    ),
+    # Written by the battle engine agent: read-only except what a support person fixes.
+    AdminTable(
+        Player,
+        title="Battle players",
+        description="A game's player as battles know them: display name, OpenSkill rating"
+        " (mu, sigma) and record. Created by the game server or on a first battle, rated by"
+        " the battle engine; editors may rename or deactivate a player.",
+        editable=("display_name", "is_active"),
+        icon="fa-solid fa-user-ninja",
+        category="Battles",
+        links=(GAME,),
+        related=(
+            Related(
+                "Rating history",
+                "rating_history",
+                (("game_id", "game_id"), ("player_id", "player_id")),
+            ),
+        ),
+    ),
+    AdminTable(
+        Battle,
+        title="Battles",
+        description="A battle a game server queued: queued, resolved with its ranks, seed and"
+        " engine version, or rejected with the reason. Written by the API and the battle"
+        " engine; read-only.",
+        icon="fa-solid fa-khanda",
+        category="Battles",
+        list_first=("game_id", "mode", "status", "sides", "requested_at"),
+        links=(GAME,),
+        related=(Related("Rating changes", "rating_history", (("battle_id", "battle_id"),)),),
+    ),
+    AdminTable(
+        RatingChange,
+        title="Rating history",
+        singular="rating change",
+        description="One player's rating before and after one battle, applied once per battle"
+        " and player. Written by the battle engine; read-only.",
+        icon="fa-solid fa-chart-line",
+        category="Battles",
+        links=(
+            GAME,
+            Link("battle_id", "battles"),
+            Link("player_id", "players", key=("game_id", "player_id")),
+        ),
+    ),
+    AdminTable(
+        MatchTicket,
+        title="Match tickets",
+        description="A player waiting for a battle in one game and mode: waiting, matched"
+        " (with its battle) or expired. Written by the API and the matchmaker; read-only.",
+        icon="fa-solid fa-ticket",
+        category="Battles",
+        links=(GAME, Link("battle_id", "battles")),
     ),
 )
 

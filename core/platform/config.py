@@ -585,6 +585,24 @@ class WalletSettings(ApiSettings, ChainSettings):
         return {self.anvil_chain_id: self.evm_url}
 
 
+class BattleSettings(_Base):
+    """Matchmaking: the rating window that widens with waiting time, stale tickets."""
+
+    battles_match_window: float = Field(
+        default=3.0, ge=0, description="rating points (mu) two waiting players may differ"
+    )
+    battles_match_widen_per_s: float = Field(
+        default=1.0, ge=0, description="the window grows this much per second of waiting"
+    )
+    battles_match_window_max: float = Field(default=25.0, ge=0, description="widest window")
+    battles_ticket_ttl_s: float = Field(
+        default=120.0, gt=0, description="a ticket not matched this long expires"
+    )
+    battles_match_interval_s: float = Field(
+        default=0.5, gt=0, description="stride battles match: wait between passes"
+    )
+
+
 class MetricsSettings(_Base):
     """Metrics and alerts: the sampler, retention, the alert agent, Alertmanager, market data."""
 
@@ -657,6 +675,7 @@ class Settings(
     MonitoringSettings,
     BackupSettings,
     MetricsSettings,
+    BattleSettings,
 ):
     """All configuration of Stride: every group at once. Field ``foo`` is read from
     ``STRIDE_FOO``. Code that needs one concern takes that group's type (e.g. a

@@ -14,7 +14,15 @@ METRIC_SAMPLES = "metrics.samples.v1"
 METRIC_SAMPLES_DLQ = "metrics.samples.dlq.v1"
 CHAIN_LOGS = "chain.logs.v1"
 CHAIN_LOGS_DLQ = "chain.logs.dlq.v1"
-DEAD_LETTER_TOPICS = (GAME_EVENTS_DLQ, WEARABLE_SAMPLES_DLQ, METRIC_SAMPLES_DLQ, CHAIN_LOGS_DLQ)
+BATTLE_REQUESTS = "battles.requests.v1"
+BATTLE_REQUESTS_DLQ = "battles.requests.dlq.v1"
+DEAD_LETTER_TOPICS = (
+    GAME_EVENTS_DLQ,
+    WEARABLE_SAMPLES_DLQ,
+    METRIC_SAMPLES_DLQ,
+    CHAIN_LOGS_DLQ,
+    BATTLE_REQUESTS_DLQ,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +43,8 @@ TOPICS = (
     TopicSpec(METRIC_SAMPLES_DLQ, "DeadLetter v1: messages of metrics.samples.v1 not valid"),
     TopicSpec(CHAIN_LOGS, "ChainLog v1: decoded EVM logs and retractions, keyed by chain:contract"),
     TopicSpec(CHAIN_LOGS_DLQ, "DeadLetter v1: messages of chain.logs.v1 that failed validation"),
+    TopicSpec(BATTLE_REQUESTS, "BattleRequest v1: battles queued by game servers, keyed by id"),
+    TopicSpec(BATTLE_REQUESTS_DLQ, "DeadLetter v1: messages of battles.requests.v1 not valid"),
 )
 
 

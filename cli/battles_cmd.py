@@ -1,0 +1,120 @@
+"""``stride battles``: run the matchmaker, show a battle or a player's battle profile."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+import typer
+from kafka import KafkaProducer
+from rich.console import Console
+from sqlalchemy.engine import Engine
+
+from core.battles import matchmaking, profiles
+from core.battles.contracts import BattleRequest
+from core.battles.store import BattleNotFound, get_battle
+from core.platform.config import BattleSettings, get_settings
+from core.platform.db import engine_for, session_scope
+from core.platform.topics import BATTLE_REQUESTS
+
+battles_app = typer.Typer(help="Battles: matchmaking, results, profiles.", no_args_is_help=True)
+console = Console()
+err = Console(stderr=True)
+REPUBLISH_AFTER_S = 10.0  # a matched battle still queued this long was never published
+
+
+def _publish(producer: KafkaProducer, requests: list[BattleRequest]) -> None:
+    futures = [
+        producer.send(
+            BATTLE_REQUESTS, key=str(r.battle_id).encode(), value=r.model_dump_json().encode()
+        )
+        for r in requests
+    ]
+    for future in futures:
+        future.get(timeout=30)
+
+
+def run_pass(
+    engine: Engine, producer: KafkaProducer, game_id: str, mode: str, settings: BattleSettings
+) -> tuple[int, int, int]:
+    """One matcher pass, its battles produced: (battles queued, tickets expired, battles
+    republished)."""
+    now = datetime.now(UTC)
+    outcome = matchmaking.match_pass(engine, game_id, mode, settings, now=now)
+    stuck = matchmaking.unpublished(engine, game_id, now - timedelta(seconds=REPUBLISH_AFTER_S))
+    _publish(producer, outcome.battles + stuck)
+    return len(outcome.battles), outcome.expired, len(stuck)
+
+
+@battles_app.command("match")
+def match(
+    game_id: Annotated[str, typer.Argument(help="The game id.")],
+    mode: Annotated[str, typer.Argument(help="The mode whose queue to match, e.g. duel.")],
+    once: Annotated[bool, typer.Option(help="One pass, then exit.")] = False,
+) -> None:
+    """Pair waiting players by rating and queue their battles (Ctrl-C stops).
+
+    Several matchers may run at once: each pass locks the tickets it takes (SKIP LOCKED)."""
+    settings = get_settings()
+    engine = engine_for(settings.db_url)
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    try:
+        while True:
+            queued, expired, stuck = run_pass(engine, producer, game_id, mode, settings)
+            if queued or expired or stuck:
+                console.print(
+                    f"{queued} battles queued, {expired} tickets expired, {stuck} republished"
+                )
+            if once:
+                return
+            time.sleep(settings.battles_match_interval_s)  # the queue is polled, by design
+    except KeyboardInterrupt:
+        pass
+    finally:
+        producer.close()
+
+
+@battles_app.command("show")
+def show(
+    game_id: Annotated[str, typer.Argument(help="The game id.")],
+    battle_id: Annotated[str, typer.Argument(help="The battle id (a UUID).")],
+) -> None:
+    """A battle: its status, ranks, seed and rating changes."""
+    try:
+        with session_scope() as session:
+            battle = get_battle(session, game_id, uuid.UUID(battle_id))
+    except (BattleNotFound, ValueError) as exc:
+        err.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+    console.print(f"battle {battle.battle_id} ({battle.mode}): [bold]{battle.status}[/]")
+    if battle.reason:
+        console.print(f"reason: {battle.reason}")
+    for index, side in enumerate(battle.sides):
+        rank = battle.ranks[index] if battle.ranks else "-"
+        console.print(f"  side {index + 1}: {', '.join(side)}  rank {rank}")
+    for change in battle.rating_changes:
+        console.print(f"  {change.player_id}: mu {change.mu_before:.2f} -> {change.mu_after:.2f}")
+    if battle.seed is not None:
+        console.print(f"seed {battle.seed}, engine version {battle.engine_version}")
+
+
+@battles_app.command("player")
+def player(
+    game_id: Annotated[str, typer.Argument(help="The game id.")],
+    player_id: Annotated[str, typer.Argument(help="The game's player id.")],
+) -> None:
+    """A player's battle profile: rating and record."""
+    try:
+        with session_scope() as session:
+            profile = profiles.show_player(session, game_id, player_id)
+    except profiles.PlayerNotFound as exc:
+        err.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+    state = "active" if profile.is_active else "deactivated"
+    console.print(
+        f"{profile.display_name} ({profile.player_id}, {state}): mu {profile.mu:.2f},"
+        f" sigma {profile.sigma:.2f}; {profile.battles} battles, {profile.wins} wins,"
+        f" {profile.losses} losses"
+    )

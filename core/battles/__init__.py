@@ -1,0 +1,1 @@
+"""Battles: player profiles with ratings, queued battle requests, the engine, ratings."""
