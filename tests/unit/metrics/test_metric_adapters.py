@@ -72,6 +72,7 @@ def test_catalog_has_per_game_token_and_topic_metrics() -> None:
         "kafka.dlq/wearable.samples.dlq.v1",
         "kafka.dlq/metrics.samples.dlq.v1",
         "kafka.dlq/chain.logs.dlq.v1",
+        "kafka.dlq/battles.requests.dlq.v1",
         "wearables.samples",
         "market.price/BTCUSDT",
         "market.volume/BTCUSDT",
