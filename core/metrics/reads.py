@@ -20,7 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from core.metrics.catalog import CatalogEntry
-from core.metrics.rules import Point, RankBy, downsample, trailing_means
+from core.metrics.rules import RankBy
 
 MAX_SERIES_HOURS = 24 * 7
 MAX_RANKING_MINUTES = 24 * 60 * 7
@@ -37,55 +37,70 @@ class SeriesPoint:
     threshold: float | None  # fire_factor x baseline
 
 
+# The rule's baseline along the series, in one pass of a window function over the
+# metric's primary-key range (the day and the window before it): for each sample, the
+# count and mean of the samples in [minute - window, minute), the point itself excluded and
+# gaps skipped, as ``rules.trailing_means`` computes them. Downsampled buckets (aligned on
+# the series' start) average the values and the baselines of the minutes they hold.
+_SERIES = """
+    WITH samples AS (
+        SELECT minute, value, count(*) OVER w AS n, avg(value) OVER w AS mean
+        FROM metric_samples
+        WHERE metric_id = :id AND minute >= :from AND minute < :end
+        WINDOW w AS (ORDER BY minute RANGE BETWEEN CAST(:window AS interval) PRECEDING
+            AND INTERVAL '1 microsecond' PRECEDING)
+    ),
+    shown AS (
+        SELECT minute, value, CASE WHEN n >= :min_samples THEN mean END AS baseline
+        FROM samples WHERE minute >= :start
+    )
+"""
+# Constant fragments joined, never input:
+_SERIES_MINUTES = text(
+    _SERIES  # noqa: S608
+    + "SELECT minute, value, value AS min, value AS max, 1 AS count, baseline FROM shown"
+    " ORDER BY minute"
+)
+_SERIES_BUCKETS = text(
+    _SERIES  # noqa: S608
+    + "SELECT date_bin(CAST(:step AS interval), minute, CAST(:start AS timestamptz)) AS minute,"
+    " avg(value) AS value, min(value) AS min, max(value) AS max, count(*) AS count,"
+    " avg(baseline) AS baseline FROM shown GROUP BY 1 ORDER BY 1"
+)
+
+
 def series(
     conn: Connection, metric: CatalogEntry, end: datetime, hours: int = 24, step_minutes: int = 1
 ) -> list[SeriesPoint]:
     """Samples of ``[end - hours, end)`` (gaps absent), each with the rule's baseline and
     line; ``step_minutes > 1`` averages buckets aligned on the window's start."""
     start = end - timedelta(hours=hours)
+    window = timedelta(minutes=metric.window_minutes)
     rows = conn.execute(
-        text(
-            "SELECT minute, value FROM metric_samples WHERE metric_id = :id"
-            " AND minute >= :from AND minute < :end ORDER BY minute"
-        ),
-        {"id": metric.id, "from": start - timedelta(minutes=metric.window_minutes), "end": end},
+        _SERIES_BUCKETS if step_minutes > 1 else _SERIES_MINUTES,
+        {
+            "id": metric.id,
+            "from": start - window,
+            "start": start,
+            "end": end,
+            "window": window,
+            "min_samples": metric.min_samples,
+            "step": timedelta(minutes=step_minutes),
+        },
     ).all()
-    points = [Point(r.minute, r.value) for r in rows]
-    means = trailing_means(points, metric.window_minutes, metric.min_samples)
-    shown = [(p, m) for p, m in zip(points, means, strict=True) if p.minute >= start]
-    if step_minutes <= 1:
-        return [
-            SeriesPoint(
-                p.minute,
-                p.value,
-                p.value,
-                p.value,
-                1,
-                m,
-                None if m is None else metric.fire_factor * m,
-            )
-            for p, m in shown
-        ]
-    buckets = downsample([p for p, _ in shown], step_minutes, start)
-    step = timedelta(minutes=step_minutes)
-    out = []
-    for bucket in buckets:
-        inside = [
-            m for p, m in shown if bucket.start <= p.minute < bucket.start + step and m is not None
-        ]
-        baseline = sum(inside) / len(inside) if inside else None
-        out.append(
-            SeriesPoint(
-                bucket.start,
-                bucket.mean,
-                bucket.min,
-                bucket.max,
-                bucket.count,
-                baseline,
-                None if baseline is None else metric.fire_factor * baseline,
-            )
+    factor = metric.fire_factor
+    return [
+        SeriesPoint(
+            r.minute,
+            r.value,
+            r.min,
+            r.max,
+            int(r.count),
+            r.baseline,
+            None if r.baseline is None else factor * r.baseline,
         )
-    return out
+        for r in rows
+    ]
 
 
 @dataclass(frozen=True)
