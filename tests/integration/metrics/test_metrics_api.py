@@ -106,6 +106,18 @@ def test_the_series_matches_postgresql_minute_by_minute(
     assert [(p["value"], p["min"], p["max"], p["count"]) for p in hourly] == [
         (pytest.approx(float(b[1])), b[2], b[3], b[4]) for b in buckets
     ]
+    # A bucket's baseline: the mean of its minutes' baselines (those judged).
+    judged: dict[str, list[float]] = {}
+    for point, bucket_start in zip(got, [b for b in buckets for _ in range(b[4])], strict=True):
+        if point["baseline"] is not None:
+            judged.setdefault(bucket_start[0].isoformat(), []).append(point["baseline"])
+    assert [(p["minute"].replace("Z", "+00:00"), p["baseline"]) for p in hourly] == [
+        (
+            b[0].isoformat(),
+            pytest.approx(math.fsum(v) / len(v)) if (v := judged.get(b[0].isoformat())) else None,
+        )
+        for b in buckets
+    ]
 
 
 def test_the_ranking_matches_postgresql_and_cv_is_the_default(
