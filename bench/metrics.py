@@ -151,6 +151,14 @@ def run(settings: object, args: argparse.Namespace) -> dict:
             conn.execute(text("ANALYZE metric_samples"))
         keys = [f"bench.metric/{i}" for i in range(1, args.metrics + 1)]
         series_ms = time_series(engine, keys, now, args)  # the loaded 24 h
+        with engine.connect() as conn:
+            entry = metric_by_key(conn, random.choice(keys))
+            assert entry is not None
+            statement, params = reads.series_query(entry, now)
+            plan = conn.execute(
+                text("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + statement.text), params
+            ).scalars()
+            print("\n".join(plan))
         return {
             "_load": round(load, 2),
             "load_average_at_end": round(os.getloadavg()[0], 2),

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.engine import Connection
 
 from core.metrics.catalog import CatalogEntry
@@ -58,15 +58,32 @@ _SERIES = """
 # Constant fragments joined, never input:
 _SERIES_MINUTES = text(
     _SERIES  # noqa: S608
-    + "SELECT minute, value, value AS min, value AS max, 1 AS count, baseline FROM shown"
+    + "SELECT minute, value, value AS min, value AS max, 1 AS n, baseline FROM shown"
     " ORDER BY minute"
 )
 _SERIES_BUCKETS = text(
     _SERIES  # noqa: S608
     + "SELECT date_bin(CAST(:step AS interval), minute, CAST(:start AS timestamptz)) AS minute,"
-    " avg(value) AS value, min(value) AS min, max(value) AS max, count(*) AS count,"
+    " avg(value) AS value, min(value) AS min, max(value) AS max, count(*) AS n,"
     " avg(baseline) AS baseline FROM shown GROUP BY 1 ORDER BY 1"
 )
+
+
+def series_query(
+    metric: CatalogEntry, end: datetime, hours: int = 24, step_minutes: int = 1
+) -> tuple[TextClause, dict[str, Any]]:
+    """The statement :func:`series` runs and its parameters (``bench.metrics`` explains it)."""
+    start = end - timedelta(hours=hours)
+    window = timedelta(minutes=metric.window_minutes)
+    return _SERIES_BUCKETS if step_minutes > 1 else _SERIES_MINUTES, {
+        "id": metric.id,
+        "from": start - window,
+        "start": start,
+        "end": end,
+        "window": window,
+        "min_samples": metric.min_samples,
+        "step": timedelta(minutes=step_minutes),
+    }
 
 
 def series(
@@ -74,20 +91,7 @@ def series(
 ) -> list[SeriesPoint]:
     """Samples of ``[end - hours, end)`` (gaps absent), each with the rule's baseline and
     line; ``step_minutes > 1`` averages buckets aligned on the window's start."""
-    start = end - timedelta(hours=hours)
-    window = timedelta(minutes=metric.window_minutes)
-    rows = conn.execute(
-        _SERIES_BUCKETS if step_minutes > 1 else _SERIES_MINUTES,
-        {
-            "id": metric.id,
-            "from": start - window,
-            "start": start,
-            "end": end,
-            "window": window,
-            "min_samples": metric.min_samples,
-            "step": timedelta(minutes=step_minutes),
-        },
-    ).all()
+    rows = conn.execute(*series_query(metric, end, hours, step_minutes)).all()
     factor = metric.fire_factor
     return [
         SeriesPoint(
@@ -95,7 +99,7 @@ def series(
             r.value,
             r.min,
             r.max,
-            int(r.count),
+            int(r.n),
             r.baseline,
             None if r.baseline is None else factor * r.baseline,
         )
