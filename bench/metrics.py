@@ -14,9 +14,12 @@ functions the services and the API call:
 * ``reads.series`` (24 h of one random metric) and ``reads.ranking`` (every metric, 24 h);
 * spike to webhook: ``apply_samples`` of a spike until the receiver recorded the webhook.
 
-Prints the figures and writes ``bench/results/metrics.json``.
+Prints the figures and writes ``bench/results/metrics.json``. ``--series-only`` starts
+PostgreSQL alone, loads the samples, times only the series reads, prints the plan of one
+(``EXPLAIN ANALYZE``) and writes ``bench/results/metrics_series.json``.
 
     .venv/bin/python -m bench.metrics [--metrics 10000] [--hours 24] [--series 300] [--rankings 20]
+    .venv/bin/python -m bench.metrics --series-only --series 500
 """
 
 from __future__ import annotations

@@ -1,6 +1,9 @@
 """What the API reads: a metric's series with its baseline and 3x line, the volatility
 ranking, the alerts. Figures are computed by the rules of ``core.metrics.rules`` (the same
-ones the alert agent applies), so the chart shows the line the alert uses.
+ones the alert agent applies), so the chart shows the line the alert uses. The series'
+baseline stays a Python pass over the rows: PostgreSQL's moving ``avg`` over a RANGE frame
+recomputes each frame for a double (no inverse transition), measured 2-5x slower than the
+fetch plus this pass (docs/metrics.md, performance).
 
 The ranking reads whole hours from the rollups, which the sampler keeps current, so its
 window starts on an hour (:func:`ranking_start`). It orders metrics by the coefficient of
@@ -20,7 +23,7 @@ from sqlalchemy import TextClause, text
 from sqlalchemy.engine import Connection
 
 from core.metrics.catalog import CatalogEntry
-from core.metrics.rules import RankBy
+from core.metrics.rules import Point, RankBy, downsample, trailing_means
 
 MAX_SERIES_HOURS = 24 * 7
 MAX_RANKING_MINUTES = 24 * 60 * 7
@@ -37,52 +40,23 @@ class SeriesPoint:
     threshold: float | None  # fire_factor x baseline
 
 
-# The rule's baseline along the series, in one pass of a window function over the
-# metric's primary-key range (the day and the window before it): for each sample, the
-# count and mean of the samples in [minute - window, minute), the point itself excluded and
-# gaps skipped, as ``rules.trailing_means`` computes them. Downsampled buckets (aligned on
-# the series' start) average the values and the baselines of the minutes they hold.
-_SERIES = """
-    WITH samples AS (
-        SELECT minute, value, count(*) OVER w AS n, avg(value) OVER w AS mean
-        FROM metric_samples
-        WHERE metric_id = :id AND minute >= :from AND minute < :end
-        WINDOW w AS (ORDER BY minute RANGE BETWEEN CAST(:window AS interval) PRECEDING
-            AND INTERVAL '1 microsecond' PRECEDING)
-    ),
-    shown AS (
-        SELECT minute, value, CASE WHEN n >= :min_samples THEN mean END AS baseline
-        FROM samples WHERE minute >= :start
-    )
-"""
-# Constant fragments joined, never input:
-_SERIES_MINUTES = text(
-    _SERIES  # noqa: S608
-    + "SELECT minute, value, value AS min, value AS max, 1 AS n, baseline FROM shown"
-    " ORDER BY minute"
-)
-_SERIES_BUCKETS = text(
-    _SERIES  # noqa: S608
-    + "SELECT date_bin(CAST(:step AS interval), minute, CAST(:start AS timestamptz)) AS minute,"
-    " avg(value) AS value, min(value) AS min, max(value) AS max, count(*) AS n,"
-    " avg(baseline) AS baseline FROM shown GROUP BY 1 ORDER BY 1"
+# One primary-key range per partition: the metric's samples of the series and of the
+# baseline's window before it (about 1,500 rows for 24 h).
+_SERIES_ROWS = text(
+    "SELECT minute, value FROM metric_samples WHERE metric_id = :id"
+    " AND minute >= :from AND minute < :end ORDER BY minute"
 )
 
 
 def series_query(
-    metric: CatalogEntry, end: datetime, hours: int = 24, step_minutes: int = 1
+    metric: CatalogEntry, end: datetime, hours: int = 24
 ) -> tuple[TextClause, dict[str, Any]]:
-    """The statement :func:`series` runs and its parameters (``bench.metrics`` explains it)."""
+    """The read :func:`series` runs and its parameters (``bench.metrics`` explains it)."""
     start = end - timedelta(hours=hours)
-    window = timedelta(minutes=metric.window_minutes)
-    return _SERIES_BUCKETS if step_minutes > 1 else _SERIES_MINUTES, {
+    return _SERIES_ROWS, {
         "id": metric.id,
-        "from": start - window,
-        "start": start,
+        "from": start - timedelta(minutes=metric.window_minutes),
         "end": end,
-        "window": window,
-        "min_samples": metric.min_samples,
-        "step": timedelta(minutes=step_minutes),
     }
 
 
@@ -91,20 +65,44 @@ def series(
 ) -> list[SeriesPoint]:
     """Samples of ``[end - hours, end)`` (gaps absent), each with the rule's baseline and
     line; ``step_minutes > 1`` averages buckets aligned on the window's start."""
-    rows = conn.execute(*series_query(metric, end, hours, step_minutes)).all()
-    factor = metric.fire_factor
-    return [
-        SeriesPoint(
-            r.minute,
-            r.value,
-            r.min,
-            r.max,
-            int(r.n),
-            r.baseline,
-            None if r.baseline is None else factor * r.baseline,
+    start = end - timedelta(hours=hours)
+    rows = conn.execute(*series_query(metric, end, hours)).all()
+    points = [Point(r.minute, r.value) for r in rows]
+    means = trailing_means(points, metric.window_minutes, metric.min_samples)
+    shown = [(p, m) for p, m in zip(points, means, strict=True) if p.minute >= start]
+    if step_minutes <= 1:
+        return [
+            SeriesPoint(
+                p.minute,
+                p.value,
+                p.value,
+                p.value,
+                1,
+                m,
+                None if m is None else metric.fire_factor * m,
+            )
+            for p, m in shown
+        ]
+    buckets = downsample([p for p, _ in shown], step_minutes, start)
+    step = timedelta(minutes=step_minutes)
+    out = []
+    for bucket in buckets:
+        inside = [
+            m for p, m in shown if bucket.start <= p.minute < bucket.start + step and m is not None
+        ]
+        baseline = sum(inside) / len(inside) if inside else None
+        out.append(
+            SeriesPoint(
+                bucket.start,
+                bucket.mean,
+                bucket.min,
+                bucket.max,
+                bucket.count,
+                baseline,
+                None if baseline is None else metric.fire_factor * baseline,
+            )
         )
-        for r in rows
-    ]
+    return out
 
 
 @dataclass(frozen=True)
