@@ -14,9 +14,13 @@ functions the services and the API call:
 * ``reads.series`` (24 h of one random metric) and ``reads.ranking`` (every metric, 24 h);
 * spike to webhook: ``apply_samples`` of a spike until the receiver recorded the webhook.
 
-Prints the figures and writes ``bench/results/metrics.json``.
+Prints the figures and writes ``bench/results/metrics.json``. ``--series-only`` starts
+PostgreSQL alone, loads the samples, times only the series reads, prints the plan of one
+(``EXPLAIN ANALYZE``) and writes ``bench/results/metrics_series.json``;
+``--covering-index`` adds an index ``(metric_id, minute) INCLUDE (value)`` first.
 
     .venv/bin/python -m bench.metrics [--metrics 10000] [--hours 24] [--series 300] [--rankings 20]
+    .venv/bin/python -m bench.metrics --series-only --series 500 [--covering-index]
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results" / "metrics.json"
+SERIES_RESULTS = RESULTS.with_name("metrics_series.json")
 
 
 def pct(values: list[float], q: float) -> float:
@@ -45,6 +50,18 @@ def main() -> None:
     parser.add_argument("--hours", type=int, default=24)
     parser.add_argument("--series", type=int, default=300, help="series reads timed")
     parser.add_argument("--rankings", type=int, default=20, help="ranking reads timed")
+    parser.add_argument(
+        "--series-only",
+        action="store_true",
+        help="load the samples and time only the series reads (no sampler, agent, ranking "
+        "or webhook; results go to metrics_series.json)",
+    )
+    parser.add_argument(
+        "--covering-index",
+        action="store_true",
+        help="with --series-only: first add an index (metric_id, minute) INCLUDE (value) and "
+        "VACUUM, to measure index-only series reads (no migration has it yet)",
+    )
     args = parser.parse_args()
 
     from cli.services import SERVICES, isolated_stack_env
@@ -57,16 +74,41 @@ def main() -> None:
     get_settings.cache_clear()
     settings = get_settings()
     stack = Stack(settings, SERVICES)
+    services = (
+        ["postgres"] if args.series_only else ["postgres", "kafka", "webhooks", "alertmanager"]
+    )
     try:
-        stack.up(["postgres", "kafka", "webhooks", "alertmanager"], report=lambda _m: None)
+        stack.up(services, report=lambda _m: None)
         results = run(settings, args)
     finally:
         stack.down(report=lambda _m: None)
         shutil.rmtree(state, ignore_errors=True)
     results["load_average_at_start"] = results.pop("_load")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    out = SERIES_RESULTS if args.series_only else RESULTS
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    return {"p50": round(pct(values, 0.5), 2), "p99": round(pct(values, 0.99), 2)}
+
+
+def time_series(engine: object, keys: list[str], end: datetime, args: argparse.Namespace) -> list:
+    """Milliseconds of ``reads.series`` (24 h before ``end`` of a random metric), one per read."""
+    from core.metrics import reads
+    from core.metrics.catalog import metric_by_key
+
+    series_ms = []
+    with engine.connect() as conn:  # type: ignore[attr-defined]
+        for _ in range(args.series):
+            entry = metric_by_key(conn, random.choice(keys))
+            assert entry is not None
+            t = time.perf_counter()
+            points = reads.series(conn, entry, end)
+            series_ms.append((time.perf_counter() - t) * 1000)
+        assert len(points) >= args.hours * 60
+    return series_ms
 
 
 def run(settings: object, args: argparse.Namespace) -> dict:
@@ -114,6 +156,40 @@ def run(settings: object, args: argparse.Namespace) -> dict:
         )
     load_s = time.perf_counter() - t
     rows = args.metrics * args.hours * 60
+    if args.series_only:
+        with engine.begin() as conn:
+            conn.execute(text("ANALYZE metric_samples"))
+        if args.covering_index:
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.execute(
+                    text(
+                        "CREATE INDEX ix_bench_samples_covering ON metric_samples"
+                        " (metric_id, minute) INCLUDE (value)"
+                    )
+                )
+                conn.execute(text("VACUUM ANALYZE metric_samples"))
+        keys = [f"bench.metric/{i}" for i in range(1, args.metrics + 1)]
+        series_ms = time_series(engine, keys, now, args)  # the loaded 24 h
+        with engine.connect() as conn:
+            entry = metric_by_key(conn, random.choice(keys))
+            assert entry is not None
+            statement, params = reads.series_query(entry, now)
+            plan = conn.execute(
+                text("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + statement.text), params
+            ).scalars()
+            print("\n".join(plan))
+        return {
+            "_load": round(load, 2),
+            "load_average_at_end": round(os.getloadavg()[0], 2),
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+            "metrics": args.metrics,
+            "hours": args.hours,
+            "sample_rows": rows,
+            "load_rows_s": round(load_s, 1),
+            "series_reads": len(series_ms),
+            "covering_index": args.covering_index,
+            "series_24h_ms": _percentiles(series_ms),
+        }
     t = time.perf_counter()
     with engine.begin() as conn:
         # Every hour, the current one too: the sampler keeps the current hour's rollup
@@ -145,15 +221,9 @@ def run(settings: object, args: argparse.Namespace) -> dict:
     outcome = apply_samples(engine, settings, published)
     agent_s, agent_cpu = time.perf_counter() - t, time.process_time() - cpu
 
-    series_ms = []
+    # With the sampler's minute `now`: 24 h and a minute back.
+    series_ms = time_series(engine, keys, now + timedelta(minutes=1), args)
     with engine.connect() as conn:
-        for _ in range(args.series):
-            entry = metric_by_key(conn, random.choice(keys))
-            assert entry is not None
-            t = time.perf_counter()
-            points = reads.series(conn, entry, now + timedelta(minutes=1))
-            series_ms.append((time.perf_counter() - t) * 1000)
-        assert len(points) >= args.hours * 60
         ranking_ms = []
         for index in range(args.rankings):
             t = time.perf_counter()
@@ -217,10 +287,7 @@ def run(settings: object, args: argparse.Namespace) -> dict:
         "agent_samples_per_s": round(samples / agent_s),
         "agent_cpu_us_per_sample": round(agent_cpu / samples * 1e6, 1),
         "agent_judged": outcome.judged,
-        "series_24h_ms": {
-            "p50": round(pct(series_ms, 0.5), 2),
-            "p99": round(pct(series_ms, 0.99), 2),
-        },
+        "series_24h_ms": _percentiles(series_ms),
         "ranking_24h_ms": {
             "p50": round(pct(ranking_ms, 0.5), 1),
             "p99": round(pct(ranking_ms, 0.99), 1),

@@ -4,8 +4,9 @@ Each :class:`MetricKind` is a family (one metric per game, per token, per topic,
 pair); :func:`wanted_metrics` lists the metrics the platform has now and :func:`sync_catalog`
 upserts them into ``metrics`` (a metric of these kinds that stops existing, e.g. of a
 deactivated game, is kept with ``is_active = false`` so its history stays readable; metrics
-of other kinds, added by hand, are left alone). The chain metrics
-(marketplace volume, floor price, transfers) join once the chain projections exist.
+of other kinds, added by hand, are left alone). The chain metrics are per chain and
+contract: ERC-20 transfer volume per token, marketplace volume and floor price per
+collection and currency (prices in different currencies do not add up).
 """
 
 from __future__ import annotations
@@ -74,6 +75,24 @@ MARKET_VOLUME = MetricKind(
     "base",
     "market data",
 )
+TOKEN_TRANSFERS = MetricKind(
+    "chain.transfers",
+    "ERC-20 token {} transferred in the minute (canonical Transfer logs by block time)",
+    "base units",
+    "chain_logs",
+)
+MARKETPLACE_VOLUME = MetricKind(
+    "marketplace.volume",
+    "sale prices of collection-currency {} sold in the minute (by block time)",
+    "currency base units",
+    "marketplace_sales",
+)
+MARKETPLACE_FLOOR = MetricKind(
+    "marketplace.floor",
+    "lowest price of an active listing of collection-currency {} at the minute's end",
+    "currency base units",
+    "chain_logs (Listed, Sale, ListingCancelled)",
+)
 KINDS = (
     GAME_EVENTS,
     GAME_ACTIVE_PLAYERS,
@@ -84,6 +103,9 @@ KINDS = (
     WEARABLE_SAMPLES_IN,
     MARKET_PRICE,
     MARKET_VOLUME,
+    TOKEN_TRANSFERS,
+    MARKETPLACE_VOLUME,
+    MARKETPLACE_FLOOR,
 )
 
 
@@ -113,6 +135,16 @@ def _of(kind: MetricKind, member: str | None, game_id: str | None = None) -> Wan
     )
 
 
+def token_member(chain_id: int, contract: str) -> str:
+    """The member of a token's metric: ``31337-0x5fbd…`` (chain id, contract)."""
+    return f"{chain_id}-{contract}"
+
+
+def collection_member(chain_id: int, collection: str, currency: str) -> str:
+    """The member of a collection's metrics: chain id, collection, listing currency."""
+    return f"{chain_id}-{collection}-{currency}"
+
+
 def market_pairs(settings: MetricsSettings) -> list[str]:
     """The trading pairs sampled: none while market data is disabled (no URL)."""
     if not settings.metrics_market_url:
@@ -121,9 +153,14 @@ def market_pairs(settings: MetricsSettings) -> list[str]:
 
 
 def wanted_metrics(
-    games: Iterable[str], tokens: Iterable[str], pairs: Sequence[str]
+    games: Iterable[str],
+    tokens: Iterable[str],
+    pairs: Sequence[str],
+    token_contracts: Iterable[str] = (),
+    collections: Iterable[str] = (),
 ) -> list[WantedMetric]:
-    """Every metric the platform has, given its games, reward tokens and trading pairs."""
+    """Every metric the platform has, given its games, reward tokens, trading pairs, the
+    ERC-20 contracts seen on chain and the listed collections (as members)."""
     wanted: list[WantedMetric] = []
     for game in sorted(set(games)):
         wanted += [_of(k, game, game) for k in (GAME_EVENTS, GAME_ACTIVE_PLAYERS, GAME_MATCHES)]
@@ -133,6 +170,9 @@ def wanted_metrics(
     wanted.append(_of(WEARABLE_SAMPLES_IN, None))
     for pair in pairs:
         wanted += [_of(MARKET_PRICE, pair), _of(MARKET_VOLUME, pair)]
+    wanted += [_of(TOKEN_TRANSFERS, t) for t in sorted(set(token_contracts))]
+    for collection in sorted(set(collections)):
+        wanted += [_of(MARKETPLACE_VOLUME, collection), _of(MARKETPLACE_FLOOR, collection)]
     return wanted
 
 
@@ -149,11 +189,24 @@ _UPSERT = text(
 )
 
 
+# The chain's members: ERC-20 contracts with a canonical Transfer, collections with a
+# canonical listing (in each listing's currency).
+_TOKEN_CONTRACTS = text(
+    "SELECT DISTINCT chain_id, contract FROM chain_logs"
+    " WHERE canonical AND event = 'Transfer' AND standard = 'erc20'"
+)
+_COLLECTIONS = text("SELECT DISTINCT chain_id, collection, currency FROM marketplace_listings")
+
+
 def sync_catalog(engine: Engine, settings: MetricsSettings, reward: RewardSettings) -> int:
     """Upsert the wanted metrics, deactivate the others; returns how many are active."""
     with engine.begin() as conn:
         games = conn.execute(text("SELECT game_id FROM games WHERE is_active")).scalars().all()
-        wanted = wanted_metrics(games, [reward.reward_token], market_pairs(settings))
+        token_contracts = [token_member(*r) for r in conn.execute(_TOKEN_CONTRACTS)]
+        collections = [collection_member(*r) for r in conn.execute(_COLLECTIONS)]
+        wanted = wanted_metrics(
+            games, [reward.reward_token], market_pairs(settings), token_contracts, collections
+        )
         conn.execute(_UPSERT, json_rows(w.__dict__ for w in wanted))
         conn.execute(
             text(

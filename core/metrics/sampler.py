@@ -31,7 +31,7 @@ from core.metrics.catalog import sync_catalog as sync_metrics_catalog
 from core.metrics.contracts import MetricSampleV1
 from core.metrics.market import MarketDataSource
 from core.metrics.rules import minute_of
-from core.metrics.sources import TopicCounter, table_readings, topic_readings
+from core.metrics.sources import TopicCounter, chain_readings, table_readings, topic_readings
 from core.platform.config import Settings
 from core.platform.db import json_rows
 
@@ -114,6 +114,7 @@ class Sampler:
         with self.engine.connect() as conn:
             metrics = catalog(conn)
             readings = table_readings(conn, metrics, minute)
+            readings |= chain_readings(conn, metrics, minute)
         if self.counter is not None:
             readings |= topic_readings(self.counter, metrics, minute)
         if self.market is not None:

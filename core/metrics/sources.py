@@ -20,11 +20,16 @@ from core.metrics.catalog import (
     GAME_ACTIVE_PLAYERS,
     GAME_EVENTS,
     GAME_MATCHES,
+    MARKETPLACE_FLOOR,
+    MARKETPLACE_VOLUME,
+    TOKEN_TRANSFERS,
     TOKENS_BURNED,
     TOKENS_MINTED,
     WEARABLE_SAMPLES_IN,
     CatalogEntry,
+    collection_member,
     metric_key,
+    token_member,
 )
 from core.platform.topics import WEARABLE_SAMPLES
 
@@ -69,6 +74,78 @@ def table_readings(
         if key in readings:
             readings[key] = float(row.amount)
     return readings
+
+
+# Chain logs are counted by their block's time (unix seconds), canonical ones only (as the
+# indexer knows them when the minute is sampled): a minute's figure is the blocks of that
+# minute, whenever their logs were projected.
+_TRANSFERS = text(
+    """
+    SELECT l.chain_id, l.contract, sum((m->>'amount')::numeric) AS amount
+    FROM chain_logs l CROSS JOIN LATERAL jsonb_array_elements(l.moves) AS m
+    WHERE l.canonical AND l.event = 'Transfer' AND l.standard = 'erc20'
+      AND l.block_timestamp >= :start AND l.block_timestamp < :end
+    GROUP BY l.chain_id, l.contract
+    """
+)
+_SALES = text(
+    """
+    SELECT chain_id, collection, currency, sum(price) AS volume FROM (
+        SELECT s.chain_id, s.collection, l.args->>'currency' AS currency, s.price
+        FROM marketplace_sales s JOIN chain_logs l
+          ON l.canonical AND l.chain_id = s.chain_id AND l.contract = s.marketplace
+          AND l.event = 'Listed' AND (l.args->>'listingId')::numeric = s.listing_id
+        WHERE s.block_timestamp >= :start AND s.block_timestamp < :end
+    ) sold GROUP BY chain_id, collection, currency
+    """
+)
+# The floor as of the minute's end, from the logs (the marketplace_listings view says what
+# is active now, not then): listed before the end, neither sold nor cancelled before it, and
+# not expired (the contract refuses a purchase once expiry <= block time).
+_FLOORS = text(
+    """
+    SELECT l.chain_id, l.args->>'collection' AS collection, l.args->>'currency' AS currency,
+        min((l.args->>'price')::numeric) AS floor
+    FROM chain_logs l
+    WHERE l.canonical AND l.event = 'Listed' AND l.block_timestamp < :end
+      AND (l.args->>'expiry')::bigint > :end
+      AND NOT EXISTS (
+        SELECT 1 FROM chain_logs x
+        WHERE x.canonical AND x.chain_id = l.chain_id AND x.contract = l.contract
+          AND x.event IN ('Sale', 'ListingCancelled')
+          AND x.args->>'listingId' = l.args->>'listingId' AND x.block_timestamp < :end)
+    GROUP BY 1, 2, 3
+    """
+)
+
+
+def chain_readings(
+    conn: Connection, metrics: Sequence[CatalogEntry], minute: datetime
+) -> dict[str, float]:
+    """Token transfer and marketplace volume (0 where nothing moved) and floor prices
+    (absent where nothing was listed: no floor is not a floor of 0) for ``minute``."""
+    kinds = {TOKEN_TRANSFERS.kind, MARKETPLACE_VOLUME.kind, MARKETPLACE_FLOOR.kind}
+    wanted = {m.key for m in metrics if m.kind in kinds}
+    if not wanted:
+        return {}
+    window = {
+        "start": int(minute.timestamp()),
+        "end": int((minute + timedelta(minutes=1)).timestamp()),
+    }
+    readings: dict[str, float] = {
+        m.key: 0.0 for m in metrics if m.kind in (TOKEN_TRANSFERS.kind, MARKETPLACE_VOLUME.kind)
+    }
+    for row in conn.execute(_TRANSFERS, window):
+        readings[metric_key(TOKEN_TRANSFERS, token_member(row.chain_id, row.contract))] = float(
+            row.amount
+        )
+    for row in conn.execute(_SALES, window):
+        member = collection_member(row.chain_id, row.collection, row.currency)
+        readings[metric_key(MARKETPLACE_VOLUME, member)] = float(row.volume)
+    for row in conn.execute(_FLOORS, window):
+        member = collection_member(row.chain_id, row.collection, row.currency)
+        readings[metric_key(MARKETPLACE_FLOOR, member)] = float(row.floor)
+    return {k: v for k, v in readings.items() if k in wanted}
 
 
 class TopicCounter(Protocol):

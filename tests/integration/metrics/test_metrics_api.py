@@ -15,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from api.main import create_app
+from api.routes.metrics import SeriesPublic
 from core.identity.app_users import create_app_user
 from core.identity.game_keys import create_game
 from core.metrics.partitions import rollup_hour
@@ -63,6 +64,7 @@ def test_the_series_matches_postgresql_minute_by_minute(
     response = client.get("/v1/metrics/series", params={"metric": key}, headers=user)
     assert response.status_code == 200, response.text
     body = response.json()
+    SeriesPublic.model_validate(body)  # the answer is sent as cached bytes: check its shape
     got = body["points"]
     with db_engine.connect() as conn:
         expected = conn.execute(
@@ -105,6 +107,18 @@ def test_the_series_matches_postgresql_minute_by_minute(
         ).all()
     assert [(p["value"], p["min"], p["max"], p["count"]) for p in hourly] == [
         (pytest.approx(float(b[1])), b[2], b[3], b[4]) for b in buckets
+    ]
+    # A bucket's baseline: the mean of its minutes' baselines (those judged).
+    judged: dict[str, list[float]] = {}
+    for point, bucket_start in zip(got, [b for b in buckets for _ in range(b[4])], strict=True):
+        if point["baseline"] is not None:
+            judged.setdefault(bucket_start[0].isoformat(), []).append(point["baseline"])
+    assert [(p["minute"].replace("Z", "+00:00"), p["baseline"]) for p in hourly] == [
+        (
+            b[0].isoformat(),
+            pytest.approx(math.fsum(v) / len(v)) if (v := judged.get(b[0].isoformat())) else None,
+        )
+        for b in buckets
     ]
 
 

@@ -4,6 +4,7 @@ generated Alertmanager configuration, webhook URL validation, the catalog."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,7 +12,8 @@ import httpx
 import pytest
 
 from core.metrics.alertmanager import Route, alertmanager_config
-from core.metrics.catalog import market_pairs, wanted_metrics
+from core.metrics.catalog import collection_member, market_pairs, token_member, wanted_metrics
+from core.metrics.contracts import METRIC_KEY_PATTERN
 from core.metrics.market import KlinesMarketData, parse_klines
 from core.metrics.subscriptions import validate_webhook_url
 from core.platform.config import Settings
@@ -128,3 +130,22 @@ def test_webhook_urls_refused(url: str, local: bool, why: str) -> None:
 def test_webhook_urls_accepted() -> None:
     assert validate_webhook_url("https://hooks.example.com/a?t=1", local=False)
     assert validate_webhook_url("http://127.0.0.1:9097/x", local=True)
+
+
+def test_chain_metrics_are_keyed_by_chain_and_contract_within_the_key_rules() -> None:
+    token, collection, currency = "0x" + "ab" * 20, "0x" + "cd" * 20, "0x" + "00" * 20
+    wanted = wanted_metrics(
+        [],
+        [],
+        [],
+        [token_member(31337, token)],
+        [collection_member(31337, collection, currency)] * 2,  # seen twice: one pair
+    )
+    chain = [m for m in wanted if m.kind.startswith(("chain.", "marketplace."))]
+    assert [m.key for m in chain] == [
+        f"chain.transfers/31337-{token}",
+        f"marketplace.volume/31337-{collection}-{currency}",
+        f"marketplace.floor/31337-{collection}-{currency}",
+    ]
+    for metric in chain:  # the API's and the samples' contract accept every key
+        assert re.fullmatch(METRIC_KEY_PATTERN, metric.key) and len(metric.key) <= 200
