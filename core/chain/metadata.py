@@ -237,14 +237,18 @@ def queue_missing(engine: Engine, limit: int = 200) -> int:
 
 def requeue_updated(engine: Engine) -> int:
     """Queue again the tokens whose contract announced new metadata (ERC-4906
-    ``MetadataUpdate`` / ``BatchMetadataUpdate``) in a block after their last fetch."""
+    ``MetadataUpdate`` / ``BatchMetadataUpdate``) in a block after their last fetch.
+
+    A block's time is whole seconds: an update mined in the second of the fetch counts as
+    after it (one fetch too many at worst, never one missed)."""
     with engine.begin() as conn:
         result = conn.execute(
             text(
                 "UPDATE nft_metadata m SET status = 'pending', next_attempt_at = NULL "
                 "FROM chain_logs l WHERE l.canonical AND l.chain_id = m.chain_id "
                 "AND l.contract = m.contract AND m.status <> 'pending' "
-                "AND m.fetched_at IS NOT NULL AND to_timestamp(l.block_timestamp) > m.fetched_at "
+                "AND m.fetched_at IS NOT NULL "
+                "AND to_timestamp(l.block_timestamp) >= date_trunc('second', m.fetched_at) "
                 "AND ((l.event = 'MetadataUpdate' AND (l.args->>'tokenId')::numeric = m.token_id) "
                 " OR (l.event = 'BatchMetadataUpdate' AND m.token_id BETWEEN "
                 " (l.args->>'fromTokenId')::numeric AND (l.args->>'toTokenId')::numeric))"

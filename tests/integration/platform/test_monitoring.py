@@ -108,7 +108,9 @@ def test_prometheus_sees_each_chains_indexer_lag(prometheus: str, db_engine) -> 
             conn.execute(text("DELETE FROM chain_cursors WHERE chain_id = :c"), {"c": chain_id})
 
 
-def test_prometheus_evaluates_every_rule_and_alerts_on_a_target_down(prometheus: str) -> None:
+def test_prometheus_evaluates_every_rule_and_alerts_on_a_target_down(
+    prometheus: str, stack: Stack
+) -> None:
     import yaml
 
     declared = {r["alert"] for r in yaml.safe_load(RULES.read_text())["groups"][0]["rules"]}
@@ -125,28 +127,34 @@ def test_prometheus_evaluates_every_rule_and_alerts_on_a_target_down(prometheus:
         r for r in evaluated if r["health"] != "ok"
     ]
 
-    # Nothing listens on the chosen scrape port of a service this test did not start: its
-    # target is down, and StrideTargetDown is pending for it (firing after `for: 2m`).
     targets = httpx.get(f"{prometheus}/api/v1/targets", timeout=5).json()["data"]["activeTargets"]
-    down_jobs = {t["labels"]["job"] for t in targets if t["health"] == "down"}
-    up_jobs = {t["labels"]["job"] for t in targets if t["health"] == "up"}
-    assert {"prometheus", "stride-exporter", "postgres"} <= up_jobs | down_jobs
+    jobs = {t["labels"]["job"] for t in targets}
+    assert {"prometheus", "stride-exporter", "postgres"} <= jobs
 
-    def alerting_jobs() -> set[str] | None:
+    # A scraped service goes away (the postgres exporter, which nothing else here needs): its
+    # target turns down and StrideTargetDown is pending for it (firing after `for: 2m`).
+    def target_alert(state: str) -> bool:
         listed = httpx.get(f"{prometheus}/api/v1/targets", timeout=5).json()["data"]
-        down = {t["labels"]["job"] for t in listed["activeTargets"] if t["health"] == "down"}
+        health = {t["labels"]["job"]: t["health"] for t in listed["activeTargets"]}
         alerts = httpx.get(f"{prometheus}/api/v1/alerts", timeout=5).json()["data"]["alerts"]
-        alerting = {
-            a["labels"]["job"]
+        alerting = any(
+            a["labels"]["alertname"] == "StrideTargetDown" and a["labels"]["job"] == "postgres"
             for a in alerts
-            if a["labels"]["alertname"] == "StrideTargetDown"
-            and a["state"] in ("pending", "firing")
-        }
-        # Targets of the session's other services come and go (a killed worker, a stopped
-        # broker): a target down now has its alert pending or firing.
-        return (down & alerting) or None
+            if a["state"] in ("pending", "firing")
+        )
+        return health.get("postgres") == state and alerting == (state == "down")
 
-    assert wait_for("StrideTargetDown pending for the down targets", alerting_jobs, timeout=30)
+    exporter = Stack(stack.settings.model_copy(update={"scrape_interval_s": 1}), SERVICES)
+    exporter.down(["postgres-exporter"], report=lambda _m: None)
+    try:
+        assert wait_for(
+            "StrideTargetDown pending for the stopped exporter",
+            lambda: target_alert("down"),
+            timeout=60,
+        )
+    finally:
+        exporter.up(["postgres-exporter"], report=lambda _m: None)
+    assert wait_for("the exporter's target up again", lambda: target_alert("up"), timeout=60)
 
 
 @pytest.mark.usefixtures("worker")
