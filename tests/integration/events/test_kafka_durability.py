@@ -2,9 +2,10 @@
 nothing that the API accepted, and nothing is applied twice.
 
 A game server posts batches without pause while the broker is stopped and started again
-(`stride down kafka && stride up kafka`). It does what the API's 503 asks: it retries a
-refused batch unchanged until it is accepted. Every event must then be applied exactly
-once, whether the broker had it before the restart, got it from a retry, or both.
+(`stride down kafka && stride up kafka`). It does what the API's 503 (and the front door's
+429) asks: it retries a refused batch unchanged until it is accepted. Every event must then
+be applied exactly once, whether the broker had it before the restart, got it from a retry,
+or both.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ class GameServer(threading.Thread):
         self.client = httpx.Client(base_url=base_url, timeout=30)
         self.api_key = api_key
         self.accepted: list[str] = []
-        self.refused = 0
+        self.refused = 0  # 503: the broker is away
+        self.throttled = 0  # 429: the front door's quota
         self.batches = 0
         self.stop_requested = threading.Event()
         self.progress = threading.Condition()
@@ -61,6 +63,11 @@ class GameServer(threading.Thread):
                 assert response.json() == {"accepted": BATCH, "rejected": []}
                 self.accepted += [e["event_id"] for e in events]
                 events = []
+            elif response.status_code == 429:
+                # The front door's per-key quota: 503s come back fast while the broker is
+                # away, so a tight retry loop can outrun it. Retried unchanged, like a 503.
+                assert response.headers["Retry-After"].isdigit()
+                self.throttled += 1
             else:
                 assert response.status_code == 503, response.text
                 assert response.headers["Retry-After"].isdigit()
