@@ -6,44 +6,21 @@ subscribe a webhook."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from core.identity.app_users import create_app_user
 from core.metrics.alerts import judge_batch
 from core.metrics.contracts import MetricSampleV1
-from core.platform.config import REPO_ROOT
 from core.platform.db import session_scope
+from tests.e2e.conftest import SCREENSHOTS
 from tests.integration.metrics.conftest import minute_start, new_metric, store_samples
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-SCREENSHOTS = REPO_ROOT / "test-output" / "screenshots"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    assert Path(CHROMIUM).exists(), "Debian chromium is missing: apt-get install chromium"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def spiking_metric(engine: Engine) -> str:
