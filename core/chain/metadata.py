@@ -145,17 +145,44 @@ def retry_delay_s(attempts: int) -> float:
     return min(RETRY_MAX_S, RETRY_BASE_S * 2 ** max(0, attempts - 1))
 
 
+def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Whether the SSRF guard lets a fetch connect to ``address``."""
+    return address.is_global and not address.is_multicast
+
+
+def vet_host(host: str) -> tuple[str | None, str | None]:
+    """Resolve ``host`` once: ``(address to connect to, None)`` when every address it resolves
+    to is public, else ``(None, why it is refused)``. The fetch then connects to that address
+    (pinned), so a resolver that answers differently the second time (DNS rebinding) cannot
+    steer the connection to a private address after the check."""
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except OSError as exc:
+        return None, f"cannot resolve {host} ({exc})"
+    addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
+    if not addresses:
+        return None, f"cannot resolve {host} (no address)"
+    for address in addresses:
+        if not is_public(address):
+            return None, f"{host} resolves to the non-public address {address}"
+    return str(addresses[0]), None
+
+
 def address_refused(host: str) -> str | None:
     """Why a host may not be fetched with the SSRF guard on (None: it may)."""
-    try:
-        infos = socket.getaddrinfo(host, None)
-    except OSError as exc:
-        return f"cannot resolve {host} ({exc})"
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global or address.is_multicast:
-            return f"{host} resolves to the non-public address {address}"
-    return None
+    return vet_host(host)[1]
+
+
+def pinned(url: str, address: str) -> tuple[str, dict[str, str], dict[str, str]]:
+    """``url`` rewritten to connect to ``address``, with the ``Host`` header and the TLS
+    server name (SNI and certificate check) still the URL's own host."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    literal = f"[{address}]" if ":" in address else address
+    netloc = literal if parts.port is None else f"{literal}:{parts.port}"
+    host_header = host if parts.port is None else f"{host}:{parts.port}"
+    rewritten = urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+    return rewritten, {"Host": host_header}, {"sni_hostname": host}
 
 
 # ---- fetching (the edge) ------------------------------------------------------------------
@@ -170,12 +197,18 @@ def fetch(url: str, settings: ChainSettings) -> tuple[bytes, str | None]:
             parsed = urllib.parse.urlsplit(url)
             if parsed.scheme not in ("http", "https") or not parsed.hostname:
                 raise MetadataError(f"cannot fetch {url[:200]!r}: not an http(s) URL")
+            target: str = url
+            headers: dict[str, str] = {}
+            extensions: dict[str, str] = {}
             if not settings.nft_metadata_private_allowed:
-                refused = address_refused(parsed.hostname)
-                if refused:
+                address, refused = vet_host(parsed.hostname)
+                if refused or address is None:
                     raise MetadataError(f"refused: {refused}")
+                target, headers, extensions = pinned(url, address)
             try:
-                with client.stream("GET", url) as response:
+                with client.stream(
+                    "GET", target, headers=headers, extensions=extensions
+                ) as response:
                     if response.is_redirect and "location" in response.headers:
                         url = urllib.parse.urljoin(url, response.headers["location"])
                         continue
