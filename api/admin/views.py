@@ -206,6 +206,9 @@ class AdminTable:
     # (amount column, column holding its token; "" for the reward token of the settings)
     amounts: tuple[tuple[str, str], ...] = ()
     periods: tuple[str, ...] = ()  # leaderboard period starts: 1970 reads "All time"
+    # The column naming the table a row is about (the audit log's ``table_name``): a role
+    # sees only the rows about tables it may see itself.
+    rows_about_table: str = ""
 
     @property
     def table_name(self) -> str:
@@ -513,6 +516,7 @@ ADMIN_TABLES: tuple[AdminTable, ...] = (
             ("after", "Whole row after"),
         ),
         links=(Link("row_pk", table_from="table_name"),),
+        rows_about_table="table_name",
     ),
     # Metrics: each metric's alert rule is editable (the database's checks keep the resolve
     # line below the fire line); alerts are the agent's record; deleting a subscription
@@ -1144,6 +1148,26 @@ class StrideModelView(ScalableListView):
         datetime: precise_time_text,
         Decimal: plain_decimal,
     }
+
+    def list_query(self, request: Request) -> Select:
+        return self._rows_seen(super().list_query(request), request)
+
+    def details_query(self, request: Request) -> Select:
+        return self._rows_seen(super().details_query(request), request)
+
+    def _rows_seen(self, stmt: Select, request: Request) -> Select:
+        """A table whose rows are about other tables (the audit log) shows a role only the
+        rows about the tables that role may see: a viewer never learns of admin users."""
+        column = self.stride_table.rows_about_table
+        if not column:
+            return stmt
+        role = getattr(current_admin(request), "role", None)
+        seen = [
+            t.table_name
+            for t in ADMIN_TABLES
+            if role_allows(role, Action.LIST, view_role=t.view_role)
+        ]
+        return stmt.where(getattr(self.model, column).in_(seen))
 
     def search_query(self, stmt: Select, term: str) -> Select:
         """PostgreSQL text holds no NUL character: a search for one finds nothing, never a

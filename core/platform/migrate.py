@@ -18,6 +18,9 @@ from core.platform.db import engine_for
 READONLY_HIDDEN_TABLES = ("admin_users", "admin_sessions", "admin_login_attempts")
 # Columns the read-only role must not read in tables it otherwise sees (credential hashes).
 READONLY_HIDDEN_COLUMNS = {"games": ("api_key_hash",), "app_users": ("token_hash",)}
+# Tables whose rows are about other tables: the read-only role reads only the rows about
+# tables it may read (row-level security; the owner the application connects as is exempt).
+READONLY_ROWS_ABOUT_TABLES = {"admin_audit_log": "table_name"}
 
 
 def alembic_config(settings: Settings) -> Config:
@@ -51,6 +54,26 @@ def sync_readonly_grants(settings: Settings) -> None:
                     cur.execute(
                         sql.SQL("REVOKE ALL ON {} FROM {}").format(sql.Identifier(table), ident)
                     )
+            for table, column in READONLY_ROWS_ABOUT_TABLES.items():
+                cur.execute("SELECT to_regclass(%s)", (f"public.{table}",))
+                (exists,) = cur.fetchone() or (None,)
+                if exists is None:
+                    continue
+                name = sql.Identifier(table)
+                policy = sql.Identifier(f"{table}_readonly_rows")
+                cur.execute(sql.SQL("ALTER TABLE {} ENABLE ROW LEVEL SECURITY").format(name))
+                cur.execute(sql.SQL("DROP POLICY IF EXISTS {} ON {}").format(policy, name))
+                cur.execute(
+                    sql.SQL(
+                        "CREATE POLICY {} ON {} FOR SELECT TO {} USING ({} <> ALL ({}::text[]))"
+                    ).format(
+                        policy,
+                        name,
+                        ident,
+                        sql.Identifier(column),
+                        sql.Literal(list(READONLY_HIDDEN_TABLES)),
+                    )
+                )
             for table, hidden in READONLY_HIDDEN_COLUMNS.items():
                 cur.execute(
                     "SELECT column_name FROM information_schema.columns"

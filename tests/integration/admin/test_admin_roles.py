@@ -135,3 +135,40 @@ def test_the_cli_sets_a_role_and_audits_it(db_engine: Engine) -> None:
     unknown = CliRunner().invoke(cli, ["admin", "set-role", "nobody-at-all", "owner"])
     assert unknown.exit_code != 0
     assert "no admin user 'nobody-at-all'" in unknown.output
+
+
+def _audit_rows(db_engine: Engine, marker: str) -> dict[str, int]:
+    """One audit row about admin users and one about the score log, by ``marker``."""
+    ids = {}
+    with db_engine.begin() as conn:
+        for table in ("admin_users", "score_log"):
+            ids[table] = conn.execute(
+                text(
+                    "INSERT INTO admin_audit_log (admin_username, action, table_name, row_pk,"
+                    " before, after) VALUES (:u, 'edit', :t, '1', '{}', '{}') RETURNING id"
+                ),
+                {"u": marker, "t": table},
+            ).scalar_one()
+    return ids
+
+
+def test_the_audit_log_shows_a_role_only_rows_about_tables_it_may_see(
+    viewer: TestClient, editor: TestClient, db_engine: Engine
+) -> None:
+    marker = "audit-roles-probe"
+    ids = _audit_rows(db_engine, marker)
+    seen = viewer.get("/admin/admin-audit-log/list", params={"search": marker})
+    assert seen.status_code == 200
+    assert f"/admin/admin-audit-log/details/{ids['score_log']}" in seen.text
+    assert f"/admin/admin-audit-log/details/{ids['admin_users']}" not in seen.text
+    assert viewer.get(f"/admin/admin-audit-log/details/{ids['admin_users']}").status_code == 404
+    exported = viewer.get("/admin/admin-audit-log/export/csv", params={"search": marker})
+    assert exported.text.count(marker) == 1
+    # Editors may read admin users, so they see both rows.
+    both = editor.get("/admin/admin-audit-log/list", params={"search": marker})
+    assert f"/admin/admin-audit-log/details/{ids['admin_users']}" in both.text
+    # The SQL page's read-only role reads the same rows as a viewer (row-level security).
+    sql = f"SELECT table_name FROM admin_audit_log WHERE admin_username = '{marker}'"
+    answer = viewer.post("/admin/query/csv/full", data={"sql": sql})
+    assert answer.status_code == 200
+    assert answer.text.split() == ["table_name", "score_log"]
