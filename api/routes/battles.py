@@ -16,6 +16,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from api.auth import GAME_KEY_ERRORS, QUOTA_ERRORS, GameDep
@@ -26,12 +27,16 @@ from api.kafka import KAFKA_ERRORS, ProducerDep
 from core.battles import matchmaking, profiles
 from core.battles.contracts import IncomingBattle, Mode
 from core.battles.models import BattleStatus, TicketStatus
-from core.battles.store import BattleView, get_battle, queue_battle
+from core.battles.store import BattleView, get_battle, queue_battle, withdraw_unpublished
 from core.identity.ids import PLAYER_ID_PATTERN
+from core.platform.errors import Unavailable
 from core.platform.topics import BATTLE_REQUESTS
 
 MAX_BODY_BYTES = 16 * 1024
-RETRY = "The battle may not be queued: retry with the same idempotency_key (no double battle)."
+RETRY = (
+    "The battle did not reach the engine: retry with the same idempotency_key (no double battle;"
+    " without a key the retry is a new battle)."
+)
 
 router = APIRouter(
     prefix="/v1/battles",
@@ -120,6 +125,11 @@ class TicketPublic(BaseModel):
     created_at: datetime
 
 
+def _withdraw(engine: Engine, battle_id: uuid.UUID) -> None:
+    with Session(engine) as session, session.begin():
+        withdraw_unpublished(session, battle_id)
+
+
 def _ticket(view: matchmaking.TicketView) -> TicketPublic:
     return TicketPublic(**vars(view))
 
@@ -176,7 +186,12 @@ async def post_battle(
     view, created = await run_in_threadpool(queue)  # the event loop keeps serving
     if view.status == BattleStatus.queued:  # a retry may find it resolved already
         record = (str(request.battle_id).encode(), request.model_dump_json().encode())
-        await producer.produce(BATTLE_REQUESTS, [record], retry=RETRY)
+        try:
+            await producer.produce(BATTLE_REQUESTS, [record], retry=RETRY)
+        except Unavailable:
+            if created and body.idempotency_key is None:  # its retry gets a new battle id
+                await run_in_threadpool(_withdraw, engine, view.battle_id)
+            raise
     return QueuedBattle(battle_id=view.battle_id, status=view.status, created=created)
 
 

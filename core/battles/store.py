@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import delete, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
@@ -120,6 +120,19 @@ def queue_battle(
             "mode): use a new key for a new battle"
         )
     return _view(row), inserted is not None
+
+
+def withdraw_unpublished(session: Session, battle_id: uuid.UUID) -> bool:
+    """Forget a battle the API queued but could not publish, while it is still queued: its
+    client got a 503 and, without an idempotency key, retries under a new battle id, so the
+    row would otherwise stay ``queued`` for ever. (Had the broker taken the message after
+    all, the engine records the battle again from it: it queues unknown battles first.)"""
+    deleted = session.execute(
+        delete(Battle)
+        .where(Battle.battle_id == battle_id, Battle.status == BattleStatus.queued)
+        .returning(Battle.battle_id)
+    ).first()
+    return deleted is not None
 
 
 def get_battle(session: Session, game_id: str, battle_id: uuid.UUID) -> BattleView:
