@@ -10,7 +10,7 @@ contract would refuse instead of a selector.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -140,9 +140,6 @@ class Revert:
     args: tuple[tuple[str, Any], ...]
     reason: str
 
-    def arg(self, name: str) -> Any:
-        return dict(self.args).get(name)
-
 
 def decode_revert(data: str | None) -> Revert:
     """Name the revert behind ``data`` (the ``0x`` hex a node returns with a reverted call)."""
@@ -169,22 +166,9 @@ def decode_revert(data: str | None) -> Revert:
     return Revert("unknown", (), f"reverted with unrecognised data 0x{raw[:200]}")
 
 
-def encode_revert(name: str, *args: Any) -> str:
-    """The revert data of a custom error (for tests and simulations of refusals)."""
-    for error in custom_errors().values():
-        if error.name == name and len(error.inputs) == len(args):
-            types = [t for _, t in error.inputs]
-            return "0x" + error.selector + abi_encode(types, list(args)).hex()
-    raise AbiMismatch(f"no custom error {name} with {len(args)} arguments")
-
-
 def checksum(address: str) -> str:
     return to_checksum_address(address)
 
 
 def addresses_equal(a: str | None, b: str | None) -> bool:
     return a is not None and b is not None and a.lower() == b.lower()
-
-
-def as_ints(values: Sequence[Any]) -> list[int]:
-    return [int(v) for v in values]

@@ -106,7 +106,9 @@ def create(
     row = session.get(Action, action_id, populate_existing=True)
     assert row is not None
     if inserted is None and (
-        row.user_id != user_id or row.chain_id != chain_id or row.kind != kind
+        row.user_id != user_id
+        or row.chain_id != chain_id
+        or row.kind != kind
         or row.params != params
     ):
         raise ActionIdTaken(
@@ -135,9 +137,7 @@ def list_for_user(session: Session, user_id: str, limit: int) -> list[ActionView
     return [_view(r) for r in rows]
 
 
-def mark_submitted(
-    session: Session, action: ActionView, tx_hash: str, now: datetime
-) -> ActionView:
+def mark_submitted(session: Session, action: ActionView, tx_hash: str, now: datetime) -> ActionView:
     """Record the transaction of a prepared action. The same hash again is a no-op; another
     hash, or a hash another action holds, is a Conflict."""
     if action.tx_hash is not None:

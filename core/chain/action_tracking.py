@@ -42,8 +42,11 @@ def tx_mismatch(prepared: dict[str, Any], tx: dict[str, Any]) -> str | None:
     checks = (
         ("from", lambda t: str(t.get("from", "")).lower(), str(prepared["from"]).lower()),
         ("to", lambda t: str(t.get("to") or "").lower(), str(prepared["to"]).lower()),
-        ("data", lambda t: str(t.get("input") or t.get("data") or "0x").lower(),
-         str(prepared["data"]).lower()),
+        (
+            "data",
+            lambda t: str(t.get("input") or t.get("data") or "0x").lower(),
+            str(prepared["data"]).lower(),
+        ),
         ("value", lambda t: _int(t.get("value")), _int(prepared["value"])),
         ("chainId", lambda t: _int(t.get("chainId")), _int(prepared["chainId"])),
     )
@@ -130,9 +133,7 @@ def follow(
     if result.status == "failed":
         tx = node.transaction(tx_hash) or {}
         reason = failure_reason(node, tx, result.block_number or 0) if tx else "reverted"
-        return Followed(
-            Outcome("failed", result.block_number, result.block_hash, reason), None
-        )
+        return Followed(Outcome("failed", result.block_number, result.block_hash, reason), None)
     if result.status != "confirmed" or bridge is None or receipt is None:
         return Followed(result, None)
     out = bridge_out_of(receipt, bridge)
@@ -152,9 +153,7 @@ def follow(
         leg["reason"] = f"chain {chain} is not configured here: its leg cannot be followed"
         return Followed(result, leg)
     dst_node, dst_bridge = target
-    logs = dst_node.logs(
-        dst_bridge, [BRIDGE_IN, topic_of_int(node.chain_id), topic_of_int(nonce)]
-    )
+    logs = dst_node.logs(dst_bridge, [BRIDGE_IN, topic_of_int(node.chain_id), topic_of_int(nonce)])
     if not logs:
         return Followed(Outcome("relaying", result.block_number, result.block_hash), leg)
     log = logs[-1]

@@ -46,10 +46,6 @@ class WouldRevert(Invalid):
     code = "would_revert"
 
 
-class WrongWallet(Invalid):
-    code = "wallet_not_linked"
-
-
 # ---- parameters (one model per kind; the API's request bodies) ------------------------------
 
 Uint = Annotated[
@@ -121,7 +117,7 @@ class ProposeSwap(Expiring):
     want_collection: Address | None = Field(
         default=None, description="The NFT you want (omit for tokens only)"
     )
-    want_token_id: Uint = "0"
+    want_token_id: Uint = Field(default="0", description="The NFT's id (with want_collection)")
     want_amount: Uint = Field(default="0", description="Game tokens you want")
     taker: Address | None = Field(default=None, description="Only this address may accept")
 
@@ -245,6 +241,20 @@ class Draft:
     follow: dict[str, Any] = field(default_factory=dict)  # what tracking needs (bridge leg)
 
 
+SWAP_FIELDS = (
+    "maker",
+    "expiry",
+    "active",
+    "taker",
+    "maker_collection",
+    "maker_token_id",
+    "maker_amount",
+    "taker_collection",
+    "taker_token_id",
+    "taker_amount",
+)
+
+
 class Reader:
     """Typed reads of the Stride contracts (``eth_call`` at the latest block)."""
 
@@ -296,7 +306,7 @@ class Reader:
         }
 
     def offer(self, offer_id: int) -> dict[str, Any]:
-        buyer, expiry, active, collection, token_id, amount = self.call(
+        buyer, _expiry, active, collection, token_id, amount = self.call(
             "StrideMarketplace", self.c.market, "offers", offer_id
         )
         return {
@@ -309,11 +319,7 @@ class Reader:
 
     def swap(self, swap_id: int) -> dict[str, Any]:
         values = self.call("StrideMarketplace", self.c.market, "swaps", swap_id)
-        names = (
-            "maker expiry active taker maker_collection maker_token_id maker_amount "
-            "taker_collection taker_token_id taker_amount"
-        ).split()
-        return dict(zip(names, values, strict=True))
+        return dict(zip(SWAP_FIELDS, values, strict=True))
 
 
 # ---- the rules, per kind ----------------------------------------------------------------
@@ -383,9 +389,7 @@ def _list(p: Any, wallet: str, c: StrideContracts, r: Reader) -> Draft:
     price = positive(p.price, "price")
     currency = NATIVE if p.currency == "native" else c.token
     expiry = r.timestamp() + p.expires_in_s
-    data = abi.calldata(
-        "StrideMarketplace", "list", collection, token_id, currency, price, expiry
-    )
+    data = abi.calldata("StrideMarketplace", "list", collection, token_id, currency, price, expiry)
     unit = "of the native coin" if currency == NATIVE else "STRIDE"
     return Draft(
         Call(wallet, c.market, data),
@@ -662,8 +666,13 @@ def prepare(
     check_simulation(results, approvals)
     fees, nonce = node.fees(), node.nonce(wallet)
     txs = [
-        unsigned(call, node.chain_id, padded_gas(result.gas_used) if result.gas_used else None,
-                 fees, nonce + i)
+        unsigned(
+            call,
+            node.chain_id,
+            padded_gas(result.gas_used) if result.gas_used else None,
+            fees,
+            nonce + i,
+        )
         for i, (call, result) in enumerate(
             zip([a.call for a in approvals] + [d.main], results, strict=True)
         )

@@ -133,9 +133,6 @@ class Node:
     def read(self, to: str, data: str) -> str:
         return self.eth_call(Call("0x" + "00" * 20, to, data))
 
-    def balance(self, address: str) -> int:
-        return int(self.result("eth_getBalance", [address, "latest"]), 16)
-
     def latest_block(self) -> dict[str, Any]:
         block: dict[str, Any] = self.result("eth_getBlockByNumber", ["latest", False])
         return block
@@ -178,9 +175,7 @@ class Node:
         try:
             self.eth_call(calls[-1])
         except CallReverted as exc:
-            return [Simulated(True, 0, None)] * (len(calls) - 1) + [
-                Simulated(False, 0, exc.data)
-            ]
+            return [Simulated(True, 0, None)] * (len(calls) - 1) + [Simulated(False, 0, exc.data)]
         gas = int(self.result("eth_estimateGas", [calls[-1].json()]), 16)
         return [Simulated(True, 0, None)] * (len(calls) - 1) + [Simulated(True, gas, None)]
 

@@ -25,7 +25,7 @@ from contracts.node import TxSender
 from contracts.relayer import Relayer, bridge_contract
 from core.identity.app_users import create_app_user
 from core.identity.wallets import link_wallet
-from core.platform.config import Settings, get_settings
+from core.platform.config import get_settings
 from core.platform.db import session_scope
 from tests.integration.chain.conftest import Node, start_node
 
@@ -91,7 +91,11 @@ def world(
             token = create_app_user(session, user_id).token
             if name != "carol":  # carol has no wallet
                 link_wallet(
-                    session, user_id, account.address, kind="eoa", chain_id=CHAIN_A,
+                    session,
+                    user_id,
+                    account.address,
+                    kind="eoa",
+                    chain_id=CHAIN_A,
                     now=datetime.now(UTC),
                 )
         for node in (node_a, node_b):
@@ -302,9 +306,7 @@ def test_list_then_another_user_buys_with_fees_and_royalties_shown(
     token = world.a.token.functions
     assert token.balanceOf(world.keys.treasury.address).call() >= price * 250 // 10_000
     assert token.balanceOf(world.keys.royalty.address).call() >= price * 500 // 10_000
-    refused(
-        prepare(client, bob, "buy", listing_id=str(listing_id)), "would_revert", "NotActive()"
-    )
+    refused(prepare(client, bob, "buy", listing_id=str(listing_id)), "would_revert", "NotActive()")
 
 
 def test_an_expired_listing_is_refused(
@@ -319,9 +321,7 @@ def test_an_expired_listing_is_refused(
     listing_id = int(world.a.market.functions.listingCount().call())
     advance(node_a, 120)
     mint_tokens(world, bob.account.address, E18)
-    refused(
-        prepare(client, bob, "buy", listing_id=str(listing_id)), "would_revert", "Expired()"
-    )
+    refused(prepare(client, bob, "buy", listing_id=str(listing_id)), "would_revert", "Expired()")
 
 
 def test_offer_accepted_and_nft_for_nft_swap(
@@ -334,16 +334,24 @@ def test_offer_accepted_and_nft_for_nft_swap(
     assert offered["status"] == "confirmed"
     assert offered["quote"][0]["fee"] == str(50 * E18 * 250 // 10_000)
     offer_id = int(world.a.market.functions.offerCount().call())
-    refused(prepare(client, bob, "accept-offer", offer_id=str(offer_id)), "would_revert",
-            "NotTokenOwner")
+    refused(
+        prepare(client, bob, "accept-offer", offer_id=str(offer_id)),
+        "would_revert",
+        "NotTokenOwner",
+    )
     accepted = run(client, node_a.w3, alice, "accept-offer", offer_id=str(offer_id))
     assert accepted["status"] == "confirmed"
     assert world.a.items.functions.ownerOf(item).call() == bob.account.address
     # NFT for NFT: alice gives a new item for bob's.
     mine = mint_item(world, alice.account.address)
     proposed = run(
-        client, node_a.w3, alice, "propose-swap", give_token_id=str(mine),
-        want_collection=world.a.items.address, want_token_id=str(item),
+        client,
+        node_a.w3,
+        alice,
+        "propose-swap",
+        give_token_id=str(mine),
+        want_collection=world.a.items.address,
+        want_token_id=str(item),
         taker=bob.account.address,
     )
     assert proposed["status"] == "confirmed"
@@ -392,9 +400,7 @@ def test_submissions_are_checked_and_a_reverted_transaction_fails_with_its_reaso
 ) -> None:
     alice, bob, carol = (world.users[n] for n in ("alice", "bob", "carol"))
     refused(prepare(client, carol, "claim"), "no_wallet_linked")
-    refused(
-        prepare(client, alice, "claim", wallet=bob.account.address), "wallet_not_linked"
-    )
+    refused(prepare(client, alice, "claim", wallet=bob.account.address), "wallet_not_linked")
     refused(prepare(client, alice, "claim", chain=424242), "not_found", "424242")
     item = mint_item(world, alice.account.address)
     listed = run(client, node_a.w3, alice, "list", token_id=str(item), price=str(E18))
@@ -406,14 +412,16 @@ def test_submissions_are_checked_and_a_reverted_transaction_fails_with_its_reaso
         sign_and_send(node_a.w3, bob.account, approval["transaction"])
     unknown = "0x" + "ab" * 32
     refused(
-        client.post(f"/v1/actions/{buy['id']}/submitted", json={"tx_hash": unknown},
-                    headers=auth(bob)),
+        client.post(
+            f"/v1/actions/{buy['id']}/submitted", json={"tx_hash": unknown}, headers=auth(bob)
+        ),
         "tx_not_found",
     )
     other = sign_and_send(node_a.w3, bob.account, buy["transaction"], data="0x")
     refused(
-        client.post(f"/v1/actions/{buy['id']}/submitted", json={"tx_hash": other},
-                    headers=auth(bob)),
+        client.post(
+            f"/v1/actions/{buy['id']}/submitted", json={"tx_hash": other}, headers=auth(bob)
+        ),
         "tx_mismatch",
         "data",
     )
@@ -431,8 +439,9 @@ def test_submissions_are_checked_and_a_reverted_transaction_fails_with_its_reaso
     )
     assert again.status_code == 200 and again.json()["status"] == "failed"
     refused(
-        client.post(f"/v1/actions/{buy['id']}/submitted", json={"tx_hash": other},
-                    headers=auth(bob)),
+        client.post(
+            f"/v1/actions/{buy['id']}/submitted", json={"tx_hash": other}, headers=auth(bob)
+        ),
         "action_already_submitted",
     )
 
