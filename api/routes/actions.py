@@ -173,9 +173,7 @@ def _node(settings: Settings, chain_id: int, url: str) -> Iterator[Node]:
 def _wallet(session: Session, user_id: str, wanted: str | None) -> str:
     linked = list_wallets(session, user_id)
     if not linked:
-        raise NoWallet(
-            "no wallet is linked to this user: link one first (POST /v1/wallets/verify)"
-        )
+        raise NoWallet("no wallet is linked to this user: link one first (POST /v1/wallets/verify)")
     if wanted is None:
         return linked[0].address  # the primary one comes first
     for link in linked:
