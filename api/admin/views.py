@@ -100,7 +100,7 @@ from api.admin.listing import CURSOR_PARAMS, ScalableListView, stopped_statement
 from api.admin.query import csv_safe
 from core.battles.models import Battle, MatchTicket, Player, RatingChange
 from core.chain.models import (
-    Action,
+    ChainAction,
     ChainBlock,
     ChainCursor,
     ChainLogRow,
@@ -617,7 +617,7 @@ ADMIN_TABLES: tuple[AdminTable, ...] = (
     ),
     # Written by the app's write flows (the API): read-only (the status follows the chain).
     AdminTable(
-        Action,
+        ChainAction,
         title="App actions",
         singular="app action",
         description="What an app user's wallet was asked to sign (stake, trade, bridge),"

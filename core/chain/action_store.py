@@ -15,7 +15,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core.chain.models import Action
+from core.chain.models import ChainAction
 from core.platform.errors import Conflict, NotFound
 
 
@@ -39,7 +39,7 @@ class ActionView:
     finished_at: datetime | None
 
 
-def _view(row: Action) -> ActionView:
+def _view(row: ChainAction) -> ActionView:
     return ActionView(
         row.id,
         row.user_id,
@@ -90,7 +90,7 @@ def create(
     """Store a prepared action; the same id again answers the stored one (``False``) when it
     is the same user's same request, else :class:`ActionIdTaken`."""
     inserted = session.execute(
-        insert(Action)
+        insert(ChainAction)
         .values(
             id=action_id,
             user_id=user_id,
@@ -101,9 +101,9 @@ def create(
             prepared=prepared,
         )
         .on_conflict_do_nothing(index_elements=["id"])
-        .returning(Action.id)
+        .returning(ChainAction.id)
     ).scalar()
-    row = session.get(Action, action_id, populate_existing=True)
+    row = session.get(ChainAction, action_id, populate_existing=True)
     assert row is not None
     if inserted is None and (
         row.user_id != user_id
@@ -118,7 +118,7 @@ def create(
 
 
 def get(session: Session, user_id: str, action_id: uuid.UUID, *, lock: bool = False) -> ActionView:
-    query = select(Action).where(Action.id == action_id)
+    query = select(ChainAction).where(ChainAction.id == action_id)
     if lock:
         query = query.with_for_update()
     row = session.scalars(query.execution_options(populate_existing=True)).first()
@@ -129,9 +129,9 @@ def get(session: Session, user_id: str, action_id: uuid.UUID, *, lock: bool = Fa
 
 def list_for_user(session: Session, user_id: str, limit: int) -> list[ActionView]:
     rows = session.scalars(
-        select(Action)
-        .where(Action.user_id == user_id)
-        .order_by(Action.created_at.desc(), Action.id)
+        select(ChainAction)
+        .where(ChainAction.user_id == user_id)
+        .order_by(ChainAction.created_at.desc(), ChainAction.id)
         .limit(limit)
     )
     return [_view(r) for r in rows]
@@ -149,8 +149,8 @@ def mark_submitted(session: Session, action: ActionView, tx_hash: str, now: date
     try:
         with session.begin_nested():
             session.execute(
-                update(Action)
-                .where(Action.id == action.id)
+                update(ChainAction)
+                .where(ChainAction.id == action.id)
                 .values(tx_hash=tx_hash, status="submitted", submitted_at=now, updated_at=now)
             )
     except IntegrityError:
@@ -173,8 +173,8 @@ def set_status(
 ) -> ActionView:
     finished = status in ("confirmed", "failed")
     session.execute(
-        update(Action)
-        .where(Action.id == action.id)
+        update(ChainAction)
+        .where(ChainAction.id == action.id)
         .values(
             status=status,
             reason=reason,

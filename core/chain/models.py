@@ -208,7 +208,7 @@ class NftMetadata(Base):
 ACTION_STATUSES = ("prepared", "submitted", "relaying", "confirmed", "failed")
 
 
-class Action(Base):
+class ChainAction(Base):
     """One write flow of an app user: what their wallet was asked to sign (simulated first),
     then its transaction: ``prepared`` → ``submitted`` → ``confirmed`` or ``failed`` (with
     the decoded reason); a bridge transfer is ``relaying`` between its two legs."""

@@ -5,6 +5,7 @@ prepared. Stake an NFT and claim; list it and a second user buys it."""
 
 from __future__ import annotations
 
+import io
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -15,9 +16,11 @@ import httpx
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from rich.console import Console
 from sqlalchemy.engine import Engine
 from web3 import Web3
 
+from cli.demo_web3 import run_web3_demo
 from cli.stack import Stack
 from contracts.deploy import load_deployment
 from contracts.node import TxSender
@@ -169,3 +172,18 @@ def test_list_then_a_second_user_buys_through_the_front_door(
     assert [a["kind"] for a in mine] == ["buy"]
     theirs = api.get(f"/v1/actions/{mine[0]['id']}", headers=alice.headers)
     assert theirs.status_code == 404 and theirs.json()["code"] == "action_not_found"
+
+
+def test_the_web3_demo_runs_its_steps_against_the_stack(
+    api: httpx.Client, chain: SimpleNamespace, stack: Stack
+) -> None:
+    """`stride demo --web3`: sign-in by SIWE, stake and claim, unstake, list, buy; the
+    bridge step says why it is skipped on a stack with one chain."""
+    out = io.StringIO()
+    run_web3_demo(stack.settings, Console(file=out, width=200))
+    text = out.getvalue()
+    for step in ("stake-nft", "claim", "unstake-nft", "list", "buy"):
+        assert f": {step}[" not in text  # markup rendered, not printed raw
+        assert f": {step} —" in text, text
+    assert text.count(": confirmed block") == 5, text
+    assert "bridge skipped" in text
