@@ -209,6 +209,7 @@ def _refresh(
             settings.actions_confirmations,
             bridge=contracts.bridge if view.kind == actions.Kind.bridge else None,
             destination=destination,
+            previous=view.destination,
         )
     result = followed.outcome
     if (

@@ -121,9 +121,13 @@ def follow(
     *,
     bridge: str | None = None,
     destination: Callable[[int], tuple[Node, str] | None] | None = None,
+    previous: dict[str, Any] | None = None,
 ) -> Followed:
     """Where a submitted action's transaction is now (and, for a bridge transfer, its leg on
-    the destination chain: ``destination(chain id)`` gives that chain's node and bridge)."""
+    the destination chain: ``destination(chain id)`` gives that chain's node and bridge;
+    ``previous`` is the leg as last seen). The destination's logs are searched only once its
+    bridge says the transfer is processed, from the block its head was at when the leg was
+    first seen unprocessed."""
     receipt = node.receipt(tx_hash)
     head = node.block_number()
     canonical = None
@@ -153,9 +157,19 @@ def follow(
         leg["reason"] = f"chain {chain} is not configured here: its leg cannot be followed"
         return Followed(result, leg)
     dst_node, dst_bridge = target
-    logs = dst_node.logs(dst_bridge, [BRIDGE_IN, topic_of_int(node.chain_id), topic_of_int(nonce)])
-    if not logs:
-        return Followed(Outcome("relaying", result.block_number, result.block_hash), leg)
+    relaying = Outcome("relaying", result.block_number, result.block_hash)
+    processed = dst_node.read(
+        dst_bridge, abi.calldata("StrideBridge", "processed", node.chain_id, nonce)
+    )
+    search_from = int((previous or {}).get("search_from") or 0)
+    if not int(processed, 16):
+        leg["search_from"] = search_from or dst_node.block_number()
+        return Followed(relaying, leg)
+    logs = dst_node.logs(
+        dst_bridge, [BRIDGE_IN, topic_of_int(node.chain_id), topic_of_int(nonce)], search_from
+    )
+    if not logs:  # processed, and its log not yet served: look again next time
+        return Followed(relaying, leg | {"search_from": search_from})
     log = logs[-1]
     leg |= {
         "status": "confirmed",

@@ -192,11 +192,9 @@ class Node:
         receipt: dict[str, Any] | None = self.result("eth_getTransactionReceipt", [tx_hash])
         return receipt
 
-    def logs(self, address: str, topics: list[str | None]) -> list[dict[str, Any]]:
-        logs: list[dict[str, Any]] = self.result(
-            "eth_getLogs",
-            [{"fromBlock": "0x0", "toBlock": "latest", "address": address, "topics": topics}],
-        )
+    def logs(self, address: str, topics: list[str | None], from_block: int) -> list[dict[str, Any]]:
+        query = {"fromBlock": hex(from_block), "toBlock": "latest", "address": address}
+        logs: list[dict[str, Any]] = self.result("eth_getLogs", [query | {"topics": topics}])
         return logs
 
 

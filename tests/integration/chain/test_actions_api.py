@@ -125,10 +125,10 @@ CONTRACTS = {
 
 @pytest.fixture(scope="module")
 def client(world: SimpleNamespace) -> Iterator[TestClient]:
+    """The API in process, without its lifespan: these routes need no Kafka producer."""
     app.dependency_overrides[get_settings] = lambda: world.settings
     try:
-        with TestClient(app) as test_client:
-            yield test_client
+        yield TestClient(app)
     finally:
         app.dependency_overrides.clear()
 
