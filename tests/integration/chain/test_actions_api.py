@@ -462,3 +462,24 @@ def test_preparing_again_with_the_same_action_id_is_a_retry(
     listed = client.get("/v1/actions", headers=auth(alice)).json()["actions"]
     assert action_id in [a["id"] for a in listed]
     assert client.get(f"/v1/actions/{action_id}").status_code == 401
+
+
+def test_a_listing_in_the_native_coin_is_bought_with_the_price_as_value(
+    client: TestClient, world: SimpleNamespace, node_a: Node
+) -> None:
+    alice, bob = world.users["alice"], world.users["bob"]
+    item = mint_item(world, alice.account.address)
+    price = E18 // 2
+    listed = run(
+        client, node_a.w3, alice, "list", token_id=str(item), price=str(price), currency="native"
+    )
+    assert listed["quote"][0]["currency"] == "native"
+    listing_id = int(world.a.market.functions.listingCount().call())
+    buy = prepare(client, bob, "buy", listing_id=str(listing_id)).json()
+    assert buy["approvals"] == [] and int(buy["transaction"]["value"], 16) == price
+    seller_before = node_a.w3.eth.get_balance(alice.account.address)
+    bought = run(client, node_a.w3, bob, "buy", listing_id=str(listing_id))
+    assert bought["status"] == "confirmed" and bought["indexed"] is False  # no projections here
+    assert world.a.items.functions.ownerOf(item).call() == bob.account.address
+    received = node_a.w3.eth.get_balance(alice.account.address) - seller_before
+    assert received == int(listed["quote"][0]["seller_receives"])
