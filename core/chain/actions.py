@@ -238,7 +238,6 @@ class Draft:
     erc20: list[Erc20Need] = field(default_factory=list)
     nft: list[NftNeed] = field(default_factory=list)
     splits: list[Split] = field(default_factory=list)
-    follow: dict[str, Any] = field(default_factory=dict)  # what tracking needs (bridge leg)
 
 
 SWAP_FIELDS = (
@@ -380,7 +379,6 @@ def _claim(_p: Any, wallet: str, c: StrideContracts, r: Reader) -> Draft:
     return Draft(
         Call(wallet, c.vault, abi.calldata("OmnibusVault", "claim")),
         f"Claim the vault's rewards (about {_fmt(earned)} earned now)",
-        follow={"earned": str(earned)},
     )
 
 
@@ -396,7 +394,6 @@ def _list(p: Any, wallet: str, c: StrideContracts, r: Reader) -> Draft:
         f"List NFT {token_id} of {collection} for {_fmt(price, unit)} until {expiry}",
         nft=[NftNeed(collection, token_id)],
         splits=[r.split(collection, token_id, price, currency)],
-        follow={"expiry": expiry},
     )
 
 
@@ -532,7 +529,6 @@ def _bridge(p: Any, wallet: str, c: StrideContracts, _r: Reader) -> Draft:
         f"Bridge {_fmt(amount)} to {recipient} on chain {destination} ({how}, released or "
         "minted there by the relayer)",
         erc20=[Erc20Need(c.bridge, "the bridge", amount)],
-        follow={"destination_chain_id": destination, "recipient": recipient},
     )
 
 
@@ -580,8 +576,10 @@ def missing_approvals(d: Draft, wallet: str, c: StrideContracts, r: Reader) -> l
                     Call(wallet, c.token, abi.calldata("StrideToken", "approve", spender, amount)),
                 )
             )
+    asked: set[str] = set()
     for nft in d.nft:
-        if not r.operator_ok(nft.collection, wallet, nft.token_id):
+        if nft.collection not in asked and not r.operator_ok(nft.collection, wallet, nft.token_id):
+            asked.add(nft.collection)
             data = abi.calldata("StrideItems", "setApprovalForAll", c.market, True)
             approvals.append(
                 Approval(
@@ -637,7 +635,6 @@ class Prepared:
     transaction: dict[str, Any]
     quote: list[dict[str, Any]]
     gas_used: int
-    follow: dict[str, Any]
 
     def document(self) -> dict[str, Any]:
         """What is stored and shown of the prepared action."""
@@ -647,7 +644,6 @@ class Prepared:
             "transaction": self.transaction,
             "quote": self.quote,
             "simulation": {"ok": True, "gas_used": self.gas_used},
-            "follow": self.follow,
         }
 
 
@@ -690,5 +686,4 @@ def prepare(
         transaction=txs[-1],
         quote=[s.public() for s in d.splits],
         gas_used=results[-1].gas_used,
-        follow=d.follow,
     )
