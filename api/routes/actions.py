@@ -29,7 +29,7 @@ from api.auth import APP_USER_ERRORS, QUOTA_ERRORS, AppUserDep
 from api.body import limited_body_route
 from api.deps import EngineDep, SettingsDep
 from api.errors import NOT_JSON, error_responses
-from core.chain import action_store, action_tracking, actions
+from core.chain import action_params, action_store, action_tracking, actions
 from core.chain.deployments import StrideContracts, stride_contracts
 from core.chain.node import Node, NodeUnavailable
 from core.identity.wallets import list_wallets
@@ -207,7 +207,7 @@ def _refresh(
             node,
             view.tx_hash,
             settings.actions_confirmations,
-            bridge=contracts.bridge if view.kind == actions.Kind.bridge else None,
+            bridge=contracts.bridge if view.kind == action_params.Kind.bridge else None,
             destination=destination,
             previous=view.destination,
         )
@@ -230,8 +230,8 @@ def _refresh(
     )
 
 
-def _prepare_route(kind: actions.Kind) -> Callable[..., ActionPublic]:
-    model = actions.PARAMS[kind]
+def _prepare_route(kind: action_params.Kind) -> Callable[..., ActionPublic]:
+    model = action_params.PARAMS[kind]
 
     def prepare(
         chain_id: ChainId,
@@ -241,7 +241,7 @@ def _prepare_route(kind: actions.Kind) -> Callable[..., ActionPublic]:
         settings: SettingsDep,
         response: Response,
     ) -> ActionPublic:
-        params: actions.ActionParams = body
+        params: action_params.ActionParams = body
         url, contracts = _chain(settings, chain_id)
         stored = params.model_dump(mode="json", exclude={"action_id"})
         action_id = uuid.UUID(params.action_id) if params.action_id else uuid.uuid4()
@@ -299,7 +299,7 @@ PREPARE_ERRORS = {
     ),
 }
 
-for _kind in actions.Kind:
+for _kind in action_params.Kind:
     router.add_api_route(
         f"/v1/chain/{{chain_id}}/actions/{_kind.value}",
         _prepare_route(_kind),
