@@ -5,6 +5,7 @@ with the decoded reason); every refusal comes back as a 422 with its decoded rea
 
 from __future__ import annotations
 
+import html
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -19,14 +20,16 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from web3 import Web3
 
-from api.main import app
+from api.main import app, create_app
 from contracts.deploy import DeployConfig, Deployment, deploy
 from contracts.node import TxSender
 from contracts.relayer import Relayer, bridge_contract
 from core.identity.app_users import create_app_user
+from core.identity.models import AdminRole
 from core.identity.wallets import link_wallet
 from core.platform.config import get_settings
 from core.platform.db import session_scope
+from tests.admin_helpers import admin_client
 from tests.integration.chain.conftest import Node, start_node
 
 CHAIN_A, CHAIN_B = 41337, 41338
@@ -483,3 +486,18 @@ def test_a_listing_in_the_native_coin_is_bought_with_the_price_as_value(
     assert world.a.items.functions.ownerOf(item).call() == bob.account.address
     received = node_a.w3.eth.get_balance(alice.account.address) - seller_before
     assert received == int(listed["quote"][0]["seller_receives"])
+
+
+def test_the_admin_panel_shows_actions_with_their_transaction(
+    client: TestClient, world: SimpleNamespace, node_a: Node
+) -> None:
+    alice = world.users["alice"]
+    done = run(client, node_a.w3, alice, "claim")
+    for viewer in admin_client(create_app(), AdminRole.viewer):
+        listed = viewer.get("/admin/actions/list", params={"search": alice.id})
+        assert listed.status_code == 200, listed.text
+        assert "App actions" in listed.text and "claim" in listed.text
+        # The transaction links to its logs (chain_logs filtered on chain and hash).
+        assert f"tx_hash={done['tx_hash']}" in html.unescape(listed.text)
+        details = viewer.get(f"/admin/actions/details/{done['id']}")
+        assert details.status_code == 200 and "confirmed" in details.text
