@@ -14,6 +14,7 @@ from api.errors import INVALID, install_error_handlers
 from api.kafka import kafka_lifespan
 from api.middleware import RequestIdMiddleware
 from api.routes import (
+    actions,
     battles,
     chain,
     events,
@@ -61,6 +62,7 @@ def create_app() -> FastAPI:
         players,
         metrics,
         chain,
+        actions,
         battles,
     ):
         # Every 422 is an ErrorBody, also where a route does not say so (FastAPI's default

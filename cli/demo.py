@@ -141,6 +141,14 @@ def demo(
         int,
         typer.Option(min=0, max=10_000, help="Then matchmake this many duels and show ratings."),
     ] = 0,
+    web3: Annotated[
+        bool,
+        typer.Option(
+            "--web3",
+            help="Instead: the app's write flows (stake and claim, list and buy, bridge) with "
+            "local test wallets, printing each transaction and the balances.",
+        ),
+    ] = False,
 ) -> None:
     """Run a synthetic game server against the local stack (`stride up` first)."""
     settings = get_settings()
@@ -149,6 +157,15 @@ def demo(
     except httpx.HTTPError:
         console.print(f"[bold red]error:[/] no API at {settings.api_url}; run `stride up` first")
         raise typer.Exit(1) from None
+    if web3:
+        from cli.demo_web3 import DemoError, run_web3_demo
+
+        try:
+            run_web3_demo(settings, console)
+        except DemoError as exc:
+            console.print(f"[bold red]error:[/] {exc}")
+            raise typer.Exit(1) from None
+        return
     key = _demo_key(game_id)
     leaderboard_id = _ensure_leaderboard(game_id)
     applied_before = _applied(game_id)

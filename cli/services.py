@@ -550,6 +550,7 @@ def _deploy_contracts(settings: Settings, report: Reporter) -> None:
             settings.anvil_chain_id,
             key.get_secret_value() if key else None,
             report=lambda message: report(f"anvil: {message}"),
+            directory=settings.deployments_dir,
         )
     except DeployError as exc:
         raise StackError(f"anvil: deploying the contracts failed: {exc}") from exc

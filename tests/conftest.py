@@ -31,6 +31,8 @@ def stack_settings() -> Iterator[Settings]:
     state, env = isolated_stack_env("stride-test-")
     # Small front-door timeouts, so that its slow-client tests wait little.
     env |= {"STRIDE_API_CLIENT_HEADER_TIMEOUT_S": "2", "STRIDE_API_CLIENT_BODY_TIMEOUT_S": "2"}
+    # `stride up anvil` records its deployment there, and the API reads it from there.
+    env["STRIDE_CONTRACT_DEPLOYMENTS_DIR"] = str(state / "deployments")
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     get_settings.cache_clear()

@@ -100,6 +100,7 @@ from api.admin.listing import CURSOR_PARAMS, ScalableListView, stopped_statement
 from api.admin.query import csv_safe
 from core.battles.models import Battle, MatchTicket, Player, RatingChange
 from core.chain.models import (
+    ChainAction,
     ChainBlock,
     ChainCursor,
     ChainLogRow,
@@ -617,6 +618,26 @@ ADMIN_TABLES: tuple[AdminTable, ...] = (
         can_delete=True,
         icon="fa-solid fa-images",
         category="Chain",
+    ),
+    # Written by the app's write flows (the API): read-only (the status follows the chain).
+    AdminTable(
+        ChainAction,
+        title="App actions",
+        singular="app action",
+        description="What an app user's wallet was asked to sign (stake, trade, bridge),"
+        " simulated first, then its transaction: prepared, submitted, confirmed or failed with"
+        " the decoded reason (a bridge transfer relaying in between). Written by the API;"
+        " read-only.",
+        icon="fa-solid fa-signature",
+        category="Chain",
+        list_first=("user_id", "kind", "chain_id", "status", "tx_hash", "created_at"),
+        list_hidden=("prepared",),
+        links=(
+            Link("user_id", "app_users"),
+            Link(
+                "tx_hash", "chain_logs", equals=(("chain_id", "chain_id"), ("tx_hash", "tx_hash"))
+            ),
+        ),
     ),
     # Written by the chain indexer and the projections agent: read-only (a hand edit would
     # break the reorg window, the outbox order or the idempotency keys).

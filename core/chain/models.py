@@ -8,6 +8,8 @@ deleted once the broker acknowledged them). The projections: ``chain_logs`` (eve
 seen, by ``(chain_id, block_hash, log_index)``, with whether it is canonical),
 ``token_balances`` (ERC-20), ``nft_balances`` (ERC-721 owners and ERC-1155 balances),
 ``chain_projection_heads``. Contract facts, operators' named collections, NFT metadata.
+The app's write flows: ``actions`` (what a user's wallet was asked to sign, and what became
+of its transaction).
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     DateTime,
     Identity,
     Index,
@@ -27,7 +31,10 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Text,
+    UniqueConstraint,
+    Uuid,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
@@ -196,3 +203,46 @@ class NftMetadata(Base):
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")
     fetched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+ACTION_STATUSES = ("prepared", "submitted", "relaying", "confirmed", "failed")
+
+
+class ChainAction(Base):
+    """One write flow of an app user: what their wallet was asked to sign (simulated first),
+    then its transaction: ``prepared`` → ``submitted`` → ``confirmed`` or ``failed`` (with
+    the decoded reason); a bridge transfer is ``relaying`` between its two legs."""
+
+    __tablename__ = "actions"
+    __table_args__ = (
+        UniqueConstraint("chain_id", "tx_hash", name="uq_actions_chain_tx_hash"),
+        CheckConstraint(
+            "status IN ('prepared', 'submitted', 'relaying', 'confirmed', 'failed')",
+            name="ck_actions_status",
+        ),
+        Index("ix_actions_user_created", "user_id", "created_at"),
+        Index(
+            "ix_actions_open",
+            "chain_id",
+            "status",
+            postgresql_where=text("status IN ('submitted', 'relaying')"),
+        ),
+    )
+
+    id: Mapped[UUID] = mapped_column(Uuid, primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(128))
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(32))
+    wallet: Mapped[str] = mapped_column(String(42))
+    params: Mapped[Any] = mapped_column(JSONB, nullable=False)
+    prepared: Mapped[Any] = mapped_column(JSONB, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), server_default="prepared")
+    reason: Mapped[str | None] = mapped_column(Text)
+    tx_hash: Mapped[str | None] = mapped_column(String(66))
+    block_number: Mapped[int | None] = mapped_column(BigInteger)
+    block_hash: Mapped[str | None] = mapped_column(String(66))
+    destination: Mapped[Any] = mapped_column(JSONB, nullable=True)
+    created_at: Mapped[datetime] = _now()
+    submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = _now()

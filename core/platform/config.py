@@ -429,6 +429,15 @@ class ChainSettings(_Base):
     deployer_private_key: SecretStr | None = None
     relayer_private_key: SecretStr | None = None
     bridge_validator_keys: SecretStr | None = Field(default=None, description="comma-separated")
+    contract_deployments_dir: Path | None = Field(
+        default=None,
+        description="where <chain id>.json deployment files are; default contracts/deployments",
+    )
+    actions_confirmations: int = Field(
+        default=1,
+        ge=1,
+        description="blocks (the action's own included) before an app action is confirmed",
+    )
     indexer_chains: str | None = Field(
         default=None,
         description="chains the indexer follows: CHAIN_ID=RPC_URL, comma-separated; default anvil",
@@ -470,6 +479,11 @@ class ChainSettings(_Base):
     def evm_url(self) -> str:
         """JSON-RPC URL of the EVM node (the local anvil unless STRIDE_EVM_RPC_URL is set)."""
         return self.evm_rpc_url or f"http://127.0.0.1:{self.anvil_port}"
+
+    @property
+    def deployments_dir(self) -> Path:
+        """The folder of the per-chain deployment files of the Stride contracts."""
+        return self.contract_deployments_dir or REPO_ROOT / "contracts" / "deployments"
 
     @property
     def indexed_chains(self) -> dict[int, str]:

@@ -94,6 +94,10 @@ def test_settings_reach_the_config(tmp_path: Path) -> None:
             "zone=stride_public burst=11 nodelay",
             app_user,
         ]
+    assert directives(blocks["~ ^/v1/(actions|chain/[0-9]+/actions)(/|$)"], "limit_req") == [
+        "zone=stride_public burst=11 nodelay",
+        app_user,
+    ]
     assert "$stride_game_key zone=stride_game_key:10m rate=70r/s" in conf
     assert "$stride_app_token zone=stride_app_user:10m rate=5r/m" in conf
     assert directives(blocks["= /admin/login"], "limit_req")[0].startswith("zone=stride_login")
