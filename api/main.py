@@ -16,6 +16,8 @@ from api.middleware import RequestIdMiddleware
 from api.routes import (
     battles,
     chain,
+    content_assets,
+    content_uploads,
     events,
     health,
     leaderboards,
@@ -62,6 +64,8 @@ def create_app() -> FastAPI:
         metrics,
         chain,
         battles,
+        content_assets,
+        content_uploads,
     ):
         # Every 422 is an ErrorBody, also where a route does not say so (FastAPI's default
         # schema for it would be HTTPValidationError, which this API never answers).
