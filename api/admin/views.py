@@ -812,9 +812,7 @@ ADMIN_TABLES: tuple[AdminTable, ...] = (
             Link("version_id", "content_asset_versions"),
         ),
         related=(
-            Related(
-                "History", "content_release_channel_history", (("channel_id", "channel_id"),)
-            ),
+            Related("History", "content_release_channel_history", (("channel_id", "channel_id"),)),
         ),
     ),
     AdminTable(

@@ -381,7 +381,9 @@ class ContentSettings(LakeSettings):
         default=1 << 30, ge=1, description="largest asset version (tus Upload-Length)"
     )
     content_upload_expiry_s: float = Field(
-        default=86400.0, gt=0, description="an incomplete upload expires this long after its last PATCH"
+        default=86400.0,
+        gt=0,
+        description="an incomplete upload expires this long after its last PATCH",
     )
     content_upload_max_parts: int = Field(
         default=10000, ge=1, description="PATCH requests (stored parts) one upload may take"

@@ -61,9 +61,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("game_id", "name", name="uq_content_assets_game_name"),
     )
     op.create_index("ix_content_assets_game_kind", "content_assets", ["game_id", "kind"])
-    op.create_index(
-        "ix_content_assets_tags", "content_assets", ["tags"], postgresql_using="gin"
-    )
+    op.create_index("ix_content_assets_tags", "content_assets", ["tags"], postgresql_using="gin")
     op.create_table(
         "content_asset_versions",
         sa.Column("version_id", sa.Uuid(), nullable=False),
@@ -91,9 +89,7 @@ def upgrade() -> None:
             ondelete="RESTRICT",
         ),
         sa.PrimaryKeyConstraint("version_id", name=op.f("pk_content_asset_versions")),
-        sa.UniqueConstraint(
-            "asset_id", "version", name="uq_content_asset_versions_asset_version"
-        ),
+        sa.UniqueConstraint("asset_id", "version", name="uq_content_asset_versions_asset_version"),
         sa.UniqueConstraint("asset_id", "sha256", name="uq_content_asset_versions_asset_sha256"),
         sa.UniqueConstraint("upload_id", name=op.f("uq_content_asset_versions_upload_id")),
     )
@@ -239,9 +235,7 @@ def downgrade() -> None:
     op.drop_table("content_uploads")
     op.drop_table("content_release_channel_history")
     op.drop_table("content_release_channels")
-    op.execute(
-        "DROP TRIGGER IF EXISTS content_asset_versions_immutable ON content_asset_versions"
-    )
+    op.execute("DROP TRIGGER IF EXISTS content_asset_versions_immutable ON content_asset_versions")
     op.execute("DROP FUNCTION IF EXISTS content_asset_versions_immutable()")
     op.drop_table("content_asset_versions")
     op.drop_table("content_assets")
