@@ -355,7 +355,7 @@ class AssetsClient:
     def upload_capabilities(self) -> dict[str, str]:
         """What the server's tus endpoint speaks (``OPTIONS``): versions, extensions, limit."""
         response = self.t.request("OPTIONS", UPLOADS, retry=True)
-        return {k: v for k, v in response.headers.items() if k.lower().startswith("tus-")}
+        return {k.title(): v for k, v in response.headers.items() if k.lower().startswith("tus-")}
 
     def create_upload(
         self,
