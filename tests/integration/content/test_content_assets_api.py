@@ -14,7 +14,15 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
-from tests.integration.content.conftest import Studio, make_asset, new_studio, upload
+from tests.integration.content.assets_helpers import (  # noqa: F401  (fixtures)
+    Studio,
+    client_fixture,
+    make_asset,
+    new_studio,
+    player_token_fixture,
+    studio_fixture,
+    upload,
+)
 
 pytestmark = pytest.mark.integration
 

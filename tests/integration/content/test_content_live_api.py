@@ -17,7 +17,13 @@ from typer.testing import CliRunner
 
 from cli.main import app as cli_app
 from stride_client import AssetsClient, EventsClient, StrideAPIError, Transport
-from tests.integration.content.conftest import TUS, Studio, metadata
+from tests.integration.content.assets_helpers import (  # noqa: F401  (fixtures)
+    TUS,
+    Studio,
+    metadata,
+    player_token_fixture,
+    studio_fixture,
+)
 
 pytestmark = pytest.mark.integration
 

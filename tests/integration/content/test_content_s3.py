@@ -22,7 +22,14 @@ from api.main import create_app
 from cli.stack import free_port
 from core.content.storage import S3Storage, storage_for
 from core.platform.config import Settings, get_settings
-from tests.integration.content.conftest import TUS, Studio, create_upload, make_asset, patch
+from tests.integration.content.assets_helpers import (  # noqa: F401  (fixtures)
+    TUS,
+    Studio,
+    create_upload,
+    make_asset,
+    patch,
+    studio_fixture,
+)
 
 pytestmark = pytest.mark.integration
 

@@ -17,13 +17,15 @@ from core.content.storage import storage_for
 from core.content.uploads import expire_uploads
 from core.platform.config import get_settings
 from core.platform.db import get_engine
-from tests.integration.content.conftest import (
+from tests.integration.content.assets_helpers import (  # noqa: F401  (fixtures)
     TUS,
     Studio,
+    client_fixture,
     create_upload,
     make_asset,
     metadata,
     patch,
+    studio_fixture,
 )
 
 pytestmark = pytest.mark.integration

@@ -1,6 +1,9 @@
-"""Fixtures of the content tests: the API in-process on the session's PostgreSQL (its
-storage is the lake's raw zone of the test state folder), games with keys, app users, and
-a tus upload helper."""
+"""Fixtures and helpers of the asset tests: the API in-process on the session's PostgreSQL
+(its storage is the lake's raw zone of the test state folder), games with keys, app users,
+tus upload helpers.
+
+Test modules import the ``*_fixture`` functions they use; pytest registers them under the
+names given here (``client``, ``studio``, ``player_token``)."""
 
 from __future__ import annotations
 
@@ -30,8 +33,8 @@ class Studio:
         return {"X-Api-Key": self.key}
 
 
-@pytest.fixture(scope="module")
-def client(db_engine: Engine) -> Iterator[TestClient]:
+@pytest.fixture(scope="module", name="client")
+def client_fixture(db_engine: Engine) -> Iterator[TestClient]:
     with TestClient(create_app()) as c:
         yield c
 
@@ -43,13 +46,13 @@ def new_studio() -> Studio:
     return Studio(game_id, key.api_key)
 
 
-@pytest.fixture
-def studio(db_engine: Engine) -> Studio:
+@pytest.fixture(name="studio")
+def studio_fixture(db_engine: Engine) -> Studio:
     return new_studio()
 
 
-@pytest.fixture
-def player_token(db_engine: Engine) -> str:
+@pytest.fixture(name="player_token")
+def player_token_fixture(db_engine: Engine) -> str:
     with session_scope() as session:
         return create_app_user(session, f"p-{uuid.uuid4().hex[:10]}").token
 
