@@ -69,6 +69,7 @@ IfMatch = Annotated[
 ]
 Name = Annotated[str, Field(pattern=ASSET_NAME_PATTERN, description="Unique per game")]
 Tag = Annotated[str, Field(pattern=TAG_PATTERN)]
+NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL
 
 
 class AssetCreate(BaseModel):
@@ -79,7 +80,7 @@ class AssetCreate(BaseModel):
     )
     kind: AssetKind
     name: Name
-    description: str = Field(default="", max_length=2000)
+    description: str = Field(default="", max_length=2000, pattern=NO_NUL)
     tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
 
 
@@ -87,7 +88,7 @@ class AssetUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Name | None = None
-    description: str | None = Field(default=None, max_length=2000)
+    description: str | None = Field(default=None, max_length=2000, pattern=NO_NUL)
     tags: list[Tag] | None = Field(default=None, max_length=MAX_TAGS)
 
 
@@ -131,7 +132,9 @@ class ChannelMoveRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     version: int = Field(ge=1, le=2**31 - 1, description="The version number to point at")
-    reason: str = Field(default="", max_length=500, description="Kept in the channel's history")
+    reason: str = Field(
+        default="", max_length=500, pattern=NO_NUL, description="Kept in the channel's history"
+    )
 
 
 class ChannelPublic(BaseModel):
@@ -259,7 +262,9 @@ def list_assets(
     engine: EngineDep,
     kind: AssetKind | None = None,
     tag: Annotated[str | None, Query(pattern=TAG_PATTERN)] = None,
-    q: Annotated[str | None, Query(max_length=200, description="Name prefix")] = None,
+    q: Annotated[
+        str | None, Query(max_length=200, pattern=NO_NUL, description="Name prefix")
+    ] = None,
     include_archived: bool = False,
     limit: Limit = 50,
     after: After = None,
@@ -424,11 +429,21 @@ def _download(
     return StreamingResponse(body(), status_code=status, headers=headers)
 
 
-@router.api_route(
-    "/{asset_id}/versions/{version}/download",
-    methods=["GET", "HEAD"],
+_VERSION_BYTES = "/{asset_id}/versions/{version}/download"
+_CHANNEL_BYTES = "/{asset_id}/channels/{name}/download"
+
+
+@router.get(
+    _VERSION_BYTES,
     response_class=Response,
     summary="A version's bytes: ETag (SHA-256), Range, If-None-Match, If-Range",
+    responses=_DOWNLOAD,
+)
+@router.head(
+    _VERSION_BYTES,
+    response_class=Response,
+    operation_id="head_version_download",
+    summary="A version's download headers (size, ETag) without the bytes",
     responses=_DOWNLOAD,
 )
 async def download_version(
@@ -543,11 +558,17 @@ def channel_history(
     return ChannelHistoryPage(items=[_move(m) for m in page.items], next_cursor=page.next_cursor)
 
 
-@router.api_route(
-    "/{asset_id}/channels/{name}/download",
-    methods=["GET", "HEAD"],
+@router.get(
+    _CHANNEL_BYTES,
     response_class=Response,
     summary="The bytes a channel serves on a platform (its own pointer, else its 'all' one)",
+    responses=_DOWNLOAD,
+)
+@router.head(
+    _CHANNEL_BYTES,
+    response_class=Response,
+    operation_id="head_channel_download",
+    summary="The download headers of what a channel serves, without the bytes",
     responses=_DOWNLOAD,
 )
 async def download_channel(

@@ -64,9 +64,14 @@ def decode_cursor(cursor: str | None) -> Any:
     if cursor is None:
         return None
     try:
-        return json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        value = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except ValueError:
-        raise Invalid("after: not a cursor this API gave (use next_cursor as it is)") from None
+        value = None
+    if isinstance(value, bool) or not isinstance(value, str | int) or "\x00" in str(value):
+        raise Invalid("after: not a cursor this API gave (use next_cursor as it is)")
+    if isinstance(value, int) and not 0 <= value < 2**63:
+        raise Invalid("after: not a cursor this API gave (use next_cursor as it is)")
+    return value
 
 
 def row_etag(row_version: int) -> str:

@@ -78,6 +78,8 @@ def parse_metadata(header: str | None) -> dict[str, str]:
                 raise BadHeader(
                     f"Upload-Metadata: the value of {key!r} is not base64 of UTF-8"
                 ) from None
+        if any(c in value for c in "\x00\r\n"):
+            raise BadHeader(f"Upload-Metadata: the value of {key!r} holds a control character")
         out[key] = value
     return out
 
