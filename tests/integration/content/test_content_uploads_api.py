@@ -31,9 +31,11 @@ from tests.integration.content.assets_helpers import (  # noqa: F401  (fixtures)
 pytestmark = pytest.mark.integration
 
 
-def _parts_folder(location: str) -> Path:
+def _stored_parts(location: str) -> list[Path]:
+    """The upload's part files in the local store."""
     upload_id = location.rsplit("/", 1)[1]
-    return Path(get_settings().content_root) / "_uploads" / upload_id
+    folder = Path(get_settings().content_root) / "_uploads" / upload_id
+    return [p for p in folder.rglob("*") if p.is_file()] if folder.exists() else []
 
 
 def _digest(algorithm: str, data: bytes) -> str:
@@ -99,7 +101,7 @@ def test_an_upload_resumes_from_the_servers_offset_and_makes_a_version(
         f"/v1/content/assets/{asset['asset_id']}/versions/1/download", headers=studio.headers
     )
     assert downloaded.content == data
-    assert not _parts_folder(location).exists()  # parts are deleted once composed
+    assert _stored_parts(location) == []  # parts are deleted once composed
     done = client.head(location, headers={**studio.headers, **TUS})
     assert done.status_code == 200 and done.headers["Upload-Offset"] == "250000"
     again = patch(client, studio, location, 250_000, b"")
@@ -143,7 +145,7 @@ def test_bytes_that_do_not_match_their_checksums_are_refused(
         f"/v1/content/assets/{asset['asset_id']}/versions", headers=studio.headers
     ).json()["items"]
     assert versions == []
-    assert not _parts_folder(lying).exists()
+    assert _stored_parts(lying) == []
 
 
 def test_a_terminated_upload_is_gone_with_its_bytes(client: TestClient, studio: Studio) -> None:
@@ -151,9 +153,9 @@ def test_a_terminated_upload_is_gone_with_its_bytes(client: TestClient, studio: 
     data = os.urandom(4096)
     location = create_upload(client, studio, asset["asset_id"], data)
     assert patch(client, studio, location, 0, data[:1000]).status_code == 204
-    assert any(_parts_folder(location).iterdir())
+    assert len(_stored_parts(location)) == 1
     assert client.delete(location, headers={**studio.headers, **TUS}).status_code == 204
-    assert not _parts_folder(location).exists()
+    assert _stored_parts(location) == []
     assert client.head(location, headers={**studio.headers, **TUS}).status_code == 410
     late = patch(client, studio, location, 1000, data[1000:])
     assert late.status_code == 410 and late.json()["code"] == "gone"
@@ -178,7 +180,7 @@ def test_an_abandoned_upload_expires_and_the_sweep_deletes_its_bytes(
         get_engine(), storage_for(get_settings()), expires + timedelta(seconds=1)
     )
     assert swept >= 1
-    assert not _parts_folder(location).exists()
+    assert _stored_parts(location) == []
     state = client.get(location, headers=studio.headers).json()
     assert state["status"] == "expired"
     assert patch(client, studio, location, 1000, data[1000:]).status_code == 410
@@ -230,3 +232,26 @@ def test_limits_and_protocol_errors_are_refused_before_the_body_is_read(
     empty = make_asset(client, studio)
     made = create_upload(client, studio, empty["asset_id"], b"")
     assert client.get(made, headers=studio.headers).json()["version"] == 1  # complete at once
+
+
+def test_concurrent_patches_at_one_offset_store_the_bytes_once(
+    client: TestClient, studio: Studio
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    asset = make_asset(client, studio)
+    data = os.urandom(64_000)
+    location = create_upload(client, studio, asset["asset_id"], data)
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        answers = list(
+            pool.map(lambda _i: patch(client, studio, location, 0, data).status_code, range(6))
+        )
+    assert answers.count(204) == 1, answers
+    assert set(answers) <= {204, 409}  # the others lost the race (or came after: complete)
+    state = client.get(location, headers=studio.headers).json()
+    assert state["status"] == "completed" and state["version"] == 1
+    versions = client.get(
+        f"/v1/content/assets/{asset['asset_id']}/versions", headers=studio.headers
+    ).json()["items"]
+    assert [v["version"] for v in versions] == [1]
+    assert _stored_parts(location) == []  # the losers' parts were deleted too
