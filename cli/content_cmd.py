@@ -438,5 +438,10 @@ def uploads_expire() -> None:
     from core.platform.db import engine_for
 
     settings = get_settings()
-    count = expire_uploads(engine_for(settings.db_url), storage_for(settings), datetime.now(UTC))
+    count = expire_uploads(
+        engine_for(settings.db_url),
+        storage_for(settings),
+        datetime.now(UTC),
+        spool_older_than_s=settings.content_upload_expiry_s,
+    )
     console.print(f"{count} incomplete uploads expired")

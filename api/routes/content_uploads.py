@@ -121,7 +121,12 @@ _SWEEP = "content_upload_sweep"  # app.state: monotonic time of the last sweep
 
 
 def _sweep(engine: Engine, settings: ContentSettings) -> None:
-    uploads.expire_uploads(engine, storage_for(settings), _now())
+    uploads.expire_uploads(
+        engine,
+        storage_for(settings),
+        _now(),
+        spool_older_than_s=settings.content_upload_expiry_s,
+    )
 
 
 def _schedule_sweep(

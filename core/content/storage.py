@@ -278,6 +278,25 @@ class S3Storage:
         return count
 
 
+def clean_spool(store: ObjectStorage, older_than_s: float, now_s: float | None = None) -> int:
+    """Delete spool files left by PATCHes that never finished (an API process killed midway):
+    any file older than ``older_than_s`` (a PATCH lives at most the upload timeout)."""
+    import time
+
+    if not store.spool_dir.is_dir():
+        return 0
+    cutoff = (time.time() if now_s is None else now_s) - older_than_s
+    count = 0
+    for path in store.spool_dir.iterdir():
+        try:
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink()
+                count += 1
+        except FileNotFoundError:  # its PATCH finished meanwhile
+            continue
+    return count
+
+
 _STORES: dict[tuple[str, str | None], ObjectStorage] = {}
 
 

@@ -277,9 +277,16 @@ def terminate(
     storage.delete_prefix(keys.upload_prefix(upload_id))
 
 
-def expire_uploads(engine: Engine, storage: ObjectStorage, now: datetime, limit: int = 1000) -> int:
+def expire_uploads(
+    engine: Engine,
+    storage: ObjectStorage,
+    now: datetime,
+    limit: int = 1000,
+    spool_older_than_s: float | None = None,
+) -> int:
     """Mark incomplete uploads past their expiry ``expired`` and delete their parts; how many.
-    Safe to run from several processes at once (each row is claimed by one UPDATE)."""
+    Safe to run from several processes at once (each row is claimed by one UPDATE). With
+    ``spool_older_than_s``, also delete this process's orphaned spool files that old."""
     with engine.begin() as conn:
         expired = list(
             conn.execute(
@@ -295,6 +302,8 @@ def expire_uploads(engine: Engine, storage: ObjectStorage, now: datetime, limit:
         )
     for upload_id in expired:
         storage.delete_prefix(keys.upload_prefix(upload_id))
+    if spool_older_than_s is not None:
+        keys.clean_spool(storage, spool_older_than_s, now.timestamp())
     if expired:
         log.info("expired %d incomplete content uploads", len(expired))
     return len(expired)

@@ -14,6 +14,7 @@ from core.content.storage import (
     LocalStorage,
     assembled_key,
     check_key,
+    clean_spool,
     storage_for,
     upload_part_key,
     upload_prefix,
@@ -89,3 +90,18 @@ def test_etags_and_cursors_round_trip_and_refuse_foreign_values() -> None:
     assert decode_cursor(encode_cursor(12)) == 12
     with pytest.raises(Invalid, match="cursor"):
         decode_cursor("!!!")
+
+
+def test_orphaned_spool_files_are_deleted_once_old(tmp_path: Path) -> None:
+    import os
+
+    store = LocalStorage(tmp_path / "content")
+    assert clean_spool(store, 60) == 0  # no spool yet
+    store.spool_dir.mkdir(parents=True)
+    old, fresh = store.spool_dir / "patch-old", store.spool_dir / "patch-fresh"
+    old.write_bytes(b"x")
+    fresh.write_bytes(b"y")
+    os.utime(old, (1_000, 1_000))
+    os.utime(fresh, (5_000, 5_000))
+    assert clean_spool(store, 60, now_s=5_010) == 1
+    assert not old.exists() and fresh.exists()
