@@ -34,12 +34,13 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from api.auth import GAME_KEY_ERRORS, QUOTA_ERRORS, GameDep
+from api.auth import GAME_KEY_ERRORS, QUOTA_ERRORS, GameDep, Handler
 from api.body import limited, limited_body_route
 from api.deps import EngineDep, SettingsDep, per_app
-from api.errors import error_responses
+from api.errors import domain_error_handler, error_responses, http_error_handler
 from core.content import storage as keys
 from core.content import uploads
 from core.content.assets import get_version_by_id
@@ -58,13 +59,33 @@ from core.content.tus import (
     supported_version,
 )
 from core.platform.config import ContentSettings, Settings
+from core.platform.errors import DomainError
 
-router = APIRouter(
-    prefix="/v1/content/uploads",
-    tags=["content"],
-    # No model bodies: the credential is checked before a byte of a PATCH is received.
-    route_class=limited_body_route(lambda _settings: 0, "send bytes with PATCH"),
-)
+# No model bodies: the credential is checked before a byte of a PATCH is received.
+_Authenticated = limited_body_route(lambda _settings: 0, "send bytes with PATCH")
+
+
+class TusRoute(_Authenticated):  # type: ignore[misc, valid-type]
+    """tus 1.0: every answer carries ``Tus-Resumable``, refusals too (in the API's one error
+    shape, built by its own handlers)."""
+
+    def get_route_handler(self) -> Handler:
+        handler = super().get_route_handler()
+
+        async def tus(request: Request) -> Response:
+            try:
+                response = await handler(request)
+            except DomainError as exc:
+                response = await domain_error_handler(request, exc)
+            except StarletteHTTPException as exc:
+                response = await http_error_handler(request, exc)
+            response.headers.setdefault("Tus-Resumable", TUS_VERSION)
+            return response
+
+        return tus
+
+
+router = APIRouter(prefix="/v1/content/uploads", tags=["content"], route_class=TusRoute)
 
 UploadId = Annotated[uuid.UUID, Path(description="The id in the creation's Location")]
 

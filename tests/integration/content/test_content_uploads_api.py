@@ -78,6 +78,7 @@ def test_an_upload_resumes_from_the_servers_offset_and_makes_a_version(
     # A client that lost track sends from a wrong offset: refused, nothing kept.
     wrong = patch(client, studio, location, 50_000, data[50_000:])
     assert wrong.status_code == 409 and "100000" in wrong.json()["detail"]
+    assert wrong.headers["Tus-Resumable"] == "1.0.0"  # refusals too
     resumed_from = int(
         client.head(location, headers={**studio.headers, **TUS}).headers["Upload-Offset"]
     )
@@ -216,7 +217,9 @@ def test_limits_and_protocol_errors_are_refused_before_the_body_is_read(
         "/v1/content/uploads", headers={**studio.headers, "Tus-Resumable": "0.2.2"}
     )
     assert old_tus.status_code == 412 and old_tus.headers["Tus-Version"] == "1.0.0"
-    assert client.post("/v1/content/uploads", headers=TUS).status_code == 401
+    anonymous = client.post("/v1/content/uploads", headers=TUS)
+    assert anonymous.status_code == 401 and anonymous.headers["Tus-Resumable"] == "1.0.0"
+    assert anonymous.json()["code"] == "unauthorized"
 
     data = b"0123456789"
     location = create_upload(client, studio, asset["asset_id"], data)
