@@ -35,6 +35,13 @@ STATUS_OF_CODE = {
     "conflict": 409,
     "forbidden": 403,
     "unavailable": 503,
+    # Codes of their own with a status of their own (content uploads and downloads).
+    "gone": 410,
+    "precondition_failed": 412,
+    "precondition_required": 428,
+    "too_large": 413,
+    "unsupported_media_type": 415,
+    "checksum_mismatch": 460,  # tus 1.0's Checksum Mismatch
 }
 CODE_OF_STATUS = {
     400: "bad_request",
@@ -43,10 +50,15 @@ CODE_OF_STATUS = {
     404: "not_found",
     405: "method_not_allowed",
     409: "conflict",
+    410: "gone",
+    412: "precondition_failed",
     413: "too_large",
     415: "unsupported_media_type",
+    416: "range_not_satisfiable",
     422: "invalid",
+    428: "precondition_required",
     429: "rate_limited",
+    460: "checksum_mismatch",
     500: "internal_error",
     503: "unavailable",
 }

@@ -17,6 +17,8 @@ from api.routes import (
     actions,
     battles,
     chain,
+    content_assets,
+    content_uploads,
     events,
     health,
     leaderboards,
@@ -64,6 +66,8 @@ def create_app() -> FastAPI:
         chain,
         actions,
         battles,
+        content_assets,
+        content_uploads,
     ):
         # Every 422 is an ErrorBody, also where a route does not say so (FastAPI's default
         # schema for it would be HTTPValidationError, which this API never answers).

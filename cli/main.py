@@ -15,6 +15,7 @@ from rich.table import Table
 from cli.backup_cmd import backup_app
 from cli.battles_cmd import battles_app
 from cli.chain_cmd import chain_app
+from cli.content_cmd import content_app
 from cli.contracts_cmd import bridge_app, contracts_app
 from cli.db_cmd import db_app
 from cli.demo import demo
@@ -47,6 +48,7 @@ app.add_typer(bridge_app, name="bridge")
 app.add_typer(backup_app, name="backup")
 app.add_typer(chain_app, name="chain")
 app.add_typer(battles_app, name="battles")
+app.add_typer(content_app, name="content")
 
 console = Console()
 err = Console(stderr=True)

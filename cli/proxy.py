@@ -164,6 +164,7 @@ def nginx_conf(
         "wearable_json_body": str(settings.wearable_max_json_bytes),
         "upload_body": str(settings.wearable_max_upload_bytes + MULTIPART_ENVELOPE_BYTES),
         "admin_body": str(ADMIN_MAX_BODY_BYTES),
+        "content_upload_body": str(settings.content_max_upload_bytes),
         "rate": str(settings.api_rate_limit_per_s),
         "burst": str(settings.api_rate_limit_burst),
         "ingest_rate": str(settings.api_ingest_rate_limit_per_s),

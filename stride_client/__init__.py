@@ -7,5 +7,7 @@ Thin and typed over httpx rather than generated: the API's one error shape, its
 """
 
 from stride_client._http import StrideAPIError, Transport
+from stride_client.assets import AssetsClient
+from stride_client.events import EventsClient
 
-__all__ = ["StrideAPIError", "Transport"]
+__all__ = ["AssetsClient", "EventsClient", "StrideAPIError", "Transport"]

@@ -7,7 +7,8 @@ Every resource module calls :meth:`Transport.request`; none builds its own httpx
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -128,16 +129,49 @@ class Transport:
             except httpx.TransportError:
                 if not may_retry or attempt >= self.retries:
                     raise
-                self.sleep(self._backoff(attempt))
+                self.sleep(self.backoff(attempt))
                 attempt += 1
                 continue
             if response.status_code in ok or response.status_code < 400:
                 return response
             if may_retry and response.status_code in RETRIED_STATUSES and attempt < self.retries:
-                self.sleep(retry_after_s(response, self._backoff(attempt)))
+                self.sleep(retry_after_s(response, self.backoff(attempt)))
                 attempt += 1
                 continue
             raise StrideAPIError.from_response(response)
 
-    def _backoff(self, attempt: int) -> float:
+    @contextmanager
+    def stream(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        ok: tuple[int, ...] = (),
+    ) -> Iterator[httpx.Response]:
+        """A response whose body is not read yet (downloads): the same statuses, errors and
+        retries (before any of the body is handed out) as :meth:`request`."""
+        attempt, handed = 0, False
+        while True:
+            try:
+                with self.http.stream(method, path, params=params, headers=headers) as response:
+                    if response.status_code in ok or response.status_code < 400:
+                        handed = True  # from here on, an error is the caller's to handle
+                        yield response
+                        return
+                    response.read()
+                    if response.status_code in RETRIED_STATUSES and attempt < self.retries:
+                        wait = retry_after_s(response, self.backoff(attempt))
+                    else:
+                        raise StrideAPIError.from_response(response)
+            except httpx.TransportError:
+                if handed or attempt >= self.retries:
+                    raise
+                wait = self.backoff(attempt)
+            self.sleep(wait)
+            attempt += 1
+
+    def backoff(self, attempt: int) -> float:
+        """The wait before retry number ``attempt`` (0-based) without a ``Retry-After``."""
         return float(min(self.max_backoff_s, self.backoff_s * (2**attempt)))

@@ -113,6 +113,13 @@ from core.chain.models import (
     NftMetadata,
     TokenBalance,
 )
+from core.content.models import (
+    ContentAsset,
+    ContentAssetVersion,
+    ContentReleaseChannel,
+    ContentReleaseChannelHistory,
+    ContentUpload,
+)
 from core.events.models import Game, PlayerTotals, ProcessedEvent, RewardCommandRow
 from core.identity.models import (
     AdminAuditLog,
@@ -789,6 +796,74 @@ ADMIN_TABLES: tuple[AdminTable, ...] = (
         icon="fa-solid fa-ticket",
         category="Battles",
         links=(GAME, Link("battle_id", "battles")),
+    ),
+    # Game content: written through the API (game keys) and its uploads; versions are
+    # immutable (the database refuses an UPDATE), so every content table is read-only here.
+    AdminTable(
+        ContentAsset,
+        title="Content assets",
+        description="A game's model, texture, sound or config file by name, with its tags."
+        " Written by studios through the API (game key); read-only.",
+        icon="fa-solid fa-cubes",
+        category="Content",
+        list_first=("game_id", "name", "kind", "tags", "updated_at"),
+        links=(GAME,),
+        related=(
+            Related("Versions", "content_asset_versions", (("asset_id", "asset_id"),)),
+            Related("Release channels", "content_release_channels", (("asset_id", "asset_id"),)),
+            Related("Uploads", "content_uploads", (("asset_id", "asset_id"),)),
+        ),
+    ),
+    AdminTable(
+        ContentAssetVersion,
+        title="Asset versions",
+        description="One immutable version of an asset: SHA-256, size, type and where its"
+        " bytes are in object storage. Made by completed uploads; never changed.",
+        icon="fa-solid fa-code-branch",
+        category="Content",
+        list_first=("asset_id", "version", "size_bytes", "content_type", "created_at"),
+        links=(GAME, Link("asset_id", "content_assets")),
+    ),
+    AdminTable(
+        ContentReleaseChannel,
+        title="Release channels",
+        description="A movable pointer (latest, live, beta...) of an asset per platform to one"
+        " of its versions. Moved by studios through the API (If-Match); read-only.",
+        icon="fa-solid fa-code-fork",
+        category="Content",
+        links=(
+            GAME,
+            Link("asset_id", "content_assets"),
+            Link("version_id", "content_asset_versions"),
+        ),
+        related=(
+            Related("History", "content_release_channel_history", (("channel_id", "channel_id"),)),
+        ),
+    ),
+    AdminTable(
+        ContentReleaseChannelHistory,
+        title="Release channel history",
+        singular="release channel move",
+        description="Every move of a release channel: from which version to which, by whom"
+        " and why. Written with each move; read-only.",
+        icon="fa-solid fa-clock-rotate-left",
+        category="Content",
+        links=(
+            Link("channel_id", "content_release_channels"),
+            Link("asset_id", "content_assets"),
+        ),
+    ),
+    AdminTable(
+        ContentUpload,
+        title="Content uploads",
+        description="A resumable (tus) upload of a new version: declared length and SHA-256,"
+        " bytes received, and its end (completed, failed, terminated, expired). Written by"
+        " the API; read-only.",
+        icon="fa-solid fa-upload",
+        category="Content",
+        list_first=("asset_id", "status", "upload_offset", "upload_length", "expires_at"),
+        list_hidden=("parts", "metadata_"),
+        links=(GAME, Link("asset_id", "content_assets")),
     ),
 )
 

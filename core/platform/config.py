@@ -366,6 +366,41 @@ class LakeSettings(_Base):
         return conf
 
 
+class ContentSettings(LakeSettings):
+    """Game content: where asset versions are stored, upload limits and expiry.
+
+    Versions live in the lake's raw zone by default (``<lake root>/raw/content``: a local
+    folder, or the lake's bucket when the lake is on S3, with the lake's S3 endpoint and
+    credentials); ``content_storage_uri`` moves them elsewhere (a folder or ``s3://``).
+    """
+
+    content_storage_uri: str | None = Field(
+        default=None, description="folder or s3://bucket/prefix; default <lake root>/raw/content"
+    )
+    content_max_upload_bytes: int = Field(
+        default=1 << 30, ge=1, description="largest asset version (tus Upload-Length)"
+    )
+    content_upload_expiry_s: float = Field(
+        default=86400.0,
+        gt=0,
+        description="an incomplete upload expires this long after its last PATCH",
+    )
+    content_upload_max_parts: int = Field(
+        default=10000, ge=1, description="PATCH requests (stored parts) one upload may take"
+    )
+    content_upload_cleanup_interval_s: float = Field(
+        default=300.0, gt=0, description="the API sweeps expired uploads at most this often"
+    )
+
+    @property
+    def content_root(self) -> str:
+        """Root of the content store: a local folder or an ``s3://`` URI."""
+        root = self.content_storage_uri or f"{self.lake_root}/raw/content"
+        if root.startswith("s3a://"):
+            root = "s3://" + root[len("s3a://") :]
+        return root.rstrip("/")
+
+
 class SparkSettings(_Base):
     """The Spark Connect server (local or remote) and Dagster's web server."""
 
@@ -682,6 +717,7 @@ class Settings(
     EventSettings,
     RewardSettings,
     AdminSettings,
+    ContentSettings,
     LakeSettings,
     SparkSettings,
     WearableSettings,

@@ -1,0 +1,107 @@
+"""Storage keys and the local folder store: content-addressed version keys, parts composed
+while hashed, ranged reads, promotion that never overwrites stored bytes."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from pathlib import Path
+
+import pytest
+
+from core.content.assets import decode_cursor, encode_cursor, expected_row_version, row_etag
+from core.content.storage import (
+    LocalStorage,
+    assembled_key,
+    check_key,
+    clean_spool,
+    storage_for,
+    upload_part_key,
+    upload_prefix,
+    version_key,
+)
+from core.platform.config import Settings
+from core.platform.errors import Invalid
+
+SHA = hashlib.sha256(b"").hexdigest()
+
+
+def test_keys_follow_the_raw_zone_conventions_and_stay_inside_the_root() -> None:
+    assert version_key("space-duel", SHA) == f"game_id=space-duel/{SHA}"
+    upload_id = uuid.uuid4()
+    part = upload_part_key(upload_id, 42)
+    assert part.startswith(f"{upload_prefix(upload_id)}/00000000000000000042-")
+    assert part != upload_part_key(upload_id, 42)  # a lost race never clashes
+    assert assembled_key(upload_id) == f"_uploads/{upload_id}/assembled"
+    for bad in ("../etc/passwd", "/abs", "a//b", "a/./b", "a b"):
+        with pytest.raises(ValueError):
+            check_key(bad)
+    with pytest.raises(ValueError):
+        version_key("../x", SHA)
+    with pytest.raises(ValueError):
+        version_key("game", "not-a-sha")
+
+
+def test_the_default_root_is_the_lakes_raw_zone_and_s3a_is_s3(tmp_path: Path) -> None:
+    settings = Settings(state_dir=tmp_path)
+    assert settings.content_root == f"{tmp_path}/lake/raw/content"
+    assert isinstance(storage_for(settings), LocalStorage)
+    on_s3 = Settings(state_dir=tmp_path, lake_uri="s3a://lake-bucket/lake")
+    assert on_s3.content_root == "s3://lake-bucket/lake/raw/content"
+    moved = Settings(state_dir=tmp_path, content_storage_uri="s3a://assets/prod/")
+    assert moved.content_root == "s3://assets/prod"
+
+
+def test_parts_compose_into_one_hashed_object_then_promote(tmp_path: Path) -> None:
+    store = LocalStorage(tmp_path / "content")
+    upload_id = uuid.uuid4()
+    parts = []
+    for offset, data in ((0, b"hello "), (6, b"world")):
+        spool = tmp_path / f"spool-{offset}"
+        spool.write_bytes(data)
+        key = upload_part_key(upload_id, offset)
+        store.put_file(key, spool)
+        assert not spool.exists()  # consumed
+        parts.append(key)
+    sha, size = store.compose(assembled_key(upload_id), parts)
+    assert (sha, size) == (hashlib.sha256(b"hello world").hexdigest(), 11)
+    target = version_key("g", sha)
+    store.promote(assembled_key(upload_id), target)
+    assert b"".join(store.read(target)) == b"hello world"
+    assert b"".join(store.read(target, 6, 10)) == b"world"
+    assert b"".join(store.read(target, 0, 0)) == b"h"
+
+    # Promoting other bytes onto a stored key keeps what is stored (content-addressed).
+    spool = tmp_path / "again"
+    spool.write_bytes(b"tampered")
+    store.put_file(assembled_key(upload_id), spool)
+    store.promote(assembled_key(upload_id), target)
+    assert b"".join(store.read(target)) == b"hello world"
+    assert not store.exists(assembled_key(upload_id))
+    assert store.delete_prefix(upload_prefix(upload_id)) == 2
+    assert store.delete_prefix(upload_prefix(upload_id)) == 0
+
+
+def test_etags_and_cursors_round_trip_and_refuse_foreign_values() -> None:
+    assert expected_row_version(row_etag(7)) == 7
+    assert expected_row_version(None) is None
+    assert expected_row_version('W/"r7"') == -1 and expected_row_version('"7"') == -1
+    assert decode_cursor(encode_cursor("sfx/hit")) == "sfx/hit"
+    assert decode_cursor(encode_cursor(12)) == 12
+    with pytest.raises(Invalid, match="cursor"):
+        decode_cursor("!!!")
+
+
+def test_orphaned_spool_files_are_deleted_once_old(tmp_path: Path) -> None:
+    import os
+
+    store = LocalStorage(tmp_path / "content")
+    assert clean_spool(store, 60) == 0  # no spool yet
+    store.spool_dir.mkdir(parents=True)
+    old, fresh = store.spool_dir / "patch-old", store.spool_dir / "patch-fresh"
+    old.write_bytes(b"x")
+    fresh.write_bytes(b"y")
+    os.utime(old, (1_000, 1_000))
+    os.utime(fresh, (5_000, 5_000))
+    assert clean_spool(store, 60, now_s=5_010) == 1
+    assert not old.exists() and fresh.exists()
