@@ -2,7 +2,7 @@
 channels with their history, resumable uploads. Only new tables; a downgrade drops them.
 
 Revision ID: 0019
-Revises: 0016 (until 0017 and 0018 are merged: then 0018)
+Revises: 0018
 Create Date: 2026-12-01
 """
 
@@ -13,8 +13,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0019"
-# TODO(rechain at merge): "0018" once 0017 and 0018 exist on main.
-down_revision: str | Sequence[str] | None = "0016"
+down_revision: str | Sequence[str] | None = "0018"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
