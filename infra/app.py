@@ -87,7 +87,7 @@ def build_app(context: Mapping[str, Any] | None = None, outdir: str | None = Non
     merged = {**base, **(context or {})}
     app = cdk.App(context=merged, outdir=outdir)
     # `cdk synth` passes cdk.json's context and -c values; they win over the file's.
-    read = {key: app.node.try_get_context(key) for key in merged}
+    read = dict(app.node.get_all_context())
     for stage in stages_to_build(read):
         StrideStage(app, stage_config(stage, read))
     return app

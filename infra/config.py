@@ -54,6 +54,9 @@ class StageConfig:
     chain_writer_module: str = "chain_writer"
     lake_noncurrent_days: int = 30
     deletion_protection: bool = False
+    # The first deploy creates every service at 0 tasks, so that the migrate task can run
+    # before anything starts (docs/deploy.md, First deploy).
+    paused: bool = False
     alarm_email: str | None = None
     github_oidc_provider_arn: str | None = None
     emr_release_label: str = "emr-7.9.0"
@@ -93,6 +96,8 @@ def stage_config(stage: str, context: Mapping[str, Any]) -> StageConfig:
     if stage not in STAGES:
         raise ConfigError(f"unknown stage {stage!r}: use one of {', '.join(STAGES)}")
     raw = dict(context.get(f"stride:{stage}") or {})
+    flat = f"stride:{stage}:"  # `-c stride:staging:image_tag=abc` overrides one key
+    raw |= {key.removeprefix(flat): value for key, value in context.items() if key.startswith(flat)}
     known = {f.name for f in fields(StageConfig)} - {"stage"}
     unknown = sorted(set(raw) - known)
     if unknown:

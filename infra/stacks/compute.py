@@ -34,6 +34,8 @@ from infra.config import WORKER_ROLES, StageConfig
 from infra.stacks.data import APP_SECRET_KEYS, DataStack
 
 API_PORT = 8000
+# Inside a task's own network namespace; the security groups decide who reaches it.
+ALL_INTERFACES = "0.0.0.0"  # noqa: S104
 DAGSTER_PORT = 3000
 EXPORTER_PORT = 9103  # core/platform/config.py MonitoringSettings.exporter_port
 LAG_NAMESPACE = "Stride/Streams"
@@ -152,7 +154,9 @@ class ComputeStack(cdk.Stack):
         self._api()
         for spec in worker_processes(config):
             service = self._service(spec)
-            self._scale_on_lag(spec.name, service, CONSUMER_GROUPS[spec.name.removeprefix("worker-")])
+            self._scale_on_lag(
+                spec.name, service, CONSUMER_GROUPS[spec.name.removeprefix("worker-")]
+            )
         self._exporter()
         self._service(ProcessSpec("sampler", ["python", "-m", "core.metrics.sampler"]))
         self._service(
@@ -173,15 +177,15 @@ class ComputeStack(cdk.Stack):
         self.signer_key.grant(writer.task_definition.task_role, "kms:Sign", "kms:GetPublicKey")
         self._dagster()
         self.migrate = self._task_definition(
-            ProcessSpec("migrate", topics_command(config.kafka_partitions), cpu=512, memory_mib=1024)
+            ProcessSpec(
+                "migrate", topics_command(config.kafka_partitions), cpu=512, memory_mib=1024
+            )
         )
         self._emr_serverless()
 
         cdk.CfnOutput(self, "ClusterName", value=self.cluster.cluster_name)
         cdk.CfnOutput(self, "MigrateTaskDefinition", value=self.migrate.task_definition_arn)
-        cdk.CfnOutput(
-            self, "TaskSubnets", value=",".join(self._private_subnet_ids())
-        )
+        cdk.CfnOutput(self, "TaskSubnets", value=",".join(self._private_subnet_ids()))
         cdk.CfnOutput(self, "TaskSecurityGroup", value=data.clients.security_group_id)
         cdk.CfnOutput(self, "ChainSignerKeyId", value=self.signer_key.key_id)
 
@@ -190,7 +194,7 @@ class ComputeStack(cdk.Stack):
     def _private_subnet_ids(self) -> list[str]:
         return self.vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS).subnet_ids
 
-    def environment(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    def process_environment(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         """The STRIDE_* settings every process shares (core/platform/config.py Settings)."""
         env = {
             "STRIDE_ENV": "prod",
@@ -213,8 +217,7 @@ class ComputeStack(cdk.Stack):
         if unknown:
             raise ValueError(f"not keys of the app secret: {unknown}")
         return {
-            SECRET_ENV[key]: ecs.Secret.from_secrets_manager(self.app_secret, key)
-            for key in wanted
+            SECRET_ENV[key]: ecs.Secret.from_secrets_manager(self.app_secret, key) for key in wanted
         }
 
     def _task_definition(self, spec: ProcessSpec) -> ecs.FargateTaskDefinition:
@@ -235,7 +238,7 @@ class ComputeStack(cdk.Stack):
             container_name="app",
             image=self.image,
             command=list(spec.command) or None,
-            environment=self.environment(spec.environment),
+            environment=self.process_environment(spec.environment),
             secrets=self.secrets(spec.secrets),
             user="10001:10001",  # the image's `stride` user
             readonly_root_filesystem=True,
@@ -268,7 +271,7 @@ class ComputeStack(cdk.Stack):
             service_name=spec.name,
             cluster=self.cluster,
             task_definition=task,
-            desired_count=spec.desired,
+            desired_count=0 if self.config.paused else spec.desired,
             assign_public_ip=False,
             vpc_subnets=self.private,
             security_groups=[self.data.clients],
@@ -320,6 +323,8 @@ class ComputeStack(cdk.Stack):
             statistic="Sum",
             period=cdk.Duration.minutes(1),
         )
+        if self.config.paused:
+            return
         scaling = service.auto_scale_task_count(
             min_capacity=1,
             max_capacity=min(self.config.worker_max_tasks, self.config.kafka_partitions),
@@ -380,12 +385,29 @@ class ComputeStack(cdk.Stack):
         api = self._service(
             ProcessSpec(
                 "api",
-                [],  # the image's CMD: uvicorn on 0.0.0.0:8000
-
+                # The ALB appends the client's address to X-Forwarded-For: trusting only the
+                # VPC's addresses makes uvicorn take the rightmost one the ALB wrote, never a
+                # value the client sent. Keep-alive above the ALB's 60 s idle timeout.
+                [
+                    "uvicorn",
+                    "api.main:app",
+                    "--host",
+                    ALL_INTERFACES,
+                    "--port",
+                    str(API_PORT),
+                    "--workers",
+                    "2",
+                    "--no-access-log",
+                    "--proxy-headers",
+                    "--forwarded-allow-ips",
+                    config.vpc_cidr,
+                    "--timeout-keep-alive",
+                    "65",
+                ],
                 cpu=1024,
                 memory_mib=2048,
                 desired=config.api_min_tasks,
-                environment={"STRIDE_API_WORKERS": "2"},
+                environment={"STRIDE_API_WORKERS": "2"},  # what /metrics sums over
                 secrets=("readonly_database_url",),
             ),
             health_check_grace_period=cdk.Duration.seconds(60),
@@ -403,6 +425,9 @@ class ComputeStack(cdk.Stack):
             ),
             deregistration_delay=cdk.Duration.seconds(30),
         )
+        self._waf()
+        if config.paused:
+            return
         scaling = api.auto_scale_task_count(
             min_capacity=config.api_min_tasks, max_capacity=config.api_max_tasks
         )
@@ -410,7 +435,6 @@ class ComputeStack(cdk.Stack):
         scaling.scale_on_request_count(
             "ApiRequests", requests_per_target=2000, target_group=self.api_targets
         )
-        self._waf()
 
     def _waf(self) -> None:
         def managed(name: str, priority: int) -> wafv2.CfnWebACL.RuleProperty:
@@ -558,7 +582,7 @@ class ComputeStack(cdk.Stack):
         web = self._service(
             ProcessSpec(
                 "dagster-webserver",
-                ["dagster-webserver", "-h", "0.0.0.0", "-p", str(DAGSTER_PORT), *module],  # noqa: S104
+                ["dagster-webserver", "-h", ALL_INTERFACES, "-p", str(DAGSTER_PORT), *module],
                 cpu=512,
                 memory_mib=2048,
                 environment=dagster_env,
@@ -581,8 +605,13 @@ class ComputeStack(cdk.Stack):
         # The daemon launches runs: it may start the run task and pass its roles.
         daemon.task_definition.task_role.add_to_principal_policy(
             iam.PolicyStatement(
-                actions=["ecs:RunTask", "ecs:DescribeTasks", "ecs:StopTask", "ecs:DescribeTaskDefinition",
-                         "ecs:TagResource"],
+                actions=[
+                    "ecs:RunTask",
+                    "ecs:DescribeTasks",
+                    "ecs:StopTask",
+                    "ecs:DescribeTaskDefinition",
+                    "ecs:TagResource",
+                ],
                 resources=["*"],
                 conditions={"ArnEquals": {"ecs:cluster": self.cluster.cluster_arn}},
             )

@@ -85,8 +85,13 @@ class DataStack(cdk.Stack):
         self.key.add_to_resource_policy(
             iam.PolicyStatement(
                 principals=[iam.ServicePrincipal(f"logs.{config.region}.amazonaws.com")],
-                actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*",
-                         "kms:Describe*"],
+                actions=[
+                    "kms:Encrypt*",
+                    "kms:Decrypt*",
+                    "kms:ReEncrypt*",
+                    "kms:GenerateDataKey*",
+                    "kms:Describe*",
+                ],
                 resources=["*"],
             )
         )
@@ -95,13 +100,31 @@ class DataStack(cdk.Stack):
 
         # ---- PostgreSQL ------------------------------------------------------------------
         db_sg = ec2.SecurityGroup(
-            self, "DatabaseSg", vpc=vpc, description="PostgreSQL: from Stride tasks only",
+            self,
+            "DatabaseSg",
+            vpc=vpc,
+            description="PostgreSQL: from Stride tasks only",
             allow_all_outbound=False,
         )
         db_sg.add_ingress_rule(self.clients, ec2.Port.tcp(DATABASE_PORT), "Stride tasks")
+        # The instance's log groups, made here with the data key and a retention (RDS would
+        # make them unencrypted, and a retention would need a custom-resource Lambda).
+        db_identifier = f"stride-{config.stage}"
+        db_logs = [
+            logs.LogGroup(
+                self,
+                f"DatabaseLogs{kind.capitalize()}",
+                log_group_name=f"/aws/rds/instance/{db_identifier}/{kind}",
+                retention=logs.RetentionDays.ONE_MONTH,
+                encryption_key=self.key,
+                removal_policy=cdk.RemovalPolicy.DESTROY,
+            )
+            for kind in ("postgresql", "upgrade")
+        ]
         self.database = rds.DatabaseInstance(
             self,
             "Database",
+            instance_identifier=db_identifier,
             engine=rds.DatabaseInstanceEngine.postgres(version=POSTGRES_VERSION),
             instance_type=ec2.InstanceType(config.db_instance_class),
             vpc=vpc,
@@ -130,7 +153,6 @@ class DataStack(cdk.Stack):
             performance_insight_encryption_key=self.key,
             monitoring_interval=cdk.Duration.seconds(60),
             cloudwatch_logs_exports=["postgresql", "upgrade"],
-            cloudwatch_logs_retention=logs.RetentionDays.ONE_MONTH,
             parameter_group=rds.ParameterGroup(
                 self,
                 "DatabaseParameters",
@@ -144,14 +166,23 @@ class DataStack(cdk.Stack):
             ),
         )
 
+        for log_group in db_logs:
+            self.database.node.add_dependency(log_group)
+
         # ---- Kafka (MSK) -------------------------------------------------------------------
         kafka_sg = ec2.SecurityGroup(
-            self, "KafkaSg", vpc=vpc, description="MSK brokers: TLS + IAM from Stride tasks only",
+            self,
+            "KafkaSg",
+            vpc=vpc,
+            description="MSK brokers: TLS + IAM from Stride tasks only",
             allow_all_outbound=False,
         )
         kafka_sg.add_ingress_rule(self.clients, ec2.Port.tcp(9098), "Stride tasks, IAM over TLS")
         broker_logs = logs.LogGroup(
-            self, "BrokerLogs", retention=logs.RetentionDays.ONE_MONTH, encryption_key=self.key,
+            self,
+            "BrokerLogs",
+            retention=logs.RetentionDays.ONE_MONTH,
+            encryption_key=self.key,
             removal_policy=cdk.RemovalPolicy.DESTROY,
         )
         kafka_config = msk.CfnConfiguration(
@@ -169,8 +200,9 @@ class DataStack(cdk.Stack):
             number_of_broker_nodes=3,
             broker_node_group_info=msk.CfnCluster.BrokerNodeGroupInfoProperty(
                 instance_type=config.msk_broker_instance_type,
-                client_subnets=vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
-                .subnet_ids,
+                client_subnets=vpc.select_subnets(
+                    subnet_type=ec2.SubnetType.PRIVATE_ISOLATED
+                ).subnet_ids,
                 security_groups=[kafka_sg.security_group_id],
                 storage_info=msk.CfnCluster.StorageInfoProperty(
                     ebs_storage_info=msk.CfnCluster.EBSStorageInfoProperty(
@@ -254,7 +286,10 @@ class DataStack(cdk.Stack):
         )
         self.lake.grant_read(self.warehouse_copy_role, "staging/*")
         warehouse_sg = ec2.SecurityGroup(
-            self, "WarehouseSg", vpc=vpc, description="Redshift Serverless: Stride tasks only",
+            self,
+            "WarehouseSg",
+            vpc=vpc,
+            description="Redshift Serverless: Stride tasks only",
             allow_all_outbound=False,
         )
         warehouse_sg.add_ingress_rule(self.clients, ec2.Port.tcp(WAREHOUSE_PORT), "Stride tasks")

@@ -40,19 +40,21 @@ class DeliveryStack(cdk.Stack):
                 client_id_list=["sts.amazonaws.com"],
             )
             provider_arn = provider.attr_arn
-        principal = iam.WebIdentityPrincipal(
-            provider_arn,
-            conditions={
-                "StringEquals": {
-                    f"{GITHUB_OIDC_HOST}:aud": "sts.amazonaws.com",
-                    # Only jobs that run in this stage's GitHub environment (production's has
-                    # required reviewers: the manual approval).
-                    f"{GITHUB_OIDC_HOST}:sub": (
-                        f"repo:{config.github_repository}:environment:{config.stage}"
-                    ),
-                }
-            },
-        )
+
+        def github(subject: str) -> iam.WebIdentityPrincipal:
+            return iam.WebIdentityPrincipal(
+                provider_arn,
+                conditions={
+                    "StringEquals": {
+                        f"{GITHUB_OIDC_HOST}:aud": "sts.amazonaws.com",
+                        f"{GITHUB_OIDC_HOST}:sub": f"repo:{config.github_repository}:{subject}",
+                    }
+                },
+            )
+
+        # Only jobs that run in this stage's GitHub environment (production's has required
+        # reviewers: the manual approval) may deploy.
+        principal = github(f"environment:{config.stage}")
         self.deploy_role = iam.Role(
             self,
             "DeployRole",
@@ -90,8 +92,12 @@ class DeliveryStack(cdk.Stack):
         )
         self.deploy_role.add_to_policy(
             iam.PolicyStatement(
-                actions=["ecs:DescribeTaskDefinition", "ecs:DescribeServices",
-                         "cloudformation:DescribeStacks"],
+                actions=[
+                    "ecs:DescribeTaskDefinition",
+                    "ecs:RegisterTaskDefinition",
+                    "ecs:DescribeServices",
+                    "cloudformation:DescribeStacks",
+                ],
                 resources=["*"],
             )
         )
@@ -105,5 +111,24 @@ class DeliveryStack(cdk.Stack):
                 conditions={"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
             )
         )
+        # Pull requests get `cdk diff` only: the bootstrap's read-only lookup role.
+        self.diff_role = iam.Role(
+            self,
+            "DiffRole",
+            role_name=f"stride-{config.stage}-github-diff",
+            assumed_by=github("pull_request"),
+            description="GitHub Actions on pull requests: cdk diff (read-only)",
+            max_session_duration=cdk.Duration.hours(1),
+        )
+        self.diff_role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["sts:AssumeRole"],
+                resources=[
+                    f"arn:{cdk.Aws.PARTITION}:iam::{cdk.Aws.ACCOUNT_ID}:role/"
+                    f"cdk-{CDK_QUALIFIER}-lookup-role-{cdk.Aws.ACCOUNT_ID}-{config.region}"
+                ],
+            )
+        )
         cdk.CfnOutput(self, "DeployRoleArn", value=self.deploy_role.role_arn)
+        cdk.CfnOutput(self, "DiffRoleArn", value=self.diff_role.role_arn)
         cdk.CfnOutput(self, "ImageRepositoryUri", value=self.repository.repository_uri)

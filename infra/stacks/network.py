@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
@@ -23,7 +25,9 @@ class NetworkStack(cdk.Stack):
             restrict_default_security_group=True,
             subnet_configuration=[
                 ec2.SubnetConfiguration(
-                    name="public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24,
+                    name="public",
+                    subnet_type=ec2.SubnetType.PUBLIC,
+                    cidr_mask=24,
                     map_public_ip_on_launch=False,
                 ),
                 ec2.SubnetConfiguration(
@@ -34,8 +38,32 @@ class NetworkStack(cdk.Stack):
                 ),
             ],
         )
+        key = kms.Key(
+            self,
+            "FlowLogsKey",
+            alias=f"alias/stride-{config.stage}-flow-logs",
+            description="Stride VPC flow logs",
+            enable_key_rotation=True,
+            removal_policy=cdk.RemovalPolicy.RETAIN,
+        )
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal(f"logs.{config.region}.amazonaws.com")],
+                actions=[
+                    "kms:Encrypt*",
+                    "kms:Decrypt*",
+                    "kms:ReEncrypt*",
+                    "kms:GenerateDataKey*",
+                    "kms:Describe*",
+                ],
+                resources=["*"],
+            )
+        )
         flow_logs = logs.LogGroup(
-            self, "FlowLogs", retention=logs.RetentionDays.THREE_MONTHS,
+            self,
+            "FlowLogs",
+            retention=logs.RetentionDays.THREE_MONTHS,
+            encryption_key=key,
             removal_policy=cdk.RemovalPolicy.RETAIN,
         )
         self.vpc.add_flow_log(
@@ -44,7 +72,10 @@ class NetworkStack(cdk.Stack):
         # Security groups live here so that the stacks that add rules between them (the data
         # stores admit the tasks, the load balancer reaches the API) never depend on each other.
         self.load_balancer_sg = ec2.SecurityGroup(
-            self, "LoadBalancerSg", vpc=self.vpc, description="API load balancer: HTTPS from anywhere",
+            self,
+            "LoadBalancerSg",
+            vpc=self.vpc,
+            description="API load balancer: HTTPS from anywhere",
             allow_all_outbound=False,
         )
         self.load_balancer_sg.add_ingress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS")
@@ -52,7 +83,10 @@ class NetworkStack(cdk.Stack):
             ec2.Peer.any_ipv4(), ec2.Port.tcp(80), "redirected to HTTPS"
         )
         self.tasks_sg = ec2.SecurityGroup(
-            self, "TasksSg", vpc=self.vpc, description="Stride ECS tasks and Spark jobs",
+            self,
+            "TasksSg",
+            vpc=self.vpc,
+            description="Stride ECS tasks and Spark jobs",
             allow_all_outbound=True,
         )
         # The tasks reach S3 without the NAT (lake writes are the bulk of the traffic).

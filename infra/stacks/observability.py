@@ -29,7 +29,10 @@ class ObservabilityStack(cdk.Stack):
     ):
         super().__init__(scope, cid, **kwargs)  # type: ignore[arg-type]
         self.topic = sns.Topic(
-            self, "Alarms", topic_name=f"stride-{config.stage}-alarms", master_key=data.key,
+            self,
+            "Alarms",
+            topic_name=f"stride-{config.stage}-alarms",
+            master_key=data.key,
             enforce_ssl=True,
         )
         if config.alarm_email:
@@ -61,8 +64,11 @@ class ObservabilityStack(cdk.Stack):
             3,
         )
         self._alarm(
-            "AlbRejected", alb.rejected_connection_count(period=minute), 10,
-            "the load balancer rejects connections", 3,
+            "AlbRejected",
+            alb.rejected_connection_count(period=minute),
+            10,
+            "the load balancer rejects connections",
+            3,
         )
         lag_widgets = []
         for group in CONSUMER_GROUPS.values():
@@ -84,8 +90,11 @@ class ObservabilityStack(cdk.Stack):
             )
         database = data.database
         self._alarm(
-            "DatabaseCpu", database.metric_cpu_utilization(period=minute), 85,
-            "PostgreSQL CPU above 85 %", 10,
+            "DatabaseCpu",
+            database.metric_cpu_utilization(period=minute),
+            85,
+            "PostgreSQL CPU above 85 %",
+            10,
         )
         self._alarm(
             "DatabaseStorageLow",
@@ -97,26 +106,40 @@ class ObservabilityStack(cdk.Stack):
         )
         kafka = {"Cluster Name": f"stride-{config.stage}"}
         under_replicated = cloudwatch.Metric(
-            namespace="AWS/Kafka", metric_name="UnderReplicatedPartitions",
-            dimensions_map=kafka, statistic="Sum", period=minute,
+            namespace="AWS/Kafka",
+            metric_name="UnderReplicatedPartitions",
+            dimensions_map=kafka,
+            statistic="Sum",
+            period=minute,
         )
         self._alarm(
-            "KafkaUnderReplicated", under_replicated, 1,
-            "Kafka partitions below replication factor 3", 5,
+            "KafkaUnderReplicated",
+            under_replicated,
+            1,
+            "Kafka partitions below replication factor 3",
+            5,
         )
         offline = cloudwatch.Metric(
-            namespace="AWS/Kafka", metric_name="OfflinePartitionsCount",
-            dimensions_map=kafka, statistic="Max", period=minute,
+            namespace="AWS/Kafka",
+            metric_name="OfflinePartitionsCount",
+            dimensions_map=kafka,
+            statistic="Max",
+            period=minute,
         )
         self._alarm("KafkaOfflinePartitions", offline, 1, "Kafka partitions offline", 1)
         disk = cloudwatch.Metric(
-            namespace="AWS/Kafka", metric_name="KafkaDataLogsDiskUsed",
-            dimensions_map=kafka, statistic="Maximum", period=cdk.Duration.minutes(5),
+            namespace="AWS/Kafka",
+            metric_name="KafkaDataLogsDiskUsed",
+            dimensions_map=kafka,
+            statistic="Maximum",
+            period=cdk.Duration.minutes(5),
         )
         self._alarm("KafkaDiskFilling", disk, 80, "a Kafka broker's disk is 80 % full", 2)
 
         dashboard = cloudwatch.Dashboard(
-            self, "Dashboard", dashboard_name=f"stride-{config.stage}",
+            self,
+            "Dashboard",
+            dashboard_name=f"stride-{config.stage}",
         )
         dashboard.add_widgets(
             cloudwatch.GraphWidget(
@@ -126,7 +149,8 @@ class ObservabilityStack(cdk.Stack):
                 width=12,
             ),
             cloudwatch.GraphWidget(
-                title="API latency", left=[targets.target_response_time(period=minute, statistic="p50"), p99],
+                title="API latency",
+                left=[targets.target_response_time(period=minute, statistic="p50"), p99],
                 width=12,
             ),
             cloudwatch.GraphWidget(title="Consumer lag per group", left=lag_widgets, width=12),
