@@ -9,10 +9,10 @@ stage=${1:?usage: run-migrations.sh STAGE IMAGE}
 image=${2:?usage: run-migrations.sh STAGE IMAGE}
 cluster="stride-$stage"
 family="stride-$stage-migrate"
-stack="stride-$stage-compute"
+network="stride-$stage-network"
 
 output() {
-  aws cloudformation describe-stacks --stack-name "$stack" \
+  aws cloudformation describe-stacks --stack-name "$network" \
     --query "Stacks[0].Outputs[?OutputKey=='$1'].OutputValue" --output text
 }
 

@@ -54,7 +54,6 @@ _COMMON_SECRETS = ("database_url", "kafka_bootstrap", "secret_key")
 # The chain writer's signing key id. Not a STRIDE_* setting yet: the writer (another
 # branch) reads it, or maps it to its own setting (docs/deploy.md).
 SIGNER_KEY_ENV = "CHAIN_SIGNER_KMS_KEY_ID"
-EMR_RELEASE_LABEL = "emr-7.9.0"
 CLOUDWATCH_AGENT_IMAGE = "public.ecr.aws/cloudwatch-agent/cloudwatch-agent:latest"
 
 
@@ -185,8 +184,6 @@ class ComputeStack(cdk.Stack):
 
         cdk.CfnOutput(self, "ClusterName", value=self.cluster.cluster_name)
         cdk.CfnOutput(self, "MigrateTaskDefinition", value=self.migrate.task_definition_arn)
-        cdk.CfnOutput(self, "TaskSubnets", value=",".join(self._private_subnet_ids()))
-        cdk.CfnOutput(self, "TaskSecurityGroup", value=data.clients.security_group_id)
         cdk.CfnOutput(self, "ChainSignerKeyId", value=self.signer_key.key_id)
 
     # ---- building blocks -------------------------------------------------------------------
@@ -208,6 +205,8 @@ class ComputeStack(cdk.Stack):
             "STRIDE_WAREHOUSE_KIND": "redshift",
             "STRIDE_REDSHIFT_IAM_ROLE": self.data.warehouse_copy_role.role_arn,
         }
+        if self.config.spark_remote:  # a Spark Connect server for Dagster (docs/deploy.md)
+            env["STRIDE_SPARK_REMOTE"] = self.config.spark_remote
         return {**env, **(extra or {})}
 
     def secrets(self, keys: Sequence[str]) -> dict[str, ecs.Secret]:
@@ -643,7 +642,7 @@ class ComputeStack(cdk.Stack):
             self,
             "Spark",
             name=f"stride-{self.config.stage}-spark",
-            release_label=EMR_RELEASE_LABEL,
+            release_label=self.config.emr_release_label,
             type="SPARK",
             architecture="X86_64",
             auto_start_configuration=emrserverless.CfnApplication.AutoStartConfigurationProperty(

@@ -37,7 +37,7 @@ MSK_SERVER_PROPERTIES = "\n".join(
     ]
 )
 KAFKA_VERSION = "3.9.x"  # MSK's newest KRaft line at the time of writing
-POSTGRES_VERSION = rds.PostgresEngineVersion.VER_15_9  # the local stack's major version
+POSTGRES_VERSION = rds.PostgresEngineVersion.VER_15_17  # the local stack's major version
 DATABASE_PORT = 5432
 WAREHOUSE_PORT = 5439
 
@@ -246,7 +246,9 @@ class DataStack(cdk.Stack):
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             enforce_ssl=True,
             versioned=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
+            # Log delivery is granted by bucket policy (cdk.json's serverAccessLogsUseBucketPolicy),
+            # not by the legacy ACL.
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             lifecycle_rules=[s3.LifecycleRule(expiration=cdk.Duration.days(365))],
             removal_policy=cdk.RemovalPolicy.RETAIN,
         )

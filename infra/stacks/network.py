@@ -89,5 +89,14 @@ class NetworkStack(cdk.Stack):
             description="Stride ECS tasks and Spark jobs",
             allow_all_outbound=True,
         )
+        # Where one-shot tasks run (infra/bin/run-migrations.sh).
+        cdk.CfnOutput(
+            self,
+            "TaskSubnets",
+            value=",".join(
+                self.vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS).subnet_ids
+            ),
+        )
+        cdk.CfnOutput(self, "TaskSecurityGroup", value=self.tasks_sg.security_group_id)
         # The tasks reach S3 without the NAT (lake writes are the bulk of the traffic).
         self.vpc.add_gateway_endpoint("S3", service=ec2.GatewayVpcEndpointAwsService.S3)
