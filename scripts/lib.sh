@@ -105,7 +105,7 @@ install_infra_tools() {
     -r infra/requirements-tools.lock 2>&1 | { grep -v "^WARNING: Location '.*' is ignored" || true; }
   note "npm ci --prefix infra (the cdk CLI, from infra/package-lock.json)"
   npm ci --prefix infra --no-audit --no-fund --loglevel=error >/dev/null
-  if [ "$("$TOOLS/bin/actionlint" -version 2>/dev/null | head -1)" != "$ACTIONLINT_VERSION" ]; then
+  if [ "$("$TOOLS/bin/actionlint" -version 2>/dev/null | head -1)" != "v$ACTIONLINT_VERSION" ]; then
     command -v go >/dev/null \
       || need "Go not found" "install Go 1.22 or newer (Debian: golang): actionlint is built from the Go module proxy"
     note "actionlint $ACTIONLINT_VERSION (go install from the Go module proxy)"
