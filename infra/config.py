@@ -52,6 +52,9 @@ class StageConfig:
     worker_lag_target: int = 10_000
     waf_rate_limit_per_5min: int = 6_000
     chain_writer_module: str = "chain_writer"
+    # 0 until the writer's module exists in the image: a service whose command cannot start
+    # would make the ECS circuit breaker fail (and roll back) the whole compute deploy.
+    chain_writer_tasks: int = 0
     lake_noncurrent_days: int = 30
     deletion_protection: bool = False
     # The first deploy creates every service at 0 tasks, so that the migrate task can run
@@ -124,5 +127,7 @@ def _validate(config: StageConfig) -> None:
         raise ConfigError(f"{where}:chain_writer_module must be a Python module path")
     if config.api_min_tasks < 1 or config.api_max_tasks < config.api_min_tasks:
         raise ConfigError(f"{where}: need 1 <= api_min_tasks <= api_max_tasks")
+    if config.chain_writer_tasks not in (0, 1):
+        raise ConfigError(f"{where}:chain_writer_tasks is 0 or 1 (one signer, one nonce)")
     if config.kafka_partitions < 1 or config.worker_max_tasks < 1:
         raise ConfigError(f"{where}: kafka_partitions and worker_max_tasks must be >= 1")

@@ -169,6 +169,7 @@ class ComputeStack(cdk.Stack):
             ProcessSpec(
                 "chain-writer",
                 ["python", "-m", config.chain_writer_module],
+                desired=config.chain_writer_tasks,
                 secrets=("evm_rpc_url",),
                 environment={SIGNER_KEY_ENV: self.signer_key.key_id},
             )

@@ -55,6 +55,7 @@ def test_one_key_is_overridden_from_the_command_line() -> None:
         ({"chain_writer_module": "rm -rf /"}, "Python module"),
         ({"api_min_tasks": 5, "api_max_tasks": 2}, "api_min_tasks"),
         ({"api_max_tasks": "many"}, "integer"),
+        ({"chain_writer_tasks": 2}, "one signer"),
         ({"surprise": 1}, "unknown keys"),
     ],
 )

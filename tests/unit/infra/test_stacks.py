@@ -225,8 +225,12 @@ def test_indexer_writer_dagster_and_migrate_are_deployed(stages: dict, stage: st
     assert api[:2] == ["uvicorn", "api.main:app"]
     # X-Forwarded-For trusted from the VPC's addresses only (the ALB), never from anywhere.
     assert api[api.index("--forwarded-allow-ips") + 1] == stages[stage].config.vpc_cidr
-    services = {s["ServiceName"] for s in resources(t, "AWS::ECS::Service").values()}
-    assert "migrate" not in services and "dagster-run" not in services  # one-shot tasks
+    desired = {
+        s["ServiceName"]: s["DesiredCount"] for s in resources(t, "AWS::ECS::Service").values()
+    }
+    assert "migrate" not in desired and "dagster-run" not in desired  # one-shot tasks
+    # The writer's slot runs no task until its module is in the image (cdk.json says when).
+    assert desired["chain-writer"] == stages[stage].config.chain_writer_tasks == 0
 
 
 def test_api_is_behind_tls_with_a_waf_rate_rule(stages: dict, stage: str) -> None:
@@ -352,12 +356,20 @@ def test_the_writer_module_comes_from_context() -> None:
     app = build_app(
         {
             "stage": "staging",
-            "stride:staging": {**staging, "chain_writer_module": "chain_writer.run"},
+            "stride:staging": {
+                **staging,
+                "chain_writer_module": "chain_writer.run",
+                "chain_writer_tasks": 1,
+            },
         }
     )
     [stage] = [c for c in app.node.children if isinstance(c, StrideStage)]
-    commands = _container_commands(Template.from_stack(stage.compute))
+    compute = Template.from_stack(stage.compute)
+    commands = _container_commands(compute)
     assert commands["stride-staging-chain-writer"] == ["python", "-m", "chain_writer.run"]
+    compute.has_resource_properties(
+        "AWS::ECS::Service", {"ServiceName": "chain-writer", "DesiredCount": 1}
+    )
 
 
 def _task_definitions(t: Template) -> dict[str, dict]:
