@@ -1,27 +1,38 @@
 # syntax=docker/dockerfile:1
-# The Stride API image (also runs `stride db upgrade` as the compose `migrate` service).
+# The Stride image: the API (default command), and with another command every other process
+# of the platform (workers, indexer, writer, Dagster, the migrate task: docker-compose.yml,
+# infra/stacks/compute.py).
 #   docker build -t stride-api .        (docker-compose.yml builds it for you)
-# Dependencies come only from requirements.lock, hash-checked; the stride package is
-# installed without dependencies on top, so nothing unpinned can slip in.
+# Dependencies come only from requirements-runtime.lock (the app's pins without the test
+# tools, the linters or the CDK), hash-checked; the stride package is installed without
+# dependencies on top, so nothing unpinned can slip in.
 
-ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+# The base is pinned by digest (the tag moves; a digest does not). The digest was taken from
+# the public record and could not be checked from this offline workspace: refresh it with
+#   docker buildx imagetools inspect python:3.11-slim-bookworm
+# and replace both halves together (docs/deploy.md, The image).
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:a36c24f9cbdf4fd0f52d67f0823eeac19c2028c637cecc392d97f980d4fec56b
 
 # ---- build: a virtualenv with the locked dependencies and the stride package -------------
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # A compiler only in this stage, for any locked package that ships no wheel for the platform.
+# Not version-pinned: the digest above fixes the Debian release, and a pin would break on
+# every Debian point release (build-essential is not in the final image).
+# hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends build-essential \
     && rm -rf /var/lib/apt/lists/*
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
-COPY requirements.lock ./
-RUN pip install --require-hashes -r requirements.lock
+COPY requirements-runtime.lock ./
+RUN pip install --no-cache-dir --require-hashes -r requirements-runtime.lock
 COPY . .
-RUN pip install --no-deps .
+RUN pip install --no-cache-dir --no-deps .
 
 # ---- runtime: the virtualenv, a non-root user, nothing else ------------------------------
 FROM ${PYTHON_IMAGE} AS runtime
@@ -29,12 +40,15 @@ RUN groupadd --system --gid 10001 stride \
     && useradd --system --uid 10001 --gid stride --create-home --home-dir /home/stride \
        --shell /usr/sbin/nologin stride
 COPY --from=build /opt/venv /opt/venv
+# Dagster's instance on ECS (EcsRunLauncher, PostgreSQL storage); unused by the local stack.
+COPY --chown=root:root infra/dagster/dagster.yaml /home/stride/dagster/dagster.yaml
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
+    DAGSTER_HOME=/home/stride/dagster \
     STRIDE_ENV=prod \
     STRIDE_STATE_DIR=/home/stride/state
-USER stride:stride
+USER 10001:10001
 WORKDIR /home/stride
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \

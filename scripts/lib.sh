@@ -89,3 +89,50 @@ install_engines() {
   note "Maven: Apache Kafka and the Delta Lake / S3 jars for Spark (engines/*/pom.xml -> .engines/)"
   .venv/bin/stride engines fetch
 }
+
+# ---- infrastructure and delivery checks (scripts/test.sh) -----------------------------------
+ACTIONLINT_MODULE=github.com/rhysd/actionlint/cmd/actionlint
+ACTIONLINT_VERSION=1.7.12
+TOOLS=infra/.venv-tools
+
+install_infra_tools() {
+  local py; py=$(command -v python3.11 || command -v python3)
+  if [ ! -x "$TOOLS/bin/python" ]; then note "creating $TOOLS with $py"; "$py" -m venv "$TOOLS"; fi
+  note "checkov, hadolint into $TOOLS (infra/requirements-tools.lock, hash-checked)"
+  PYTHONWARNINGS=ignore "$TOOLS/bin/python" -m pip install -q "pip>=25" 2>&1 \
+    | { grep -v "^WARNING: Location '.*' is ignored" || true; }
+  PYTHONWARNINGS=ignore "$TOOLS/bin/python" -m pip install -q --require-hashes \
+    -r infra/requirements-tools.lock 2>&1 | { grep -v "^WARNING: Location '.*' is ignored" || true; }
+  note "npm ci --prefix infra (the cdk CLI, from infra/package-lock.json)"
+  npm ci --prefix infra --no-audit --no-fund --loglevel=error >/dev/null
+  if [ "$("$TOOLS/bin/actionlint" -version 2>/dev/null | head -1)" != "v$ACTIONLINT_VERSION" ]; then
+    command -v go >/dev/null \
+      || need "Go not found" "install Go 1.22 or newer (Debian: golang): actionlint is built from the Go module proxy"
+    note "actionlint $ACTIONLINT_VERSION (go install from the Go module proxy)"
+    GOBIN="$PWD/$TOOLS/bin" GOFLAGS=-mod=mod go install "$ACTIONLINT_MODULE@v$ACTIONLINT_VERSION"
+  fi
+}
+
+# cdk synth (both stages, offline: no account, no lookups), cfn-lint and checkov on the
+# templates, actionlint on the workflows, hadolint on the Dockerfile; each step timed.
+infra_checks() {
+  local started=$SECONDS t
+  export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1 CDK_DISABLE_CLI_TELEMETRY=true
+  t=$SECONDS
+  (cd infra && STRIDE_PYTHON="${STRIDE_PYTHON:-$PWD/../.venv/bin/python}" \
+    node_modules/.bin/cdk synth --quiet --no-notices --no-version-reporting >/dev/null)
+  echo "cdk synth: ok ($((SECONDS - t)) s)"
+  t=$SECONDS
+  (cd infra && "${STRIDE_VENV:-$PWD/../.venv}/bin/cfn-lint")  # infra/.cfnlintrc.yaml
+  echo "cfn-lint: ok ($((SECONDS - t)) s)"
+  t=$SECONDS
+  "$TOOLS/bin/checkov" -d infra/cdk.out --framework cloudformation --skip-download --quiet \
+    --compact --baseline infra/.checkov.baseline
+  echo "checkov: ok, accepted findings in infra/.checkov.baseline ($((SECONDS - t)) s)"
+  t=$SECONDS
+  "$TOOLS/bin/actionlint" .github/workflows/*.yml
+  echo "actionlint: ok ($((SECONDS - t)) s)"
+  "$TOOLS/bin/hadolint" Dockerfile
+  echo "hadolint: ok"
+  echo "infrastructure checks: all passed in $((SECONDS - started)) s"
+}

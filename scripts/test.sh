@@ -15,10 +15,33 @@ step "Installing the contract toolchain (Node packages)"
 install_contract_toolchain
 step "Fetching the JVM engines' jars (Maven Central)"
 install_engines
+step "Installing the infrastructure linters (checkov, hadolint, actionlint) and the cdk CLI"
+install_infra_tools
+step "Infrastructure checks, in the background while the tests run (cdk synth, cfn-lint, checkov, actionlint, hadolint)"
+INFRA_LOG=$(mktemp "${TMPDIR:-/tmp}/stride-infra-checks.XXXXXX")
+infra_checks >"$INFRA_LOG" 2>&1 &
+INFRA_PID=$!
+INFRA_STEP=$STEP
+# Leave no checks running when a later step fails (set -e exits the script).
+trap 'kill "$INFRA_PID" 2>/dev/null || true' EXIT
+note "log: $INFRA_LOG (printed below when they are done)"
 step "Lint and format check (ruff)"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-step "Type check (mypy: core/, api/)"
+step "Type check (mypy: core/, api/, stride_client/, infra/)"
 .venv/bin/mypy
 step "Tests: unit, integration (real PostgreSQL, Kafka, Spark + Delta, anvil), end to end"
-.venv/bin/python -m pytest "$@"
+tests=0
+.venv/bin/python -m pytest "$@" || tests=$?
+step "Infrastructure checks (started in the background at step $INFRA_STEP)"
+infra=0
+wait "$INFRA_PID" || infra=$?
+sed 's/^/    /' "$INFRA_LOG"
+rm -f "$INFRA_LOG"
+if [ "$infra" -ne 0 ]; then
+  printf '\033[1;31merror:\033[0m the infrastructure checks failed (exit %s): see above\n' "$infra" >&2
+fi
+if [ "$tests" -ne 0 ]; then
+  printf '\033[1;31merror:\033[0m pytest failed (exit %s)\n' "$tests" >&2
+fi
+[ "$tests" -eq 0 ] && [ "$infra" -eq 0 ]

@@ -1,9 +1,12 @@
-"""The deployment files agree with the code: docker-compose.yml, Dockerfile and the CI workflow.
+"""The deployment files agree with the code: docker-compose.yml, Dockerfile, the runtime lock
+and the workflows.
 
 Docker cannot run here, so these tests read the files: every STRIDE_* variable they set is a
 field of ``Settings`` with a value it accepts, ports are published on 127.0.0.1 only, secrets
-are interpolated from the environment, and the image installs the hash-checked lock as a
-non-root user.
+are interpolated from the environment, the front door renders from the local stack's own
+template, Prometheus scrapes the local stack's jobs with its rules, the image installs the
+hash-checked runtime lock (the app's pins without test tools) as a non-root user from a base
+pinned by digest, and the workflows reach AWS only through OIDC.
 """
 
 from __future__ import annotations
@@ -18,7 +21,10 @@ from core.platform.config import REPO_ROOT, Settings
 
 COMPOSE = REPO_ROOT / "docker-compose.yml"
 DOCKERFILE = REPO_ROOT / "Dockerfile"
-CI_WORKFLOW = REPO_ROOT / ".github" / "workflows" / "ci.yml"
+WORKFLOWS = REPO_ROOT / ".github" / "workflows"
+CI_WORKFLOW = WORKFLOWS / "ci.yml"
+RUNTIME_IN = REPO_ROOT / "requirements-runtime.in"
+RUNTIME_LOCK = REPO_ROOT / "requirements-runtime.lock"
 
 PREFIX = Settings.model_config["env_prefix"]
 SETTINGS_VARS = {PREFIX + name.upper() for name in Settings.model_fields}
@@ -75,10 +81,12 @@ def dockerfile_env(stage: list[tuple[str, str]]) -> dict[str, str]:
 
 
 def test_every_stride_variable_in_compose_is_a_setting() -> None:
+    from streams.heartbeat import ROLE_ENV
+
     per_service = compose_stride_env()
     assert per_service["api"] and per_service["migrate"], "api and migrate configure Stride"
     for service, env in per_service.items():
-        unknown = sorted(set(env) - SETTINGS_VARS)
+        unknown = sorted(set(env) - SETTINGS_VARS - {ROLE_ENV})
         assert not unknown, (
             f"{service} sets {unknown}, which core/platform/config.py Settings lacks"
         )
@@ -127,7 +135,8 @@ def test_ports_are_published_on_loopback_only() -> None:
                 host_ip = parts[0] if len(parts) == 3 else None
             assert host_ip == "127.0.0.1", f"{name} publishes {port!r} beyond 127.0.0.1"
             published.append(name)
-    assert "api" in published
+    # The API is reached only through its front door, as in the local stack.
+    assert "proxy" in published and "api" not in published
 
 
 def test_secrets_come_from_the_environment() -> None:
@@ -142,13 +151,17 @@ def test_secrets_come_from_the_environment() -> None:
 def test_dockerfile_installs_the_hashed_lock_as_a_non_root_user() -> None:
     stages = dockerfile_stages()
     runs = [args for stage in stages for keyword, args in stage if keyword == "RUN"]
-    lock = next(i for i, r in enumerate(runs) if "-r requirements.lock" in r)
+    lock = next(i for i, r in enumerate(runs) if "-r requirements-runtime.lock" in r)
     assert "--require-hashes" in runs[lock]
-    assert any("pip install --no-deps ." in r for r in runs[lock + 1 :])
+    assert any("--no-deps ." in r for r in runs[lock + 1 :])
+    assert not any("requirements.lock" in r for r in runs), "the image installs no test tools"
 
     final = stages[-1]
     users = [args for keyword, args in final if keyword == "USER"]
     assert users and users[-1].split(":")[0] not in ("root", "0"), "the image must not run as root"
+    base = re.search(r"^ARG PYTHON_IMAGE=(\S+)$", DOCKERFILE.read_text(), re.M)
+    assert base and re.fullmatch(r"python:3\.11-slim-bookworm@sha256:[0-9a-f]{64}", base[1])
+    assert all(args.startswith("${PYTHON_IMAGE}") for s in stages for k, args in s if k == "FROM")
     assert any(k == "HEALTHCHECK" and "/health" in args for k, args in final)
     assert any(k == "CMD" and "uvicorn api.main:app" in args for k, args in final)
     unknown = sorted({k for k in dockerfile_env(final) if k.startswith(PREFIX)} - SETTINGS_VARS)
@@ -163,10 +176,14 @@ def test_ci_runs_the_readme_test_command() -> None:
     ]
 
 
-@pytest.mark.parametrize("path", [COMPOSE, DOCKERFILE, CI_WORKFLOW], ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", [COMPOSE, DOCKERFILE, *sorted(WORKFLOWS.glob("*.yml"))], ids=lambda p: p.name
+)
 def test_deploy_files_name_no_remote_hosts(path: Path) -> None:
+    """Loopback and compose's own service names only (no registry or internet host)."""
     hosts = set(re.findall(r"https?://([^/:'\"\s]+)", path.read_text()))
-    assert hosts <= {"127.0.0.1", "localhost"}, f"{path.name} names hosts {sorted(hosts)}"
+    allowed = {"127.0.0.1", "localhost", *compose()["services"]}
+    assert hosts <= allowed, f"{path.name} names hosts {sorted(hosts - allowed)}"
 
 
 def test_compose_runs_the_kafka_version_of_the_local_stack() -> None:
@@ -188,3 +205,120 @@ def test_pyproject_declares_exactly_what_requirements_in_pins() -> None:
         if line.strip() and not line.startswith("#")
     ]
     assert sorted(declared) == sorted(pinned)
+
+
+def test_compose_runs_every_process_of_the_platform() -> None:
+    services = compose()["services"]
+    commands = {name: services[name].get("command") for name in services}
+    assert commands["worker"] == ["python", "-m", "streams", "run"]
+    assert commands["indexer"] == ["python", "-m", "chain_indexer"]
+    assert commands["exporter"] == ["python", "-m", "cli.exporter"]
+    assert "python -m" in commands["chain-writer"][-1]
+    assert services["chain-writer"]["profiles"] == ["chain-writer"]  # a slot until it exists
+    for name in ("worker", "indexer", "chain-writer", "exporter"):
+        # The image's HEALTHCHECK probes the API's port, which these processes do not open.
+        assert services[name]["healthcheck"] == {"disable": True}, name
+        assert services[name]["depends_on"]["migrate"]["condition"] == (
+            "service_completed_successfully"
+        )
+
+
+def test_compose_front_door_renders_the_local_template_for_the_api_service(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Runs the proxy-config service's own script: the template's upstream is replaced by
+    the api service (this fails if the template's upstream line changes)."""
+    services = compose()["services"]
+    script = services["proxy-config"]["command"][-1]
+    env = {k: resolve(v) for k, v in service_env(services["proxy-config"]).items()}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    from core.platform.config import get_settings
+
+    get_settings.cache_clear()
+    written: dict[str, str] = {}
+    monkeypatch.setattr(Path, "write_text", lambda self, text: written.setdefault(str(self), text))
+    try:
+        exec(compile(script, "proxy-config", "exec"), {})
+    finally:
+        get_settings.cache_clear()
+    conf = written["/etc/stride-proxy/nginx.conf"]
+    assert "server api:8000;" in conf and "unix:" not in conf
+    assert "listen 0.0.0.0:8080;" in conf
+    assert services["proxy"]["ports"] == ["127.0.0.1:8000:8080"]
+    assert "/etc/stride-proxy/nginx.conf" in services["proxy"]["command"][-1]
+
+
+def test_compose_prometheus_scrapes_the_local_jobs_with_the_platform_rules() -> None:
+    from cli.monitoring import scrape_targets
+
+    document = compose()
+    config = yaml.safe_load(document["configs"]["prometheus"]["content"])
+    jobs = {
+        job["job_name"]: job["static_configs"][0]["targets"] for job in config["scrape_configs"]
+    }
+    assert set(jobs) <= set(scrape_targets(Settings(_env_file=None)))
+    assert {"stride-api", "stride-streams", "stride-exporter"} <= set(jobs)
+    services = document["services"]
+    for job, [target] in jobs.items():
+        host = target.split(":")[0]
+        assert host == "127.0.0.1" or host in services, f"{job} scrapes unknown {host}"
+    assert document["configs"]["prometheus-rules"]["file"] == "./deploy/prometheus/rules.yml"
+    assert config["rule_files"] == ["/etc/prometheus/rules.yml"]
+    assert "alertmanager:9093" in str(config["alerting"])
+    # Metrics endpoints must bind beyond loopback inside the containers to be scraped.
+    assert service_env(services["api"])["STRIDE_METRICS_HOST"] == "0.0.0.0"
+
+
+def test_runtime_lock_is_the_app_dependencies_at_the_test_pins() -> None:
+    import tomllib
+
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    declared = [
+        line.strip()
+        for line in RUNTIME_IN.read_text().splitlines()
+        if line.strip() and not line.startswith(("#", "-c"))
+    ]
+    assert sorted(declared) == sorted(project["dependencies"])
+
+    def pins(path: Path) -> dict[str, str]:
+        return dict(re.findall(r"^([a-z0-9_.-]+)==(\S+)", path.read_text(), re.M))
+
+    runtime, full = pins(RUNTIME_LOCK), pins(REPO_ROOT / "requirements.lock")
+    assert runtime and all(full.get(name) == version for name, version in runtime.items())
+    tools = {"pytest", "ruff", "mypy", "moto", "playwright", "hypothesis", "aws-cdk-lib"}
+    assert not tools & set(runtime), "test tools in the runtime lock"
+    assert all("--hash=sha256:" in block for block in RUNTIME_LOCK.read_text().split("==")[1:])
+
+
+def test_workflows_reach_aws_through_oidc_only() -> None:
+    texts = {path.name: path.read_text() for path in WORKFLOWS.glob("*.yml")}
+    assert not any(re.search(r"aws-(access-key-id|secret-access-key)", t) for t in texts.values())
+    stage = yaml.safe_load(texts["deploy-stage.yml"])
+    [job] = stage["jobs"].values()
+    assert job["environment"] == "${{ inputs.stage }}"  # production's reviewers approve
+    steps = {s.get("uses", "").split("@")[0]: s for s in job["steps"]}
+    assert "role-to-assume" in steps["aws-actions/configure-aws-credentials"]["with"]
+    assert stage["permissions"]["id-token"] == "write"
+    deploy = yaml.safe_load(texts["deploy.yml"])
+    on = deploy[True]  # YAML 1.1 reads the key `on` as true
+    assert on["push"]["branches"] == ["main"] and on["push"]["tags"] == ["v*"]
+    assert "pull_request" in on
+    jobs = deploy["jobs"]
+    assert jobs["staging"]["with"]["stage"] == "staging"
+    assert jobs["production"]["with"]["stage"] == "production"
+    assert "refs/tags/v" in jobs["production"]["if"]
+    assert "cdk diff" in str(jobs["diff"]["steps"])
+    run = " ".join(s.get("run", "") for s in job["steps"])
+    assert run.index("run-migrations.sh") < run.index("cdk deploy"), "migrate before rolling"
+
+
+def test_dagster_instance_of_the_image_is_valid() -> None:
+    from dagster._core.instance.config import dagster_instance_config
+
+    home = REPO_ROOT / "infra" / "dagster"
+    config, _ = dagster_instance_config(str(home))
+    assert config["run_launcher"]["module"] == "dagster_aws.ecs"
+    assert config["run_launcher"]["class"] == "EcsRunLauncher"
+    assert "postgres" in config["storage"]
+    assert "COPY --chown=root:root infra/dagster/dagster.yaml" in DOCKERFILE.read_text()

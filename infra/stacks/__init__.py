@@ -1,0 +1,1 @@
+"""One stack per concern; ``infra/app.py`` wires them into a stage."""
