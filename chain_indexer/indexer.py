@@ -40,6 +40,7 @@ from core.platform.config import ChainSettings
 log = logging.getLogger(__name__)
 OUTBOX_BATCH = 5000
 TARGET_LOGS_PER_RANGE = 10_000  # logs per eth_getLogs range, at the last range's density
+FIRST_RANGE_BLOCKS = 100  # before any density is known
 ANCESTOR_CHUNK = 32  # window blocks asked per round trip while walking back
 
 
@@ -81,7 +82,7 @@ class ChainIndexer:
         # The range being published while the next one is fetched: (acks, last outbox id,
         # records).
         self._inflight: tuple[Future[None], int, int] | None = None
-        self._logs_per_block = 0.0
+        self._logs_per_block: float | None = None
 
     def check_chain_id(self) -> None:
         actual = self.rpc.chain_id()
@@ -119,6 +120,8 @@ class ChainIndexer:
         round trips), dense ones in ranges small enough to publish one while the next is
         fetched."""
         most = self.settings.indexer_batch_blocks
+        if self._logs_per_block is None:  # nothing known yet: a first range of moderate size
+            return min(most, FIRST_RANGE_BLOCKS)
         if self._logs_per_block <= 0:
             return most
         return max(1, min(most, int(TARGET_LOGS_PER_RANGE / self._logs_per_block)))
