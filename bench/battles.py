@@ -14,6 +14,8 @@ and measures, in one run on the same machine:
    ``PlackettLuce.rate`` on the same duels, in this process;
 3. latency at a steady ``--rate`` battles/s for ``--latency-seconds``: per battle, from just
    before its POST to the moment a poller (every 20 ms) sees it resolved; p50/p99/max;
+   The front door's per-IP limit (50 requests/s here) is lifted for the run: one load
+   generator is one address;
 4. matchmaking at a steady ``--ticket-rate`` tickets/s for ``--latency-seconds`` (players of
    equal rating, so every pair fits the window at once): from just before a ticket's POST to
    the moment the poller sees it matched by the matcher service (pass interval
@@ -317,7 +319,16 @@ def main(argv: list[str] | None = None) -> int:
     from cli.services import isolated_stack_env
 
     state, env = isolated_stack_env("stride-bench-battles-")
-    os.environ.update({**env, "STRIDE_API_WORKERS": str(args.api_workers)})
+    # One load generator is one client address: the front door's per-IP limit (50 requests/s
+    # on this path) is lifted, as for bench.get_score; the per-key quota stays.
+    os.environ.update(
+        {
+            **env,
+            "STRIDE_API_WORKERS": str(args.api_workers),
+            "STRIDE_API_RATE_LIMIT_PER_S": "1000000",
+            "STRIDE_API_RATE_LIMIT_BURST": "1000000",
+        }
+    )
 
     from cli.services import SERVICES
     from cli.stack import Stack
