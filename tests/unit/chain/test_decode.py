@@ -4,7 +4,6 @@ import pytest
 from eth_abi import encode
 
 from core.chain.contracts import ChainLog, parse_chain_log
-from core.chain.reorg import BlockRef
 from core.chain.decode import (
     TRANSFER,
     TRANSFER_BATCH,
@@ -14,6 +13,7 @@ from core.chain.decode import (
     indexed_topics,
     topic_of,
 )
+from core.chain.reorg import BlockRef
 
 ALICE = "0x" + "a1" * 20
 BOB = "0x" + "b0" * 20
