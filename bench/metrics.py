@@ -12,15 +12,21 @@ functions the services and the API call:
   the insert, the read-back, the Kafka publish with acks from all replicas);
 * alert agent: judging that minute (``apply_samples``: the windowed aggregate, the states);
 * ``reads.series`` (24 h of one random metric) and ``reads.ranking`` (every metric, 24 h);
-* spike to webhook: ``apply_samples`` of a spike until the receiver recorded the webhook.
+* spike to webhook: ``apply_samples`` of a spike until the receiver recorded the webhook;
+* and end to end: the worker (``stride up worker``) started, a spike written by the sampler
+  (PostgreSQL, then ``metrics.samples.v1``) until the receiver recorded its webhook (the
+  receiver's ``received_at``): Kafka, the worker's alert agent and Alertmanager included.
 
 Prints the figures and writes ``bench/results/metrics.json``. ``--series-only`` starts
 PostgreSQL alone, loads the samples, times only the series reads, prints the plan of one
 (``EXPLAIN ANALYZE``) and writes ``bench/results/metrics_series.json``;
-``--covering-index`` adds an index ``(metric_id, minute) INCLUDE (value)`` first.
+``--vacuum`` vacuums the samples first (index-only reads at once; autovacuum does it in time).
+``--webhook-only`` times only the end-to-end spikes (10) and writes
+``bench/results/metrics_webhook.json``.
 
     .venv/bin/python -m bench.metrics [--metrics 10000] [--hours 24] [--series 300] [--rankings 20]
-    .venv/bin/python -m bench.metrics --series-only --series 500 [--covering-index]
+    .venv/bin/python -m bench.metrics --series-only --series 500
+    .venv/bin/python -m bench.metrics --webhook-only --metrics 200 --hours 2
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results" / "metrics.json"
 SERIES_RESULTS = RESULTS.with_name("metrics_series.json")
+WEBHOOK_RESULTS = RESULTS.with_name("metrics_webhook.json")
 
 
 def pct(values: list[float], q: float) -> float:
@@ -57,10 +64,17 @@ def main() -> None:
         "or webhook; results go to metrics_series.json)",
     )
     parser.add_argument(
-        "--covering-index",
+        "--vacuum",
         action="store_true",
-        help="with --series-only: first add an index (metric_id, minute) INCLUDE (value) and "
-        "VACUUM, to measure index-only series reads (no migration has it yet)",
+        help="with --series-only: VACUUM first, so that the reads are index-only at once "
+        "(migration 0021 made the index; autovacuum sets the visibility map in time)",
+    )
+    parser.add_argument(
+        "--webhook-only",
+        action="store_true",
+        help="load the samples (use a small --metrics) and time only a spike's way from the "
+        "sampler's write through Kafka, the worker's alert agent and Alertmanager to the "
+        "webhook (results go to metrics_webhook.json)",
     )
     args = parser.parse_args()
 
@@ -79,12 +93,12 @@ def main() -> None:
     )
     try:
         stack.up(services, report=lambda _m: None)
-        results = run(settings, args)
+        results = run(settings, args, stack)
     finally:
         stack.down(report=lambda _m: None)
         shutil.rmtree(state, ignore_errors=True)
     results["load_average_at_start"] = results.pop("_load")
-    out = SERIES_RESULTS if args.series_only else RESULTS
+    out = SERIES_RESULTS if args.series_only else WEBHOOK_RESULTS if args.webhook_only else RESULTS
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
@@ -111,7 +125,85 @@ def time_series(engine: object, keys: list[str], end: datetime, args: argparse.N
     return series_ms
 
 
-def run(settings: object, args: argparse.Namespace) -> dict:
+def _notified_at(settings: object, path: str) -> datetime | None:
+    """When the webhook receiver recorded its first notification on ``path``, if it has."""
+    import httpx
+
+    url = f"{settings.webhook_receiver_url}/notifications"  # type: ignore[attr-defined]
+    found = httpx.get(url, params={"path": path}).json()
+    return datetime.fromisoformat(found[0]["received_at"]) if found else None
+
+
+def spikes_end_to_end(
+    engine: object, settings: object, stack: object, ids: dict[str, int], now: datetime, count: int
+) -> dict:
+    """A spike's whole way: the sampler's write (PostgreSQL, then ``metrics.samples.v1``)
+    -> the worker's metric alerts agent (a real ``stride up worker``) -> Alertmanager ->
+    the webhook receiver. Timed from just before ``store_and_publish`` to the receiver's
+    ``received_at`` (the same clock)."""
+    from sqlalchemy import text
+
+    from core.metrics.alertmanager import sync_alertmanager_config
+    from core.metrics.catalog import metric_by_key
+    from core.metrics.sampler import Sampler, kafka_publisher
+    from core.metrics.subscriptions import Owner, subscribe
+
+    stack.up(["worker"], report=lambda _m: None)  # type: ignore[attr-defined]
+    publish, close = kafka_publisher(settings.kafka_bootstrap)  # type: ignore[attr-defined]
+    sampler = Sampler(engine, settings, publish)
+    keys = list(ids)
+
+    def judged(key: str, minute: datetime) -> bool:
+        with engine.connect() as conn:  # type: ignore[attr-defined]
+            last = conn.execute(
+                text("SELECT last_minute FROM metric_alert_states WHERE metric_id = :i"),
+                {"i": ids[key]},
+            ).scalar()
+        return last is not None and last >= minute
+
+    # Warm-up: the agent owns its partition and has judged an ordinary sample.
+    warm = keys[-1]
+    sampler.store_and_publish(now, {warm: ids[warm]}, {warm: 1.0})
+    deadline = time.monotonic() + 120
+    while not judged(warm, now):
+        if time.monotonic() > deadline:
+            raise RuntimeError("the worker's alert agent judged nothing within 120 s")
+        time.sleep(0.1)  # waiting for the worker to join its group, bounded by the deadline
+    latencies = []
+    for index in range(count):
+        key = keys[100 + index]
+        with engine.begin() as conn:  # type: ignore[attr-defined]
+            entry = metric_by_key(conn, key)
+            assert entry is not None
+            path = f"/e{index}"
+            subscribe(
+                conn,
+                Owner("user", "bench"),
+                entry,
+                f"{settings.webhook_receiver_url}{path}",  # type: ignore[attr-defined]
+                local=True,
+            )
+        sync_alertmanager_config(engine, settings)
+        started = datetime.now(UTC)
+        sampler.store_and_publish(now, {key: ids[key]}, {key: 1e9})
+        deadline = time.monotonic() + 60
+        while (received := _notified_at(settings, path)) is None:
+            if time.monotonic() > deadline:
+                raise RuntimeError("no webhook within 60 s")
+            time.sleep(0.02)  # polling the receiver, bounded by the deadline
+        latencies.append((received - started).total_seconds() * 1000)
+    close()
+    return {
+        "spikes": count,
+        "p50": round(pct(latencies, 0.5)),
+        "max": round(max(latencies)),
+        "all_ms": [round(x) for x in latencies],
+        "group_wait_s": settings.alertmanager_group_wait_s,  # type: ignore[attr-defined]
+        "path": "sampler write -> Kafka -> worker alert agent -> Alertmanager -> webhook",
+    }
+
+
+def run(settings: object, args: argparse.Namespace, stack: object) -> dict:
     import httpx
     from sqlalchemy import text
 
@@ -156,17 +248,27 @@ def run(settings: object, args: argparse.Namespace) -> dict:
         )
     load_s = time.perf_counter() - t
     rows = args.metrics * args.hours * 60
+    if args.webhook_only:
+        with engine.connect() as conn:
+            ids = dict(
+                (r.key, r.id)
+                for r in conn.execute(text("SELECT key, id FROM metrics WHERE kind = 'bench'"))
+            )
+        return {
+            "_load": round(load, 2),
+            "load_average_at_end": round(os.getloadavg()[0], 2),
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+            "metrics": args.metrics,
+            "hours": args.hours,
+            "spike_to_webhook_end_to_end_ms": spikes_end_to_end(
+                engine, settings, stack, ids, now, 10
+            ),
+        }
     if args.series_only:
         with engine.begin() as conn:
             conn.execute(text("ANALYZE metric_samples"))
-        if args.covering_index:
+        if args.vacuum:
             with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                conn.execute(
-                    text(
-                        "CREATE INDEX ix_bench_samples_covering ON metric_samples"
-                        " (metric_id, minute) INCLUDE (value)"
-                    )
-                )
                 conn.execute(text("VACUUM ANALYZE metric_samples"))
         keys = [f"bench.metric/{i}" for i in range(1, args.metrics + 1)]
         series_ms = time_series(engine, keys, now, args)  # the loaded 24 h
@@ -187,7 +289,7 @@ def run(settings: object, args: argparse.Namespace) -> dict:
             "sample_rows": rows,
             "load_rows_s": round(load_s, 1),
             "series_reads": len(series_ms),
-            "covering_index": args.covering_index,
+            "vacuumed": args.vacuum,
             "series_24h_ms": _percentiles(series_ms),
         }
     t = time.perf_counter()
@@ -271,6 +373,7 @@ def run(settings: object, args: argparse.Namespace) -> dict:
             time.sleep(0.02)  # polling the receiver, bounded by the deadline
         latencies.append((time.perf_counter() - t) * 1000)
 
+    end_to_end = spikes_end_to_end(engine, settings, stack, ids, now + timedelta(minutes=10), 5)
     samples = len(published)
     return {
         "_load": round(load, 2),
@@ -296,7 +399,9 @@ def run(settings: object, args: argparse.Namespace) -> dict:
             "p50": round(pct(latencies, 0.5)),
             "max": round(max(latencies)),
             "group_wait_s": settings.alertmanager_group_wait_s,
+            "path": "apply_samples (the agent's domain function) -> Alertmanager -> webhook",
         },
+        "spike_to_webhook_end_to_end_ms": end_to_end,
         "cpu_note": "process CPU of this Python process only (PostgreSQL and Kafka not counted)",
     }
 

@@ -2,16 +2,21 @@
 
 A step (:meth:`ChainIndexer.step`):
 
-1. publish what the outbox still holds (a previous run's step committed but not yet sent);
+1. publish what the outbox still holds (a previous run's step committed but not yet sent,
+   or a publish that failed);
 2. read the head; if the node's block at the stored tip's height has another hash, the
    chain forked: find the common ancestor in the window (:mod:`core.chain.reorg`), commit
    the rollback with a retraction of every orphaned log, publish, and step again;
-3. otherwise fetch the headers of the next range (each must extend the previous one), its
-   logs with one ``eth_getLogs`` (topic0 in the published events), and the range's last
-   header once more: a log whose block hash is not the header's, or a last header that
-   changed meanwhile, means the chain moved under us; the step is redone;
+3. otherwise fetch the headers of the next range (each must extend the previous one;
+   about ``TARGET_LOGS_PER_RANGE`` logs at the last range's density), its logs with one
+   ``eth_getLogs`` (topic0 in the published events), and the range's last header once
+   more: a log whose block hash is not the header's, or a last header that changed
+   meanwhile, means the chain moved under us; the step is redone;
 4. commit headers, records and the cursor in one transaction (:mod:`chain_indexer.store`),
-   then publish them.
+   wait until the broker acknowledged the previous range (then delete it from the
+   outbox), and start publishing this one: the next step fetches, decodes and commits
+   while Kafka acknowledges. At the head, and before a rollback, the step waits for the
+   acknowledgement itself. The order of the records on Kafka is the outbox's either way.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -26,14 +32,15 @@ from sqlalchemy.engine import Engine
 
 from chain_indexer import store
 from chain_indexer.publisher import Publisher
-from core.chain.contracts import ChainLog
-from core.chain.decode import decode_log, indexed_topics
+from core.chain.decode import decode_range, indexed_topics
 from core.chain.reorg import BlockRef, ReorgTooDeep, common_ancestor, first_break, next_range
 from core.chain.rpc import Rpc
 from core.platform.config import ChainSettings
 
 log = logging.getLogger(__name__)
 OUTBOX_BATCH = 5000
+TARGET_LOGS_PER_RANGE = 10_000  # logs per eth_getLogs range, at the last range's density
+FIRST_RANGE_BLOCKS = 100  # before any density is known
 ANCESTOR_CHUNK = 32  # window blocks asked per round trip while walking back
 
 
@@ -72,6 +79,10 @@ class ChainIndexer:
         self.settings = settings
         self.topics = indexed_topics()
         self.head_since = datetime.now(UTC)
+        # The range being published while the next one is fetched: (acks, last outbox id,
+        # records).
+        self._inflight: tuple[Future[None], int, int] | None = None
+        self._logs_per_block: float | None = None
 
     def check_chain_id(self) -> None:
         actual = self.rpc.chain_id()
@@ -82,15 +93,42 @@ class ChainIndexer:
             )
 
     def drain_outbox(self) -> int:
+        """Publish what the outbox holds for this chain (a previous run's or a failed
+        publish's records), oldest first, each batch deleted once acknowledged."""
+        self._settle()
         sent = 0
-        while rows := store.pending_outbox(self.engine, OUTBOX_BATCH):
+        while rows := store.pending_outbox(self.engine, self.chain_id, OUTBOX_BATCH):
             self.publisher.publish([(k.encode(), p.encode()) for _, k, p in rows])
-            store.delete_outbox(self.engine, rows[-1][0])
+            store.delete_outbox(self.engine, self.chain_id, rows[-1][0])
             sent += len(rows)
         return sent
 
+    def _settle(self) -> int:
+        """Wait for the range being published, then delete its records from the outbox.
+        A failed publish leaves them there: the next drain publishes them again."""
+        if self._inflight is None:
+            return 0
+        future, last_id, count = self._inflight
+        self._inflight = None
+        future.result()
+        store.delete_outbox(self.engine, self.chain_id, last_id)
+        return count
+
+    def _range_blocks(self) -> int:
+        """Blocks of the next range: about ``TARGET_LOGS_PER_RANGE`` logs at the density of
+        the last one, within ``indexer_batch_blocks``: sparse chains in big ranges (few
+        round trips), dense ones in ranges small enough to publish one while the next is
+        fetched."""
+        most = self.settings.indexer_batch_blocks
+        if self._logs_per_block is None:  # nothing known yet: a first range of moderate size
+            return min(most, FIRST_RANGE_BLOCKS)
+        if self._logs_per_block <= 0:
+            return most
+        return max(1, min(most, int(TARGET_LOGS_PER_RANGE / self._logs_per_block)))
+
     def step(self) -> StepResult:
-        self.drain_outbox()
+        if self._inflight is None:
+            self.drain_outbox()
         state = store.load_state(self.engine, self.chain_id)
         head = self.rpc.block_number()
         self.head_since = store.note_head(self.engine, self.chain_id, head, datetime.now(UTC))
@@ -98,17 +136,20 @@ class ChainIndexer:
         if tip is not None:
             (current,) = self.rpc.blocks([tip.number])
             if current is None or current.hash != tip.hash:
+                published = self._settle()
                 retracted = self._roll_back(state.window)
-                return StepResult(tip.number, head, retracted=retracted, moved=True)
+                return StepResult(
+                    tip.number, head, published=published, retracted=retracted, moved=True
+                )
         planned = next_range(
             state.indexed_block if tip is not None else None,
             head,
             confirmations=self.settings.indexer_confirmations,
-            batch_blocks=self.settings.indexer_batch_blocks,
+            batch_blocks=self._range_blocks(),
             start_block=self.settings.indexer_start_block,
         )
         if planned is None:
-            return StepResult(state.indexed_block, head, caught_up=True)
+            return StepResult(state.indexed_block, head, published=self._settle(), caught_up=True)
         first, last = planned
         headers = self.rpc.blocks(range(first, last + 1))
         present = [h for h in headers if h is not None]
@@ -121,23 +162,24 @@ class ChainIndexer:
             return StepResult(state.indexed_block, head, moved=True)
         raw_logs = self.rpc.logs(first, last, self.topics)
         (again,) = self.rpc.blocks([last])
-        by_number = {h.number: h for h in present}
         if again is None or again.hash != present[-1].hash:
             return StepResult(state.indexed_block, head, moved=True)
-        records: list[ChainLog] = []
-        for raw in raw_logs:
-            header = by_number.get(int(raw["blockNumber"], 16))
-            if header is None or str(raw["blockHash"]).lower() != header.hash:
-                return StepResult(state.indexed_block, head, moved=True)
-            if raw.get("removed"):
-                continue
-            record = decode_log(raw, self.chain_id, header.timestamp)
-            if record is not None:
-                records.append(record)
+        logs = decode_range(raw_logs, present, self.chain_id)
+        if logs is None:  # a log of a block hash that is not the header's
+            return StepResult(state.indexed_block, head, moved=True)
+        self._logs_per_block = len(raw_logs) / len(present)
         keep_from = last - self.settings.indexer_reorg_window + 1
-        store.commit_forward(self.engine, self.chain_id, present, records, keep_from=keep_from)
-        published = self.drain_outbox()
-        return StepResult(last, head, published=published, caught_up=last >= head)
+        last_id = store.commit_forward(
+            self.engine, self.chain_id, present, logs, keep_from=keep_from
+        )
+        published = self._settle()  # the previous range, acknowledged meanwhile
+        if last_id is not None:
+            kv = [(e.key, e.payload.encode()) for e in logs]
+            self._inflight = (self.publisher.start_publish(kv), last_id, len(kv))
+        caught_up = last >= head
+        if caught_up:  # at the head nothing is fetched next: wait for the broker now
+            published += self._settle()
+        return StepResult(last, head, published=published, caught_up=caught_up)
 
     def _roll_back(self, window: list[BlockRef]) -> int:
         canonical: dict[int, str] = {}

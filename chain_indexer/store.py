@@ -13,16 +13,17 @@ a log is never left without its retraction after a reorg.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
 from core.chain.contracts import ChainLog
+from core.chain.decode import EncodedLog, encoded
 from core.chain.reorg import BlockRef
-from core.platform.db import json_rows
 
 
 @dataclass(frozen=True)
@@ -57,27 +58,29 @@ def _ensure_cursor(conn: Connection, chain_id: int) -> None:
     )
 
 
-def _enqueue(
-    conn: Connection, chain_id: int, records: Sequence[ChainLog], payloads: Sequence[str] = ()
-) -> None:
-    """Queue ``records`` in order (their JSON in ``payloads`` when already rendered)."""
-    if not records:
-        return
-    payloads = payloads or [r.model_dump_json() for r in records]
-    conn.execute(
-        text(
-            "INSERT INTO chain_outbox (chain_id, key, payload) "
-            "SELECT :c, r.key, r.payload "
-            "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) "
-            "AS r(n bigint, key text, payload text) ORDER BY r.n"
-        ),
-        {
-            "c": chain_id,
-            **json_rows(
-                {"n": n, "key": r.key.decode(), "payload": payload}
-                for n, (r, payload) in enumerate(zip(records, payloads, strict=True))
-            ),
-        },
+def _copy(conn: Connection, statement: str, rows: Iterable[Sequence[Any]]) -> None:
+    """Rows into a table with ``COPY ... FROM STDIN`` in this transaction (psycopg writes
+    each row in C: ~1 µs a row, against ~10 for the same rows as one JSON parameter)."""
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    with cursor.copy(statement) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def _enqueue(conn: Connection, chain_id: int, logs: Sequence[EncodedLog]) -> int | None:
+    """Queue ``logs`` in order; the id of the last one (ids grow in COPY order: the order
+    they are published in)."""
+    if not logs:
+        return None
+    _copy(
+        conn,
+        "COPY chain_outbox (chain_id, key, payload) FROM STDIN",
+        ((chain_id, e.key.decode(), e.payload) for e in logs),
+    )
+    return int(
+        conn.execute(
+            text("SELECT max(id) FROM chain_outbox WHERE chain_id = :c"), {"c": chain_id}
+        ).scalar_one()
     )
 
 
@@ -85,58 +88,30 @@ def commit_forward(
     engine: Engine,
     chain_id: int,
     headers: Sequence[BlockRef],
-    records: Sequence[ChainLog],
+    logs: Sequence[EncodedLog],
     *,
     keep_from: int,
-) -> None:
-    """Blocks ``headers`` indexed with their ``records``: window, outbox and cursor in one
-    transaction; blocks below ``keep_from`` leave the window (final)."""
-    payloads = [r.model_dump_json() for r in records]
+) -> int | None:
+    """Blocks ``headers`` indexed with their ``logs``: window, outbox and cursor in one
+    transaction; blocks below ``keep_from`` leave the window (final). Returns the last
+    outbox id written, if any."""
     with engine.begin() as conn:
         _ensure_cursor(conn, chain_id)
-        conn.execute(
-            text(
-                "INSERT INTO chain_blocks (chain_id, number, hash, parent_hash, timestamp) "
-                "SELECT :c, r.number, r.hash, r.parent_hash, r.timestamp "
-                "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) "
-                "AS r(number bigint, hash text, parent_hash text, timestamp bigint)"
-            ),
-            {
-                "c": chain_id,
-                **json_rows(
-                    {
-                        "number": h.number,
-                        "hash": h.hash,
-                        "parent_hash": h.parent_hash,
-                        "timestamp": h.timestamp,
-                    }
-                    for h in headers
-                ),
-            },
+        _copy(
+            conn,
+            "COPY chain_blocks (chain_id, number, hash, parent_hash, timestamp) FROM STDIN",
+            ((chain_id, h.number, h.hash, h.parent_hash, h.timestamp) for h in headers),
         )
-        if records:
-            conn.execute(
-                text(
-                    "INSERT INTO chain_window_logs "
-                    "(chain_id, block_hash, log_index, block_number, payload) "
-                    "SELECT :c, r.block_hash, r.log_index, r.block_number, r.payload "
-                    "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) "
-                    "AS r(block_hash text, log_index int, block_number bigint, payload text)"
-                ),
-                {
-                    "c": chain_id,
-                    **json_rows(
-                        {
-                            "block_hash": r.block_hash,
-                            "log_index": r.log_index,
-                            "block_number": r.block_number,
-                            "payload": payload,
-                        }
-                        for r, payload in zip(records, payloads, strict=True)
-                    ),
-                },
+        # Only the window's blocks keep their logs (to retract them after a reorg).
+        kept = [e for e in logs if e.block_number >= keep_from]
+        if kept:
+            _copy(
+                conn,
+                "COPY chain_window_logs (chain_id, block_hash, log_index, block_number, payload)"
+                " FROM STDIN",
+                ((chain_id, e.block_hash, e.log_index, e.block_number, e.payload) for e in kept),
             )
-        _enqueue(conn, chain_id, records, payloads)
+        last_id = _enqueue(conn, chain_id, logs)
         params = {"c": chain_id, "keep": keep_from}
         conn.execute(
             text("DELETE FROM chain_blocks WHERE chain_id = :c AND number < :keep"), params
@@ -152,6 +127,7 @@ def commit_forward(
             ),
             {"c": chain_id, "b": headers[-1].number},
         )
+    return last_id
 
 
 def commit_rollback(engine: Engine, chain_id: int, ancestor: int) -> int:
@@ -166,7 +142,9 @@ def commit_rollback(engine: Engine, chain_id: int, ancestor: int) -> int:
             {"c": chain_id, "a": ancestor},
         ).all()
         payloads = sorted(deleted, key=lambda row: (row[0], row[1]), reverse=True)
-        retractions = [ChainLog.model_validate_json(p).retraction() for _, _, p in payloads]
+        retractions = [
+            encoded(ChainLog.model_validate_json(p).retraction()) for _, _, p in payloads
+        ]
         _enqueue(conn, chain_id, retractions)
         conn.execute(
             text("DELETE FROM chain_blocks WHERE chain_id = :c AND number > :a"),
@@ -182,18 +160,26 @@ def commit_rollback(engine: Engine, chain_id: int, ancestor: int) -> int:
     return len(retractions)
 
 
-def pending_outbox(engine: Engine, limit: int) -> list[tuple[int, str, str]]:
-    """The oldest records still to publish: (id, key, payload)."""
+def pending_outbox(engine: Engine, chain_id: int, limit: int) -> list[tuple[int, str, str]]:
+    """The chain's oldest records still to publish: (id, key, payload). Per chain: each
+    chain's indexer drains its own records (two draining the same rows could publish a
+    log again after its retraction)."""
     with engine.connect() as conn:
         rows = conn.execute(
-            text("SELECT id, key, payload FROM chain_outbox ORDER BY id LIMIT :n"), {"n": limit}
+            text(
+                "SELECT id, key, payload FROM chain_outbox WHERE chain_id = :c ORDER BY id LIMIT :n"
+            ),
+            {"c": chain_id, "n": limit},
         ).all()
     return [(int(i), str(k), str(p)) for i, k, p in rows]
 
 
-def delete_outbox(engine: Engine, up_to_id: int) -> None:
+def delete_outbox(engine: Engine, chain_id: int, up_to_id: int) -> None:
     with engine.begin() as conn:
-        conn.execute(text("DELETE FROM chain_outbox WHERE id <= :i"), {"i": up_to_id})
+        conn.execute(
+            text("DELETE FROM chain_outbox WHERE chain_id = :c AND id <= :i"),
+            {"c": chain_id, "i": up_to_id},
+        )
 
 
 def note_head(engine: Engine, chain_id: int, head: int, now: datetime) -> datetime:

@@ -1,10 +1,15 @@
-"""``stride battles``: run the matchmaker, show a battle or a player's battle profile."""
+"""``stride battles``: run the matchmaker (one queue, or every queue as the ``matcher``
+service of ``stride up``), show a battle or a player's battle profile."""
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -70,6 +75,62 @@ def match(
             if once:
                 return
             time.sleep(settings.battles_match_interval_s)  # the queue is polled, by design
+    except KeyboardInterrupt:
+        pass
+    finally:
+        producer.close()
+
+
+def serve_all(
+    engine: Engine,
+    producer: KafkaProducer,
+    settings: BattleSettings,
+    stop: Callable[[], bool],
+    on_round: Callable[[], None] = lambda: None,
+) -> None:
+    """The matcher of every game and mode (``stride up matcher``): each round, one pass per
+    queue holding a waiting ticket, the battles produced, stuck ones republished; then
+    ``on_round`` (the readiness file) and the poll interval. Runs until ``stop()``."""
+    while not stop():
+        now = datetime.now(UTC)
+        for game_id, mode in matchmaking.waiting_queues(engine):
+            outcome = matchmaking.match_pass(engine, game_id, mode, settings, now=now)
+            _publish(producer, outcome.battles)
+            if outcome.battles or outcome.expired:
+                console.print(
+                    f"{game_id}/{mode}: {len(outcome.battles)} battles queued, "
+                    f"{outcome.expired} tickets expired"
+                )
+        stuck = matchmaking.unpublished(engine, None, now - timedelta(seconds=REPUBLISH_AFTER_S))
+        _publish(producer, stuck)
+        if stuck:
+            console.print(f"{len(stuck)} matched battles republished")
+        on_round()
+        time.sleep(settings.battles_match_interval_s)  # the queues are polled, by design
+
+
+@battles_app.command("serve")
+def serve(
+    ready_file: Annotated[
+        Path | None,
+        typer.Option(help="Written after the first round (the supervisor's readiness probe)."),
+    ] = None,
+) -> None:
+    """Match every game's and mode's queue until stopped (SIGTERM or Ctrl-C): the
+    `matcher` service of `stride up`. Safe beside other matchers (SKIP LOCKED)."""
+    settings = get_settings()
+    engine = engine_for(settings.db_url, pool_size=2)
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+
+    def ready() -> None:
+        if ready_file is not None and not ready_file.exists():
+            ready_file.parent.mkdir(parents=True, exist_ok=True)
+            ready_file.write_text(datetime.now(UTC).isoformat() + "\n")
+
+    try:
+        serve_all(engine, producer, settings, stopping.is_set, ready)
     except KeyboardInterrupt:
         pass
     finally:

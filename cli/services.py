@@ -708,6 +708,47 @@ INDEXER = Service(
     env=lambda s: {"STRIDE_STATE_DIR": str(s.state_dir)},
 )
 
+# ---- Battles: the matcher ---------------------------------------------------------------------
+
+
+def _matcher_ready_file(settings: Settings) -> Path:
+    return settings.state_dir / "run" / "matcher.ready"
+
+
+def _prepare_matcher(settings: Settings, report: Reporter) -> None:
+    report("matcher: migrating the database to the latest revision")
+    upgrade_to_head(settings)
+    _matcher_ready_file(settings).unlink(missing_ok=True)
+
+
+def _matcher_problem(settings: Settings) -> str | None:
+    """Ready once it has served every queue once (database and broker reached)."""
+    if not _matcher_ready_file(settings).exists():
+        return "the matcher has not completed its first round yet"
+    return None
+
+
+MATCHER = Service(
+    name="matcher",
+    description="matchmaker: pairs waiting players of every game and mode by rating, "
+    "queues their battles on battles.requests.v1",
+    command=lambda s: [
+        sys.executable,
+        "-m",
+        "cli.main",
+        "battles",
+        "serve",
+        "--ready-file",
+        str(_matcher_ready_file(s)),
+    ],
+    probe=_matcher_problem,
+    url=lambda _s: "topic battles.requests.v1",
+    port=lambda _s: 0,  # listens on nothing
+    depends_on=("postgres", "kafka"),
+    prepare=_prepare_matcher,
+    env=lambda s: {"STRIDE_STATE_DIR": str(s.state_dir)},
+)
+
 SERVICES: list[Service] = [
     POSTGRES,
     KAFKA,
@@ -717,6 +758,7 @@ SERVICES: list[Service] = [
     ALERTMANAGER,
     WORKER,
     SAMPLER,
+    MATCHER,
     SPARK,
     DAGSTER,
     ANVIL,

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, true
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -189,14 +189,15 @@ def match_pass(
     return PassOutcome(2 * len(battles), len(expired), battles)
 
 
-def unpublished(engine: Engine, game_id: str, older_than: datetime) -> list[BattleRequest]:
-    """Matched battles still queued since before ``older_than``: a pass that crashed between
-    its commit and its publish left them; publishing them again is safe (same battle ids)."""
+def unpublished(engine: Engine, game_id: str | None, older_than: datetime) -> list[BattleRequest]:
+    """Matched battles (of ``game_id``, or of every game) still queued since before
+    ``older_than``: a pass that crashed between its commit and its publish left them;
+    publishing them again is safe (same battle ids)."""
     with Session(engine) as session:
         rows = session.scalars(
             select(Battle)
             .where(
-                Battle.game_id == game_id,
+                Battle.game_id == game_id if game_id is not None else true(),
                 Battle.status == BattleStatus.queued,
                 Battle.requested_at < older_than,
                 Battle.battle_id.in_(
@@ -215,3 +216,15 @@ def unpublished(engine: Engine, game_id: str, older_than: datetime) -> list[Batt
             )
             for r in rows
         ]
+
+
+def waiting_queues(engine: Engine) -> list[tuple[str, str]]:
+    """Every (game, mode) with a waiting ticket: the queues a matcher of all games serves."""
+    with Session(engine) as session:
+        rows = session.execute(
+            select(MatchTicket.game_id, MatchTicket.mode)
+            .where(MatchTicket.status == TicketStatus.waiting)
+            .distinct()
+            .order_by(MatchTicket.game_id, MatchTicket.mode)
+        ).all()
+    return [(game_id, mode) for game_id, mode in rows]

@@ -30,6 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from core.chain.models import ChainLogRow
 from core.events.models import ProcessedEvent, RewardCommandRow
 from core.platform.db import Base
 
@@ -76,6 +77,14 @@ class MetricSample(Base):
         # Samples arrive in time order: a BRIN index serves "every metric in these minutes"
         # (the ranking's partial hours, the rollup job) in a few pages per partition.
         Index("ix_metric_samples_minute_brin", "minute", postgresql_using="brin"),
+        # A metric's series as an index-only scan: its samples sit on ~1,440 heap pages a
+        # day (a minute of every metric is appended at a time), its index entries on ~20.
+        Index(
+            "ix_metric_samples_metric_id_minute_covering",
+            "metric_id",
+            "minute",
+            postgresql_include=["value"],
+        ),
         {"postgresql_partition_by": "RANGE (minute)"},
     )
 
@@ -196,5 +205,12 @@ Index(
 Index(
     "ix_reward_commands_issued_at_brin",
     RewardCommandRow.issued_at,
+    postgresql_using="brin",
+)
+# The chain metrics count a minute of block time (transfer volume, sales); logs are
+# appended in block order.
+Index(
+    "ix_chain_logs_block_timestamp_brin",
+    ChainLogRow.block_timestamp,
     postgresql_using="brin",
 )

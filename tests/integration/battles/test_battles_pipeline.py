@@ -380,3 +380,39 @@ def test_stride_demo_runs_matchmaking_and_battles(live_api: str) -> None:
     assert result.exit_code == 0, result.output
     assert "3 duels matched, 3 resolved and rated" in result.output
     assert "best battle ratings" in result.output
+
+
+def test_the_matcher_service_matches_every_game_and_mode(
+    api: httpx.Client, game: GameWithKey, stack: Stack, db_engine: Engine
+) -> None:
+    """`stride up matcher`: one process serves every queue; its battles get resolved; it is
+    ready only after a first round, and stops on SIGTERM."""
+    key = {"X-Api-Key": game.api_key}
+    tickets = {}
+    for player, mode in (("nia", "duel"), ("oto", "duel"), ("pia", "ranked"), ("quo", "ranked")):
+        response = api.post(
+            "/v1/battles/tickets", json={"player_id": player, "mode": mode}, headers=key
+        )
+        assert response.status_code == 201, response.text
+        tickets[player] = response.json()["ticket_id"]
+    stack.up(["matcher"], report=lambda _m: None)
+    try:
+        assert stack.status("matcher").ready
+        for player in ("nia", "pia"):
+
+            def matched(p: str = player) -> dict | None:
+                found = api.get(f"/v1/battles/tickets/{tickets[p]}", headers=key).json()
+                return found if found["status"] == "matched" else None
+
+            ticket = wait_for(f"{player}'s ticket matched", matched)
+            resolved = wait_done(api, game, ticket["battle_id"])
+            assert resolved["status"] == "resolved" and resolved["mode"] == ticket["mode"]
+        with db_engine.connect() as conn:
+            battles = conn.execute(
+                text("SELECT mode, count(*) FROM battles WHERE game_id = :g GROUP BY mode"),
+                {"g": game.game_id},
+            ).all()
+        assert sorted(battles) == [("duel", 1), ("ranked", 1)]  # each pair matched once
+    finally:
+        stack.down(["matcher"], report=lambda _m: None)
+    assert not stack.status("matcher").running

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future
 from types import SimpleNamespace
 
 import pytest
@@ -128,6 +129,16 @@ class DyingPublisher:
         self.inner.publish(records)
         if self.calls == self.die_at:
             raise KeyboardInterrupt("killed after the send, before the outbox delete")
+
+    def start_publish(self, records: Sequence[tuple[bytes, bytes]]) -> Future[None]:
+        """The pipelined publish: the same deaths, surfacing when the indexer waits for it."""
+        future: Future[None] = Future()
+        try:
+            self.publish(records)
+            future.set_result(None)
+        except KeyboardInterrupt as exc:
+            future.set_exception(exc)
+        return future
 
 
 def test_a_crash_at_either_side_of_a_publish_is_absorbed(

@@ -1,5 +1,6 @@
 """Pure decoders: raw eth_getLogs JSON -> ChainLog, without a node."""
 
+import pytest
 from eth_abi import encode
 
 from core.chain.contracts import ChainLog, parse_chain_log
@@ -8,9 +9,11 @@ from core.chain.decode import (
     TRANSFER_BATCH,
     TRANSFER_SINGLE,
     decode_log,
+    decode_range,
     indexed_topics,
     topic_of,
 )
+from core.chain.reorg import BlockRef
 
 ALICE = "0x" + "a1" * 20
 BOB = "0x" + "b0" * 20
@@ -146,3 +149,56 @@ def test_a_record_round_trips_through_its_message_and_retracts() -> None:
     again = parse_chain_log(record.model_dump_json().encode())
     assert again == record
     assert record.retraction().removed and record.retraction().log_id == record.log_id
+
+
+def _every_kind() -> list[dict]:
+    staked = topic_of("Staked(address,uint256)")
+    return [
+        raw([TRANSFER, word(ALICE), word(BOB)], encode(["uint256"], [5]), 0),
+        raw([TRANSFER, word(ZERO), word(BOB), "0x" + f"{2**200 + 1:064x}"], log_index=1),
+        raw(
+            [TRANSFER_SINGLE, word(ALICE), word(ALICE), word(BOB)],
+            encode(["uint256", "uint256"], [9, 40]),
+            2,
+        ),
+        raw(
+            [TRANSFER_BATCH, word(ALICE), word(ZERO), word(BOB)],
+            encode(["uint256[]", "uint256[]"], [[1, 2], [10, 20]]),
+            3,
+        ),
+        raw([staked, word(ALICE)], encode(["uint256"], [10**18]), 4),
+        raw([topic_of("Unknown(uint256)")], encode(["uint256"], [1]), 5),  # not published
+        raw([TRANSFER, word(ALICE), word(BOB)], b"\x01", 6),  # does not fit: skipped
+    ]
+
+
+HEADER = BlockRef(number=16, hash=BLOCK_HASH, parent_hash="0x" + "10" * 32, timestamp=99)
+
+
+def test_a_range_renders_exactly_the_json_of_each_record() -> None:
+    logs = _every_kind()
+    encoded = decode_range(logs, [HEADER], 7)
+    assert encoded is not None
+    records = [r for r in (decode_log(one, 7, 99) for one in logs) if r is not None]
+    assert len(encoded) == len(records) == 5
+    for fast, record in zip(encoded, records, strict=True):
+        assert fast.payload == record.model_dump_json()  # the same bytes on Kafka
+        assert parse_chain_log(fast.payload.encode()) == record  # and a valid ChainLog v1
+        assert (fast.key, fast.block_number, fast.block_hash, fast.log_index) == (
+            record.key,
+            record.block_number,
+            record.block_hash,
+            record.log_index,
+        )
+
+
+def test_a_range_refuses_what_the_contract_refuses_and_a_moved_chain() -> None:
+    (log,) = _every_kind()[:1]
+    assert decode_range([{**log, "blockHash": "0x" + "99" * 32}], [HEADER], 7) is None  # moved
+    assert decode_range([log], [], 7) is None  # a block outside the range
+    for field, value in (("transactionHash", "0x12"), ("address", "0xnot-an-address")):
+        with pytest.raises(ValueError):
+            decode_range([{**log, field: value}], [HEADER], 7)
+    with pytest.raises(ValueError):
+        decode_range([{**log, "topics": [TRANSFER, "0xzz", word(BOB)]}], [HEADER], 7)
+    assert decode_range([{**log, "removed": True}], [HEADER], 7) == []

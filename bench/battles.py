@@ -1,0 +1,419 @@
+"""Battles end to end: ``POST /v1/battles`` through the front door -> ``battles.requests.v1``
+-> the battle engine agent -> PostgreSQL (result, ratings, rating history).
+
+Starts a private stack (PostgreSQL, Apache Kafka, the API behind nginx, the Faust worker
+whose scoring processes run the engine agent, the matcher service) on free loopback ports
+and measures, in one run on the same machine:
+
+1. throughput: duels of random players (``--players``) posted one per request by ``wrk``
+   (``bench/battles.lua``) for ``--seconds`` with ``--concurrency`` connections, spread
+   over ``--games`` game keys (the front door allows a key 2,000 writes/s, burst 4,000:
+   one key would measure the quota), from the first POST until every accepted battle is
+   resolved in PostgreSQL (battles/s), and the rate at which the API accepted them;
+2. ratings: rating updates per CPU second of ``core.battles.ratings.rate`` against
+   openskill's own ``PlackettLuce.rate`` on the same duels, interleaved, in this process;
+3. latency at a steady ``--rate`` battles/s for ``--latency-seconds`` (a minimal keep-alive
+   client, :class:`RawHttp`): per battle, from just before its POST to the moment a poller
+   (every 20 ms) sees it resolved; p50/p99/max;
+4. matchmaking at a steady ``--ticket-rate`` tickets/s for ``--latency-seconds`` (new
+   players, all of the initial rating, so every pair fits the window at once): from just
+   before a ticket's POST to the moment the poller sees it matched by the matcher service
+   (pass interval ``STRIDE_BATTLES_MATCH_INTERVAL_S``), and to its battle resolved.
+
+The front door's per-IP limit (50 requests/s on these paths) is lifted for the run: one
+load generator is one address; the per-key quota stays.
+
+Prints the figures and writes ``bench/results/battles.json``.
+Run: ``.venv/bin/python -m bench.battles [--seconds 15] [--rate 500]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import shlex
+import shutil
+import statistics
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+BENCH_DIR = Path(__file__).resolve().parent
+RESULTS = BENCH_DIR / "results" / "battles.json"
+POLL_S = 0.02
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.battles", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--seconds", type=int, default=15, help="length of the wrk run")
+    parser.add_argument("--players", type=int, default=40_000, help="players they are drawn from")
+    parser.add_argument("--concurrency", type=int, default=64, help="POSTs in flight")
+    parser.add_argument("--games", type=int, default=4, help="game keys the POSTs rotate over")
+    parser.add_argument("--api-workers", type=int, default=2, help="uvicorn worker processes")
+    parser.add_argument("--rate", type=int, default=500, help="battles/s of the latency run")
+    parser.add_argument("--ticket-rate", type=int, default=50, help="tickets/s, matchmaking run")
+    parser.add_argument("--latency-seconds", type=int, default=20)
+    parser.add_argument("--ratings", type=int, default=20_000, help="duels rated in process")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    return parser.parse_args(argv)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def summary(latencies_ms: list[float]) -> dict[str, float]:
+    return {
+        "p50_ms": round(percentile(latencies_ms, 0.50), 1),
+        "p90_ms": round(percentile(latencies_ms, 0.90), 1),
+        "p99_ms": round(percentile(latencies_ms, 0.99), 1),
+        "max_ms": round(max(latencies_ms), 1),
+        "mean_ms": round(statistics.fmean(latencies_ms), 1),
+    }
+
+
+def new_game(name: str) -> tuple[str, str]:
+    from core.identity.game_keys import create_game
+    from core.platform.db import session_scope
+
+    game_id = f"{name}-{uuid.uuid4().hex[:6]}"
+    with session_scope() as session:
+        key = create_game(session, name, game_id).api_key
+    return game_id, key
+
+
+def duel(rng: random.Random, players: int) -> dict[str, Any]:
+    a, b = rng.sample(range(players), 2)
+    return {"mode": "duel", "sides": [[f"p{a}"], [f"p{b}"]]}
+
+
+def count_done(engine: Any, game_ids: list[str]) -> int:
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                text("SELECT count(*) FROM battles WHERE game_id = ANY(:g) AND status <> 'queued'"),
+                {"g": game_ids},
+            ).scalar_one()
+        )
+
+
+def throughput(base: str, engine: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """wrk (C, ``bench/battles.lua``) posts duels for ``--seconds`` with ``--concurrency``
+    connections; then until every accepted battle is resolved. A Python load generator
+    (httpx) spent ~6 ms of CPU per request here and was the bottleneck at ~20/s."""
+    games = [new_game(f"battles{i}") for i in range(args.games)]
+    game_ids, keys = [g for g, _ in games], [k for _, k in games]
+    command = [
+        "wrk",
+        "-t2",
+        f"-c{args.concurrency}",
+        f"-d{args.seconds}s",
+        "-s",
+        str(BENCH_DIR / "battles.lua"),
+        base,
+        "--",
+        str(args.players),
+        *keys,
+    ]
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    http_s = time.perf_counter() - started
+    line = next((x for x in done.stdout.splitlines() if x.startswith("WRK_JSON ")), None)
+    if done.returncode != 0 or line is None:
+        raise SystemExit(f"wrk failed (exit {done.returncode}):\n{done.stdout}\n{done.stderr}")
+    wrk = json.loads(line.removeprefix("WRK_JSON "))
+    accepted = wrk["requests"] - wrk["not_202"]
+    deadline = time.monotonic() + 600
+    while (resolved := count_done(engine, game_ids)) < accepted:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{resolved} of {accepted} battles resolved within 10 minutes")
+        time.sleep(0.05)  # polling PostgreSQL for the last battle, bounded by the deadline
+    total_s = time.perf_counter() - started
+    return {
+        "battles": accepted,
+        "refused": wrk["not_202"],
+        "http_accept_per_s": round(accepted / http_s),
+        "end_to_end_s": round(total_s, 2),
+        "end_to_end_per_s": round(accepted / total_s),
+        "wrk_command": shlex.join([*command[: -len(keys)], "KEY..."]),
+    }
+
+
+def rating_speed(count: int) -> dict[str, Any]:
+    """The same duels rated through our wrapper and through openskill itself, interleaved
+    in blocks of 500 (a loaded machine slows one more than the other otherwise)."""
+    from openskill.models import PlackettLuce
+
+    from core.battles import ratings
+
+    model = PlackettLuce()
+    first = ratings.initial()
+    ours_s = theirs_s = 0.0
+    for block in range(0, count, 500):
+        started = time.process_time()
+        for i in range(block, min(count, block + 500)):
+            ratings.rate([[first], [first]], [1 + i % 2, 2 - i % 2])
+        ours_s += time.process_time() - started
+        started = time.process_time()
+        for i in range(block, min(count, block + 500)):
+            a = model.rating(mu=first.mu, sigma=first.sigma)
+            b = model.rating(mu=first.mu, sigma=first.sigma)
+            model.rate([[a], [b]], ranks=[1 + i % 2, 2 - i % 2])
+        theirs_s += time.process_time() - started
+    return {
+        "duels": count,
+        "stride_per_cpu_s": round(count / ours_s),
+        "openskill_per_cpu_s": round(count / theirs_s),
+        "ratio": round(theirs_s / ours_s, 2),
+    }
+
+
+class Poller:
+    """Every ``POLL_S``, the rows a query returns: (id, when first seen)."""
+
+    def __init__(self, engine: Any, sql: str, params: dict[str, Any]) -> None:
+        from sqlalchemy import text
+
+        self.seen: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._query, self._params, self._engine = text(sql), params, engine
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with self._engine.connect() as conn:
+                rows = conn.execute(self._query, self._params).scalars().all()
+            now = time.perf_counter()
+            for row in rows:
+                self.seen.setdefault(str(row), now)
+            self._stop.wait(POLL_S)  # the poll interval
+
+    def wait_for(self, ids: set[str], timeout_s: float = 300) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not ids <= self.seen.keys() and time.monotonic() < deadline:
+            time.sleep(0.05)  # bounded by the deadline
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class RawHttp:
+    """A minimal HTTP/1.1 keep-alive client over a pool of connections (requests built as
+    bytes, responses read by Content-Length): ~0.1 ms of CPU a request, where httpx spent
+    ~6 ms here and could not keep a pace of 500/s on the loaded machine."""
+
+    def __init__(self, base: str, size: int) -> None:
+        url = urlsplit(base)
+        self.host, self.port, self.size = url.hostname or "127.0.0.1", url.port or 80, size
+        self.pool: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = (
+            asyncio.Queue()
+        )
+
+    async def open(self) -> None:
+        for _ in range(self.size):
+            self.pool.put_nowait(await asyncio.open_connection(self.host, self.port))
+
+    async def post(self, path: str, key: str, body: bytes) -> tuple[int, bytes]:
+        reader, writer = await self.pool.get()
+        try:
+            writer.write(
+                b"POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+                b"X-Api-Key: %s\r\nContent-Length: %d\r\n\r\n%s"
+                % (path.encode(), self.host.encode(), key.encode(), len(body), body)
+            )
+            status = int((await reader.readline()).split()[1])
+            length = 0
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            return status, await reader.readexactly(length)
+        finally:
+            self.pool.put_nowait((reader, writer))
+
+    async def close(self) -> None:
+        while not self.pool.empty():
+            _, writer = self.pool.get_nowait()
+            writer.close()
+
+
+async def paced(
+    base: str, rate: int, seconds: int, send: Callable[[RawHttp, int], Any]
+) -> tuple[dict[str, float], float]:
+    """``rate`` calls of ``send(http, n)`` a second for ``seconds``, each at its own instant
+    (concurrent when the API is slower than the pace): {id it returns: when it started}."""
+    sent: dict[str, float] = {}
+    loop = asyncio.get_running_loop()
+    http = RawHttp(base, 128)
+    await http.open()
+
+    async def one(n: int) -> None:
+        started = time.perf_counter()
+        sent[await send(http, n)] = started
+
+    tasks = []
+    start = loop.time()
+    for n in range(rate * seconds):
+        delay = start + n / rate - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)  # the pace of the load generator
+        tasks.append(asyncio.create_task(one(n)))
+    await asyncio.gather(*tasks)
+    elapsed = loop.time() - start
+    await http.close()
+    return sent, elapsed
+
+
+def latency(base: str, engine: Any, args: argparse.Namespace) -> dict[str, Any]:
+    game_id, key = new_game("latency")
+    rng = random.Random(11)
+    poller = Poller(
+        engine,
+        "SELECT battle_id FROM battles WHERE game_id = :g AND status <> 'queued'",
+        {"g": game_id},
+    )
+
+    async def send(http: RawHttp, _n: int) -> str:
+        status, body = await http.post(
+            "/v1/battles", key, json.dumps(duel(rng, args.players)).encode()
+        )
+        if status != 202:
+            raise SystemExit(f"POST failed: {status} {body[:300]!r}")
+        return str(json.loads(body)["battle_id"])
+
+    sent, elapsed = asyncio.run(paced(base, args.rate, args.latency_seconds, send))
+    poller.wait_for(set(sent))
+    poller.stop()
+    latencies = [(poller.seen[b] - t) * 1000 for b, t in sent.items() if b in poller.seen]
+    return {
+        "battles": len(sent),
+        "rate_per_s": round(len(sent) / elapsed),
+        "seen": len(latencies),
+        **summary(latencies),
+    }
+
+
+def matchmaking(base: str, engine: Any, args: argparse.Namespace) -> dict[str, Any]:
+    game_id, key = new_game("matching")
+    matched = Poller(
+        engine,
+        "SELECT ticket_id FROM match_tickets WHERE game_id = :g AND status = 'matched'",
+        {"g": game_id},
+    )
+    resolved = Poller(
+        engine,
+        "SELECT t.ticket_id FROM match_tickets t JOIN battles b ON b.battle_id = t.battle_id"
+        " WHERE t.game_id = :g AND b.status <> 'queued'",
+        {"g": game_id},
+    )
+
+    async def send(http: RawHttp, n: int) -> str:
+        ticket = json.dumps({"player_id": f"m{n}", "mode": "duel"}).encode()
+        status, body = await http.post("/v1/battles/tickets", key, ticket)
+        if status != 201:
+            raise SystemExit(f"ticket failed: {status} {body[:300]!r}")
+        return str(json.loads(body)["ticket_id"])
+
+    sent, elapsed = asyncio.run(paced(base, args.ticket_rate, args.latency_seconds, send))
+    last = max(sent, key=lambda t: sent[t])
+    pending = set(sent) - {last}  # an odd ticket out may wait alone
+    matched.wait_for(pending)
+    resolved.wait_for(pending)
+    matched.stop()
+    resolved.stop()
+    to_match = [(matched.seen[t] - s) * 1000 for t, s in sent.items() if t in matched.seen]
+    to_resolved = [(resolved.seen[t] - s) * 1000 for t, s in sent.items() if t in resolved.seen]
+    return {
+        "tickets": len(sent),
+        "rate_per_s": round(len(sent) / elapsed),
+        "matched": len(to_match),
+        "ticket_to_matched": summary(to_match),
+        "ticket_to_resolved": summary(to_resolved),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    load_at_start = [round(x, 2) for x in os.getloadavg()]  # other work skews the figures
+    from cli.services import isolated_stack_env
+
+    state, env = isolated_stack_env("stride-bench-battles-")
+    # One load generator is one client address: the front door's per-IP limit (50 requests/s
+    # on this path) is lifted, as for bench.get_score; the per-key quota stays.
+    os.environ.update(
+        {
+            **env,
+            "STRIDE_API_WORKERS": str(args.api_workers),
+            "STRIDE_API_RATE_LIMIT_PER_S": "1000000",
+            "STRIDE_API_RATE_LIMIT_BURST": "1000000",
+        }
+    )
+
+    from cli.services import SERVICES
+    from cli.stack import Stack
+    from core.platform.config import get_settings
+    from core.platform.db import engine_for, reset_engines
+
+    get_settings.cache_clear()
+    reset_engines()
+    settings = get_settings()
+    stack = Stack(settings, SERVICES)
+    result: dict[str, Any] = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "args": {k: str(v) for k, v in vars(args).items() if k != "output"},
+        "load_average_at_start": load_at_start,
+        "streams_processes": settings.streams_processes,
+        "match_interval_s": settings.battles_match_interval_s,
+    }
+    try:
+        print(f"starting a private stack in {state} (api workers: {args.api_workers})")
+        stack.up(["proxy", "worker", "matcher"], report=lambda m: print("  " + m))
+        engine = engine_for(settings.db_url, pool_size=4)
+        base = settings.api_url
+
+        print(f"ratings: {args.ratings} duels, ours and openskill's...")
+        result["ratings"] = rating_speed(args.ratings)
+        print(f"  {result['ratings']}")
+
+        print(f"throughput: wrk for {args.seconds} s, {args.concurrency} connections...")
+        result["throughput"] = throughput(base, engine, args)
+        print(f"  {result['throughput']}")
+
+        print(f"latency: {args.rate} battles/s for {args.latency_seconds} s...")
+        result["latency_at_rate"] = latency(base, engine, args)
+        print(f"  {result['latency_at_rate']}")
+
+        print(f"matchmaking: {args.ticket_rate} tickets/s for {args.latency_seconds} s...")
+        result["matchmaking"] = matchmaking(base, engine, args)
+        print(f"  {result['matchmaking']}")
+    finally:
+        stack.down(report=lambda _m: None)
+        reset_engines()
+        shutil.rmtree(state, ignore_errors=True)
+    result["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
