@@ -39,13 +39,13 @@ PRICE = Numeric(38, 18)
 
 class ContentKind(enum.StrEnum):
     unlockable = "unlockable"
-    battle_pass = "battle_pass"
+    battle_pass = "battle_pass"  # noqa: S105 - a kind, not a password
 
 
 class GrantSource(enum.StrEnum):
     purchase = "purchase"
     achievement = "achievement"
-    battle_pass = "battle_pass"
+    battle_pass = "battle_pass"  # noqa: S105 - a kind, not a password
 
 
 class GiftStatus(enum.StrEnum):
@@ -199,7 +199,7 @@ class InventoryItem(Base):
     updated_at: Mapped[datetime] = _created()
 
     def __str__(self) -> str:
-        return f"{self.quantity} × {self.item_id} of {self.owner_id}"
+        return f"{self.quantity} x {self.item_id} of {self.owner_id}"
 
 
 class UserContent(Base):
@@ -301,7 +301,7 @@ class Gift(Base):
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     def __str__(self) -> str:
-        return f"{self.quantity} × {self.item_id} from {self.sender_id} to {self.recipient_id}"
+        return f"{self.quantity} x {self.item_id} from {self.sender_id} to {self.recipient_id}"
 
 
 class InventoryLedger(Base):
