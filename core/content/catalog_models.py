@@ -308,7 +308,17 @@ class InventoryLedger(Base):
     """Every change of an inventory, append-only: the provenance of each unit."""
 
     __tablename__ = "inventory_ledger"
-    __table_args__ = (Index("ix_inventory_ledger_owner", "game_id", "owner_id", "entry_id"),)
+    __table_args__ = (
+        Index("ix_inventory_ledger_owner", "game_id", "owner_id", "entry_id"),
+        Index(
+            "uq_inventory_ledger_operation",
+            "game_id",
+            "owner_id",
+            "operation_key",
+            unique=True,
+            postgresql_where="operation_key IS NOT NULL",
+        ),
+    )
 
     entry_id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     game_id: Mapped[str] = mapped_column(String(64))
@@ -323,6 +333,9 @@ class InventoryLedger(Base):
     grant_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     gift_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     counterparty: Mapped[str | None] = mapped_column(String(128))
+    operation_key: Mapped[str | None] = mapped_column(
+        String(200), comment="idempotency key of a consumption"
+    )
     at: Mapped[datetime] = _created()
 
     def __str__(self) -> str:
