@@ -59,7 +59,7 @@ class CatalogNotFound(NotFound):
     code = "not_found"
 
 
-class _Spec(BaseModel):
+class Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -70,12 +70,12 @@ def _check_properties(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
-class ItemQuantity(_Spec):
+class ItemQuantity(Spec):
     item_id: CatalogId
     quantity: Quantity = 1
 
 
-class Rewards(_Spec):
+class Rewards(Spec):
     """What a tier or an achievement grants: items, battle-pass XP, game tokens (minted)."""
 
     items: list[ItemQuantity] = Field(default_factory=list, max_length=MAX_PACK_ENTRIES)
@@ -83,7 +83,7 @@ class Rewards(_Spec):
     tokens: TokenAmount = Decimal(0)
 
 
-class ItemSpec(_Spec):
+class ItemSpec(Spec):
     name: Name
     description: Description = ""
     stackable: bool = Field(description="A quantity; otherwise a player holds one at most")
@@ -108,13 +108,13 @@ def effective_limit(stackable: bool, max_count: int | None) -> int | None:
     return max_count
 
 
-class TierSpec(_Spec):
+class TierSpec(Spec):
     tier: Annotated[int, Field(ge=1, le=MAX_TIERS)]
     xp_required: Annotated[int, Field(ge=0, le=10**12)]
     rewards: Rewards = Field(default_factory=Rewards)
 
 
-class ContentSpec(_Spec):
+class ContentSpec(Spec):
     kind: ContentKind
     name: Name
     description: Description = ""
@@ -146,12 +146,12 @@ class ContentSpec(_Spec):
         return self
 
 
-class Price(_Spec):
+class Price(Spec):
     amount: TokenAmount
     currency: Annotated[str, Field(pattern=CURRENCY_PATTERN, examples=["STRIDE", "USD"])]
 
 
-class PackSpec(_Spec):
+class PackSpec(Spec):
     name: Name
     description: Description = ""
     items: list[ItemQuantity] = Field(default_factory=list, max_length=MAX_PACK_ENTRIES)
