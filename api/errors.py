@@ -33,6 +33,7 @@ STATUS_OF_CODE = {
     "invalid": 422,
     "not_found": 404,
     "conflict": 409,
+    "precondition_failed": 412,
     "forbidden": 403,
     "unavailable": 503,
 }
@@ -43,6 +44,7 @@ CODE_OF_STATUS = {
     404: "not_found",
     405: "method_not_allowed",
     409: "conflict",
+    412: "precondition_failed",
     413: "too_large",
     415: "unsupported_media_type",
     422: "invalid",
