@@ -67,9 +67,7 @@ def test_fifty_concurrent_duplicates_grant_exactly_once(
     assert sum(1 for r in results if isinstance(r, tuple) and r[1]) == 1  # one says "new"
     g = economy.game_id
     assert count(db_engine, "SELECT count(*) FROM grants WHERE game_id = :g", g=g) == 1
-    assert count(
-        db_engine, "SELECT quantity FROM inventory_items WHERE game_id = :g", g=g
-    ) == 10
+    assert count(db_engine, "SELECT quantity FROM inventory_items WHERE game_id = :g", g=g) == 10
     assert count(db_engine, "SELECT stock_sold FROM catalog_packs WHERE game_id = :g", g=g) == 1
 
 
@@ -82,7 +80,9 @@ def test_stock_of_ten_and_thirty_buyers_sells_ten(
 
     results = all_at_once(
         30,
-        lambda i: buy(db_engine, PurchaseRequest(economy.game_id, "crowns", buyers[i].user_id, f"k-{i}-x")),
+        lambda i: buy(
+            db_engine, PurchaseRequest(economy.game_id, "crowns", buyers[i].user_id, f"k-{i}-x")
+        ),
     )
 
     assert sum(isinstance(r, tuple) for r in results) == 10
@@ -101,7 +101,9 @@ def test_max_count_holds_under_concurrent_purchases_of_one_player(
 
     results = all_at_once(
         12,
-        lambda i: buy(db_engine, PurchaseRequest(economy.game_id, "potion", buyer.user_id, f"key-{i}-p")),
+        lambda i: buy(
+            db_engine, PurchaseRequest(economy.game_id, "potion", buyer.user_id, f"key-{i}-p")
+        ),
     )
 
     assert sum(isinstance(r, tuple) for r in results) == 3
