@@ -173,6 +173,11 @@ class PackSpec(Spec):
         return self
 
 
+def plain(amount: Decimal) -> Decimal:
+    """``4.990000000000000000`` (a NUMERIC(38, 18)) as ``4.99``, never as ``1E+2``."""
+    return Decimal(format(amount.normalize(), "f"))
+
+
 def check_window(starts_at: datetime | None, ends_at: datetime | None) -> None:
     if starts_at is not None and ends_at is not None and ends_at <= starts_at:
         raise ValueError("ends_at must be after starts_at")
@@ -519,7 +524,7 @@ def pack_spec(row: CatalogPack) -> PackSpec:
         description=row.description,
         items=[ItemQuantity(**i) for i in row.entries.get("items", [])],
         content=list(row.entries.get("content", [])),
-        price=Price(amount=row.price_amount, currency=row.price_currency),
+        price=Price(amount=plain(row.price_amount), currency=row.price_currency),
         giftable=row.giftable,
         starts_at=row.starts_at,
         ends_at=row.ends_at,

@@ -32,6 +32,7 @@ from core.content.catalog import (
     CatalogNotFound,
     effective_limit,
     get_definition,
+    plain,
     window_problem,
 )
 from core.content.catalog_models import (
@@ -628,4 +629,4 @@ def burn_status(session: Session, command_id: uuid.UUID | None) -> RewardStatus 
 def price_of(grant: Grant) -> tuple[Decimal, str] | None:
     if grant.price_amount is None or grant.price_currency is None:
         return None
-    return grant.price_amount, grant.price_currency
+    return plain(grant.price_amount), grant.price_currency

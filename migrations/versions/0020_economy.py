@@ -48,6 +48,12 @@ def upgrade() -> None:
         sa.Column("gift_id", sa.Uuid(), nullable=True),
         sa.Column("counterparty", sa.String(length=128), nullable=True),
         sa.Column(
+            "operation_key",
+            sa.String(length=200),
+            nullable=True,
+            comment="idempotency key of a consumption",
+        ),
+        sa.Column(
             "at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False
         ),
         sa.PrimaryKeyConstraint("entry_id", name=op.f("pk_inventory_ledger")),
@@ -57,6 +63,13 @@ def upgrade() -> None:
         "inventory_ledger",
         ["game_id", "owner_id", "entry_id"],
         unique=False,
+    )
+    op.create_index(
+        "uq_inventory_ledger_operation",
+        "inventory_ledger",
+        ["game_id", "owner_id", "operation_key"],
+        unique=True,
+        postgresql_where="operation_key IS NOT NULL",
     )
     op.create_table(
         "achievements",
@@ -508,5 +521,10 @@ def downgrade() -> None:
     op.drop_table("catalog_items")
     op.drop_table("catalog_content")
     op.drop_table("achievements")
+    op.drop_index(
+        "uq_inventory_ledger_operation",
+        table_name="inventory_ledger",
+        postgresql_where="operation_key IS NOT NULL",
+    )
     op.drop_index("ix_inventory_ledger_owner", table_name="inventory_ledger")
     op.drop_table("inventory_ledger")
