@@ -203,7 +203,7 @@ def _if_match(etag: str | None) -> dict[str, str]:
     return {"If-Match": etag} if etag else {}
 
 
-class _Definitions(Generic[T]):
+class Definitions(Generic[T]):
     """CRUD of one kind of versioned definition under ``path``."""
 
     def __init__(self, transport: Transport, path: str, plural: str, id_field: str) -> None:
@@ -258,7 +258,7 @@ class _Definitions(Generic[T]):
         self.t.request("DELETE", f"{self.path}/{object_id}", headers=_if_match(if_match))
 
 
-class Packs(_Definitions[Pack]):
+class Packs(Definitions[Pack]):
     """/v2/catalog/packs, and buying one."""
 
     def purchase(
@@ -281,7 +281,7 @@ class Packs(_Definitions[Pack]):
         return cast(Grant, response.json())
 
 
-class PacksV1(_Definitions[PackV1]):
+class PacksV1(Definitions[PackV1]):
     """The deprecated /v1/catalog/packs (``Deprecation``/``Sunset`` on every answer)."""
 
     def purchase(
@@ -425,7 +425,7 @@ class GiftsAPI:
         return self._decide(gift_id, "cancel")
 
 
-class Achievements(_Definitions[Achievement]):
+class Achievements(Definitions[Achievement]):
     def of_player(self, player_id: str) -> PlayerProgress:
         """A player's achievements and battle passes (game key)."""
         return cast(
@@ -446,10 +446,10 @@ class EconomyClient:
 
     def __init__(self, transport: Transport) -> None:
         self.transport = transport
-        self.items: _Definitions[Item] = _Definitions(
+        self.items: Definitions[Item] = Definitions(
             transport, "/v1/catalog/items", "items", "item_id"
         )
-        self.content: _Definitions[Content] = _Definitions(
+        self.content: Definitions[Content] = Definitions(
             transport, "/v1/catalog/content", "content", "content_id"
         )
         self.packs = Packs(transport, "/v2/catalog/packs", "packs", "pack_id")

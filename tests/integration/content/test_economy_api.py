@@ -235,3 +235,46 @@ def test_credentials_are_checked_per_route(
             headers={**as_user, "Idempotency-Key": uuid.uuid4().hex},
         )
         assert (unknown.status_code, unknown.json()["code"]) == (404, "not_found")
+
+
+def test_the_cli_runs_the_catalog_and_a_purchase_against_the_api(
+    live_api: str, economy: Economy, new_user: Callable[[], User], tmp_path
+) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from cli.content_economy_cmd import economy_app
+
+    content = typer.Typer()  # mounted as `stride content` will mount it
+    content.add_typer(economy_app, name="economy")
+    runner = CliRunner()
+    studio = ["economy", "--api-url", live_api, "--game-key", economy.api_key]
+
+    def run(*args: str) -> str:
+        result = runner.invoke(content, list(args))
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    run(*studio, "catalog", "items", "create", "gem", '{"name": "Gem", "stackable": true}')
+    spec = tmp_path / "gem.json"
+    spec.write_text('{"name": "Shiny gem", "stackable": true, "max_count": 99}')
+    assert 'ETag "2"' in run(*studio, "catalog", "items", "update", "gem", "--file", str(spec))
+    assert "Shiny gem" in run(*studio, "catalog", "items", "list")
+    pack = (
+        '{"name": "Gems", "items": [{"item_id": "gem", "quantity": 4}],'
+        ' "price": {"amount": "1", "currency": "USD"}}'
+    )
+    run(*studio, "packs", "create", "gems", pack)
+    stale = runner.invoke(
+        content,
+        [*studio, "catalog", "items", "update", "gem", "--file", str(spec), "--if-match", '"1"'],
+    )
+    assert stale.exit_code == 1 and "precondition_failed" in stale.output
+
+    buyer = new_user()
+    player = ["economy", "--api-url", live_api, "--token", buyer.token]
+    run(*player, "packs", "buy", "gems", "--game", economy.game_id, "--key", "cli-key-0001")
+    again = run(*player, "packs", "buy", "gems", "--game", economy.game_id, "--key", "cli-key-0001")
+    assert '"created": false' in again
+    shown = run(*player, "inventory", "show", "--game", economy.game_id)
+    assert "gem" in shown and " 4 " in shown
