@@ -532,10 +532,11 @@ def archive_pack_v1(
 def _buy(
     engine: Any, settings: Any, request: inventory.PurchaseRequest, render: Any, response: Response
 ) -> Any:
-    with Session(engine) as session, session.begin():
+    with Session(engine, expire_on_commit=False) as session, session.begin():
         grant, created = inventory.purchase(
             session, request, token=settings.reward_token, now=now()
         )
+    with Session(engine) as session:  # after the commit: the pack's row is free again
         public = render(session, grant, created)
     response.status_code = 201 if created else 200
     return public

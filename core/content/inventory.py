@@ -5,7 +5,8 @@ Every grant carries an idempotency key that never expires: ``(game, requester, k
 unique in ``grants``, and the grant row is inserted *first* in the purchase transaction, so
 concurrent duplicates wait on that unique index and then read the one grant that committed
 (50 concurrent duplicates grant once). Limits are enforced in the same transaction: the
-stock by one conditional ``UPDATE ... RETURNING`` on the pack, the max count per player
+stock by one conditional ``UPDATE ... RETURNING`` on the pack (the transaction's last
+write, so the row is locked only until the commit), the max count per player
 under a transaction-scoped advisory lock of the owner's inventory (every writer of one
 inventory — purchases, gifts, rewards, consumption — takes it, in one order: the owner's).
 A price in the game token inserts a ``burn`` reward command (``pending``: the chain writer
@@ -320,21 +321,6 @@ def purchase(
         if not pack.giftable:
             raise NotGiftable(f"pack {request.pack_id!r} cannot be bought as a gift")
         check_user(session, request.owner_id)
-    if pack.stock_total is not None:
-        sold = session.execute(
-            update(CatalogPack)
-            .where(
-                CatalogPack.game_id == pack.game_id,
-                CatalogPack.pack_id == pack.pack_id,
-                CatalogPack.stock_sold < CatalogPack.stock_total,
-            )
-            .values(stock_sold=CatalogPack.stock_sold + 1)
-            .returning(CatalogPack.stock_sold)
-            .execution_options(synchronize_session=False)
-        ).scalar_one_or_none()
-        if sold is None:
-            raise SoldOut(f"pack {request.pack_id!r} is sold out ({pack.stock_total} sold)")
-
     command_id = _burn(session, request, pack, grant_id, token, now)
     entries = _grant_entries(session, pack, request.owner_id, request.buyer_id, grant_id, now)
     session.execute(
@@ -349,6 +335,22 @@ def purchase(
     )
     grant = session.get(Grant, grant_id, populate_existing=True)
     assert grant is not None
+    # Last: the pack's row stays locked from here to the commit, so concurrent buyers of
+    # one limited pack wait for one statement and the commit, not the whole purchase.
+    if pack.stock_total is not None:
+        sold = session.execute(
+            update(CatalogPack)
+            .where(
+                CatalogPack.game_id == pack.game_id,
+                CatalogPack.pack_id == pack.pack_id,
+                CatalogPack.stock_sold < CatalogPack.stock_total,
+            )
+            .values(stock_sold=CatalogPack.stock_sold + 1)
+            .returning(CatalogPack.stock_sold)
+            .execution_options(synchronize_session=False)
+        ).scalar_one_or_none()
+        if sold is None:
+            raise SoldOut(f"pack {request.pack_id!r} is sold out ({pack.stock_total} sold)")
     return grant, True
 
 
