@@ -167,7 +167,7 @@ def list_achievements(
     caller: CallerDep,
     engine: EngineDep,
     game_id: GameIdQuery = None,
-    after: Annotated[str | None, Query(max_length=64)] = None,
+    after: Annotated[str | None, Query(pattern=CATALOG_ID_PATTERN)] = None,
     limit: Limit = 50,
     include_archived: bool = False,
 ) -> AchievementPage:

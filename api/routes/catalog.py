@@ -38,7 +38,9 @@ router = APIRouter(prefix="/v1/catalog", tags=["catalog"], route_class=route_cla
 
 ItemIdPath = Annotated[str, Path(pattern=CATALOG_ID_PATTERN, description="The item's id")]
 ContentIdPath = Annotated[str, Path(pattern=CATALOG_ID_PATTERN, description="The content's id")]
-After = Annotated[str | None, Query(max_length=64, description="The last id of the page before")]
+After = Annotated[
+    str | None, Query(pattern=CATALOG_ID_PATTERN, description="next_after of the page before")
+]
 IncludeArchived = Annotated[bool, Query(description="Also list archived definitions")]
 
 

@@ -66,7 +66,9 @@ v2 = APIRouter(prefix="/v2/catalog/packs", tags=["packs"], route_class=route_cla
 v1 = APIRouter(prefix="/v1/catalog/packs", tags=["packs (v1, deprecated)"], route_class=route_class)
 
 PackIdPath = Annotated[str, Path(pattern=CATALOG_ID_PATTERN, description="The pack's id")]
-After = Annotated[str | None, Query(max_length=64, description="The last id of the page before")]
+After = Annotated[
+    str | None, Query(pattern=CATALOG_ID_PATTERN, description="next_after of the page before")
+]
 Currency = Annotated[str, Field(pattern=CURRENCY_PATTERN, examples=["STRIDE", "USD"])]
 
 

@@ -17,7 +17,7 @@ from api.deps import EngineDep
 from api.errors import NOT_JSON, error_responses
 from api.routes.catalog_common import IdempotencyKeyHeader, Limit, RequiredGameId, now, route_class
 from core.content import gifts
-from core.content.catalog import CatalogId, Quantity
+from core.content.catalog import TEXT_PATTERN, CatalogId, Quantity
 from core.content.catalog_models import Gift, GiftStatus
 from core.identity.ids import GAME_ID_PATTERN, USER_ID_PATTERN
 
@@ -35,7 +35,7 @@ class GiftRequest(BaseModel):
     recipient_user_id: str = Field(pattern=USER_ID_PATTERN)
     item_id: CatalogId
     quantity: Quantity = 1
-    message: str = Field(default="", max_length=280)
+    message: str = Field(default="", max_length=280, pattern=TEXT_PATTERN)
 
 
 class EscrowPart(BaseModel):

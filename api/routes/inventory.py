@@ -42,7 +42,10 @@ UserIdPath = Annotated[str, Path(pattern=USER_ID_PATTERN, description="The app u
 ItemFilter = Annotated[str | None, Query(pattern=CATALOG_ID_PATTERN, description="Only this item")]
 StackCursor = Annotated[
     str | None,
-    Query(max_length=200, description="next_after of the page before (item_id/unlocked_by)"),
+    Query(
+        pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}/[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$",
+        description="next_after of the page before (item_id/unlocked_by)",
+    ),
 ]
 
 

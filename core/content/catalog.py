@@ -38,8 +38,10 @@ CATALOG_ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
 CatalogId = Annotated[
     str, Field(pattern=CATALOG_ID_PATTERN, description="lower-case id, 1-64 characters")
 ]
-Name = Annotated[str, Field(min_length=1, max_length=128)]
-Description = Annotated[str, Field(max_length=500)]
+# Text PostgreSQL can store: no NUL (it refuses them in text columns).
+TEXT_PATTERN = r"^[^\x00]*$"
+Name = Annotated[str, Field(min_length=1, max_length=128, pattern=TEXT_PATTERN)]
+Description = Annotated[str, Field(max_length=500, pattern=TEXT_PATTERN)]
 Quantity = Annotated[int, Field(ge=1, le=1_000_000)]
 TokenAmount = Annotated[Decimal, Field(ge=0, max_digits=36, decimal_places=18)]
 MAX_PROPERTIES_BYTES = 16 * 1024
