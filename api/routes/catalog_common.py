@@ -8,9 +8,9 @@ from datetime import UTC, date, datetime
 from email.utils import format_datetime
 from typing import Annotated
 
-from fastapi import Header, HTTPException, Query, Response
+from fastapi import Header, HTTPException, Query, Request, Response
 
-from api.auth import Caller
+from api.auth import Caller, Handler
 from api.body import limited_body_route
 from api.errors import error_responses
 from core.content.catalog import etag, parse_if_match
@@ -93,3 +93,31 @@ def deprecate_v1(response: Response, successor: str) -> None:
     sunset = datetime(V1_SUNSET.year, V1_SUNSET.month, V1_SUNSET.day, tzinfo=UTC)
     response.headers["Sunset"] = format_datetime(sunset, usegmt=True)
     response.headers["Link"] = f'<{successor}>; rel="successor-version"'
+
+
+async def _as_the_app_answers(request: Request, exc: Exception) -> Response:
+    """The response the app's exception handlers make of ``exc`` (the one error shape)."""
+    for kind in type(exc).__mro__:
+        handler = request.app.exception_handlers.get(kind)
+        if handler is not None:
+            response: Response = await handler(request, exc)
+            return response
+    raise exc
+
+
+class DeprecatedRoute(route_class):  # type: ignore[valid-type, misc]
+    """A ``/v1`` route with a ``/v2`` successor: every answer, errors included (401, 413,
+    422, 404...), carries the deprecation headers and the successor's ``Link``."""
+
+    def get_route_handler(self) -> Handler:
+        handler = super().get_route_handler()
+
+        async def deprecated(request: Request) -> Response:
+            try:
+                response = await handler(request)
+            except Exception as exc:
+                response = await _as_the_app_answers(request, exc)
+            deprecate_v1(response, "/v2" + request.url.path.removeprefix("/v1"))
+            return response
+
+        return deprecated

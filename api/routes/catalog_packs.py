@@ -35,11 +35,11 @@ from api.routes.catalog_common import (
     CONFLICT,
     NOT_FOUND,
     STALE,
+    DeprecatedRoute,
     GameIdQuery,
     IdempotencyKeyHeader,
     IfMatchHeader,
     Limit,
-    deprecate_v1,
     game_of,
     now,
     route_class,
@@ -63,7 +63,9 @@ from core.identity.ids import GAME_ID_PATTERN, USER_ID_PATTERN
 from core.rewards.commands import RewardStatus
 
 v2 = APIRouter(prefix="/v2/catalog/packs", tags=["packs"], route_class=route_class)
-v1 = APIRouter(prefix="/v1/catalog/packs", tags=["packs (v1, deprecated)"], route_class=route_class)
+v1 = APIRouter(
+    prefix="/v1/catalog/packs", tags=["packs (v1, deprecated)"], route_class=DeprecatedRoute
+)
 
 PackIdPath = Annotated[str, Path(pattern=CATALOG_ID_PATTERN, description="The pack's id")]
 After = Annotated[
@@ -346,14 +348,12 @@ def list_packs_v2(
 def list_packs_v1(
     caller: CallerDep,
     engine: EngineDep,
-    response: Response,
     game_id: GameIdQuery = None,
     after: After = None,
     limit: Limit = 50,
     currency: CurrencyQuery = None,
     on_sale: OnSaleQuery = False,
 ) -> PackPageV1:
-    deprecate_v1(response, "/v2/catalog/packs")
     rows, next_after = _list(engine, game_of(caller, game_id), after, limit, currency, on_sale)
     return PackPageV1(packs=[pack_v1(r) for r in rows], next_after=next_after)
 
@@ -391,7 +391,6 @@ def create_pack_v2(
 def create_pack_v1(
     body: PackCreateV1, game_id: GameDep, engine: EngineDep, response: Response
 ) -> PackV1:
-    deprecate_v1(response, "/v2/catalog/packs")
     row = _create(
         engine, game_id, body.pack_id, PackWriteV1(**body.model_dump(exclude={"pack_id"})).spec()
     )
@@ -438,7 +437,6 @@ def get_pack_v1(
     response: Response,
     game_id: GameIdQuery = None,
 ) -> PackV1:
-    deprecate_v1(response, f"/v2/catalog/packs/{pack_id}")
     row = _get(engine, game_of(caller, game_id), pack_id)
     set_etag(response, row.version)
     return pack_v1(row)
@@ -486,7 +484,6 @@ def replace_pack_v1(
     response: Response,
     if_match: IfMatchHeader = None,
 ) -> PackV1:
-    deprecate_v1(response, f"/v2/catalog/packs/{pack_id}")
     row = _replace(engine, game_id, pack_id, body.spec(), if_match)
     set_etag(response, row.version)
     return pack_v1(row)
@@ -524,10 +521,8 @@ def archive_pack_v1(
     pack_id: PackIdPath,
     game_id: GameDep,
     engine: EngineDep,
-    response: Response,
     if_match: IfMatchHeader = None,
 ) -> None:
-    deprecate_v1(response, f"/v2/catalog/packs/{pack_id}")
     _archive(engine, game_id, pack_id, if_match)
 
 
@@ -582,7 +577,6 @@ def purchase_v1(
     settings: SettingsDep,
     response: Response,
 ) -> GrantV1:
-    deprecate_v1(response, f"/v2/catalog/packs/{pack_id}/purchase")
     request = inventory.PurchaseRequest(body.game_id, pack_id, user_id, key, body.gift_to)
     result: GrantV1 = _buy(engine, settings, request, grant_v1, response)
     return result

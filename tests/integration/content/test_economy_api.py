@@ -116,6 +116,11 @@ def test_v1_and_v2_of_packs_side_by_side_on_the_same_rows(
     assert old.headers["Sunset"].endswith("GMT")
     assert old.headers["Link"] == '</v2/catalog/packs>; rel="successor-version"'
     assert "Deprecation" not in new.headers and "Sunset" not in new.headers
+    with httpx.Client(base_url=live_api) as anonymous:  # refusals are deprecated answers too
+        refused = anonymous.get("/v1/catalog/packs/old")
+    assert refused.status_code == 401 and refused.json()["code"] == "unauthorized"
+    assert refused.headers["Link"] == '</v2/catalog/packs/old>; rel="successor-version"'
+    assert refused.headers["Deprecation"] == old.headers["Deprecation"]
     assert [p["pack_id"] for p in old.json()["packs"]] == [
         p["pack_id"] for p in new.json()["packs"]
     ]
