@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from email.utils import format_datetime
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import Header, HTTPException, Query, Request, Response
 
@@ -117,7 +118,9 @@ class DeprecatedRoute(route_class):  # type: ignore[valid-type, misc]
                 response = await handler(request)
             except Exception as exc:
                 response = await _as_the_app_answers(request, exc)
-            deprecate_v1(response, "/v2" + request.url.path.removeprefix("/v1"))
+            # Percent-encoded: a header holds Latin-1 only, a path may hold any character.
+            successor = quote("/v2" + request.url.path.removeprefix("/v1"), safe="/")
+            deprecate_v1(response, successor)
             return response
 
         return deprecated
