@@ -256,7 +256,8 @@ _GRANT = text(
         RETURNING grant_id, game_id, owner_id, entries
     ),
     wanted AS (
-        SELECT g.game_id, g.owner_id, i.item_id, sum(i.quantity)::int AS quantity
+        SELECT g.game_id, g.owner_id, i.item_id, sum(i.quantity)::int AS quantity,
+            (array_agg(g.grant_id ORDER BY g.grant_id))[1] AS grant_id
         FROM granted g
         CROSS JOIN LATERAL jsonb_to_recordset(g.entries -> 'items') AS i(item_id text, quantity int)
         WHERE g.owner_id IS NOT NULL
@@ -264,7 +265,7 @@ _GRANT = text(
     ),
     fitting AS (
         -- an earned reward never passes the item's max count: the units over it are dropped
-        SELECT w.game_id, w.owner_id, w.item_id,
+        SELECT w.game_id, w.owner_id, w.item_id, w.grant_id,
             CASE WHEN lim.n IS NULL THEN w.quantity
                  ELSE LEAST(w.quantity, GREATEST(lim.n - held.n, 0)) END AS quantity
         FROM wanted w
@@ -287,11 +288,9 @@ _GRANT = text(
     logged AS (
         INSERT INTO inventory_ledger (game_id, owner_id, item_id, delta, reason, unlocked_by,
             grant_id, at)
-        SELECT g.game_id, g.owner_id, i.item_id, i.quantity, 'granted', g.owner_id,
-            g.grant_id, now()
-        FROM granted g
-        CROSS JOIN LATERAL jsonb_to_recordset(g.entries -> 'items') AS i(item_id text, quantity int)
-        WHERE g.owner_id IS NOT NULL
+        -- what was put in, after the max count (one row per owner and item of the batch)
+        SELECT game_id, owner_id, item_id, quantity, 'granted', owner_id, grant_id, now()
+        FROM fitting WHERE quantity > 0
         RETURNING 1
     )
     INSERT INTO reward_commands (command_id, source_event_id, action, status, game_id,

@@ -249,3 +249,29 @@ def test_achievements_and_tiers_unlock_once_under_replay(
         ]
         + [("level-20", "p-alone", True)]
     )
+
+
+def test_an_earned_reward_never_passes_the_max_count_and_the_ledger_says_what_came(
+    db_engine: Engine, economy: Economy, new_user: Callable[[], User]
+) -> None:
+    g = economy.game_id
+    make_item(db_engine, g, "medal", max_count=2)
+    user = new_user()
+    with Session(db_engine) as session, session.begin():
+        session.add(PlayerLink(game_id=g, player_id="p", user_id=user.user_id))
+        achievements.create_achievement(
+            session,
+            g,
+            "first-win",
+            AchievementSpec(
+                name="Win 1",
+                metric="wins",
+                threshold=1,
+                rewards=Rewards(items=[{"item_id": "medal", "quantity": 5}]),  # type: ignore[list-item]
+            ),
+        )
+    apply_batch(db_engine, [_event(g, "p", MatchResult(outcome="win", score=1))], RewardRules())  # type: ignore[arg-type]
+    assert stock(db_engine, g, user.user_id, "medal") == 2
+    with Session(db_engine) as session:
+        history = inventory.history_of(session, g, user.user_id)
+    assert [(e.reason, e.item_id, e.delta) for e in history] == [("granted", "medal", 2)]
