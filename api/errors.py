@@ -33,11 +33,11 @@ STATUS_OF_CODE = {
     "invalid": 422,
     "not_found": 404,
     "conflict": 409,
+    "precondition_failed": 412,
     "forbidden": 403,
     "unavailable": 503,
     # Codes of their own with a status of their own (content uploads and downloads).
     "gone": 410,
-    "precondition_failed": 412,
     "precondition_required": 428,
     "too_large": 413,
     "unsupported_media_type": 415,

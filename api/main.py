@@ -14,13 +14,18 @@ from api.errors import INVALID, install_error_handlers
 from api.kafka import kafka_lifespan
 from api.middleware import RequestIdMiddleware
 from api.routes import (
+    achievements,
     actions,
     battles,
+    catalog,
+    catalog_packs,
     chain,
     content_assets,
     content_uploads,
     events,
+    gifts,
     health,
+    inventory,
     leaderboards,
     metrics,
     players,
@@ -72,6 +77,15 @@ def create_app() -> FastAPI:
         # Every 422 is an ErrorBody, also where a route does not say so (FastAPI's default
         # schema for it would be HTTPValidationError, which this API never answers).
         app.include_router(resource.router, responses=INVALID)
+    for economy_router in (
+        catalog.router,
+        catalog_packs.v2,
+        catalog_packs.v1,
+        inventory.router,
+        gifts.router,
+        achievements.router,
+    ):
+        app.include_router(economy_router, responses=INVALID)
     app.include_router(metrics.dashboard_router)
     mount_admin(app)
     return app

@@ -28,12 +28,14 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from cli.content_economy_cmd import economy_app
 from core.platform.config import get_settings
 from stride_client import StrideAPIError, Transport
 from stride_client.assets import AssetsClient, file_sha256
 
 content_app = typer.Typer(
-    help="Game content: assets, versions, uploads, downloads, release channels.",
+    help="Game content and economy: assets, versions, uploads, downloads, release channels;"
+    " the catalog, packs, inventories, gifts, achievements.",
     no_args_is_help=True,
 )
 assets_app = typer.Typer(
@@ -46,6 +48,8 @@ uploads_app = typer.Typer(help="Incomplete uploads.", no_args_is_help=True)
 content_app.add_typer(assets_app, name="assets")
 content_app.add_typer(channels_app, name="channels")
 content_app.add_typer(uploads_app, name="uploads")
+# The economy's groups (catalog, packs, inventory, gifts, achievements) under the same name.
+content_app.registered_groups.extend(economy_app.registered_groups)
 console = Console()
 err = Console(stderr=True)
 
@@ -73,7 +77,7 @@ def _options(
         str | None,
         typer.Option(
             envvar="STRIDE_USER_TOKEN",
-            help="A player's token (downloads only).",
+            help="A player's token (downloads, inventory, purchases, gifts).",
             show_default=False,
         ),
     ] = None,

@@ -6,6 +6,7 @@ the admin panel and the tests.
 
 from core.battles import models as battle_models  # noqa: F401
 from core.chain import models as chain_models  # noqa: F401
+from core.content import catalog_models as content_catalog_models  # noqa: F401
 from core.content import models as content_models  # noqa: F401
 from core.events import models as event_models  # noqa: F401
 from core.identity import models as identity_models  # noqa: F401

@@ -113,6 +113,20 @@ from core.chain.models import (
     NftMetadata,
     TokenBalance,
 )
+from core.content.catalog_models import (
+    AchievementDefinition,
+    AchievementProgress,
+    BattlePassProgress,
+    CatalogContent,
+    CatalogItem,
+    CatalogPack,
+    ContentTier,
+    Gift,
+    Grant,
+    InventoryItem,
+    InventoryLedger,
+    UserContent,
+)
 from core.content.models import (
     ContentAsset,
     ContentAssetVersion,
@@ -864,6 +878,126 @@ ADMIN_TABLES: tuple[AdminTable, ...] = (
         list_first=("asset_id", "status", "upload_offset", "upload_length", "expires_at"),
         list_hidden=("parts", "metadata_"),
         links=(GAME, Link("asset_id", "content_assets")),
+    ),
+    # The economy (core/content/): studios write definitions through the API (versioned,
+    # ETag / If-Match), so the panel only reads them; grants, inventories and the ledger
+    # carry idempotency keys and provenance that a hand edit would break.
+    AdminTable(
+        CatalogItem,
+        title="Catalog items",
+        description="Something a player of a game can own: stackable or not, max count,"
+        " consumable, giftable. Written by the studio through the API; read-only.",
+        icon="fa-solid fa-gem",
+        category="Economy",
+        links=(GAME,),
+    ),
+    AdminTable(
+        CatalogContent,
+        title="Catalog content",
+        singular="content definition",
+        description="Content a player unlocks once, such as a battle-pass season (with its XP"
+        " rules). Written by the studio through the API; read-only.",
+        icon="fa-solid fa-unlock",
+        category="Economy",
+        links=(GAME,),
+    ),
+    AdminTable(
+        ContentTier,
+        title="Battle-pass tiers",
+        singular="battle-pass tier",
+        description="One tier of a battle-pass season: the XP that reaches it and its rewards."
+        " Written with its season through the API; read-only.",
+        icon="fa-solid fa-layer-group",
+        category="Economy",
+        links=(GAME,),
+    ),
+    AdminTable(
+        CatalogPack,
+        title="Packs",
+        description="Items and content sold together: price and currency, sale window, stock"
+        " and how many were sold. Written by the studio through the API; read-only.",
+        icon="fa-solid fa-box-open",
+        category="Economy",
+        links=(GAME,),
+    ),
+    AdminTable(
+        InventoryItem,
+        title="Inventory items",
+        singular="inventory stack",
+        description="Units of an item an app user owns, one stack per unlocker (who paid for"
+        " or earned them). Written by purchases, gifts and rewards; read-only.",
+        icon="fa-solid fa-boxes-stacked",
+        category="Economy",
+        links=(GAME,),
+    ),
+    AdminTable(
+        UserContent,
+        title="Unlocked content",
+        singular="unlocked content",
+        description="Content an app user has unlocked, and who unlocked it for them. Written"
+        " by purchases; read-only.",
+        icon="fa-solid fa-key",
+        category="Economy",
+        links=(GAME,),
+    ),
+    AdminTable(
+        Grant,
+        title="Grants",
+        description="What one idempotency key granted, forever: a purchase (with its price"
+        " and burn command), an achievement or a battle-pass tier. Written by purchases and"
+        " the scoring agent; read-only.",
+        icon="fa-solid fa-gift",
+        category="Economy",
+        list_first=("game_id", "source", "source_id", "owner_id", "unlocked_by", "created_at"),
+        links=(GAME,),
+    ),
+    AdminTable(
+        Gift,
+        title="Gifts",
+        description="Units one user offered another: offered (in escrow), accepted, declined,"
+        " cancelled or expired. Written by the users through the API; read-only.",
+        icon="fa-solid fa-hand-holding-heart",
+        category="Economy",
+        links=(GAME,),
+    ),
+    AdminTable(
+        InventoryLedger,
+        title="Inventory ledger",
+        singular="inventory ledger entry",
+        description="Every change of an inventory (granted, gifted, returned, consumed), in"
+        " order: the provenance of each unit. Append-only; read-only.",
+        icon="fa-solid fa-book",
+        category="Economy",
+        links=(GAME,),
+    ),
+    AdminTable(
+        AchievementDefinition,
+        title="Achievements",
+        description="An achievement of a game: a metric of the player reaching a threshold,"
+        " and its rewards. Written by the studio through the API; read-only.",
+        icon="fa-solid fa-trophy",
+        category="Economy",
+        links=(GAME,),
+    ),
+    AdminTable(
+        AchievementProgress,
+        title="Achievement progress",
+        singular="achievement progress",
+        description="A player's value of an achievement's metric, unlocked once. Written by"
+        " the scoring agent from game events; read-only.",
+        icon="fa-solid fa-bars-progress",
+        category="Economy",
+        links=(GAME,),
+    ),
+    AdminTable(
+        BattlePassProgress,
+        title="Battle-pass progress",
+        singular="battle-pass progress",
+        description="A player's XP in a battle-pass season and the highest tier granted."
+        " Written by the scoring agent from game events; read-only.",
+        icon="fa-solid fa-forward",
+        category="Economy",
+        links=(GAME,),
     ),
 )
 

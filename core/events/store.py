@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select, text, tuple_
 from sqlalchemy.engine import Connection, Engine
 
+from core.content.progress import apply_batch as advance_progress
 from core.events.contracts import GameEvent
 from core.events.models import RewardCommandRow
 from core.events.totals import fold_totals
@@ -148,6 +149,8 @@ def apply_batch(
         commands = [cmd for e in new for cmd in reward_commands_for(e, rules, now)]
         if commands:
             _insert_commands(conn, commands)
+        if new:  # achievements and battle passes, from the new events only (after totals)
+            commands += advance_progress(conn, new, rules.token)
         duplicates = [key for key in unique if key not in inserted]
         if duplicates:
             commands += _pending_commands_of(conn, duplicates)

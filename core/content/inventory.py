@@ -1,0 +1,634 @@
+"""Inventories: what app users own (items in stacks per unlocker, content), purchases of
+packs, consumption, and the ledger every change leaves behind.
+
+Every grant carries an idempotency key that never expires: ``(game, requester, key)`` is
+unique in ``grants``, and the grant row is inserted *first* in the purchase transaction, so
+concurrent duplicates wait on that unique index and then read the one grant that committed
+(50 concurrent duplicates grant once). Limits are enforced in the same transaction: the
+stock by one conditional ``UPDATE ... RETURNING`` on the pack (the transaction's last
+write, so the row is locked only until the commit), the max count per player
+under a transaction-scoped advisory lock of the owner's inventory (every writer of one
+inventory — purchases, gifts, rewards, consumption — takes it, in one order: the owner's).
+A price in the game token inserts a ``burn`` reward command (``pending``: the chain writer
+that executes reward commands has not landed yet); other currencies are recorded on the
+grant only (their payment happens at the store that sells them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, insert, select, text, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
+
+from core.content.catalog import (
+    PACKS,
+    CatalogNotFound,
+    effective_limit,
+    get_definition,
+    plain,
+    window_problem,
+)
+from core.content.catalog_models import (
+    CatalogItem,
+    CatalogPack,
+    Grant,
+    GrantSource,
+    InventoryItem,
+    InventoryLedger,
+    LedgerReason,
+    UserContent,
+)
+from core.events.models import RewardCommandRow
+from core.identity.models import AppUser, PlayerLink
+from core.platform.errors import Conflict, Invalid, NotFound
+from core.rewards.commands import REWARD_COMMAND_NAMESPACE, RewardAction, RewardStatus
+
+
+class SoldOut(Conflict):
+    code = "sold_out"
+
+
+class NotOnSale(Conflict):
+    code = "not_on_sale"
+
+
+class MaxCountReached(Conflict):
+    code = "max_count_reached"
+
+
+class AlreadyOwned(Conflict):
+    code = "already_owned"
+
+
+class KeyReused(Conflict):
+    code = "idempotency_key_reused"
+
+
+class NotEnough(Conflict):
+    code = "not_enough_items"
+
+
+class NotGiftable(Invalid):
+    code = "not_giftable"
+
+
+class NotConsumable(Invalid):
+    code = "not_consumable"
+
+
+class UnknownUser(NotFound):
+    code = "user_not_found"
+
+
+class NoLinkedPlayer(Invalid):
+    code = "no_linked_player"
+
+
+@dataclass(frozen=True)
+class PurchaseRequest:
+    game_id: str
+    pack_id: str
+    buyer_id: str
+    idempotency_key: str
+    recipient_id: str | None = None  # None: the buyer
+
+    @property
+    def owner_id(self) -> str:
+        return self.recipient_id or self.buyer_id
+
+    def fingerprint(self) -> str:
+        """What a reused key must repeat: the pack and the recipient."""
+        return request_hash("purchase", self.pack_id, self.owner_id)
+
+
+def request_hash(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+def burn_command_id(game_id: str, grant_id: uuid.UUID) -> uuid.UUID:
+    """The burn of a purchase's price: derived from the grant, so it is issued once."""
+    return uuid.uuid5(REWARD_COMMAND_NAMESPACE, f"{game_id}:grant:{grant_id}:burn")
+
+
+# ---- the owner's lock and units ----------------------------------------------------------
+
+
+def lock_inventory(session: Session, game_id: str, owner_id: str) -> None:
+    """Serialize every change of one user's inventory in one game until the commit."""
+    session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 20))"),
+        {"k": f"inventory:{game_id}:{owner_id}"},
+    )
+
+
+def check_user(session: Session, user_id: str) -> None:
+    found = session.scalar(
+        select(AppUser.user_id).where(AppUser.user_id == user_id, AppUser.is_active)
+    )
+    if found is None:
+        raise UnknownUser(f"no active app user {user_id!r}")
+
+
+def owned_count(session: Session, game_id: str, owner_id: str, item_id: str) -> int:
+    return int(
+        session.scalar(
+            select(func.coalesce(func.sum(InventoryItem.quantity), 0)).where(
+                InventoryItem.game_id == game_id,
+                InventoryItem.owner_id == owner_id,
+                InventoryItem.item_id == item_id,
+            )
+        )
+        or 0
+    )
+
+
+def check_room(owned: int, adding: int, limit: int | None, item_id: str) -> None:
+    """Pure: :class:`MaxCountReached` when ``owned + adding`` passes ``limit``."""
+    if limit is not None and owned + adding > limit:
+        raise MaxCountReached(
+            f"a player may own at most {limit} of {item_id!r}: they have {owned}, "
+            f"this would add {adding}"
+        )
+
+
+def add_units(
+    session: Session,
+    item: CatalogItem,
+    owner_id: str,
+    unlocked_by: str,
+    quantity: int,
+    now: datetime,
+) -> None:
+    """Add to the owner's stack of ``item`` unlocked by ``unlocked_by`` (caller holds the
+    owner's lock), within the item's limit."""
+    limit = effective_limit(item.stackable, item.max_count)
+    owned = owned_count(session, item.game_id, owner_id, item.item_id)
+    check_room(owned, quantity, limit, item.item_id)
+    put_units(session, item, owner_id, unlocked_by, quantity, now)
+
+
+def put_units(
+    session: Session,
+    item: CatalogItem,
+    owner_id: str,
+    unlocked_by: str,
+    quantity: int,
+    now: datetime,
+) -> None:
+    """Add to a stack without checking the limit (units coming back from escrow)."""
+    stmt = pg_insert(InventoryItem).values(
+        game_id=item.game_id,
+        owner_id=owner_id,
+        item_id=item.item_id,
+        unlocked_by=unlocked_by,
+        quantity=quantity,
+        acquired_at=now,
+        updated_at=now,
+    )
+    session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["game_id", "owner_id", "item_id", "unlocked_by"],
+            set_={"quantity": InventoryItem.quantity + quantity, "updated_at": now},
+        )
+    )
+
+
+def take_units(
+    session: Session, game_id: str, owner_id: str, item_id: str, quantity: int, now: datetime
+) -> list[dict[str, Any]]:
+    """Remove ``quantity`` units from the owner's stacks, oldest first (caller holds the
+    owner's lock). Returns what came from which unlocker: ``[{unlocked_by, quantity}]``."""
+    stacks = session.scalars(
+        select(InventoryItem)
+        .where(
+            InventoryItem.game_id == game_id,
+            InventoryItem.owner_id == owner_id,
+            InventoryItem.item_id == item_id,
+        )
+        .order_by(InventoryItem.acquired_at, InventoryItem.unlocked_by)
+        .with_for_update()
+    ).all()
+    plan = plan_take([(s.unlocked_by, s.quantity) for s in stacks], quantity, item_id)
+    for stack in stacks:
+        taken = next((q for who, q in plan if who == stack.unlocked_by), 0)
+        if taken == stack.quantity:
+            session.delete(stack)
+        elif taken:
+            stack.quantity -= taken
+            stack.updated_at = now
+    session.flush()
+    return [{"unlocked_by": who, "quantity": q} for who, q in plan]
+
+
+def plan_take(
+    stacks: Sequence[tuple[str, int]], quantity: int, item_id: str
+) -> list[tuple[str, int]]:
+    """Pure: which stacks ``quantity`` units come from, in order; :class:`NotEnough` when
+    they hold fewer."""
+    have = sum(q for _, q in stacks)
+    if have < quantity:
+        raise NotEnough(f"you own {have} of {item_id!r}, fewer than {quantity}")
+    plan: list[tuple[str, int]] = []
+    left = quantity
+    for who, q in stacks:
+        if left == 0:
+            break
+        taken = min(q, left)
+        plan.append((who, taken))
+        left -= taken
+    return plan
+
+
+def ledger(
+    session: Session,
+    rows: Sequence[dict[str, Any]],
+) -> None:
+    if rows:
+        session.execute(insert(InventoryLedger), list(rows))
+
+
+# ---- purchases ---------------------------------------------------------------------------
+
+
+def grant_by_key(session: Session, game_id: str, requested_by: str, key: str) -> Grant | None:
+    return session.scalars(
+        select(Grant)
+        .where(
+            Grant.game_id == game_id,
+            Grant.requested_by == requested_by,
+            Grant.idempotency_key == key,
+        )
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+
+
+def _replayed(grant: Grant, fingerprint: str) -> Grant:
+    if grant.request_hash != fingerprint:
+        raise KeyReused(
+            "this Idempotency-Key was used for another request: send a new key for a new "
+            "purchase (keys never expire)"
+        )
+    return grant
+
+
+def purchase(
+    session: Session, request: PurchaseRequest, *, token: str, now: datetime
+) -> tuple[Grant, bool]:
+    """Buy a pack for the buyer or, as a gift, for another user. Returns the grant and
+    whether it is new (False: the key was used before; nothing was granted again)."""
+    fingerprint = request.fingerprint()
+    existing = grant_by_key(session, request.game_id, request.buyer_id, request.idempotency_key)
+    if existing is not None:
+        return _replayed(existing, fingerprint), False
+    grant_id = uuid.uuid4()
+    inserted = session.execute(
+        pg_insert(Grant)
+        .values(
+            grant_id=grant_id,
+            game_id=request.game_id,
+            requested_by=request.buyer_id,
+            idempotency_key=request.idempotency_key,
+            request_hash=fingerprint,
+            source=GrantSource.purchase,
+            source_id=request.pack_id,
+            owner_id=request.owner_id,
+            unlocked_by=request.buyer_id,
+            entries={},
+            created_at=now,
+        )
+        .on_conflict_do_nothing()
+        .returning(Grant.grant_id)
+    ).scalar_one_or_none()
+    if inserted is None:  # a concurrent duplicate committed first: its grant is the answer
+        again = grant_by_key(session, request.game_id, request.buyer_id, request.idempotency_key)
+        assert again is not None
+        return _replayed(again, fingerprint), False
+
+    pack: CatalogPack = get_definition(session, PACKS, request.game_id, request.pack_id)
+    if not pack.is_active:
+        raise CatalogNotFound(f"pack {request.pack_id!r} is archived")
+    if problem := window_problem(pack.starts_at, pack.ends_at, now):
+        raise NotOnSale(f"pack {request.pack_id!r} is {problem}")
+    if request.owner_id != request.buyer_id:
+        if not pack.giftable:
+            raise NotGiftable(f"pack {request.pack_id!r} cannot be bought as a gift")
+        check_user(session, request.owner_id)
+    command_id = _burn(session, request, pack, grant_id, token, now)
+    entries = _grant_entries(session, pack, request.owner_id, request.buyer_id, grant_id, now)
+    session.execute(
+        update(Grant)
+        .where(Grant.grant_id == grant_id)
+        .values(
+            entries=entries,
+            price_amount=pack.price_amount,
+            price_currency=pack.price_currency,
+            reward_command_id=command_id,
+        )
+    )
+    grant = session.get(Grant, grant_id, populate_existing=True)
+    assert grant is not None
+    # Last: the pack's row stays locked from here to the commit, so concurrent buyers of
+    # one limited pack wait for one statement and the commit, not the whole purchase.
+    if pack.stock_total is not None:
+        sold = session.execute(
+            update(CatalogPack)
+            .where(
+                CatalogPack.game_id == pack.game_id,
+                CatalogPack.pack_id == pack.pack_id,
+                CatalogPack.stock_sold < CatalogPack.stock_total,
+            )
+            .values(stock_sold=CatalogPack.stock_sold + 1)
+            .returning(CatalogPack.stock_sold)
+            .execution_options(synchronize_session=False)
+        ).scalar_one_or_none()
+        if sold is None:
+            raise SoldOut(f"pack {request.pack_id!r} is sold out ({pack.stock_total} sold)")
+    return grant, True
+
+
+def _grant_entries(
+    session: Session,
+    pack: CatalogPack,
+    owner_id: str,
+    unlocked_by: str,
+    grant_id: uuid.UUID,
+    now: datetime,
+) -> dict[str, Any]:
+    """Put the pack's items and content into the owner's inventory (under its lock)."""
+    lock_inventory(session, pack.game_id, owner_id)
+    item_entries = pack.entries.get("items", [])
+    content_ids = list(pack.entries.get("content", []))
+    items = {
+        i.item_id: i
+        for i in session.scalars(
+            select(CatalogItem).where(
+                CatalogItem.game_id == pack.game_id,
+                CatalogItem.item_id.in_([e["item_id"] for e in item_entries]),
+            )
+        )
+    }
+    rows: list[dict[str, Any]] = []
+    for entry in item_entries:
+        add_units(session, items[entry["item_id"]], owner_id, unlocked_by, entry["quantity"], now)
+        rows.append(
+            _ledger_row(
+                pack.game_id,
+                owner_id,
+                unlocked_by,
+                grant_id,
+                now,
+                item_id=entry["item_id"],
+                delta=entry["quantity"],
+            )
+        )
+    for content_id in content_ids:
+        added = session.execute(
+            pg_insert(UserContent)
+            .values(
+                game_id=pack.game_id,
+                owner_id=owner_id,
+                content_id=content_id,
+                unlocked_by=unlocked_by,
+                grant_id=grant_id,
+                unlocked_at=now,
+            )
+            .on_conflict_do_nothing()
+            .returning(UserContent.content_id)
+        ).scalar_one_or_none()
+        if added is None:
+            raise AlreadyOwned(f"{owner_id!r} already owns content {content_id!r}")
+        rows.append(
+            _ledger_row(
+                pack.game_id, owner_id, unlocked_by, grant_id, now, content_id=content_id, delta=1
+            )
+        )
+    ledger(session, rows)
+    return {"items": item_entries, "content": content_ids}
+
+
+def _ledger_row(
+    game_id: str,
+    owner_id: str,
+    unlocked_by: str,
+    grant_id: uuid.UUID,
+    now: datetime,
+    *,
+    delta: int,
+    item_id: str | None = None,
+    content_id: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "game_id": game_id,
+        "owner_id": owner_id,
+        "item_id": item_id,
+        "content_id": content_id,
+        "delta": delta,
+        "reason": LedgerReason.granted,
+        "unlocked_by": unlocked_by,
+        "grant_id": grant_id,
+        "gift_id": None,
+        "counterparty": None if owner_id == unlocked_by else unlocked_by,
+        "operation_key": None,
+        "at": now,
+    }
+
+
+def _burn(
+    session: Session,
+    request: PurchaseRequest,
+    pack: CatalogPack,
+    grant_id: uuid.UUID,
+    token: str,
+    now: datetime,
+) -> uuid.UUID | None:
+    """A price in the game token burns it from the buyer's player (their wallet, through
+    the reward commands). Other currencies: nothing here, the grant records the price."""
+    if pack.price_currency != token or pack.price_amount <= 0:
+        return None
+    player_id = session.scalar(
+        select(PlayerLink.player_id)
+        .where(PlayerLink.game_id == pack.game_id, PlayerLink.user_id == request.buyer_id)
+        .order_by(PlayerLink.linked_at)
+        .limit(1)
+    )
+    if player_id is None:
+        raise NoLinkedPlayer(
+            f"paying in {token} burns from your player's wallet: link a player of game "
+            f"{pack.game_id!r} to your account first (POST /v1/players/link-codes)"
+        )
+    command_id = burn_command_id(pack.game_id, grant_id)
+    session.add(
+        RewardCommandRow(
+            command_id=command_id,
+            source_event_id=grant_id,
+            action=RewardAction.burn,
+            status=RewardStatus.pending,
+            game_id=pack.game_id,
+            player_id=player_id,
+            token=token,
+            amount=pack.price_amount,
+            reason=f"pack:{pack.pack_id}"[:128],
+            issued_at=now,
+            updated_at=now,
+        )
+    )
+    session.flush()
+    return command_id
+
+
+# ---- consumption -------------------------------------------------------------------------
+
+
+def consume(
+    session: Session,
+    game_id: str,
+    owner_id: str,
+    item_id: str,
+    quantity: int,
+    operation_key: str,
+    now: datetime,
+) -> bool:
+    """The game spends ``quantity`` of a consumable item of the user; once per
+    ``operation_key`` (False: already done, nothing consumed again)."""
+    lock_inventory(session, game_id, owner_id)
+    done = session.scalar(
+        select(InventoryLedger.entry_id)
+        .where(
+            InventoryLedger.game_id == game_id,
+            InventoryLedger.owner_id == owner_id,
+            InventoryLedger.operation_key == operation_key,
+        )
+        .limit(1)
+    )
+    if done is not None:
+        return False
+    item = session.get(CatalogItem, (game_id, item_id))
+    if item is None:
+        raise CatalogNotFound(f"no item {item_id!r} in game {game_id!r}")
+    if not item.consumable:
+        raise NotConsumable(f"item {item_id!r} is not consumable")
+    taken = take_units(session, game_id, owner_id, item_id, quantity, now)
+    ledger(
+        session,
+        [
+            {
+                "game_id": game_id,
+                "owner_id": owner_id,
+                "item_id": item_id,
+                "content_id": None,
+                "delta": -part["quantity"],
+                "reason": LedgerReason.consumed,
+                "unlocked_by": part["unlocked_by"],
+                "grant_id": None,
+                "gift_id": None,
+                "counterparty": None,
+                # One row per stack; the key on the first is what makes a retry a no-op.
+                "operation_key": operation_key if n == 0 else None,
+                "at": now,
+            }
+            for n, part in enumerate(taken)
+        ],
+    )
+    return True
+
+
+# ---- reads -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InventoryPage:
+    items: list[InventoryItem]
+    content: list[UserContent]
+
+
+def inventory_of(
+    session: Session,
+    game_id: str,
+    owner_id: str,
+    *,
+    item_id: str | None = None,
+    after: tuple[str, str] | None = None,
+    limit: int = 100,
+) -> list[InventoryItem]:
+    """The owner's stacks in (item, unlocker) order, after the cursor ``after``."""
+    query = select(InventoryItem).where(
+        InventoryItem.game_id == game_id, InventoryItem.owner_id == owner_id
+    )
+    if item_id is not None:
+        query = query.where(InventoryItem.item_id == item_id)
+    if after is not None:
+        query = query.where(tuple_(InventoryItem.item_id, InventoryItem.unlocked_by) > after)
+    return list(
+        session.scalars(
+            query.order_by(InventoryItem.item_id, InventoryItem.unlocked_by).limit(limit)
+        )
+    )
+
+
+def content_of(session: Session, game_id: str, owner_id: str) -> list[UserContent]:
+    return list(
+        session.scalars(
+            select(UserContent)
+            .where(UserContent.game_id == game_id, UserContent.owner_id == owner_id)
+            .order_by(UserContent.content_id)
+        )
+    )
+
+
+def grants_of(
+    session: Session,
+    game_id: str,
+    user_id: str,
+    *,
+    before: datetime | None = None,
+    limit: int = 50,
+) -> list[Grant]:
+    """Grants the user received or paid for, newest first."""
+    query = select(Grant).where(
+        Grant.game_id == game_id, (Grant.owner_id == user_id) | (Grant.unlocked_by == user_id)
+    )
+    if before is not None:
+        query = query.where(Grant.created_at < before)
+    return list(session.scalars(query.order_by(Grant.created_at.desc()).limit(limit)))
+
+
+def history_of(
+    session: Session,
+    game_id: str,
+    owner_id: str,
+    *,
+    item_id: str | None = None,
+    after: int | None = None,
+    limit: int = 100,
+) -> list[InventoryLedger]:
+    """The owner's ledger entries in order: the provenance of what they hold."""
+    query = select(InventoryLedger).where(
+        InventoryLedger.game_id == game_id, InventoryLedger.owner_id == owner_id
+    )
+    if item_id is not None:
+        query = query.where(InventoryLedger.item_id == item_id)
+    if after is not None:
+        query = query.where(InventoryLedger.entry_id > after)
+    return list(session.scalars(query.order_by(InventoryLedger.entry_id).limit(limit)))
+
+
+def burn_status(session: Session, command_id: uuid.UUID | None) -> RewardStatus | None:
+    if command_id is None:
+        return None
+    return session.scalar(
+        select(RewardCommandRow.status).where(RewardCommandRow.command_id == command_id)
+    )
+
+
+def price_of(grant: Grant) -> tuple[Decimal, str] | None:
+    if grant.price_amount is None or grant.price_currency is None:
+        return None
+    return plain(grant.price_amount), grant.price_currency
