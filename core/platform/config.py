@@ -504,6 +504,9 @@ class WriterSettings(ChainSettings):
 
     writer_chain_id: int | None = Field(default=None, description="default: the local anvil")
     writer_rpc_url: str | None = Field(default=None, description="default: STRIDE_EVM_RPC_URL")
+    writer_distributor_address: str | None = Field(
+        default=None, description="default: from contracts/deployments/<chain id>.json"
+    )
     writer_signer: Literal["local", "kms"] = "local"
     writer_private_key: SecretStr | None = None
     writer_kms_key_id: str | None = Field(default=None, description="the KMS key (ECC_SECG_P256K1)")

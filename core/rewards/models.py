@@ -157,6 +157,9 @@ class RewardExecution(Base):
         BigInteger, ForeignKey("chain_txs.id", ondelete="SET NULL"), index=True
     )
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    outcome_published_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), comment="when rewards.outcomes.v1 acknowledged the outcome"
+    )
     updated_at: Mapped[datetime] = _now()
 
     def __str__(self) -> str:
