@@ -141,6 +141,12 @@ def upgrade() -> None:
         sa.Column("reason", sa.Text(), nullable=True, comment="why the command is in its status"),
         sa.Column("chain_tx_id", sa.BigInteger(), nullable=True),
         sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
+        sa.Column(
+            "outcome_published_at",
+            sa.DateTime(timezone=True),
+            nullable=True,
+            comment="when rewards.outcomes.v1 acknowledged the outcome",
+        ),
         _now("updated_at"),
         sa.ForeignKeyConstraint(
             ["command_id"],
