@@ -178,3 +178,36 @@ def test_node_that_lost_our_transactions_gets_them_again(
     writer._needs_reconcile = True  # what the periodic reconciliation would do
     run_until(writer, lambda: statuses(db_engine, game) == {"confirmed": 250})
     assert on_chain(node, deployment, game.wallets.values()) == ledger(db_engine, game)
+
+
+def test_linking_a_wallet_releases_awaiting_rewards_in_its_transaction(
+    node: Node, deployment: Deployment, db_engine: Engine, make_writer: MakeWriter
+) -> None:
+    """The wallet link path (core.identity.wallets.link_wallet) is the hook: the rewards
+    are pending again as soon as the link commits, before any writer pass."""
+    from datetime import UTC, datetime
+
+    from eth_account import Account
+    from sqlalchemy.orm import Session
+
+    from core.identity.wallets import link_wallet
+
+    game = seed_game(db_engine, players=1, rewards=2, linked=0)
+    writer = make_writer()
+    run_until(writer, lambda: statuses(db_engine, game) == {"awaiting_wallet": 2})
+    user = f"u-{game.game_id}"
+    with db_engine.begin() as conn:
+        conn.execute(
+            text("INSERT INTO app_users (user_id, token_hash, token_prefix) VALUES (:u, :h, 't')"),
+            {"u": user, "h": user.ljust(64, "0")[:64]},
+        )
+        conn.execute(
+            text("INSERT INTO player_links (game_id, player_id, user_id) VALUES (:g, 'p0', :u)"),
+            {"g": game.game_id, "u": user},
+        )
+    wallet = Account.create().address
+    with Session(db_engine) as session, session.begin():
+        link_wallet(session, user, wallet, kind="eoa", chain_id=CHAIN, now=datetime.now(UTC))
+    assert statuses(db_engine, game) == {"pending": 2}
+    run_until(writer, lambda: statuses(db_engine, game) == {"confirmed": 2})
+    assert on_chain(node, deployment, [wallet]) == {wallet: 2 * 15 * 10**17}
