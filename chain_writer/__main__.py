@@ -13,7 +13,6 @@ import time
 
 from chain_indexer.publisher import KafkaPublisher
 from chain_writer.writer import ChainWriter, WriterConfig
-from contracts.deploy import load_deployment
 from core.chain.rpc import Rpc
 from core.chain.signer import signer_from_settings
 from core.platform.config import Settings, get_settings
@@ -50,6 +49,8 @@ def writer_problem(settings: Settings) -> str | None:
 def distributor_address(settings: Settings, chain_id: int) -> str:
     if settings.writer_distributor_address:
         return settings.writer_distributor_address
+    from contracts.deploy import load_deployment  # web3: only when the address is not set
+
     deployment = load_deployment(chain_id)
     if deployment is None or "StrideRewardsDistributor" not in deployment.contracts:
         raise SystemExit(
