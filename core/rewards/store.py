@@ -610,3 +610,93 @@ def retry(engine: Engine, command_ids: Sequence[uuid.UUID] | None, now: datetime
             ),
             {"now": now, "ids": [str(i) for i in command_ids or []]},
         ).rowcount
+
+
+@dataclass(frozen=True)
+class WriterStatus:
+    """What ``stride chain status`` shows of the writer."""
+
+    commands: dict[str, int]
+    senders: list[dict[str, Any]]  # chain, sender, next nonce, last repair, reconciled at
+    live_txs: list[dict[str, Any]]  # per chain and status: count, oldest broadcast block
+    failures: list[dict[str, Any]]  # the latest failed commands with their reason
+
+
+def writer_status(engine: Engine, failures: int = 5) -> WriterStatus:
+    with engine.connect() as conn:
+        senders = [
+            dict(r)
+            for r in conn.execute(
+                text(
+                    "SELECT chain_id, sender, next_nonce, chain_latest_nonce, "
+                    "chain_pending_nonce, reconciled_at, last_repair FROM chain_senders "
+                    "ORDER BY chain_id, sender"
+                )
+            ).mappings()
+        ]
+        live = [
+            dict(r)
+            for r in conn.execute(
+                text(
+                    "SELECT chain_id, status, count(*) AS txs, max(bumps) AS max_bumps, "
+                    "min(broadcast_block) AS oldest_broadcast_block FROM chain_txs "
+                    "WHERE status IN ('signed', 'submitted', 'mined') GROUP BY 1, 2 ORDER BY 1, 2"
+                )
+            ).mappings()
+        ]
+        failed = [
+            dict(r)
+            for r in conn.execute(
+                text(
+                    """
+                    SELECT c.command_id, c.action, c.game_id, c.player_id, e.reason,
+                        c.updated_at
+                    FROM reward_commands c
+                    LEFT JOIN reward_executions e USING (command_id)
+                    WHERE c.status = 'failed'
+                    ORDER BY c.updated_at DESC LIMIT :n
+                    """
+                ),
+                {"n": failures},
+            ).mappings()
+        ]
+    return WriterStatus(status_counts(engine), senders, live, failed)
+
+
+def list_commands(
+    engine: Engine,
+    *,
+    status: RewardStatus | None = None,
+    game_id: str | None = None,
+    player_id: str | None = None,
+    limit: int = 50,
+) -> list[dict[str, Any]]:
+    """Reward commands, newest first, with where the writer has them."""
+    with engine.connect() as conn:
+        return [
+            dict(r)
+            for r in conn.execute(
+                text(
+                    """
+                    SELECT c.command_id, c.action, c.status, c.game_id, c.player_id,
+                        c.amount, c.token, c.source_event_id, c.issued_at, c.updated_at,
+                        e.chain_id, e.recipient, e.reason, e.attempts, t.tx_hash,
+                        t.mined_block, t.status AS tx_status
+                    FROM reward_commands c
+                    LEFT JOIN reward_executions e USING (command_id)
+                    LEFT JOIN chain_txs t ON t.id = e.chain_tx_id
+                    WHERE (CAST(:status AS text) IS NULL OR c.status = :status)
+                        AND (CAST(:game AS text) IS NULL OR c.game_id = :game)
+                        AND (CAST(:player AS text) IS NULL OR c.player_id = :player)
+                    ORDER BY c.issued_at DESC
+                    LIMIT :n
+                    """
+                ),
+                {
+                    "status": status.value if status else None,
+                    "game": game_id,
+                    "player": player_id,
+                    "n": limit,
+                },
+            ).mappings()
+        ]

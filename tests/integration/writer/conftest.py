@@ -60,10 +60,17 @@ def writer_key() -> LocalAccount:
 
 
 @pytest.fixture(scope="module")
+def deployer() -> LocalAccount:
+    return Account.create()
+
+
+@pytest.fixture(scope="module")
 def deployment(
-    node: Node, writer_key: LocalAccount, tmp_path_factory: pytest.TempPathFactory
+    node: Node,
+    writer_key: LocalAccount,
+    deployer: LocalAccount,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Deployment:
-    deployer = Account.create()
     for account in (writer_key, deployer):
         node.rpc("anvil_setBalance", [account.address, hex(10_000 * E18)])
     return deploy(

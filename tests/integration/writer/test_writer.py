@@ -211,3 +211,48 @@ def test_linking_a_wallet_releases_awaiting_rewards_in_its_transaction(
     assert statuses(db_engine, game) == {"pending": 2}
     run_until(writer, lambda: statuses(db_engine, game) == {"confirmed": 2})
     assert on_chain(node, deployment, [wallet]) == {wallet: 2 * 15 * 10**17}
+
+
+def test_reverted_batch_fails_with_the_decoded_reason_and_is_retried(
+    node: Node,
+    deployment: Deployment,
+    db_engine: Engine,
+    make_writer: MakeWriter,
+    deployer,
+) -> None:
+    """The token is paused: the batch reverts, its commands are failed with the contract's
+    error name; `stride rewards retry` after the unpause mints them, and `stride chain
+    status` shows the failure meanwhile."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from cli.main import app
+    from contracts.node import TxSender
+
+    runner = CliRunner()
+    token = deployment.contract(node.w3, "StrideToken")
+    admin = TxSender.from_key(node.w3, deployer.key.hex())
+    game = seed_game(db_engine, players=2, rewards=4)
+    admin.call(token.functions.pause())
+    try:
+        writer = make_writer()
+        run_until(writer, lambda: statuses(db_engine, game) == {"failed": 4})
+        listed = runner.invoke(app, ["rewards", "list", "--game", game.game_id, "--json"])
+        assert listed.exit_code == 0, listed.output
+        rows = json.loads(listed.output)
+        assert {r["status"] for r in rows} == {"failed"}
+        assert all(r["reason"] == "EnforcedPause()" for r in rows), rows
+        status = runner.invoke(app, ["chain", "status", "--json"])
+        assert status.exit_code == 1  # a failed command is a problem to act on
+        failures = json.loads(status.output)["writer"]["failures"]
+        assert any(f["reason"] == "EnforcedPause()" for f in failures)
+    finally:
+        admin.call(token.functions.unpause())
+    retried = runner.invoke(app, ["rewards", "retry", *[str(c) for c in game.commands]])
+    assert retried.exit_code == 0, retried.output
+    assert "4 command(s) back to pending" in retried.output
+    run_until(writer, lambda: statuses(db_engine, game) == {"confirmed": 4})
+    assert on_chain(node, deployment, game.wallets.values()) == ledger(db_engine, game)
+    again = runner.invoke(app, ["rewards", "retry", str(game.commands[0])])
+    assert again.exit_code == 1 and "not retried" in again.output  # confirmed: never again
