@@ -21,6 +21,7 @@ from api.routes import (
     leaderboards,
     metrics,
     players,
+    purchases,
     scores,
     wallets,
     wearables,
@@ -62,6 +63,7 @@ def create_app() -> FastAPI:
         metrics,
         chain,
         battles,
+        purchases,
     ):
         # Every 422 is an ErrorBody, also where a route does not say so (FastAPI's default
         # schema for it would be HTTPValidationError, which this API never answers).
