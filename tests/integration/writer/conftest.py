@@ -65,11 +65,16 @@ def deployer() -> LocalAccount:
 
 
 @pytest.fixture(scope="module")
+def deployments_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("deployments")
+
+
+@pytest.fixture(scope="module")
 def deployment(
     node: Node,
     writer_key: LocalAccount,
     deployer: LocalAccount,
-    tmp_path_factory: pytest.TempPathFactory,
+    deployments_dir: Path,
 ) -> Deployment:
     for account in (writer_key, deployer):
         node.rpc("anvil_setBalance", [account.address, hex(10_000 * E18)])
@@ -77,7 +82,7 @@ def deployment(
         TxSender.from_key(node.w3, deployer.key.hex()),
         DeployConfig(rewards_sender=writer_key.address),
         expected_chain_id=CHAIN,
-        directory=tmp_path_factory.mktemp("deployments"),
+        directory=deployments_dir,
     )
 
 
