@@ -106,6 +106,7 @@ def run(args: argparse.Namespace, settings: Any, anvil_port: int) -> None:
     results: dict[str, Any] = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "load_average_at_start": [round(x, 1) for x in os.getloadavg()],
         "args": {k: str(v) for k, v in vars(args).items()},
     }
     engine = engine_for(settings.db_url, pool_size=4)
@@ -276,6 +277,7 @@ def run(args: argparse.Namespace, settings: Any, anvil_port: int) -> None:
         }
         print("steady:", results["steady"])
         rpc.close()
+    results["load_average_at_end"] = [round(x, 1) for x in os.getloadavg()]
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {args.output}")
