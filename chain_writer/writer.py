@@ -432,13 +432,20 @@ class ChainWriter:
             report.sent += len(burns)
             if signed_ids:
                 store.set_sender(conn, self.config.chain_id, self.sender, nonce)
+        sent: list[int] = []
         for tx_id, raw in signed_ids:
             refusal = self._broadcast(raw)
-            if refusal is None:
-                store.mark_broadcast(self.engine, tx_id, head.number)
-            else:
+            if refusal is not None:
                 log.warning("chain %d: broadcast refused: %s", self.config.chain_id, refusal)
                 break  # later nonces would only queue behind it; the next pass retries
+            sent.append(tx_id)
+        if sent:
+            # Blocks until a fee bump count from the head after these broadcasts: with
+            # automine each of them is a block, and the pass's first head would make the
+            # last ones look unmined for len(sent) blocks already.
+            after = int(self.rpc.call("eth_blockNumber"), 16)
+            for tx_id in sent:
+                store.mark_broadcast(self.engine, tx_id, after)
 
     def _sign_and_record(
         self, conn: Any, nonce: int, kind: TxKind, gas: int, fees: Fees, data: bytes, ids: list[Any]
