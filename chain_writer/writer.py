@@ -128,6 +128,7 @@ class ChainWriter:
         self.sender = signer.address
         self.publish = publish
         self._reconciled_at = 0.0
+        self._metrics_at = 0.0
         self._needs_reconcile = True
         self._labels = {"chain_id": str(config.chain_id)}
 
@@ -486,7 +487,11 @@ class ChainWriter:
         store.mark_outcomes_published(self.engine, [r["command_id"] for r in rows])
         report.published += len(rows)
 
-    def update_metrics(self) -> None:
+    def update_metrics(self, every_s: float = 5.0) -> None:
+        """The gauges, at most every ``every_s`` (the status counts scan the table)."""
+        if time.monotonic() - self._metrics_at < every_s:
+            return
+        self._metrics_at = time.monotonic()
         for status, count in store.status_counts(self.engine).items():
             QUEUE.labels(status=status).set(count)
         nonce = store.next_nonce(self.engine, self.config.chain_id, self.sender)
