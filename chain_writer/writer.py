@@ -129,6 +129,7 @@ class ChainWriter:
         self.publish = publish
         self._reconciled_at = 0.0
         self._metrics_at = 0.0
+        self._last_mined_block = 0  # the sender's progress, for stuck detection
         self._needs_reconcile = True
         self._labels = {"chain_id": str(config.chain_id)}
 
@@ -251,6 +252,16 @@ class ChainWriter:
     def track(self, head: Head, report: PassReport) -> None:
         live = store.live_txs(self.engine, self.config.chain_id, self.sender)
         receipts = self._receipts(live)
+        # The sender is stuck when its lowest unmined nonce has not moved for the configured
+        # blocks: only that transaction is replaced (the later ones cannot be mined before
+        # it), and blocks count from our last mined transaction, so one queued behind our
+        # own others is not mistaken for an underpriced one.
+        self._last_mined_block = max(
+            [self._last_mined_block, *(int(r["blockNumber"], 16) for r in receipts.values())]
+        )
+        last_mined = self._last_mined_block
+        unmined = [tx for tx in live if tx.id not in receipts and tx.status is TxStatus.submitted]
+        lowest = min(unmined, key=lambda tx: tx.nonce) if unmined else None
         for tx in live:
             receipt = receipts.get(tx.id)
             if receipt is not None:
@@ -271,7 +282,9 @@ class ChainWriter:
                     log.warning(
                         "chain %d: nonce %d refused: %s", self.config.chain_id, tx.nonce, refusal
                     )
-            elif should_bump(tx.broadcast_block, head.number, self.config.fees):
+            elif tx is lowest and should_bump(
+                max(tx.broadcast_block or 0, last_mined), head.number, self.config.fees
+            ):
                 self._bump(tx, head, report)
 
     def _mined(
