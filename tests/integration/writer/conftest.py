@@ -269,8 +269,3 @@ def run_until(
         between()
         passes += 1
     return passes
-
-
-@pytest.fixture(scope="module")
-def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("writer-state")
