@@ -4,6 +4,7 @@ a transaction sent again after a crash skipped by the contract."""
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
@@ -256,3 +257,37 @@ def test_reverted_batch_fails_with_the_decoded_reason_and_is_retried(
     assert on_chain(node, deployment, game.wallets.values()) == ledger(db_engine, game)
     again = runner.invoke(app, ["rewards", "retry", str(game.commands[0])])
     assert again.exit_code == 1 and "not retried" in again.output  # confirmed: never again
+
+
+def test_a_reorg_that_drops_a_mined_tx_sends_it_again_once(
+    node: Node,
+    deployment: Deployment,
+    db_engine: Engine,
+    make_writer: MakeWriter,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Mined, not yet confirmed (3 confirmations), then its block is reorganized away
+    (``evm_revert``: the transaction is gone from the chain and the mempool): the writer sees
+    the receipt vanish, broadcasts the same bytes again, and confirms it once."""
+    writer = make_writer(writer_confirmations=3)
+    snapshot = node.rpc("evm_snapshot")
+    game = seed_game(db_engine, players=2, rewards=5)
+
+    def mined() -> bool:
+        txs = _txs(db_engine, game.commands)
+        return bool(txs) and txs[0]["status"] == "mined"
+
+    run_until(writer, mined)
+    (first,) = _txs(db_engine, game.commands)
+    assert statuses(db_engine, game) == {"submitted": 5}
+    assert node.rpc("evm_revert", [snapshot])
+    assert node.rpc("eth_getTransactionReceipt", [first["tx_hash"]]) is None
+    run_until(
+        writer,
+        lambda: statuses(db_engine, game) == {"confirmed": 5},
+        between=lambda: node.rpc("evm_mine"),
+    )
+    (again,) = _txs(db_engine, game.commands)
+    assert again["id"] == first["id"] and again["mined_tx_hash"] == first["tx_hash"]
+    assert any("left the chain (reorg)" in r.getMessage() for r in caplog.records)
+    assert on_chain(node, deployment, game.wallets.values()) == ledger(db_engine, game)
