@@ -103,6 +103,15 @@ def test_kill_9_three_times_during_a_batch_of_1000(
             if time.monotonic() > deadline or process.poll() is not None:
                 pytest.fail(f"seed {seed}: {statuses(db_engine, game)}; {log.read_text()[-3000:]}")
             time.sleep(0.05)
+        # Stop it once it is up (its first pass wrote the heartbeat), so that SIGTERM
+        # reaches its handler and not the interpreter still importing.
+        beat = kafka.state_dir / "run" / "heartbeats" / f"writer.{CHAIN}.json"
+        while not (beat.exists() and f'"pid": {process.pid},' in beat.read_text()):
+            if time.monotonic() > deadline or process.poll() is not None:
+                pytest.fail(
+                    f"seed {seed}: the writer never became ready; {log.read_text()[-3000:]}"
+                )
+            time.sleep(0.05)
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=20) == 0
     finally:
