@@ -29,6 +29,7 @@ from api.routes import (
     leaderboards,
     metrics,
     players,
+    purchases,
     scores,
     wallets,
     wearables,
@@ -73,6 +74,7 @@ def create_app() -> FastAPI:
         battles,
         content_assets,
         content_uploads,
+        purchases,
     ):
         # Every 422 is an ErrorBody, also where a route does not say so (FastAPI's default
         # schema for it would be HTTPValidationError, which this API never answers).

@@ -112,6 +112,10 @@ def deploy_command(
     rewards_minter: Annotated[
         str | None, typer.Option(help="Rewards relayer address granted MINTER_ROLE.")
     ] = None,
+    rewards_sender: Annotated[
+        str | None,
+        typer.Option(help="The chain writer's address (SENDER_ROLE on the distributor)."),
+    ] = None,
     treasury: Annotated[str | None, typer.Option(help="Marketplace fee receiver.")] = None,
     fee_bps: Annotated[int, typer.Option(help="Marketplace fee in basis points.")] = 250,
     royalty_bps: Annotated[int, typer.Option(help="Default item royalty, basis points.")] = 500,
@@ -120,7 +124,8 @@ def deploy_command(
     ] = False,
     deployments_dir: DeploymentsDir = DEPLOYMENTS_DIR,
 ) -> None:
-    """Deploy token, items, vault, marketplace and bridge; grant, verify, record addresses.
+    """Deploy token, items, vault, marketplace, bridge and the rewards distributor; grant,
+    verify, record addresses.
 
     The key comes from STRIDE_DEPLOYER_PRIVATE_KEY. On a local dev chain without a key the
     node's unlocked account is used.
@@ -137,6 +142,7 @@ def deploy_command(
         config = DeployConfig(
             admin=admin,
             rewards_minter=rewards_minter,
+            rewards_sender=rewards_sender,
             treasury=treasury,
             market_fee_bps=fee_bps,
             royalty_bps=royalty_bps,

@@ -22,6 +22,7 @@ from cli.demo import demo
 from cli.games_cmd import games_app
 from cli.leaderboards_cmd import leaderboards_app
 from cli.pipeline_cmd import pipeline_app
+from cli.rewards_cmd import rewards_app
 from cli.services import SERVICES
 from cli.stack import Stack, StackError, tail
 from cli.users_cmd import users_app
@@ -47,6 +48,7 @@ app.add_typer(contracts_app, name="contracts")
 app.add_typer(bridge_app, name="bridge")
 app.add_typer(backup_app, name="backup")
 app.add_typer(chain_app, name="chain")
+app.add_typer(rewards_app, name="rewards")
 app.add_typer(battles_app, name="battles")
 app.add_typer(content_app, name="content")
 

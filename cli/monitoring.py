@@ -36,7 +36,8 @@ def scrape_targets(settings: Settings) -> dict[str, str]:
         "stride-streams": f"{host}:{settings.streams_metrics_port}",
         "stride-exporter": f"{host}:{settings.exporter_port}",
         "postgres": f"{host}:{settings.postgres_exporter_port}",
-        # TODO(chain indexer, chain writer): their endpoints once those services exist.
+        "stride-writer": f"{host}:{settings.writer_metrics_port}",
+        # TODO(chain indexer): its endpoint once it serves one.
     }
 
 

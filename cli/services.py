@@ -551,9 +551,20 @@ def _deploy_contracts(settings: Settings, report: Reporter) -> None:
             key.get_secret_value() if key else None,
             report=lambda message: report(f"anvil: {message}"),
             directory=settings.deployments_dir,
+            rewards_sender=_writer_address(settings),
         )
     except DeployError as exc:
         raise StackError(f"anvil: deploying the contracts failed: {exc}") from exc
+
+
+def _writer_address(settings: Settings) -> str | None:
+    """The chain writer's sender on the local chain (its key is generated locally), so the
+    deployment gives it SENDER_ROLE on the distributor and gas money."""
+    if settings.writer_signer != "local" or settings.writer_chain != settings.anvil_chain_id:
+        return None
+    from core.chain.signer import LocalKeySigner
+
+    return LocalKeySigner(settings.writer_key()).address
 
 
 ANVIL = Service(
@@ -749,6 +760,36 @@ MATCHER = Service(
     env=lambda s: {"STRIDE_STATE_DIR": str(s.state_dir)},
 )
 
+
+# ---- Chain writer -----------------------------------------------------------------------------
+
+
+def _prepare_writer(settings: Settings, report: Reporter) -> None:
+    report("writer: migrating the database to the latest revision")
+    upgrade_to_head(settings)
+    (settings.state_dir / "run" / "heartbeats" / f"writer.{settings.writer_chain}.json").unlink(
+        missing_ok=True
+    )
+
+
+def _writer_problem(settings: Settings) -> str | None:
+    from chain_writer.__main__ import writer_problem
+
+    return writer_problem(settings)
+
+
+WRITER = Service(
+    name="writer",
+    description="chain writer: reward commands -> mint/burn exactly once on chain",
+    command=lambda _s: [sys.executable, "-m", "chain_writer"],
+    probe=_writer_problem,
+    url=lambda s: f"chain {s.writer_chain}: {s.writer_rpc}",
+    port=lambda _s: 0,  # listens only for /metrics
+    depends_on=("postgres", "kafka", "anvil"),
+    prepare=_prepare_writer,
+    env=lambda s: {"STRIDE_STATE_DIR": str(s.state_dir)},
+)
+
 SERVICES: list[Service] = [
     POSTGRES,
     KAFKA,
@@ -763,6 +804,7 @@ SERVICES: list[Service] = [
     DAGSTER,
     ANVIL,
     INDEXER,
+    WRITER,
     *MONITORING_SERVICES,
 ]
 
@@ -784,6 +826,7 @@ def isolated_stack_env(prefix: str) -> tuple[Path, dict[str, str]]:
         "STRIDE_ANVIL_PORT": str(free_port()),
         "STRIDE_API_METRICS_PORT": str(free_port()),
         "STRIDE_STREAMS_METRICS_PORT": str(free_port()),
+        "STRIDE_WRITER_METRICS_PORT": str(free_port()),
         "STRIDE_EXPORTER_PORT": str(free_port()),
         "STRIDE_POSTGRES_EXPORTER_PORT": str(free_port()),
         "STRIDE_PROMETHEUS_PORT": str(free_port()),

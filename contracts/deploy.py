@@ -18,10 +18,17 @@ from web3 import Web3
 from web3.contract import Contract
 
 from contracts.artifacts import CONTRACTS_DIR, load_artifact
-from contracts.node import NodeError, TxSender, connect
+from contracts.node import DEV_CHAIN_IDS, NodeError, TxSender, connect
 
 DEPLOYMENTS_DIR = CONTRACTS_DIR / "deployments"
-CORE_CONTRACTS = ("StrideToken", "StrideItems", "OmnibusVault", "StrideMarketplace", "StrideBridge")
+CORE_CONTRACTS = (
+    "StrideToken",
+    "StrideItems",
+    "OmnibusVault",
+    "StrideMarketplace",
+    "StrideBridge",
+    "StrideRewardsDistributor",
+)
 TOKEN_DECIMALS = 10**18
 
 BridgeMode = Literal["lock", "mint"]
@@ -37,6 +44,8 @@ class DeployConfig:
 
     admin: str | None = None
     rewards_minter: str | None = None
+    # The chain writer's sender: the only caller of StrideRewardsDistributor (SENDER_ROLE).
+    rewards_sender: str | None = None
     treasury: str | None = None
     royalty_receiver: str | None = None
     royalty_bps: int = 500
@@ -123,8 +132,19 @@ def deploy(
     if reuse:
         existing = load_deployment(chain_id, directory)
         if existing is not None and deployment_is_live(w3, existing):
-            report(f"chain {chain_id}: reusing the recorded deployment")
-            return existing
+            wanted_sender = config.rewards_sender and Web3.to_checksum_address(
+                config.rewards_sender
+            )
+            recorded_sender = existing.config.get("rewards_sender")
+            if "StrideRewardsDistributor" in existing.contracts and (
+                not wanted_sender or wanted_sender == recorded_sender
+            ):
+                report(f"chain {chain_id}: reusing the recorded deployment")
+                return existing
+            if existing.deployer == sender.address:
+                # Recorded before the distributor existed, or for another writer sender:
+                # add (or replace) only the distributor, keeping the token and its balances.
+                return _add_distributor(sender, existing, config, directory, save, report)
     me = sender.address
     admin = Web3.to_checksum_address(config.admin or me)
     minter = Web3.to_checksum_address(config.rewards_minter or me)
@@ -147,6 +167,7 @@ def deploy(
         return w3.eth.contract(address=address, abi=artifact.abi)
 
     bridged = config.bridge_mode == "mint"
+    rewards_sender = Web3.to_checksum_address(config.rewards_sender or minter)
     token = deploy_one("StrideToken", "Stride (bridged)" if bridged else "Stride", "STRIDE", me)
     items = deploy_one("StrideItems", me, royalty_receiver, config.royalty_bps)
     vault = deploy_one("OmnibusVault", token.address, me)
@@ -161,17 +182,19 @@ def deploy(
         config.bridge_rate_period,
         config.bridge_rate_limit,
     )
+    distributor = deploy_one("StrideRewardsDistributor", token.address, me, rewards_sender)
 
     report(f"chain {chain_id}: granting roles")
     minter_role = token.functions.MINTER_ROLE().call()
     sender.call(token.functions.grantRole(minter_role, minter))
+    sender.call(token.functions.grantRole(minter_role, distributor.address))
     sender.call(items.functions.grantRole(items.functions.MINTER_ROLE().call(), minter))
     if bridged:
         sender.call(token.functions.grantRole(minter_role, bridge.address))
     sender.call(vault.functions.setCollectionWeight(items.address, config.item_stake_weight))
     for peer in config.bridge_peers:
         sender.call(bridge.functions.setPeerChain(peer, True))
-    admin_contracts = (token, items, vault, market, bridge)
+    admin_contracts = (token, items, vault, market, bridge, distributor)
     if admin != me:
         _hand_over_admin(sender, admin_contracts, admin)
 
@@ -183,6 +206,7 @@ def deploy(
             **asdict(config),
             "admin": admin,
             "rewards_minter": minter,
+            "rewards_sender": rewards_sender,
             "treasury": treasury,
             "royalty_receiver": royalty_receiver,
             "bridge_validators": validators,
@@ -190,6 +214,69 @@ def deploy(
         deployed_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     report(f"chain {chain_id}: verifying roles and wiring")
+    problems = verify_deployment(w3, deployment)
+    if problems:
+        raise DeployError("deployment did not verify:\n- " + "\n- ".join(problems))
+    if save:
+        save_deployment(deployment, directory)
+    return deployment
+
+
+def _fund_on_dev_chain(w3: Web3, address: str, minimum_wei: int = 100 * TOKEN_DECIMALS) -> None:
+    """Give `address` gas money on a local dev chain (anvil) when it has little."""
+    if w3.eth.get_balance(Web3.to_checksum_address(address)) < minimum_wei:
+        w3.provider.make_request(
+            "anvil_setBalance",  # type: ignore[arg-type]
+            [address, hex(10_000 * TOKEN_DECIMALS)],
+        )
+
+
+def _add_distributor(
+    sender: TxSender,
+    existing: Deployment,
+    config: DeployConfig,
+    directory: Path | None,
+    save: bool,
+    report: Callable[[str], None],
+) -> Deployment:
+    """Deploy StrideRewardsDistributor beside a live deployment and give it MINTER_ROLE."""
+    w3 = sender.w3
+    chain_id = existing.chain_id
+    rewards_sender = Web3.to_checksum_address(
+        config.rewards_sender or existing.config.get("rewards_minter") or sender.address
+    )
+    report(f"chain {chain_id}: deploying StrideRewardsDistributor beside the recorded contracts")
+    artifact = load_artifact("StrideRewardsDistributor")
+    token = existing.contract(w3, "StrideToken")
+    receipt = sender.deploy(
+        artifact.abi, artifact.bytecode, token.address, sender.address, rewards_sender
+    )
+    address = receipt["contractAddress"]
+    sender.call(token.functions.grantRole(token.functions.MINTER_ROLE().call(), address))
+    old = existing.contracts.get("StrideRewardsDistributor")
+    if old is not None:  # the replaced distributor may no longer mint
+        sender.call(
+            token.functions.revokeRole(token.functions.MINTER_ROLE().call(), old["address"])
+        )
+    admin = existing.config["admin"]
+    distributor = w3.eth.contract(address=address, abi=artifact.abi)
+    if admin != sender.address:
+        _hand_over_admin(sender, (distributor,), admin)
+    deployment = Deployment(
+        chain_id=chain_id,
+        deployer=existing.deployer,
+        contracts={
+            **existing.contracts,
+            "StrideRewardsDistributor": {
+                "address": address,
+                "block": receipt["blockNumber"],
+                "txHash": receipt["transactionHash"].hex(),
+                "codeHash": Web3.keccak(w3.eth.get_code(address)).hex(),
+            },
+        },
+        config={**existing.config, "rewards_sender": rewards_sender},
+        deployed_at=existing.deployed_at,
+    )
     problems = verify_deployment(w3, deployment)
     if problems:
         raise DeployError("deployment did not verify:\n- " + "\n- ".join(problems))
@@ -221,6 +308,7 @@ def verify_deployment(w3: Web3, deployment: Deployment) -> list[str]:
     vault = deployment.contract(w3, "OmnibusVault")
     market = deployment.contract(w3, "StrideMarketplace")
     bridge = deployment.contract(w3, "StrideBridge")
+    distributor = deployment.contract(w3, "StrideRewardsDistributor")
     admin = cfg["admin"]
     problems: list[str] = []
 
@@ -242,7 +330,18 @@ def verify_deployment(w3: Web3, deployment: Deployment) -> list[str]:
         bridge_can_mint == (cfg["bridge_mode"] == "mint"),
         "bridge MINTER_ROLE on the token does not match the bridge mode",
     )
-    for contract in (token, items, vault, market, bridge):
+    expect(
+        token.functions.hasRole(token_minter, distributor.address).call(),
+        "StrideRewardsDistributor lacks MINTER_ROLE on StrideToken",
+    )
+    expect(distributor.functions.token().call() == token.address, "distributor token")
+    expect(
+        distributor.functions.hasRole(
+            distributor.functions.SENDER_ROLE().call(), cfg.get("rewards_sender")
+        ).call(),
+        "the chain writer's sender lacks SENDER_ROLE on StrideRewardsDistributor",
+    )
+    for contract in (token, items, vault, market, bridge, distributor):
         role = contract.functions.DEFAULT_ADMIN_ROLE().call()
         expect(
             contract.functions.hasRole(role, admin).call(),
@@ -277,22 +376,26 @@ def ensure_local_deployment(
     private_key: str | None = None,
     report: Callable[[str], None] = lambda _m: None,
     directory: Path | None = None,
+    rewards_sender: str | None = None,
 ) -> Deployment:
     """Deploy to the local dev chain unless its recorded deployment is still live.
 
     Used by ``stride up`` after anvil is ready. Signs with `private_key` when given, else
-    with the node's first unlocked account (dev chains only).
+    with the node's first unlocked account (dev chains only). `rewards_sender` (the chain
+    writer's address) gets SENDER_ROLE on the distributor and, on a dev chain, gas money.
     """
     try:
         w3 = connect(rpc_url)
         sender = TxSender.from_key(w3, private_key) if private_key else TxSender.dev_account(w3)
         deployment = deploy(
             sender,
-            DeployConfig(),
+            DeployConfig(rewards_sender=rewards_sender),
             expected_chain_id=chain_id,
             directory=directory,
             report=report,
         )
+        if rewards_sender and chain_id in DEV_CHAIN_IDS:
+            _fund_on_dev_chain(w3, rewards_sender)
     except NodeError as exc:
         raise DeployError(str(exc)) from exc
     report(

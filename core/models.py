@@ -12,4 +12,5 @@ from core.events import models as event_models  # noqa: F401
 from core.identity import models as identity_models  # noqa: F401
 from core.leaderboards import models as leaderboard_models  # noqa: F401
 from core.metrics import models as metric_models  # noqa: F401
+from core.rewards import models as reward_models  # noqa: F401
 from core.scores import models as score_models  # noqa: F401

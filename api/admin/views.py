@@ -167,6 +167,7 @@ from core.metrics.models import (
 )
 from core.platform.config import get_settings
 from core.platform.db import Base
+from core.rewards.models import BurnAuthorization, ChainSender, ChainTx, RewardExecution
 from core.scores.models import ScoreLog
 
 EXPORT_MAX_ROWS = 100_000
@@ -339,8 +340,8 @@ ADMIN_TABLES: tuple[AdminTable, ...] = (
     AdminTable(
         RewardCommandRow,
         title="Reward commands",
-        description="A token mint or burn owed to a player for a game event (pending until"
-        " the chain writer executes it). Written by the scoring agent; read-only.",
+        description="A token mint or burn owed to a player for a game event, and where the"
+        " chain writer has it. Written by the scoring agent and the chain writer; read-only.",
         icon="fa-solid fa-coins",
         category="Games",
         list_first=("game_id", "player_id", "action", "amount", "status", "reason"),
@@ -349,6 +350,13 @@ ADMIN_TABLES: tuple[AdminTable, ...] = (
             GAME,
             Link("player_id", "player_totals", key=("game_id", "player_id")),
             Link("source_event_id", "processed_events", key=("game_id", "source_event_id")),
+        ),
+        related=(
+            Related(
+                "How the chain writer executes it",
+                "reward_executions",
+                (("command_id", "command_id"),),
+            ),
         ),
         amounts=(("amount", "token"),),
     ),
@@ -709,6 +717,50 @@ ADMIN_TABLES: tuple[AdminTable, ...] = (
         " idempotency key). Written by the chain projections agent; read-only.",
         icon="fa-solid fa-list",
         category="Chain",
+    ),
+    AdminTable(
+        RewardExecution,
+        title="Reward executions",
+        singular="reward execution",
+        description="How the chain writer executes a reward command: the wallet, why it waits"
+        " or failed, the transaction carrying it. Written by the chain writer; read-only.",
+        icon="fa-solid fa-paper-plane",
+        category="Chain",
+        list_first=("command_id", "chain_id", "recipient", "reason", "chain_tx_id"),
+        links=(Link("command_id", "reward_commands"), Link("chain_tx_id", "chain_txs")),
+    ),
+    AdminTable(
+        ChainTx,
+        title="Writer transactions",
+        singular="writer transaction",
+        description="A transaction the chain writer signed: nonce, fees, every hash it was"
+        " broadcast under, the commands it carries, its block or decoded failure. Written by"
+        " the chain writer; read-only.",
+        icon="fa-solid fa-receipt",
+        category="Chain",
+        list_first=("chain_id", "nonce", "kind", "status", "tx_hash", "mined_block"),
+        list_hidden=("raw_tx", "tx_hashes", "command_ids"),
+        related=(Related("Its reward executions", "reward_executions", (("chain_tx_id", "id"),)),),
+    ),
+    AdminTable(
+        ChainSender,
+        title="Writer senders",
+        singular="writer sender",
+        description="Per chain: the chain writer's sender, its next nonce, the chain's nonces at"
+        " the last reconciliation and the last repair. Written by the chain writer; read-only.",
+        icon="fa-solid fa-key",
+        category="Chain",
+    ),
+    AdminTable(
+        BurnAuthorization,
+        title="Burn authorizations",
+        singular="burn authorization",
+        description="A holder's EIP-2612 permit for a purchase paid in the token (the burn"
+        " command). Written by POST /v1/purchases/{id}/authorization; read-only.",
+        icon="fa-solid fa-signature",
+        category="Chain",
+        hidden=("v", "r", "s"),
+        links=(Link("command_id", "reward_commands"),),
     ),
     AdminTable(
         ChainCursor,

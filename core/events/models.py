@@ -128,7 +128,7 @@ class RewardCommandRow(Base):
         Enum(RewardAction, name="reward_action", native_enum=False, length=8)
     )
     status: Mapped[RewardStatus] = mapped_column(
-        Enum(RewardStatus, name="reward_status", native_enum=False, length=16),
+        Enum(RewardStatus, name="reward_status", native_enum=False, length=24),
         server_default=RewardStatus.pending.value,
         index=True,
     )

@@ -21,11 +21,12 @@ from typing import Any, Literal, Protocol
 import httpx
 from eth_abi import encode as abi_encode
 from eth_utils import is_hex_address, to_checksum_address
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from core.identity.models import AppUser, LinkAuditLog, UserWallet, WalletNonce
+from core.events.models import RewardCommandRow
+from core.identity.models import AppUser, LinkAuditLog, PlayerLink, UserWallet, WalletNonce
 from core.identity.siwe import (
     BadSignature,
     Expectations,
@@ -37,6 +38,7 @@ from core.identity.siwe import (
     signature_bytes,
 )
 from core.platform.errors import Conflict, Invalid, NotFound, Unavailable
+from core.rewards.commands import RewardStatus
 
 NONCE_ALPHABET = string.ascii_letters + string.digits
 NONCE_LENGTH = 20  # ~119 bits
@@ -315,6 +317,8 @@ def link_wallet(
         raise WalletTaken(
             f"wallet {address} is linked to another user; that user must unlink it first"
         )
+    if inserted is not None and row.is_primary:
+        _release_rewards_awaiting_wallet(session, user_id)
     if inserted is not None:
         _audit(
             session,
@@ -326,6 +330,24 @@ def link_wallet(
             primary=row.is_primary,
         )
     return _link_of(row), inserted is not None
+
+
+def _release_rewards_awaiting_wallet(session: Session, user_id: str) -> None:
+    """The link hook of the chain writer: rewards of the user's players that waited for a
+    wallet go back to ``pending`` in the link's transaction, so the writer mints them on its
+    next pass (it also re-checks waiting rewards itself, e.g. after a player link)."""
+    session.execute(
+        update(RewardCommandRow)
+        .where(
+            RewardCommandRow.status == RewardStatus.awaiting_wallet,
+            tuple_(RewardCommandRow.game_id, RewardCommandRow.player_id).in_(
+                select(PlayerLink.game_id, PlayerLink.player_id).where(
+                    PlayerLink.user_id == user_id
+                )
+            ),
+        )
+        .values(status=RewardStatus.pending, updated_at=func.now())
+    )
 
 
 def list_wallets(session: Session, user_id: str) -> list[WalletLink]:

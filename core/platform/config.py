@@ -7,6 +7,7 @@ In production every URL and secret comes from the environment or a ``.env`` file
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -542,6 +543,76 @@ class ChainSettings(_Base):
         return self.is_local
 
 
+class WriterSettings(ChainSettings):
+    """The chain writer (``python -m chain_writer``): one sender per chain, batches, fees.
+
+    The sender's key comes from ``STRIDE_WRITER_PRIVATE_KEY`` or, with
+    ``STRIDE_WRITER_SIGNER=kms``, from an AWS KMS secp256k1 key; on the local stack a key
+    is generated into ``<state_dir>/secrets.json`` on first use.
+    """
+
+    writer_chain_id: int | None = Field(default=None, description="default: the local anvil")
+    writer_rpc_url: str | None = Field(default=None, description="default: STRIDE_EVM_RPC_URL")
+    writer_distributor_address: str | None = Field(
+        default=None, description="default: from contracts/deployments/<chain id>.json"
+    )
+    writer_signer: Literal["local", "kms"] = "local"
+    writer_private_key: SecretStr | None = None
+    writer_kms_key_id: str | None = Field(default=None, description="the KMS key (ECC_SECG_P256K1)")
+    writer_kms_region: str | None = None
+    writer_kms_endpoint_url: str | None = Field(default=None, description="e.g. a moto server")
+    writer_batch_size: int = Field(
+        default=256, ge=1, le=512, description="mint commands per transaction at most"
+    )
+    writer_max_inflight_txs: int = Field(
+        default=16, ge=1, description="transactions sent but not yet mined, at most"
+    )
+    writer_confirmations: int = Field(
+        default=1, ge=1, description="blocks (the mined one included) before a tx is confirmed"
+    )
+    writer_poll_s: float = Field(default=0.1, gt=0, description="wait between passes when idle")
+    writer_reconcile_s: float = Field(
+        default=30.0, gt=0, description="nonces are reconciled with the chain this often"
+    )
+    writer_bump_after_blocks: int = Field(
+        default=3, ge=1, description="a tx unmined this many blocks is replaced with higher fees"
+    )
+    writer_fee_bump_percent: int = Field(
+        default=25, ge=10, description="each replacement raises both fees by this much at least"
+    )
+    writer_max_fee_gwei: Decimal = Field(
+        default=Decimal("500"), gt=0, description="cap of maxFeePerGas (replacements included)"
+    )
+    writer_priority_fee_gwei: Decimal = Field(
+        default=Decimal("1"), ge=0, description="the least maxPriorityFeePerGas offered"
+    )
+    writer_permit_ttl_s: int = Field(
+        default=3600, ge=60, description="deadline of the permits the app is asked to sign"
+    )
+    writer_metrics_port: int = Field(default=9104, description="the writer's /metrics")
+
+    @property
+    def writer_chain(self) -> int:
+        return self.writer_chain_id if self.writer_chain_id is not None else self.anvil_chain_id
+
+    @property
+    def writer_rpc(self) -> str:
+        return self.writer_rpc_url or self.evm_url
+
+    def writer_key(self) -> str:
+        """The local signer's private key (hex). Locally one is derived from a generated
+        secret (kept in state_dir); elsewhere STRIDE_WRITER_PRIVATE_KEY must be set."""
+        if self.writer_private_key:
+            return self.writer_private_key.get_secret_value()
+        if not self.is_local:
+            raise RuntimeError(
+                "STRIDE_WRITER_PRIVATE_KEY (or STRIDE_WRITER_SIGNER=kms) must be set outside "
+                "the local stack"
+            )
+        seed = self.local_secret("writer_key_seed")
+        return "0x" + hashlib.sha256(seed.encode()).hexdigest()
+
+
 class MonitoringSettings(_Base):
     """Metrics endpoints (loopback only), Prometheus, where it sends alerts, the log format."""
 
@@ -721,6 +792,7 @@ class Settings(
     LakeSettings,
     SparkSettings,
     WearableSettings,
+    WriterSettings,
     ChainSettings,
     MonitoringSettings,
     BackupSettings,

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 GAME_EVENTS = "game.events.v1"
 GAME_EVENTS_DLQ = "game.events.dlq.v1"
 REWARD_COMMANDS = "rewards.commands.v1"
+REWARD_OUTCOMES = "rewards.outcomes.v1"
 WEARABLE_SAMPLES = "wearable.samples.v1"
 WEARABLE_SAMPLES_DLQ = "wearable.samples.dlq.v1"
 METRIC_SAMPLES = "metrics.samples.v1"
@@ -37,6 +38,10 @@ TOPICS = (
     TopicSpec(GAME_EVENTS, "GameEvent v1 from game servers, keyed by player_id"),
     TopicSpec(GAME_EVENTS_DLQ, "DeadLetter v1: messages of game.events.v1 that failed validation"),
     TopicSpec(REWARD_COMMANDS, "RewardCommand v1: mint/burn of the game token, keyed by player_id"),
+    TopicSpec(
+        REWARD_OUTCOMES,
+        "RewardOutcome v1: a mint/burn confirmed on chain or failed, keyed by player_id",
+    ),
     TopicSpec(WEARABLE_SAMPLES, "WearableSample v1 from wearable uploads, keyed by user_id"),
     TopicSpec(WEARABLE_SAMPLES_DLQ, "DeadLetter v1: messages of wearable.samples.v1 not valid"),
     TopicSpec(METRIC_SAMPLES, "MetricSample v1: one per metric per minute, keyed by metric key"),

@@ -44,10 +44,15 @@ class RewardAction(enum.StrEnum):
 
 
 class RewardStatus(enum.StrEnum):
-    pending = "pending"
-    submitted = "submitted"
-    confirmed = "confirmed"
-    failed = "failed"
+    """Where a command is (``core.rewards.states`` holds the allowed transitions)."""
+
+    pending = "pending"  # issued, not looked at by the chain writer yet
+    awaiting_wallet = "awaiting_wallet"  # the player has no linked user or primary wallet
+    needs_authorization = "needs_authorization"  # a burn without the holder's permit
+    queued = "queued"  # ready to send: recipient (and permit) known
+    submitted = "submitted"  # in a signed transaction recorded in chain_txs
+    confirmed = "confirmed"  # mined with enough confirmations (or paid by an earlier tx)
+    failed = "failed"  # refused for a reason that a retry alone would not fix
 
 
 class RewardRules(BaseModel):

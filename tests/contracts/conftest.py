@@ -78,7 +78,19 @@ def fund(w3: Web3, address: str, wei: int = 1_000 * E18) -> None:
 @pytest.fixture(scope="session")
 def accounts() -> SimpleNamespace:
     """Fresh keys for every role; nothing is hard-coded."""
-    names = ["deployer", "minter", "treasury", "alice", "bob", "carol", "v1", "v2", "v3", "v4"]
+    names = [
+        "deployer",
+        "minter",
+        "treasury",
+        "alice",
+        "bob",
+        "carol",
+        "v1",
+        "v2",
+        "v3",
+        "v4",
+        "writer",
+    ]
     return SimpleNamespace(**{name: Account.create() for name in names})
 
 
@@ -92,6 +104,7 @@ def _deploy(node: Node, accounts: SimpleNamespace, directory: Path, mode: str) -
     peer = CHAIN_B if node.chain_id == CHAIN_A else CHAIN_A
     config = DeployConfig(
         rewards_minter=accounts.minter.address,
+        rewards_sender=accounts.writer.address,
         treasury=accounts.treasury.address,
         bridge_mode=mode,  # type: ignore[arg-type]
         bridge_validators=[v.address for v in validators_of(accounts)],
@@ -125,6 +138,7 @@ def contracts_of(w3: Web3, deployment: Deployment) -> SimpleNamespace:
         vault=deployment.contract(w3, "OmnibusVault"),
         market=deployment.contract(w3, "StrideMarketplace"),
         bridge=deployment.contract(w3, "StrideBridge"),
+        distributor=deployment.contract(w3, "StrideRewardsDistributor"),
     )
 
 

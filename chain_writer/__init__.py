@@ -1,0 +1,1 @@
+"""The chain writer: executes reward commands (mint, burn) exactly once on chain."""
