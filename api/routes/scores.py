@@ -11,7 +11,6 @@ from datetime import datetime
 
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.concurrency import run_in_threadpool
 
 from api.auth import CALLER_ERRORS, QUOTA_ERRORS, CallerDep
 from api.body import limited_body_route
@@ -19,7 +18,7 @@ from api.deps import EngineDep, RequestIdDep
 from api.errors import INVALID, NOT_JSON, error_responses
 from core.identity.ids import USER_ID_PATTERN
 from core.scores.formula import compute_score
-from core.scores.log import record_score
+from core.scores.group_log import record_score_grouped
 
 MAX_SCORE_BODY_BYTES = 16 * 1024  # {user_id, input} is under 200 bytes of JSON
 router = APIRouter(
@@ -76,8 +75,7 @@ async def get_score(
             f"user_id {body.user_id!r} is not the token's user: a user scores only for themself",
         )
     score = compute_score(body.input)
-    entry = await run_in_threadpool(
-        record_score,
+    entry = await record_score_grouped(
         engine,
         request_id=uuid.UUID(request_id),
         user_id=body.user_id,
