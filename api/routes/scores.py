@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import CALLER_ERRORS, QUOTA_ERRORS, CallerDep
@@ -68,7 +68,7 @@ class ScorePublic(BaseModel):
 )
 async def get_score(
     body: ScoreRequest, caller: CallerDep, engine: EngineDep, request_id: RequestIdDep
-) -> ScorePublic:
+) -> Response:
     if not caller.may_act_for(body.user_id):
         raise HTTPException(
             403,
@@ -82,4 +82,14 @@ async def get_score(
         value=body.input,
         score=score,
     )
-    return ScorePublic.model_validate(entry, from_attributes=True)
+    # Every field comes from the validated request or the stored row: serialized once,
+    # without FastAPI validating the return value against response_model a second time.
+    public = ScorePublic.model_construct(
+        user_id=entry.user_id,
+        input=entry.input,
+        score=entry.score,
+        log_id=entry.log_id,
+        computed_at=entry.computed_at,
+        request_id=entry.request_id,
+    )
+    return Response(public.model_dump_json(), media_type="application/json")
