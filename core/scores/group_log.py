@@ -99,6 +99,10 @@ class ScoreLogBatcher:
         self._dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
         self._pending: list[_Pending] = []
         self._flushers: set[asyncio.Task[None]] = set()
+        # Counted by hand, not by len(self._flushers): a flusher that found nothing left
+        # stays in that set until its done-callback runs, after the callers it answered
+        # have already queued new rows; counting it would leave those rows unflushed.
+        self._active = 0
         self._retries: set[asyncio.Task[None]] = set()
         self._idle: list[psycopg.AsyncConnection] = []
         self.batches = 0  # INSERTs that returned, for tests and the docs' figures
@@ -110,7 +114,8 @@ class ScoreLogBatcher:
         """Log one call with the next batch and return its row as stored."""
         answer: asyncio.Future[ScoreLogEntry] = asyncio.get_running_loop().create_future()
         self._pending.append(_Pending(request_id, user_id, value, score, answer))
-        if len(self._flushers) < MAX_IN_FLIGHT:
+        if self._active < MAX_IN_FLIGHT:
+            self._active += 1
             self._spawn(self._flushers, self._flush())
         return await answer
 
@@ -143,6 +148,7 @@ class ScoreLogBatcher:
                     if not isinstance(exc, Exception):
                         raise
         finally:
+            self._active -= 1  # no await since the last look at _pending
             if conn is not None and not conn.closed:
                 self._idle.append(conn)
 

@@ -9,6 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from core.platform.errors import Conflict
+from core.scores import group_log
 from core.scores.group_log import MAX_BATCH, ScoreLogBatcher, insert_statement
 from core.scores.log import read_score
 
@@ -93,3 +94,36 @@ def test_a_repeated_request_id_in_one_batch_is_a_retry_or_a_conflict(db_engine: 
 def test_the_insert_follows_the_table_s_columns(columns: set[str], fields: tuple) -> None:
     _statement, got = insert_statement(frozenset(columns))
     assert got == fields
+
+
+@pytest.mark.parametrize("in_flight", [1, group_log.MAX_IN_FLIGHT])
+def test_callers_that_call_again_at_once_are_never_left_waiting(
+    db_engine: Engine, in_flight: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Closed-loop callers (each sends its next call as soon as it is answered, as a load
+    generator does) queue rows while the flusher that answered them is finishing: those
+    rows must get a flusher too, or the callers wait forever."""
+    monkeypatch.setattr(group_log, "MAX_IN_FLIGHT", in_flight)
+    user_id = f"group-loop-{uuid.uuid4().hex[:8]}"
+    clients, rounds = 8, 40
+
+    async def client(batcher: ScoreLogBatcher, n: int) -> int:
+        for i in range(rounds):
+            await batcher.record(
+                request_id=uuid.uuid4(), user_id=user_id, value=float(n * rounds + i), score=0.0
+            )
+        return rounds
+
+    async def scenario() -> int:
+        batcher = ScoreLogBatcher(db_engine)
+        try:
+            # A bound only so that the bug fails the test instead of hanging the suite.
+            done = await asyncio.wait_for(
+                asyncio.gather(*(client(batcher, n) for n in range(clients))), timeout=120
+            )
+        finally:
+            await batcher.close()
+        return sum(done)
+
+    assert asyncio.run(scenario()) == clients * rounds
+    assert len(rows_of(db_engine, user_id)) == clients * rounds
