@@ -13,11 +13,24 @@ from core.identity.credentials import CachedCredentialLookup
 from core.platform.config import Settings, get_settings
 from core.platform.db import get_engine
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
-EngineDep = Annotated[Engine, Depends(get_engine)]
+
+async def current_settings(request: Request) -> Settings:
+    """``get_settings()`` (or a test's override of it), answered on the event loop: FastAPI
+    runs a plain ``def`` dependency in a worker thread, a hop that cost get_score more CPU
+    than the cached value it returns (docs/performance.md)."""
+    return request.app.dependency_overrides.get(get_settings, get_settings)()
 
 
-def request_id(request: Request) -> str:
+async def current_engine(request: Request) -> Engine:
+    """``get_engine()`` (or a test's override of it), on the event loop likewise."""
+    return request.app.dependency_overrides.get(get_engine, get_engine)()
+
+
+SettingsDep = Annotated[Settings, Depends(current_settings)]
+EngineDep = Annotated[Engine, Depends(current_engine)]
+
+
+async def request_id(request: Request) -> str:
     return request.state.request_id
 
 

@@ -37,6 +37,7 @@ from api.routes import (
 from core.platform.config import get_settings
 from core.platform.gc_tuning import tune_for_throughput
 from core.platform.observability import MULTIPROC_ENV, serve_metrics
+from core.scores.group_log import close_batchers
 
 
 @asynccontextmanager
@@ -47,6 +48,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         serve_metrics(settings.metrics_host, settings.api_metrics_port)
     async with kafka_lifespan(app):
         yield
+    await close_batchers()  # the score log's group-commit connections of this loop
 
 
 def create_app() -> FastAPI:

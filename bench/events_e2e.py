@@ -41,6 +41,7 @@ from bench import cpu
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS = BENCH_DIR / "results" / "events_e2e.json"
 CEILING_TOPIC = "bench.ceiling.v1"
+RATIO_GOAL = 0.25
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -377,6 +378,12 @@ def main(argv: list[str] | None = None) -> int:
         reset_engines()
         shutil.rmtree(state, ignore_errors=True)
 
+    # Issue #19: end to end >= 25 % of the raw produce ceiling of the same broker, same run.
+    ratio = round(through["end_to_end_per_s"] / ceiling["per_s"], 4)
+    print(
+        f"end to end / raw produce ceiling: {ratio:.1%} (goal {RATIO_GOAL:.0%}: "
+        + ("met)" if ratio >= RATIO_GOAL else f"{RATIO_GOAL / ratio:.1f}x short)")
+    )
     result = {
         "benchmark": "events_e2e",
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -400,10 +407,11 @@ def main(argv: list[str] | None = None) -> int:
         "throughput": through,
         "latency_at_rate": lat,
         "worker_drain": drained,
+        "ratio_to_ceiling": ratio,
         "goals": {
-            "end_to_end_per_s": 10_000,
+            "ratio_to_ceiling": RATIO_GOAL,
             "p99_ms": 1000,
-            "met_throughput": through["end_to_end_per_s"] >= 10_000,
+            "met_throughput": ratio >= RATIO_GOAL,
             "met_latency": lat["p99_ms"] <= 1000,
         },
     }

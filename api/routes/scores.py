@@ -9,9 +9,8 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Response
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.concurrency import run_in_threadpool
 
 from api.auth import CALLER_ERRORS, QUOTA_ERRORS, CallerDep
 from api.body import limited_body_route
@@ -19,7 +18,7 @@ from api.deps import EngineDep, RequestIdDep
 from api.errors import INVALID, NOT_JSON, error_responses
 from core.identity.ids import USER_ID_PATTERN
 from core.scores.formula import compute_score
-from core.scores.log import record_score
+from core.scores.group_log import record_score_grouped
 
 MAX_SCORE_BODY_BYTES = 16 * 1024  # {user_id, input} is under 200 bytes of JSON
 router = APIRouter(
@@ -69,19 +68,28 @@ class ScorePublic(BaseModel):
 )
 async def get_score(
     body: ScoreRequest, caller: CallerDep, engine: EngineDep, request_id: RequestIdDep
-) -> ScorePublic:
+) -> Response:
     if not caller.may_act_for(body.user_id):
         raise HTTPException(
             403,
             f"user_id {body.user_id!r} is not the token's user: a user scores only for themself",
         )
     score = compute_score(body.input)
-    entry = await run_in_threadpool(
-        record_score,
+    entry = await record_score_grouped(
         engine,
         request_id=uuid.UUID(request_id),
         user_id=body.user_id,
         value=body.input,
         score=score,
     )
-    return ScorePublic.model_validate(entry, from_attributes=True)
+    # Every field comes from the validated request or the stored row: serialized once,
+    # without FastAPI validating the return value against response_model a second time.
+    public = ScorePublic.model_construct(
+        user_id=entry.user_id,
+        input=entry.input,
+        score=entry.score,
+        log_id=entry.log_id,
+        computed_at=entry.computed_at,
+        request_id=entry.request_id,
+    )
+    return Response(public.model_dump_json(), media_type="application/json")

@@ -48,6 +48,10 @@ class _ColumnCache:
                 self._columns[key] = cols
         return cols
 
+    def cached(self, engine: Engine) -> frozenset[str] | None:
+        """The columns if known, without inspecting the database."""
+        return self._columns.get(id(engine))
+
     def forget(self, engine: Engine | None = None) -> None:
         with self._lock:
             if engine is None:

@@ -11,7 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from core.wearables.contracts import Metric, ParseError, WearableSample, WearableSource
+from core.wearables.contracts import (
+    Metric,
+    ParseError,
+    WearableSample,
+    WearableSource,
+    sample_id_for,
+)
 from core.wearables.parsers.apple_health import iter_apple_health, parse_apple_health
 from core.wearables.parsers.audio import audio_metadata
 from core.wearables.parsers.common import zone
@@ -238,6 +244,19 @@ def test_oura_heart_rate_is_bucketed_in_the_users_time_zone(tz: tzinfo | None) -
 
 
 # ---- Apple Health ------------------------------------------------------------------------
+
+
+def test_apple_health_samples_are_the_contract_s_own() -> None:
+    """The parser builds samples without pydantic's passes: each must be what validating its
+    fields gives, with the id that ``sample_id_for`` gives."""
+    samples = parse_apple_health(FIXTURES / "apple_health_export.xml", user_id="u3").samples
+    assert samples
+    for s in samples:
+        assert WearableSample.model_validate(s.model_dump()) == s
+        assert WearableSample.model_validate_json(s.model_dump_json()) == s
+        expected = sample_id_for(s.user_id, s.source, s.metric, s.start, s.end, s.device)
+        assert s.sample_id == expected and str(s.sample_id) == str(expected)
+        assert s.sample_id.version == 5 and hash(s.sample_id) == hash(expected)
 
 
 def test_apple_health_export() -> None:
