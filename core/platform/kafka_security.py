@@ -186,6 +186,34 @@ def faust_options(settings: KafkaSettings) -> dict[str, Any]:
     return {"broker": broker, "broker_credentials": credentials}
 
 
+def describe(settings: KafkaSettings) -> str:
+    """Where and how the clients connect, for error messages (never the password)."""
+    security = security_of(settings)
+    how = security.protocol
+    if security.mechanism == "SCRAM-SHA-512":
+        how += f", SCRAM-SHA-512 as {security.username!r}"
+    elif security.mechanism == "OAUTHBEARER":
+        how += f", MSK IAM in {security.region}"
+    return f"{settings.kafka_bootstrap} ({how})"
+
+
+def connection_failure(settings: KafkaSettings) -> str:
+    """What to say when no bootstrap broker could be used: the broker is down, or the
+    security settings do not match its listener (a refused login looks the same to the
+    clients: they log the broker's reason and retry until their timeout)."""
+    security = security_of(settings)
+    check = ["STRIDE_KAFKA_BOOTSTRAP", "STRIDE_KAFKA_SECURITY_PROTOCOL"]
+    if security.mechanism == "SCRAM-SHA-512":
+        check += ["STRIDE_KAFKA_SASL_USERNAME", "STRIDE_KAFKA_SASL_PASSWORD"]
+    elif security.mechanism == "OAUTHBEARER":
+        check += ["STRIDE_KAFKA_MSK_IAM_REGION", "the task role's kafka-cluster:Connect"]
+    return (
+        f"cannot connect to Kafka at {describe(settings)}: if the broker is up, check "
+        + ", ".join(check)
+        + " (the client's log line above says what the broker answered)"
+    )
+
+
 def tls_context_for_probe(settings: KafkaSettings) -> ssl.SSLContext | None:
     """The TLS context a raw readiness probe wraps its socket in (None: plain TCP)."""
     return ssl_context(security_of(settings))

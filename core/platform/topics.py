@@ -54,14 +54,24 @@ def ensure_topics(kafka: KafkaSettings) -> list[str]:
     """Create every topic that does not exist yet, with the settings' partitions and
     replication factor; returns the names created (idempotent)."""
     from kafka.admin import KafkaAdminClient, NewTopic
-    from kafka.errors import TopicAlreadyExistsError
+    from kafka.errors import (
+        KafkaConnectionError,
+        KafkaTimeoutError,
+        TopicAlreadyExistsError,
+    )
 
-    from core.platform.kafka_security import kafka_python_options
+    from core.platform.kafka_security import connection_failure, kafka_python_options
 
     partitions, replication_factor = kafka.kafka_topic_partitions, kafka.kafka_replication_factor
-    admin = KafkaAdminClient(
-        **kafka_python_options(kafka), client_id="stride-topics", request_timeout_ms=10_000
-    )
+    try:
+        admin = KafkaAdminClient(
+            **kafka_python_options(kafka),
+            client_id="stride-topics",
+            request_timeout_ms=10_000,
+            bootstrap_timeout_ms=10_000,
+        )
+    except KafkaTimeoutError as exc:
+        raise KafkaConnectionError(connection_failure(kafka)) from exc
     try:
         existing = set(admin.list_topics())
         missing = [t.name for t in TOPICS if t.name not in existing]
