@@ -201,3 +201,18 @@ def test_the_settings_are_read_from_the_environment(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("STRIDE_KAFKA_MSK_IAM_REGION", "us-east-1")
     options = kafka_python_options(KafkaSettings())
     assert options["sasl_oauth_token_provider"].tokens.region == "us-east-1"
+
+
+@pytest.mark.parametrize("settings", [scram(), scram("SASL_PLAINTEXT"), msk_iam()])
+def test_faust_hands_aiokafka_the_same_arguments(settings: KafkaSettings) -> None:
+    """What the Faust worker's consumer and producer get (faust's own translation)."""
+    from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
+
+    app = faust.App("stride-test", **faust_options(settings))
+    auth = credentials_to_aiokafka_auth(app.conf.broker_credentials)
+    ours = aiokafka_options(settings)
+    for key in ("security_protocol", "sasl_mechanism", "sasl_plain_username"):
+        assert auth.get(key) == ours.get(key), key
+    assert isinstance(auth.get("ssl_context"), ssl.SSLContext) == ("ssl_context" in ours)
+    if settings.kafka_sasl_mechanism == "OAUTHBEARER":
+        assert isinstance(auth["sasl_oauth_token_provider"], AiokafkaMskTokenProvider)
