@@ -26,6 +26,7 @@ from api.deps import SettingsDep, per_app
 from api.errors import error_responses
 from core.platform.config import Settings, get_settings
 from core.platform.errors import Unavailable
+from core.platform.kafka_security import aiokafka_options
 from core.platform.observability import REQUEST_ID_HEADER, request_id_var
 from core.platform.topics import ensure_topics
 
@@ -106,7 +107,7 @@ class EventProducer:
                 s = self._settings
                 timeout_ms = int(s.kafka_produce_timeout_s * 1000)
                 producer = AIOKafkaProducer(
-                    bootstrap_servers=s.kafka_bootstrap,
+                    **aiokafka_options(s),
                     client_id="stride-api",
                     acks="all",
                     # Idempotent: a retried batch is written once (producer id + sequence
@@ -119,12 +120,7 @@ class EventProducer:
                 )
                 try:
                     await asyncio.wait_for(producer.start(), s.kafka_produce_timeout_s)
-                    await asyncio.to_thread(
-                        ensure_topics,
-                        s.kafka_bootstrap,
-                        s.kafka_topic_partitions,
-                        s.kafka_replication_factor,
-                    )
+                    await asyncio.to_thread(ensure_topics, s)
                 except (KafkaError, AdminError, OSError, TimeoutError) as exc:
                     await producer.stop()
                     message = f"cannot connect to Kafka at {s.kafka_bootstrap}"

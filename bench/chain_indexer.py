@@ -156,7 +156,7 @@ def run(args: argparse.Namespace, base_settings: Any, anvil_port: int) -> None:
         }
         print(f"raw eth_getLogs: {raw / raw_s:,.0f} logs/s")
 
-        publisher = KafkaPublisher(settings.kafka_bootstrap)
+        publisher = KafkaPublisher(settings)
         indexer = ChainIndexer(CHAIN_ID, rpc, engine, publisher, settings)
         started = time.perf_counter()
         indexer.catch_up()

@@ -149,7 +149,7 @@ def spikes_end_to_end(
     from core.metrics.subscriptions import Owner, subscribe
 
     stack.up(["worker"], report=lambda _m: None)  # type: ignore[attr-defined]
-    publish, close = kafka_publisher(settings.kafka_bootstrap)  # type: ignore[attr-defined]
+    publish, close = kafka_publisher(settings)  # type: ignore[attr-defined]
     sampler = Sampler(engine, settings, publish)
     keys = list(ids)
 
@@ -310,7 +310,7 @@ def run(settings: object, args: argparse.Namespace, stack: object) -> dict:
     keys = list(ids)
 
     # The sampler's minute: store and publish every metric's reading of `now`.
-    publish, close = kafka_publisher(settings.kafka_bootstrap)
+    publish, close = kafka_publisher(settings)
     sampler = Sampler(engine, settings, publish)
     readings = {k: float(ids[k] % 1000 + 1) for k in keys}
     t, cpu = time.perf_counter(), time.process_time()

@@ -25,9 +25,7 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per RPC call otherwise
     settings = get_settings()
-    ensure_topics(
-        settings.kafka_bootstrap, settings.kafka_topic_partitions, settings.kafka_replication_factor
-    )
+    ensure_topics(settings)
     engine = engine_for(settings.db_url, pool_size=4)
     stopping = threading.Event()
     failures: list[str] = []
@@ -36,7 +34,7 @@ def main() -> int:
 
     def follow(chain_id: int, url: str) -> None:
         rpc = Rpc(url, timeout_s=settings.indexer_rpc_timeout_s)
-        publisher = KafkaPublisher(settings.kafka_bootstrap)
+        publisher = KafkaPublisher(settings)
         indexer = ChainIndexer(chain_id, rpc, engine, publisher, settings)
         try:
             indexer.run(stopping.is_set, heartbeat=lambda: write_heartbeat(settings, chain_id))

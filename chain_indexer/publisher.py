@@ -22,6 +22,8 @@ from typing import Protocol
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
+from core.platform.config import KafkaSettings
+from core.platform.kafka_security import aiokafka_options
 from core.platform.topics import CHAIN_LOGS
 
 _PARTITIONER = DefaultPartitioner()
@@ -42,7 +44,9 @@ class Publisher(Protocol):
 
 
 class KafkaPublisher:
-    def __init__(self, bootstrap: str, timeout_s: float = 30.0, topic: str = CHAIN_LOGS) -> None:
+    def __init__(
+        self, kafka: KafkaSettings, timeout_s: float = 30.0, topic: str = CHAIN_LOGS
+    ) -> None:
         self.topic = topic
         self.timeout_s = timeout_s
         self._loop = asyncio.new_event_loop()
@@ -53,7 +57,7 @@ class KafkaPublisher:
 
         async def start() -> AIOKafkaProducer:
             producer = AIOKafkaProducer(
-                bootstrap_servers=bootstrap,
+                **aiokafka_options(kafka),
                 acks="all",
                 linger_ms=5,
                 max_batch_size=1 << 20,

@@ -22,6 +22,7 @@ from core.battles.contracts import BattleRequest
 from core.battles.store import BattleNotFound, get_battle
 from core.platform.config import BattleSettings, get_settings
 from core.platform.db import engine_for, session_scope
+from core.platform.kafka_security import kafka_python_options
 from core.platform.topics import BATTLE_REQUESTS
 
 battles_app = typer.Typer(help="Battles: matchmaking, results, profiles.", no_args_is_help=True)
@@ -64,7 +65,7 @@ def match(
     Several matchers may run at once: each pass locks the tickets it takes (SKIP LOCKED)."""
     settings = get_settings()
     engine = engine_for(settings.db_url)
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    producer = KafkaProducer(**kafka_python_options(settings), acks="all")
     try:
         while True:
             queued, expired, stuck = run_pass(engine, producer, game_id, mode, settings)
@@ -120,7 +121,7 @@ def serve(
     `matcher` service of `stride up`. Safe beside other matchers (SKIP LOCKED)."""
     settings = get_settings()
     engine = engine_for(settings.db_url, pool_size=2)
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    producer = KafkaProducer(**kafka_python_options(settings), acks="all")
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
 

@@ -31,6 +31,7 @@ from core.leaderboards.reads import top
 from core.leaderboards.rules import Operator
 from core.platform.config import Settings, get_settings
 from core.platform.db import get_engine, session_scope
+from core.platform.kafka_security import kafka_python_options
 
 console = Console()
 TICK_S = 0.1
@@ -236,7 +237,7 @@ def run_battles(
                 console.print(f"[bold red]error:[/] {response.status_code} {response.text}")
                 raise typer.Exit(1)
     engine = get_engine()
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    producer = KafkaProducer(**kafka_python_options(settings), acks="all")
     queued = 0
     try:
         with console.status("matchmaking...") as status:

@@ -71,8 +71,8 @@ class PlatformCollector(Collector):
             labels=["topic"],
         )
         try:
-            rows = read_lag(self.settings.kafka_bootstrap)
-            counts = read_topic_counts(self.settings.kafka_bootstrap, dead_letter_topics())
+            rows = read_lag(self.settings)
+            counts = read_topic_counts(self.settings, dead_letter_topics())
         except Exception as exc:
             log.warning("reading Kafka offsets failed: %r", exc)
             up.add_metric(["kafka"], 0)

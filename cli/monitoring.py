@@ -187,7 +187,7 @@ def kafka_details(settings: Settings) -> dict[str, Any]:
     from core.platform.consumer_lag import read_lag
 
     groups: dict[str, dict[str, Any]] = {}
-    for row in read_lag(settings.kafka_bootstrap):
+    for row in read_lag(settings):
         group = groups.setdefault(row.group, {"lag": 0, "partitions_behind": {}})
         group["lag"] += row.lag
         if row.lag:
@@ -211,7 +211,7 @@ def worker_details(settings: Settings) -> dict[str, Any]:
     """Records in each dead-letter topic (durable: counted on the broker)."""
     from core.platform.consumer_lag import dead_letter_topics, read_topic_counts
 
-    return {"dead_letters": read_topic_counts(settings.kafka_bootstrap, dead_letter_topics())}
+    return {"dead_letters": read_topic_counts(settings, dead_letter_topics())}
 
 
 DETAILS = {"kafka": kafka_details, "api": api_details, "worker": worker_details}

@@ -22,6 +22,7 @@ from cli.spark_service import SPARK
 from cli.stack import Reporter, Service, StackError, free_port, private_dir
 from contracts.anvil import anvil_command, rpc_problem
 from core.platform.config import Settings
+from core.platform.kafka_security import tls_context_for_probe
 from core.platform.migrate import sync_readonly_grants, upgrade_to_head
 from core.platform.observability import MULTIPROC_ENV, logging_dict_config, reset_multiprocess_dir
 from core.platform.probes import http_problem, kafka_problem, postgres_problem
@@ -382,9 +383,7 @@ def _create_topics(settings: Settings, report: Reporter) -> None:
     """The platform's topics exist once the broker is ready (a real admin request)."""
     from core.platform.topics import ensure_topics
 
-    created = ensure_topics(
-        settings.kafka_bootstrap, settings.kafka_topic_partitions, settings.kafka_replication_factor
-    )
+    created = ensure_topics(settings)
     if created:
         report(f"kafka: created topics {', '.join(created)}")
 
@@ -393,7 +392,7 @@ KAFKA = Service(
     name="kafka",
     description=f"Apache Kafka {KAFKA_VERSION} (KRaft, data in the state folder)",
     command=lambda s: [*_kafka_jvm(s), "kafka.Kafka", str(kafka_dir(s) / "server.properties")],
-    probe=lambda s: kafka_problem(s.kafka_bootstrap),
+    probe=lambda s: kafka_problem(s.kafka_bootstrap, tls=tls_context_for_probe(s)),
     url=lambda s: f"kafka://127.0.0.1:{s.kafka_port}",
     port=lambda s: s.kafka_port,
     prepare=_prepare_kafka,

@@ -58,9 +58,7 @@ def _lake_sink_child() -> None:
 
 def run_workers() -> int:
     settings = get_settings()
-    ensure_topics(
-        settings.kafka_bootstrap, settings.kafka_topic_partitions, settings.kafka_replication_factor
-    )
+    ensure_topics(settings)
     clear_heartbeats(settings)
     # The workers write their samples under PROMETHEUS_MULTIPROC_DIR (emptied here: files of
     # earlier runs would be summed too); this process serves their sum.

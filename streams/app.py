@@ -17,6 +17,7 @@ import os
 import faust
 
 from core.platform.config import Settings, get_settings
+from core.platform.kafka_security import faust_options
 from core.platform.observability import logging_dict_config
 from core.platform.topics import GAME_EVENTS, METRIC_SAMPLES
 from streams import tuning
@@ -44,10 +45,9 @@ def build_app(settings: Settings, role: str) -> faust.App:
     }.get(role, settings.lake_sink_batch_size)
     datadir = settings.state_dir / "streams" / app_id / os.environ.get(PROCESS_INDEX_ENV, "0")
     datadir.mkdir(parents=True, exist_ok=True)
-    brokers = ";".join(f"kafka://{b.strip()}" for b in settings.kafka_bootstrap.split(","))
     return faust.App(
         app_id,
-        broker=brokers,
+        **faust_options(settings),  # broker and broker_credentials
         autodiscover=False,
         datadir=str(datadir),
         web_enabled=False,

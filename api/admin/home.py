@@ -37,7 +37,8 @@ from starlette.responses import Response
 
 from api.admin.standings import human_time, period_label, standings_url
 from core.leaderboards import definitions
-from core.platform.config import get_settings
+from core.platform.config import KafkaSettings, get_settings
+from core.platform.kafka_security import aiokafka_options
 from core.platform.messages import DeadLetter
 from core.platform.topics import DEAD_LETTER_TOPICS
 
@@ -272,7 +273,7 @@ def _letter(value: bytes | None, partition: int, offset: int) -> tuple[datetime,
 
 
 async def read_dead_letters(
-    bootstrap: str,
+    kafka: KafkaSettings,
     topics: Sequence[str],
     since: datetime,
     *,
@@ -283,7 +284,7 @@ async def read_dead_letters(
     newest dead letters. Raises ``TimeoutError`` or ``KafkaError`` when the broker does not
     answer in ``timeout_s`` seconds in all."""
     options: dict[str, Any] = {
-        "bootstrap_servers": bootstrap,
+        **aiokafka_options(kafka),
         "client_id": "stride-admin-home",
         "request_timeout_ms": int(timeout_s * 1000),
         "retry_backoff_ms": 100,
@@ -378,10 +379,11 @@ async def dashboard(
         board.boards = _figure(sessions, lambda s: board_links(s, request, now))
 
     async def read_kafka() -> None:
-        bootstrap = get_settings().kafka_bootstrap
+        settings = get_settings()
+        bootstrap = settings.kafka_bootstrap
         try:
             board.dead_letters = Figure(
-                await read_dead_letters(bootstrap, DEAD_LETTER_TOPICS, today)
+                await read_dead_letters(settings, DEAD_LETTER_TOPICS, today)
             )
         except (TimeoutError, KafkaError, OSError) as error:
             log.warning("home page: Kafka at %s unreachable: %r", bootstrap, error)

@@ -8,6 +8,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import SettingsDep
+from core.platform.kafka_security import tls_context_for_probe
 from core.platform.probes import kafka_problem, postgres_problem
 
 router = APIRouter(tags=["health"])
@@ -36,7 +37,9 @@ def health() -> Health:
 async def ready(settings: SettingsDep) -> JSONResponse:
     problems = {
         "postgresql": await run_in_threadpool(postgres_problem, settings.db_url),
-        "kafka": await run_in_threadpool(kafka_problem, settings.kafka_bootstrap),
+        "kafka": await run_in_threadpool(
+            kafka_problem, settings.kafka_bootstrap, 1.0, tls_context_for_probe(settings)
+        ),
     }
     checks = {name: problem or "ok" for name, problem in problems.items()}
     down = [name for name, problem in problems.items() if problem]

@@ -32,7 +32,7 @@ from core.metrics.contracts import MetricSampleV1
 from core.metrics.market import MarketDataSource
 from core.metrics.rules import minute_of
 from core.metrics.sources import TopicCounter, chain_readings, table_readings, topic_readings
-from core.platform.config import Settings
+from core.platform.config import KafkaSettings, Settings
 from core.platform.db import json_rows
 
 log = logging.getLogger(__name__)
@@ -203,13 +203,14 @@ class Sampler:
         return len(minutes)
 
 
-def kafka_publisher(bootstrap: str) -> tuple[Publish, Callable[[], None]]:
+def kafka_publisher(kafka: KafkaSettings) -> tuple[Publish, Callable[[], None]]:
     """A publisher to ``metrics.samples.v1`` (acks from every in-sync replica) and its close."""
     from kafka import KafkaProducer
 
+    from core.platform.kafka_security import kafka_python_options
     from core.platform.topics import METRIC_SAMPLES
 
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    producer = KafkaProducer(**kafka_python_options(kafka), acks="all", linger_ms=5)
 
     def publish(samples: list[MetricSampleV1]) -> None:
         futures = [
@@ -236,15 +237,11 @@ def main() -> None:  # pragma: no cover - the service's loop; its steps are test
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("kafka").setLevel(logging.WARNING)  # one line per minute, not per socket
     settings = get_settings()
-    ensure_topics(
-        settings.kafka_bootstrap, settings.kafka_topic_partitions, settings.kafka_replication_factor
-    )
+    ensure_topics(settings)
     engine = engine_for(settings.db_url, pool_size=2)
-    publish, close = kafka_publisher(settings.kafka_bootstrap)
+    publish, close = kafka_publisher(settings)
     market = KlinesMarketData(settings.metrics_market_url) if settings.metrics_market_url else None
-    sampler = Sampler(
-        engine, settings, publish, KafkaTopicCounter(settings.kafka_bootstrap), market
-    )
+    sampler = Sampler(engine, settings, publish, KafkaTopicCounter(settings), market)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

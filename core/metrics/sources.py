@@ -31,6 +31,7 @@ from core.metrics.catalog import (
     metric_key,
     token_member,
 )
+from core.platform.config import KafkaSettings
 from core.platform.topics import WEARABLE_SAMPLES
 
 _EVENTS = text(
@@ -157,11 +158,13 @@ class KafkaTopicCounter:
     """Counts a topic's records in a time range from the broker's offset index
     (``ListOffsets`` by timestamp): exact per minute, and the same figure after a restart."""
 
-    def __init__(self, bootstrap: str) -> None:
+    def __init__(self, kafka: KafkaSettings) -> None:
         from kafka import KafkaConsumer
 
+        from core.platform.kafka_security import kafka_python_options
+
         self._consumer: Any = KafkaConsumer(
-            bootstrap_servers=bootstrap,
+            **kafka_python_options(kafka),
             client_id="stride-metrics-sampler",
             request_timeout_ms=10_000,
         )

@@ -17,7 +17,7 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, PrivateAttr, SecretStr
+from pydantic import Field, PrivateAttr, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -194,10 +194,99 @@ class KafkaSettings(_Base):
     kafka_topic_partitions: int = Field(default=4, ge=1)
     kafka_replication_factor: int = Field(default=1, ge=1, description="3 in production")
     kafka_produce_timeout_s: float = Field(default=10.0, gt=0)
+    # How every client authenticates (core/platform/kafka_security.py maps these to each
+    # library's arguments). MSK as deployed by infra/ accepts only SASL_SSL + OAUTHBEARER
+    # (IAM); SASL_PLAINTEXT is for brokers inside a trusted network (and the tests).
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", description="PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL"
+    )
+    kafka_sasl_mechanism: Literal["none", "SCRAM-SHA-512", "OAUTHBEARER"] = Field(
+        default="none", description="none | SCRAM-SHA-512 | OAUTHBEARER (MSK IAM)"
+    )
+    kafka_sasl_username: str | None = Field(default=None, description="SCRAM-SHA-512 only")
+    kafka_sasl_password: SecretStr | None = Field(default=None, description="SCRAM-SHA-512 only")
+    kafka_ssl_cafile: Path | None = Field(
+        default=None, description="PEM CA bundle for SSL / SASL_SSL (default: the system's)"
+    )
+    kafka_msk_iam_region: str | None = Field(
+        default=None, description="AWS region of the MSK cluster (OAUTHBEARER only)"
+    )
 
     @property
     def kafka_port(self) -> int:
         return int(self.kafka_bootstrap.split(",")[0].rsplit(":", 1)[1])
+
+    @model_validator(mode="after")
+    def _kafka_security_is_possible(self) -> KafkaSettings:
+        problems = kafka_security_problems(
+            self.kafka_security_protocol,
+            self.kafka_sasl_mechanism,
+            username=self.kafka_sasl_username,
+            password=self.kafka_sasl_password,
+            cafile=self.kafka_ssl_cafile,
+            region=self.kafka_msk_iam_region,
+        )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+def kafka_security_problems(
+    protocol: str,
+    mechanism: str,
+    *,
+    username: str | None,
+    password: SecretStr | None,
+    cafile: Path | None,
+    region: str | None,
+) -> list[str]:
+    """What is impossible in a Kafka security combination, in the variables' names."""
+    problems = []
+    sasl = protocol.startswith("SASL_")
+    if sasl and mechanism == "none":
+        problems.append(
+            f"STRIDE_KAFKA_SECURITY_PROTOCOL={protocol} needs STRIDE_KAFKA_SASL_MECHANISM "
+            "(SCRAM-SHA-512 or OAUTHBEARER)"
+        )
+    if not sasl and mechanism != "none":
+        problems.append(
+            f"STRIDE_KAFKA_SASL_MECHANISM={mechanism} needs STRIDE_KAFKA_SECURITY_PROTOCOL "
+            f"SASL_SSL (or SASL_PLAINTEXT), not {protocol}"
+        )
+    if mechanism == "SCRAM-SHA-512" and not (username and password):
+        problems.append(
+            "STRIDE_KAFKA_SASL_MECHANISM=SCRAM-SHA-512 needs STRIDE_KAFKA_SASL_USERNAME "
+            "and STRIDE_KAFKA_SASL_PASSWORD"
+        )
+    if mechanism != "SCRAM-SHA-512" and (username or password):
+        problems.append(
+            "STRIDE_KAFKA_SASL_USERNAME / STRIDE_KAFKA_SASL_PASSWORD are used only with "
+            f"STRIDE_KAFKA_SASL_MECHANISM=SCRAM-SHA-512, not {mechanism}"
+        )
+    if mechanism == "OAUTHBEARER":
+        if not region:
+            problems.append(
+                "STRIDE_KAFKA_SASL_MECHANISM=OAUTHBEARER (MSK IAM) needs "
+                "STRIDE_KAFKA_MSK_IAM_REGION (e.g. eu-west-1)"
+            )
+        if protocol != "SASL_SSL":
+            problems.append(
+                "STRIDE_KAFKA_SASL_MECHANISM=OAUTHBEARER (MSK IAM) needs "
+                f"STRIDE_KAFKA_SECURITY_PROTOCOL=SASL_SSL, not {protocol}: the token must not "
+                "travel in clear"
+            )
+    elif region:
+        problems.append(
+            "STRIDE_KAFKA_MSK_IAM_REGION is used only with STRIDE_KAFKA_SASL_MECHANISM=OAUTHBEARER"
+        )
+    if cafile is not None:
+        if protocol not in ("SSL", "SASL_SSL"):
+            problems.append(
+                f"STRIDE_KAFKA_SSL_CAFILE is used only with SSL or SASL_SSL, not {protocol}"
+            )
+        elif not cafile.is_file():
+            problems.append(f"STRIDE_KAFKA_SSL_CAFILE: no file {cafile}")
+    return problems
 
 
 class StreamsSettings(_Base):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from core.platform.config import KafkaSettings
 from core.platform.topics import TOPICS
 
 TopicPartitionKey = tuple[str, int]
@@ -44,11 +45,13 @@ def dead_letter_topics() -> list[str]:
     return [t.name for t in TOPICS if ".dlq." in t.name]
 
 
-def _admin(bootstrap: str):
+def _admin(kafka: KafkaSettings):
     from kafka.admin import KafkaAdminClient
 
+    from core.platform.kafka_security import kafka_python_options
+
     return KafkaAdminClient(
-        bootstrap_servers=bootstrap, client_id="stride-monitor", request_timeout_ms=5_000
+        **kafka_python_options(kafka), client_id="stride-monitor", request_timeout_ms=5_000
     )
 
 
@@ -72,9 +75,9 @@ def _partitions_of(admin, topics: Iterable[str]) -> list[TopicPartitionKey]:
     return found
 
 
-def read_lag(bootstrap: str) -> list[PartitionLag]:
+def read_lag(kafka: KafkaSettings) -> list[PartitionLag]:
     """The lag of every consumer group of the cluster, per partition it committed on."""
-    admin = _admin(bootstrap)
+    admin = _admin(kafka)
     try:
         groups = [g["group_id"] if isinstance(g, dict) else g[0] for g in admin.list_groups()]
         if not groups:
@@ -89,9 +92,9 @@ def read_lag(bootstrap: str) -> list[PartitionLag]:
         admin.close()
 
 
-def read_topic_counts(bootstrap: str, topics: Iterable[str]) -> dict[str, int]:
+def read_topic_counts(kafka: KafkaSettings, topics: Iterable[str]) -> dict[str, int]:
     """Records written to each topic so far (sum of its partitions' end offsets)."""
-    admin = _admin(bootstrap)
+    admin = _admin(kafka)
     try:
         ends = _end_offsets(admin, _partitions_of(admin, topics))
     finally:

@@ -6,6 +6,7 @@ Each probe returns ``None`` when the dependency answers and a short human reason
 from __future__ import annotations
 
 import socket
+import ssl
 import struct
 
 import psycopg
@@ -13,13 +14,18 @@ import psycopg
 _API_VERSIONS = 18
 
 
-def kafka_problem(bootstrap: str, timeout: float = 1.0) -> str | None:
-    """Speak Kafka's ApiVersions (v0) to the first reachable bootstrap broker."""
+def kafka_problem(
+    bootstrap: str, timeout: float = 1.0, tls: ssl.SSLContext | None = None
+) -> str | None:
+    """Speak Kafka's ApiVersions (v0) to the first reachable bootstrap broker, inside TLS
+    when ``tls`` is given (``kafka_security.tls_context_for_probe``; SASL brokers answer
+    ApiVersions before authentication)."""
     errors = []
     for address in bootstrap.split(","):
         host, _, port = address.strip().rpartition(":")
         try:
-            with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+            with socket.create_connection((host, int(port)), timeout=timeout) as raw:
+                sock = tls.wrap_socket(raw, server_hostname=host) if tls else raw
                 sock.settimeout(timeout)
                 client_id = b"stride-probe"
                 body = struct.pack(">hhih", _API_VERSIONS, 0, 7, len(client_id)) + client_id

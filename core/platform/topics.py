@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from core.platform.config import KafkaSettings
+
 GAME_EVENTS = "game.events.v1"
 GAME_EVENTS_DLQ = "game.events.dlq.v1"
 REWARD_COMMANDS = "rewards.commands.v1"
@@ -53,14 +55,28 @@ TOPICS = (
 )
 
 
-def ensure_topics(bootstrap: str, partitions: int, replication_factor: int = 1) -> list[str]:
-    """Create every topic that does not exist yet; returns the names created (idempotent)."""
+def ensure_topics(kafka: KafkaSettings) -> list[str]:
+    """Create every topic that does not exist yet, with the settings' partitions and
+    replication factor; returns the names created (idempotent)."""
     from kafka.admin import KafkaAdminClient, NewTopic
-    from kafka.errors import TopicAlreadyExistsError
-
-    admin = KafkaAdminClient(
-        bootstrap_servers=bootstrap, client_id="stride-topics", request_timeout_ms=10_000
+    from kafka.errors import (
+        KafkaConnectionError,
+        KafkaTimeoutError,
+        TopicAlreadyExistsError,
     )
+
+    from core.platform.kafka_security import connection_failure, kafka_python_options
+
+    partitions, replication_factor = kafka.kafka_topic_partitions, kafka.kafka_replication_factor
+    try:
+        admin = KafkaAdminClient(
+            **kafka_python_options(kafka),
+            client_id="stride-topics",
+            request_timeout_ms=10_000,
+            bootstrap_timeout_ms=10_000,
+        )
+    except KafkaTimeoutError as exc:
+        raise KafkaConnectionError(connection_failure(kafka)) from exc
     try:
         existing = set(admin.list_topics())
         missing = [t.name for t in TOPICS if t.name not in existing]

@@ -75,7 +75,7 @@ def topics_command(partitions: int) -> list[str]:
     create_topics = (
         "from core.platform.config import get_settings as g; "
         "from core.platform.topics import ensure_topics as e; s = g(); "
-        "print(e(s.kafka_bootstrap, s.kafka_topic_partitions, s.kafka_replication_factor))"
+        "print(e(s))"
     )
     return ["sh", "-c", f'stride db upgrade && exec python -c "{create_topics}"']
 
@@ -201,6 +201,11 @@ class ComputeStack(cdk.Stack):
             "STRIDE_METRICS_HOST": "127.0.0.1",
             "STRIDE_KAFKA_REPLICATION_FACTOR": "3",
             "STRIDE_KAFKA_TOPIC_PARTITIONS": str(self.config.kafka_partitions),
+            # MSK accepts only IAM over TLS (data.py): every client signs an OAUTHBEARER token
+            # with the task role's credentials (core/platform/kafka_security.py).
+            "STRIDE_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "STRIDE_KAFKA_SASL_MECHANISM": "OAUTHBEARER",
+            "STRIDE_KAFKA_MSK_IAM_REGION": self.config.region,
             "STRIDE_LAKE_URI": f"s3://{self.data.lake.bucket_name}/lake",
             "STRIDE_LAKE_S3_REGION": self.config.region,
             "STRIDE_WAREHOUSE_KIND": "redshift",
@@ -298,6 +303,8 @@ class ComputeStack(cdk.Stack):
                     "kafka-cluster:CreateTopic",
                     "kafka-cluster:ReadData",
                     "kafka-cluster:WriteData",
+                    # The API's producer is idempotent (api/kafka.py): MSK checks this too.
+                    "kafka-cluster:WriteDataIdempotently",
                     "kafka-cluster:DescribeGroup",
                     "kafka-cluster:AlterGroup",
                 ],

@@ -46,7 +46,7 @@ def test_one_webhook_when_it_spikes_and_one_when_it_calms_down(
 
     start = minute_start(40)
     store_samples(db_engine, metric_id, [(start + timedelta(minutes=i), 100.0) for i in range(30)])
-    publish, close = kafka_publisher(settings.kafka_bootstrap)
+    publish, close = kafka_publisher(settings)
 
     def sample(minutes: int, value: float) -> MetricSampleV1:
         minute = start + timedelta(minutes=minutes)

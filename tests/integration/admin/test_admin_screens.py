@@ -302,7 +302,7 @@ def dead_letter_row(html: str, topic: str) -> list[str]:
 def test_the_home_page_shows_dead_letters_per_topic_with_the_latest_reasons(
     viewer: TestClient, kafka: Settings
 ) -> None:
-    ensure_topics(kafka.kafka_bootstrap, kafka.kafka_topic_partitions)
+    ensure_topics(kafka)
     before = dead_letter_row(viewer.get("/admin/").text, GAME_EVENTS_DLQ)
     tag = uuid.uuid4().hex[:8]
     producer = KafkaProducer(bootstrap_servers=kafka.kafka_bootstrap, acks="all")

@@ -80,7 +80,7 @@ def chain_settings(kafka: Settings, db_engine: Engine) -> Settings:
 @contextmanager
 def indexer_of(node: Node, engine: Engine, settings: Settings) -> Iterator[ChainIndexer]:
     """An in-process indexer of ``node`` publishing to the session's Kafka."""
-    publisher = KafkaPublisher(settings.kafka_bootstrap)
+    publisher = KafkaPublisher(settings)
     rpc = Rpc(node.url)
     try:
         yield ChainIndexer(node.chain_id, rpc, engine, publisher, settings)

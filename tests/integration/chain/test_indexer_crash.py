@@ -148,7 +148,7 @@ def test_a_crash_at_either_side_of_a_publish_is_absorbed(
     for other in start_node(OUTBOX_CHAIN_ID):
         samples = deploy_samples(other.w3, "ipfs://bafy/", "http://127.0.0.1:9/meta/")
         reset(db_engine, OUTBOX_CHAIN_ID)
-        kafka = KafkaPublisher(chain_settings.kafka_bootstrap)
+        kafka = KafkaPublisher(chain_settings)
         rpc = Rpc(other.url)
         try:
             for round_, (call, after_send) in enumerate(
@@ -184,7 +184,7 @@ def test_kill_9_of_the_projection_agent_mid_stream_loses_and_doubles_nothing(
         samples = deploy_samples(other.w3, "ipfs://bafy/", "http://127.0.0.1:9/meta/")
         reset(db_engine, AGENT_CHAIN_ID)
         stop = threading.Event()
-        kafka = KafkaPublisher(chain_settings.kafka_bootstrap)
+        kafka = KafkaPublisher(chain_settings)
         rpc = Rpc(other.url)
         settings = chain_settings.model_copy(update={"indexer_poll_s": 0.05})
         follower = ChainIndexer(AGENT_CHAIN_ID, rpc, db_engine, kafka, settings)

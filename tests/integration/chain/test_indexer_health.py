@@ -44,7 +44,7 @@ def test_an_unreachable_node_is_retried_and_reported(
     db_engine: Engine, chain_settings: Settings
 ) -> None:
     forget_chain(db_engine, CHAIN_ID)
-    publisher = KafkaPublisher(chain_settings.kafka_bootstrap)
+    publisher = KafkaPublisher(chain_settings)
     rpc = Rpc(f"http://127.0.0.1:{free_port()}", timeout_s=0.5, attempts=2)
     indexer = ChainIndexer(CHAIN_ID, rpc, db_engine, publisher, chain_settings)
     stop, thread = running(indexer)
@@ -71,7 +71,7 @@ def test_a_head_that_does_not_move_is_reported_as_stalled(
     settings = chain_settings.model_copy(
         update={"indexer_stall_after_s": 0.5, "indexer_poll_s": 0.05}
     )
-    publisher = KafkaPublisher(settings.kafka_bootstrap)
+    publisher = KafkaPublisher(settings)
     rpc = Rpc(node.url)
     stop, thread = running(ChainIndexer(CHAIN_ID, rpc, db_engine, publisher, settings))
     try:
@@ -100,7 +100,7 @@ def test_a_head_that_does_not_move_is_reported_as_stalled(
 def test_a_node_of_another_chain_stops_the_indexer(
     node: Node, db_engine: Engine, chain_settings: Settings
 ) -> None:
-    publisher = KafkaPublisher(chain_settings.kafka_bootstrap)
+    publisher = KafkaPublisher(chain_settings)
     rpc = Rpc(node.url)
     indexer = ChainIndexer(CHAIN_ID + 100, rpc, db_engine, publisher, chain_settings)
     try:

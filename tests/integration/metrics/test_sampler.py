@@ -99,7 +99,7 @@ def test_one_sample_per_metric_per_minute_across_restarts(
     dlq.close()
 
     published: list[MetricSampleV1] = []
-    counter = KafkaTopicCounter(settings.kafka_bootstrap)
+    counter = KafkaTopicCounter(settings)
     try:
         sampler = Sampler(db_engine, settings, published.extend, counter)
         sampler.sync_catalog()

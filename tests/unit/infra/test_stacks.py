@@ -76,6 +76,65 @@ def test_topics_are_created_with_three_replicas(stages: dict, stage: str) -> Non
     assert {env["STRIDE_KAFKA_REPLICATION_FACTOR"] for env in envs.values()} == {"3"}
 
 
+def test_every_task_reaches_msk_over_tls_with_iam(stages: dict, stage: str) -> None:
+    from core.platform.kafka_security import AiokafkaMskTokenProvider, aiokafka_options
+
+    t = template(stages, stage, "compute")
+    region = stages[stage].config.region
+    envs = _container_envs(t)
+    assert envs
+    for family, env in envs.items():
+        assert env["STRIDE_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL", family
+        assert env["STRIDE_KAFKA_SASL_MECHANISM"] == "OAUTHBEARER", family
+        assert env["STRIDE_KAFKA_MSK_IAM_REGION"] == region, family
+    # The variables are a combination the settings accept, and map to the MSK IAM signer.
+    env = next(iter(envs.values()))
+    kafka = Settings(
+        kafka_bootstrap="b-1.msk:9098",
+        **{k[len("STRIDE_") :].lower(): v for k, v in env.items() if "_KAFKA_" in k},
+    )
+    options = aiokafka_options(kafka)
+    assert (options["security_protocol"], options["sasl_mechanism"]) == ("SASL_SSL", "OAUTHBEARER")
+    assert isinstance(options["sasl_oauth_token_provider"], AiokafkaMskTokenProvider)
+    assert options["sasl_oauth_token_provider"].tokens.region == region
+
+
+def test_every_task_role_may_use_the_cluster_its_topics_and_groups(
+    stages: dict, stage: str
+) -> None:
+    t = template(stages, stage, "compute")
+    roles = {
+        task["Family"]: task["TaskRoleArn"]["Fn::GetAtt"][0]
+        for task in resources(t, "AWS::ECS::TaskDefinition").values()
+    }
+    granted: dict[str, set[str]] = {}
+    for policy in resources(t, "AWS::IAM::Policy").values():
+        for statement in policy["PolicyDocument"]["Statement"]:
+            actions = statement["Action"]
+            kafka_actions = {a for a in ([actions] if isinstance(actions, str) else actions)}
+            if not any(a.startswith("kafka-cluster:") for a in kafka_actions):
+                continue
+            assert statement["Effect"] == "Allow"
+            text = json.dumps(statement["Resource"])
+            assert ":topic/" in text and ":group/" in text  # the cluster's, not "*"
+            assert '"*"' not in text
+            for role in policy["Roles"]:
+                granted.setdefault(role["Ref"], set()).update(kafka_actions)
+    needed = {
+        "kafka-cluster:Connect",
+        "kafka-cluster:DescribeCluster",
+        "kafka-cluster:DescribeTopic",
+        "kafka-cluster:CreateTopic",
+        "kafka-cluster:ReadData",
+        "kafka-cluster:WriteData",
+        "kafka-cluster:WriteDataIdempotently",
+        "kafka-cluster:DescribeGroup",
+        "kafka-cluster:AlterGroup",
+    }
+    for family, role in roles.items():
+        assert needed <= granted.get(role, set()), family
+
+
 def test_every_bucket_is_encrypted_private_and_tls_only(stages: dict, stage: str) -> None:
     buckets: dict[str, dict] = {}
     policies: list[dict] = []
