@@ -2,7 +2,7 @@
 
 It registers (or re-keys) a demo game with a best-score leaderboard, posts a realistic mix
 of events at a fixed rate through ``POST /v1/events/batch``, waits until the worker has
-applied them, and prints the top of the leaderboard and the pending reward commands. With
+applied them, and prints the top of the leaderboard and the reward commands by status. With
 ``--battles N`` it then queues 2N players for duels (``POST /v1/battles/tickets``), runs the
 matcher until they are paired, waits for the battle engine and prints the best ratings.
 """
@@ -286,17 +286,17 @@ def _resolved_duels(game_id: str, run: str) -> int:
 def _print_results(leaderboard_id: str, game_id: str, top_n: int) -> None:
     with get_engine().connect() as conn:
         standings = top(conn, leaderboard_id, limit=top_n)
-        pending = conn.execute(
+        latest = conn.execute(
             text(
-                "SELECT action, player_id, amount, token, reason, command_id FROM reward_commands"
-                " WHERE game_id = :g AND status = 'pending' ORDER BY issued_at DESC LIMIT 10"
+                "SELECT action, status, player_id, amount, token, reason, command_id"
+                " FROM reward_commands WHERE game_id = :g ORDER BY issued_at DESC LIMIT 10"
             ),
             {"g": game_id},
         ).all()
         counts = conn.execute(
             text(
-                "SELECT action, count(*), coalesce(sum(amount), 0) FROM reward_commands"
-                " WHERE game_id = :g AND status = 'pending' GROUP BY action ORDER BY action"
+                "SELECT action || ' ' || status, count(*), coalesce(sum(amount), 0)"
+                " FROM reward_commands WHERE game_id = :g GROUP BY action, status ORDER BY 1"
             ),
             {"g": game_id},
         ).all()
@@ -307,12 +307,16 @@ def _print_results(leaderboard_id: str, game_id: str, top_n: int) -> None:
         board.add_row(str(record.rank), record.owner_id, f"{record.score:,}")
     console.print(board)
     summary = ", ".join(f"{n} {action} ({amount:,.2f} STRIDE)" for action, n, amount in counts)
-    commands = Table(title=f"pending reward commands: {summary or 'none'} - latest 10")
-    for column in ("action", "player", "amount", "reason", "command id"):
+    commands = Table(
+        title=f"reward commands: {summary or 'none'} - latest 10"
+        " (stride rewards list: every status and its reason)"
+    )
+    for column in ("action", "status", "player", "amount", "earned for", "command id"):
         commands.add_column(column)
-    for row in pending:
+    for row in latest:
         commands.add_row(
             row.action,
+            row.status,
             row.player_id,
             f"{row.amount:,.2f} {row.token}",
             row.reason,
