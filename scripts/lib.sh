@@ -72,7 +72,7 @@ pip_quiet() {
 install_python() {
   local py; py=$(command -v python3.11 || command -v python3)
   if [ ! -x .venv/bin/python ]; then note "creating .venv with $py"; "$py" -m venv .venv; fi
-  note "installing locked Python dependencies (requirements.lock)"
+  note "installing $(grep -c '^[A-Za-z0-9].*==' requirements.lock) locked Python packages (requirements.lock, hash-checked; a few minutes on a fresh machine, seconds when present)"
   # pip older than 24 mishandles extras of hashed requirements (gql[requests]).
   pip_quiet install -q "pip>=25"
   pip_quiet install -q --require-hashes -r requirements.lock

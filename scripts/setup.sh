@@ -14,6 +14,6 @@ step "Installing the contract toolchain (Node packages)"
 install_contract_toolchain
 step "Fetching the JVM engines' jars (Maven Central)"
 install_engines
-step "Starting the local stack on 127.0.0.1 (PostgreSQL, Kafka, API behind nginx, webhook receiver, Alertmanager, worker, sampler, Spark, Dagster, anvil)"
+step "Starting the local stack on 127.0.0.1 (PostgreSQL, Kafka, API behind nginx, webhook receiver, Alertmanager, stream workers, metrics sampler, matcher, Spark, Dagster, anvil with the contracts, chain indexer, chain writer, exporters, Prometheus)"
 .venv/bin/stride up
 printf '\nNext: .venv/bin/stride status | .venv/bin/stride down | .venv/bin/stride --help\n'
