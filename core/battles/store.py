@@ -123,6 +123,86 @@ def queue_battle(
     return _view(row), inserted is not None
 
 
+@dataclass(frozen=True)
+class QueuedBattle:
+    battle_id: uuid.UUID
+    status: BattleStatus
+    created: bool
+
+
+_QUEUE_MANY = text(
+    "INSERT INTO battles (battle_id, game_id, mode, sides, idempotency_key, status,"
+    " requested_at)"
+    " SELECT b.id, b.game, b.mode, CAST(b.sides AS jsonb), b.key, 'queued', b.at"
+    " FROM unnest(CAST(:ids AS uuid[]), CAST(:games AS text[]), CAST(:modes AS text[]),"
+    " CAST(:sides AS text[]), CAST(:keys AS text[]), CAST(:at AS timestamptz[]))"
+    " AS b(id, game, mode, sides, key, at)"
+    " ON CONFLICT DO NOTHING RETURNING battle_id"
+)
+_STORED = text(
+    "SELECT battle_id, game_id, mode, sides, status FROM battles"
+    " WHERE battle_id = ANY(CAST(:ids AS uuid[]))"
+)
+
+
+def queue_battles(
+    session: Session, items: Sequence[tuple[BattleRequest, str | None]]
+) -> list[QueuedBattle | IdempotencyKeyReused]:
+    """:func:`queue_battle` for many battles with two statements: per item, in order, the
+    queued battle and whether it is new, or the refusal of a reused idempotency key (an item
+    repeating an earlier item's key in the same call is that battle, not new)."""
+    if not items:
+        return []
+    created = set(
+        session.scalars(
+            _QUEUE_MANY,
+            {
+                "ids": [r.battle_id for r, _k in items],
+                "games": [r.game_id for r, _k in items],
+                "modes": [r.mode for r, _k in items],
+                "sides": [json.dumps(r.sides) for r, _k in items],
+                "keys": [k for _r, k in items],
+                "at": [r.requested_at for r, _k in items],
+            },
+        )
+    )
+    stored = {
+        row.battle_id: row
+        for row in session.execute(_STORED, {"ids": list({r.battle_id for r, _k in items})})
+    }
+    answers: list[QueuedBattle | IdempotencyKeyReused] = []
+    first_seen: set[uuid.UUID] = set()
+    for request, key in items:
+        row = stored.get(request.battle_id)
+        new = request.battle_id in created and request.battle_id not in first_seen
+        first_seen.add(request.battle_id)
+        if row is None or row.game_id != request.game_id:
+            answers.append(IdempotencyKeyReused("this battle id belongs to another game"))
+        elif not new and (row.mode != request.mode or row.sides != request.sides):
+            answers.append(
+                IdempotencyKeyReused(
+                    f"idempotency key {key!r} was used for another battle (other sides or "
+                    "mode): use a new key for a new battle"
+                )
+            )
+        else:
+            answers.append(QueuedBattle(request.battle_id, BattleStatus(row.status), new))
+    return answers
+
+
+def withdraw_unpublished_many(session: Session, battle_ids: Sequence[uuid.UUID]) -> int:
+    """:func:`withdraw_unpublished` for each of ``battle_ids`` in one statement; how many
+    were withdrawn (those still queued)."""
+    if not battle_ids:
+        return 0
+    deleted = session.execute(
+        delete(Battle)
+        .where(Battle.battle_id.in_(list(battle_ids)), Battle.status == BattleStatus.queued)
+        .returning(Battle.battle_id)
+    ).all()
+    return len(deleted)
+
+
 def withdraw_unpublished(session: Session, battle_id: uuid.UUID) -> bool:
     """Forget a battle the API queued but could not publish, while it is still queued: its
     client got a 503 and, without an idempotency key, retries under a new battle id, so the
