@@ -98,7 +98,7 @@ def test_the_batch_needs_the_key_first_and_is_capped(
         content=b"{not json",
         headers={"X-Api-Key": "sk_wrong", "Content-Type": "application/json"},
     )
-    assert wrong.status_code == 401, wrong.text
+    assert wrong.status_code == 403, wrong.text
     huge = b'{"battles": [' + b" " * stack_settings.api_max_body_bytes + b"]}"
     too_big = api.post(
         "/v1/battles/batch",
