@@ -114,6 +114,10 @@ class BattlePublic(BaseModel):
     reason: str | None = Field(description="Why it was rejected")
     ranks: list[int] | None = Field(description="Per side, in the posted order: 1 won")
     win_probabilities: list[float] | None = Field(description="Per side, before the battle")
+    items: dict[str, list[list[Any]]] | None = Field(
+        description="The items the engine counted, per player: [item id, quantity, power "
+        "per unit]; players without power items are not named"
+    )
     seed: int | None
     engine_version: int | None
     requested_at: datetime
@@ -191,6 +195,7 @@ def _battle(view: BattleView) -> BattlePublic:
         reason=view.reason,
         ranks=view.ranks,
         win_probabilities=view.win_probabilities,
+        items=view.items,
         seed=view.seed,
         engine_version=view.engine_version,
         requested_at=view.requested_at,

@@ -52,6 +52,7 @@ class BattleView:
     reason: str | None
     ranks: list[int] | None
     win_probabilities: list[float] | None
+    items: dict[str, list[list[Any]]] | None
     seed: int | None
     engine_version: int | None
     requested_at: datetime
@@ -80,6 +81,7 @@ def _view(row: Battle, changes: Sequence[RatingChange] = ()) -> BattleView:
         reason=row.reason,
         ranks=result.get("ranks"),
         win_probabilities=result.get("win_probabilities"),
+        items=result.get("items"),
         seed=row.seed,
         engine_version=row.engine_version,
         requested_at=row.requested_at,
@@ -251,7 +253,8 @@ class StoredBattle:
 
 @dataclass
 class _Rated:
-    """A locked player's rating and record while the batch resolves (written back once)."""
+    """A locked player's rating and record while the batch resolves (written back once),
+    and the items they own that give power (read once per batch)."""
 
     is_active: bool
     mu: float
@@ -260,6 +263,7 @@ class _Rated:
     wins: int
     losses: int
     changed: bool = False
+    items: list[battle_engine.OwnedItem] = field(default_factory=list)
 
 
 def match_events(row: StoredBattle) -> list[GameEvent]:
@@ -315,6 +319,20 @@ _LOCK_PLAYERS = text(
     " WHERE (game_id, player_id) IN"
     " (SELECT * FROM unnest(CAST(:games AS text[]), CAST(:players AS text[])))"
     " ORDER BY game_id, player_id FOR UPDATE"
+)
+# The power items give the batch's players: the items of the app user a player is linked to
+# in that game (identity's player_links, content's inventory_items and catalog_items), with
+# a numeric "power" property; read in the same transaction and stored with each result.
+_ITEMS = text(
+    "SELECT l.player_id, l.game_id, i.item_id, i.quantity,"
+    " CAST(c.properties ->> 'power' AS float8) AS power"
+    " FROM player_links l"
+    " JOIN inventory_items i ON i.game_id = l.game_id AND i.owner_id = l.user_id"
+    " JOIN catalog_items c ON c.game_id = i.game_id AND c.item_id = i.item_id"
+    " WHERE (l.game_id, l.player_id) IN"
+    " (SELECT * FROM unnest(CAST(:games AS text[]), CAST(:players AS text[])))"
+    " AND c.is_active AND jsonb_typeof(c.properties -> 'power') = 'number'"
+    " ORDER BY l.game_id, l.player_id, i.item_id, i.unlocked_by"
 )
 _WRITE_BATTLES = text(
     "UPDATE battles AS b SET status = u.status, reason = u.reason,"
@@ -387,10 +405,20 @@ def _lock_players(
         {"games": games, "players": players, "mu": first.mu, "sigma": first.sigma, "now": now},
     )
     rows = conn.execute(_LOCK_PLAYERS, {"games": games, "players": players})
-    return {
+    locked = {
         (r.game_id, r.player_id): _Rated(r.is_active, r.mu, r.sigma, r.battles, r.wins, r.losses)
         for r in rows
     }
+    owned: dict[tuple[str, str], dict[str, list[Any]]] = {}
+    for item in conn.execute(_ITEMS, {"games": games, "players": players}):
+        stacks = owned.setdefault((item.game_id, item.player_id), {})
+        if item.item_id in stacks:  # one stack per unlocker: the quantities add up
+            stacks[item.item_id][1] += item.quantity
+        else:
+            stacks[item.item_id] = [item.item_id, item.quantity, item.power]
+    for key, stacks in owned.items():
+        locked[key].items = [(i, q, p) for i, q, p in stacks.values()]
+    return locked
 
 
 @dataclass
@@ -438,7 +466,11 @@ def _resolve_one(
         out["versions"].append(None)
         return False
     seed = battle_engine.seed_of(row.battle_id)
-    result = battle_engine.resolve([[(pid, p.mu) for pid, p in side] for side in sides], seed)
+    items = {pid: p.items for side in sides for pid, p in side if p.items}
+    power = {pid: battle_engine.item_power(owned) for pid, owned in items.items()}
+    result = battle_engine.resolve(
+        [[(pid, p.mu) for pid, p in side] for side in sides], seed, power
+    )
     before = [[ratings.Rating(p.mu, p.sigma) for _pid, p in side] for side in sides]
     after = ratings.rate(before, result.ranks)
     history = writes.history
@@ -463,6 +495,8 @@ def _resolve_one(
     row.result = {
         "ranks": list(result.ranks),
         "win_probabilities": list(result.win_probabilities),
+        # the items the engine read, per player: [item id, quantity, power per unit]
+        "items": {pid: [list(item) for item in owned] for pid, owned in items.items()},
     }
     out["statuses"].append(row.status.value)
     out["reasons"].append(None)

@@ -10,11 +10,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from api.kafka import EventProducer, event_producer
 from api.main import create_app
 from api.routes.battles import MAX_BATCH_BATTLES
 from cli.stack import free_port
+from core.identity.app_users import create_app_user
 from tests.integration.battles.test_battles_broker_down import _battles
 from tests.integration.battles.test_battles_pipeline import wait_done
 from tests.streaming_helpers import (  # noqa: F401 - fixtures
@@ -134,3 +136,41 @@ def test_a_batch_kafka_did_not_take_withdraws_its_keyless_battles(
     assert response.status_code == 503, response.text
     assert response.headers["Retry-After"].isdigit()
     assert _battles(db_engine, game.game_id) == [("b-1", "queued")]
+
+
+@pytest.mark.usefixtures("worker")
+def test_the_items_a_linked_player_owns_make_their_side_stronger_and_are_stored(
+    api: httpx.Client, game: GameWithKey, db_engine: Engine
+) -> None:
+    user = f"u-{uuid.uuid4().hex[:8]}"
+    with Session(db_engine) as session, session.begin():
+        create_app_user(session, user)
+    with db_engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO catalog_items (game_id, item_id, name, stackable, properties) VALUES"
+                " (:g, 'sword', 'Sword', true, '{\"power\": 200}'),"
+                " (:g, 'hat', 'Hat', false, '{\"power\": \"high\"}')"
+            ),
+            {"g": game.game_id},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO inventory_items (game_id, owner_id, item_id, unlocked_by, quantity)"
+                " VALUES (:g, :u, 'sword', 'shop', 2), (:g, :u, 'sword', 'gift', 1),"
+                " (:g, :u, 'hat', 'shop', 1)"
+            ),
+            {"g": game.game_id, "u": user},
+        )
+        conn.execute(
+            text("INSERT INTO player_links (game_id, player_id, user_id) VALUES (:g, 'hero', :u)"),
+            {"g": game.game_id, "u": user},
+        )
+    # 600 points of item power against equal ratings: the hero wins every duel.
+    duels = [{"mode": "duel", "sides": [[f"z{i}"], ["hero"]]} for i in range(12)]
+    items = post_batch(api, game, duels).json()["battles"]
+    for item in items:
+        done = wait_done(api, game, item["battle_id"])
+        assert done["status"] == "resolved" and done["ranks"] == [2, 1]
+        assert done["win_probabilities"][1] > 0.999
+        assert done["items"] == {"hero": [["sword", 3, 200.0]]}  # the hat's power is no number
