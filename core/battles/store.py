@@ -1,12 +1,13 @@
 """Battles in PostgreSQL: queued by the API, resolved and rated by the engine agent.
 
 :func:`resolve_batch` is the engine agent's one transaction per batch: each queued battle is
-resolved by :func:`core.battles.engine.resolve` with its players' current ratings, the
-ratings are updated (:mod:`core.battles.ratings`), one ``rating_history`` row per player is
-written and the battle is marked resolved, all in the same commit. A battle that is not
-``queued`` any more (a replay, a duplicate) changes nothing; its ``match_result`` events are
-derived again from the stored result, with the same event ids, so a crash between commit and
-publish loses none and the scoring agent counts each once.
+resolved by :func:`core.battles.engine.resolve` with its players' current ratings and the
+power of the items they own (stored with the result), the ratings are updated
+(:mod:`core.battles.ratings`), one ``rating_history`` row per player is written and the
+battle is marked resolved, all in the same commit, with one set-based statement per table.
+A battle that is not ``queued`` any more (a replay, a duplicate) changes nothing; its
+``match_result`` events are derived again from the stored result, with the same event ids,
+so a crash between commit and publish loses none and the scoring agent counts each once.
 """
 
 from __future__ import annotations
@@ -534,7 +535,8 @@ def _write(
 def resolve_batch(engine: Engine, requests: Sequence[BattleRequest], now: datetime) -> BatchOutcome:
     """The engine agent's batch in ONE transaction (module docstring): the battles and their
     players locked with one statement each, resolved and rated in memory in the batch's
-    order, then one set-based write per table (no ORM objects: 89 -> ... battles/s)."""
+    order, then one set-based write per table, no ORM objects (785 -> 3,708 battles per CPU
+    second of this process, docs/battles.md)."""
     if not requests:
         return BatchOutcome(0, 0, 0, [])
     resolved = rejected = duplicates = 0
