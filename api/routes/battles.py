@@ -221,7 +221,10 @@ PLAYER_NOT_FOUND = error_responses({404: "The game has no such player (player_no
         **QUOTA_ERRORS,
         **NOT_JSON,
         **error_responses(
-            {409: "The idempotency key was used for another battle (idempotency_key_reused)"}
+            {
+                409: "The idempotency key was used for another battle (idempotency_key_reused)",
+                413: f"Body over {MAX_BODY_BYTES} bytes (one battle per request)",
+            }
         ),
         **KAFKA_ERRORS,
     },
