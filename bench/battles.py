@@ -5,7 +5,8 @@ Starts a private stack (PostgreSQL, Apache Kafka, the API behind nginx, the Faus
 whose scoring processes run the engine agent, the matcher service) on free loopback ports
 and measures, in one run on the same machine:
 
-1. throughput: duels of random players (``--players``) posted one per request by ``wrk``
+1. throughput: duels of random players (``--players``) posted ``--per-request`` at a time
+   to ``POST /v1/battles/batch`` (1: one per request to ``POST /v1/battles``) by ``wrk``
    (``bench/battles.lua``) for ``--seconds`` with ``--concurrency`` connections, spread
    over ``--games`` game keys (the front door allows a key 2,000 writes/s, burst 4,000:
    one key would measure the quota), from the first POST until every accepted battle is
@@ -13,7 +14,9 @@ and measures, in one run on the same machine:
 2. ratings: rating updates per CPU second of ``core.battles.ratings.rate`` against
    openskill's own ``PlackettLuce.rate`` on the same duels, interleaved, in this process;
 3. latency at a steady ``--rate`` battles/s for ``--latency-seconds`` (a minimal keep-alive
-   client, :class:`RawHttp`): per battle, from just before its POST to the moment a poller
+   client, :class:`RawHttp`), as a game server would send them: batches of
+   ``--latency-per-request`` duels at a steady pace (10: one every 20 ms at 500/s) to
+   ``POST /v1/battles/batch``; per battle, from just before its batch's POST to the moment a poller
    (every 20 ms) sees it resolved; p50/p99/max;
 4. matchmaking at a steady ``--ticket-rate`` tickets/s for ``--latency-seconds`` (new
    players, all of the initial rating, so every pair fits the window at once): from just
@@ -60,9 +63,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=int, default=15, help="length of the wrk run")
     parser.add_argument("--players", type=int, default=40_000, help="players they are drawn from")
     parser.add_argument("--concurrency", type=int, default=64, help="POSTs in flight")
+    parser.add_argument(
+        "--per-request", type=int, default=100, help="duels per POST /v1/battles/batch (1: single)"
+    )
     parser.add_argument("--games", type=int, default=4, help="game keys the POSTs rotate over")
     parser.add_argument("--api-workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument("--rate", type=int, default=500, help="battles/s of the latency run")
+    parser.add_argument(
+        "--latency-per-request",
+        type=int,
+        default=10,
+        help="duels per batch POST of the latency run (500/s: a batch every 20 ms)",
+    )
     parser.add_argument("--ticket-rate", type=int, default=50, help="tickets/s, matchmaking run")
     parser.add_argument("--latency-seconds", type=int, default=20)
     parser.add_argument("--ratings", type=int, default=20_000, help="duels rated in process")
@@ -128,6 +140,7 @@ def throughput(base: str, engine: Any, args: argparse.Namespace) -> dict[str, An
         base,
         "--",
         str(args.players),
+        str(args.per_request),
         *keys,
     ]
     started = time.perf_counter()
@@ -137,7 +150,7 @@ def throughput(base: str, engine: Any, args: argparse.Namespace) -> dict[str, An
     if done.returncode != 0 or line is None:
         raise SystemExit(f"wrk failed (exit {done.returncode}):\n{done.stdout}\n{done.stderr}")
     wrk = json.loads(line.removeprefix("WRK_JSON "))
-    accepted = wrk["requests"] - wrk["not_202"]
+    accepted = (wrk["requests"] - wrk["not_202"]) * args.per_request
     deadline = time.monotonic() + 600
     while (resolved := count_done(engine, game_ids)) < accepted:
         if time.monotonic() > deadline:
@@ -146,11 +159,52 @@ def throughput(base: str, engine: Any, args: argparse.Namespace) -> dict[str, An
     total_s = time.perf_counter() - started
     return {
         "battles": accepted,
-        "refused": wrk["not_202"],
+        "per_request": args.per_request,
+        "refused_requests": wrk["not_202"],
         "http_accept_per_s": round(accepted / http_s),
         "end_to_end_s": round(total_s, 2),
         "end_to_end_per_s": round(accepted / total_s),
         "wrk_command": shlex.join([*command[: -len(keys)], "KEY..."]),
+    }
+
+
+def engine_speed(engine: Any, batches: int, size: int, players: int) -> dict[str, Any]:
+    """The engine agent's batch alone (``core.battles.store.resolve_batch``), in this
+    process: duels of random new players in batches of ``size``; battles per CPU second of
+    this process (PostgreSQL's own CPU is not counted) and per wall second."""
+    from core.battles.contracts import BattleRequest
+    from core.battles.store import resolve_batch
+
+    rng = random.Random(5)
+    now = datetime.now(UTC)
+    game_id = f"engine-{uuid.uuid4().hex[:6]}"
+
+    def batch() -> list[BattleRequest]:
+        return [
+            BattleRequest(
+                battle_id=uuid.uuid4(), game_id=game_id, requested_at=now, **duel(rng, players)
+            )
+            for _ in range(size)
+        ]
+
+    for warm in [batch() for _ in range(3)]:
+        resolve_batch(engine, warm, now)
+    work = [batch() for _ in range(batches)]
+    cpu, wall = time.process_time(), time.perf_counter()
+    for requests in work:
+        resolve_batch(engine, requests, now)
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    replay_cpu = time.process_time()
+    for requests in work[:5]:
+        resolve_batch(engine, requests, now)  # duplicates: nothing is re-rated
+    replay_cpu = time.process_time() - replay_cpu
+    count = batches * size
+    return {
+        "battles": count,
+        "batch": size,
+        "per_cpu_s": round(count / cpu),
+        "per_wall_s": round(count / wall),
+        "replayed_per_cpu_s": round(5 * size / replay_cpu),
     }
 
 
@@ -258,7 +312,8 @@ async def paced(
     base: str, rate: int, seconds: int, send: Callable[[RawHttp, int], Any]
 ) -> tuple[dict[str, float], float]:
     """``rate`` calls of ``send(http, n)`` a second for ``seconds``, each at its own instant
-    (concurrent when the API is slower than the pace): {id it returns: when it started}."""
+    (concurrent when the API is slower than the pace): {id it returns (or each of the ids it
+    returns): when it started}."""
     sent: dict[str, float] = {}
     loop = asyncio.get_running_loop()
     http = RawHttp(base, 128)
@@ -266,7 +321,9 @@ async def paced(
 
     async def one(n: int) -> None:
         started = time.perf_counter()
-        sent[await send(http, n)] = started
+        got = await send(http, n)
+        for sent_id in [got] if isinstance(got, str) else got:
+            sent[sent_id] = started
 
     tasks = []
     start = loop.time()
@@ -290,20 +347,25 @@ def latency(base: str, engine: Any, args: argparse.Namespace) -> dict[str, Any]:
         {"g": game_id},
     )
 
-    async def send(http: RawHttp, _n: int) -> str:
+    per_request = args.latency_per_request
+
+    async def send(http: RawHttp, _n: int) -> list[str]:
+        battles = [duel(rng, args.players) for _ in range(per_request)]
         status, body = await http.post(
-            "/v1/battles", key, json.dumps(duel(rng, args.players)).encode()
+            "/v1/battles/batch", key, json.dumps({"battles": battles}).encode()
         )
         if status != 202:
             raise SystemExit(f"POST failed: {status} {body[:300]!r}")
-        return str(json.loads(body)["battle_id"])
+        return [str(item["battle_id"]) for item in json.loads(body)["battles"]]
 
-    sent, elapsed = asyncio.run(paced(base, args.rate, args.latency_seconds, send))
+    requests_per_s = max(1, args.rate // per_request)
+    sent, elapsed = asyncio.run(paced(base, requests_per_s, args.latency_seconds, send))
     poller.wait_for(set(sent))
     poller.stop()
     latencies = [(poller.seen[b] - t) * 1000 for b, t in sent.items() if b in poller.seen]
     return {
         "battles": len(sent),
+        "per_request": per_request,
         "rate_per_s": round(len(sent) / elapsed),
         "seen": len(latencies),
         **summary(latencies),
@@ -388,6 +450,10 @@ def main(argv: list[str] | None = None) -> int:
         stack.up(["proxy", "worker", "matcher"], report=lambda m: print("  " + m))
         engine = engine_for(settings.db_url, pool_size=4)
         base = settings.api_url
+
+        print("engine alone: 20 batches of 500 duels...")
+        result["engine_alone"] = engine_speed(engine, 20, 500, args.players)
+        print(f"  {result['engine_alone']}")
 
         print(f"ratings: {args.ratings} duels, ours and openskill's...")
         result["ratings"] = rating_speed(args.ratings)

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -27,12 +27,25 @@ from api.kafka import KAFKA_ERRORS, ProducerDep
 from core.battles import matchmaking, profiles
 from core.battles.contracts import IncomingBattle, Mode
 from core.battles.models import BattleStatus, TicketStatus
-from core.battles.store import BattleView, get_battle, queue_battle, withdraw_unpublished
+from core.battles.store import (
+    BattleView,
+    IdempotencyKeyReused,
+    get_battle,
+    queue_battle,
+    queue_battles,
+    withdraw_unpublished,
+    withdraw_unpublished_many,
+)
+from core.events.contracts import describe_error
 from core.identity.ids import PLAYER_ID_PATTERN
 from core.platform.errors import Unavailable
 from core.platform.topics import BATTLE_REQUESTS
 
 MAX_BODY_BYTES = 16 * 1024
+# A batch: up to 500 battles within the front door's default body cap (STRIDE_API_MAX_BODY_BYTES,
+# 64 KiB, which nginx enforces on /v1/battles too): 500 duels with short ids and keys fit, big
+# team battles do not (send fewer per request).
+MAX_BATCH_BATTLES = 500
 RETRY = (
     "The battle did not reach the engine: retry with the same idempotency_key (no double battle;"
     " without a key the retry is a new battle)."
@@ -54,6 +67,35 @@ class QueuedBattle(BaseModel):
     created: bool = Field(description="False when this idempotency key was already queued")
 
 
+class BattleBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    battles: list[Any] = Field(
+        min_length=1,
+        max_length=MAX_BATCH_BATTLES,
+        description="Battles as POST /v1/battles takes them (mode, sides, optional "
+        "idempotency_key); each is validated on its own and refused on its own",
+    )
+
+
+class BatchItem(BaseModel):
+    index: int = Field(description="The battle's position in the posted list")
+    status_code: int = Field(description="202 queued, 409 key reused, 422 invalid")
+    battle_id: uuid.UUID | None = None
+    status: BattleStatus | None = None
+    created: bool | None = Field(
+        default=None, description="False when this idempotency key was already queued"
+    )
+    code: str | None = Field(default=None, description="The refusal's code (invalid, ...)")
+    detail: str | None = Field(default=None, description="Why the battle was refused")
+
+
+class BatchAnswer(BaseModel):
+    queued: int = Field(description="Battles accepted (new or already known)")
+    refused: int
+    battles: list[BatchItem] = Field(description="One per posted battle, in order")
+
+
 class RatingChangePublic(BaseModel):
     player_id: str
     rank: int
@@ -72,6 +114,10 @@ class BattlePublic(BaseModel):
     reason: str | None = Field(description="Why it was rejected")
     ranks: list[int] | None = Field(description="Per side, in the posted order: 1 won")
     win_probabilities: list[float] | None = Field(description="Per side, before the battle")
+    items: dict[str, list[list[Any]]] | None = Field(
+        description="The items the engine counted, per player: [item id, quantity, power "
+        "per unit]; players without power items are not named"
+    )
     seed: int | None
     engine_version: int | None
     requested_at: datetime
@@ -130,6 +176,11 @@ def _withdraw(engine: Engine, battle_id: uuid.UUID) -> None:
         withdraw_unpublished(session, battle_id)
 
 
+def _withdraw_many(engine: Engine, battle_ids: list[uuid.UUID]) -> None:
+    with Session(engine) as session, session.begin():
+        withdraw_unpublished_many(session, battle_ids)
+
+
 def _ticket(view: matchmaking.TicketView) -> TicketPublic:
     return TicketPublic(**vars(view))
 
@@ -144,6 +195,7 @@ def _battle(view: BattleView) -> BattlePublic:
         reason=view.reason,
         ranks=view.ranks,
         win_probabilities=view.win_probabilities,
+        items=view.items,
         seed=view.seed,
         engine_version=view.engine_version,
         requested_at=view.requested_at,
@@ -169,7 +221,10 @@ PLAYER_NOT_FOUND = error_responses({404: "The game has no such player (player_no
         **QUOTA_ERRORS,
         **NOT_JSON,
         **error_responses(
-            {409: "The idempotency key was used for another battle (idempotency_key_reused)"}
+            {
+                409: "The idempotency key was used for another battle (idempotency_key_reused)",
+                413: f"Body over {MAX_BODY_BYTES} bytes (one battle per request)",
+            }
         ),
         **KAFKA_ERRORS,
     },
@@ -193,6 +248,82 @@ async def post_battle(
                 await run_in_threadpool(_withdraw, engine, view.battle_id)
             raise
     return QueuedBattle(battle_id=view.battle_id, status=view.status, created=created)
+
+
+async def post_battles_batch(
+    body: BattleBatch, game_id: GameDep, engine: EngineDep, producer: ProducerDep
+) -> BatchAnswer:
+    """Each battle is answered as ``POST /v1/battles`` would (202 queued, 409, 422), in one
+    database round trip and one produce for the whole batch. When the broker does not take
+    the batch the whole request is a 503; its battles without an idempotency key that this
+    request created are withdrawn (their retry gets new ids), those with a key stay queued."""
+    now = datetime.now(UTC)
+    items: list[BatchItem | None] = [None] * len(body.battles)
+    valid: list[tuple[int, IncomingBattle]] = []
+    for index, raw in enumerate(body.battles):
+        try:
+            valid.append((index, IncomingBattle.model_validate(raw)))
+        except ValidationError as exc:
+            detail = describe_error(exc, f"battles.{index}.")
+            items[index] = BatchItem(index=index, status_code=422, code="invalid", detail=detail)
+    requests = [(i, b, b.stamp(game_id, b.battle_id(game_id), now)) for i, b in valid]
+
+    def queue() -> list[Any]:
+        with Session(engine) as session, session.begin():
+            return queue_battles(session, [(r, b.idempotency_key) for _i, b, r in requests])
+
+    answers = await run_in_threadpool(queue) if requests else []
+    records: dict[uuid.UUID, tuple[bytes, bytes]] = {}
+    keyless_new: list[uuid.UUID] = []
+    for (index, battle, request), answer in zip(requests, answers, strict=True):
+        if isinstance(answer, IdempotencyKeyReused):
+            items[index] = BatchItem(
+                index=index, status_code=409, code=answer.code, detail=answer.message
+            )
+            continue
+        items[index] = BatchItem(
+            index=index,
+            status_code=202,
+            battle_id=answer.battle_id,
+            status=answer.status,
+            created=answer.created,
+        )
+        if answer.status == BattleStatus.queued:  # a retry may find it resolved already
+            records.setdefault(
+                answer.battle_id,
+                (str(request.battle_id).encode(), request.model_dump_json().encode()),
+            )
+        if answer.created and battle.idempotency_key is None:
+            keyless_new.append(answer.battle_id)
+    if records:
+        try:
+            await producer.produce(BATTLE_REQUESTS, list(records.values()), retry=RETRY)
+        except Unavailable:
+            await run_in_threadpool(_withdraw_many, engine, keyless_new)
+            raise
+    done = [item for item in items if item is not None]
+    queued = sum(1 for item in done if item.status_code == 202)
+    return BatchAnswer(queued=queued, refused=len(done) - queued, battles=done)
+
+
+router.add_api_route(
+    "/batch",
+    post_battles_batch,
+    methods=["POST"],
+    status_code=202,
+    response_model=BatchAnswer,
+    summary=f"Queue up to {MAX_BATCH_BATTLES} battles; each is answered (or refused) on its own",
+    responses={
+        **GAME_KEY_ERRORS,
+        **QUOTA_ERRORS,
+        **NOT_JSON,
+        **error_responses({413: "Body over STRIDE_API_MAX_BODY_BYTES (send fewer battles)"}),
+        **KAFKA_ERRORS,
+    },
+    route_class_override=limited_body_route(
+        lambda settings: settings.api_max_body_bytes, "send fewer battles per request"
+    ),
+)
 
 
 @router.post(

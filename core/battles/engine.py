@@ -7,7 +7,12 @@ finishing order is drawn place by place from a ``random.Random(seed)``. The side
 a canonical order (by their sorted player ids) before drawing, so naming the sides in another
 order gives the same result for the same seed. The seed is derived from the battle id, so a
 replayed battle draws the same numbers; it is stored beside :data:`ENGINE_VERSION` so a result
-can be re-derived and explained. Items (the content issue) are not used yet.
+can be re-derived and explained.
+
+Version 2 adds items: a player's strength is their ``mu`` plus :data:`ITEM_WEIGHT` times the
+``power`` of the items they own (:func:`item_power`: quantity times the catalog item's numeric
+``power`` property, summed). The items read are passed in (and stored with the battle by the
+caller), so the engine stays pure; a battle where nobody owns power draws as version 1 did.
 """
 
 from __future__ import annotations
@@ -16,15 +21,18 @@ import hashlib
 import math
 import random
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-ENGINE_VERSION = 1
+ENGINE_VERSION = 2
+# Rating points one unit of item power adds to its owner's strength.
+ITEM_WEIGHT = 1.0
 # Logistic scale in rating points: a side stronger by one default sigma (25/3 = 8.3) wins a
 # duel about 73% of the time.
 SCALE = 8.0
 
 Side = Sequence[tuple[str, float]]  # (player id, rating mean) of each player of a side
+OwnedItem = tuple[str, int, float]  # (item id, quantity, power per unit)
 
 
 @dataclass(frozen=True)
@@ -41,8 +49,15 @@ def seed_of(battle_id: uuid.UUID) -> int:
     return int.from_bytes(digest[:8], "big") >> 1
 
 
-def strength(side: Side) -> float:
-    return math.fsum(mu for _player, mu in side)
+def item_power(owned: Sequence[OwnedItem]) -> float:
+    """The power a player's items give: quantity times power per unit, summed."""
+    return math.fsum(quantity * power for _item, quantity, power in owned)
+
+
+def strength(side: Side, power: Mapping[str, float] | None = None) -> float:
+    """A side's strength: its players' rating means plus their item power (weighted)."""
+    power = power or {}
+    return math.fsum(mu + ITEM_WEIGHT * power.get(player, 0.0) for player, mu in side)
 
 
 def win_probabilities(strengths: Sequence[float]) -> list[float]:
@@ -57,11 +72,14 @@ def _canonical(sides: Sequence[Side]) -> list[int]:
     return sorted(range(len(sides)), key=lambda i: sorted(p for p, _mu in sides[i]))
 
 
-def resolve(sides: Sequence[Side], seed: int) -> BattleResult:
-    """The finishing order of ``sides`` for ``seed`` (see the module docstring)."""
+def resolve(
+    sides: Sequence[Side], seed: int, power: Mapping[str, float] | None = None
+) -> BattleResult:
+    """The finishing order of ``sides`` for ``seed``, ``power`` being each player's item
+    power (:func:`item_power`; a player not named has none). See the module docstring."""
     if len(sides) < 2:
         raise ValueError("a battle needs two or more sides")
-    strengths = [strength(side) for side in sides]
+    strengths = [strength(side, power) for side in sides]
     rng = random.Random(seed)  # noqa: S311 - a game's dice, not a secret
     remaining = _canonical(sides)
     ranks = [0] * len(sides)

@@ -1,23 +1,25 @@
 """Battles in PostgreSQL: queued by the API, resolved and rated by the engine agent.
 
 :func:`resolve_batch` is the engine agent's one transaction per batch: each queued battle is
-resolved by :func:`core.battles.engine.resolve` with its players' current ratings, the
-ratings are updated (:mod:`core.battles.ratings`), one ``rating_history`` row per player is
-written and the battle is marked resolved, all in the same commit. A battle that is not
-``queued`` any more (a replay, a duplicate) changes nothing; its ``match_result`` events are
-derived again from the stored result, with the same event ids, so a crash between commit and
-publish loses none and the scoring agent counts each once.
+resolved by :func:`core.battles.engine.resolve` with its players' current ratings and the
+power of the items they own (stored with the result), the ratings are updated
+(:mod:`core.battles.ratings`), one ``rating_history`` row per player is written and the
+battle is marked resolved, all in the same commit, with one set-based statement per table.
+A battle that is not ``queued`` any more (a replay, a duplicate) changes nothing; its
+``match_result`` events are derived again from the stored result, with the same event ids,
+so a crash between commit and publish loses none and the scoring agent counts each once.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, tuple_
+from sqlalchemy import Connection, delete, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
@@ -25,7 +27,7 @@ from sqlalchemy.orm import Session
 from core.battles import engine as battle_engine
 from core.battles import ratings
 from core.battles.contracts import BattleRequest
-from core.battles.models import Battle, BattleStatus, Player, RatingChange
+from core.battles.models import Battle, BattleStatus, RatingChange
 from core.events.contracts import GameEvent, MatchOutcome, MatchResult
 from core.platform.errors import Conflict, NotFound
 
@@ -51,6 +53,7 @@ class BattleView:
     reason: str | None
     ranks: list[int] | None
     win_probabilities: list[float] | None
+    items: dict[str, list[list[Any]]] | None
     seed: int | None
     engine_version: int | None
     requested_at: datetime
@@ -79,6 +82,7 @@ def _view(row: Battle, changes: Sequence[RatingChange] = ()) -> BattleView:
         reason=row.reason,
         ranks=result.get("ranks"),
         win_probabilities=result.get("win_probabilities"),
+        items=result.get("items"),
         seed=row.seed,
         engine_version=row.engine_version,
         requested_at=row.requested_at,
@@ -122,6 +126,86 @@ def queue_battle(
     return _view(row), inserted is not None
 
 
+@dataclass(frozen=True)
+class QueuedBattle:
+    battle_id: uuid.UUID
+    status: BattleStatus
+    created: bool
+
+
+_QUEUE_MANY = text(
+    "INSERT INTO battles (battle_id, game_id, mode, sides, idempotency_key, status,"
+    " requested_at)"
+    " SELECT b.id, b.game, b.mode, CAST(b.sides AS jsonb), b.key, 'queued', b.at"
+    " FROM unnest(CAST(:ids AS uuid[]), CAST(:games AS text[]), CAST(:modes AS text[]),"
+    " CAST(:sides AS text[]), CAST(:keys AS text[]), CAST(:at AS timestamptz[]))"
+    " AS b(id, game, mode, sides, key, at)"
+    " ON CONFLICT DO NOTHING RETURNING battle_id"
+)
+_STORED = text(
+    "SELECT battle_id, game_id, mode, sides, status FROM battles"
+    " WHERE battle_id = ANY(CAST(:ids AS uuid[]))"
+)
+
+
+def queue_battles(
+    session: Session, items: Sequence[tuple[BattleRequest, str | None]]
+) -> list[QueuedBattle | IdempotencyKeyReused]:
+    """:func:`queue_battle` for many battles with two statements: per item, in order, the
+    queued battle and whether it is new, or the refusal of a reused idempotency key (an item
+    repeating an earlier item's key in the same call is that battle, not new)."""
+    if not items:
+        return []
+    created = set(
+        session.scalars(
+            _QUEUE_MANY,
+            {
+                "ids": [r.battle_id for r, _k in items],
+                "games": [r.game_id for r, _k in items],
+                "modes": [r.mode for r, _k in items],
+                "sides": [json.dumps(r.sides) for r, _k in items],
+                "keys": [k for _r, k in items],
+                "at": [r.requested_at for r, _k in items],
+            },
+        )
+    )
+    stored = {
+        row.battle_id: row
+        for row in session.execute(_STORED, {"ids": list({r.battle_id for r, _k in items})})
+    }
+    answers: list[QueuedBattle | IdempotencyKeyReused] = []
+    first_seen: set[uuid.UUID] = set()
+    for request, key in items:
+        row = stored.get(request.battle_id)
+        new = request.battle_id in created and request.battle_id not in first_seen
+        first_seen.add(request.battle_id)
+        if row is None or row.game_id != request.game_id:
+            answers.append(IdempotencyKeyReused("this battle id belongs to another game"))
+        elif not new and (row.mode != request.mode or row.sides != request.sides):
+            answers.append(
+                IdempotencyKeyReused(
+                    f"idempotency key {key!r} was used for another battle (other sides or "
+                    "mode): use a new key for a new battle"
+                )
+            )
+        else:
+            answers.append(QueuedBattle(request.battle_id, BattleStatus(row.status), new))
+    return answers
+
+
+def withdraw_unpublished_many(session: Session, battle_ids: Sequence[uuid.UUID]) -> int:
+    """:func:`withdraw_unpublished` for each of ``battle_ids`` in one statement; how many
+    were withdrawn (those still queued)."""
+    if not battle_ids:
+        return 0
+    deleted = session.execute(
+        delete(Battle)
+        .where(Battle.battle_id.in_(list(battle_ids)), Battle.status == BattleStatus.queued)
+        .returning(Battle.battle_id)
+    ).all()
+    return len(deleted)
+
+
 def withdraw_unpublished(session: Session, battle_id: uuid.UUID) -> bool:
     """Forget a battle the API queued but could not publish, while it is still queued: its
     client got a 503 and, without an idempotency key, retries under a new battle id, so the
@@ -155,7 +239,35 @@ class BatchOutcome:
     events: list[GameEvent]
 
 
-def match_events(row: Battle) -> list[GameEvent]:
+@dataclass
+class StoredBattle:
+    """The columns of a locked ``battles`` row the engine batch reads and writes."""
+
+    battle_id: uuid.UUID
+    game_id: str
+    sides: list[list[str]]
+    status: BattleStatus
+    result: dict[str, Any] | None
+    requested_at: datetime
+    resolved_at: datetime | None
+
+
+@dataclass
+class _Rated:
+    """A locked player's rating and record while the batch resolves (written back once),
+    and the items they own that give power (read once per batch)."""
+
+    is_active: bool
+    mu: float
+    sigma: float
+    battles: int
+    wins: int
+    losses: int
+    changed: bool = False
+    items: list[battle_engine.OwnedItem] = field(default_factory=list)
+
+
+def match_events(row: StoredBattle) -> list[GameEvent]:
     """The ``match_result`` game events of a resolved battle, one per player, with ids
     derived from the battle and player ids (a replay derives the same ones)."""
     ranks: list[int] = (row.result or {})["ranks"]
@@ -186,140 +298,265 @@ def match_events(row: Battle) -> list[GameEvent]:
     return events
 
 
+_QUEUE_UNKNOWN = text(
+    "INSERT INTO battles (battle_id, game_id, mode, sides, status, requested_at)"
+    " SELECT b.id, b.game, b.mode, CAST(b.sides AS jsonb), 'queued', b.at"
+    " FROM unnest(CAST(:ids AS uuid[]), CAST(:games AS text[]), CAST(:modes AS text[]),"
+    " CAST(:sides AS text[]), CAST(:at AS timestamptz[])) AS b(id, game, mode, sides, at)"
+    " ON CONFLICT DO NOTHING"
+)
+_LOCK_BATTLES = text(
+    "SELECT battle_id, game_id, sides, status, result, requested_at, resolved_at FROM battles"
+    " WHERE battle_id = ANY(CAST(:ids AS uuid[])) ORDER BY battle_id FOR UPDATE"
+)
+_CREATE_PLAYERS = text(
+    "INSERT INTO players (game_id, player_id, display_name, mu, sigma, created_at, updated_at)"
+    " SELECT k.g, k.p, left(k.p, 64), :mu, :sigma, :now, :now"
+    " FROM unnest(CAST(:games AS text[]), CAST(:players AS text[])) AS k(g, p)"
+    " ORDER BY k.g, k.p ON CONFLICT (game_id, player_id) DO NOTHING"
+)
+_LOCK_PLAYERS = text(
+    "SELECT game_id, player_id, is_active, mu, sigma, battles, wins, losses FROM players"
+    " WHERE (game_id, player_id) IN"
+    " (SELECT * FROM unnest(CAST(:games AS text[]), CAST(:players AS text[])))"
+    " ORDER BY game_id, player_id FOR UPDATE"
+)
+# The power items give the batch's players: the items of the app user a player is linked to
+# in that game (identity's player_links, content's inventory_items and catalog_items), with
+# a numeric "power" property; read in the same transaction and stored with each result.
+_ITEMS = text(
+    "SELECT l.player_id, l.game_id, i.item_id, i.quantity,"
+    " CAST(c.properties ->> 'power' AS float8) AS power"
+    " FROM player_links l"
+    " JOIN inventory_items i ON i.game_id = l.game_id AND i.owner_id = l.user_id"
+    " JOIN catalog_items c ON c.game_id = i.game_id AND c.item_id = i.item_id"
+    " WHERE (l.game_id, l.player_id) IN"
+    " (SELECT * FROM unnest(CAST(:games AS text[]), CAST(:players AS text[])))"
+    " AND c.is_active AND jsonb_typeof(c.properties -> 'power') = 'number'"
+    " ORDER BY l.game_id, l.player_id, i.item_id, i.unlocked_by"
+)
+_WRITE_BATTLES = text(
+    "UPDATE battles AS b SET status = u.status, reason = u.reason,"
+    " result = CAST(u.result AS jsonb), seed = u.seed, engine_version = u.version,"
+    " resolved_at = :now"
+    " FROM unnest(CAST(:ids AS uuid[]), CAST(:statuses AS text[]), CAST(:reasons AS text[]),"
+    " CAST(:results AS text[]), CAST(:seeds AS bigint[]), CAST(:versions AS smallint[]))"
+    " AS u(id, status, reason, result, seed, version)"
+    " WHERE b.battle_id = u.id"
+)
+_WRITE_HISTORY = text(
+    "INSERT INTO rating_history (battle_id, player_id, game_id, rank, mu_before, sigma_before,"
+    " mu_after, sigma_after, rated_at)"
+    " SELECT u.*, :now FROM unnest(CAST(:ids AS uuid[]), CAST(:players AS text[]),"
+    " CAST(:games AS text[]), CAST(:ranks AS smallint[]), CAST(:mu_before AS float8[]),"
+    " CAST(:sigma_before AS float8[]), CAST(:mu_after AS float8[]),"
+    " CAST(:sigma_after AS float8[])) AS u"
+)
+_WRITE_PLAYERS = text(
+    "UPDATE players AS p SET mu = u.mu, sigma = u.sigma, battles = u.battles, wins = u.wins,"
+    " losses = u.losses, updated_at = :now"
+    " FROM unnest(CAST(:games AS text[]), CAST(:players AS text[]), CAST(:mu AS float8[]),"
+    " CAST(:sigma AS float8[]), CAST(:battles AS integer[]), CAST(:wins AS integer[]),"
+    " CAST(:losses AS integer[])) AS u(g, p, mu, sigma, battles, wins, losses)"
+    " WHERE p.game_id = u.g AND p.player_id = u.p"
+)
+
+
+def _battle_rows(
+    conn: Connection, requests: Sequence[BattleRequest]
+) -> dict[uuid.UUID, StoredBattle]:
+    """The batch's battles, locked in id order; one the API did not queue (a producer that
+    bypassed it) is queued here first. One statement each."""
+    conn.execute(
+        _QUEUE_UNKNOWN,
+        {
+            "ids": [r.battle_id for r in requests],
+            "games": [r.game_id for r in requests],
+            "modes": [r.mode for r in requests],
+            "sides": [json.dumps(r.sides) for r in requests],
+            "at": [r.requested_at for r in requests],
+        },
+    )
+    rows = conn.execute(_LOCK_BATTLES, {"ids": sorted({r.battle_id for r in requests})})
+    return {
+        row.battle_id: StoredBattle(
+            row.battle_id,
+            row.game_id,
+            row.sides,
+            BattleStatus(row.status),
+            row.result,
+            row.requested_at,
+            row.resolved_at,
+        )
+        for row in rows
+    }
+
+
 def _lock_players(
-    session: Session, battles: Sequence[Battle], now: datetime
-) -> dict[tuple[str, str], Player]:
+    conn: Connection, battles: Sequence[StoredBattle], now: datetime
+) -> dict[tuple[str, str], _Rated]:
     """Every player of the batch's battles, created on a first battle, locked in key order
-    (two workers locking the same players never deadlock)."""
+    (two workers locking the same players never deadlock). One statement each."""
     keys = sorted({(b.game_id, p) for b in battles for side in b.sides for p in side})
+    games = [g for g, _p in keys]
+    players = [p for _g, p in keys]
     first = ratings.initial()
-    session.execute(
-        insert(Player)
-        .values(
-            [
-                {
-                    "game_id": game_id,
-                    "player_id": player_id,
-                    "display_name": player_id[:64],
-                    "mu": first.mu,
-                    "sigma": first.sigma,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for game_id, player_id in keys
-            ]
-        )
-        .on_conflict_do_nothing(index_elements=["game_id", "player_id"])
+    conn.execute(
+        _CREATE_PLAYERS,
+        {"games": games, "players": players, "mu": first.mu, "sigma": first.sigma, "now": now},
     )
-    rows = session.scalars(
-        select(Player)
-        .where(tuple_(Player.game_id, Player.player_id).in_(keys))
-        .order_by(Player.game_id, Player.player_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).all()
-    return {(row.game_id, row.player_id): row for row in rows}
+    rows = conn.execute(_LOCK_PLAYERS, {"games": games, "players": players})
+    locked = {
+        (r.game_id, r.player_id): _Rated(r.is_active, r.mu, r.sigma, r.battles, r.wins, r.losses)
+        for r in rows
+    }
+    owned: dict[tuple[str, str], dict[str, list[Any]]] = {}
+    for item in conn.execute(_ITEMS, {"games": games, "players": players}):
+        stacks = owned.setdefault((item.game_id, item.player_id), {})
+        if item.item_id in stacks:  # one stack per unlocker: the quantities add up
+            stacks[item.item_id][1] += item.quantity
+        else:
+            stacks[item.item_id] = [item.item_id, item.quantity, item.power]
+    for key, stacks in owned.items():
+        locked[key].items = [(i, q, p) for i, q, p in stacks.values()]
+    return locked
 
 
-def _battle_rows(session: Session, requests: Sequence[BattleRequest]) -> dict[uuid.UUID, Battle]:
-    """The batch's battles, locked; one the API did not queue (a producer that bypassed it)
-    is queued here first."""
-    session.execute(
-        insert(Battle)
-        .values(
-            [
-                {
-                    "battle_id": r.battle_id,
-                    "game_id": r.game_id,
-                    "mode": r.mode,
-                    "sides": r.sides,
-                    "status": BattleStatus.queued,
-                    "requested_at": r.requested_at,
-                }
-                for r in requests
-            ]
-        )
-        .on_conflict_do_nothing()
+@dataclass
+class _Writes:
+    """What the batch writes, column by column (one array per column and table)."""
+
+    battles: dict[str, list[Any]] = field(
+        default_factory=lambda: {
+            k: [] for k in ("ids", "statuses", "reasons", "results", "seeds", "versions")
+        }
     )
-    rows = session.scalars(
-        select(Battle)
-        .where(Battle.battle_id.in_([r.battle_id for r in requests]))
-        .order_by(Battle.battle_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).all()
-    return {row.battle_id: row for row in rows}
+    history: dict[str, list[Any]] = field(
+        default_factory=lambda: {
+            k: []
+            for k in (
+                "ids",
+                "players",
+                "games",
+                "ranks",
+                "mu_before",
+                "sigma_before",
+                "mu_after",
+                "sigma_after",
+            )
+        }
+    )
 
 
 def _resolve_one(
-    session: Session, row: Battle, players: dict[tuple[str, str], Player], now: datetime
+    row: StoredBattle, players: dict[tuple[str, str], _Rated], writes: _Writes, now: datetime
 ) -> bool:
-    """Resolve and rate one queued battle; False when it is rejected (with the reason)."""
-    sides = [[players[(row.game_id, p)] for p in side] for side in row.sides]
-    inactive = [p.player_id for side in sides for p in side if not p.is_active]
+    """Resolve and rate one queued battle in memory; False when it is rejected (with the
+    reason). ``row`` and ``players`` are updated, ``writes`` collects the rows to write."""
+    sides = [[(p, players[(row.game_id, p)]) for p in side] for side in row.sides]
+    inactive = [pid for side in sides for pid, p in side if not p.is_active]
+    out = writes.battles
+    out["ids"].append(row.battle_id)
+    row.resolved_at = now
     if inactive:
         row.status = BattleStatus.rejected
-        row.reason = f"deactivated players cannot battle: {', '.join(inactive)}"
-        row.resolved_at = now
+        out["statuses"].append(row.status.value)
+        out["reasons"].append(f"deactivated players cannot battle: {', '.join(inactive)}")
+        out["results"].append(None)
+        out["seeds"].append(None)
+        out["versions"].append(None)
         return False
     seed = battle_engine.seed_of(row.battle_id)
-    result = battle_engine.resolve([[(p.player_id, p.mu) for p in side] for side in sides], seed)
-    before = [[ratings.Rating(p.mu, p.sigma) for p in side] for side in sides]
+    items = {pid: p.items for side in sides for pid, p in side if p.items}
+    power = {pid: battle_engine.item_power(owned) for pid, owned in items.items()}
+    result = battle_engine.resolve(
+        [[(pid, p.mu) for pid, p in side] for side in sides], seed, power
+    )
+    before = [[ratings.Rating(p.mu, p.sigma) for _pid, p in side] for side in sides]
     after = ratings.rate(before, result.ranks)
+    history = writes.history
     for side, old_side, new_side, rank in zip(sides, before, after, result.ranks, strict=True):
-        for player, old, new in zip(side, old_side, new_side, strict=True):
-            session.add(
-                RatingChange(
-                    battle_id=row.battle_id,
-                    player_id=player.player_id,
-                    game_id=row.game_id,
-                    rank=rank,
-                    mu_before=old.mu,
-                    sigma_before=old.sigma,
-                    mu_after=new.mu,
-                    sigma_after=new.sigma,
-                    rated_at=now,
-                )
-            )
+        for (player_id, player), old, new in zip(side, old_side, new_side, strict=True):
+            history["ids"].append(row.battle_id)
+            history["players"].append(player_id)
+            history["games"].append(row.game_id)
+            history["ranks"].append(rank)
+            history["mu_before"].append(old.mu)
+            history["sigma_before"].append(old.sigma)
+            history["mu_after"].append(new.mu)
+            history["sigma_after"].append(new.sigma)
             player.mu, player.sigma = new.mu, new.sigma
             player.battles += 1
             if rank == 1:
                 player.wins += 1
             else:
                 player.losses += 1
-            player.updated_at = now
-    result_json: dict[str, Any] = {
+            player.changed = True
+    row.status = BattleStatus.resolved
+    row.result = {
         "ranks": list(result.ranks),
         "win_probabilities": list(result.win_probabilities),
+        # the items the engine read, per player: [item id, quantity, power per unit]
+        "items": {pid: [list(item) for item in owned] for pid, owned in items.items()},
     }
-    row.status = BattleStatus.resolved
-    row.result = result_json
-    row.seed = result.seed
-    row.engine_version = result.engine_version
-    row.resolved_at = now
+    out["statuses"].append(row.status.value)
+    out["reasons"].append(None)
+    out["results"].append(json.dumps(row.result))
+    out["seeds"].append(result.seed)
+    out["versions"].append(result.engine_version)
     return True
 
 
+def _write(
+    conn: Connection, writes: _Writes, players: dict[tuple[str, str], _Rated], now: datetime
+) -> None:
+    """The batch's rows: one statement per table."""
+    if writes.battles["ids"]:
+        conn.execute(_WRITE_BATTLES, {**writes.battles, "now": now})
+    if writes.history["ids"]:
+        conn.execute(_WRITE_HISTORY, {**writes.history, "now": now})
+    changed = [(key, p) for key, p in players.items() if p.changed]
+    if changed:
+        conn.execute(
+            _WRITE_PLAYERS,
+            {
+                "games": [g for (g, _pid), _p in changed],
+                "players": [pid for (_g, pid), _p in changed],
+                "mu": [p.mu for _k, p in changed],
+                "sigma": [p.sigma for _k, p in changed],
+                "battles": [p.battles for _k, p in changed],
+                "wins": [p.wins for _k, p in changed],
+                "losses": [p.losses for _k, p in changed],
+                "now": now,
+            },
+        )
+
+
 def resolve_batch(engine: Engine, requests: Sequence[BattleRequest], now: datetime) -> BatchOutcome:
-    """The engine agent's batch in ONE transaction (module docstring)."""
+    """The engine agent's batch in ONE transaction (module docstring): the battles and their
+    players locked with one statement each, resolved and rated in memory in the batch's
+    order, then one set-based write per table, no ORM objects (785 -> 3,708 battles per CPU
+    second of this process, docs/battles.md)."""
     if not requests:
         return BatchOutcome(0, 0, 0, [])
     resolved = rejected = duplicates = 0
     events: list[GameEvent] = []
     seen: set[uuid.UUID] = set()
-    with Session(engine) as session, session.begin():
-        battles = _battle_rows(session, requests)
+    writes = _Writes()
+    with engine.begin() as conn:
+        battles = _battle_rows(conn, requests)
         queued = [b for b in battles.values() if b.status == BattleStatus.queued]
-        players = _lock_players(session, queued, now) if queued else {}
+        players = _lock_players(conn, queued, now) if queued else {}
         for request in requests:
             row = battles[request.battle_id]  # the stored battle is the one resolved
             if request.battle_id in seen or row.status != BattleStatus.queued:
                 duplicates += 1
-            elif _resolve_one(session, row, players, now):
+            elif _resolve_one(row, players, writes, now):
                 resolved += 1
             else:
                 rejected += 1
             if request.battle_id not in seen and row.status == BattleStatus.resolved:
                 events.extend(match_events(row))
             seen.add(request.battle_id)
+        _write(conn, writes, players, now)
     return BatchOutcome(resolved, rejected, duplicates, events)

@@ -95,7 +95,7 @@ def test_a_queued_battle_is_resolved_rated_and_reaches_the_totals(
     duel = wait_done(api, game, queued["battle_id"])
     assert duel["status"] == "resolved"
     assert sorted(duel["ranks"]) == [1, 2]
-    assert duel["engine_version"] == 1 and isinstance(duel["seed"], int)
+    assert duel["engine_version"] == 2 and isinstance(duel["seed"], int)
     assert duel["win_probabilities"] == [0.5, 0.5]
 
     model = PlackettLuce()

@@ -2,10 +2,18 @@
 
 import uuid
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.battles.engine import ENGINE_VERSION, resolve, score_of, seed_of, win_probabilities
+from core.battles.engine import (
+    ENGINE_VERSION,
+    item_power,
+    resolve,
+    score_of,
+    seed_of,
+    win_probabilities,
+)
 
 mus = st.floats(min_value=0, max_value=60, allow_nan=False)
 seeds = st.integers(min_value=0, max_value=2**63 - 1)
@@ -80,3 +88,41 @@ def test_seed_is_derived_from_the_battle_id_and_fits_a_bigint() -> None:
 def test_scores_per_place() -> None:
     assert [score_of(r, 2) for r in (1, 2)] == [100, 0]
     assert [score_of(r, 3) for r in (1, 2, 3)] == [100, 50, 0]
+
+
+powers = st.floats(min_value=0, max_value=40, allow_nan=False)
+
+
+@given(mus, mus, powers, powers, seeds)
+def test_items_add_their_power_to_the_strength(mu_a, mu_b, power_a, power_b, seed) -> None:
+    sides = [[("ann", mu_a)], [("bob", mu_b)]]
+    with_items = resolve(sides, seed, {"ann": power_a, "bob": power_b})
+    as_ratings = resolve([[("ann", mu_a + power_a)], [("bob", mu_b + power_b)]], seed)
+    assert with_items.ranks == as_ratings.ranks
+    assert with_items.win_probabilities == as_ratings.win_probabilities
+    assert resolve(sides, seed, {}) == resolve(sides, seed)  # no items: as without
+
+
+@given(mus, mus, powers, st.floats(min_value=0, max_value=30), seeds)
+def test_monotone_in_item_power(mu_a, mu_b, power, boost, seed) -> None:
+    sides = [[("ann", mu_a)], [("bob", mu_b)]]
+    before = resolve(sides, seed, {"ann": power})
+    after = resolve(sides, seed, {"ann": power + boost})
+    if before.ranks[0] == 1:
+        assert after.ranks[0] == 1
+    assert after.win_probabilities[0] >= before.win_probabilities[0] - 1e-12
+
+
+@given(st.lists(st.lists(mus, min_size=1, max_size=3), min_size=2, max_size=5), seeds, powers)
+def test_symmetric_with_items_when_the_sides_are_swapped(strengths, seed, power) -> None:
+    sides = [[(f"p{i}-{j}", mu) for j, mu in enumerate(side)] for i, side in enumerate(strengths)]
+    owned = {"p0-0": power, "p1-0": power / 2}
+    ranks = resolve(sides, seed, owned).ranks
+    flipped = resolve(sides[::-1], seed, owned).ranks
+    assert tuple(reversed(flipped)) == ranks
+
+
+@given(st.lists(st.tuples(st.text(max_size=8), st.integers(1, 1000), powers), max_size=10))
+def test_item_power_is_quantity_times_power(owned) -> None:
+    assert item_power(owned) == pytest.approx(sum(q * p for _i, q, p in owned))
+    assert item_power(owned) >= 0
