@@ -207,6 +207,19 @@ def file_sha256(path: Path, progress: Progress | None = None) -> str:
     return digest.hexdigest()
 
 
+_SEND_BYTES = 1 << 20
+
+
+def _pieces(data: bytes) -> Iterator[bytes]:
+    """``data`` in pieces of :data:`_SEND_BYTES`: httpcore sends a body given whole by
+    ``buffer = buffer[n:]`` after each ``send``, which copies what is left every time (an
+    8 MiB PATCH went at a few MB/s over a Unix socket, 64 MiB at 4.5 MB/s); a piece at a time
+    bounds that copy."""
+    view = memoryview(data)
+    for start in range(0, len(view), _SEND_BYTES):
+        yield bytes(view[start : start + _SEND_BYTES])
+
+
 class AssetsClient:
     """Every ``/v1/content`` route of assets, versions, channels, uploads and downloads."""
 
@@ -451,8 +464,9 @@ class AssetsClient:
             "Upload-Offset": str(offset),
             "Upload-Checksum": f"sha256 {checksum}",
         }
+        headers["Content-Length"] = str(len(chunk))
         try:
-            response = self.t.http.request("PATCH", url, content=chunk, headers=headers)
+            response = self.t.http.request("PATCH", url, content=_pieces(chunk), headers=headers)
         except httpx.TransportError as exc:
             raise _Resume(exc, None) from exc
         if response.status_code == 204:
