@@ -17,7 +17,7 @@ random bytes and measures, each the best of ``--runs``:
    alone).
 
 Prints the figures and writes ``bench/results/content_transfer.json``.
-Run: ``.venv/bin/python -m bench.content_transfer [--size-mb 256] [--chunk-mb 8]``
+Run: ``.venv/bin/python -m bench.content_transfer [--size-mb 256] [--chunk-mb 64]``
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from stride_client.assets import DEFAULT_CHUNK_BYTES
+
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS = BENCH_DIR / "results" / "content_transfer.json"
 
@@ -44,7 +46,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="python -m bench.content_transfer", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--size-mb", type=int, default=256, help="size of the file (MiB)")
-    parser.add_argument("--chunk-mb", type=int, default=8, help="MiB per PATCH")
+    parser.add_argument(
+        "--chunk-mb", type=int, default=DEFAULT_CHUNK_BYTES >> 20, help="MiB per PATCH"
+    )
     parser.add_argument("--runs", type=int, default=2, help="best of this many runs each")
     parser.add_argument("--output", type=Path, default=RESULTS)
     return parser.parse_args(argv)

@@ -28,7 +28,7 @@ from stride_client._http import RETRIED_STATUSES, StrideAPIError, Transport, ret
 
 TUS_VERSION = "1.0.0"
 TUS = {"Tus-Resumable": TUS_VERSION}
-DEFAULT_CHUNK_BYTES = 8 << 20
+DEFAULT_CHUNK_BYTES = 64 << 20  # per PATCH: fewer parts to record and compose
 ASSETS = "/v1/content/assets"
 UPLOADS = "/v1/content/uploads"
 
@@ -421,6 +421,7 @@ class AssetsClient:
         from the offset the server reports (``HEAD``), waiting ``Retry-After`` on 429/503.
         """
         size = path.stat().st_size
+        digest = None
         if resume_url is None:
             digest = sha256 or file_sha256(path)
             guessed = content_type or mimetypes.guess_type(path.name)[0]
@@ -443,8 +444,10 @@ class AssetsClient:
             while offset < size:  # an empty file is complete once created
                 src.seek(offset)
                 chunk = src.read(chunk_bytes)
+                # The whole file in one PATCH: its checksum is the file's, known already.
+                whole = bytes.fromhex(digest) if digest and len(chunk) == size else None
                 try:
-                    offset = self._patch(url, offset, chunk)
+                    offset = self._patch(url, offset, chunk, whole)
                     failures = 0
                 except _Resume as resume:
                     failures += 1
@@ -456,8 +459,8 @@ class AssetsClient:
                     progress(offset, size)
         return self.get_upload(url)
 
-    def _patch(self, url: str, offset: int, chunk: bytes) -> int:
-        checksum = base64.b64encode(hashlib.sha256(chunk).digest()).decode()
+    def _patch(self, url: str, offset: int, chunk: bytes, sha256: bytes | None = None) -> int:
+        checksum = base64.b64encode(sha256 or hashlib.sha256(chunk).digest()).decode()
         headers = {
             **TUS,
             "Content-Type": "application/offset+octet-stream",
@@ -547,7 +550,7 @@ class AssetsClient:
                         digest.update(chunk)
             done = kept
             with part.open("ab" if resumed else "wb") as out:
-                for chunk in response.iter_bytes(1 << 20):
+                for chunk in response.iter_bytes():  # as received: no re-chunking copy
                     out.write(chunk)
                     digest.update(chunk)
                     done += len(chunk)

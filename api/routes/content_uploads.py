@@ -395,7 +395,9 @@ async def upload_bytes(
         capped = limited(
             request, view.length - offset, "send at most the bytes the upload still lacks"
         )
-        hashers = tuple(h for h in (hasher, running) if h is not None)
+        if checksum is not None and checksum.algorithm == "sha256" and offset == 0:
+            hasher = running  # from the first byte, both hash the same bytes: hash them once
+        hashers = tuple({id(h): h for h in (hasher, running) if h is not None}.values())
         path, size, whole = await _spool(capped, store, hashers)
         if checksum is not None and (not whole or not checksum.matches(hasher)):
             path.unlink(missing_ok=True)
