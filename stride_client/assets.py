@@ -17,6 +17,7 @@ import hashlib
 import mimetypes
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -419,6 +420,7 @@ class AssetsClient:
         otherwise one is created and ``on_created`` is told its URL (keep it to resume after
         a crash). Each PATCH carries a SHA-256 ``Upload-Checksum``; a failed one is resumed
         from the offset the server reports (``HEAD``), waiting ``Retry-After`` on 429/503.
+        The next chunk is read and hashed while one is sent: two chunks in memory at most.
         """
         size = path.stat().st_size
         digest = None
@@ -440,14 +442,29 @@ class AssetsClient:
         if progress:
             progress(offset, size)
         failures = 0
-        with path.open("rb") as src:
-            while offset < size:  # an empty file is complete once created
-                src.seek(offset)
-                chunk = src.read(chunk_bytes)
-                # The whole file in one PATCH: its checksum is the file's, known already.
-                whole = bytes.fromhex(digest) if digest and len(chunk) == size else None
+        known = bytes.fromhex(digest) if digest else None
+
+        def read(start: int) -> _Chunk:
+            """The chunk at ``start`` and its SHA-256 (in a worker thread: hashlib releases
+            the GIL, so the next chunk is read and hashed while this one is sent)."""
+            with path.open("rb") as src:
+                src.seek(start)
+                data = src.read(chunk_bytes)
+            # The whole file in one PATCH: its checksum is the file's, known already.
+            whole = known if known and len(data) == size else None
+            return _Chunk(start, data, whole or hashlib.sha256(data).digest())
+
+        with ThreadPoolExecutor(1, thread_name_prefix="stride-upload") as pool:
+            ahead = pool.submit(read, offset) if offset < size else None
+            while ahead is not None and offset < size:  # an empty file is complete at once
+                chunk = ahead.result()
+                if chunk.offset != offset:  # resumed elsewhere: read from there
+                    ahead = pool.submit(read, offset)
+                    continue
+                following = offset + len(chunk.data)
+                ahead = pool.submit(read, following) if following < size else None
                 try:
-                    offset = self._patch(url, offset, chunk, whole)
+                    offset = self._patch(url, offset, chunk.data, chunk.sha256)
                     failures = 0
                 except _Resume as resume:
                     failures += 1
@@ -455,12 +472,14 @@ class AssetsClient:
                         raise resume.cause from None
                     self.t.sleep(resume.wait_s or self.t.backoff(failures - 1))
                     offset = self.upload_offset(url)
+                    if ahead is None and offset < size:
+                        ahead = pool.submit(read, offset)
                 if progress:
                     progress(offset, size)
         return self.get_upload(url)
 
-    def _patch(self, url: str, offset: int, chunk: bytes, sha256: bytes | None = None) -> int:
-        checksum = base64.b64encode(sha256 or hashlib.sha256(chunk).digest()).decode()
+    def _patch(self, url: str, offset: int, chunk: bytes, sha256: bytes) -> int:
+        checksum = base64.b64encode(sha256).decode()
         headers = {
             **TUS,
             "Content-Type": "application/offset+octet-stream",
@@ -566,6 +585,13 @@ class AssetsClient:
         part.replace(dest)
         tag_file.unlink(missing_ok=True)
         return Downloaded(dest, done, sha, int(served) if served else None, kept)
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    offset: int
+    data: bytes
+    sha256: bytes
 
 
 class _Resume(Exception):
