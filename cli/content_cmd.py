@@ -260,7 +260,7 @@ def upload(
     content_type: Annotated[
         str | None, typer.Option(help="Its media type (default: from the name).")
     ] = None,
-    chunk_mb: Annotated[int, typer.Option(min=1, max=1024, help="MiB per PATCH.")] = 8,
+    chunk_mb: Annotated[int, typer.Option(min=1, max=1024, help="MiB per PATCH.")] = 64,
     restart: Annotated[bool, typer.Option(help="Start over instead of resuming.")] = False,
 ) -> None:
     """Upload a file as the asset's next version (tus; an interrupted upload resumes when

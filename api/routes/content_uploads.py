@@ -13,12 +13,13 @@ docs/content.md for why tus rather than S3-style multipart.
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path as FilePath
-from typing import Annotated
+from typing import Annotated, Any, BinaryIO
 
 from fastapi import (
     APIRouter,
@@ -285,29 +286,63 @@ async def get_upload(upload_id: UploadId, game_id: GameDep, engine: EngineDep) -
     return await run_in_threadpool(_public, engine, view)
 
 
+_SPOOL_WRITE_BYTES = 4 << 20
+"""Bytes gathered from the request before one write (and the hashing) in a worker thread:
+the body arrives in pieces of about 64 KiB, too small to leave the event loop for each."""
+
+
+def _absorb(handle: BinaryIO, block: bytes, hashers: tuple[Any, ...]) -> None:
+    handle.write(block)
+    for hasher in hashers:  # hashlib releases the GIL: the event loop receives meanwhile
+        hasher.update(block)
+
+
 async def _spool(
-    request: Request, store: ObjectStorage, checksum_hasher: object | None
+    request: Request, store: ObjectStorage, hashers: tuple[Any, ...]
 ) -> tuple[FilePath, int, bool]:
-    """The body into a spool file: its path, its size, and whether it arrived whole."""
+    """The body into a spool file, fed to ``hashers`` too: its path, its size, and whether
+    it arrived whole. Blocks of :data:`_SPOOL_WRITE_BYTES` are written and hashed in a
+    worker thread while the next one is received (one write in flight at a time)."""
     store.spool_dir.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=store.spool_dir, prefix="patch-")
     path = FilePath(name)
     size, whole = 0, True
+    pending: asyncio.Future[None] | None = None
+    buffer = bytearray()
     try:
-        with open(fd, "wb") as handle:
+        with open(fd, "wb", buffering=0) as handle:
+
+            async def flush() -> None:
+                nonlocal pending, buffer
+                if pending is not None:
+                    await pending
+                    pending = None
+                if buffer:
+                    block, buffer = bytes(buffer), bytearray()
+                    pending = asyncio.ensure_future(
+                        run_in_threadpool(_absorb, handle, block, hashers)
+                    )
+
             try:
-                async for chunk in request.stream():
-                    if chunk:
-                        handle.write(chunk)
+                try:
+                    async for chunk in request.stream():
+                        buffer += chunk
                         size += len(chunk)
-                        if checksum_hasher is not None:
-                            checksum_hasher.update(chunk)  # type: ignore[attr-defined]
-            except ClientDisconnect:
-                whole = False
+                        if len(buffer) >= _SPOOL_WRITE_BYTES:
+                            await flush()
+                except ClientDisconnect:
+                    whole = False
+                await flush()
+            finally:
+                if pending is not None:
+                    await pending
     except BaseException:
         path.unlink(missing_ok=True)
         raise
     return path, size, whole
+
+
+_HASH_STATES = "content_upload_hash_states"  # app.state: uploads.HashStates
 
 
 @router.patch(
@@ -353,12 +388,17 @@ async def upload_bytes(
         )
     store = storage_for(settings)
     now = _now()
+    states = per_app(request, _HASH_STATES, uploads.HashStates)
     if not view.complete:
         hasher = checksum.hasher() if checksum else None
+        running = states.resume(upload_id, offset)  # the whole file's SHA-256 so far
         capped = limited(
             request, view.length - offset, "send at most the bytes the upload still lacks"
         )
-        path, size, whole = await _spool(capped, store, hasher)
+        if checksum is not None and checksum.algorithm == "sha256" and offset == 0:
+            hasher = running  # from the first byte, both hash the same bytes: hash them once
+        hashers = tuple({id(h): h for h in (hasher, running) if h is not None}.values())
+        path, size, whole = await _spool(capped, store, hashers)
         if checksum is not None and (not whole or not checksum.matches(hasher)):
             path.unlink(missing_ok=True)
             if whole:
@@ -384,11 +424,16 @@ async def upload_bytes(
             except Exception:
                 await run_in_threadpool(store.delete, part)
                 raise
+            if running is not None:
+                states.advance(upload_id, offset, offset + size, running)
         if not whole:
             return Response(status_code=400)  # cut off: the bytes are kept, nobody reads this
     headers = {}
     if view.complete:
-        view = await run_in_threadpool(uploads.finish, engine, store, game_id, upload_id, now)
+        received = states.take(upload_id, view.length)
+        view = await run_in_threadpool(
+            uploads.finish, engine, store, game_id, upload_id, now, received
+        )
         if view.version_id is not None:
             headers["Stride-Version-Id"] = str(view.version_id)
             public = await run_in_threadpool(_public, engine, view)

@@ -4,9 +4,12 @@ and expiry.
 Each PATCH's bytes are stored as a part of their own (``core.content.storage``), then
 recorded with one conditional UPDATE: ``upload_offset`` moves from the offset the PATCH
 started at, or the PATCH lost a race and its part is deleted. Nothing is locked while bytes
-arrive, and the same code serves a folder and S3 (which cannot append). When the offset
-reaches the length, the parts are composed into one object while hashing it; the version
-is created only when that SHA-256 is the one declared at creation. An incomplete upload
+arrive, and the same code serves a folder and S3 (which cannot append). The whole file's
+SHA-256 is taken as the bytes arrive and carried from PATCH to PATCH in :class:`HashStates`
+(per process: a PATCH that lands in another process, or after a restart, has none, and the
+composed file is then hashed). When the offset reaches the length, the parts are composed
+into one object; the version is created only when its SHA-256 is the one declared at
+creation. An incomplete upload
 expires ``content_upload_expiry_s`` after its last PATCH: it is refused from then on, and
 :func:`expire_uploads` (the API runs it at most every ``content_upload_cleanup_interval_s``
 when uploads are created; ``stride content uploads expire`` runs it by hand) deletes its
@@ -15,11 +18,15 @@ parts.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import threading
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import bindparam, cast, func, select, text, update
 from sqlalchemy.dialects.postgresql import JSONB
@@ -208,13 +215,58 @@ def record_part(
     raise OffsetMismatch(f"the part would end past Upload-Length {view.length}")
 
 
+class HashStates:
+    """The running SHA-256 of uploads' bytes, from one PATCH to the next, in this process.
+
+    A state is kept under ``(upload_id, offset)``: that of the bytes ``0..offset`` as
+    recorded. A PATCH at ``offset`` continues a copy of it (:meth:`resume`), so a PATCH that
+    loses its race changes nothing; only the PATCH whose part was recorded stores the state
+    at its end (:meth:`advance`). At most ``capacity`` states are kept (the oldest go
+    first); a missing one only means the composed file is hashed at the end.
+    """
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self._states: OrderedDict[tuple[uuid.UUID, int], Any] = OrderedDict()
+        self._capacity = capacity
+        self._lock = threading.Lock()
+
+    def resume(self, upload_id: uuid.UUID, offset: int) -> Any | None:
+        """A hasher of the bytes before ``offset`` to continue (a copy), or None."""
+        if offset == 0:
+            return hashlib.sha256()
+        with self._lock:
+            state = self._states.get((upload_id, offset))
+            return None if state is None else state.copy()
+
+    def advance(self, upload_id: uuid.UUID, start: int, end: int, hasher: Any) -> None:
+        """The part ``start..end`` was recorded: ``hasher`` holds the bytes ``0..end``."""
+        with self._lock:
+            self._states.pop((upload_id, start), None)
+            self._states[(upload_id, end)] = hasher
+            while len(self._states) > self._capacity:
+                self._states.popitem(last=False)
+
+    def take(self, upload_id: uuid.UUID, length: int) -> str | None:
+        """The SHA-256 (hex) of all ``length`` bytes, when known; forgotten from then on."""
+        with self._lock:
+            state = self._states.pop((upload_id, length), None)
+        return None if state is None else str(state.hexdigest())
+
+
 def finish(
-    engine: Engine, storage: ObjectStorage, game_id: str, upload_id: uuid.UUID, now: datetime
+    engine: Engine,
+    storage: ObjectStorage,
+    game_id: str,
+    upload_id: uuid.UUID,
+    now: datetime,
+    received_sha256: str | None = None,
 ) -> UploadView:
-    """Make the version of a fully received upload: compose its parts (hashing them), check
-    the SHA-256 and size against the declaration, store the bytes under the version's key,
-    create the version. Running it again (a retried PATCH, a crash in between) does it at
-    most once: the upload's row is locked meanwhile."""
+    """Make the version of a fully received upload: compose its parts, check the SHA-256
+    and size against the declaration, store the bytes under the version's key, create the
+    version. ``received_sha256`` is the SHA-256 taken while the bytes arrived
+    (:class:`HashStates`); without it the composed bytes are hashed. Running it again (a
+    retried PATCH, a crash in between) does it at most once: the upload's row is locked
+    meanwhile."""
     with Session(engine) as session, session.begin():
         row = _row(session, game_id, upload_id, lock=True)
         view = _view(row, now)
@@ -222,7 +274,7 @@ def finish(
             return view
         parts = [p["key"] for p in sorted(row.parts, key=lambda p: p["offset"])]
         assembled = keys.assembled_key(upload_id)
-        sha256, size = storage.compose(assembled, parts)
+        sha256, size = storage.compose(assembled, parts, received_sha256)
         if sha256 != row.declared_sha256 or size != row.upload_length:
             reason = (
                 f"the bytes' SHA-256 is {sha256}, not the declared {row.declared_sha256}"

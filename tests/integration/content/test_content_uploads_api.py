@@ -258,3 +258,63 @@ def test_concurrent_patches_at_one_offset_store_the_bytes_once(
     ).json()["items"]
     assert [v["version"] for v in versions] == [1]
     assert _stored_parts(location) == []  # the losers' parts were deleted too
+
+
+def test_the_whole_files_sha256_is_checked_when_another_process_took_a_part(
+    client: TestClient, studio: Studio
+) -> None:
+    """The running SHA-256 lives in the API process that received the bytes: a PATCH that
+    lands in another one (here: the states forgotten between PATCHes) finds none, and the
+    composed file is hashed instead, so the check holds either way."""
+    from core.content.uploads import HashStates
+
+    asset = make_asset(client, studio)
+    data = os.urandom(300_000)
+    for declared, expected in ((data, 204), (b"not these bytes", 460)):
+        location = client.post(
+            "/v1/content/uploads",
+            headers={
+                **studio.headers,
+                **TUS,
+                "Upload-Length": str(len(data)),
+                "Upload-Metadata": metadata(asset["asset_id"], declared),
+            },
+        ).headers["Location"]
+        assert patch(client, studio, location, 0, data[:120_000]).status_code == 204
+        client.app.state.content_upload_hash_states = HashStates()  # type: ignore[attr-defined]
+        assert patch(client, studio, location, 120_000, data[120_000:200_000]).status_code == 204
+        last = patch(client, studio, location, 200_000, data[200_000:])
+        assert last.status_code == expected, last.text
+        assert _stored_parts(location) == []
+    versions = client.get(
+        f"/v1/content/assets/{asset['asset_id']}/versions", headers=studio.headers
+    ).json()["items"]
+    assert [v["sha256"] for v in versions] == [hashlib.sha256(data).hexdigest()]
+    downloaded = client.get(
+        f"/v1/content/assets/{asset['asset_id']}/versions/1/download", headers=studio.headers
+    )
+    assert downloaded.content == data
+
+
+def test_a_running_sha256_refuses_other_bytes_across_patches(
+    client: TestClient, studio: Studio
+) -> None:
+    """In one process the whole file's SHA-256 is carried from PATCH to PATCH (and a PATCH
+    refused on its own checksum does not advance it): other bytes make no version."""
+    asset = make_asset(client, studio)
+    data = os.urandom(200_000)
+    location = create_upload(client, studio, asset["asset_id"], data)
+    assert patch(client, studio, location, 0, data[:50_000]).status_code == 204
+    damaged = patch(
+        client,
+        studio,
+        location,
+        50_000,
+        b"x" * 50_000,
+        **{"Upload-Checksum": _digest("sha256", data[50_000:100_000])},
+    )
+    assert damaged.status_code == 460
+    assert patch(client, studio, location, 50_000, data[50_000:100_000]).status_code == 204
+    tampered = data[100_000:150_000] + b"y" * 50_000
+    assert patch(client, studio, location, 100_000, tampered).status_code == 460
+    assert client.get(location, headers=studio.headers).json()["status"] == "failed"

@@ -18,6 +18,7 @@ def test_uploads_stream_unbuffered_up_to_the_largest_version(tmp_path: Path) -> 
     assert body_cap(conf, UPLOADS) == 3 << 30
     block = locations(conf)[UPLOADS]
     assert directives(block, "proxy_request_buffering") == ["off"]
+    assert directives(block, "client_body_buffer_size") == ["1m"]  # relayed in large pieces
     assert directives(block, "proxy_read_timeout") == ["900000ms"]
     zones = [z.split()[0] for z in directives(block, "limit_req")]
     assert zones == ["zone=stride_public", "zone=stride_game_key"]

@@ -4,6 +4,7 @@ while hashed, ranged reads, promotion that never overwrites stored bytes."""
 from __future__ import annotations
 
 import hashlib
+import os
 import uuid
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from core.content.storage import (
     upload_prefix,
     version_key,
 )
+from core.content.uploads import HashStates
 from core.platform.config import Settings
 from core.platform.errors import Invalid
 
@@ -105,3 +107,56 @@ def test_orphaned_spool_files_are_deleted_once_old(tmp_path: Path) -> None:
     os.utime(fresh, (5_000, 5_000))
     assert clean_spool(store, 60, now_s=5_010) == 1
     assert not old.exists() and fresh.exists()
+
+
+def test_one_part_becomes_the_object_by_a_link_and_several_are_concatenated(
+    tmp_path: Path,
+) -> None:
+    store = LocalStorage(tmp_path / "content")
+    upload_id = uuid.uuid4()
+    spool = tmp_path / "only"
+    spool.write_bytes(b"one part")
+    only = upload_part_key(upload_id, 0)
+    store.put_file(only, spool)
+    sha, size = store.compose(assembled_key(upload_id), [only])
+    assert (sha, size) == (hashlib.sha256(b"one part").hexdigest(), 8)
+    part_file = tmp_path / "content" / only
+    assembled = tmp_path / "content" / assembled_key(upload_id)
+    assert part_file.stat().st_ino == assembled.stat().st_ino  # no copy
+    # A composition cut off midway runs again: the part is still there.
+    assert store.compose(assembled_key(upload_id), [only]) == (sha, size)
+
+    other = uuid.uuid4()
+    blocks = [os.urandom(n) for n in (3 << 20, 1, 70_000)]
+    keys, offset = [], 0
+    for block in blocks:
+        spool = tmp_path / f"spool-{offset}"
+        spool.write_bytes(block)
+        keys.append(upload_part_key(other, offset))
+        store.put_file(keys[-1], spool)
+        offset += len(block)
+    whole = b"".join(blocks)
+    assert store.compose(assembled_key(other), keys) == (hashlib.sha256(whole).hexdigest(), offset)
+    assert (tmp_path / "content" / assembled_key(other)).read_bytes() == whole
+    # The SHA-256 the API took as the bytes arrived is not taken again.
+    given = hashlib.sha256(whole).hexdigest()
+    assert store.compose(assembled_key(other), keys, given) == (given, offset)
+
+
+def test_hash_states_follow_recorded_parts_only() -> None:
+    states = HashStates(capacity=2)
+    upload_id = uuid.uuid4()
+    first = states.resume(upload_id, 0)
+    first.update(b"hello ")
+    states.advance(upload_id, 0, 6, first)
+    winner, loser = states.resume(upload_id, 6), states.resume(upload_id, 6)
+    loser.update(b"lost race")  # never advanced: changes nothing
+    winner.update(b"world")
+    states.advance(upload_id, 6, 11, winner)
+    assert states.resume(upload_id, 6) is None  # moved on
+    assert states.take(upload_id, 11) == hashlib.sha256(b"hello world").hexdigest()
+    assert states.take(upload_id, 11) is None  # taken once
+    assert states.resume(uuid.uuid4(), 5) is None  # another process's upload: unknown
+    for _ in range(3):  # the oldest go first
+        states.advance(uuid.uuid4(), 0, 1, hashlib.sha256(b"x"))
+    assert len(states._states) == 2
