@@ -57,7 +57,7 @@ from core.content.catalog import (
     Price,
     TokenAmount,
 )
-from core.content.catalog_models import CatalogPack, Grant
+from core.content.catalog_models import CatalogPack, Grant, PaymentState
 from core.events.contracts import CURRENCY_PATTERN
 from core.identity.ids import GAME_ID_PATTERN, USER_ID_PATTERN
 from core.rewards.commands import RewardStatus
@@ -230,7 +230,21 @@ class _GrantCommon(BaseModel):
         description="The game-token burn of the price (null in other currencies)"
     )
     burn_status: RewardStatus | None = Field(
-        description="pending until the chain writer executes it"
+        description="The burn's status at the chain writer (reward command life cycle)"
+    )
+    payment_state: PaymentState | None = Field(
+        description="Paid in the game token: awaiting_payment (held: stock reserved, items "
+        "not in the inventory yet) until the burn is confirmed on chain (paid: granted), "
+        "payment_failed (burn failed or not authorized by payment_due_at: stock released, "
+        "see payment_reason) or refund_due; null: granted at once"
+    )
+    payment_reason: str | None = Field(description="Why the payment failed")
+    payment_due_at: datetime | None = Field(
+        description="The burn must be authorized before this, or the purchase is released"
+    )
+    authorize_url: str | None = Field(
+        description="While awaiting_payment: where the app asks for the EIP-2612 permit to "
+        "sign (POST), then posts the signature to .../authorization"
     )
     created: bool = Field(description="False: this Idempotency-Key was used before")
     created_at: datetime
@@ -258,6 +272,10 @@ def _grant_common(session: Session, grant: Grant, created: bool) -> dict[str, An
         "content": grant.entries.get("content", []),
         "burn_command_id": grant.reward_command_id,
         "burn_status": inventory.burn_status(session, grant.reward_command_id),
+        "payment_state": grant.payment_state,
+        "payment_reason": grant.payment_reason,
+        "payment_due_at": grant.payment_due_at,
+        "authorize_url": inventory.purchase_intent_path(grant),
         "created": created,
         "created_at": grant.created_at,
     }
@@ -531,7 +549,11 @@ def _buy(
 ) -> Any:
     with Session(engine, expire_on_commit=False) as session, session.begin():
         grant, created = inventory.purchase(
-            session, request, token=settings.reward_token, now=now()
+            session,
+            request,
+            token=settings.reward_token,
+            now=now(),
+            payment_timeout_s=settings.purchase_payment_timeout_s,
         )
     with Session(engine) as session:  # after the commit: the pack's row is free again
         public = render(session, grant, created)
