@@ -188,12 +188,20 @@ class Web3Demo:
             "the writer's mint",
             lambda: int(token.functions.balanceOf(user["account"].address).call()) >= expected,
         )
-        tokens = self._ok(
-            self.api.get(f"/v1/chain/{self.chain_id}/me/tokens", headers=user["headers"])
-        )["tokens"]
-        shown = ", ".join(f"{self._stride(t['balance'])} ({t['contract']})" for t in tokens)
-        self.console.print(f"  minted by the chain writer; balances API: {shown or 'none yet'}")
         self._mint_txs(user)
+        # The balances API reads the indexer's projection of the chain's Transfer logs.
+        path = f"/v1/chain/{self.chain_id}/me/tokens"
+        self._until(
+            "the balances API to show the mint (the indexer and the worker)",
+            lambda: self._api_balance(path, user) >= expected,
+        )
+        shown = self._stride(self._api_balance(path, user))
+        self.console.print(f"  minted by the chain writer; balances API: {shown}")
+
+    def _api_balance(self, path: str, user: dict[str, Any]) -> int:
+        tokens = self._ok(self.api.get(path, headers=user["headers"]))["tokens"]
+        address = self.c["StrideToken"].address.lower()
+        return sum(int(t["balance"]) for t in tokens if t["contract"].lower() == address)
 
     def _mint_txs(self, user: dict[str, Any]) -> None:
         with session_scope() as session:

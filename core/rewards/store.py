@@ -487,9 +487,6 @@ def _finish_commands(
         ),
         {"ids": ids, "status": status.value},
     )
-    # The one call into another domain: purchases held for these burns are granted (or
-    # released) in this same transaction, so a confirmed burn and its items commit together.
-    settle_burns(conn, ids, datetime.now(UTC))
     conn.execute(
         text(
             """
@@ -499,6 +496,9 @@ def _finish_commands(
         ),
         {"ids": ids, "reason": reason, "tx": tx_id},
     )
+    # The one call into another domain: purchases held for these burns are granted (or
+    # released) in this same transaction, so a confirmed burn and its items commit together.
+    settle_burns(conn, ids, datetime.now(UTC))
 
 
 def drop_txs(conn: Connection, tx_ids: Sequence[int], reason: str) -> int:

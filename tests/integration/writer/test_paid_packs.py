@@ -26,7 +26,7 @@ from contracts.deploy import Deployment
 from core.content import inventory
 from core.identity.app_users import create_app_user
 from core.platform.config import Settings, get_settings
-from core.rewards import purchases, store
+from core.rewards import store
 from tests.integration.content.conftest import make_item, make_pack
 from tests.integration.writer.conftest import (
     CHAIN,
@@ -52,7 +52,7 @@ def api(
 ) -> Iterator[TestClient]:
     monkeypatch.setenv("STRIDE_WRITER_RPC_URL", node.url)
     monkeypatch.setenv("STRIDE_WRITER_CHAIN_ID", str(CHAIN))
-    monkeypatch.setattr(purchases, "DEPLOYMENTS_DIR", deployments_dir)
+    monkeypatch.setenv("STRIDE_CONTRACT_DEPLOYMENTS_DIR", str(deployments_dir))
     get_settings.cache_clear()
     try:
         with TestClient(create_app()) as client:
@@ -237,6 +237,7 @@ def test_a_burn_that_fails_on_chain_releases_the_stock(
     failed = _buy(api, me, game_id, "crate-key-1").json()
     assert failed["payment_state"] == "payment_failed"
     assert failed["payment_reason"].startswith("the burn failed: ")
+    assert "no reason recorded" not in failed["payment_reason"]  # the writer's decoded one
     assert on_chain(node, deployment, [wallet.address]) == {wallet.address: 10 * E18}
     assert _held_units(db_engine, game_id) == (0, 0, 0)  # nothing granted, stock released
     others, _ = _buyer(db_engine, game_id, "rival")
