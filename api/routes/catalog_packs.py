@@ -11,12 +11,13 @@ either reads the same through both. docs/content.md walks through the rollout.
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, BackgroundTasks, Path, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
@@ -29,7 +30,7 @@ from api.auth import (
     CallerDep,
     GameDep,
 )
-from api.deps import EngineDep, SettingsDep
+from api.deps import EngineDep, SettingsDep, per_app
 from api.errors import NOT_JSON, error_responses
 from api.routes.catalog_common import (
     CONFLICT,
@@ -544,6 +545,25 @@ def archive_pack_v1(
     _archive(engine, game_id, pack_id, if_match)
 
 
+RELEASE_EVERY_S = 60.0  # per API process: the sweep of unpaid holds after a purchase
+_RELEASE = "unpaid_holds_sweep"
+
+
+def _release_unpaid(engine: Any) -> None:
+    with Session(engine) as session, session.begin():
+        inventory.expire_unpaid(session, now())
+
+
+def _schedule_release(http: Request, background: BackgroundTasks, engine: Any) -> None:
+    """At most every ``RELEASE_EVERY_S`` per API process, after a purchase was answered:
+    holds whose burn was not authorized by their deadline give their stock back (a
+    purchase that finds its pack sold out also releases that pack's overdue holds first)."""
+    last = per_app(http, _RELEASE, lambda: [0.0])
+    if time.monotonic() - last[0] >= RELEASE_EVERY_S:
+        last[0] = time.monotonic()
+        background.add_task(_release_unpaid, engine)
+
+
 def _buy(
     engine: Any, settings: Any, request: inventory.PurchaseRequest, render: Any, response: Response
 ) -> Any:
@@ -576,7 +596,10 @@ def purchase_v2(
     engine: EngineDep,
     settings: SettingsDep,
     response: Response,
+    http: Request,
+    background: BackgroundTasks,
 ) -> GrantV2:
+    _schedule_release(http, background, engine)
     request = inventory.PurchaseRequest(body.game_id, pack_id, user_id, key, body.recipient_user_id)
     result: GrantV2 = _buy(engine, settings, request, grant_v2, response)
     return result
@@ -598,7 +621,10 @@ def purchase_v1(
     engine: EngineDep,
     settings: SettingsDep,
     response: Response,
+    http: Request,
+    background: BackgroundTasks,
 ) -> GrantV1:
+    _schedule_release(http, background, engine)
     request = inventory.PurchaseRequest(body.game_id, pack_id, user_id, key, body.gift_to)
     result: GrantV1 = _buy(engine, settings, request, grant_v1, response)
     return result

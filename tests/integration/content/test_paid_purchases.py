@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import text
@@ -19,6 +19,7 @@ from core.content import inventory
 from core.content.catalog_models import Grant, PaymentState
 from core.content.inventory import PurchaseRequest
 from core.identity.models import PlayerLink
+from core.platform.errors import DomainError
 from tests.integration.content.conftest import Economy, User, make_item, make_pack
 from tests.integration.content.test_purchases import all_at_once, buy, count
 
@@ -106,3 +107,42 @@ def test_a_hold_refuses_what_would_not_fit_and_a_paid_grant_that_no_longer_fits_
     assert owed.payment_state is PaymentState.refund_due
     assert owed.payment_reason is not None and "at most 1 of 'crown'" in owed.payment_reason
     assert count(db_engine, "SELECT count(*) FROM inventory_items WHERE game_id = :g", g=g) == 1
+
+
+def test_a_sold_out_pack_takes_back_the_units_of_holds_past_their_deadline(
+    db_engine: Engine, economy: Economy, new_user: Callable[[], User]
+) -> None:
+    g = economy.game_id
+    make_item(db_engine, g, "relic")
+    make_pack(db_engine, g, "relic", {"relic": 1}, price="3", currency="STRIDE", stock_total=1)
+    first, second = new_user(), new_user()
+    _linked(db_engine, economy, first)
+    _linked(db_engine, economy, second)
+
+    def purchase(user: User, key: str, at: datetime) -> str:
+        try:
+            with Session(db_engine) as session, session.begin():
+                grant, _ = inventory.purchase(
+                    session,
+                    PurchaseRequest(g, "relic", user.user_id, key),
+                    token="STRIDE",
+                    now=at,
+                    payment_timeout_s=600,
+                )
+                return str(grant.grant_id)
+        except DomainError as refusal:
+            return refusal.code
+
+    held = purchase(first, "key-relic-first", NOW)
+    assert purchase(second, "key-relic-early", NOW + timedelta(seconds=599)) == "sold_out"
+    later = purchase(second, "key-relic-late", NOW + timedelta(seconds=600))
+
+    assert later not in ("sold_out", held)
+    lapsed = _grant(db_engine, held)
+    assert lapsed.payment_state is PaymentState.payment_failed
+    assert lapsed.payment_reason == "the burn was not authorized within 600 s of the purchase"
+    burn = "SELECT status FROM reward_commands WHERE command_id = :c"
+    with db_engine.connect() as conn:
+        assert conn.execute(text(burn), {"c": lapsed.reward_command_id}).scalar_one() == "failed"
+    sold = "SELECT stock_sold FROM catalog_packs WHERE game_id = :g"
+    assert count(db_engine, sold, g=g) == 1  # the late buyer's hold
