@@ -51,7 +51,7 @@ def distributor_address(settings: Settings, chain_id: int) -> str:
         return settings.writer_distributor_address
     from contracts.deploy import load_deployment  # web3: only when the address is not set
 
-    deployment = load_deployment(chain_id)
+    deployment = load_deployment(chain_id, settings.deployments_dir)
     if deployment is None or "StrideRewardsDistributor" not in deployment.contracts:
         raise SystemExit(
             f"no StrideRewardsDistributor recorded for chain {chain_id}: run "

@@ -1,13 +1,15 @@
 """``stride demo --web3``: the app's write flows against the local stack, step by step.
 
-Two app users sign in with local test keys (EIP-4361 through ``/v1/wallets``); the first
+Two app users sign in with local test keys (EIP-4361 through ``/v1/wallets``) and link a
+player of a demo game. The second wins matches (``POST /v1/events``): the scoring agent
+issues mint commands, the chain writer mints the tokens to the wallet (shown through the
+balances API); they buy a pack priced in the token (held, ``awaiting_payment``), sign its
+EIP-2612 permit here, the writer burns it, and the items land in the inventory. The first
 stakes a StrideItems NFT in the vault and claims its rewards, unstakes and lists it; the
-second buys it; then the first bridges tokens to the other chain when one is configured.
-Every step goes through the API's write flows (prepare and simulate, sign here with the
-test key, send, submit, follow to confirmed) and prints its transaction and the balances
-after it. The operator's own steps (minting the item, funding rewards and the buyer's
-tokens) use the local chain's unlocked dev account; once the chain writer lands, the buyer's
-tokens come from won matches instead.
+second buys it with the tokens it earned; then the first bridges tokens to the other chain
+when one is configured. Every step prints its transaction and the balances after it. The
+operator's own steps (minting the item, funding the vault's rewards) use the local chain's
+unlocked dev account.
 """
 
 from __future__ import annotations
@@ -22,18 +24,21 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 from rich.console import Console
+from sqlalchemy import text
 from web3 import Web3
 from web3.types import RPCEndpoint
 
 from contracts.deploy import Deployment, load_deployment
 from contracts.node import TxSender
 from core.identity.app_users import create_app_user
+from core.identity.game_keys import create_game
 from core.identity.siwe import SiweMessage
 from core.platform.config import Settings
 from core.platform.db import session_scope
 
 E18 = 10**18
 FOLLOW_TIMEOUT_S = 60.0
+DEMO_WINS = 2  # matches won by the buyer: STRIDE_REWARD_MINT_PER_WIN tokens each
 
 
 class DemoError(RuntimeError):
@@ -137,12 +142,186 @@ class Web3Demo:
             )
         return state
 
+    # ---- play to earn: mint, then a pack paid by burning ---------------------------------
+
+    def game(self, *users: dict[str, Any]) -> dict[str, str]:
+        """A demo game; each user links a player of it (link code, redeemed by the game)."""
+        with session_scope() as session:
+            made = create_game(session, "Web3 demo", f"web3-{uuid.uuid4().hex[:8]}")
+        key = {"X-Api-Key": made.api_key}
+        for user in users:
+            code = self._ok(
+                self.api.post(
+                    "/v1/players/link-codes",
+                    json={"game_id": made.game_id},
+                    headers=user["headers"],
+                ),
+                201,
+            )["code"]
+            player = f"{user['name']}-{uuid.uuid4().hex[:4]}"
+            self._ok(
+                self.api.post(
+                    "/v1/players/link", json={"code": code, "player_id": player}, headers=key
+                )
+            )
+            user["player"] = player
+        self.console.print(f"game {made.game_id}: players linked to their users")
+        return {"game_id": made.game_id, **key}
+
+    def win_matches(self, game: dict[str, str], user: dict[str, Any], wins: int) -> None:
+        """The game server posts won matches; the writer mints the reward to the wallet."""
+        key = {"X-Api-Key": game["X-Api-Key"]}
+        token = self.c["StrideToken"]
+        before = int(token.functions.balanceOf(user["account"].address).call())
+        expected = before + wins * int(self.settings.reward_mint_per_win * E18)
+        for _ in range(wins):
+            event = {
+                "event_id": str(uuid.uuid4()),
+                "player_id": user["player"],
+                "type": "match_result",
+                "payload": {"outcome": "win", "score": 100},
+                "occurred_at": datetime.now(UTC).isoformat(),
+            }
+            self._ok(self.api.post("/v1/events", json=event, headers=key), 202)
+        self.console.print(f"[bold cyan]{user['name']}: won {wins} matches[/] (POST /v1/events)")
+        self._until(
+            "the writer's mint",
+            lambda: int(token.functions.balanceOf(user["account"].address).call()) >= expected,
+        )
+        self._mint_txs(user)
+        # The balances API reads the indexer's projection of the chain's Transfer logs.
+        path = f"/v1/chain/{self.chain_id}/me/tokens"
+        self._until(
+            "the balances API to show the mint (the indexer and the worker)",
+            lambda: self._api_balance(path, user) >= expected,
+        )
+        shown = self._stride(self._api_balance(path, user))
+        self.console.print(f"  minted by the chain writer; balances API: {shown}")
+
+    def _api_balance(self, path: str, user: dict[str, Any]) -> int:
+        tokens = self._ok(self.api.get(path, headers=user["headers"]))["tokens"]
+        address = self.c["StrideToken"].address.lower()
+        return sum(int(t["balance"]) for t in tokens if t["contract"].lower() == address)
+
+    def _mint_txs(self, user: dict[str, Any]) -> None:
+        with session_scope() as session:
+            rows = session.execute(
+                text(
+                    "SELECT DISTINCT t.mined_tx_hash FROM reward_commands c "
+                    "JOIN reward_executions e USING (command_id) "
+                    "JOIN chain_txs t ON t.id = e.chain_tx_id "
+                    "WHERE c.player_id = :p AND c.action = 'mint' AND c.status = 'confirmed'"
+                ),
+                {"p": user["player"]},
+            ).scalars()
+            for tx_hash in rows:
+                self.console.print(f"  mint tx {tx_hash}")
+
+    def buy_pack(self, game: dict[str, str], user: dict[str, Any], price: int) -> None:
+        """A pack priced in the token: held until the user's signed permit is burned."""
+        key = {"X-Api-Key": game["X-Api-Key"]}
+        item = f"banner-{uuid.uuid4().hex[:4]}"
+        self._ok(
+            self.api.post(
+                "/v1/catalog/items",
+                json={"item_id": item, "name": "Banner", "stackable": True},
+                headers=key,
+            ),
+            201,
+        )
+        pack = {
+            "pack_id": f"{item}-pack",
+            "name": "Banner pack",
+            "items": [{"item_id": item, "quantity": 3}],
+            "price": {"amount": str(price), "currency": self.settings.reward_token},
+        }
+        self._ok(self.api.post("/v2/catalog/packs", json=pack, headers=key), 201)
+        grant = self._ok(
+            self.api.post(
+                f"/v2/catalog/packs/{pack['pack_id']}/purchase",
+                json={"game_id": game["game_id"]},
+                headers={**user["headers"], "Idempotency-Key": f"demo-{uuid.uuid4()}"},
+            ),
+            201,
+        )
+        burn = grant["burn_command_id"]
+        self.console.print(
+            f"[bold cyan]{user['name']}: buys {pack['pack_id']} for {price} "
+            f"{self.settings.reward_token}[/] — {grant['payment_state']}, sign at "
+            f"{grant['authorize_url']}"
+        )
+        path = f"/v1/purchases/{burn}"
+        self._until(
+            "the burn to need its permit",
+            lambda: (
+                self._ok(self.api.get(path, headers=user["headers"]))["status"]
+                == "needs_authorization"
+            ),
+        )
+        typed = self._ok(self.api.post(f"{path}/intent", headers=user["headers"]))["typed_data"]
+        signed = Account.sign_typed_data(user["account"].key, full_message=typed)
+        body = {
+            "owner": user["account"].address,
+            "nonce": typed["message"]["nonce"],
+            "deadline": typed["message"]["deadline"],
+            "signature": "0x" + bytes(signed.signature).hex(),
+        }
+        self._ok(self.api.post(f"{path}/authorization", json=body, headers=user["headers"]), 202)
+        self.console.print("  permit signed by the wallet (EIP-2612) and posted")
+        done: dict[str, Any] = {}
+
+        def finished() -> bool:
+            done.update(self._ok(self.api.get(path, headers=user["headers"])))
+            return done["status"] in ("confirmed", "failed")
+
+        self._until("the writer's burn", finished)
+        self.console.print(
+            f"  burn tx {done['tx_hash']}: [bold]{done['status']}[/] block {done['block_number']}"
+        )
+        if done["status"] == "failed":
+            raise DemoError(f"the burn failed: {done['reason']}")
+        self._until(
+            "the items",
+            lambda: (
+                self._ok(
+                    self.api.get(
+                        "/v1/inventory",
+                        params={"game_id": game["game_id"]},
+                        headers=user["headers"],
+                    )
+                )["items"]
+                != []
+            ),
+        )
+        stacks = self._ok(
+            self.api.get(
+                "/v1/inventory", params={"game_id": game["game_id"]}, headers=user["headers"]
+            )
+        )["items"]
+        shown = ", ".join(f"{s['quantity']} x {s['item_id']}" for s in stacks)
+        self.console.print(f"  inventory: {shown}")
+
+    def _until(self, what: str, done: Any) -> None:
+        deadline = time.monotonic() + FOLLOW_TIMEOUT_S
+        while not done():
+            if time.monotonic() > deadline:
+                raise DemoError(
+                    f"waited {FOLLOW_TIMEOUT_S:.0f} s for {what}: is the stack up with its "
+                    "worker and writer (`stride status`)?"
+                )
+            time.sleep(0.5)  # polling the API, bounded by the deadline
+
     # ---- the story -------------------------------------------------------------------------
 
     def run(self) -> None:
         token, items = self.c["StrideToken"], self.c["StrideItems"]
         vault, market = self.c["OmnibusVault"], self.c["StrideMarketplace"]
         alice, bob = self.user("alice"), self.user("bob")
+        game = self.game(alice, bob)
+        self.win_matches(game, bob, DEMO_WINS)
+        self.balances(alice, bob)
+        self.buy_pack(game, bob, price=2)
+        self.balances(alice, bob)
         item = int(items.functions.nextTokenId().call())
         self.operator.call(
             items.functions.mint(alice["account"].address, "Demo boots", "ipfs://boots", [])
@@ -161,8 +340,6 @@ class Web3Demo:
         self.act(alice, "unstake-nft", token_id=str(item))
         self.act(alice, "list", token_id=str(item), price=str(10 * E18))
         listing_id = int(market.functions.listingCount().call())
-        self.operator.call(token.functions.mint(bob["account"].address, 10 * E18))
-        self.console.print("operator gave bob 10 STRIDE (won matches will, with the writer)")
         self.act(bob, "buy", listing_id=str(listing_id))
         owner = items.functions.ownerOf(item).call()
         self.console.print(f"item {item} now belongs to {owner} (bob)")

@@ -127,6 +127,10 @@ class Grant(TypedDict):
     recipient_user_id: str | None
     burn_command_id: str | None
     burn_status: str | None
+    payment_state: str | None  # awaiting_payment | paid | payment_failed | refund_due
+    payment_reason: str | None
+    payment_due_at: str | None
+    authorize_url: str | None  # while awaiting_payment: the permit flow's intent
     created: bool
     created_at: str
 

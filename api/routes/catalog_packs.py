@@ -11,12 +11,13 @@ either reads the same through both. docs/content.md walks through the rollout.
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, BackgroundTasks, Path, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
@@ -29,7 +30,7 @@ from api.auth import (
     CallerDep,
     GameDep,
 )
-from api.deps import EngineDep, SettingsDep
+from api.deps import EngineDep, SettingsDep, per_app
 from api.errors import NOT_JSON, error_responses
 from api.routes.catalog_common import (
     CONFLICT,
@@ -57,7 +58,7 @@ from core.content.catalog import (
     Price,
     TokenAmount,
 )
-from core.content.catalog_models import CatalogPack, Grant
+from core.content.catalog_models import CatalogPack, Grant, PaymentState
 from core.events.contracts import CURRENCY_PATTERN
 from core.identity.ids import GAME_ID_PATTERN, USER_ID_PATTERN
 from core.rewards.commands import RewardStatus
@@ -230,7 +231,21 @@ class _GrantCommon(BaseModel):
         description="The game-token burn of the price (null in other currencies)"
     )
     burn_status: RewardStatus | None = Field(
-        description="pending until the chain writer executes it"
+        description="The burn's status at the chain writer (reward command life cycle)"
+    )
+    payment_state: PaymentState | None = Field(
+        description="Paid in the game token: awaiting_payment (held: stock reserved, items "
+        "not in the inventory yet) until the burn is confirmed on chain (paid: granted), "
+        "payment_failed (burn failed or not authorized by payment_due_at: stock released, "
+        "see payment_reason) or refund_due; null: granted at once"
+    )
+    payment_reason: str | None = Field(description="Why the payment failed")
+    payment_due_at: datetime | None = Field(
+        description="The burn must be authorized before this, or the purchase is released"
+    )
+    authorize_url: str | None = Field(
+        description="While awaiting_payment: where the app asks for the EIP-2612 permit to "
+        "sign (POST), then posts the signature to .../authorization"
     )
     created: bool = Field(description="False: this Idempotency-Key was used before")
     created_at: datetime
@@ -258,6 +273,10 @@ def _grant_common(session: Session, grant: Grant, created: bool) -> dict[str, An
         "content": grant.entries.get("content", []),
         "burn_command_id": grant.reward_command_id,
         "burn_status": inventory.burn_status(session, grant.reward_command_id),
+        "payment_state": grant.payment_state,
+        "payment_reason": grant.payment_reason,
+        "payment_due_at": grant.payment_due_at,
+        "authorize_url": inventory.purchase_intent_path(grant),
         "created": created,
         "created_at": grant.created_at,
     }
@@ -526,12 +545,35 @@ def archive_pack_v1(
     _archive(engine, game_id, pack_id, if_match)
 
 
+RELEASE_EVERY_S = 60.0  # per API process: the sweep of unpaid holds after a purchase
+_RELEASE = "unpaid_holds_sweep"
+
+
+def _release_unpaid(engine: Any) -> None:
+    with Session(engine) as session, session.begin():
+        inventory.expire_unpaid(session, now())
+
+
+def _schedule_release(http: Request, background: BackgroundTasks, engine: Any) -> None:
+    """At most every ``RELEASE_EVERY_S`` per API process, after a purchase was answered:
+    holds whose burn was not authorized by their deadline give their stock back (a
+    purchase that finds its pack sold out also releases that pack's overdue holds first)."""
+    last = per_app(http, _RELEASE, lambda: [0.0])
+    if time.monotonic() - last[0] >= RELEASE_EVERY_S:
+        last[0] = time.monotonic()
+        background.add_task(_release_unpaid, engine)
+
+
 def _buy(
     engine: Any, settings: Any, request: inventory.PurchaseRequest, render: Any, response: Response
 ) -> Any:
     with Session(engine, expire_on_commit=False) as session, session.begin():
         grant, created = inventory.purchase(
-            session, request, token=settings.reward_token, now=now()
+            session,
+            request,
+            token=settings.reward_token,
+            now=now(),
+            payment_timeout_s=settings.purchase_payment_timeout_s,
         )
     with Session(engine) as session:  # after the commit: the pack's row is free again
         public = render(session, grant, created)
@@ -554,7 +596,10 @@ def purchase_v2(
     engine: EngineDep,
     settings: SettingsDep,
     response: Response,
+    http: Request,
+    background: BackgroundTasks,
 ) -> GrantV2:
+    _schedule_release(http, background, engine)
     request = inventory.PurchaseRequest(body.game_id, pack_id, user_id, key, body.recipient_user_id)
     result: GrantV2 = _buy(engine, settings, request, grant_v2, response)
     return result
@@ -576,7 +621,10 @@ def purchase_v1(
     engine: EngineDep,
     settings: SettingsDep,
     response: Response,
+    http: Request,
+    background: BackgroundTasks,
 ) -> GrantV1:
+    _schedule_release(http, background, engine)
     request = inventory.PurchaseRequest(body.game_id, pack_id, user_id, key, body.gift_to)
     result: GrantV1 = _buy(engine, settings, request, grant_v1, response)
     return result

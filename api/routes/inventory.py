@@ -31,6 +31,7 @@ from core.content.catalog_models import (
     InventoryItem,
     InventoryLedger,
     LedgerReason,
+    PaymentState,
     UserContent,
 )
 from core.identity.ids import USER_ID_PATTERN
@@ -87,6 +88,12 @@ class GrantPublic(BaseModel):
     price_amount: Decimal | None
     price_currency: str | None
     reward_command_id: uuid.UUID | None
+    payment_state: PaymentState | None = Field(
+        description="awaiting_payment | paid | payment_failed | refund_due (paid in the game "
+        "token; the items are in the inventory once paid); null: granted at once"
+    )
+    payment_reason: str | None
+    payment_due_at: datetime | None
     created_at: datetime
 
 

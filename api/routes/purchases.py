@@ -109,7 +109,9 @@ RpcDep = Annotated[Rpc, Depends(_rpc)]
 
 
 def _addresses(settings: Settings) -> purchases.ChainAddresses:
-    return purchases.chain_addresses(settings.writer_chain, settings.writer_distributor_address)
+    return purchases.chain_addresses(
+        settings.writer_chain, settings.writer_distributor_address, settings.deployments_dir
+    )
 
 
 @router.post(

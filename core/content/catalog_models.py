@@ -25,6 +25,7 @@ from sqlalchemy import (
     Numeric,
     SmallInteger,
     String,
+    Text,
     UniqueConstraint,
     Uuid,
     func,
@@ -46,6 +47,19 @@ class GrantSource(enum.StrEnum):
     purchase = "purchase"
     achievement = "achievement"
     battle_pass = "battle_pass"  # noqa: S105 - a kind, not a password
+
+
+class PaymentState(enum.StrEnum):
+    """A grant paid in the game token: held (``awaiting_payment``, stock reserved, nothing
+    in the inventory) until its burn is confirmed on chain (``paid``: granted once) or fails
+    or is not authorized in time (``payment_failed``: stock released). ``refund_due``: the
+    burn was confirmed but the items could not be granted any more (e.g. sold out after a
+    retried burn); the reason says why. Null: no token payment (granted at once)."""
+
+    awaiting_payment = "awaiting_payment"
+    paid = "paid"
+    payment_failed = "payment_failed"
+    refund_due = "refund_due"
 
 
 class GiftStatus(enum.StrEnum):
@@ -237,6 +251,16 @@ class Grant(Base):
             "game_id", "requested_by", "idempotency_key", name="uq_grants_idempotency_key"
         ),
         Index("ix_grants_owner", "game_id", "owner_id", "created_at"),
+        Index(
+            "ix_grants_reward_command",
+            "reward_command_id",
+            postgresql_where="reward_command_id IS NOT NULL",
+        ),
+        Index(
+            "ix_grants_payment_due",
+            "payment_due_at",
+            postgresql_where="payment_state = 'awaiting_payment'",
+        ),
     )
 
     grant_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
@@ -260,6 +284,17 @@ class Grant(Base):
     price_currency: Mapped[str | None] = mapped_column(String(10))
     reward_command_id: Mapped[uuid.UUID | None] = mapped_column(
         Uuid, comment="the burn (price) or mint (token reward) command"
+    )
+    payment_state: Mapped[PaymentState | None] = mapped_column(
+        Enum(PaymentState, name="grant_payment_state", native_enum=False, length=24),
+        comment="null: not paid in the game token (granted at once)",
+    )
+    payment_reason: Mapped[str | None] = mapped_column(Text, comment="why it failed")
+    payment_due_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), comment="the burn must be authorized before this"
+    )
+    settled_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), comment="when it became paid or payment_failed"
     )
     created_at: Mapped[datetime] = _created()
 

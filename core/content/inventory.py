@@ -9,9 +9,14 @@ stock by one conditional ``UPDATE ... RETURNING`` on the pack (the transaction's
 write, so the row is locked only until the commit), the max count per player
 under a transaction-scoped advisory lock of the owner's inventory (every writer of one
 inventory — purchases, gifts, rewards, consumption — takes it, in one order: the owner's).
-A price in the game token inserts a ``burn`` reward command (``pending``: the chain writer
-that executes reward commands has not landed yet); other currencies are recorded on the
-grant only (their payment happens at the store that sells them).
+A price in the game token inserts a ``burn`` reward command and **holds** the grant
+(``payment_state = awaiting_payment``: stock reserved, room checked, nothing in the
+inventory) until the chain writer confirms the burn on chain: :func:`settle_burns`, called
+once from the writer's confirmation transaction, grants the items then (exactly once: the
+grant row is locked and its state moves once), or releases the stock when the burn failed.
+A hold whose burn is not authorized by its deadline is released by :func:`expire_unpaid`.
+Other currencies are recorded on the grant only and granted at once (their payment
+happens at the store that sells them).
 """
 
 from __future__ import annotations
@@ -20,11 +25,11 @@ import hashlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, insert, select, text, tuple_, update
+from sqlalchemy import Connection, func, insert, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -44,6 +49,7 @@ from core.content.catalog_models import (
     InventoryItem,
     InventoryLedger,
     LedgerReason,
+    PaymentState,
     UserContent,
 )
 from core.events.models import RewardCommandRow
@@ -279,11 +285,22 @@ def _replayed(grant: Grant, fingerprint: str) -> Grant:
     return grant
 
 
+DEFAULT_PAYMENT_TIMEOUT_S = 1800  # STRIDE_PURCHASE_PAYMENT_TIMEOUT_S
+
+
 def purchase(
-    session: Session, request: PurchaseRequest, *, token: str, now: datetime
+    session: Session,
+    request: PurchaseRequest,
+    *,
+    token: str,
+    now: datetime,
+    payment_timeout_s: int = DEFAULT_PAYMENT_TIMEOUT_S,
 ) -> tuple[Grant, bool]:
     """Buy a pack for the buyer or, as a gift, for another user. Returns the grant and
-    whether it is new (False: the key was used before; nothing was granted again)."""
+    whether it is new (False: the key was used before; nothing was granted again).
+
+    Paid in the game token, the grant is held (``awaiting_payment``) until its burn is
+    confirmed on chain; it must be authorized within ``payment_timeout_s``."""
     fingerprint = request.fingerprint()
     existing = grant_by_key(session, request.game_id, request.buyer_id, request.idempotency_key)
     if existing is not None:
@@ -322,7 +339,19 @@ def purchase(
             raise NotGiftable(f"pack {request.pack_id!r} cannot be bought as a gift")
         check_user(session, request.owner_id)
     command_id = _burn(session, request, pack, grant_id, token, now)
-    entries = _grant_entries(session, pack, request.owner_id, request.buyer_id, grant_id, now)
+    held = command_id is not None
+    entries = _grant_entries(
+        session,
+        pack.game_id,
+        pack.entries,
+        request.owner_id,
+        request.buyer_id,
+        grant_id,
+        now,
+        check_only=held,
+    )
+    if held:
+        entries["stock_reserved"] = pack.stock_total is not None
     session.execute(
         update(Grant)
         .where(Grant.grant_id == grant_id)
@@ -331,56 +360,99 @@ def purchase(
             price_amount=pack.price_amount,
             price_currency=pack.price_currency,
             reward_command_id=command_id,
+            payment_state=PaymentState.awaiting_payment if held else None,
+            payment_due_at=now + timedelta(seconds=payment_timeout_s) if held else None,
         )
     )
     grant = session.get(Grant, grant_id, populate_existing=True)
     assert grant is not None
     # Last: the pack's row stays locked from here to the commit, so concurrent buyers of
     # one limited pack wait for one statement and the commit, not the whole purchase.
-    if pack.stock_total is not None:
-        sold = session.execute(
-            update(CatalogPack)
-            .where(
-                CatalogPack.game_id == pack.game_id,
-                CatalogPack.pack_id == pack.pack_id,
-                CatalogPack.stock_sold < CatalogPack.stock_total,
-            )
-            .values(stock_sold=CatalogPack.stock_sold + 1)
-            .returning(CatalogPack.stock_sold)
-            .execution_options(synchronize_session=False)
-        ).scalar_one_or_none()
-        if sold is None:
+    if pack.stock_total is not None and not _reserve_stock(session, pack.game_id, pack.pack_id):
+        # Holds past their deadline still reserve units: release them, then try again.
+        expire_unpaid(session, now, game_id=pack.game_id, pack_id=pack.pack_id)
+        if not _reserve_stock(session, pack.game_id, pack.pack_id):
             raise SoldOut(f"pack {request.pack_id!r} is sold out ({pack.stock_total} sold)")
     return grant, True
 
 
+def _reserve_stock(session: Session, game_id: str, pack_id: str) -> bool:
+    sold = session.execute(
+        update(CatalogPack)
+        .where(
+            CatalogPack.game_id == game_id,
+            CatalogPack.pack_id == pack_id,
+            CatalogPack.stock_sold < CatalogPack.stock_total,
+        )
+        .values(stock_sold=CatalogPack.stock_sold + 1)
+        .returning(CatalogPack.stock_sold)
+        .execution_options(synchronize_session=False)
+    ).scalar_one_or_none()
+    return sold is not None
+
+
+def _release_stock(session: Session, grant: Grant) -> None:
+    if not grant.entries.get("stock_reserved"):
+        return
+    session.execute(
+        update(CatalogPack)
+        .where(
+            CatalogPack.game_id == grant.game_id,
+            CatalogPack.pack_id == grant.source_id,
+            CatalogPack.stock_sold > 0,
+        )
+        .values(stock_sold=CatalogPack.stock_sold - 1)
+        .execution_options(synchronize_session=False)
+    )
+
+
 def _grant_entries(
     session: Session,
-    pack: CatalogPack,
+    game_id: str,
+    pack_entries: dict[str, Any],
     owner_id: str,
     unlocked_by: str,
     grant_id: uuid.UUID,
     now: datetime,
+    *,
+    check_only: bool = False,
 ) -> dict[str, Any]:
-    """Put the pack's items and content into the owner's inventory (under its lock)."""
-    lock_inventory(session, pack.game_id, owner_id)
-    item_entries = pack.entries.get("items", [])
-    content_ids = list(pack.entries.get("content", []))
+    """Put the pack's items and content into the owner's inventory (under its lock);
+    ``check_only``: only refuse what would not fit today (a held purchase)."""
+    lock_inventory(session, game_id, owner_id)
+    item_entries = list(pack_entries.get("items", []))
+    content_ids = list(pack_entries.get("content", []))
     items = {
         i.item_id: i
         for i in session.scalars(
             select(CatalogItem).where(
-                CatalogItem.game_id == pack.game_id,
+                CatalogItem.game_id == game_id,
                 CatalogItem.item_id.in_([e["item_id"] for e in item_entries]),
             )
         )
     }
+    if check_only:
+        for entry in item_entries:
+            item = items[entry["item_id"]]
+            owned = owned_count(session, game_id, owner_id, item.item_id)
+            limit = effective_limit(item.stackable, item.max_count)
+            check_room(owned, entry["quantity"], limit, item.item_id)
+        owned_content = session.scalars(
+            select(UserContent.content_id).where(
+                UserContent.game_id == game_id,
+                UserContent.owner_id == owner_id,
+                UserContent.content_id.in_(content_ids),
+            )
+        ).first()
+        if owned_content is not None:
+            raise AlreadyOwned(f"{owner_id!r} already owns content {owned_content!r}")
+        return {"items": item_entries, "content": content_ids}
     rows: list[dict[str, Any]] = []
     for entry in item_entries:
         add_units(session, items[entry["item_id"]], owner_id, unlocked_by, entry["quantity"], now)
         rows.append(
             _ledger_row(
-                pack.game_id,
+                game_id,
                 owner_id,
                 unlocked_by,
                 grant_id,
@@ -393,7 +465,7 @@ def _grant_entries(
         added = session.execute(
             pg_insert(UserContent)
             .values(
-                game_id=pack.game_id,
+                game_id=game_id,
                 owner_id=owner_id,
                 content_id=content_id,
                 unlocked_by=unlocked_by,
@@ -407,7 +479,7 @@ def _grant_entries(
             raise AlreadyOwned(f"{owner_id!r} already owns content {content_id!r}")
         rows.append(
             _ledger_row(
-                pack.game_id, owner_id, unlocked_by, grant_id, now, content_id=content_id, delta=1
+                game_id, owner_id, unlocked_by, grant_id, now, content_id=content_id, delta=1
             )
         )
     ledger(session, rows)
@@ -482,6 +554,155 @@ def _burn(
     )
     session.flush()
     return command_id
+
+
+# ---- payment: held grants settled by their burn ------------------------------------------
+
+
+def settle_burns(conn: Connection, command_ids: Sequence[uuid.UUID | str], now: datetime) -> int:
+    """The writer's confirmation hook: grants held for any of these reward commands follow
+    their burn's status in this same transaction. Confirmed: the items are granted (once:
+    the grant row is locked and leaves ``awaiting_payment`` once). Failed: the stock is
+    released, ``payment_failed`` with the writer's reason. Anything else: nothing yet.
+
+    A domain refusal never escapes (it would roll back the writer's confirmation): a paid
+    grant whose items no longer fit becomes ``refund_due`` with the reason. Returns how
+    many grants changed."""
+    if not command_ids:
+        return 0
+    with Session(bind=conn) as session:
+        rows = session.execute(
+            select(Grant, RewardCommandRow.status)
+            .join(RewardCommandRow, RewardCommandRow.command_id == Grant.reward_command_id)
+            .where(
+                Grant.reward_command_id.in_([uuid.UUID(str(c)) for c in command_ids]),
+                Grant.payment_state.in_(
+                    [PaymentState.awaiting_payment, PaymentState.payment_failed]
+                ),
+            )
+            .order_by(Grant.grant_id)
+            .with_for_update(of=Grant)
+        ).all()
+        changed = 0
+        for grant, status in rows:
+            changed += _settle(session, grant, RewardStatus(status), now)
+        session.flush()
+    return changed
+
+
+def _settle(session: Session, grant: Grant, status: RewardStatus, now: datetime) -> int:
+    if status is RewardStatus.failed and grant.payment_state is PaymentState.awaiting_payment:
+        reason = session.scalar(
+            text("SELECT reason FROM reward_executions WHERE command_id = :id"),
+            {"id": grant.reward_command_id},
+        )
+        _fail(session, grant, f"the burn failed: {reason or 'no reason recorded'}", now)
+        return 1
+    if status is not RewardStatus.confirmed:
+        return 0
+    # Paid. A grant released before (a failed burn retried by an operator, then confirmed)
+    # must reserve its unit of stock again.
+    released = grant.payment_state is PaymentState.payment_failed
+    try:
+        with session.begin_nested():
+            reserve = released and grant.entries.get("stock_reserved")
+            if reserve and not _reserve_stock(session, grant.game_id, grant.source_id):
+                raise SoldOut(f"pack {grant.source_id!r} sold out after the hold lapsed")
+            assert grant.owner_id is not None  # a purchase always has its owner
+            _grant_entries(
+                session,
+                grant.game_id,
+                grant.entries,
+                grant.owner_id,
+                grant.unlocked_by,
+                grant.grant_id,
+                now,
+            )
+    except (Invalid, NotFound, Conflict) as exc:
+        if not released:
+            _release_stock(session, grant)
+        grant.payment_state = PaymentState.refund_due
+        grant.payment_reason = f"the burn was confirmed but the items cannot be granted: {exc}"
+        grant.settled_at = now
+        return 1
+    grant.payment_state = PaymentState.paid
+    grant.payment_reason = None
+    grant.settled_at = now
+    return 1
+
+
+def _fail(session: Session, grant: Grant, reason: str, now: datetime) -> None:
+    _release_stock(session, grant)
+    grant.payment_state = PaymentState.payment_failed
+    grant.payment_reason = reason
+    grant.settled_at = now
+
+
+def expire_unpaid(
+    session: Session,
+    now: datetime,
+    *,
+    game_id: str | None = None,
+    pack_id: str | None = None,
+    limit: int = 100,
+) -> int:
+    """Held grants past their deadline whose burn the holder has not authorized: the burn
+    command fails (the writer never sends it), the stock is released, ``payment_failed``.
+
+    Locks in the writer's order (the command's row, then the grant's) and skips a command
+    another transaction holds; an authorization that committed first wins (the burn goes
+    on), one that comes after finds the command failed. Returns how many were released."""
+    query = select(Grant.grant_id, Grant.reward_command_id).where(
+        Grant.payment_state == PaymentState.awaiting_payment, Grant.payment_due_at <= now
+    )
+    if game_id is not None:
+        query = query.where(Grant.game_id == game_id)
+    if pack_id is not None:
+        query = query.where(Grant.source_id == pack_id)
+    released = 0
+    for grant_id, command_id in session.execute(
+        query.order_by(Grant.payment_due_at).limit(limit)
+    ).all():
+        status = session.scalar(
+            select(RewardCommandRow.status)
+            .where(RewardCommandRow.command_id == command_id)
+            .with_for_update(skip_locked=True)
+        )
+        if status not in (RewardStatus.pending, RewardStatus.needs_authorization):
+            continue  # authorized and on its way (or busy): its outcome settles it
+        authorized = session.scalar(
+            text("SELECT 1 FROM burn_authorizations WHERE command_id = :id"), {"id": command_id}
+        )
+        grant = session.get(Grant, grant_id, with_for_update=True, populate_existing=True)
+        if authorized or grant is None or grant.payment_state is not PaymentState.awaiting_payment:
+            continue
+        due = grant.payment_due_at
+        waited = int((due - grant.created_at).total_seconds()) if due else 0
+        reason = f"the burn was not authorized within {waited} s of the purchase"
+        session.execute(
+            update(RewardCommandRow)
+            .where(RewardCommandRow.command_id == command_id)
+            .values(status=RewardStatus.failed, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        session.execute(
+            text(
+                "UPDATE reward_executions SET reason = :r, updated_at = clock_timestamp() "
+                "WHERE command_id = :id"
+            ),
+            {"r": reason, "id": command_id},
+        )
+        _fail(session, grant, reason, now)
+        released += 1
+    session.flush()
+    return released
+
+
+def purchase_intent_path(grant: Grant) -> str | None:
+    """Where the app gets the permit to sign for a held grant (the permit flow)."""
+    if grant.payment_state is not PaymentState.awaiting_payment:
+        return None
+    return f"/v1/purchases/{grant.reward_command_id}/intent"
 
 
 # ---- consumption -------------------------------------------------------------------------

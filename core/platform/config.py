@@ -327,6 +327,12 @@ class RewardSettings(_Base):
     reward_mint_per_win: Decimal = Decimal("10")
     reward_mint_per_draw: Decimal = Decimal("0")
     reward_mint_per_achievement_point: Decimal = Decimal("0")
+    purchase_payment_timeout_s: int = Field(
+        default=1800,
+        ge=60,
+        description="a pack paid in the game token is released (stock back, payment_failed) "
+        "when its burn is not authorized within this",
+    )
 
 
 class AdminSettings(_Base):

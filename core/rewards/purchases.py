@@ -16,6 +16,7 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from eth_abi import decode as abi_decode
@@ -50,9 +51,12 @@ class ChainAddresses:
     distributor: str
 
 
-def chain_addresses(chain_id: int, distributor: str | None = None) -> ChainAddresses:
-    """The token and distributor of ``chain_id`` from its deployment file."""
-    path = DEPLOYMENTS_DIR / f"{chain_id}.json"
+def chain_addresses(
+    chain_id: int, distributor: str | None = None, directory: Path | None = None
+) -> ChainAddresses:
+    """The token and distributor of ``chain_id`` from its deployment file (in ``directory``,
+    default the repository's ``contracts/deployments``)."""
+    path = (directory or DEPLOYMENTS_DIR) / f"{chain_id}.json"
     try:
         contracts = json.loads(path.read_text())["contracts"]
         token = contracts["StrideToken"]["address"]

@@ -13,12 +13,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
+from core.content.inventory import settle_burns
 from core.platform.db import json_rows
 from core.rewards.batching import MintEntry, to_wei
 from core.rewards.commands import RewardAction, RewardStatus
@@ -495,6 +496,9 @@ def _finish_commands(
         ),
         {"ids": ids, "reason": reason, "tx": tx_id},
     )
+    # The one call into another domain: purchases held for these burns are granted (or
+    # released) in this same transaction, so a confirmed burn and its items commit together.
+    settle_burns(conn, ids, datetime.now(UTC))
 
 
 def drop_txs(conn: Connection, tx_ids: Sequence[int], reason: str) -> int:

@@ -177,13 +177,20 @@ def test_list_then_a_second_user_buys_through_the_front_door(
 def test_the_web3_demo_runs_its_steps_against_the_stack(
     api: httpx.Client, chain: SimpleNamespace, stack: Stack
 ) -> None:
-    """`stride demo --web3`: sign-in by SIWE, stake and claim, unstake, list, buy; the
-    bridge step says why it is skipped on a stack with one chain."""
+    """`stride demo --web3`: sign-in by SIWE, won matches minted by the chain writer, a pack
+    bought in the token burned with a signed permit and then in the inventory, stake and
+    claim, unstake, list, buy with the earned tokens; the bridge step says why it is skipped
+    on a stack with one chain."""
+    stack.up(["worker", "writer", "indexer"], report=lambda _m: None)
     out = io.StringIO()
     run_web3_demo(stack.settings, Console(file=out, width=200))
     text = out.getvalue()
     for step in ("stake-nft", "claim", "unstake-nft", "list", "buy"):
         assert f": {step}[" not in text  # markup rendered, not printed raw
         assert f": {step} —" in text, text
-    assert text.count(": confirmed block") == 5, text
+    assert "bob: won 2 matches" in text and "  mint tx 0x" in text, text
+    assert "minted by the chain writer; balances API: 20 STRIDE" in text, text
+    assert "awaiting_payment, sign at /v1/purchases/" in text, text
+    assert "  inventory: 3 x banner-" in text, text
+    assert text.count(": confirmed block") == 6, text  # five actions and the burn
     assert "bridge skipped" in text

@@ -21,7 +21,6 @@ from api.main import create_app
 from contracts.deploy import Deployment
 from core.identity.app_users import create_app_user
 from core.platform.config import Settings, get_settings
-from core.rewards import purchases
 from tests.integration.writer.conftest import (
     CHAIN,
     MakeWriter,
@@ -46,7 +45,7 @@ def api(
 ) -> Iterator[TestClient]:
     monkeypatch.setenv("STRIDE_WRITER_RPC_URL", node.url)
     monkeypatch.setenv("STRIDE_WRITER_CHAIN_ID", str(CHAIN))
-    monkeypatch.setattr(purchases, "DEPLOYMENTS_DIR", deployments_dir)
+    monkeypatch.setenv("STRIDE_CONTRACT_DEPLOYMENTS_DIR", str(deployments_dir))
     get_settings.cache_clear()
     try:
         with TestClient(create_app()) as client:
