@@ -65,16 +65,14 @@ def main() -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = get_settings()
     chain_id = settings.writer_chain
-    ensure_topics(
-        settings.kafka_bootstrap, settings.kafka_topic_partitions, settings.kafka_replication_factor
-    )
+    ensure_topics(settings)
     rpc = Rpc(settings.writer_rpc, timeout_s=settings.indexer_rpc_timeout_s)
     if rpc.chain_id() != chain_id:
         raise SystemExit(f"{settings.writer_rpc} serves chain {rpc.chain_id()}, not {chain_id}")
     signer = signer_from_settings(settings)
     config = WriterConfig.from_settings(settings, chain_id, distributor_address(settings, chain_id))
     engine = engine_for(settings.db_url, pool_size=4)
-    publisher = KafkaPublisher(settings.kafka_bootstrap, topic=REWARD_OUTCOMES)
+    publisher = KafkaPublisher(settings, topic=REWARD_OUTCOMES)
     if not serve_metrics(settings.metrics_host, settings.writer_metrics_port):
         log.warning("metrics port %d is taken; no /metrics", settings.writer_metrics_port)
     stopping = threading.Event()

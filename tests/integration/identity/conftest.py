@@ -33,7 +33,11 @@ def chain(stack_settings: Settings) -> Iterator[Web3]:
     with running_anvil(
         stack_settings.anvil_port, stack_settings.anvil_chain_id, auto_impersonate=True
     ) as url:
-        yield Web3(Web3.HTTPProvider(url))
+        w3 = Web3(Web3.HTTPProvider(url))
+        # When an earlier test started the stack's own anvil on this port (`stack.up`), that
+        # one answers here: let it send from any address too, as this fixture's anvil does.
+        w3.provider.make_request("anvil_autoImpersonateAccount", [True])  # type: ignore[arg-type]
+        yield w3
 
 
 @pytest.fixture
