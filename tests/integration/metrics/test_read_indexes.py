@@ -49,7 +49,7 @@ def _load(engine, days: list[date]) -> None:
 def test_0021_indexes_every_existing_and_later_partition(scratch) -> None:  # noqa: F811
     settings, engine = scratch
     config = alembic_config(settings)
-    command.upgrade(config, "0016")
+    command.upgrade(config, "0020")
     days = [date(2026, 11, 1) + timedelta(days=d) for d in range(3)]
     _load(engine, days)
 
@@ -101,12 +101,12 @@ def test_0021_indexes_every_existing_and_later_partition(scratch) -> None:  # no
         conn.execute(
             text(f"ALTER INDEX {COVERING} ATTACH PARTITION metric_samples_20261101_covering")
         )
-        conn.execute(text("UPDATE alembic_version SET version_num = '0016'"))
+        conn.execute(text("UPDATE alembic_version SET version_num = '0020'"))
     command.upgrade(config, "0021")  # finishes the other partitions, keeps the one done
     with engine.connect() as conn:
         assert dict(conn.execute(INDEXES).tuples().all())[COVERING] is True
         assert conn.execute(ATTACHED, {"parent": COVERING}).scalar_one() == 4
 
-    command.downgrade(config, "0016")
+    command.downgrade(config, "0020")
     with engine.connect() as conn:
         assert conn.execute(INDEXES).all() == []
