@@ -259,7 +259,7 @@ def test_a_burn_not_authorized_by_the_deadline_is_released_and_never_sent(
     run_until(writer, lambda: _waiting_for_permit(db_engine, game_id))
     due = datetime.fromisoformat(grant["payment_due_at"])
     with Session(db_engine) as session, session.begin():  # not yet due: nothing happens
-        assert inventory.expire_unpaid(session, due - timedelta(seconds=1)) == 0
+        assert inventory.expire_unpaid(session, due - timedelta(seconds=1), game_id=game_id) == 0
     with Session(db_engine) as session, session.begin():
         assert inventory.expire_unpaid(session, due, game_id=game_id) == 1
     with Session(db_engine) as session, session.begin():  # a second sweep: nothing left
