@@ -37,6 +37,7 @@ def scrape_targets(settings: Settings) -> dict[str, str]:
         "stride-exporter": f"{host}:{settings.exporter_port}",
         "postgres": f"{host}:{settings.postgres_exporter_port}",
         "stride-writer": f"{host}:{settings.writer_metrics_port}",
+        "stride-sweeper": f"{host}:{settings.sweeper_metrics_port}",
         # TODO(chain indexer): its endpoint once it serves one.
     }
 
