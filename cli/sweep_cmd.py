@@ -3,6 +3,7 @@ operator or for ever as the ``sweeper`` service of ``stride up``."""
 
 from __future__ import annotations
 
+import contextlib
 import logging.config
 import signal
 import threading
@@ -47,7 +48,7 @@ def sweep(
     if once:
         try:
             results = run_once(engine, settings, sweeps)
-        except Exception as exc:  # noqa: BLE001 - shown to the operator, not swallowed
+        except Exception as exc:
             err.print(f"[bold red]error:[/] the sweep failed: {exc}")
             err.print("is PostgreSQL up and migrated? (`stride status`, `stride db upgrade`)")
             raise typer.Exit(1) from None
@@ -62,7 +63,5 @@ def sweep(
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     log.info("sweeping %s", ", ".join(s.name.value for s in sweeps))
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         serve(engine, settings, sweeps, stopping, heartbeat_file)
-    except KeyboardInterrupt:
-        pass

@@ -46,7 +46,9 @@ log = logging.getLogger("stride.sweeper")
 
 ROWS = Counter("stride_sweep_rows", "rows a sweep changed (released, expired, refunded)", ["sweep"])
 PASSES = Counter("stride_sweep_passes", "sweep passes completed", ["sweep"])
-ERRORS = Counter("stride_sweep_errors", "sweep passes that failed (retried next interval)", ["sweep"])
+ERRORS = Counter(
+    "stride_sweep_errors", "sweep passes that failed (retried next interval)", ["sweep"]
+)
 
 HEARTBEAT_S = 5.0  # the loop wakes at least this often, so the heartbeat stays fresh
 MAX_AGE_S = 30.0  # older heartbeat: the sweeper is stuck or gone
@@ -227,7 +229,7 @@ def serve(
             try:
                 run_pass(engine, settings, chosen[name], stop=stopping.is_set)
                 failing.pop(name.value, None)
-            except Exception as exc:  # noqa: BLE001 - one sweep's failure must not stop the others
+            except Exception as exc:
                 ERRORS.labels(name.value).inc()
                 failing[name.value] = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
                 log.exception("sweep %s failed", name.value, extra={"sweep": name.value})

@@ -309,7 +309,8 @@ class Grant(Base):
         DateTime(timezone=True), comment="the burn must be authorized before this"
     )
     settled_at: Mapped[datetime | None] = mapped_column(
-        DateTime(timezone=True), comment="when it became paid, payment_failed, refund_due or refunded"
+        DateTime(timezone=True),
+        comment="when it became paid, payment_failed, refund_due or refunded",
     )
     refund_command_id: Mapped[uuid.UUID | None] = mapped_column(
         Uuid, comment="the mint that refunds the price (refunding, refunded)"

@@ -777,9 +777,12 @@ def issue_refunds(session: Session, now: datetime, *, limit: int = 100) -> int:
         )
         grant.refund_command_id = command_id
         grant.payment_state = PaymentState.refunding
-        if session.scalar(
-            select(RewardCommandRow.status).where(RewardCommandRow.command_id == command_id)
-        ) == RewardStatus.confirmed:  # a replay after the mint went through: it is done
+        if (
+            session.scalar(
+                select(RewardCommandRow.status).where(RewardCommandRow.command_id == command_id)
+            )
+            == RewardStatus.confirmed
+        ):  # a replay after the mint went through: it is done
             grant.payment_state = PaymentState.refunded
             grant.settled_at = now
     session.flush()

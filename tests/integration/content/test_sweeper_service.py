@@ -155,14 +155,11 @@ def test_a_paid_grant_that_could_not_be_granted_is_refunded_once(
     grant_id = owed_refund(db_engine, economy, buyer, "crown")
 
     refunding = wait_for(
-        lambda: (g := grant_of(db_engine, grant_id)).payment_state is PaymentState.refunding
-        and g,
+        lambda: (g := grant_of(db_engine, grant_id)).payment_state is PaymentState.refunding and g,
         "the sweeper to issue the refund",
     )
     assert refunding.refund_command_id == refund_command_id(economy.game_id, grant_id)
-    mints = (
-        "SELECT count(*) FROM reward_commands WHERE source_event_id = :id AND action = 'mint'"
-    )
+    mints = "SELECT count(*) FROM reward_commands WHERE source_event_id = :id AND action = 'mint'"
     assert scalar(db_engine, mints, id=grant_id) == 1
     command = (
         "SELECT player_id || ' ' || amount::text || ' ' || token || ' ' || reason"
@@ -179,7 +176,7 @@ def test_a_paid_grant_that_could_not_be_granted_is_refunded_once(
     assert refunded.settled_at is not None
     # Passes keep running: never a second command.
     wait_for(
-        lambda: b"stride_sweep_passes_total{sweep=\"refunds\"}" in _metrics(sweeper),
+        lambda: b'stride_sweep_passes_total{sweep="refunds"}' in _metrics(sweeper),
         "the refunds sweep's counter",
     )
     assert scalar(db_engine, mints, id=grant_id) == 1
