@@ -147,8 +147,23 @@ def test_an_abandoned_upload_expires_and_its_bytes_go(
     assert client.get(location, headers=studio.headers).json()["status"] == "expired"
 
 
+def _grant_read(client: TestClient, economy: Economy, buyer: User, grant_id: uuid.UUID) -> dict:
+    """The buyer's own read of the grant (GET /v1/inventory/grants)."""
+    response = client.get(
+        "/v1/inventory/grants",
+        params={"game_id": economy.game_id},
+        headers={"Authorization": f"Bearer {buyer.token}"},
+    )
+    assert response.status_code == 200, response.text
+    return next(g for g in response.json()["grants"] if g["grant_id"] == str(grant_id))
+
+
 def test_a_paid_grant_that_could_not_be_granted_is_refunded_once(
-    sweeper: Settings, db_engine: Engine, economy: Economy, new_user: Callable[[], User]
+    sweeper: Settings,
+    db_engine: Engine,
+    client: TestClient,
+    economy: Economy,
+    new_user: Callable[[], User],
 ) -> None:
     buyer = new_user()
     link(db_engine, economy, buyer)
@@ -170,10 +185,17 @@ def test_a_paid_grant_that_could_not_be_granted_is_refunded_once(
         == f"{buyer.user_id} 3.000000000000000000 STRIDE refund:crown"
     )
 
+    read = _grant_read(client, economy, buyer, grant_id)
+    assert (read["payment_state"], read["refund_command_id"]) == (
+        "refunding",
+        str(refunding.refund_command_id),
+    )
+
     confirm(db_engine, refunding.refund_command_id)  # the writer mined the refund
     refunded = grant_of(db_engine, grant_id)
     assert refunded.payment_state is PaymentState.refunded
     assert refunded.settled_at is not None
+    assert _grant_read(client, economy, buyer, grant_id)["payment_state"] == "refunded"
     # Passes keep running: never a second command.
     wait_for(
         lambda: b'stride_sweep_passes_total{sweep="refunds"}' in _metrics(sweeper),
