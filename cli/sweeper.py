@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from prometheus_client import Counter
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from core.content import gifts, inventory, uploads
@@ -176,6 +176,29 @@ def selected(only: Iterable[SweepName] | None) -> list[Sweep]:
 def run_once(engine: Engine, settings: Settings, sweeps: Iterable[Sweep]) -> list[PassResult]:
     """``stride sweep --once``: one pass of each sweep, in order; a failure stops here."""
     return [run_pass(engine, settings, s) for s in sweeps]
+
+
+# What is due now, per sweep (``stride status``): a backlog that stays up means the
+# sweeper is not keeping up or not running. Holds include those authorized and on their way.
+_DUE = text(
+    """
+    SELECT
+        (SELECT count(*) FROM grants WHERE payment_state = 'awaiting_payment'
+            AND payment_due_at <= now()) AS holds,
+        (SELECT count(*) FROM gifts WHERE status = 'offered' AND expires_at <= now()) AS gifts,
+        (SELECT count(*) FROM content_uploads WHERE status = 'receiving'
+            AND expires_at <= now()) AS uploads,
+        (SELECT count(*) FROM grants WHERE payment_state = 'refund_due') AS refunds,
+        (SELECT count(*) FROM grants WHERE payment_state = 'refunding') AS refunding
+    """
+)
+
+
+def due_now(engine: Engine) -> dict[str, int]:
+    """Rows each sweep would take now, and the refunds on their way (``refunding``)."""
+    with engine.connect() as conn:
+        row = conn.execute(_DUE).mappings().one()
+    return {name: int(count) for name, count in row.items()}
 
 
 # ---- the service: loop, heartbeat ---------------------------------------------------------

@@ -19,6 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
+from cli.monitoring import service_details
 from cli.stack import Stack
 from core.content.catalog_models import PaymentState
 from core.content.inventory import refund_command_id
@@ -211,11 +212,14 @@ def _metrics(settings: Settings) -> bytes:
 
 def test_every_sweep_counts_and_logs_what_it_changed(sweeper: Settings, stack: Stack) -> None:
     body = _metrics(sweeper).decode()
-    for sweep in ("holds", "gifts", "uploads", "refunds"):
+    body_sweeps = ("holds", "gifts", "uploads", "refunds")
+    for sweep in body_sweeps:
         assert f'stride_sweep_passes_total{{sweep="{sweep}"}}' in body
         assert f'stride_sweep_errors_total{{sweep="{sweep}"}} 0.0' in body
         rows = re.search(rf'stride_sweep_rows_total{{sweep="{sweep}"}} (\S+)', body)
         assert rows is not None and float(rows.group(1)) >= 1  # the tests above made some
+    due = service_details(sweeper, "sweeper")  # `stride status` beside "ready"
+    assert due is not None and set(due["due"]) == {*body_sweeps, "refunding"}
     log = stack.log_file("sweeper").read_text().splitlines()
     # Every line of the process is JSON; the supervisor adds its "--- starting" header.
     assert all(line.startswith(("{", "--- stride:")) for line in log if line)

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from cli.main import app
-from cli.monitoring import scrape_targets
+from cli.monitoring import details_text, scrape_targets
 from cli.services import SERVICES, SWEEPER
 from cli.sweeper import (
     SWEEPS,
@@ -91,3 +91,8 @@ def test_an_unknown_sweep_is_refused_by_name() -> None:
     result = CliRunner().invoke(app, ["sweep", "--once", "--only", "coupons"])
     assert result.exit_code == 2
     assert "coupons" in result.output and "holds" in result.output
+
+
+def test_stride_status_shows_what_is_due_per_sweep() -> None:
+    due = {"holds": 3, "gifts": 0, "uploads": 1, "refunds": 2, "refunding": 4}
+    assert details_text({"due": due}) == "due: holds 3, gifts 0, uploads 1, refunds 2; refunding 4"
