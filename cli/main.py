@@ -25,6 +25,7 @@ from cli.pipeline_cmd import pipeline_app
 from cli.rewards_cmd import rewards_app
 from cli.services import SERVICES
 from cli.stack import Stack, StackError, tail
+from cli.sweep_cmd import sweep
 from cli.users_cmd import users_app
 from core.platform.config import get_settings
 
@@ -41,6 +42,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(admin_app, name="admin")
 app.add_typer(games_app, name="games")
 app.command()(demo)
+app.command()(sweep)
 app.add_typer(leaderboards_app, name="leaderboards")
 app.add_typer(users_app, name="users")
 app.add_typer(pipeline_app, name="pipeline")

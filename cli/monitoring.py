@@ -37,6 +37,7 @@ def scrape_targets(settings: Settings) -> dict[str, str]:
         "stride-exporter": f"{host}:{settings.exporter_port}",
         "postgres": f"{host}:{settings.postgres_exporter_port}",
         "stride-writer": f"{host}:{settings.writer_metrics_port}",
+        "stride-sweeper": f"{host}:{settings.sweeper_metrics_port}",
         # TODO(chain indexer): its endpoint once it serves one.
     }
 
@@ -214,7 +215,20 @@ def worker_details(settings: Settings) -> dict[str, Any]:
     return {"dead_letters": read_topic_counts(settings, dead_letter_topics())}
 
 
-DETAILS = {"kafka": kafka_details, "api": api_details, "worker": worker_details}
+def sweeper_details(settings: Settings) -> dict[str, Any]:
+    """Rows due for each sweep now (a backlog that stays up: the sweeper is behind)."""
+    from cli.sweeper import due_now
+    from core.platform.db import engine_for
+
+    return {"due": due_now(engine_for(settings.db_url))}
+
+
+DETAILS = {
+    "kafka": kafka_details,
+    "api": api_details,
+    "worker": worker_details,
+    "sweeper": sweeper_details,
+}
 
 
 def service_details(settings: Settings, name: str) -> dict[str, Any] | None:
@@ -242,5 +256,9 @@ def details_text(details: dict[str, Any] | None) -> str:
     if "5xx" in details:
         style = "red" if details["5xx"] else "green"
         return f"[{style}]5xx: {details['5xx']}[/] of {details['requests']} requests"
+    if "due" in details:
+        due = dict(details["due"])
+        refunding = due.pop("refunding", 0)
+        return "due: " + ", ".join(f"{k} {v}" for k, v in due.items()) + f"; refunding {refunding}"
     counts = details.get("dead_letters", {})
     return "dead letters: " + ", ".join(f"{t} {n}" for t, n in sorted(counts.items()))

@@ -760,6 +760,50 @@ MATCHER = Service(
 )
 
 
+# ---- The sweeper: scheduled expiries and refunds ---------------------------------------------
+
+
+def _prepare_sweeper(settings: Settings, report: Reporter) -> None:
+    from cli.sweeper import heartbeat_path
+
+    report("sweeper: migrating the database to the latest revision")
+    upgrade_to_head(settings)
+    heartbeat_path(settings).unlink(missing_ok=True)
+
+
+def _sweeper_problem(settings: Settings) -> str | None:
+    from cli.sweeper import sweeper_problem
+
+    return sweeper_problem(settings)
+
+
+def _sweeper_command(settings: Settings) -> list[str]:
+    from cli.sweeper import heartbeat_path
+
+    return [
+        sys.executable,
+        "-m",
+        "cli.main",
+        "sweep",
+        "--heartbeat-file",
+        str(heartbeat_path(settings)),
+    ]
+
+
+SWEEPER = Service(
+    name="sweeper",
+    description="sweeper: releases unpaid purchase holds, expires gifts and uploads, "
+    "refunds paid grants whose items could not be granted",
+    command=_sweeper_command,
+    probe=_sweeper_problem,
+    url=lambda s: f"metrics {s.metrics_host}:{s.sweeper_metrics_port}",
+    port=lambda _s: 0,  # listens only for /metrics
+    depends_on=("postgres",),
+    prepare=_prepare_sweeper,
+    env=lambda s: {"STRIDE_STATE_DIR": str(s.state_dir)},
+)
+
+
 # ---- Chain writer -----------------------------------------------------------------------------
 
 
@@ -799,6 +843,7 @@ SERVICES: list[Service] = [
     WORKER,
     SAMPLER,
     MATCHER,
+    SWEEPER,
     SPARK,
     DAGSTER,
     ANVIL,
@@ -826,6 +871,7 @@ def isolated_stack_env(prefix: str) -> tuple[Path, dict[str, str]]:
         "STRIDE_API_METRICS_PORT": str(free_port()),
         "STRIDE_STREAMS_METRICS_PORT": str(free_port()),
         "STRIDE_WRITER_METRICS_PORT": str(free_port()),
+        "STRIDE_SWEEPER_METRICS_PORT": str(free_port()),
         "STRIDE_EXPORTER_PORT": str(free_port()),
         "STRIDE_POSTGRES_EXPORTER_PORT": str(free_port()),
         "STRIDE_PROMETHEUS_PORT": str(free_port()),

@@ -127,9 +127,12 @@ class Grant(TypedDict):
     recipient_user_id: str | None
     burn_command_id: str | None
     burn_status: str | None
-    payment_state: str | None  # awaiting_payment | paid | payment_failed | refund_due
+    # awaiting_payment | paid | payment_failed | refund_due | refunding | refunded
+    payment_state: str | None
     payment_reason: str | None
     payment_due_at: str | None
+    refund_command_id: str | None  # the mint that refunds the price
+    refund_status: str | None
     authorize_url: str | None  # while awaiting_payment: the permit flow's intent
     created: bool
     created_at: str

@@ -995,12 +995,22 @@ ADMIN_TABLES: tuple[AdminTable, ...] = (
     AdminTable(
         Grant,
         title="Grants",
-        description="What one idempotency key granted, forever: a purchase (with its price"
-        " and burn command), an achievement or a battle-pass tier. Written by purchases and"
-        " the scoring agent; read-only.",
+        description="What one idempotency key granted, forever: a purchase (with its price,"
+        " burn command and payment state: held, paid, failed, or refund_due → refunding →"
+        " refunded with its refund command), an achievement or a battle-pass tier. Written by"
+        " purchases, the scoring agent, the chain writer's confirmations and the sweeper;"
+        " read-only.",
         icon="fa-solid fa-gift",
         category="Economy",
-        list_first=("game_id", "source", "source_id", "owner_id", "unlocked_by", "created_at"),
+        list_first=(
+            "game_id",
+            "source",
+            "source_id",
+            "owner_id",
+            "unlocked_by",
+            "payment_state",
+            "created_at",
+        ),
         links=(GAME,),
     ),
     AdminTable(

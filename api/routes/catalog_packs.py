@@ -237,11 +237,19 @@ class _GrantCommon(BaseModel):
         description="Paid in the game token: awaiting_payment (held: stock reserved, items "
         "not in the inventory yet) until the burn is confirmed on chain (paid: granted), "
         "payment_failed (burn failed or not authorized by payment_due_at: stock released, "
-        "see payment_reason) or refund_due; null: granted at once"
+        "see payment_reason), refund_due (paid, but the items could not be granted: see "
+        "payment_reason), then refunding (the price is being minted back: refund_command_id) "
+        "and refunded (the refund is on chain); null: granted at once"
     )
     payment_reason: str | None = Field(description="Why the payment failed")
     payment_due_at: datetime | None = Field(
         description="The burn must be authorized before this, or the purchase is released"
+    )
+    refund_command_id: uuid.UUID | None = Field(
+        description="The mint that refunds the price (refunding, refunded)"
+    )
+    refund_status: RewardStatus | None = Field(
+        description="The refund mint's status at the chain writer (reward command life cycle)"
     )
     authorize_url: str | None = Field(
         description="While awaiting_payment: where the app asks for the EIP-2612 permit to "
@@ -276,6 +284,8 @@ def _grant_common(session: Session, grant: Grant, created: bool) -> dict[str, An
         "payment_state": grant.payment_state,
         "payment_reason": grant.payment_reason,
         "payment_due_at": grant.payment_due_at,
+        "refund_command_id": grant.refund_command_id,
+        "refund_status": inventory.burn_status(session, grant.refund_command_id),
         "authorize_url": inventory.purchase_intent_path(grant),
         "created": created,
         "created_at": grant.created_at,

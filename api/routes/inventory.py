@@ -89,11 +89,15 @@ class GrantPublic(BaseModel):
     price_currency: str | None
     reward_command_id: uuid.UUID | None
     payment_state: PaymentState | None = Field(
-        description="awaiting_payment | paid | payment_failed | refund_due (paid in the game "
-        "token; the items are in the inventory once paid); null: granted at once"
+        description="awaiting_payment | paid | payment_failed | refund_due | refunding | "
+        "refunded (paid in the game token; the items are in the inventory once paid; a paid "
+        "grant whose items could not be granted is refunded); null: granted at once"
     )
     payment_reason: str | None
     payment_due_at: datetime | None
+    refund_command_id: uuid.UUID | None = Field(
+        description="The mint that refunds the price (refunding, refunded)"
+    )
     created_at: datetime
 
 

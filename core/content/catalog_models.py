@@ -54,12 +54,17 @@ class PaymentState(enum.StrEnum):
     in the inventory) until its burn is confirmed on chain (``paid``: granted once) or fails
     or is not authorized in time (``payment_failed``: stock released). ``refund_due``: the
     burn was confirmed but the items could not be granted any more (e.g. sold out after a
-    retried burn); the reason says why. Null: no token payment (granted at once)."""
+    retried burn); the reason says why. The sweeper then issues the refund, a mint of what
+    was paid keyed by the grant (``refunding``: ``refund_command_id`` set), and the writer's
+    confirmation of that mint ends it (``refunded``). Null: no token payment (granted at
+    once)."""
 
     awaiting_payment = "awaiting_payment"
     paid = "paid"
     payment_failed = "payment_failed"
     refund_due = "refund_due"
+    refunding = "refunding"
+    refunded = "refunded"
 
 
 class GiftStatus(enum.StrEnum):
@@ -261,6 +266,16 @@ class Grant(Base):
             "payment_due_at",
             postgresql_where="payment_state = 'awaiting_payment'",
         ),
+        Index(
+            "ix_grants_refund_due",
+            "settled_at",
+            postgresql_where="payment_state = 'refund_due'",
+        ),
+        Index(
+            "ix_grants_refund_command",
+            "refund_command_id",
+            postgresql_where="refund_command_id IS NOT NULL",
+        ),
     )
 
     grant_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
@@ -294,7 +309,11 @@ class Grant(Base):
         DateTime(timezone=True), comment="the burn must be authorized before this"
     )
     settled_at: Mapped[datetime | None] = mapped_column(
-        DateTime(timezone=True), comment="when it became paid or payment_failed"
+        DateTime(timezone=True),
+        comment="when it became paid, payment_failed, refund_due or refunded",
+    )
+    refund_command_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, comment="the mint that refunds the price (refunding, refunded)"
     )
     created_at: Mapped[datetime] = _created()
 

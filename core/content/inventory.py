@@ -14,7 +14,10 @@ A price in the game token inserts a ``burn`` reward command and **holds** the gr
 inventory) until the chain writer confirms the burn on chain: :func:`settle_burns`, called
 once from the writer's confirmation transaction, grants the items then (exactly once: the
 grant row is locked and its state moves once), or releases the stock when the burn failed.
-A hold whose burn is not authorized by its deadline is released by :func:`expire_unpaid`.
+A hold whose burn is not authorized by its deadline is released by :func:`expire_unpaid`;
+a paid grant whose items no longer fit (``refund_due``) is refunded by :func:`issue_refunds`
+(a mint of the price, one command per grant) and ends ``refunded`` when the writer confirms
+it. The sweeper (``cli/sweeper.py``) runs both on a schedule.
 Other currencies are recorded on the grant only and granted at once (their payment
 happens at the store that sells them).
 """
@@ -29,7 +32,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, text, tuple_, update
+from sqlalchemy import Connection, exists, func, insert, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -56,6 +59,7 @@ from core.events.models import RewardCommandRow
 from core.identity.models import AppUser, PlayerLink
 from core.platform.errors import Conflict, Invalid, NotFound
 from core.rewards.commands import REWARD_COMMAND_NAMESPACE, RewardAction, RewardStatus
+from core.rewards.models import BurnAuthorization
 
 
 class SoldOut(Conflict):
@@ -122,6 +126,12 @@ def request_hash(*parts: str) -> str:
 def burn_command_id(game_id: str, grant_id: uuid.UUID) -> uuid.UUID:
     """The burn of a purchase's price: derived from the grant, so it is issued once."""
     return uuid.uuid5(REWARD_COMMAND_NAMESPACE, f"{game_id}:grant:{grant_id}:burn")
+
+
+def refund_command_id(game_id: str, grant_id: uuid.UUID) -> uuid.UUID:
+    """The mint that refunds a grant's price: derived from the grant, so it is issued once
+    however often a sweep runs (the contract pays each command id once, too)."""
+    return uuid.uuid5(REWARD_COMMAND_NAMESPACE, f"{game_id}:grant:{grant_id}:refund")
 
 
 # ---- the owner's lock and units ----------------------------------------------------------
@@ -571,6 +581,7 @@ def settle_burns(conn: Connection, command_ids: Sequence[uuid.UUID | str], now: 
     if not command_ids:
         return 0
     with Session(bind=conn) as session:
+        changed = _settle_refunds(session, [uuid.UUID(str(c)) for c in command_ids], now)
         rows = session.execute(
             select(Grant, RewardCommandRow.status)
             .join(RewardCommandRow, RewardCommandRow.command_id == Grant.reward_command_id)
@@ -583,7 +594,6 @@ def settle_burns(conn: Connection, command_ids: Sequence[uuid.UUID | str], now: 
             .order_by(Grant.grant_id)
             .with_for_update(of=Grant)
         ).all()
-        changed = 0
         for grant, status in rows:
             changed += _settle(session, grant, RewardStatus(status), now)
         session.flush()
@@ -631,6 +641,29 @@ def _settle(session: Session, grant: Grant, status: RewardStatus, now: datetime)
     return 1
 
 
+def _settle_refunds(session: Session, command_ids: list[uuid.UUID], now: datetime) -> int:
+    """Grants ``refunding`` through one of these mints: ``refunded`` once it is confirmed.
+    A failed refund mint stays ``refunding`` (its command says why; ``stride rewards retry``
+    sends the same command again, and its confirmation ends the grant then)."""
+    refunded = session.execute(
+        update(Grant)
+        .where(
+            Grant.refund_command_id.in_(command_ids),
+            Grant.payment_state == PaymentState.refunding,
+            Grant.refund_command_id.in_(
+                select(RewardCommandRow.command_id).where(
+                    RewardCommandRow.command_id.in_(command_ids),
+                    RewardCommandRow.status == RewardStatus.confirmed,
+                )
+            ),
+        )
+        .values(payment_state=PaymentState.refunded, settled_at=now)
+        .returning(Grant.grant_id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    return len(refunded)
+
+
 def _fail(session: Session, grant: Grant, reason: str, now: datetime) -> None:
     _release_stock(session, grant)
     grant.payment_state = PaymentState.payment_failed
@@ -652,8 +685,17 @@ def expire_unpaid(
     Locks in the writer's order (the command's row, then the grant's) and skips a command
     another transaction holds; an authorization that committed first wins (the burn goes
     on), one that comes after finds the command failed. Returns how many were released."""
-    query = select(Grant.grant_id, Grant.reward_command_id).where(
-        Grant.payment_state == PaymentState.awaiting_payment, Grant.payment_due_at <= now
+    query = (
+        select(Grant.grant_id, Grant.reward_command_id)
+        .join(RewardCommandRow, RewardCommandRow.command_id == Grant.reward_command_id)
+        .where(
+            Grant.payment_state == PaymentState.awaiting_payment,
+            Grant.payment_due_at <= now,
+            # Authorized and on its way (its outcome settles it): never picked, so a batch
+            # is only rows it can release and a sweep's batches always make progress.
+            RewardCommandRow.status.in_([RewardStatus.pending, RewardStatus.needs_authorization]),
+            ~exists().where(BurnAuthorization.command_id == Grant.reward_command_id),
+        )
     )
     if game_id is not None:
         query = query.where(Grant.game_id == game_id)
@@ -661,15 +703,16 @@ def expire_unpaid(
         query = query.where(Grant.source_id == pack_id)
     released = 0
     for grant_id, command_id in session.execute(
-        query.order_by(Grant.payment_due_at).limit(limit)
+        query.order_by(Grant.payment_due_at)
+        .limit(limit)
+        # The command rows, in the writer's order, skipping those another sweep holds.
+        .with_for_update(of=RewardCommandRow, skip_locked=True)
     ).all():
         status = session.scalar(
-            select(RewardCommandRow.status)
-            .where(RewardCommandRow.command_id == command_id)
-            .with_for_update(skip_locked=True)
+            select(RewardCommandRow.status).where(RewardCommandRow.command_id == command_id)
         )
         if status not in (RewardStatus.pending, RewardStatus.needs_authorization):
-            continue  # authorized and on its way (or busy): its outcome settles it
+            continue  # moved on before the lock was ours: its outcome settles it
         authorized = session.scalar(
             text("SELECT 1 FROM burn_authorizations WHERE command_id = :id"), {"id": command_id}
         )
@@ -696,6 +739,54 @@ def expire_unpaid(
         released += 1
     session.flush()
     return released
+
+
+def issue_refunds(session: Session, now: datetime, *, limit: int = 100) -> int:
+    """Paid grants whose items could not be granted (``refund_due``): the price goes back
+    to the player who paid, as a mint command derived from the grant (inserted once: a
+    replayed sweep finds the command and inserts nothing), and the grant is ``refunding``
+    until the writer confirms the mint (:func:`settle_burns`). Takes the grants with
+    ``FOR UPDATE SKIP LOCKED``, so sweepers side by side each refund a disjoint set.
+    Returns how many grants it moved."""
+    rows = session.execute(
+        select(Grant, RewardCommandRow)
+        .join(RewardCommandRow, RewardCommandRow.command_id == Grant.reward_command_id)
+        .where(Grant.payment_state == PaymentState.refund_due)
+        .order_by(Grant.settled_at, Grant.grant_id)
+        .limit(limit)
+        .with_for_update(of=Grant, skip_locked=True)
+    ).all()
+    for grant, burn in rows:
+        command_id = refund_command_id(grant.game_id, grant.grant_id)
+        session.execute(
+            pg_insert(RewardCommandRow)
+            .values(
+                command_id=command_id,
+                source_event_id=grant.grant_id,
+                action=RewardAction.mint,
+                status=RewardStatus.pending,
+                game_id=grant.game_id,
+                player_id=burn.player_id,
+                token=burn.token,
+                amount=burn.amount,
+                reason=f"refund:{grant.source_id}"[:128],
+                issued_at=now,
+                updated_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=[RewardCommandRow.command_id])
+        )
+        grant.refund_command_id = command_id
+        grant.payment_state = PaymentState.refunding
+        if (
+            session.scalar(
+                select(RewardCommandRow.status).where(RewardCommandRow.command_id == command_id)
+            )
+            == RewardStatus.confirmed
+        ):  # a replay after the mint went through: it is done
+            grant.payment_state = PaymentState.refunded
+            grant.settled_at = now
+    session.flush()
+    return len(rows)
 
 
 def purchase_intent_path(grant: Grant) -> str | None:

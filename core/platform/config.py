@@ -874,6 +874,32 @@ class MetricsSettings(_Base):
         return f"http://127.0.0.1:{self.webhook_receiver_port}"
 
 
+class SweepSettings(_Base):
+    """The sweeper (``stride up sweeper``, ``stride sweep``): how often each sweep runs and
+    how many rows one transaction of a sweep takes."""
+
+    sweep_holds_interval_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="release held purchases whose burn was not authorized by payment_due_at",
+    )
+    sweep_gifts_interval_s: float = Field(
+        default=60.0, gt=0, description="expire offered gifts past expires_at (escrow back)"
+    )
+    sweep_uploads_interval_s: float = Field(
+        default=300.0, gt=0, description="expire incomplete uploads past expiry (parts deleted)"
+    )
+    sweep_refunds_interval_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="issue the refund mint of paid grants whose items could not be granted",
+    )
+    sweep_batch_size: int = Field(
+        default=100, ge=1, le=10000, description="rows per transaction of a sweep"
+    )
+    sweeper_metrics_port: int = Field(default=9105, description="the sweeper's /metrics")
+
+
 class Settings(
     WalletSettings,
     ApiSettings,
@@ -893,6 +919,7 @@ class Settings(
     BackupSettings,
     MetricsSettings,
     BattleSettings,
+    SweepSettings,
 ):
     """All configuration of Stride: every group at once. Field ``foo`` is read from
     ``STRIDE_FOO``. Code that needs one concern takes that group's type (e.g. a

@@ -1,0 +1,82 @@
+"""A paid grant whose items could not be granted is refunded on chain, once: bought through
+the API in the game token, the item meanwhile bought in another currency (so the paid one
+no longer fits), burned by the real writer on anvil (``refund_due``), then the sweeper's
+refunds pass issues the mint and the writer's confirmation ends it ``refunded`` with the
+tokens back in the wallet; replayed passes mint nothing more (real API, writer, anvil,
+PostgreSQL)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+
+from cli.sweeper import SWEEPS, SweepName, run_pass
+from contracts.deploy import Deployment
+from core.content.inventory import refund_command_id
+from core.platform.config import get_settings
+from tests.integration.content.conftest import make_item, make_pack
+from tests.integration.writer.conftest import MakeWriter, Node, on_chain, run_until, seed_game
+from tests.integration.writer.test_paid_packs import (  # the paid packs' API and helpers
+    E18,
+    _buyer,
+    _earn,
+    _sign,
+    _status,
+    api,  # noqa: F401 - fixture
+)
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_paid_grant_that_no_longer_fits_is_refunded_on_chain_once(
+    api: TestClient,  # noqa: F811 - the fixture imported above
+    node: Node,
+    deployment: Deployment,
+    db_engine: Engine,
+    make_writer: MakeWriter,
+) -> None:
+    writer = make_writer()
+    game_id = seed_game(db_engine, players=1, rewards=0).game_id
+    make_item(db_engine, game_id, "crown", stackable=False)
+    make_pack(db_engine, game_id, "crown", {"crown": 1}, price="4", currency="STRIDE")
+    make_pack(db_engine, game_id, "crown-usd", {"crown": 1})
+    me, wallet = _buyer(db_engine, game_id, "hero")
+    _earn(db_engine, game_id, "hero", 10)
+
+    def buy(pack: str, key: str) -> dict:
+        response = api.post(
+            f"/v2/catalog/packs/{pack}/purchase",
+            headers={**me, "Idempotency-Key": key},
+            json={"game_id": game_id},
+        )
+        assert response.status_code in (200, 201), response.text
+        return response.json()
+
+    held = buy("crown", "crown-token")
+    burn = held["burn_command_id"]
+    assert held["payment_state"] == "awaiting_payment"
+    assert buy("crown-usd", "crown-usd")["payment_state"] is None  # owned now, at its max
+    run_until(writer, lambda: _status(db_engine, burn) == "needs_authorization")
+    assert _sign(api, me, wallet, burn).status_code == 202
+    run_until(writer, lambda: _status(db_engine, burn) == "confirmed")
+    owed = buy("crown", "crown-token")
+    assert owed["payment_state"] == "refund_due"
+    assert on_chain(node, deployment, [wallet.address]) == {wallet.address: 6 * E18}
+
+    refunds = SWEEPS[SweepName.refunds]
+    assert run_pass(db_engine, get_settings(), refunds).rows >= 1
+    refunding = buy("crown", "crown-token")
+    refund = str(refund_command_id(game_id, uuid.UUID(refunding["grant_id"])))
+    assert (refunding["payment_state"], refunding["refund_command_id"]) == ("refunding", refund)
+    run_until(writer, lambda: _status(db_engine, refund) == "confirmed")
+
+    refunded = buy("crown", "crown-token")
+    assert (refunded["payment_state"], refunded["refund_status"]) == ("refunded", "confirmed")
+    assert on_chain(node, deployment, [wallet.address]) == {wallet.address: 10 * E18}
+    run_pass(db_engine, get_settings(), refunds)  # replayed: nothing owed, nothing minted
+    writer.step()
+    assert on_chain(node, deployment, [wallet.address]) == {wallet.address: 10 * E18}
+    assert buy("crown", "crown-token")["payment_state"] == "refunded"
