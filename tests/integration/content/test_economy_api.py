@@ -76,9 +76,14 @@ def test_conditional_requests_follow_rfc_9110_through_the_front_door(
             "price": {"amount": "1", "currency": "EUR"},
         },
     )
+    studio.content.create("skin", {"kind": "unlockable", "name": "Skin"})
+    studio.achievements.create("lvl-5", {"name": "Level 5", "metric": "level", "threshold": 5})
     item = "/v1/catalog/items/orb"
     spec = {"name": "Orb", "stackable": True}
     with httpx.Client(base_url=live_api, headers={"X-Api-Key": economy.api_key}) as raw:
+        for path in ("/v1/catalog/content/skin", "/v1/achievements/lvl-5"):
+            assert raw.get(path, headers={"If-None-Match": '"1"'}).status_code == 304
+            assert raw.get(path, headers={"If-None-Match": '"2"'}).status_code == 200
         cached = raw.get(item, headers={"If-None-Match": '"1"'})
         assert (cached.status_code, cached.content, cached.headers["ETag"]) == (304, b"", '"1"')
         assert raw.get(item, headers={"If-None-Match": '"0"'}).json()["version"] == 1
