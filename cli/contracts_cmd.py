@@ -153,13 +153,18 @@ def deploy_command(
             bridge_rate_limit=rate_limit * TOKEN_DECIMALS,
         )
         with console.status("deploying...") as status:
+
+            def report(message: str) -> None:
+                status.update(message)
+                console.log(message)
+
             deployment = deploy(
                 sender,
                 config,
                 expected_chain_id=chain_id,
                 directory=deployments_dir,
                 reuse=not fresh,
-                report=lambda m: (status.update(m), console.log(m)),
+                report=report,
             )
     except (NodeError, DeployError, ValueError) as exc:
         _fail(str(exc))

@@ -14,8 +14,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from eth_typing import ChecksumAddress
 from web3 import Web3
 from web3.contract import Contract
+from web3.types import TxReceipt
 
 from contracts.artifacts import CONTRACTS_DIR, load_artifact
 from contracts.node import DEV_CHAIN_IDS, NodeError, TxSender, connect
@@ -73,7 +75,17 @@ class Deployment:
         return self.contracts[name]["address"]
 
     def contract(self, w3: Web3, name: str) -> Contract:
-        return w3.eth.contract(address=self.address(name), abi=load_artifact(name).abi)
+        address = Web3.to_checksum_address(self.address(name))  # the files hold checksummed ones
+        return w3.eth.contract(address=address, abi=load_artifact(name).abi)
+
+
+def _created_address(receipt: TxReceipt) -> ChecksumAddress:
+    """The address of the contract a deploy transaction created (web3 types it optional: a
+    receipt of any other transaction has none)."""
+    address = receipt["contractAddress"]
+    if address is None:
+        raise NodeError(f"transaction {receipt['transactionHash'].hex()} created no contract")
+    return address
 
 
 def deployment_path(chain_id: int, directory: Path | None = None) -> Path:
@@ -157,7 +169,7 @@ def deploy(
         report(f"chain {chain_id}: deploying {name}")
         artifact = load_artifact(name)
         receipt = sender.deploy(artifact.abi, artifact.bytecode, *args)
-        address = receipt["contractAddress"]
+        address = _created_address(receipt)
         records[name] = {
             "address": address,
             "block": receipt["blockNumber"],
@@ -251,7 +263,7 @@ def _add_distributor(
     receipt = sender.deploy(
         artifact.abi, artifact.bytecode, token.address, sender.address, rewards_sender
     )
-    address = receipt["contractAddress"]
+    address = _created_address(receipt)
     sender.call(token.functions.grantRole(token.functions.MINTER_ROLE().call(), address))
     old = existing.contracts.get("StrideRewardsDistributor")
     if old is not None:  # the replaced distributor may no longer mint

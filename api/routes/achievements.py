@@ -23,19 +23,17 @@ from api.auth import (
 )
 from api.deps import EngineDep
 from api.errors import NOT_JSON, error_responses
+from api.etags import IfMatchHeader, IfNoneMatch, not_modified, precondition, set_etag
 from api.routes.catalog_common import (
     CONFLICT,
     NOT_FOUND,
     STALE,
     GameIdQuery,
-    IfMatchHeader,
     Limit,
     RequiredGameId,
     game_of,
     now,
     route_class,
-    set_etag,
-    version_of,
 )
 from core.content import achievements, catalog
 from core.content.achievements import ACHIEVEMENTS, AchievementSpec
@@ -208,7 +206,7 @@ def create_achievement(
 @router.get(
     "/{achievement_id}",
     response_model=AchievementPublic,
-    summary="One achievement, with its ETag",
+    summary="One achievement, with its ETag (If-None-Match: 304)",
     responses={**CALLER_ERRORS, **NOT_FOUND},
 )
 def get_achievement(
@@ -217,12 +215,15 @@ def get_achievement(
     engine: EngineDep,
     response: Response,
     game_id: GameIdQuery = None,
-) -> AchievementPublic:
+    if_none_match: IfNoneMatch = None,
+) -> AchievementPublic | Response:
     with Session(engine) as session:
         row = catalog.get_definition(
             session, ACHIEVEMENTS, game_of(caller, game_id), achievement_id
         )
         public = _public(row)
+    if (unchanged := not_modified(if_none_match, public.version)) is not None:
+        return unchanged
     set_etag(response, public.version)
     return public
 
@@ -241,7 +242,7 @@ def replace_achievement(
     response: Response,
     if_match: IfMatchHeader = None,
 ) -> AchievementPublic:
-    expected = version_of(if_match)
+    expected = precondition(if_match)
     with Session(engine) as session, session.begin():
         row = achievements.replace_achievement(
             session, game_id, achievement_id, body, expected, now()
@@ -263,6 +264,6 @@ def archive_achievement(
     engine: EngineDep,
     if_match: IfMatchHeader = None,
 ) -> None:
-    expected = version_of(if_match)
+    expected = precondition(if_match)
     with Session(engine) as session, session.begin():
         catalog.archive(session, ACHIEVEMENTS, game_id, achievement_id, expected, now())

@@ -17,18 +17,16 @@ from sqlalchemy.orm import Session
 from api.auth import CALLER_ERRORS, GAME_KEY_ERRORS, QUOTA_ERRORS, CallerDep, GameDep
 from api.deps import EngineDep
 from api.errors import NOT_JSON
+from api.etags import IfMatchHeader, IfNoneMatch, not_modified, precondition, set_etag
 from api.routes.catalog_common import (
     CONFLICT,
     NOT_FOUND,
     STALE,
     GameIdQuery,
-    IfMatchHeader,
     Limit,
     game_of,
     now,
     route_class,
-    set_etag,
-    version_of,
 )
 from core.content import catalog
 from core.content.catalog import CATALOG_ID_PATTERN, CatalogId, ContentSpec, ItemSpec, TierSpec
@@ -159,7 +157,7 @@ def create_item(
 @router.get(
     "/items/{item_id}",
     response_model=ItemPublic,
-    summary="One item, with its ETag",
+    summary="One item, with its ETag (If-None-Match: 304)",
     responses={**CALLER_ERRORS, **NOT_FOUND},
 )
 def get_item(
@@ -168,11 +166,14 @@ def get_item(
     engine: EngineDep,
     response: Response,
     game_id: GameIdQuery = None,
-) -> ItemPublic:
+    if_none_match: IfNoneMatch = None,
+) -> ItemPublic | Response:
     with Session(engine) as session:
         public = _item(
             catalog.get_definition(session, catalog.ITEMS, game_of(caller, game_id), item_id)
         )
+    if (unchanged := not_modified(if_none_match, public.version)) is not None:
+        return unchanged
     set_etag(response, public.version)
     return public
 
@@ -191,7 +192,7 @@ def replace_item(
     response: Response,
     if_match: IfMatchHeader = None,
 ) -> ItemPublic:
-    expected = version_of(if_match)
+    expected = precondition(if_match)
     with Session(engine) as session, session.begin():
         public = _item(catalog.replace_item(session, game_id, item_id, body, expected, now()))
     set_etag(response, public.version)
@@ -207,7 +208,7 @@ def replace_item(
 def archive_item(
     item_id: ItemIdPath, game_id: GameDep, engine: EngineDep, if_match: IfMatchHeader = None
 ) -> None:
-    expected = version_of(if_match)
+    expected = precondition(if_match)
     with Session(engine) as session, session.begin():
         catalog.archive(session, catalog.ITEMS, game_id, item_id, expected, now())
 
@@ -270,7 +271,7 @@ def create_content(
 @router.get(
     "/content/{content_id}",
     response_model=ContentPublic,
-    summary="One content definition with its tiers, and its ETag",
+    summary="One content definition with its tiers, and its ETag (If-None-Match: 304)",
     responses={**CALLER_ERRORS, **NOT_FOUND},
 )
 def get_content(
@@ -279,10 +280,13 @@ def get_content(
     engine: EngineDep,
     response: Response,
     game_id: GameIdQuery = None,
-) -> ContentPublic:
+    if_none_match: IfNoneMatch = None,
+) -> ContentPublic | Response:
     game = game_of(caller, game_id)
     with Session(engine) as session:
         row = catalog.get_definition(session, catalog.CONTENT, game, content_id)
+        if (unchanged := not_modified(if_none_match, row.version)) is not None:
+            return unchanged  # the tiers are not read
         public = _content(row, catalog.tiers_of(session, game, [content_id])[content_id])
     set_etag(response, public.version)
     return public
@@ -302,7 +306,7 @@ def replace_content(
     response: Response,
     if_match: IfMatchHeader = None,
 ) -> ContentPublic:
-    expected = version_of(if_match)
+    expected = precondition(if_match)
     with Session(engine) as session, session.begin():
         row = catalog.replace_content(session, game_id, content_id, body, expected, now())
         public = _content(row, list(body.tiers))
@@ -319,6 +323,6 @@ def replace_content(
 def archive_content(
     content_id: ContentIdPath, game_id: GameDep, engine: EngineDep, if_match: IfMatchHeader = None
 ) -> None:
-    expected = version_of(if_match)
+    expected = precondition(if_match)
     with Session(engine) as session, session.begin():
         catalog.archive(session, catalog.CONTENT, game_id, content_id, expected, now())

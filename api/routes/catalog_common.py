@@ -1,6 +1,7 @@
 """What the economy's routers share: the route class (credential first, capped bodies),
-``ETag``/``If-Match``, ``Idempotency-Key``, pages, the game a caller acts in, and the
-deprecation headers of ``/v1`` resources that have a ``/v2``."""
+the 412 of a stale ``If-Match`` (the ETag plumbing itself is :mod:`api.etags`),
+``Idempotency-Key``, pages, the game a caller acts in, and the deprecation headers of
+``/v1`` resources that have a ``/v2``."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from fastapi import Header, HTTPException, Query, Request, Response
 from api.auth import Caller, Handler
 from api.body import limited_body_route
 from api.errors import error_responses
-from core.content.catalog import etag, parse_if_match
 from core.identity.ids import GAME_ID_PATTERN
 
 MAX_BODY_BYTES = 64 * 1024
@@ -22,15 +22,6 @@ route_class = limited_body_route(
     lambda _settings: MAX_BODY_BYTES, "send one definition or request per call"
 )
 
-IfMatchHeader = Annotated[
-    str | None,
-    Header(
-        alias="If-Match",
-        max_length=64,
-        description='The ETag you read (e.g. "3"): the write is refused with 412 when the '
-        "definition changed since; without it the last write wins",
-    ),
-]
 IdempotencyKeyHeader = Annotated[
     str,
     Header(
@@ -53,18 +44,13 @@ GameIdQuery = Annotated[
 RequiredGameId = Annotated[str, Query(pattern=GAME_ID_PATTERN, description="The game")]
 
 STALE = error_responses(
-    {412: "If-Match names a version that is no longer current (precondition_failed)"}
+    {
+        412: "If-Match names no current version: read it again, its new ETag is in the message"
+        " (precondition_failed); without If-Match the last write wins"
+    }
 )
 NOT_FOUND = error_responses({404: "No such definition in this game"})
 CONFLICT = error_responses({409: "The id is taken, or the request clashes with the state"})
-
-
-def version_of(if_match: str | None) -> int | None:
-    return parse_if_match(if_match)
-
-
-def set_etag(response: Response, version: int) -> None:
-    response.headers["ETag"] = etag(version)
 
 
 def game_of(caller: Caller, game_id: str | None) -> str:

@@ -32,6 +32,7 @@ from api.auth import (
 )
 from api.deps import EngineDep, SettingsDep, per_app
 from api.errors import NOT_JSON, error_responses
+from api.etags import IfMatchHeader, IfNoneMatch, not_modified, precondition, set_etag
 from api.routes.catalog_common import (
     CONFLICT,
     NOT_FOUND,
@@ -39,13 +40,10 @@ from api.routes.catalog_common import (
     DeprecatedRoute,
     GameIdQuery,
     IdempotencyKeyHeader,
-    IfMatchHeader,
     Limit,
     game_of,
     now,
     route_class,
-    set_etag,
-    version_of,
 )
 from core.content import catalog, inventory
 from core.content.catalog import (
@@ -437,7 +435,7 @@ def _get(engine: Any, game: str, pack_id: str) -> CatalogPack:
 @v2.get(
     "/{pack_id}",
     response_model=PackV2,
-    summary="One pack, with its ETag",
+    summary="One pack, with its ETag (If-None-Match: 304)",
     responses={**CALLER_ERRORS, **NOT_FOUND},
 )
 def get_pack_v2(
@@ -446,8 +444,11 @@ def get_pack_v2(
     engine: EngineDep,
     response: Response,
     game_id: GameIdQuery = None,
-) -> PackV2:
+    if_none_match: IfNoneMatch = None,
+) -> PackV2 | Response:
     row = _get(engine, game_of(caller, game_id), pack_id)
+    if (unchanged := not_modified(if_none_match, row.version)) is not None:
+        return unchanged
     set_etag(response, row.version)
     return pack_v2(row)
 
@@ -465,8 +466,11 @@ def get_pack_v1(
     engine: EngineDep,
     response: Response,
     game_id: GameIdQuery = None,
-) -> PackV1:
+    if_none_match: IfNoneMatch = None,
+) -> PackV1 | Response:
     row = _get(engine, game_of(caller, game_id), pack_id)
+    if (unchanged := not_modified(if_none_match, row.version)) is not None:
+        return unchanged
     set_etag(response, row.version)
     return pack_v1(row)
 
@@ -474,7 +478,7 @@ def get_pack_v1(
 def _replace(
     engine: Any, game_id: str, pack_id: str, spec: PackSpec, if_match: str | None
 ) -> CatalogPack:
-    expected = version_of(if_match)
+    expected = precondition(if_match)
     with Session(engine, expire_on_commit=False) as session, session.begin():
         return catalog.replace_pack(session, game_id, pack_id, spec, expected, now())
 
@@ -519,7 +523,7 @@ def replace_pack_v1(
 
 
 def _archive(engine: Any, game_id: str, pack_id: str, if_match: str | None) -> None:
-    expected = version_of(if_match)
+    expected = precondition(if_match)
     with Session(engine) as session, session.begin():
         catalog.archive(session, catalog.PACKS, game_id, pack_id, expected, now())
 

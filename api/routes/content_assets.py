@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Header, HTTPException, Path, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -25,6 +25,7 @@ from api.auth import CALLER_ERRORS, GAME_KEY_ERRORS, QUOTA_ERRORS, CallerDep, Ga
 from api.body import limited_body_route
 from api.deps import EngineDep, SettingsDep
 from api.errors import NOT_JSON, error_responses
+from api.etags import IfMatchHeader, IfNoneMatch, not_modified, precondition
 from core.content import assets
 from core.content.assets import (
     ALL_PLATFORMS,
@@ -38,7 +39,6 @@ from core.content.assets import (
     ChannelMove,
     ChannelView,
     VersionView,
-    expected_row_version,
 )
 from core.content.models import AssetKind
 from core.content.ranges import Unsatisfiable, none_match, parse_range, range_applies
@@ -64,9 +64,6 @@ PlatformQuery = Annotated[
 ]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="Items per page")]
 After = Annotated[str | None, Query(max_length=512, description="next_cursor of the previous page")]
-IfMatch = Annotated[
-    str | None, Header(description="The ETag you read; required to change an existing row")
-]
 Name = Annotated[str, Field(pattern=ASSET_NAME_PATTERN, description="Unique per game")]
 Tag = Annotated[str, Field(pattern=TAG_PATTERN)]
 NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL
@@ -286,14 +283,20 @@ def list_assets(
 @router.get(
     "/{asset_id}",
     response_model=AssetPublic,
-    summary="One asset, with its ETag",
+    summary="One asset, with its ETag (If-None-Match: 304)",
     responses={**GAME_KEY_ERRORS, **_NOT_FOUND},
 )
 def get_asset(
-    asset_id: AssetId, game_id: GameDep, engine: EngineDep, response: Response
-) -> AssetPublic:
+    asset_id: AssetId,
+    game_id: GameDep,
+    engine: EngineDep,
+    response: Response,
+    if_none_match: IfNoneMatch = None,
+) -> AssetPublic | Response:
     with Session(engine) as session:
         view = assets.get_asset(session, game_id, asset_id)
+    if (unchanged := not_modified(if_none_match, view.row_version)) is not None:
+        return unchanged
     response.headers["ETag"] = view.etag
     return _asset(view)
 
@@ -310,14 +313,14 @@ def update_asset(
     game_id: GameDep,
     engine: EngineDep,
     response: Response,
-    if_match: IfMatch = None,
+    if_match: IfMatchHeader = None,
 ) -> AssetPublic:
     with Session(engine) as session, session.begin():
         view = assets.update_asset(
             session,
             game_id,
             asset_id,
-            expected_row_version(if_match),
+            precondition(if_match),
             name=body.name,
             description=body.description,
             tags=body.tags,
@@ -337,10 +340,10 @@ def archive_asset(
     game_id: GameDep,
     engine: EngineDep,
     response: Response,
-    if_match: IfMatch = None,
+    if_match: IfMatchHeader = None,
 ) -> AssetPublic:
     with Session(engine) as session, session.begin():
-        view = assets.archive_asset(session, game_id, asset_id, expected_row_version(if_match))
+        view = assets.archive_asset(session, game_id, asset_id, precondition(if_match))
     response.headers["ETag"] = view.etag
     return _asset(view)
 
@@ -482,7 +485,7 @@ def list_channels(
 @router.get(
     "/{asset_id}/channels/{name}",
     response_model=ChannelPublic,
-    summary="One channel of one platform, with its ETag",
+    summary="One channel of one platform, with its ETag (If-None-Match: 304)",
     responses={**GAME_KEY_ERRORS, **_NOT_FOUND},
 )
 def get_channel(
@@ -492,9 +495,12 @@ def get_channel(
     engine: EngineDep,
     response: Response,
     platform: PlatformQuery = ALL_PLATFORMS,
-) -> ChannelPublic:
+    if_none_match: IfNoneMatch = None,
+) -> ChannelPublic | Response:
     with Session(engine) as session:
         view = assets.get_channel(session, game_id, asset_id, name, platform)
+    if (unchanged := not_modified(if_none_match, view.row_version)) is not None:
+        return unchanged
     response.headers["ETag"] = view.etag
     return _channel(view)
 
@@ -514,7 +520,7 @@ def move_channel(
     engine: EngineDep,
     response: Response,
     platform: PlatformQuery = ALL_PLATFORMS,
-    if_match: IfMatch = None,
+    if_match: IfMatchHeader = None,
 ) -> ChannelPublic:
     with Session(engine) as session, session.begin():
         existed = bool(
@@ -527,7 +533,7 @@ def move_channel(
             name,
             platform,
             body.version,
-            expected_row_version(if_match),
+            precondition(if_match),
             moved_by=f"game:{game_id}",
             reason=body.reason,
         )

@@ -30,6 +30,7 @@ from core.content.catalog_models import (
     AchievementProgress,
     BattlePassProgress,
 )
+from core.platform.versions import Precondition
 
 Metric = Literal[
     "events",
@@ -73,7 +74,7 @@ def replace_achievement(
     game_id: str,
     achievement_id: str,
     spec: AchievementSpec,
-    expected_version: int | None,
+    expected: Precondition | None,
     now: datetime,
 ) -> AchievementDefinition:
     check_items_exist(session, game_id, {i.item_id for i in spec.rewards.items})
@@ -83,7 +84,7 @@ def replace_achievement(
         game_id,
         achievement_id,
         {**_values(spec), "is_active": True},
-        expected_version,
+        expected,
         now,
     )
 

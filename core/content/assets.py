@@ -2,9 +2,10 @@
 
 Every function takes a ``Session`` inside the caller's transaction and answers views
 (frozen dataclasses), never ORM rows. A game sees only its own assets. Assets and channels
-are written with optimistic concurrency: the caller names the ``row_version`` it read (the
-API's ``ETag``/``If-Match``) and a stale one is refused (:class:`StaleWrite`), so two
-editors never overwrite each other unknowingly. Versions are created by completed uploads
+are written with optimistic concurrency: the caller names the ``row_version`` it read (a
+:class:`~core.platform.versions.Precondition`, the API's ``If-Match``) and a stale one is
+refused (:class:`~core.platform.versions.StaleVersion`), so two editors never overwrite
+each other unknowingly. Versions are created by completed uploads
 only (:mod:`core.content.uploads`) and never change.
 """
 
@@ -23,12 +24,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from core.content.errors import (
-    AssetNotFound,
-    NameTaken,
-    PreconditionRequired,
-    StaleWrite,
-)
+from core.content.errors import AssetNotFound, NameTaken
 from core.content.models import (
     AssetKind,
     ContentAsset,
@@ -37,6 +33,7 @@ from core.content.models import (
     ContentReleaseChannelHistory,
 )
 from core.platform.errors import Conflict, Invalid
+from core.platform.versions import Precondition, StaleVersion, check_version, etag
 
 ASSET_NAME_PATTERN = r"^[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]{0,198}[^\s\x00-\x1f\x7f])?$"
 TAG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
@@ -74,23 +71,6 @@ def decode_cursor(cursor: str | None) -> Any:
     return value
 
 
-def row_etag(row_version: int) -> str:
-    """The ``ETag`` of an asset or channel at ``row_version``."""
-    return f'"r{row_version}"'
-
-
-_ETAG = re.compile(r'^"r([0-9]{1,9})"$')
-
-
-def expected_row_version(if_match: str | None) -> int | None:
-    """The row version an ``If-Match`` names; None without one. A tag this API never gave
-    matches no row, so the write is refused as stale."""
-    if if_match is None:
-        return None
-    match = _ETAG.match(if_match.strip())
-    return int(match[1]) if match else -1
-
-
 # ---- views -------------------------------------------------------------------------------
 
 
@@ -110,7 +90,7 @@ class AssetView:
 
     @property
     def etag(self) -> str:
-        return row_etag(self.row_version)
+        return etag(self.row_version)
 
 
 @dataclass(frozen=True)
@@ -145,7 +125,7 @@ class ChannelView:
 
     @property
     def etag(self) -> str:
-        return row_etag(self.row_version)
+        return etag(self.row_version)
 
 
 @dataclass(frozen=True)
@@ -307,23 +287,11 @@ def list_assets(
     return Page(items, encode_cursor(rows[-1].name) if more else None)
 
 
-def _check_precondition(current: int, expected: int | None, what: str) -> None:
-    if expected is None:
-        raise PreconditionRequired(
-            f"{what} exists: send If-Match with the ETag you read (GET it first)"
-        )
-    if expected != current:
-        raise StaleWrite(
-            f"{what} changed since you read it (now ETag {row_etag(current)}): read it again,"
-            " then retry with its new ETag"
-        )
-
-
 def update_asset(
     session: Session,
     game_id: str,
     asset_id: uuid.UUID,
-    expected: int | None,
+    expected: Precondition | None,
     *,
     name: str | None = None,
     description: str | None = None,
@@ -332,7 +300,7 @@ def update_asset(
     """Change an asset's name, description or tags if it is still at row version
     ``expected``."""
     row = _asset_row(session, game_id, asset_id, lock=True)
-    _check_precondition(row.row_version, expected, f"asset {asset_id}")
+    check_version(row.row_version, expected, f"asset {asset_id}", required=True)
     if row.archived_at is not None:
         raise Conflict(f"asset {asset_id} is archived; it cannot change")
     changes: dict[str, Any] = {}
@@ -360,13 +328,13 @@ def update_asset(
 
 
 def archive_asset(
-    session: Session, game_id: str, asset_id: uuid.UUID, expected: int | None
+    session: Session, game_id: str, asset_id: uuid.UUID, expected: Precondition | None
 ) -> AssetView:
     """Archive an asset: hidden from lists, no new versions or channel moves. Its versions
     stay downloadable (released clients may still fetch them). Archiving twice is a no-op."""
     row = _asset_row(session, game_id, asset_id, lock=True)
     if row.archived_at is None:
-        _check_precondition(row.row_version, expected, f"asset {asset_id}")
+        check_version(row.row_version, expected, f"asset {asset_id}", required=True)
         session.execute(
             update(ContentAsset)
             .where(ContentAsset.asset_id == asset_id)
@@ -564,7 +532,7 @@ def _move(
     *,
     moved_by: str,
     reason: str,
-    expected: int | None = None,
+    expected: Precondition | None = None,
     check: bool = False,
 ) -> tuple[ContentReleaseChannel, bool]:
     """Point the channel at ``version`` (created if new); with ``check``, only from row
@@ -572,7 +540,10 @@ def _move(
     row = _channel_row(session, asset.asset_id, name, platform, lock=True)
     if row is None:
         if check and expected is not None:
-            raise StaleWrite(f"channel {name!r}/{platform!r} does not exist: send no If-Match")
+            raise StaleVersion(
+                f"channel {name!r}/{platform!r} does not exist: send no If-Match to create it",
+                None,
+            )
         inserted = session.execute(
             insert(ContentReleaseChannel)
             .values(
@@ -587,13 +558,16 @@ def _move(
             .returning(ContentReleaseChannel.channel_id)
         ).scalar_one_or_none()
         if inserted is None:  # created meanwhile (the asset lock makes this rare)
-            raise StaleWrite(f"channel {name!r}/{platform!r} was just created: read it, retry")
+            raise StaleVersion(
+                f"channel {name!r}/{platform!r} was just created: read it, then retry", None
+            )
         row = _channel_row(session, asset.asset_id, name, platform)
         assert row is not None
         from_version = None
     else:
         if check:
-            _check_precondition(row.row_version, expected, f"channel {name!r}/{platform!r}")
+            what = f"channel {name!r}/{platform!r}"
+            check_version(row.row_version, expected, what, required=True)
         if row.version_id == version.version_id:
             return row, False
         from_version = row.version_id
@@ -629,7 +603,7 @@ def move_channel(
     name: str,
     platform: str,
     version: int,
-    expected: int | None,
+    expected: Precondition | None,
     *,
     moved_by: str,
     reason: str = "",

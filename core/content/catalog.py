@@ -2,7 +2,8 @@
 
 Definitions are written by the studio (its game key) and versioned: every write bumps
 ``version``, which the API shows as the ``ETag``; a write that names a stale version
-(``If-Match``) is refused with :class:`StaleVersion` and changes nothing. A delete
+(``If-Match``) is refused with :class:`~core.platform.versions.StaleVersion` and changes
+nothing. A delete
 archives (``is_active`` false): inventories, grants and gifts keep pointing at the row.
 The specs below are the domain's contracts; the API maps its versions (/v1, /v2) onto them.
 """
@@ -10,7 +11,6 @@ The specs below are the domain's contracts; the API maps its versions (/v1, /v2)
 from __future__ import annotations
 
 import itertools
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,6 +33,7 @@ from core.events.contracts import CURRENCY_PATTERN
 from core.platform.db import Base
 from core.platform.errors import Conflict, Invalid, NotFound
 from core.platform.json_bounds import json_problem
+from core.platform.versions import Precondition, check_version
 
 CATALOG_ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
 CatalogId = Annotated[
@@ -49,12 +50,6 @@ MAX_TIERS = 200
 MAX_PACK_ENTRIES = 50
 # What earns battle-pass XP (counted per event by core.content.progress).
 XpKind = Literal["match_played", "match_won", "score_reached", "purchase", "session"]
-
-
-class StaleVersion(Conflict):
-    """``If-Match`` named a version that is no longer the current one (412)."""
-
-    code = "precondition_failed"
 
 
 class CatalogNotFound(NotFound):
@@ -194,25 +189,6 @@ def window_problem(starts_at: datetime | None, ends_at: datetime | None, now: da
     return ""
 
 
-# ---- versions (ETag / If-Match) -----------------------------------------------------------
-
-_ETAG = re.compile(r'^(?:W/)?"(\d{1,9})"$')
-
-
-def etag(version: int) -> str:
-    return f'"{version}"'
-
-
-def parse_if_match(value: str | None) -> int | None:
-    """The version an ``If-Match`` header names (None: absent or ``*``)."""
-    if value is None or value.strip() == "*":
-        return None
-    match = _ETAG.match(value.strip())
-    if match is None:
-        raise Invalid(f'If-Match must be an ETag this API sent, such as "3" (got {value!r})')
-    return int(match.group(1))
-
-
 # ---- a versioned definition: create, read, list, replace, archive --------------------------
 
 M = TypeVar("M", bound=Base)
@@ -270,29 +246,26 @@ def update_definition(
     game_id: str,
     object_id: str,
     values: dict[str, Any],
-    expected_version: int | None,
+    expected: Precondition | None,
     now: datetime,
 ) -> Any:
-    """Write ``values`` when the row is still at ``expected_version`` (any when None):
-    one conditional UPDATE, so two writers of the same version cannot both succeed."""
+    """Write ``values`` when the row is still at a version ``expected`` admits (any when
+    None: the last write wins). The row is locked while its version is compared, so two
+    writers of the same version cannot both succeed."""
     model = kind.model
-    conditions = list(kind.key(game_id, object_id))
-    if expected_version is not None:
-        conditions.append(model.version == expected_version)
-    row = session.execute(
+    current = session.execute(
+        select(model.version).where(*kind.key(game_id, object_id)).with_for_update()
+    ).scalar_one_or_none()
+    if current is None:
+        raise CatalogNotFound(f"no {kind.noun} {object_id!r} in game {game_id!r}")
+    check_version(current, expected, f"{kind.noun} {object_id!r}", required=False)
+    return session.execute(
         update(model)
-        .where(*conditions)
+        .where(*kind.key(game_id, object_id))
         .values(**values, version=model.version + 1, updated_at=now)
         .returning(model)
         .execution_options(synchronize_session=False)
-    ).scalar_one_or_none()
-    if row is None:
-        current = get_definition(session, kind, game_id, object_id)  # 404 when absent
-        raise StaleVersion(
-            f"{kind.noun} {object_id!r} is at version {current.version}, not "
-            f"{expected_version}: read it again (its ETag) and retry your change"
-        )
-    return row
+    ).scalar_one()
 
 
 def list_definitions(
@@ -332,7 +305,7 @@ def replace_item(
     game_id: str,
     item_id: str,
     spec: ItemSpec,
-    expected_version: int | None,
+    expected: Precondition | None,
     now: datetime,
 ) -> CatalogItem:
     return update_definition(
@@ -341,7 +314,7 @@ def replace_item(
         game_id,
         item_id,
         {**item_values(spec), "is_active": True},
-        expected_version,
+        expected,
         now,
     )
 
@@ -351,12 +324,10 @@ def archive(
     kind: Definition,
     game_id: str,
     object_id: str,
-    expected_version: int | None,
+    expected: Precondition | None,
     now: datetime,
 ) -> Any:
-    return update_definition(
-        session, kind, game_id, object_id, {"is_active": False}, expected_version, now
-    )
+    return update_definition(session, kind, game_id, object_id, {"is_active": False}, expected, now)
 
 
 # ---- content and its tiers ---------------------------------------------------------------
@@ -427,7 +398,7 @@ def replace_content(
     game_id: str,
     content_id: str,
     spec: ContentSpec,
-    expected_version: int | None,
+    expected: Precondition | None,
     now: datetime,
 ) -> CatalogContent:
     _check_reward_items(session, game_id, [t.rewards for t in spec.tiers])
@@ -437,7 +408,7 @@ def replace_content(
         game_id,
         content_id,
         {**_content_values(spec), "is_active": True},
-        expected_version,
+        expected,
         now,
     )
     _write_tiers(session, game_id, content_id, spec)
@@ -506,7 +477,7 @@ def replace_pack(
     game_id: str,
     pack_id: str,
     spec: PackSpec,
-    expected_version: int | None,
+    expected: Precondition | None,
     now: datetime,
 ) -> CatalogPack:
     _check_pack_refs(session, game_id, spec)
@@ -516,7 +487,7 @@ def replace_pack(
         raise Invalid(
             f"stock_total {spec.stock_total} is below the {current.stock_sold} already sold"
         )
-    return update_definition(session, PACKS, game_id, pack_id, values, expected_version, now)
+    return update_definition(session, PACKS, game_id, pack_id, values, expected, now)
 
 
 def pack_spec(row: CatalogPack) -> PackSpec:

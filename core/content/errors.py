@@ -20,18 +20,6 @@ class NameTaken(Conflict):
     code = "conflict"
 
 
-class StaleWrite(Conflict):
-    """``If-Match`` names a row version that is no longer the current one (412)."""
-
-    code = "precondition_failed"
-
-
-class PreconditionRequired(Conflict):
-    """A write to an existing row without ``If-Match`` (428): read it first."""
-
-    code = "precondition_required"
-
-
 class OffsetMismatch(Conflict):
     """A PATCH's ``Upload-Offset`` is not the upload's offset (409): HEAD it and resume."""
 

@@ -44,7 +44,7 @@ def test_an_asset_is_created_once_read_with_its_etag_and_changed_only_with_it(
 
     read = client.get(f"/v1/content/assets/{asset_id}", headers=studio.headers)
     etag = read.headers["ETag"]
-    assert read.json()["etag"] == etag == '"r1"'
+    assert read.json()["etag"] == etag == '"1"'
     path = f"/v1/content/assets/{asset_id}"
     blind = client.patch(path, json={"tags": ["hero", "lod0"]}, headers=studio.headers)
     assert blind.status_code == 428 and blind.json()["code"] == "precondition_required"
@@ -52,12 +52,31 @@ def test_an_asset_is_created_once_read_with_its_etag_and_changed_only_with_it(
         path, json={"tags": ["lod0", "hero"]}, headers={**studio.headers, "If-Match": etag}
     )
     assert changed.status_code == 200 and changed.json()["tags"] == ["hero", "lod0"]
-    assert changed.headers["ETag"] == '"r2"'
+    assert changed.headers["ETag"] == '"2"'
     stale = client.patch(
         path, json={"description": "lost"}, headers={**studio.headers, "If-Match": etag}
     )
     assert stale.status_code == 412 and stale.json()["code"] == "precondition_failed"
+    assert 'its ETag is now "2"' in stale.json()["detail"]
     assert client.get(path, headers=studio.headers).json()["description"] == ""
+    junk = client.patch(
+        path, json={"description": "x"}, headers={**studio.headers, "If-Match": "2"}
+    )
+    assert junk.status_code == 400 and junk.json()["code"] == "bad_request"
+    assert "If-Match" in junk.json()["detail"]
+    weak = client.patch(
+        path, json={"description": "x"}, headers={**studio.headers, "If-Match": 'W/"2"'}
+    )
+    assert weak.status_code == 412  # If-Match compares strongly
+    # A client holding the tag the assets answered before ("r2") keeps working.
+    old_form = client.patch(
+        path, json={"description": "kept"}, headers={**studio.headers, "If-Match": '"r2"'}
+    )
+    assert old_form.status_code == 200 and old_form.headers["ETag"] == '"3"'
+    cached = client.get(path, headers={**studio.headers, "If-None-Match": '"3"'})
+    assert cached.status_code == 304 and cached.content == b"" and cached.headers["ETag"] == '"3"'
+    outdated = client.get(path, headers={**studio.headers, "If-None-Match": etag})
+    assert outdated.status_code == 200 and outdated.json()["description"] == "kept"
 
     other = new_studio()
     assert client.get(path, headers=other.headers).status_code == 404
@@ -142,6 +161,11 @@ def test_versions_channels_and_downloads(
         headers={**studio.headers, "If-Match": live.headers["ETag"]},
     )
     assert stale.status_code == 412
+    assert f"its ETag is now {moved.headers['ETag']}" in stale.json()["detail"]
+    unchanged = client.get(
+        f"{base}/channels/live", headers={**studio.headers, "If-None-Match": moved.headers["ETag"]}
+    )
+    assert unchanged.status_code == 304 and unchanged.content == b""
     ios = client.put(
         f"{base}/channels/live",
         params={"platform": "ios"},

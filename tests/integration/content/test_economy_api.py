@@ -49,7 +49,7 @@ def test_studio_crud_with_etags_and_a_stale_write_refused(studio: EconomyClient)
     with pytest.raises(StrideAPIError) as stale:
         studio.items.replace("sword", {"name": "Lost", "stackable": False}, if_match=created.etag)
     assert (stale.value.status_code, stale.value.code) == (412, "precondition_failed")
-    assert "version 2" in stale.value.detail
+    assert 'its ETag is now "2"' in stale.value.detail
     with pytest.raises(StrideAPIError) as taken:
         studio.items.create("sword", {"name": "Again", "stackable": False})
     assert taken.value.status_code == 409
@@ -62,6 +62,46 @@ def test_studio_crud_with_etags_and_a_stale_write_refused(studio: EconomyClient)
         studio.items.create("Bad Id", {"name": "x", "stackable": True})
     assert (invalid.value.status_code, invalid.value.code) == (422, "invalid")
     assert invalid.value.errors[0]["field"] == "item_id"
+
+
+def test_conditional_requests_follow_rfc_9110_through_the_front_door(
+    live_api: str, studio: EconomyClient, economy: Economy
+) -> None:
+    studio.items.create("orb", {"name": "Orb", "stackable": True})
+    studio.packs.create(
+        "orbs",
+        {
+            "name": "Orbs",
+            "items": [{"item_id": "orb", "quantity": 2}],
+            "price": {"amount": "1", "currency": "EUR"},
+        },
+    )
+    studio.content.create("skin", {"kind": "unlockable", "name": "Skin"})
+    studio.achievements.create("lvl-5", {"name": "Level 5", "metric": "level", "threshold": 5})
+    item = "/v1/catalog/items/orb"
+    spec = {"name": "Orb", "stackable": True}
+    with httpx.Client(base_url=live_api, headers={"X-Api-Key": economy.api_key}) as raw:
+        for path in ("/v1/catalog/content/skin", "/v1/achievements/lvl-5"):
+            assert raw.get(path, headers={"If-None-Match": '"1"'}).status_code == 304
+            assert raw.get(path, headers={"If-None-Match": '"2"'}).status_code == 200
+        cached = raw.get(item, headers={"If-None-Match": '"1"'})
+        assert (cached.status_code, cached.content, cached.headers["ETag"]) == (304, b"", '"1"')
+        assert raw.get(item, headers={"If-None-Match": '"0"'}).json()["version"] == 1
+        for path in ("/v2/catalog/packs/orbs", "/v1/catalog/packs/orbs"):
+            unchanged = raw.get(path, headers={"If-None-Match": 'W/"1"'})
+            assert unchanged.status_code == 304 and unchanged.headers["ETag"] == '"1"'
+        assert "Deprecation" in unchanged.headers  # /v1 stays marked on a 304 too
+
+        junk = raw.put(item, json=spec, headers={"If-Match": "1"})
+        assert (junk.status_code, junk.json()["code"]) == (400, "bad_request")
+        weak = raw.put(item, json=spec, headers={"If-Match": 'W/"1"'})
+        assert (weak.status_code, weak.json()["code"]) == (412, "precondition_failed")
+        assert 'its ETag is now "1"' in weak.json()["detail"]
+        # Either tag form names a version; * names any; none: the last write wins.
+        assert raw.put(item, json=spec, headers={"If-Match": '"r1"'}).headers["ETag"] == '"2"'
+        assert raw.put(item, json=spec, headers={"If-Match": "*"}).headers["ETag"] == '"3"'
+        assert raw.put(item, json=spec).headers["ETag"] == '"4"'
+        assert raw.get(item, headers={"If-None-Match": '"3"'}).status_code == 200
 
 
 def test_v1_and_v2_of_packs_side_by_side_on_the_same_rows(

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from core.content import achievements, catalog, gifts, inventory
 from core.content.achievements import AchievementSpec
-from core.content.catalog import ContentSpec, Rewards, StaleVersion, TierSpec
+from core.content.catalog import ContentSpec, Rewards, TierSpec
 from core.content.catalog_models import ContentKind, GiftStatus
 from core.content.gifts import GiftOffer
 from core.content.inventory import MaxCountReached, NotEnough, PurchaseRequest
@@ -23,6 +23,7 @@ from core.events.contracts import GameEvent, MatchResult, ScoreReached
 from core.events.store import apply_batch
 from core.identity.models import PlayerLink
 from core.platform.messages import Consumed
+from core.platform.versions import StaleVersion, at_version
 from core.rewards.commands import RewardRules
 from tests.integration.content.conftest import Economy, User, make_item, make_pack
 
@@ -130,9 +131,10 @@ def test_a_stale_if_match_changes_nothing(db_engine: Engine, economy: Economy) -
     make_item(db_engine, g, "shield")
     spec = catalog.ItemSpec(name="Shield II", stackable=True)
     with Session(db_engine) as session, session.begin():
-        assert catalog.replace_item(session, g, "shield", spec, 1, NOW).version == 2
+        assert catalog.replace_item(session, g, "shield", spec, at_version(1), NOW).version == 2
     with Session(db_engine) as session, session.begin(), pytest.raises(StaleVersion):
-        catalog.replace_item(session, g, "shield", spec.model_copy(update={"name": "X"}), 1, NOW)
+        renamed = spec.model_copy(update={"name": "X"})
+        catalog.replace_item(session, g, "shield", renamed, at_version(1), NOW)
     with Session(db_engine) as session:
         assert catalog.get_definition(session, catalog.ITEMS, g, "shield").name == "Shield II"
 

@@ -1,4 +1,4 @@
-"""The economy's pure rules: specs, limits, stack plans, ETags, battle-pass XP per event,
+"""The economy's pure rules: specs, limits, stack plans, battle-pass XP per event,
 levels, reward idempotency keys, the /v1 ↔ /v2 pack mapping."""
 
 from __future__ import annotations
@@ -15,15 +15,12 @@ from core.content.catalog import (
     ContentSpec,
     PackSpec,
     effective_limit,
-    etag,
-    parse_if_match,
     plain,
     window_problem,
 )
 from core.content.inventory import MaxCountReached, NotEnough, check_room, plan_take
 from core.content.progress import Unlock, fold_batch, level_of
 from core.events.contracts import GameEvent, MatchResult, ScoreReached, SessionEnd
-from core.platform.errors import Invalid
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 
@@ -44,14 +41,6 @@ def test_units_are_taken_from_the_oldest_stacks_first() -> None:
     assert plan_take(stacks, 1, "rose") == [("carol", 1)]
     with pytest.raises(NotEnough, match="you own 7 of 'rose', fewer than 8"):
         plan_take(stacks, 8, "rose")
-
-
-def test_etags_round_trip_and_junk_is_refused() -> None:
-    assert parse_if_match(etag(12)) == 12
-    assert parse_if_match('W/"12"') == 12
-    assert parse_if_match("*") is None and parse_if_match(None) is None
-    with pytest.raises(Invalid, match="If-Match"):
-        parse_if_match("12")
 
 
 def test_sale_windows() -> None:
