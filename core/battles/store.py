@@ -550,9 +550,9 @@ def _write(
 
 def resolve_batch(engine: Engine, requests: Sequence[BattleRequest], now: datetime) -> BatchOutcome:
     """The engine agent's batch in ONE transaction (module docstring): the battles and their
-    players locked with one statement each, resolved and rated in memory in the batch's
-    order, then one set-based write per table, no ORM objects (785 -> 3,708 battles per CPU
-    second of this process, docs/battles.md)."""
+    players locked with one statement each (plus the inserts of unknown ones), resolved and
+    rated in memory in the batch's order, then one set-based write per table, no ORM objects
+    (docs/battles.md#benchmark-benchbattlespy for the figures)."""
     if not requests:
         return BatchOutcome(0, 0, 0, [])
     resolved = rejected = duplicates = 0
