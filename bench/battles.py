@@ -66,7 +66,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--per-request", type=int, default=100, help="duels per POST /v1/battles/batch (1: single)"
     )
-    parser.add_argument("--games", type=int, default=4, help="game keys the POSTs rotate over")
+    parser.add_argument("--games", type=int, default=8, help="games (keys) the POSTs rotate over")
     parser.add_argument("--api-workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument("--rate", type=int, default=500, help="battles/s of the latency run")
     parser.add_argument(
@@ -130,6 +130,9 @@ def throughput(base: str, engine: Any, args: argparse.Namespace) -> dict[str, An
     (httpx) spent ~6 ms of CPU per request here and was the bottleneck at ~20/s."""
     games = [new_game(f"battles{i}") for i in range(args.games)]
     game_ids, keys = [g for g, _ in games], [k for _, k in games]
+    from core.platform.config import get_settings
+
+    spread = game_partitions(game_ids, get_settings().kafka_topic_partitions)
     command = [
         "wrk",
         "-t2",
@@ -165,15 +168,31 @@ def throughput(base: str, engine: Any, args: argparse.Namespace) -> dict[str, An
         "end_to_end_s": round(total_s, 2),
         "end_to_end_per_s": round(accepted / total_s),
         "wrk_command": shlex.join([*command[: -len(keys)], "KEY..."]),
+        "games_per_partition": spread,
     }
+
+
+def game_partitions(game_ids: list[str], partitions: int) -> list[int]:
+    """How many of the games' battles share each partition of ``battles.requests.v1`` (keyed
+    by game: a partition, so one engine process, owns a game)."""
+    from api.kafka import partition_for
+    from core.battles.contracts import BattleRequest
+
+    counts = [0] * partitions
+    for game_id in game_ids:
+        key = BattleRequest.model_construct(game_id=game_id).record_key()
+        counts[partition_for(key, tuple(range(partitions)))] += 1
+    return counts
 
 
 def engine_speed(engine: Any, batches: int, size: int, players: int) -> dict[str, Any]:
     """The engine agent's batch alone (``core.battles.store.resolve_batch``), in this
-    process: duels of random new players in batches of ``size``; battles per CPU second of
-    this process (PostgreSQL's own CPU is not counted) and per wall second."""
+    process: duels of random players in batches of ``size``, queued first as the API queues
+    them (not timed); battles per CPU second of this process (PostgreSQL's own CPU is not
+    counted) and per wall second."""
     from core.battles.contracts import BattleRequest
-    from core.battles.store import resolve_batch
+    from core.battles.store import queue_battles, resolve_batch
+    from core.platform.db import session_scope
 
     rng = random.Random(5)
     now = datetime.now(UTC)
@@ -190,6 +209,9 @@ def engine_speed(engine: Any, batches: int, size: int, players: int) -> dict[str
     for warm in [batch() for _ in range(3)]:
         resolve_batch(engine, warm, now)
     work = [batch() for _ in range(batches)]
+    for requests in work:
+        with session_scope() as session:
+            queue_battles(session, [(r, None) for r in requests])
     cpu, wall = time.process_time(), time.perf_counter()
     for requests in work:
         resolve_batch(engine, requests, now)
@@ -443,6 +465,7 @@ def main(argv: list[str] | None = None) -> int:
         "args": {k: str(v) for k, v in vars(args).items() if k != "output"},
         "load_average_at_start": load_at_start,
         "streams_processes": settings.streams_processes,
+        "topic_partitions": settings.kafka_topic_partitions,
         "match_interval_s": settings.battles_match_interval_s,
     }
     try:

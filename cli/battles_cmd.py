@@ -33,9 +33,7 @@ REPUBLISH_AFTER_S = 10.0  # a matched battle still queued this long was never pu
 
 def _publish(producer: KafkaProducer, requests: list[BattleRequest]) -> None:
     futures = [
-        producer.send(
-            BATTLE_REQUESTS, key=str(r.battle_id).encode(), value=r.model_dump_json().encode()
-        )
+        producer.send(BATTLE_REQUESTS, key=r.record_key(), value=r.model_dump_json().encode())
         for r in requests
     ]
     for future in futures:

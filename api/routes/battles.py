@@ -240,7 +240,7 @@ async def post_battle(
 
     view, created = await run_in_threadpool(queue)  # the event loop keeps serving
     if view.status == BattleStatus.queued:  # a retry may find it resolved already
-        record = (str(request.battle_id).encode(), request.model_dump_json().encode())
+        record = (request.record_key(), request.model_dump_json().encode())
         try:
             await producer.produce(BATTLE_REQUESTS, [record], retry=RETRY)
         except Unavailable:
@@ -291,7 +291,7 @@ async def post_battles_batch(
         if answer.status == BattleStatus.queued:  # a retry may find it resolved already
             records.setdefault(
                 answer.battle_id,
-                (str(request.battle_id).encode(), request.model_dump_json().encode()),
+                (request.record_key(), request.model_dump_json().encode()),
             )
         if answer.created and battle.idempotency_key is None:
             keyless_new.append(answer.battle_id)

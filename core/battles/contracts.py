@@ -1,9 +1,9 @@
 """The ``BattleRequest`` v1 contract of ``battles.requests.v1`` and the posted battle.
 
 A game server posts an :class:`IncomingBattle`; the API stamps the game (from its key), the
-battle id and the time, and produces a :class:`BattleRequest` keyed by battle id. The battle
-id is derived from the client's idempotency key when one is sent (a retry names the same
-battle), else it is new.
+battle id and the time, and produces a :class:`BattleRequest` keyed by its game
+(:meth:`BattleRequest.record_key`). The battle id is derived from the client's idempotency
+key when one is sent (a retry names the same battle), else it is new.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ class IncomingBattle(_Battle):
 
 
 class BattleRequest(_Battle):
-    """``battles.requests.v1`` value, version 1 (JSON, UTF-8), keyed by ``battle_id``."""
+    """``battles.requests.v1`` value, version 1 (JSON, UTF-8), keyed by ``game_id``."""
 
     schema_version: Literal[1] = SCHEMA_VERSION
     battle_id: uuid.UUID
@@ -85,6 +85,14 @@ class BattleRequest(_Battle):
     @property
     def players(self) -> list[str]:
         return [player for side in self.sides for player in side]
+
+    def record_key(self) -> bytes:
+        """The Kafka key every producer of ``battles.requests.v1`` uses: the game id. A
+        game's battles share one partition, so one engine process owns a game's players:
+        two engine batches never lock the same players (keyed by battle id, every batch of
+        one process overlapped a batch of the other and they ran one after the other), and
+        a player's battles are rated in the order they were queued."""
+        return self.game_id.encode()
 
 
 def parse_battle_request(raw: bytes) -> BattleRequest:

@@ -314,6 +314,7 @@ _CREATE_PLAYERS = text(
     " SELECT k.g, k.p, left(k.p, 64), :mu, :sigma, :now, :now"
     " FROM unnest(CAST(:games AS text[]), CAST(:players AS text[])) AS k(g, p)"
     " ORDER BY k.g, k.p ON CONFLICT (game_id, player_id) DO NOTHING"
+    " RETURNING game_id, player_id, is_active, mu, sigma, battles, wins, losses"
 )
 _LOCK_PLAYERS = text(
     "SELECT game_id, player_id, is_active, mu, sigma, battles, wins, losses FROM players"
@@ -335,29 +336,28 @@ _ITEMS = text(
     " AND c.is_active AND jsonb_typeof(c.properties -> 'power') = 'number'"
     " ORDER BY l.game_id, l.player_id, i.item_id, i.unlocked_by"
 )
+# The writes take their rows as ONE json parameter (json_to_recordset): json.dumps builds it in
+# C, where binding one array per column had psycopg dump every element in Python (~17% of the
+# engine process's CPU, py-spy); floats round-trip exactly (repr, float8 input).
 _WRITE_BATTLES = text(
-    "UPDATE battles AS b SET status = u.status, reason = u.reason,"
-    " result = CAST(u.result AS jsonb), seed = u.seed, engine_version = u.version,"
-    " resolved_at = :now"
-    " FROM unnest(CAST(:ids AS uuid[]), CAST(:statuses AS text[]), CAST(:reasons AS text[]),"
-    " CAST(:results AS text[]), CAST(:seeds AS bigint[]), CAST(:versions AS smallint[]))"
-    " AS u(id, status, reason, result, seed, version)"
+    "UPDATE battles AS b SET status = u.status, reason = u.reason, result = u.result,"
+    " seed = u.seed, engine_version = u.version, resolved_at = :now"
+    " FROM json_to_recordset(CAST(:rows AS json))"
+    " AS u(id uuid, status text, reason text, result jsonb, seed bigint, version smallint)"
     " WHERE b.battle_id = u.id"
 )
 _WRITE_HISTORY = text(
     "INSERT INTO rating_history (battle_id, player_id, game_id, rank, mu_before, sigma_before,"
     " mu_after, sigma_after, rated_at)"
-    " SELECT u.*, :now FROM unnest(CAST(:ids AS uuid[]), CAST(:players AS text[]),"
-    " CAST(:games AS text[]), CAST(:ranks AS smallint[]), CAST(:mu_before AS float8[]),"
-    " CAST(:sigma_before AS float8[]), CAST(:mu_after AS float8[]),"
-    " CAST(:sigma_after AS float8[])) AS u"
+    " SELECT u.*, :now FROM json_to_recordset(CAST(:rows AS json)) AS u(id uuid, player text,"
+    " game text, rank smallint, mu_before float8, sigma_before float8, mu_after float8,"
+    " sigma_after float8)"
 )
 _WRITE_PLAYERS = text(
     "UPDATE players AS p SET mu = u.mu, sigma = u.sigma, battles = u.battles, wins = u.wins,"
     " losses = u.losses, updated_at = :now"
-    " FROM unnest(CAST(:games AS text[]), CAST(:players AS text[]), CAST(:mu AS float8[]),"
-    " CAST(:sigma AS float8[]), CAST(:battles AS integer[]), CAST(:wins AS integer[]),"
-    " CAST(:losses AS integer[])) AS u(g, p, mu, sigma, battles, wins, losses)"
+    " FROM json_to_recordset(CAST(:rows AS json)) AS u(g text, p text, mu float8,"
+    " sigma float8, battles integer, wins integer, losses integer)"
     " WHERE p.game_id = u.g AND p.player_id = u.p"
 )
 
@@ -365,19 +365,28 @@ _WRITE_PLAYERS = text(
 def _battle_rows(
     conn: Connection, requests: Sequence[BattleRequest]
 ) -> dict[uuid.UUID, StoredBattle]:
-    """The batch's battles, locked in id order; one the API did not queue (a producer that
-    bypassed it) is queued here first. One statement each."""
-    conn.execute(
-        _QUEUE_UNKNOWN,
-        {
-            "ids": [r.battle_id for r in requests],
-            "games": [r.game_id for r in requests],
-            "modes": [r.mode for r in requests],
-            "sides": [json.dumps(r.sides) for r in requests],
-            "at": [r.requested_at for r in requests],
-        },
-    )
-    rows = conn.execute(_LOCK_BATTLES, {"ids": sorted({r.battle_id for r in requests})})
+    """The batch's battles, locked in id order. One the API did not queue (a producer that
+    bypassed it) is queued here first, then locked too: the usual batch, queued by the API,
+    takes one statement (the lock), not an INSERT of conflicts before it."""
+    rows = _lock_battles(conn, sorted({r.battle_id for r in requests}))
+    unknown = {r.battle_id: r for r in requests if r.battle_id not in rows}
+    if unknown:
+        missing = list(unknown.values())
+        conn.execute(
+            _QUEUE_UNKNOWN,
+            {
+                "ids": [r.battle_id for r in missing],
+                "games": [r.game_id for r in missing],
+                "modes": [r.mode for r in missing],
+                "sides": [json.dumps(r.sides) for r in missing],
+                "at": [r.requested_at for r in missing],
+            },
+        )
+        rows.update(_lock_battles(conn, sorted(unknown)))
+    return rows
+
+
+def _lock_battles(conn: Connection, ids: list[uuid.UUID]) -> dict[uuid.UUID, StoredBattle]:
     return {
         row.battle_id: StoredBattle(
             row.battle_id,
@@ -388,28 +397,31 @@ def _battle_rows(
             row.requested_at,
             row.resolved_at,
         )
-        for row in rows
+        for row in conn.execute(_LOCK_BATTLES, {"ids": ids})
     }
 
 
 def _lock_players(
     conn: Connection, battles: Sequence[StoredBattle], now: datetime
 ) -> dict[tuple[str, str], _Rated]:
-    """Every player of the batch's battles, created on a first battle, locked in key order
-    (two workers locking the same players never deadlock). One statement each."""
+    """Every player of the batch's battles, locked in key order, then those not known yet
+    created (in key order; a row this transaction inserts is locked by it) and any that
+    another transaction created in between locked: one statement when every player has
+    battled before, at most three otherwise. Locks are taken in key order within each
+    step; a deadlock this could still meet (two processes sharing a game's players during a
+    rebalance) is an error PostgreSQL breaks, and the pipeline retries the batch."""
     keys = sorted({(b.game_id, p) for b in battles for side in b.sides for p in side})
+    locked = _locked_players(conn, _LOCK_PLAYERS, keys)
+    missing = [key for key in keys if key not in locked]
+    if missing:
+        first = ratings.initial()
+        extra = {"mu": first.mu, "sigma": first.sigma, "now": now}
+        locked.update(_locked_players(conn, _CREATE_PLAYERS, missing, extra))
+        raced = [key for key in missing if key not in locked]
+        if raced:
+            locked.update(_locked_players(conn, _LOCK_PLAYERS, raced))
     games = [g for g, _p in keys]
     players = [p for _g, p in keys]
-    first = ratings.initial()
-    conn.execute(
-        _CREATE_PLAYERS,
-        {"games": games, "players": players, "mu": first.mu, "sigma": first.sigma, "now": now},
-    )
-    rows = conn.execute(_LOCK_PLAYERS, {"games": games, "players": players})
-    locked = {
-        (r.game_id, r.player_id): _Rated(r.is_active, r.mu, r.sigma, r.battles, r.wins, r.losses)
-        for r in rows
-    }
     owned: dict[tuple[str, str], dict[str, list[Any]]] = {}
     for item in conn.execute(_ITEMS, {"games": games, "players": players}):
         stacks = owned.setdefault((item.game_id, item.player_id), {})
@@ -422,30 +434,25 @@ def _lock_players(
     return locked
 
 
+def _locked_players(
+    conn: Connection,
+    statement: Any,
+    keys: Sequence[tuple[str, str]],
+    extra: dict[str, Any] | None = None,
+) -> dict[tuple[str, str], _Rated]:
+    params = {"games": [g for g, _p in keys], "players": [p for _g, p in keys], **(extra or {})}
+    return {
+        (r.game_id, r.player_id): _Rated(r.is_active, r.mu, r.sigma, r.battles, r.wins, r.losses)
+        for r in conn.execute(statement, params)
+    }
+
+
 @dataclass
 class _Writes:
-    """What the batch writes, column by column (one array per column and table)."""
+    """What the batch writes: the rows of each table, as json_to_recordset reads them."""
 
-    battles: dict[str, list[Any]] = field(
-        default_factory=lambda: {
-            k: [] for k in ("ids", "statuses", "reasons", "results", "seeds", "versions")
-        }
-    )
-    history: dict[str, list[Any]] = field(
-        default_factory=lambda: {
-            k: []
-            for k in (
-                "ids",
-                "players",
-                "games",
-                "ranks",
-                "mu_before",
-                "sigma_before",
-                "mu_after",
-                "sigma_after",
-            )
-        }
-    )
+    battles: list[dict[str, Any]] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _resolve_one(
@@ -455,16 +462,17 @@ def _resolve_one(
     reason). ``row`` and ``players`` are updated, ``writes`` collects the rows to write."""
     sides = [[(p, players[(row.game_id, p)]) for p in side] for side in row.sides]
     inactive = [pid for side in sides for pid, p in side if not p.is_active]
-    out = writes.battles
-    out["ids"].append(row.battle_id)
+    battle_id = str(row.battle_id)
     row.resolved_at = now
     if inactive:
         row.status = BattleStatus.rejected
-        out["statuses"].append(row.status.value)
-        out["reasons"].append(f"deactivated players cannot battle: {', '.join(inactive)}")
-        out["results"].append(None)
-        out["seeds"].append(None)
-        out["versions"].append(None)
+        writes.battles.append(
+            {
+                "id": battle_id,
+                "status": row.status.value,
+                "reason": f"deactivated players cannot battle: {', '.join(inactive)}",
+            }
+        )
         return False
     seed = battle_engine.seed_of(row.battle_id)
     items = {pid: p.items for side in sides for pid, p in side if p.items}
@@ -477,14 +485,18 @@ def _resolve_one(
     history = writes.history
     for side, old_side, new_side, rank in zip(sides, before, after, result.ranks, strict=True):
         for (player_id, player), old, new in zip(side, old_side, new_side, strict=True):
-            history["ids"].append(row.battle_id)
-            history["players"].append(player_id)
-            history["games"].append(row.game_id)
-            history["ranks"].append(rank)
-            history["mu_before"].append(old.mu)
-            history["sigma_before"].append(old.sigma)
-            history["mu_after"].append(new.mu)
-            history["sigma_after"].append(new.sigma)
+            history.append(
+                {
+                    "id": battle_id,
+                    "player": player_id,
+                    "game": row.game_id,
+                    "rank": rank,
+                    "mu_before": old.mu,
+                    "sigma_before": old.sigma,
+                    "mu_after": new.mu,
+                    "sigma_after": new.sigma,
+                }
+            )
             player.mu, player.sigma = new.mu, new.sigma
             player.battles += 1
             if rank == 1:
@@ -499,44 +511,48 @@ def _resolve_one(
         # the items the engine read, per player: [item id, quantity, power per unit]
         "items": {pid: [list(item) for item in owned] for pid, owned in items.items()},
     }
-    out["statuses"].append(row.status.value)
-    out["reasons"].append(None)
-    out["results"].append(json.dumps(row.result))
-    out["seeds"].append(result.seed)
-    out["versions"].append(result.engine_version)
+    writes.battles.append(
+        {
+            "id": battle_id,
+            "status": row.status.value,
+            "result": row.result,
+            "seed": result.seed,
+            "version": result.engine_version,
+        }
+    )
     return True
 
 
 def _write(
     conn: Connection, writes: _Writes, players: dict[tuple[str, str], _Rated], now: datetime
 ) -> None:
-    """The batch's rows: one statement per table."""
-    if writes.battles["ids"]:
-        conn.execute(_WRITE_BATTLES, {**writes.battles, "now": now})
-    if writes.history["ids"]:
-        conn.execute(_WRITE_HISTORY, {**writes.history, "now": now})
-    changed = [(key, p) for key, p in players.items() if p.changed]
+    """The batch's rows: one statement per table, its rows in one json parameter."""
+    if writes.battles:
+        conn.execute(_WRITE_BATTLES, {"rows": json.dumps(writes.battles), "now": now})
+    if writes.history:
+        conn.execute(_WRITE_HISTORY, {"rows": json.dumps(writes.history), "now": now})
+    changed = [
+        {
+            "g": game_id,
+            "p": player_id,
+            "mu": p.mu,
+            "sigma": p.sigma,
+            "battles": p.battles,
+            "wins": p.wins,
+            "losses": p.losses,
+        }
+        for (game_id, player_id), p in players.items()
+        if p.changed
+    ]
     if changed:
-        conn.execute(
-            _WRITE_PLAYERS,
-            {
-                "games": [g for (g, _pid), _p in changed],
-                "players": [pid for (_g, pid), _p in changed],
-                "mu": [p.mu for _k, p in changed],
-                "sigma": [p.sigma for _k, p in changed],
-                "battles": [p.battles for _k, p in changed],
-                "wins": [p.wins for _k, p in changed],
-                "losses": [p.losses for _k, p in changed],
-                "now": now,
-            },
-        )
+        conn.execute(_WRITE_PLAYERS, {"rows": json.dumps(changed), "now": now})
 
 
 def resolve_batch(engine: Engine, requests: Sequence[BattleRequest], now: datetime) -> BatchOutcome:
     """The engine agent's batch in ONE transaction (module docstring): the battles and their
-    players locked with one statement each, resolved and rated in memory in the batch's
-    order, then one set-based write per table, no ORM objects (785 -> 3,708 battles per CPU
-    second of this process, docs/battles.md)."""
+    players locked with one statement each (plus the inserts of unknown ones), resolved and
+    rated in memory in the batch's order, then one set-based write per table, no ORM objects
+    (docs/battles.md#benchmark-benchbattlespy for the figures)."""
     if not requests:
         return BatchOutcome(0, 0, 0, [])
     resolved = rejected = duplicates = 0

@@ -50,7 +50,7 @@ TOPICS = (
     TopicSpec(METRIC_SAMPLES_DLQ, "DeadLetter v1: messages of metrics.samples.v1 not valid"),
     TopicSpec(CHAIN_LOGS, "ChainLog v1: decoded EVM logs and retractions, keyed by chain:contract"),
     TopicSpec(CHAIN_LOGS_DLQ, "DeadLetter v1: messages of chain.logs.v1 that failed validation"),
-    TopicSpec(BATTLE_REQUESTS, "BattleRequest v1: battles queued by game servers, keyed by id"),
+    TopicSpec(BATTLE_REQUESTS, "BattleRequest v1: battles queued by game servers, keyed by game"),
     TopicSpec(BATTLE_REQUESTS_DLQ, "DeadLetter v1: messages of battles.requests.v1 not valid"),
 )
 

@@ -8,6 +8,7 @@ import uuid
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from kafka import KafkaConsumer, TopicPartition
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
@@ -16,13 +17,16 @@ from api.kafka import EventProducer, event_producer
 from api.main import create_app
 from api.routes.battles import MAX_BATCH_BATTLES
 from cli.stack import free_port
+from core.battles.contracts import parse_battle_request
 from core.identity.app_users import create_app_user
+from core.platform.topics import BATTLE_REQUESTS
 from tests.integration.battles.test_battles_broker_down import _battles
 from tests.integration.battles.test_battles_pipeline import wait_done
 from tests.streaming_helpers import (  # noqa: F401 - fixtures
     GameWithKey,
     api_fixture,
     game_fixture,
+    wait_for,
     worker_fixture,
 )
 
@@ -174,3 +178,49 @@ def test_the_items_a_linked_player_owns_make_their_side_stronger_and_are_stored(
         assert done["status"] == "resolved" and done["ranks"] == [2, 1]
         assert done["win_probabilities"][1] > 0.999
         assert done["items"] == {"hero": [["sword", 3, 200.0]]}  # the hat's power is no number
+
+
+def test_a_games_battles_are_keyed_by_the_game_and_share_one_partition(
+    api: httpx.Client, game: GameWithKey, stack_settings
+) -> None:
+    """One engine process owns a game's players: the records of a game's battles, posted in
+    a batch or one by one, carry the game id as key, so they land in one partition."""
+    posted = post_batch(
+        api,
+        game,
+        [{"mode": "duel", "sides": [[f"a{i}"], [f"b{i}"]]} for i in range(40)],
+    )
+    assert posted.status_code == 202, posted.text
+    ids = {item["battle_id"] for item in posted.json()["battles"]}
+    single = api.post(
+        "/v1/battles",
+        json={"mode": "duel", "sides": [["c"], ["d"]]},
+        headers={"X-Api-Key": game.api_key},
+    )
+    assert single.status_code == 202, single.text
+    ids.add(single.json()["battle_id"])
+
+    consumer = KafkaConsumer(
+        bootstrap_servers=stack_settings.kafka_bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=500,
+    )
+    consumer.assign(
+        [TopicPartition(BATTLE_REQUESTS, p) for p in consumer.partitions_for_topic(BATTLE_REQUESTS)]
+    )
+    seen: dict[str, tuple[bytes, int]] = {}
+
+    def all_seen() -> bool:
+        for record in consumer:
+            request = parse_battle_request(record.value)
+            if str(request.battle_id) in ids:
+                seen[str(request.battle_id)] = (record.key, record.partition)
+        return seen.keys() == ids
+
+    try:
+        wait_for(f"the {len(ids)} battles on {BATTLE_REQUESTS}", all_seen)
+    finally:
+        consumer.close()
+    assert {key for key, _p in seen.values()} == {game.game_id.encode()}
+    assert len({partition for _k, partition in seen.values()}) == 1

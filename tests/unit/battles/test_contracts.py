@@ -44,3 +44,14 @@ def test_without_a_key_each_post_is_a_new_battle() -> None:
 def test_bad_requests_are_refused_with_the_reason(raw: bytes, reason: str) -> None:
     with pytest.raises(ValueError, match=reason):
         parse_battle_request(raw)
+
+
+def test_every_battle_of_a_game_has_the_same_record_key() -> None:
+    """Keyed by game, a game's battles share one partition, so one engine process owns
+    the game's players (docs/battles.md)."""
+    now = datetime.now(UTC)
+    duel = IncomingBattle(mode="duel", sides=[["ann"], ["bob"]])
+    brawl = IncomingBattle(mode="brawl", sides=[["cy"], ["dee"], ["eve"]])
+    keys = {b.stamp("tri", b.battle_id("tri"), now).record_key() for b in (duel, brawl, duel)}
+    assert keys == {b"tri"}
+    assert duel.stamp("quad", uuid.uuid4(), now).record_key() == b"quad"
