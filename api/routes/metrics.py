@@ -171,13 +171,12 @@ async def metric_series(
         with engine.connect() as conn:
             entry = _visible(conn, metric, caller)
             points = reads.series_json(conn, entry, end, hours, step)
-        # PostgreSQL wrote the points' JSON (PointPublic's keys, reads.series_json): no
-        # object per point in this process. pydantic writes the rest; a cache hit sends the
-        # bytes as they are.
+        # The points go out as reads.series_json wrote them (PointPublic's keys, no model
+        # per point); pydantic writes the rest. A cache hit sends the bytes as they are.
         head = SeriesHead(
             metric=_public(entry), start=end - timedelta(hours=hours), end=end, step_minutes=step
         ).model_dump_json()
-        return f'{head[:-1]},"points":{points}}}'.encode()
+        return b"".join((head[:-1].encode(), b',"points":', points, b"}"))
 
     key = ("series", metric, hours, step, end, _scope(caller))
     cache = _cache(request, settings.metrics_cache_ttl_s)

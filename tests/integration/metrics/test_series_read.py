@@ -1,6 +1,7 @@
-"""``reads.series`` / ``reads.series_json``: PostgreSQL computes the baseline, buckets and JSON
-in one statement; they must be the rule's own figures (``core.metrics.rules``, computed here
-in Python from the same samples), gaps, windows and minimum sample counts included."""
+"""``reads.series`` / ``reads.series_json`` against the rule's own figures
+(``core.metrics.rules`` on the same samples, computed here): the fetched range (the window
+before the series included, the minute ``end`` excluded), gaps, windows, minimum sample
+counts, buckets aligned on the window's start, and the JSON the API sends (times as ...Z)."""
 
 from __future__ import annotations
 
@@ -100,5 +101,5 @@ def test_a_metric_without_samples_has_an_empty_series(db_engine: Engine) -> None
         entry = metric_by_key(conn, key)
         assert entry is not None
         assert reads.series(conn, entry, minute_start(0)) == []
-        assert reads.series_json(conn, entry, minute_start(0)) == "[]"
-        assert reads.series_json(conn, entry, minute_start(0), step_minutes=60) == "[]"
+        assert reads.series_json(conn, entry, minute_start(0)) == b"[]"
+        assert reads.series_json(conn, entry, minute_start(0), step_minutes=60) == b"[]"
