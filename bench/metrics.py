@@ -419,6 +419,7 @@ def run(settings: object, args: argparse.Namespace, stack: object) -> dict:
     t = time.perf_counter()
     load_samples(engine, args.metrics, start, now)
     load_s = time.perf_counter() - t
+    print(f"loaded {args.metrics * args.hours * 60:,} samples in {load_s:.1f} s", flush=True)
     rows = args.metrics * args.hours * 60
     if args.webhook_only:
         with engine.connect() as conn:
@@ -447,12 +448,13 @@ def run(settings: object, args: argparse.Namespace, stack: object) -> dict:
         with engine.connect() as conn:
             entry = metric_by_key(conn, random.choice(keys))
             assert entry is not None
-            statement, params = reads.series_query(entry, now, as_json=True)
+            statement, params = reads.series_query(entry, now)
             driver = conn.connection.driver_connection
             with driver.cursor() as cursor:  # type: ignore[union-attr]
                 cursor.execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + statement, params)
                 plan = [row[0] for row in cursor.fetchall()]
             print("\n".join(plan))
+        print(f"reads.series_json in-process: {_percentiles(series_ms)}", flush=True)
         http = time_http(keys, now, args)
         return {
             "_load": round(load, 2),
