@@ -180,7 +180,10 @@ async def metric_series(
     cache = _cache(request, settings.metrics_cache_ttl_s)
 
     def compute() -> bytes:
-        with engine.connect() as conn:
+        # Autocommit: the reads open no transaction, so returning the connection to the pool
+        # costs no ROLLBACK round trip, and psycopg keeps its prepared statements (a rollback
+        # drops them: each read would be parsed and planned again).
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             entry = _visible(conn, metric, caller, cache)
             points = reads.series_json(conn, entry, end, hours, step)
         # The points go out as reads.series_json wrote them (PointPublic's keys, no model
