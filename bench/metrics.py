@@ -4,28 +4,33 @@ p99 at 10,000 metrics x 24 h, and the latency from a judged spike to its webhook
 Starts a private PostgreSQL, Apache Kafka, Alertmanager (group wait 1 s, group interval
 2 s) and the webhook receiver (the same supervisor and declarations as ``stride up``) in a
 temporary folder on free ports, creates ``--metrics`` metrics and ``--hours`` of minute
-samples for each (``INSERT ... SELECT`` in PostgreSQL), rolls up every hour as the
+samples for each (generated in PostgreSQL, per day partition and 1,000 metrics, on two
+connections: :func:`load_samples`, ~3 min for 14.4 M rows), rolls up every hour as the
 sampler and the hourly job keep them, then times, over one connection each, the domain
 functions the services and the API call:
 
 * sampler: storing and publishing one minute of every metric (``Sampler.store_and_publish``:
   the insert, the read-back, the Kafka publish with acks from all replicas);
 * alert agent: judging that minute (``apply_samples``: the windowed aggregate, the states);
-* ``reads.series`` (24 h of one random metric) and ``reads.ranking`` (every metric, 24 h);
+* ``reads.series_json`` (24 h of one random metric) and ``reads.ranking`` (every metric, 24 h);
 * spike to webhook: ``apply_samples`` of a spike until the receiver recorded the webhook;
 * and end to end: the worker (``stride up worker``) started, a spike written by the sampler
   (PostgreSQL, then ``metrics.samples.v1``) until the receiver recorded its webhook (the
   receiver's ``received_at``): Kafka, the worker's alert agent and Alertmanager included.
 
 Prints the figures and writes ``bench/results/metrics.json``. ``--series-only`` starts
-PostgreSQL alone, loads the samples, times only the series reads, prints the plan of one
-(``EXPLAIN ANALYZE``) and writes ``bench/results/metrics_series.json``;
-``--vacuum`` vacuums the samples first (index-only reads at once; autovacuum does it in time).
+PostgreSQL alone (without WAL archiving), loads the samples, times the series read
+in-process, prints the plan of one (``EXPLAIN ANALYZE``), then times ``GET
+/v1/metrics/series`` through a real API (uvicorn, one worker, HTTP, a bearer token) with a
+``GET /health`` after each read, the machine's floor in the same run; ``--compare-with
+CHECKOUT`` serves that checkout's API beside it on the same database, its reads interleaved
+(the same metrics); results in ``bench/results/metrics_series.json``. ``--vacuum`` vacuums
+the samples first (index-only reads at once; autovacuum does it in time).
 ``--webhook-only`` times only the end-to-end spikes (10) and writes
 ``bench/results/metrics_webhook.json``.
 
     .venv/bin/python -m bench.metrics [--metrics 10000] [--hours 24] [--series 300] [--rankings 20]
-    .venv/bin/python -m bench.metrics --series-only --series 500
+    .venv/bin/python -m bench.metrics --series-only --vacuum --series 500 --compare-with /work/main
     .venv/bin/python -m bench.metrics --webhook-only --metrics 200 --hours 2
 """
 
@@ -332,9 +337,10 @@ LOAD_CHUNK_METRICS = 1_000
 def load_samples(engine: object, metrics: int, start: datetime, end: datetime) -> None:
     """``metrics`` bench metrics and a sample of each for every minute of ``[start, end)``,
     generated in PostgreSQL: one ``INSERT ... SELECT FROM generate_series`` per day partition
-    and 1,000 metrics, two at a time on their own connections (a core each), commits not
-    waiting for the WAL flush. The same rows, in the same order within a partition (metric,
-    then minute), as the single statement this replaces (~11 min at load average 12)."""
+    and 1,000 metrics (metric, then minute, within each), two at a time on their own
+    connections (a core each), commits not waiting for the WAL flush. The same rows (the same
+    value formula) as the single statement this replaces, which took ~11 min at a load
+    average of 12; this takes ~3 min at 16-36."""
     from concurrent.futures import ThreadPoolExecutor
 
     from sqlalchemy import text
