@@ -4,28 +4,33 @@ p99 at 10,000 metrics x 24 h, and the latency from a judged spike to its webhook
 Starts a private PostgreSQL, Apache Kafka, Alertmanager (group wait 1 s, group interval
 2 s) and the webhook receiver (the same supervisor and declarations as ``stride up``) in a
 temporary folder on free ports, creates ``--metrics`` metrics and ``--hours`` of minute
-samples for each (``INSERT ... SELECT`` in PostgreSQL), rolls up every hour as the
+samples for each (generated in PostgreSQL, per day partition and 1,000 metrics, on two
+connections: :func:`load_samples`, ~3 min for 14.4 M rows), rolls up every hour as the
 sampler and the hourly job keep them, then times, over one connection each, the domain
 functions the services and the API call:
 
 * sampler: storing and publishing one minute of every metric (``Sampler.store_and_publish``:
   the insert, the read-back, the Kafka publish with acks from all replicas);
 * alert agent: judging that minute (``apply_samples``: the windowed aggregate, the states);
-* ``reads.series`` (24 h of one random metric) and ``reads.ranking`` (every metric, 24 h);
+* ``reads.series_json`` (24 h of one random metric) and ``reads.ranking`` (every metric, 24 h);
 * spike to webhook: ``apply_samples`` of a spike until the receiver recorded the webhook;
 * and end to end: the worker (``stride up worker``) started, a spike written by the sampler
   (PostgreSQL, then ``metrics.samples.v1``) until the receiver recorded its webhook (the
   receiver's ``received_at``): Kafka, the worker's alert agent and Alertmanager included.
 
 Prints the figures and writes ``bench/results/metrics.json``. ``--series-only`` starts
-PostgreSQL alone, loads the samples, times only the series reads, prints the plan of one
-(``EXPLAIN ANALYZE``) and writes ``bench/results/metrics_series.json``;
-``--vacuum`` vacuums the samples first (index-only reads at once; autovacuum does it in time).
+PostgreSQL alone (without WAL archiving), loads the samples, times the series read
+in-process, prints the plan of one (``EXPLAIN ANALYZE``), then times ``GET
+/v1/metrics/series`` through a real API (uvicorn, one worker, HTTP, a bearer token) with a
+``GET /health`` after each read, the machine's floor in the same run; ``--compare-with
+CHECKOUT`` serves that checkout's API beside it on the same database, its reads interleaved
+(the same metrics); results in ``bench/results/metrics_series.json``. ``--vacuum`` vacuums
+the samples first (index-only reads at once; autovacuum does it in time).
 ``--webhook-only`` times only the end-to-end spikes (10) and writes
 ``bench/results/metrics_webhook.json``.
 
     .venv/bin/python -m bench.metrics [--metrics 10000] [--hours 24] [--series 300] [--rankings 20]
-    .venv/bin/python -m bench.metrics --series-only --series 500
+    .venv/bin/python -m bench.metrics --series-only --vacuum --series 500 --compare-with /work/main
     .venv/bin/python -m bench.metrics --webhook-only --metrics 200 --hours 2
 """
 
@@ -37,6 +42,7 @@ import os
 import platform
 import random
 import shutil
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -70,6 +76,12 @@ def main() -> None:
         "(migration 0021 made the index; autovacuum sets the visibility map in time)",
     )
     parser.add_argument(
+        "--compare-with",
+        metavar="CHECKOUT",
+        help="with --series-only: serve this checkout's API too (e.g. the main branch) and "
+        "interleave its series reads with this one's",
+    )
+    parser.add_argument(
         "--webhook-only",
         action="store_true",
         help="load the samples (use a small --metrics) and time only a spike's way from the "
@@ -88,6 +100,13 @@ def main() -> None:
     get_settings.cache_clear()
     settings = get_settings()
     stack = Stack(settings, SERVICES)
+    if args.series_only:
+        # No WAL archiving in this throw-away cluster: the reads write no WAL, and the
+        # stack's archive_command (a postgres -c option, not reloadable) would run pgBackRest
+        # to compress each 16 MB segment of the load, ~200 of them, beside it on 2 cores.
+        import cli.backup
+
+        cli.backup.pgbackrest_binary = lambda: None
     services = (
         ["postgres"] if args.series_only else ["postgres", "kafka", "webhooks", "alertmanager"]
     )
@@ -108,21 +127,130 @@ def _percentiles(values: list[float]) -> dict[str, float]:
     return {"p50": round(pct(values, 0.5), 2), "p99": round(pct(values, 0.99), 2)}
 
 
-def time_series(engine: object, keys: list[str], end: datetime, args: argparse.Namespace) -> list:
-    """Milliseconds of ``reads.series`` (24 h before ``end`` of a random metric), one per read."""
+def time_series(
+    engine: object, keys: list[str], end: datetime, args: argparse.Namespace
+) -> tuple[list[float], list[float]]:
+    """Milliseconds and CPU milliseconds of ``reads.series_json`` (what the API runs: 24 h
+    before ``end`` of a random metric, the JSON from PostgreSQL), one per read."""
     from core.metrics import reads
     from core.metrics.catalog import metric_by_key
 
-    series_ms = []
+    series_ms, cpu_ms = [], []
     with engine.connect() as conn:  # type: ignore[attr-defined]
         for _ in range(args.series):
             entry = metric_by_key(conn, random.choice(keys))
             assert entry is not None
-            t = time.perf_counter()
-            points = reads.series(conn, entry, end)
+            t, cpu = time.perf_counter(), time.process_time()
+            points = reads.series_json(conn, entry, end)
             series_ms.append((time.perf_counter() - t) * 1000)
-        assert len(points) >= args.hours * 60
-    return series_ms
+            cpu_ms.append((time.process_time() - cpu) * 1000)
+        assert len(json.loads(points)) >= args.hours * 60
+    return series_ms, cpu_ms
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (/proc/PID/stat, clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def start_api(checkout: Path, port: int) -> object:
+    """uvicorn serving ``checkout``'s ``api.main:app`` on 127.0.0.1:``port`` (one worker,
+    as ``stride up api`` by default), against this stack's database; ready when /health
+    answers."""
+    import subprocess
+
+    import httpx
+
+    env = {**os.environ, "PYTHONPATH": str(checkout)}
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1"),
+            *("--port", str(port), "--workers", "1", "--no-access-log", "--log-level", "warning"),
+        ],
+        cwd=checkout,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:
+                return process
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"the API of {checkout} did not answer /health")
+        time.sleep(0.1)  # waiting for uvicorn's readiness, bounded by the deadline
+
+
+def time_http(
+    keys: list[str], end: datetime, args: argparse.Namespace
+) -> dict[str, dict[str, float]]:
+    """Through a real API (uvicorn, one worker, HTTP on loopback, a bearer token): GET
+    /v1/metrics/series of a random metric (each metric once: no cache hit), and, in the
+    same loop, GET /health, the machine's own floor. With ``--compare-with CHECKOUT``
+    that checkout's API serves beside this one, its reads interleaved with these."""
+    import uuid
+
+    import httpx
+
+    from cli.stack import free_port
+    from core.identity.app_users import create_app_user
+    from core.platform.db import session_scope
+
+    with session_scope() as session:
+        token = create_app_user(session, f"bench-{uuid.uuid4().hex[:8]}").token
+    headers = {"Authorization": f"Bearer {token}"}
+    here = Path(__file__).resolve().parents[1]
+    apis = {"api": here}
+    if args.compare_with:
+        apis["api_compared"] = Path(args.compare_with).resolve()
+    ports = {name: free_port() for name in apis}
+    processes = {name: start_api(checkout, ports[name]) for name, checkout in apis.items()}
+    timings: dict[str, list[float]] = {name: [] for name in apis} | {"health": []}
+    try:
+        clients = {
+            name: httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers)
+            for name, port in ports.items()
+        }
+        picked = random.sample(keys, min(len(keys), args.series))
+        warm = picked[:20]  # a few reads first: connections open, statements prepared
+        cpu = {name: 0.0 for name in apis}
+        for index, key in enumerate(warm + picked):
+            if index == len(warm):
+                cpu = {name: _cpu_s(p.pid) for name, p in processes.items()}  # type: ignore[attr-defined]
+            for name, client in clients.items():
+                t = time.perf_counter()
+                response = client.get("/v1/metrics/series", params={"metric": key})
+                elapsed = (time.perf_counter() - t) * 1000
+                assert response.status_code == 200, response.text
+                if index >= len(warm):
+                    timings[name].append(elapsed)
+            t = time.perf_counter()
+            assert clients["api"].get("/health").status_code == 200
+            if index >= len(warm):
+                timings["health"].append((time.perf_counter() - t) * 1000)
+        # The API's series ends at its own current minute, the samples at the load's `end`.
+        body = response.json()
+        shown = (end - datetime.fromisoformat(body["start"])) // timedelta(minutes=1)
+        assert len(body["points"]) == shown, (len(body["points"]), shown)
+        cpu_per_read = {
+            name: round((_cpu_s(p.pid) - cpu[name]) / len(picked) * 1000, 2)  # type: ignore[attr-defined]
+            for name, p in processes.items()
+        }
+    finally:
+        for process in processes.values():
+            process.terminate()  # type: ignore[attr-defined]
+            process.wait(timeout=30)  # type: ignore[attr-defined]
+    out: dict[str, dict[str, float]] = {
+        name: _percentiles(values) | {"reads": len(values)} for name, values in timings.items()
+    }
+    for name, value in cpu_per_read.items():
+        out[name]["api_cpu_ms_per_read_incl_health"] = value
+    return out
 
 
 def _notified_at(settings: object, path: str) -> datetime | None:
@@ -203,11 +331,83 @@ def spikes_end_to_end(
     }
 
 
+LOAD_CHUNK_METRICS = 1_000
+
+
+def load_samples(engine: object, metrics: int, start: datetime, end: datetime) -> None:
+    """``metrics`` bench metrics and a sample of each for every minute of ``[start, end)``,
+    generated in PostgreSQL: one ``INSERT ... SELECT FROM generate_series`` per day partition
+    and 1,000 metrics (metric, then minute, within each), two at a time on their own
+    connections (a core each), commits not waiting for the WAL flush. The same rows (the same
+    value formula) as the single statement this replaces, which took ~11 min at a load
+    average of 12; this takes ~3 min at 16-36."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlalchemy import text
+
+    from core.metrics import partitions
+
+    with engine.begin() as conn:  # type: ignore[attr-defined]
+        conn.execute(
+            text(
+                "INSERT INTO metrics (key, kind, description, unit, source)"
+                " SELECT 'bench.metric/' || i, 'bench', 'bench metric ' || i, 'things', 'bench'"
+                " FROM generate_series(1, :n) AS i"
+            ),
+            {"n": metrics},
+        )
+        ids = conn.execute(text("SELECT min(id), max(id) FROM metrics WHERE kind = 'bench'")).one()
+        days = {(start + timedelta(days=d)).date() for d in range((end - start).days + 2)}
+        partitions.ensure_day_partitions(conn, days)
+    chunks = []
+    for day in sorted(days):
+        low = max(start, datetime(day.year, day.month, day.day, tzinfo=UTC))
+        high = min(end, datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1))
+        for first in range(ids[0], ids[1] + 1, LOAD_CHUNK_METRICS):
+            if low < high:
+                chunks.append((first, min(ids[1], first + LOAD_CHUNK_METRICS - 1), low, high))
+
+    def insert(chunk: tuple[int, int, datetime, datetime]) -> None:
+        first, last, low, high = chunk
+        with engine.begin() as conn:  # type: ignore[attr-defined]
+            conn.execute(text("SET LOCAL synchronous_commit = off"))
+            # Each metric its own level (1..10,000) and noise: the ranking has work to do.
+            conn.execute(
+                text(
+                    "INSERT INTO metric_samples (metric_id, minute, value)"
+                    " SELECT m.id, g.minute, (m.id % 1000 + 1) * (1 + (m.id % 7) * 0.05 * random())"
+                    " FROM metrics m CROSS JOIN generate_series(CAST(:low AS timestamptz),"
+                    " CAST(:high AS timestamptz) - interval '1 minute', interval '1 minute')"
+                    " AS g(minute) WHERE m.id BETWEEN :first AND :last AND m.kind = 'bench'"
+                    " ORDER BY m.id, g.minute"
+                ),
+                {"low": low, "high": high, "first": first, "last": last},
+            )
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(insert, chunks))
+
+
+def rollup_hours(engine: object, now: datetime, hours: int) -> None:
+    """Every hour of the load, the current one too, by the product's own job
+    (``partitions.rollup_hour``), two hours at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from core.metrics import partitions
+
+    def one(hour: int) -> None:
+        with engine.begin() as conn:  # type: ignore[attr-defined]
+            partitions.rollup_hour(conn, now.replace(minute=0) - timedelta(hours=hour))
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(one, range(hours + 1)))
+
+
 def run(settings: object, args: argparse.Namespace, stack: object) -> dict:
     import httpx
     from sqlalchemy import text
 
-    from core.metrics import partitions, reads
+    from core.metrics import reads
     from core.metrics.alertmanager import sync_alertmanager_config
     from core.metrics.alerts import apply_samples
     from core.metrics.catalog import metric_by_key
@@ -223,30 +423,9 @@ def run(settings: object, args: argparse.Namespace, stack: object) -> dict:
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     start = now - timedelta(hours=args.hours)
     t = time.perf_counter()
-    with engine.begin() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO metrics (key, kind, description, unit, source)"
-                " SELECT 'bench.metric/' || i, 'bench', 'bench metric ' || i, 'things', 'bench'"
-                " FROM generate_series(1, :n) AS i"
-            ),
-            {"n": args.metrics},
-        )
-        partitions.ensure_day_partitions(
-            conn, {(start + timedelta(days=d)).date() for d in range(args.hours // 24 + 2)}
-        )
-        # Each metric its own level (1..10,000) and noise: the ranking has work to do.
-        conn.execute(
-            text(
-                "INSERT INTO metric_samples (metric_id, minute, value)"
-                " SELECT m.id, g.minute, (m.id % 1000 + 1) * (1 + (m.id % 7) * 0.05 * random())"
-                " FROM metrics m CROSS JOIN generate_series(CAST(:start AS timestamptz),"
-                " CAST(:end AS timestamptz) - interval '1 minute', interval '1 minute')"
-                " AS g(minute)"
-            ),
-            {"start": start, "end": now},
-        )
+    load_samples(engine, args.metrics, start, now)
     load_s = time.perf_counter() - t
+    print(f"loaded {args.metrics * args.hours * 60:,} samples in {load_s:.1f} s", flush=True)
     rows = args.metrics * args.hours * 60
     if args.webhook_only:
         with engine.connect() as conn:
@@ -271,15 +450,18 @@ def run(settings: object, args: argparse.Namespace, stack: object) -> dict:
             with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 conn.execute(text("VACUUM ANALYZE metric_samples"))
         keys = [f"bench.metric/{i}" for i in range(1, args.metrics + 1)]
-        series_ms = time_series(engine, keys, now, args)  # the loaded 24 h
+        series_ms, cpu_ms = time_series(engine, keys, now, args)  # the loaded 24 h
         with engine.connect() as conn:
             entry = metric_by_key(conn, random.choice(keys))
             assert entry is not None
             statement, params = reads.series_query(entry, now)
-            plan = conn.execute(
-                text("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + statement.text), params
-            ).scalars()
+            driver = conn.connection.driver_connection
+            with driver.cursor() as cursor:  # type: ignore[union-attr]
+                cursor.execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + statement, params)
+                plan = [row[0] for row in cursor.fetchall()]
             print("\n".join(plan))
+        print(f"reads.series_json in-process: {_percentiles(series_ms)}", flush=True)
+        http = time_http(keys, now, args)
         return {
             "_load": round(load, 2),
             "load_average_at_end": round(os.getloadavg()[0], 2),
@@ -291,13 +473,16 @@ def run(settings: object, args: argparse.Namespace, stack: object) -> dict:
             "series_reads": len(series_ms),
             "vacuumed": args.vacuum,
             "series_24h_ms": _percentiles(series_ms),
+            "series_24h_cpu_ms": _percentiles(cpu_ms),
+            "postgresql_execution": next(line for line in plan if "Execution Time" in line),
+            "http_ms": http,
+            "compared_with": args.compare_with,
         }
     t = time.perf_counter()
+    # Every hour, the current one too: the sampler keeps the current hour's rollup current
+    # as it inserts (these samples were loaded in bulk instead).
+    rollup_hours(engine, now, args.hours)
     with engine.begin() as conn:
-        # Every hour, the current one too: the sampler keeps the current hour's rollup
-        # current as it inserts (these samples were loaded in bulk instead).
-        for hour in range(args.hours + 1):
-            partitions.rollup_hour(conn, now.replace(minute=0) - timedelta(hours=hour))
         conn.execute(text("ANALYZE metric_samples"))
         conn.execute(text("ANALYZE metric_rollups_hourly"))
     rollup_s = time.perf_counter() - t
@@ -324,7 +509,7 @@ def run(settings: object, args: argparse.Namespace, stack: object) -> dict:
     agent_s, agent_cpu = time.perf_counter() - t, time.process_time() - cpu
 
     # With the sampler's minute `now`: 24 h and a minute back.
-    series_ms = time_series(engine, keys, now + timedelta(minutes=1), args)
+    series_ms, _ = time_series(engine, keys, now + timedelta(minutes=1), args)
     with engine.connect() as conn:
         ranking_ms = []
         for index in range(args.rankings):

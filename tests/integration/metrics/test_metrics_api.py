@@ -255,3 +255,24 @@ def test_unknown_metric_and_bad_query_are_4xx_in_the_error_shape(
     bad = client.get("/v1/metrics/series", params={"metric": "x", "step": 0}, headers=user)
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "step"
     assert client.get("/v1/metrics/ranking", params={"by": "mean"}, headers=user).status_code == 422
+
+
+def test_a_metric_looked_up_in_vain_is_served_once_it_exists(
+    client: TestClient, user: dict[str, str], db_engine: Engine
+) -> None:
+    # The series caches the metrics it found, not a miss: a metric added after a 404 is
+    # served at once (within the same minute, so the series key is the same too).
+    key = f"test.metric/late-{uuid.uuid4().hex[:8]}"
+    before = client.get("/v1/metrics/series", params={"metric": key}, headers=user)
+    assert before.status_code == 404
+    with db_engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO metrics (key, kind, description, unit, source)"
+                " VALUES (:key, 'test', 'a late metric', 'things', 'tests')"
+            ),
+            {"key": key},
+        )
+    after = client.get("/v1/metrics/series", params={"metric": key}, headers=user)
+    assert after.status_code == 200, after.text
+    assert after.json()["metric"]["key"] == key and after.json()["points"] == []
