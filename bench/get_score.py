@@ -252,6 +252,43 @@ def round_trips(dsn: str, count: int = 200) -> dict[str, float]:
     }
 
 
+API_HISTOGRAMS = (
+    # the request entering the app to its response starting (nginx and wrk are not in it)
+    'stride_http_request_duration_seconds_{kind}{method="POST",route="/v1/get_score"}',
+    # a batch's oldest row queued until its INSERT is sent; the INSERT's round trip
+    "stride_score_log_queued_seconds_{kind}",
+    "stride_score_log_insert_seconds_{kind}",
+)
+
+
+def api_histograms(metrics_url: str) -> dict[str, tuple[float, float]]:
+    """(sum of seconds, count) of each of ``API_HISTOGRAMS``, all API workers summed."""
+    import httpx
+
+    lines = httpx.get(metrics_url, timeout=10).text.splitlines()
+    totals: dict[str, tuple[float, float]] = {}
+    for pattern in API_HISTOGRAMS:
+        name = pattern.split("_{kind}")[0]
+        values = []
+        for kind in ("sum", "count"):
+            key = pattern.replace("{kind}", kind)
+            values.append(sum(float(ln.rsplit(" ", 1)[1]) for ln in lines if ln.startswith(key)))
+        totals[name] = (values[0], values[1])
+    return totals
+
+
+Totals = dict[str, tuple[float, float]]
+
+
+def mean_ms(before: Totals, after: Totals) -> dict[str, dict[str, float]]:
+    """Each histogram's mean (ms) over the phase between the two scrapes, and its count."""
+    means = {}
+    for name, (total_before, count_before) in before.items():
+        total, count = after[name][0] - total_before, after[name][1] - count_before
+        means[name] = {"mean_ms": round(total * 1000 / max(count, 1), 2), "count": int(count)}
+    return means
+
+
 def start_py_spy(pid: int, seconds: int, output: Path) -> subprocess.Popen[bytes]:
     """py-spy on the API and its workers for ``seconds``, wall time (idle stacks too)."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
@@ -360,11 +397,14 @@ def main(argv: list[str] | None = None) -> int:
         time_wal_io(settings.superuser_dsn)
         load_before = os.getloadavg()
         wal_before = wal_stats(settings.superuser_dsn)
+        metrics_url = f"http://{settings.metrics_host}:{settings.api_metrics_port}/metrics"
+        api_before = api_histograms(metrics_url)
         spy = None
         if args.py_spy:
             spy = start_py_spy(pids["api"], max(1, args.duration - 2), args.py_spy)
         score = run_wrk(base, "/v1/get_score", "get_score", run_tag, args, args.duration, pids, key)
         wal_after = wal_stats(settings.superuser_dsn)
+        api_after = api_histograms(metrics_url)
         if spy is not None:
             spy.wait(timeout=60)
         rows_added = settled_count(engine, run_tag) - before
@@ -390,6 +430,10 @@ def main(argv: list[str] | None = None) -> int:
         "mean_flush_ms": round(wal["sync_ms"] / max(wal["syncs"], 1), 3),
         "flush_ms_per_s": round(wal["sync_ms"] / score.duration_s, 1),
     }
+    inside = mean_ms(api_before, api_after)
+    print(f"inside the API during get_score (wrk saw p50 {score.p50_ms} ms):")
+    for name, figures in inside.items():
+        print(f"  {name}: mean {figures['mean_ms']} ms over {figures['count']}")
     print(f"PostgreSQL round trips (sequential, after the load): {postgres_round_trips}")
     print(
         f"WAL during get_score: {wal_report['calls_per_flush']} calls per flush, "
@@ -419,6 +463,7 @@ def main(argv: list[str] | None = None) -> int:
         "get_score": asdict(score),
         "get_score_wal": wal_report,
         "postgres_round_trips": postgres_round_trips,
+        "inside_api_during_get_score": inside,
         "health": asdict(health),
         "ratio": {
             "health_over_get_score_rps": round(health.requests_per_s / score.requests_per_s, 2),
