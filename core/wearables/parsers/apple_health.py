@@ -31,10 +31,12 @@ The bytes the parser sees are sanitized first, in constant time and memory:
   exports contain (a vertical tab in a source name), become spaces instead of failing the
   whole file.
 - A tag longer than ``TAG_MAX_BYTES`` is refused as it streams in: expat 2.5 re-scans an
-  unfinished token each time it is fed, so one 20 MB attribute cost 74 s under the GIL.
+  unfinished token each time it is fed, so one 20 MB attribute cost 74 s under the GIL;
+  libxml2 keeps the cap too (no record needs more, and it bounds what one tag may hold).
 
-Samples are built with ``model_construct`` (no second pydantic pass in the hot loop), so
-every bound of the ``WearableSample`` contract is checked here: the user id once per
+Rows (:data:`SampleRow`) and the samples built from them skip pydantic's passes (and even
+``model_construct``'s per-field loop), so every bound of the ``WearableSample`` contract is
+checked here: the user id once per
 export, the unit per record (over ``UNIT_MAX_LENGTH`` characters is an error naming the
 line), and the device name, which is cut to ``DEVICE_MAX_LENGTH`` characters ending with
 "…" (the same cut every time, so re-uploads keep their sample ids).
@@ -509,7 +511,7 @@ class _Sanitized:
 
     def _check_tag_length(self, chunk: bytes) -> None:
         """:class:`ParseError` once more than ``TAG_MAX_BYTES`` go by without a ``>``
-        (chunks are read 16 KiB at a time, so no gap hides inside one)."""
+        (chunks are at most ``READ_BYTES``, below the cap, so no gap hides inside one)."""
         first = chunk.find(b">")
         gap = self._since_tag_end + (len(chunk) if first == -1 else first)
         if gap > TAG_MAX_BYTES:
