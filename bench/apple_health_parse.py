@@ -1,11 +1,19 @@
 """Benchmark: parse a generated Apple Health export.xml of ~500 MB as a stream.
 
 Prints MB/s, records/s and peak RSS (``resource.getrusage``), and writes them to
-``bench/results/apple_health_parse.json``. The ceiling, measured over the same file in the
-same run: a bare expat pass (``pyexpat`` with no handler: the C tokenizer alone), and expat
-calling one Python handler per start tag that only counts ``<Record>`` (the least any
-parser written in Python pays to see each record). Goal (#19): our parse >= 50 % of the
-bare pass's MB/s, peak RSS flat.
+``bench/results/apple_health_parse.json``. Two forms of our parse are timed: the
+``WearableSample`` models the upload route consumes (``iter_apple_health``) and the plain
+rows they are built from (``iter_apple_health_rows``). The ceiling, measured over the same
+file in the same run: a bare expat pass (``pyexpat`` with no handler: the C tokenizer
+alone), expat calling one Python handler per start tag that only counts ``<Record>``, and
+libxml2 (lxml's parser target, what the parser uses) calling the same counting handler:
+the least any parser written in Python pays to see each record. Goal (#19): our parse
+>= 50 % of the bare pass's MB/s, peak RSS flat.
+
+``--alternatives`` also times, in the same run, the other front ends measured for #19:
+expat with ``ordered_attributes``/``specified_attributes``/``buffer_text``, and lxml's
+``iterparse`` (libxml2's pull parser) on ``start`` and on ``end`` events, clearing
+each element (all counting ``<Record>`` only).
 ``records_per_cpu_s`` divides by the parse's CPU time, which stays comparable on a
 machine shared with other work (wall-clock ``records_per_s`` does not).
 
@@ -13,13 +21,14 @@ machine shared with other work (wall-clock ``records_per_s`` does not).
 a ``Record`` attribute, padded with comments so expat's amplification ratio never trips)
 and reports its time, peak RSS and outcome; it writes nothing.
 
-    .venv/bin/python -m bench.apple_health_parse [--mb 500] [--bomb-mb 20]
+    .venv/bin/python -m bench.apple_health_parse [--mb 500] [--alternatives] [--bomb-mb 20]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import tempfile
@@ -29,8 +38,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from xml.parsers import expat
 
+from lxml import etree
+
 from core.wearables.contracts import ParseError
-from core.wearables.parsers.apple_health import iter_apple_health
+from core.wearables.parsers.apple_health import iter_apple_health, iter_apple_health_rows
 
 RESULTS = Path(__file__).resolve().parent / "results" / "apple_health_parse.json"
 HEADER = """<?xml version="1.0" encoding="UTF-8"?>
@@ -123,13 +134,17 @@ def bomb(megabytes: int) -> None:
     print(f"{'outcome':>26}: {outcome[:300]}")
 
 
-def expat_pass(path: Path, *, count_records: bool) -> tuple[float, int]:
+def expat_pass(path: Path, *, count_records: bool, ordered: bool = False) -> tuple[float, int]:
     """CPU seconds of one expat pass over ``path`` (and the Records counted, if asked)."""
     parser = expat.ParserCreate()
     records = 0
+    if ordered:
+        parser.ordered_attributes = True
+        parser.specified_attributes = True
+        parser.buffer_text = True
     if count_records:
 
-        def start(name: str, _attrs: dict[str, str]) -> None:
+        def start(name: str, _attrs: object) -> None:
             nonlocal records
             if name == "Record":
                 records += 1
@@ -141,9 +156,65 @@ def expat_pass(path: Path, *, count_records: bool) -> tuple[float, int]:
     return time.process_time() - started, records
 
 
+class _CountingTarget:
+    def __init__(self) -> None:
+        self.records = 0
+
+    def start(self, tag: str, _attrib: dict[str, str]) -> None:
+        if tag == "Record":
+            self.records += 1
+
+    def close(self) -> int:
+        return self.records
+
+
+SAFE = {"resolve_entities": False, "no_network": True, "huge_tree": False}
+
+
+def libxml2_target_pass(path: Path) -> tuple[float, int]:
+    """CPU seconds of libxml2 (lxml's feed parser) calling a counting ``start`` per tag."""
+    parser = etree.XMLParser(target=_CountingTarget(), **SAFE)  # type: ignore[call-overload]
+    started = time.process_time()
+    with path.open("rb") as fh:
+        while chunk := fh.read(64 * 1024):
+            parser.feed(chunk)
+    records: int = parser.close()
+    return time.process_time() - started, records
+
+
+def iterparse_pass(path: Path, event: str) -> tuple[float, int]:
+    """CPU seconds of lxml's ``iterparse`` over the Records, clearing what was seen."""
+    records = 0
+    started = time.process_time()
+    for _, element in etree.iterparse(path, events=(event,), tag="Record", **SAFE):
+        records += 1
+        if event == "end":
+            element.clear()
+        while element.getprevious() is not None:  # the earlier siblings are complete
+            del element.getparent()[0]
+    return time.process_time() - started, records
+
+
+def our_pass(path: Path, *, rows: bool) -> tuple[float, int, dict[str, int]]:
+    """CPU seconds of our parse (rows or models), the samples and the skip counts."""
+    samples = 0
+    skipped: dict[str, int] = {}
+    started = time.process_time()
+    if rows:
+        for chunk in iter_apple_health_rows(path, user_id="bench", skipped=skipped):
+            samples += len(chunk)
+    else:
+        for _sample in iter_apple_health(path, user_id="bench", skipped=skipped):
+            samples += 1
+    return time.process_time() - started, samples, skipped
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--mb", type=int, default=500, help="size of the generated export")
+    parser.add_argument(
+        "--alternatives", action="store_true", help="also time the other front ends measured"
+    )
     parser.add_argument("--bomb-mb", type=int, help="time an entity-expansion upload instead")
     args = parser.parse_args()
     if args.bomb_mb:
@@ -155,19 +226,28 @@ def main() -> None:
         with ProcessPoolExecutor(max_workers=1) as pool:
             records = pool.submit(generate, path, args.mb * 1_000_000).result()
         size = path.stat().st_size
+        load_average = os.getloadavg()[0]
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         started = time.perf_counter()
-        cpu_started = time.process_time()
-        samples = 0
-        skipped: dict[str, int] = {}
-        for _sample in iter_apple_health(path, user_id="bench", skipped=skipped):
-            samples += 1
+        cpu, samples, skipped = our_pass(path, rows=False)
         elapsed = time.perf_counter() - started
-        cpu = time.process_time() - cpu_started
         rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        rows_cpu, row_count, _ = our_pass(path, rows=True)
+        assert row_count == samples, (row_count, samples)
         bare_cpu, _ = expat_pass(path, count_records=False)
         handler_cpu, counted = expat_pass(path, count_records=True)
         assert counted == records, (counted, records)
+        libxml2_cpu, counted = libxml2_target_pass(path)
+        assert counted == records, (counted, records)
+        alternatives: dict[str, float] = {}
+        if args.alternatives:
+            ordered_cpu, counted = expat_pass(path, count_records=True, ordered=True)
+            assert counted == records, (counted, records)
+            alternatives["expat_ordered_attributes_handler"] = ordered_cpu
+            for event in ("start", "end"):
+                iter_cpu, counted = iterparse_pass(path, event)
+                assert counted == records, (counted, records)
+                alternatives[f"lxml_iterparse_{event}"] = iter_cpu
     mb = size / 1e6
     figures = {
         "file_mb": round(size / 1e6, 1),
@@ -182,16 +262,22 @@ def main() -> None:
         "peak_rss_mb_before_parse": round(rss_before / 1024, 1),
         "peak_rss_mb": round(rss_after / 1024, 1),
         "mb_per_cpu_s": round(mb / cpu, 1),
+        "rows_mb_per_cpu_s": round(mb / rows_cpu, 1),
         "bare_expat_mb_per_cpu_s": round(mb / bare_cpu, 1),
         "expat_record_handler_mb_per_cpu_s": round(mb / handler_cpu, 1),
+        "libxml2_record_handler_mb_per_cpu_s": round(mb / libxml2_cpu, 1),
+        **{f"{name}_mb_per_cpu_s": round(mb / c, 1) for name, c in alternatives.items()},
         "ratio_to_bare_expat": round(bare_cpu / cpu, 3),
+        "rows_ratio_to_bare_expat": round(bare_cpu / rows_cpu, 3),
         "ratio_to_expat_record_handler": round(handler_cpu / cpu, 3),
+        "ratio_to_libxml2_record_handler": round(libxml2_cpu / cpu, 3),
         "goal_ratio_to_bare_expat": 0.5,
+        "load_average_1m_at_start": load_average,
         "python": platform.python_version(),
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     for key, value in figures.items():
-        print(f"{key:>26}: {value}")
+        print(f"{key:>40}: {value}")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(figures, indent=2) + "\n")
 

@@ -7,7 +7,13 @@ is lifted: the load comes from one address; its timeouts and caps apply), checks
 completed get_score request left its ``score_log`` row, prints the figures and writes them to
 ``bench/results/get_score.json``.
 
-Run: ``.venv/bin/python -m bench.get_score [--duration 20] [--connections 32] [--threads 2]``
+During the get_score phase it also reads PostgreSQL's WAL statistics (``pg_stat_wal`` with
+``track_wal_io_timing`` on): WAL flushes per call (one per group-commit batch) and the mean
+time of one flush, the wait every call shares before it may be answered. ``--py-spy FILE``
+records the API workers' stacks (wall time, idle included) during that phase, folded.
+
+Run: ``.venv/bin/python -m bench.get_score [--duration 20] [--connections 32] [--threads 2]
+[--py-spy FILE]``
 """
 
 from __future__ import annotations
@@ -67,6 +73,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--warmup", type=int, default=3, help="seconds of warm-up per endpoint")
     parser.add_argument("--output", type=Path, default=RESULTS, help="where to write the JSON")
+    parser.add_argument(
+        "--py-spy", type=Path, help="record the API's stacks during get_score (folded) here"
+    )
     args = parser.parse_args(argv)
     if min(args.duration, args.connections, args.threads, args.workers) < 1:
         parser.error("--duration, --connections, --threads and --workers must be at least 1")
@@ -186,6 +195,116 @@ def settled_count(engine: Engine, run_tag: str, timeout: float = 15.0) -> int:
     return last
 
 
+WAL_STATS = (
+    "SELECT wal_records, wal_write, wal_sync, wal_write_time, wal_sync_time FROM pg_stat_wal"
+)
+
+
+def wal_stats(dsn: str) -> dict[str, float]:
+    """The cluster's WAL counters (times in ms; they count only with track_wal_io_timing)."""
+    import psycopg
+
+    with psycopg.connect(dsn + " dbname=postgres", autocommit=True) as conn:
+        row = conn.execute(WAL_STATS).fetchone()
+    assert row is not None
+    names = ("records", "writes", "syncs", "write_ms", "sync_ms")
+    return {name: float(value) for name, value in zip(names, row, strict=True)}
+
+
+def time_wal_io(dsn: str) -> None:
+    import psycopg
+
+    with psycopg.connect(dsn + " dbname=postgres", autocommit=True) as conn:
+        conn.execute("ALTER SYSTEM SET track_wal_io_timing = on")
+        conn.execute("SELECT pg_reload_conf()")
+
+
+def round_trips(dsn: str, count: int = 200) -> dict[str, float]:
+    """Latency of bare PostgreSQL round trips from this process, sequential: ``SELECT 1``
+    and a committed one-row INSERT (one WAL flush each), p50 and p99 in ms. What one
+    group-commit batch waits for at least, whatever the API does."""
+    import psycopg
+
+    def percentiles(samples: list[float]) -> tuple[float, float]:
+        ordered = sorted(samples)
+        return (
+            round(ordered[len(ordered) // 2] * 1000, 2),
+            round(ordered[int(len(ordered) * 0.99)] * 1000, 2),
+        )
+
+    with psycopg.connect(dsn + " dbname=postgres", autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS bench_round_trip (x int)")
+        select, insert = [], []
+        for _ in range(count):
+            started = time.perf_counter()
+            conn.execute("SELECT 1")
+            select.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            conn.execute("INSERT INTO bench_round_trip VALUES (1)")
+            insert.append(time.perf_counter() - started)
+        conn.execute("DROP TABLE bench_round_trip")
+    (select_p50, select_p99), (insert_p50, insert_p99) = percentiles(select), percentiles(insert)
+    return {
+        "select_1_p50_ms": select_p50,
+        "select_1_p99_ms": select_p99,
+        "insert_commit_p50_ms": insert_p50,
+        "insert_commit_p99_ms": insert_p99,
+    }
+
+
+API_HISTOGRAMS = (
+    # the request entering the app to its response starting (nginx and wrk are not in it)
+    'stride_http_request_duration_seconds_{kind}{method="POST",route="/v1/get_score"}',
+    # a batch's oldest row queued until its INSERT is sent; the INSERT's round trip
+    "stride_score_log_queued_seconds_{kind}",
+    "stride_score_log_insert_seconds_{kind}",
+)
+
+
+def api_histograms(metrics_url: str) -> dict[str, tuple[float, float]]:
+    """(sum of seconds, count) of each of ``API_HISTOGRAMS``, all API workers summed."""
+    import httpx
+
+    lines = httpx.get(metrics_url, timeout=10).text.splitlines()
+    totals: dict[str, tuple[float, float]] = {}
+    for pattern in API_HISTOGRAMS:
+        name = pattern.split("_{kind}")[0]
+        values = []
+        for kind in ("sum", "count"):
+            key = pattern.replace("{kind}", kind)
+            values.append(sum(float(ln.rsplit(" ", 1)[1]) for ln in lines if ln.startswith(key)))
+        totals[name] = (values[0], values[1])
+    return totals
+
+
+Totals = dict[str, tuple[float, float]]
+
+
+def mean_ms(before: Totals, after: Totals) -> dict[str, dict[str, float]]:
+    """Each histogram's mean (ms) over the phase between the two scrapes, and its count."""
+    means = {}
+    for name, (total_before, count_before) in before.items():
+        total, count = after[name][0] - total_before, after[name][1] - count_before
+        means[name] = {"mean_ms": round(total * 1000 / max(count, 1), 2), "count": int(count)}
+    return means
+
+
+def start_py_spy(pid: int, seconds: int, output: Path) -> subprocess.Popen[bytes]:
+    """py-spy on the API and its workers for ``seconds``, wall time (idle stacks too)."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    command = [spy, "record", "--pid", str(pid), "--subprocesses", "--idle", "--format", "raw"]
+    command += [
+        "--duration",
+        str(seconds),
+        "--rate",
+        "200",
+        "--output",
+        str(output),
+        "--nonblocking",
+    ]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def machine_info(workers: int) -> dict[str, object]:
     cpu_model = next(
         (
@@ -275,11 +394,23 @@ def main(argv: list[str] | None = None) -> int:
 
         before = settled_count(engine, run_tag)
         print(f"load: {args.duration}s, {args.connections} connections, {args.threads} threads")
+        time_wal_io(settings.superuser_dsn)
         load_before = os.getloadavg()
+        wal_before = wal_stats(settings.superuser_dsn)
+        metrics_url = f"http://{settings.metrics_host}:{settings.api_metrics_port}/metrics"
+        api_before = api_histograms(metrics_url)
+        spy = None
+        if args.py_spy:
+            spy = start_py_spy(pids["api"], max(1, args.duration - 2), args.py_spy)
         score = run_wrk(base, "/v1/get_score", "get_score", run_tag, args, args.duration, pids, key)
+        wal_after = wal_stats(settings.superuser_dsn)
+        api_after = api_histograms(metrics_url)
+        if spy is not None:
+            spy.wait(timeout=60)
         rows_added = settled_count(engine, run_tag) - before
         health = run_wrk(base, "/health", "health", run_tag, args, args.duration, pids)
         load_after = os.getloadavg()
+        postgres_round_trips = round_trips(settings.superuser_dsn)
     finally:
         stack.down(report=lambda _m: None)
         reset_engines()
@@ -291,6 +422,24 @@ def main(argv: list[str] | None = None) -> int:
     in_flight = rows_added - completed_ok
     log_ok = score.non_2xx == 0 and score.socket_errors == 0 and 0 <= in_flight <= args.connections
     print_table(score, health)
+    wal = {k: wal_after[k] - wal_before[k] for k in wal_before}
+    calls = max(score.requests, 1)
+    wal_report = {
+        "flushes_per_call": round(wal["syncs"] / calls, 4),
+        "calls_per_flush": round(calls / max(wal["syncs"], 1), 1),
+        "mean_flush_ms": round(wal["sync_ms"] / max(wal["syncs"], 1), 3),
+        "flush_ms_per_s": round(wal["sync_ms"] / score.duration_s, 1),
+    }
+    inside = mean_ms(api_before, api_after)
+    print(f"inside the API during get_score (wrk saw p50 {score.p50_ms} ms):")
+    for name, figures in inside.items():
+        print(f"  {name}: mean {figures['mean_ms']} ms over {figures['count']}")
+    print(f"PostgreSQL round trips (sequential, after the load): {postgres_round_trips}")
+    print(
+        f"WAL during get_score: {wal_report['calls_per_flush']} calls per flush, "
+        f"{wal_report['mean_flush_ms']} ms per flush "
+        f"({wal_report['flush_ms_per_s']} ms of flushing per second)"
+    )
     print(
         f"score_log: {rows_added} rows added for {completed_ok} completed 2xx get_score "
         f"requests ({in_flight} served after wrk stopped counting) -> "
@@ -312,6 +461,9 @@ def main(argv: list[str] | None = None) -> int:
         # Other work on the machine skews req/s and latency; CPU per request much less so.
         "load_average_1m": {"before": load_before[0], "after": load_after[0]},
         "get_score": asdict(score),
+        "get_score_wal": wal_report,
+        "postgres_round_trips": postgres_round_trips,
+        "inside_api_during_get_score": inside,
         "health": asdict(health),
         "ratio": {
             "health_over_get_score_rps": round(health.requests_per_s / score.requests_per_s, 2),

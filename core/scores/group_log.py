@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 import weakref
 from collections.abc import Coroutine
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from prometheus_client import Histogram
 from psycopg import sql
 from sqlalchemy.engine import Engine
 
@@ -36,6 +38,20 @@ from core.scores.log import INPUT_COLUMNS, ScoreLogEntry, record_score, score_lo
 MAX_BATCH = 512  # rows per INSERT; beyond it the next batch follows at once
 MAX_IN_FLIGHT = 2  # batches (and connections) at once per event loop
 CONNECT_TIMEOUT_S = 5
+
+# Where a get_score call waits before it may be answered, split (bench/get_score reads both):
+# queued until its batch is sent, then the batch's INSERT (its commit's WAL flush included).
+_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+QUEUED_SECONDS = Histogram(
+    "stride_score_log_queued_seconds",
+    "Time the oldest row of a score_log batch waited before its INSERT was sent",
+    buckets=_BUCKETS,
+)
+INSERT_SECONDS = Histogram(
+    "stride_score_log_insert_seconds",
+    "Round trip of one score_log batch INSERT (commit included), as the API saw it",
+    buckets=_BUCKETS,
+)
 
 # PostgreSQL array type of each column the writer may fill.
 _ARRAY_TYPES = {
@@ -55,6 +71,7 @@ class _Pending:
     value: float
     score: float
     answer: asyncio.Future[ScoreLogEntry]
+    queued_at: float  # time.perf_counter() when the call queued its row
 
 
 def insert_statement(columns: frozenset[str]) -> tuple[sql.Composed, tuple[str, ...]]:
@@ -113,7 +130,8 @@ class ScoreLogBatcher:
     ) -> ScoreLogEntry:
         """Log one call with the next batch and return its row as stored."""
         answer: asyncio.Future[ScoreLogEntry] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(request_id, user_id, value, score, answer))
+        queued = _Pending(request_id, user_id, value, score, answer, time.perf_counter())
+        self._pending.append(queued)
         if self._active < MAX_IN_FLIGHT:
             self._active += 1
             self._spawn(self._flushers, self._flush())
@@ -169,10 +187,13 @@ class ScoreLogBatcher:
         if columns is None:  # first batch: learn the schema (a blocking inspection)
             columns = await asyncio.to_thread(score_log_columns.get, self._engine)
         statement, fields = insert_statement(columns)
+        sent = time.perf_counter()
+        QUEUED_SECONDS.observe(sent - batch[0].queued_at)
         try:
             async with conn.cursor() as cur:
                 await cur.execute(statement, batch_parameters(batch, fields))
                 stored = {row[1]: (row[0], row[2]) for row in await cur.fetchall()}
+            INSERT_SECONDS.observe(time.perf_counter() - sent)
         except psycopg.OperationalError as exc:
             with contextlib.suppress(psycopg.Error):
                 await conn.close()

@@ -7,15 +7,19 @@ The export is one ``<HealthData>`` element holding millions of ``<Record>`` elem
             unit="count" startDate="2024-03-10 01:59:00 -0800"
             endDate="2024-03-10 03:00:00 -0700" value="42"/>
 
-expat is fed the file 64 KiB at a time and calls one Python handler per start tag; a
-``<Record>``'s attributes become a sample right there, without an element tree (what
-``ElementTree.iterparse`` built cost 3x the CPU of the whole parse, bench/apple_health_parse),
-so memory stays flat whatever the file size.
+libxml2 (lxml's feed parser with a parser *target*: no element tree is built) is fed the
+file 64 KiB at a time and hands each start tag's attribute dict to a one-line callback;
+the records of a chunk are then turned into rows in one loop. libxml2 calling a Python
+``start`` per tag costs about 90 % of a bare expat pass, expat calling the same handler
+about 60 % (bench/apple_health_parse ``--alternatives``), so memory stays flat and the
+tokenizer is no longer where the time goes.
 Dates carry their own UTC offset, so DST transitions need no zone database: the same
 wall time before and after "fall back" has different offsets and different instants.
-Errors name the line of the offending ``Record`` (expat's current line).
+Errors name the line of the offending ``Record``: libxml2's target interface has no
+position, so a refused record's line is found by a second pass that stops at it (the
+error path only).
 
-The bytes expat sees are sanitized first, in constant time and memory:
+The bytes the parser sees are sanitized first, in constant time and memory:
 
 - The DOCTYPE is blanked unparsed (each byte but line breaks becomes a space, so every
   line and column stays where it was). Apple's exports carry an internal DTD that nothing
@@ -27,10 +31,12 @@ The bytes expat sees are sanitized first, in constant time and memory:
   exports contain (a vertical tab in a source name), become spaces instead of failing the
   whole file.
 - A tag longer than ``TAG_MAX_BYTES`` is refused as it streams in: expat 2.5 re-scans an
-  unfinished token each time it is fed, so one 20 MB attribute cost 74 s under the GIL.
+  unfinished token each time it is fed, so one 20 MB attribute cost 74 s under the GIL;
+  libxml2 keeps the cap too (no record needs more, and it bounds what one tag may hold).
 
-Samples are built with ``model_construct`` (no second pydantic pass in the hot loop), so
-every bound of the ``WearableSample`` contract is checked here: the user id once per
+Rows (:data:`SampleRow`) and the samples built from them skip pydantic's passes (and even
+``model_construct``'s per-field loop), so every bound of the ``WearableSample`` contract is
+checked here: the user id once per
 export, the unit per record (over ``UNIT_MAX_LENGTH`` characters is an error naming the
 line), and the device name, which is cut to ``DEVICE_MAX_LENGTH`` characters ending with
 "…" (the same cut every time, so re-uploads keep their sample ids).
@@ -47,6 +53,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import BinaryIO
 from xml.parsers import expat
+
+from lxml import etree
 
 from core.identity.ids import USER_ID_PATTERN
 from core.platform.clock import DEFAULT_WINDOW
@@ -104,79 +112,99 @@ class _RecordError(Exception):
         self.message = message
 
 
+# One validated sample, as the parser hands it on: what a ``WearableSample`` holds beyond
+# the export's constants (user, source): (sample_id, metric, value, unit, start, end, device).
+SampleRow = tuple[uuid.UUID, Metric, float, str, datetime, datetime, str]
+READ_BYTES = 64 * 1024  # per feed: the rows of one chunk are handed on together
+
+
+def iter_apple_health_rows(
+    path: Path, *, user_id: str, skipped: dict[str, int] | None = None
+) -> Iterator[list[SampleRow]]:
+    """Yield the export's samples as lists of :data:`SampleRow`, one list per chunk read;
+    raise :class:`ParseError` with the line.
+
+    ``skipped`` (if given) counts records that are valid but not ingested, by reason.
+    """
+    if not _USER_ID.fullmatch(user_id):
+        raise ValueError(f"{user_id!r} is not a user id ({USER_ID_PATTERN})")
+    rows = _Rows(user_id, skipped if skipped is not None else {})
+    target = _StartTags()
+    parser = etree.XMLParser(
+        target=target, resolve_entities=False, no_network=True, huge_tree=False, load_dtd=False
+    )
+    fed = False
+    with path.open("rb") as raw:
+        source = _Sanitized(raw)
+        while True:
+            chunk = source.read(READ_BYTES)
+            syntax: etree.XMLSyntaxError | None = None
+            try:
+                if chunk:
+                    parser.feed(chunk)
+                    fed = True
+                elif fed:
+                    parser.close()
+            except etree.XMLSyntaxError as exc:
+                syntax = exc  # the records before it are judged first, as they came first
+            if target.records:
+                try:
+                    ready = rows.of(target.records, time.time() + _MAX_AHEAD_S)
+                except _BadRecord as bad:
+                    line = _line_of_record(path, bad.ordinal)
+                    raise ParseError(
+                        f"line {line}, Record #{bad.ordinal}, attribute {bad.field}", bad.message
+                    ) from None
+                target.records.clear()
+                if ready:
+                    yield ready
+            if syntax is not None:
+                line, column = syntax.position
+                message = _POSITION_SUFFIX.sub("", syntax.msg or "")
+                raise ParseError(f"line {line}, column {column}", f"malformed XML ({message})")
+            if not chunk:
+                break
+    if not target.seen_root:
+        raise ParseError("line 1", "empty file: expected an Apple Health export.xml")
+
+
 def iter_apple_health(
     path: Path, *, user_id: str, skipped: dict[str, int] | None = None
 ) -> Iterator[WearableSample]:
     """Yield the samples of the export at ``path``; raise :class:`ParseError` with the line.
 
     ``skipped`` (if given) counts records that are valid but not ingested, by reason.
+    The rows of :func:`iter_apple_health_rows` as ``WearableSample`` models.
     """
-    if not _USER_ID.fullmatch(user_id):
-        raise ValueError(f"{user_id!r} is not a user id ({USER_ID_PATTERN})")
-    counts: dict[str, int] = skipped if skipped is not None else {}
-    records = _Records(user_id, counts)
-    parser = expat.ParserCreate()
-    records.parser = parser
-    parser.StartElementHandler = records.start
-    with path.open("rb") as raw:
-        source = _Sanitized(raw)
-        try:
-            while chunk := source.read(READ_BYTES):
-                records.latest_s = time.time() + _MAX_AHEAD_S
-                parser.Parse(chunk, False)
-                if records.ready:
-                    yield from records.ready
-                    records.ready.clear()
-            parser.Parse(b"", True)
-        except expat.ExpatError as exc:
-            raise ParseError(
-                f"line {exc.lineno}, column {exc.offset}", f"malformed XML ({exc})"
-            ) from None
-    yield from records.ready
-    if not records.seen_root:
-        raise ParseError("line 1", "empty file: expected an Apple Health export.xml")
-
-
-READ_BYTES = 64 * 1024  # per Parse call: the samples of one chunk are yielded together
-
-
-class _Records:
-    """expat's start-element handler: each ``<Record>`` becomes a sample (or a skip count)
-    as soon as its start tag is parsed; no element tree is built."""
-
-    def __init__(self, user_id: str, counts: dict[str, int]) -> None:
-        self.user_id = user_id
-        self.counts = counts
-        self.ready: list[WearableSample] = []
-        self.parser: expat.XMLParserType | None = None
-        self.seen_root = False
-        self.latest_s = 0.0  # the latest end accepted: now + max_ahead, set per chunk
-        self.ordinal = 0
-        self.offsets: dict[str, timezone] = {}
-        # The sample id's key up to the instants, per metric (user and source are fixed).
-        self.id_prefix = {
-            m: f"{user_id}|{WearableSource.apple_health.value}|{m.value}|" for m in Metric
-        }
-
-    def start(self, name: str, attrib: dict[str, str]) -> None:
-        if name != "Record":
-            if not self.seen_root:
-                self.seen_root = True
-                if name != "HealthData":
-                    raise ParseError("line 1", f"root element is <{name}>, not <HealthData>")
-            return
-        self.ordinal += 1
-        try:
-            sample = _sample(attrib, self)
-        except _RecordError as exc:
-            line = self.parser.CurrentLineNumber if self.parser is not None else 0
-            raise ParseError(
-                f"line {line}, Record #{self.ordinal}, attribute {exc.field}", exc.message
-            ) from None
-        if isinstance(sample, str):
-            self.counts[sample] = self.counts.get(sample, 0) + 1
-        else:
-            self.ready.append(sample)
+    new, set_ = _NEW_SAMPLE, _SET
+    source = WearableSource.apple_health
+    for rows in iter_apple_health_rows(path, user_id=user_id, skipped=skipped):
+        for sample_id, metric, value, unit, start, end, device in rows:
+            # Every field was validated by the parser against the contract's bounds (a
+            # unit test checks each sample equals model_validate of its dump): skip
+            # pydantic's passes and even model_construct's per-field loop.
+            sample = new(WearableSample)
+            set_(
+                sample,
+                "__dict__",
+                {
+                    "schema_version": 1,
+                    "sample_id": sample_id,
+                    "user_id": user_id,
+                    "source": source,
+                    "metric": metric,
+                    "value": value,
+                    "unit": unit,
+                    "start": start,
+                    "end": end,
+                    "device": device,
+                    "attributes": {},
+                },
+            )
+            set_(sample, "__pydantic_fields_set__", _SAMPLE_FIELDS)
+            set_(sample, "__pydantic_extra__", None)
+            set_(sample, "__pydantic_private__", None)
+            yield sample
 
 
 def parse_apple_health(path: Path, *, user_id: str) -> ParseResult:
@@ -186,111 +214,223 @@ def parse_apple_health(path: Path, *, user_id: str) -> ParseResult:
     return result
 
 
+_POSITION_SUFFIX = re.compile(r", line \d+, column \d+$")
+
+
+class _StartTags:
+    """libxml2's parser target: keeps each ``<Record>``'s attributes, checks the root.
+
+    As little Python as possible runs per tag; the records are judged per chunk."""
+
+    def __init__(self) -> None:
+        self.records: list[dict[str, str]] = []
+        self.seen_root = False
+
+    def start(self, tag: str, attrib: dict[str, str]) -> None:
+        if tag == "Record":
+            self.records.append(attrib)
+        elif not self.seen_root:
+            self.seen_root = True
+            if tag != "HealthData":
+                raise ParseError("line 1", f"root element is <{tag}>, not <HealthData>")
+
+    def close(self) -> None:
+        return None
+
+
+class _BadRecord(Exception):
+    def __init__(self, ordinal: int, field: str, message: str) -> None:
+        self.ordinal = ordinal
+        self.field = field
+        self.message = message
+
+
+class _Stop(Exception):
+    pass
+
+
+def _line_of_record(path: Path, ordinal: int) -> int:
+    """The line of the ``ordinal``-th ``<Record>`` start tag (1-based), by a second pass
+    over the same sanitized bytes that stops there (only when a record was refused)."""
+    parser = expat.ParserCreate()
+    seen = 0
+    line = 0
+
+    def start(name: str, _attrib: dict[str, str]) -> None:
+        nonlocal seen, line
+        if name == "Record":
+            seen += 1
+            if seen == ordinal:
+                line = parser.CurrentLineNumber
+                raise _Stop
+
+    parser.StartElementHandler = start
+    with path.open("rb") as raw:
+        source = _Sanitized(raw)
+        try:
+            while chunk := source.read(READ_BYTES):
+                parser.Parse(chunk, False)
+        except _Stop:
+            pass
+    return line
+
+
+class _Rows:
+    """Turns the attribute dicts of a chunk's ``<Record>`` tags into :data:`SampleRow`s
+    (or skip counts), validating every field against the ``WearableSample`` contract."""
+
+    def __init__(self, user_id: str, counts: dict[str, int]) -> None:
+        self.counts = counts
+        self.digests = _digests_for(user_id)
+        self.ordinal = 0  # records judged so far
+        self.offsets: dict[str, timezone] = {}
+
+    def of(self, records: list[dict[str, str]], latest_s: float) -> list[SampleRow]:
+        """The rows of ``records``; :class:`_BadRecord` names the first refused one.
+        ``latest_s``: the latest end accepted (POSIX seconds, now + max ahead)."""
+        # One loop per chunk with everything bound to locals: a function call per field
+        # was a third of the parse's CPU.
+        first = self.ordinal + 1
+        self.ordinal += len(records)
+        rows: list[SampleRow] = []
+        append = rows.append
+        counts = self.counts
+        offsets = self.offsets
+        quantity_types = QUANTITY_TYPES
+        instants = _INSTANTS
+        devices = _DEVICES
+        digests = self.digests
+        make_uuid = _uuid_of
+        index = 0
+        try:
+            for index, attrib in enumerate(records):  # noqa: B007 (named in the error)
+                kind = attrib.get("type")
+                metric = quantity_types.get(kind)  # type: ignore[arg-type]
+                if metric is None and kind != SLEEP_TYPE:
+                    if kind is None:
+                        raise _RecordError("type", "missing")
+                    reason = f"apple_health:{kind}"
+                    counts[reason] = counts.get(reason, 0) + 1
+                    continue
+                raw_start = attrib.get("startDate")
+                start_at = instants.get(raw_start)  # type: ignore[arg-type]
+                if start_at is None:
+                    start_at = _instant(raw_start, "startDate", offsets)
+                raw_end = attrib.get("endDate")
+                end_at = instants.get(raw_end)  # type: ignore[arg-type]
+                if end_at is None:
+                    end_at = _instant(raw_end, "endDate", offsets)
+                start, start_key, start_s = start_at
+                end, end_key, end_s = end_at
+                # Instants are compared as POSIX seconds: floats, no timedelta per record.
+                if end_s < start_s:
+                    raise _RecordError("endDate", f"{raw_end!r} is before startDate")
+                if start_s < _EARLIEST_S:  # an unset device clock
+                    raise _RecordError("startDate", f"{raw_start!r} is before 2000")
+                if end_s > latest_s:
+                    raise _RecordError("endDate", f"{raw_end!r} is in the future")
+                if metric is None:
+                    category = attrib.get("value")
+                    if category not in ASLEEP_VALUES:
+                        reason = f"apple_health:sleep:{category}"
+                        counts[reason] = counts.get(reason, 0) + 1
+                        continue
+                    metric, value, unit = Metric.sleep, float(end_s - start_s), "s"
+                else:
+                    unit = attrib.get("unit") or ""
+                    if not unit or len(unit) > UNIT_MAX_LENGTH:
+                        _check_unit(unit)
+                    raw_value = attrib.get("value")
+                    try:
+                        value = float(raw_value)  # type: ignore[arg-type]
+                    except (TypeError, ValueError):
+                        value = _value(raw_value)
+                    if not 0 <= value < _INF:  # NaN, infinities and negatives fail this
+                        value = _value(raw_value)
+                device_key = (attrib.get("sourceName", ""), attrib.get("device"))
+                device = devices.get(device_key)
+                if device is None:
+                    device = _device(device_key)
+                # The key of core.wearables.contracts.sample_id_for after its constant prefix
+                # (user|source|metric|), whose SHA-1 state is computed once per export.
+                digest = digests[metric].copy()
+                digest.update(f"{start_key}|{end_key}|{device}".encode())
+                append((make_uuid(digest.digest()), metric, value, unit, start, end, device))
+        except _RecordError as exc:
+            raise _BadRecord(first + index, exc.field, exc.message) from None
+        return rows
+
+
+_INF = float("inf")
 _SAMPLE_FIELDS = frozenset(WearableSample.model_fields)
-
-
-def _sample(attrib: dict[str, str], records: _Records) -> WearableSample | str:
-    kind = attrib.get("type")
-    if kind is None:
-        raise _RecordError("type", "missing")
-    metric = QUANTITY_TYPES.get(kind)
-    if metric is None and kind != SLEEP_TYPE:
-        return f"apple_health:{kind}"
-    # Instants are compared as POSIX seconds: floats, no timedelta per record.
-    start, start_key, start_s = _instant(attrib, "startDate", records.offsets)
-    end, end_key, end_s = _instant(attrib, "endDate", records.offsets)
-    if end_s < start_s:
-        raise _RecordError("endDate", f"{attrib['endDate']!r} is before startDate")
-    if start_s < _EARLIEST_S:  # an unset device clock
-        raise _RecordError("startDate", f"{attrib['startDate']!r} is before 2000")
-    if end_s > records.latest_s:
-        raise _RecordError("endDate", f"{attrib['endDate']!r} is in the future")
-    if metric is None:
-        category = attrib.get("value")
-        if category not in ASLEEP_VALUES:
-            return f"apple_health:sleep:{category}"
-        metric, value, unit = Metric.sleep, (end - start).total_seconds(), "s"
-    else:
-        unit = attrib.get("unit") or ""
-        if not unit:
-            raise _RecordError("unit", "missing")
-        if len(unit) > UNIT_MAX_LENGTH:
-            message = f"{unit[:40]!r}... is {len(unit)} characters, at most {UNIT_MAX_LENGTH}"
-            raise _RecordError("unit", message)
-        value = _value(attrib.get("value"))
-    device = _device(attrib)
-    # The key of core.wearables.contracts.sample_id_for, its parts cached (same UUID).
-    key = f"{records.id_prefix[metric]}{start_key}|{end_key}|{device}"
-    # Validated field by field (every bound of the contract); skip pydantic's second pass
-    # and even model_construct's per-field loop (a third of the parse's CPU).
-    sample = _NEW_SAMPLE(WearableSample)
-    _SET(
-        sample,
-        "__dict__",
-        {
-            "schema_version": 1,
-            "sample_id": _uuid5(key),
-            "user_id": records.user_id,
-            "source": WearableSource.apple_health,
-            "metric": metric,
-            "value": value,
-            "unit": unit,
-            "start": start,
-            "end": end,
-            "device": device,
-            "attributes": {},
-        },
-    )
-    _SET(sample, "__pydantic_fields_set__", _SAMPLE_FIELDS)
-    _SET(sample, "__pydantic_extra__", None)
-    _SET(sample, "__pydantic_private__", None)
-    return sample
-
-
 _NEW_SAMPLE = WearableSample.__new__
 _SET = object.__setattr__
-_NAMESPACE_BYTES = SAMPLE_NAMESPACE.bytes
+_NEW_UUID = uuid.UUID.__new__
+_SAFE_UNKNOWN = uuid.SafeUUID.unknown
 
 
-def _uuid5(key: str) -> uuid.UUID:
-    """``uuid.uuid5(SAMPLE_NAMESPACE, key)`` without ``UUID.__init__``'s checks."""
-    digest = hashlib.sha1(_NAMESPACE_BYTES + key.encode(), usedforsecurity=False).digest()
+def _digests_for(user_id: str) -> dict[Metric, hashlib._Hash]:
+    """SHA-1 of ``SAMPLE_NAMESPACE`` + ``user|apple_health|metric|``, per metric."""
+    return {
+        m: hashlib.sha1(
+            SAMPLE_NAMESPACE.bytes
+            + f"{user_id}|{WearableSource.apple_health.value}|{m.value}|".encode(),
+            usedforsecurity=False,
+        )
+        for m in Metric
+    }
+
+
+def _uuid_of(digest: bytes) -> uuid.UUID:
+    """``uuid.uuid5``'s result from its SHA-1 digest, without ``UUID.__init__``'s checks."""
     value = int.from_bytes(digest[:16])
     value = (value & ~(0xF000 << 64) & ~(0xC000 << 48)) | (5 << 76) | (0x8000 << 48)
     result = _NEW_UUID(uuid.UUID)
     _SET(result, "int", value)
-    _SET(result, "is_safe", uuid.SafeUUID.unknown)
+    _SET(result, "is_safe", _SAFE_UNKNOWN)
     return result
 
 
-_NEW_UUID = uuid.UUID.__new__
 # startDate often equals endDate: parse each once, with its sample-id form and POSIX seconds
-_INSTANTS: dict[str, tuple[datetime, str, float]] = {}
+_INSTANTS: dict[str, _Instant] = {}
 _EARLIEST_S = DEFAULT_WINDOW.earliest.timestamp()
 _MAX_AHEAD_S = DEFAULT_WINDOW.max_ahead.total_seconds()
 _DEVICES: dict[tuple[str, str | None], str] = {}
 
 
-def _instant(
-    attrib: dict[str, str], field: str, offsets: dict[str, timezone]
-) -> tuple[datetime, str, float]:
-    raw = attrib.get(field)
+def _instant(raw: str | None, field: str, offsets: dict[str, timezone]) -> _Instant:
+    """``raw`` as (datetime, its sample-id form, POSIX seconds), cached by ``raw``.
+
+    libxml2 hands over strings; the datetime is parsed in C (``fromisoformat``, after the
+    format is checked), and the POSIX seconds are the day's (cached per day and offset)
+    plus the time of day: ``datetime.timestamp()`` per record cost more than the parse.
+    """
     if raw is None:
         raise _RecordError(field, "missing")
-    cached = _INSTANTS.get(raw)
-    if cached is not None:
-        return cached
+    if not _DATE.match(raw):
+        raise _RecordError(field, f"{raw!r} is not a date like '2024-03-10 01:59:00 -0800'")
+    day_key = raw[:10] + raw[20:]
+    day_s = _DAYS.get(day_key)
+    if day_s is None:
+        day_s = _day_seconds(raw, field, offsets)
+    try:
+        instant = _FROM_ISO(raw[:19] + raw[20:])
+    except ValueError as exc:
+        raise _RecordError(field, f"{raw!r}: {exc}") from None
+    seconds = day_s + instant.hour * 3600 + instant.minute * 60 + instant.second
     if len(_INSTANTS) > 4096:
         _INSTANTS.clear()
-    instant = _parse_instant(raw, field, offsets)
-    seconds = instant.timestamp()
-    value = _INSTANTS[raw] = (instant, f"{seconds:.3f}", seconds)
+    # Whole seconds: f"{s}.000" is sample_id_for's f"{timestamp:.3f}", formatted cheaper.
+    value = _INSTANTS[raw] = (instant, f"{seconds}.000", seconds)
     return value
 
 
-def _parse_instant(raw: str, field: str, offsets: dict[str, timezone]) -> datetime:
-    if not _DATE.match(raw):
-        raise _RecordError(field, f"{raw!r} is not a date like '2024-03-10 01:59:00 -0800'")
+_Instant = tuple[datetime, str, int]
+_FROM_ISO = datetime.fromisoformat
+_DAYS: dict[str, int] = {}  # "2024-03-10-0800" -> POSIX seconds of that local midnight
+
+
+def _day_seconds(raw: str, field: str, offsets: dict[str, timezone]) -> int:
     suffix = raw[20:]
     tz = offsets.get(suffix)
     if tz is None:
@@ -300,17 +440,13 @@ def _parse_instant(raw: str, field: str, offsets: dict[str, timezone]) -> dateti
             raise _RecordError(field, f"{raw!r} has an impossible UTC offset")
         tz = offsets[suffix] = timezone(timedelta(minutes=minutes))
     try:
-        return datetime(
-            int(raw[0:4]),
-            int(raw[5:7]),
-            int(raw[8:10]),
-            int(raw[11:13]),
-            int(raw[14:16]),
-            int(raw[17:19]),
-            tzinfo=tz,
-        )
+        midnight = datetime(int(raw[0:4]), int(raw[5:7]), int(raw[8:10]), tzinfo=tz)
     except ValueError as exc:
         raise _RecordError(field, f"{raw!r}: {exc}") from None
+    if len(_DAYS) > 4096:
+        _DAYS.clear()
+    seconds = _DAYS[raw[:10] + suffix] = int(midnight.timestamp())
+    return seconds
 
 
 def _value(raw: str | None) -> float:
@@ -325,20 +461,26 @@ def _value(raw: str | None) -> float:
     return value
 
 
-def _device(attrib: dict[str, str]) -> str:
-    """Source name plus hardware model; the HKDevice memory address changes every export."""
-    key = (attrib.get("sourceName", ""), attrib.get("device"))
-    name = _DEVICES.get(key)
-    if name is None:
-        if len(_DEVICES) > 1024:
-            _DEVICES.clear()
-        source, device = key
-        hardware = (_HARDWARE.search(device) or _NAME.search(device)) if device else None
-        name = f"{source} ({hardware.group(1).strip()})" if hardware else source
-        if len(name) > DEVICE_MAX_LENGTH:
-            name = name[: DEVICE_MAX_LENGTH - 1] + "\u2026"
-        _DEVICES[key] = name
+def _device(key: tuple[str, str | None]) -> str:
+    """Source name plus hardware model; the HKDevice memory address changes every export.
+    ``key``: the record's (sourceName, device); the result is cached under it."""
+    if len(_DEVICES) > 1024:
+        _DEVICES.clear()
+    source, device = key
+    hardware = (_HARDWARE.search(device) or _NAME.search(device)) if device else None
+    name = f"{source} ({hardware.group(1).strip()})" if hardware else source
+    if len(name) > DEVICE_MAX_LENGTH:
+        name = name[: DEVICE_MAX_LENGTH - 1] + "\u2026"
+    _DEVICES[key] = name
     return name
+
+
+def _check_unit(unit: str) -> None:
+    if not unit:
+        raise _RecordError("unit", "missing")
+    if len(unit) > UNIT_MAX_LENGTH:
+        message = f"{unit[:40]!r}... is {len(unit)} characters, at most {UNIT_MAX_LENGTH}"
+        raise _RecordError("unit", message)
 
 
 class _Sanitized:
@@ -369,7 +511,7 @@ class _Sanitized:
 
     def _check_tag_length(self, chunk: bytes) -> None:
         """:class:`ParseError` once more than ``TAG_MAX_BYTES`` go by without a ``>``
-        (chunks are read 16 KiB at a time, so no gap hides inside one)."""
+        (chunks are at most ``READ_BYTES``, below the cap, so no gap hides inside one)."""
         first = chunk.find(b">")
         gap = self._since_tag_end + (len(chunk) if first == -1 else first)
         if gap > TAG_MAX_BYTES:

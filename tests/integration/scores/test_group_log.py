@@ -25,9 +25,20 @@ def rows_of(engine: Engine, user_id: str) -> list[tuple[int, float]]:
         ]
 
 
+def histogram_count(histogram: object) -> float:
+    """Observations so far of a prometheus_client Histogram without labels."""
+    for metric in histogram.collect():  # type: ignore[attr-defined]
+        for sample in metric.samples:
+            if sample.name.endswith("_count"):
+                return float(sample.value)
+    raise AssertionError("no _count sample")
+
+
 def test_concurrent_calls_share_inserts_and_each_gets_its_own_row(db_engine: Engine) -> None:
     user_id = f"group-{uuid.uuid4().hex[:8]}"
     calls = MAX_BATCH + 300  # more than one batch's worth at once
+    queued_before = histogram_count(group_log.QUEUED_SECONDS)
+    inserts_before = histogram_count(group_log.INSERT_SECONDS)
 
     async def scenario() -> tuple[list, ScoreLogBatcher]:
         batcher = ScoreLogBatcher(db_engine)
@@ -48,6 +59,9 @@ def test_concurrent_calls_share_inserts_and_each_gets_its_own_row(db_engine: Eng
     assert [e.input for e in entries] == [float(i) for i in range(calls)]
     assert len({e.log_id for e in entries}) == calls
     assert batcher.rows == calls and batcher.batches < calls / 10  # grouped, not one by one
+    # Each batch's queue wait and INSERT round trip are timed (bench/get_score reads them).
+    assert histogram_count(group_log.QUEUED_SECONDS) - queued_before == batcher.batches
+    assert histogram_count(group_log.INSERT_SECONDS) - inserts_before == batcher.batches
     stored = dict(rows_of(db_engine, user_id))
     assert {e.log_id: e.input for e in entries} == stored  # each answer is its own row
     one = read_score(db_engine, entries[7].log_id)

@@ -18,7 +18,12 @@ from core.wearables.contracts import (
     WearableSource,
     sample_id_for,
 )
-from core.wearables.parsers.apple_health import iter_apple_health, parse_apple_health
+from core.wearables.parsers.apple_health import (
+    READ_BYTES,
+    iter_apple_health,
+    iter_apple_health_rows,
+    parse_apple_health,
+)
 from core.wearables.parsers.audio import audio_metadata
 from core.wearables.parsers.common import zone
 from core.wearables.parsers.fitbit import fixed_offset, parse_fitbit
@@ -395,7 +400,9 @@ def test_apple_health_a_tag_longer_than_the_limit_is_refused_early(tmp_path: Pat
 
 def test_apple_health_entity_references_without_a_dtd_are_malformed(tmp_path: Path) -> None:
     path = export_with(tmp_path, "", STEP.format(source="&e;", unit="count"))
-    with pytest.raises(ParseError, match=r"^line 4, column \d+: malformed XML \(undefined entity"):
+    # libxml2's wording: the reference has no DTD to define it.
+    malformed = r"^line 4, column \d+: malformed XML \(Entity 'e' not defined"
+    with pytest.raises(ParseError, match=malformed):
         list(iter_apple_health(path, user_id="u3"))
 
 
@@ -455,6 +462,56 @@ def test_apple_health_refuses_a_user_id_the_contract_refuses(tmp_path: Path) -> 
     path = export_with(tmp_path, "", STEP.format(source="Health", unit="count"))
     with pytest.raises(ValueError, match="user id"):
         list(iter_apple_health(path, user_id="not a user id!"))
+
+
+def many_steps(count: int, *, bad: int | None = None) -> str:
+    """``count`` step records a minute apart, one per line; record ``bad`` (1-based) with
+    a startDate that is not a date."""
+    lines = []
+    for i in range(count):
+        start = datetime(2024, 11, 2, 10, 0, tzinfo=UTC) + timedelta(minutes=i)
+        stamp = start.strftime("%Y-%m-%d %H:%M:%S +0000")
+        begin = "yesterday" if bad == i + 1 else stamp
+        lines.append(
+            f' <Record type="HKQuantityTypeIdentifierStepCount" sourceName="Health" '
+            f'unit="count" startDate="{begin}" endDate="{stamp}" value="{i}"/>'
+        )
+    return "\n".join(lines)
+
+
+def test_apple_health_rows_are_the_samples_fields_chunk_by_chunk(tmp_path: Path) -> None:
+    # Enough records for several 64 KiB chunks: the rows come one list per chunk read.
+    count = 3 * READ_BYTES // 150
+    path = export_with(tmp_path, "", many_steps(count))
+    skipped: dict[str, int] = {}
+    chunks = list(iter_apple_health_rows(path, user_id="u3", skipped=skipped))
+    assert len(chunks) > 2 and skipped == {}
+    rows = [row for chunk in chunks for row in chunk]
+    samples = parse_apple_health(path, user_id="u3").samples
+    assert len(rows) == len(samples) == count
+    for row, s in zip(rows, samples, strict=True):
+        assert row == (s.sample_id, s.metric, s.value, s.unit, s.start, s.end, s.device)
+        assert s.sample_id == sample_id_for(s.user_id, s.source, s.metric, s.start, s.end, s.device)
+    assert [s.value for s in samples] == [float(i) for i in range(count)]
+
+
+def test_apple_health_a_bad_record_in_a_later_chunk_names_its_own_line(tmp_path: Path) -> None:
+    # Records are judged per chunk and their line found by a second pass: the ordinal must
+    # count across chunks (line 4 holds record #1).
+    count = 3 * READ_BYTES // 150
+    bad = count - 7
+    path = export_with(tmp_path, "", many_steps(count, bad=bad))
+    with pytest.raises(ParseError) as caught:
+        list(iter_apple_health_rows(path, user_id="u3"))
+    assert caught.value.location == f"line {bad + 3}, Record #{bad}, attribute startDate"
+    assert "'yesterday' is not a date" in caught.value.message
+
+
+def test_apple_health_a_bad_record_is_named_before_later_malformed_xml(tmp_path: Path) -> None:
+    path = export_with(tmp_path, "", many_steps(3, bad=2) + "\n <Record <broken")
+    with pytest.raises(ParseError) as caught:
+        list(iter_apple_health(path, user_id="u3"))
+    assert caught.value.location == "line 5, Record #2, attribute startDate"
 
 
 # ---- audio --------------------------------------------------------------------------------
