@@ -11,7 +11,7 @@ and the writer's confirmation's (a grant by its refund command).
 Expand only: one nullable column without a default (no table rewrite) and indexes built
 ``CONCURRENTLY``, so purchases keep flowing during the upgrade.
 
-Revision ID: 0026
+Revision ID: 0023
 Revises: 0022
 Create Date: 2026-12-01
 """
@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0026"
+revision: str = "0023"
 down_revision: str | Sequence[str] | None = "0022"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
