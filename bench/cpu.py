@@ -1,7 +1,10 @@
 """CPU seconds spent by each component of a private stack, read from ``/proc`` (Linux).
 
-The stack's processes are told apart by their command line (and, for the stream workers,
-by their ``STRIDE_STREAMS_ROLE``); everything else on the machine is ``other``. A
+The stack's processes are the benchmark's descendants (it starts every service); they are
+told apart by their command line (and, for the stream workers, by their
+``STRIDE_STREAMS_ROLE``). Every other process of the machine is ``outside the stack``, not
+part of ``total``: on a shared host the other engineers' PostgreSQL, Kafka and Spark have
+the same command lines as ours, and used to be counted as ours. A
 benchmark takes a :func:`snapshot` before and after a phase and divides the difference by
 the events of the phase: CPU microseconds per event, per component. Processes that
 started or ended during the phase count with what they spent while alive and seen.
@@ -14,6 +17,7 @@ from pathlib import Path
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 Snapshot = dict[int, tuple[str, float]]  # pid -> (component, CPU seconds so far)
+OUTSIDE = "outside the stack"
 
 
 def _read(path: Path) -> bytes:
@@ -46,9 +50,10 @@ def component_of(pid: int, cmdline: list[str], environ: bytes) -> str:
 
 
 def snapshot() -> Snapshot:
-    """CPU seconds (user + system) of every process now, with its component (a process
-    that is not recognisably part of the stack belongs to its nearest ancestor that is,
-    e.g. uvicorn's worker processes to the API)."""
+    """CPU seconds (user + system) of every process now, with its component: a process of
+    the stack (a descendant of this one) that is not recognisably a component belongs to
+    its nearest ancestor that is (e.g. uvicorn's worker processes to the API); a process
+    that does not descend from this one is :data:`OUTSIDE`."""
     seconds: dict[int, float] = {}
     parent: dict[int, int] = {}
     own: dict[int, str] = {}
@@ -65,7 +70,20 @@ def snapshot() -> Snapshot:
         cmdline = [p.decode(errors="replace") for p in _read(entry / "cmdline").split(b"\0") if p]
         own[pid] = component_of(pid, cmdline, _read(entry / "environ"))
 
+    me = os.getpid()
+
+    def in_stack(pid: int) -> bool:
+        for _ in range(64):
+            if pid == me:
+                return True
+            if pid not in parent:
+                return False
+            pid = parent[pid]
+        return False
+
     def component(pid: int) -> str:
+        if not in_stack(pid):
+            return OUTSIDE
         seen = 0
         while own.get(pid, "other") == "other" and pid in parent and seen < 64:
             pid, seen = parent[pid], seen + 1
@@ -85,7 +103,10 @@ def spent(before: Snapshot, after: Snapshot) -> dict[str, float]:
 
 
 def per_event_us(seconds: dict[str, float], events: int) -> dict[str, float]:
-    """CPU microseconds per event, per component, and their total."""
+    """CPU microseconds per event, per component, and the stack's total (without
+    :data:`OUTSIDE`, which is recorded beside it: how busy the rest of the machine was)."""
     table = {name: round(s * 1e6 / events, 1) for name, s in seconds.items()}
-    table["total"] = round(sum(seconds.values()) * 1e6 / events, 1)
+    table["total"] = round(
+        sum(s for name, s in seconds.items() if name != OUTSIDE) * 1e6 / events, 1
+    )
     return table

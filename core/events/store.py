@@ -17,11 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import pydantic_core
 from sqlalchemy import select, text, tuple_
 from sqlalchemy.engine import Connection, Engine
 
 from core.content.progress import apply_batch as advance_progress
-from core.events.contracts import GameEvent
+from core.events.contracts import GameEvent, corrected_time
 from core.events.models import RewardCommandRow
 from core.events.totals import fold_totals
 from core.leaderboards.rules import ScoreSubmission
@@ -35,11 +36,6 @@ log = logging.getLogger(__name__)
 
 ConsumedEvent = Consumed[GameEvent]
 EventKey = tuple[str, uuid.UUID]  # (game_id, event_id): each game picks its own event ids
-
-
-def received_at(consumed: ConsumedEvent) -> datetime:
-    """When the API received the event (the Kafka record time for events without one)."""
-    return consumed.value.received_at or consumed.record_time
 
 
 @dataclass(frozen=True)
@@ -123,24 +119,27 @@ def apply_batch(
     if not unique:
         return BatchOutcome(0, len(consumed), [])
     now = datetime.now(UTC)
-    received = {key: received_at(c) for key, c in unique.items()}
-    occurred = {key: c.value.corrected_occurred_at(received[key]) for key, c in unique.items()}
-    event_rows = [
-        {
-            "event_id": c.value.event_id,
-            "game_id": c.value.game_id,
-            "player_id": c.value.player_id,
-            "type": c.value.type,
-            "payload": c.value.payload,
-            "occurred_at": occurred[key],
-            "client_occurred_at": c.value.occurred_at,
-            "sent_at": c.value.sent_at,
-            "received_at": received[key],
-            "part": c.partition,
-            "off": c.offset,
-        }
-        for key, c in unique.items()
-    ]
+    occurred: dict[EventKey, datetime] = {}
+    event_rows = []
+    for key, c in unique.items():  # one pass: the rows and the corrected times
+        e = c.value
+        received = e.received_at or c.record_time  # the Kafka record time if the API's is absent
+        occurred[key] = at = corrected_time(e, received)
+        event_rows.append(
+            {
+                "event_id": e.event_id,
+                "game_id": e.game_id,
+                "player_id": e.player_id,
+                "type": e.type,
+                "payload": e.payload,
+                "occurred_at": at,
+                "client_occurred_at": e.occurred_at,
+                "sent_at": e.sent_at,
+                "received_at": received,
+                "part": c.partition,
+                "off": c.offset,
+            }
+        )
     with engine.begin() as conn:
         inserted = {tuple(row) for row in conn.execute(_INSERT_EVENTS, json_rows(event_rows))}
         new = [c.value for key, c in unique.items() if key in inserted]
@@ -185,8 +184,9 @@ def _add_totals(
 
 
 def _insert_commands(conn: Connection, commands: Sequence[RewardCommand]) -> None:
-    rows = [c.model_dump(mode="json", exclude={"schema_version"}) for c in commands]
-    conn.execute(_INSERT_COMMANDS, json_rows(rows))
+    # The models themselves: their JSON carries every column (and schema_version, which
+    # jsonb_to_recordset ignores), without a dict per command first.
+    conn.execute(_INSERT_COMMANDS, {"rows": pydantic_core.to_json(list(commands)).decode()})
 
 
 def _pending_commands_of(conn: Connection, keys: Sequence[EventKey]) -> list[RewardCommand]:

@@ -39,7 +39,7 @@ def outcome(result: BatchOutcome) -> pipeline.Outcome:
         ),
         publish={
             REWARD_COMMANDS: [
-                (c.player_id.encode(), c.model_dump_json().encode()) for c in commands
+                (c.player_id.encode(), c.__pydantic_serializer__.to_json(c)) for c in commands
             ]
         },
     )
