@@ -12,7 +12,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.contract.contract import ContractFunction
-from web3.types import TxReceipt
+from web3.types import TxParams, TxReceipt, Wei
 
 from contracts.anvil import NodeError, rpc_problem
 
@@ -59,7 +59,9 @@ class TxSender:
 
     def _next_nonce(self) -> int:
         if self._nonce is None:
-            self._nonce = self.w3.eth.get_transaction_count(self.address, "pending")
+            self._nonce = self.w3.eth.get_transaction_count(
+                Web3.to_checksum_address(self.address), "pending"
+            )
         nonce = self._nonce
         self._nonce += 1
         return nonce
@@ -90,7 +92,12 @@ class TxSender:
 
     def call(self, fn: ContractFunction, value: int = 0) -> TxReceipt:
         """Send a contract function call as a transaction."""
-        tx = fn.build_transaction({"from": self.address, "value": value, "gas": 0})
+        params: TxParams = {
+            "from": Web3.to_checksum_address(self.address),
+            "value": Wei(value),
+            "gas": 0,
+        }
+        tx = fn.build_transaction(params)
         tx.pop("gas", None)
         return self.send({"to": tx["to"], "data": tx["data"], "value": value})
 

@@ -12,10 +12,11 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
+from eth_typing import ABIError
 from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import ContractCustomError, ContractLogicError
@@ -200,8 +201,9 @@ def _revert_name(contract: Contract, exc: Exception) -> str:
     data = getattr(exc, "data", None)
     if isinstance(data, str) and data.startswith("0x") and len(data) >= 10:
         for item in contract.abi:
-            if item.get("type") == "error":
-                signature = f"{item['name']}({','.join(i['type'] for i in item['inputs'])})"
+            if item["type"] == "error":
+                error = cast(ABIError, item)
+                signature = f"{error['name']}({','.join(i['type'] for i in error['inputs'])})"
                 if Web3.keccak(text=signature)[:4].hex() == data[2:10]:
-                    return item["name"]
+                    return error["name"]
     return str(exc)
