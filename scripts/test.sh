@@ -28,7 +28,7 @@ note "log: $INFRA_LOG (printed below when they are done)"
 step "Lint and format check (ruff)"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-step "Type check (mypy: core/, api/, stride_client/, infra/)"
+step "Type check (mypy: core/, api/, stride_client/, infra/, chain_writer/, chain_indexer/, cli/, contracts/deploy.py)"
 .venv/bin/mypy
 step "Tests: unit, integration (real PostgreSQL, Kafka, Spark + Delta, anvil), end to end"
 tests=0
