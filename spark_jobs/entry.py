@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -52,6 +53,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     from pyspark.sql import SparkSession
 
+    # A batch job runs on the Spark that spark-submit started, never over Spark Connect:
+    # pyspark marks a process (and so its children) as Connect clients in these variables.
+    for name in ("SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE", "SPARK_LOCAL_REMOTE"):
+        os.environ.pop(name, None)
     session = SparkSession.builder.appName(f"stride-{args.step}").getOrCreate()
     try:
         if PipesEnvVarParamsLoader().is_dagster_pipes_process():
