@@ -12,6 +12,7 @@ and check results back whichever way the step ran.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -45,7 +46,11 @@ class StepRun:
 
 def _metadata_value(value: dict[str, Any]) -> dg.MetadataValue:
     """One Pipes-shaped value of ``spark_jobs.steps`` as Dagster's own type."""
-    kinds = {"int": dg.MetadataValue.int, "md": dg.MetadataValue.md, "path": dg.MetadataValue.path}
+    kinds: dict[str, Callable[[Any], dg.MetadataValue]] = {
+        "int": dg.MetadataValue.int,
+        "md": dg.MetadataValue.md,
+        "path": dg.MetadataValue.path,
+    }
     return kinds[value["type"]](value["raw_value"])
 
 
@@ -238,9 +243,7 @@ class EmrServerless(SparkSteps):
     ) -> StepRun:
         invocation = self.pipes_client().run(
             context=context,
-            start_job_run_params=self.start_job_run_params(  # type: ignore[arg-type]
-                context, step, day, lake_root
-            ),
+            start_job_run_params=self.start_job_run_params(context, step, day, lake_root),
         )
         return step_run_from_pipes(invocation, step, extra=dict(invocation.metadata))
 

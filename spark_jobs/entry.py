@@ -39,13 +39,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def report(pipes: PipesContext, outcome: StepOutcome) -> None:
     """The outcome as the Pipes messages the asset turns into its materialization and
     check results (the same ones the Spark Connect path builds in-process)."""
-    pipes.report_asset_materialization(metadata=outcome.metadata)  # type: ignore[arg-type]
+    pipes.report_asset_materialization(metadata=outcome.metadata)
     for check in outcome.checks:
         pipes.report_asset_check(
             check_name=check.name,
             passed=check.passed,
             severity="ERROR",
-            metadata=check.metadata,  # type: ignore[arg-type]
+            metadata=check.metadata,
         )
 
 

@@ -646,7 +646,7 @@ class ComputeStack(cdk.Stack):
             )
         )
 
-    def _ssm_agent_volumes(self, task: ecs.FargateTaskDefinition) -> None:
+    def _ssm_agent_volumes(self, task: ecs.TaskDefinition) -> None:
         """ECS Exec's SSM agent writes its state and logs under /var/lib/amazon and
         /var/log/amazon: writable volumes there keep the root filesystem read-only."""
         container = task.default_container
