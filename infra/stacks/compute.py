@@ -1,8 +1,9 @@
 """Everything that runs the image: ECS Fargate services for the API (behind an ALB with TLS
 and a WAF rate-based rule), one per Faust worker role, the platform exporter (which turns
 Kafka consumer lag into the CloudWatch metric the workers scale on), the sampler, the chain
-indexer and writer, Dagster (webserver, daemon, runs through ``EcsRunLauncher``), the
-one-shot migrate task, EMR Serverless for Spark and the chain signer's KMS key.
+indexer and writer, Dagster (webserver on loopback behind ECS Exec, daemon, runs through
+``EcsRunLauncher`` that start the Spark steps on EMR Serverless), the one-shot migrate task,
+EMR Serverless for Spark with the jobs' code as file assets and the chain signer's KMS key.
 
 Every task runs in the private subnets without a public IP, as the image's non-root user,
 with a read-only root filesystem where the process writes nothing but ``/tmp``."""
