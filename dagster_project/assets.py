@@ -7,15 +7,11 @@ checks (keys not null, no duplicates, row-count sanity): when one fails, the war
 asset downstream is not run and the warehouse keeps its previous, good rows.
 """
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
-from functools import reduce
-from typing import Any
 
 import dagster as dg
 from dagster import AssetExecutionContext
-from pyspark.sql import Column, DataFrame, SparkSession
-from pyspark.sql import functions as F
 
 from core.lake.bronze import (
     BRONZE_GAME_EVENTS,
@@ -31,19 +27,11 @@ from core.lake.bronze import (
 )
 from core.platform.config import LakeSettings
 from core.warehouse.load import GAME_DAILY, USER_DAILY_HEALTH, WarehouseTable, load_gold_day
-from dagster_project.resources import Lake, SparkConnect, WarehouseTarget
-from spark_jobs.gold import build_gold_game_daily, build_gold_user_daily_health
-from spark_jobs.session import read_day
-from spark_jobs.silver import (
-    build_silver_game_events,
-    build_silver_reward_commands,
-    build_silver_wearable_samples,
-)
+from dagster_project.resources import Lake, SparkSteps, WarehouseTarget
 
 # Where the partitions start: STRIDE_LAKE_FIRST_DAY (read when the code location loads).
 FIRST_DAY = LakeSettings().lake_first_day
 BRONZE_STALE_AFTER_HOURS = 26
-PREVIEW_ROWS = 10
 daily = dg.DailyPartitionsDefinition(start_date=FIRST_DAY.isoformat(), end_offset=1)
 
 bronze_wearable_samples = dg.AssetSpec(
@@ -134,59 +122,35 @@ def bronze_freshness(
         yield _bronze_freshness(lake, BRONZE_TABLE_OF[check.asset_key], check.asset_key)
 
 
-def _delta_version(lake: Lake, table: str) -> dict[str, dg.MetadataValue]:
-    """The Delta version just written and where the table is (delta-rs reads the log)."""
+def _delta_version(uri: str) -> dg.MetadataValue:
+    """The Delta version just written (delta-rs reads the table's log, in this process)."""
     from deltalake import DeltaTable
 
-    uri = table_uri(lake.root, table)
-    version = DeltaTable(uri, storage_options=storage_options(uri)).version()
-    return {
-        "delta_version": dg.MetadataValue.int(version),
-        "delta_table": dg.MetadataValue.path(uri),
-    }
+    return dg.MetadataValue.int(DeltaTable(uri, storage_options=storage_options(uri)).version())
 
 
-def _day_over_everywhere() -> Column:
-    """The end of a row's local day in the last time zone (UTC-12): its UTC midnight + 36 h."""
-    return F.col("date").cast("timestamp") + F.expr("INTERVAL 36 HOURS")
+def _run_step(
+    context: AssetExecutionContext, spark_steps: SparkSteps, lake: Lake
+) -> dg.MaterializeResult:
+    """The asset's Spark step (``spark_jobs.steps``, named after the asset) for its day:
+    over Spark Connect in this process or as an EMR Serverless job run, as the resource
+    says; the metadata and check results are the same either way."""
+    step = context.asset_key.to_user_string()
+    run = spark_steps.run_step(context, step, _day(context), lake.root)
+    metadata = dict(run.metadata)
+    table = metadata.get("delta_table")
+    if table is not None:  # the step wrote the table
+        metadata["delta_version"] = _delta_version(str(table.value))
+    return dg.MaterializeResult(metadata=metadata, check_results=run.checks)
 
 
-def _bronze_profile(
-    session: SparkSession, lake: Lake, table: str, key: str, day: date
-) -> dict[str, int]:
-    """Bronze rows of ``day``, how many distinct ``key`` they hold, and how many arrived
-    after their day was over in every time zone (late rows: ingested 36 h or more after
-    the day began in UTC; a wearable day is the user's local day, up to UTC-12): one Spark
-    query."""
-    bronze = read_day(session, table_uri(lake.root, table), day)
-    if bronze is None:
-        return {"rows_in": 0, "distinct_keys": 0, "late_rows": 0}
-    row = bronze.agg(
-        F.count(F.lit(1)).alias("rows_in"),
-        F.countDistinct(key).alias("distinct_keys"),
-        F.sum(F.when(F.col("ingested_at") >= _day_over_everywhere(), 1).otherwise(0)).alias(
-            "late_rows"
-        ),
-    ).first()
-    if row is None:
-        return {"rows_in": 0, "distinct_keys": 0, "late_rows": 0}
-    return {name: int(row[name] or 0) for name in ("rows_in", "distinct_keys", "late_rows")}
-
-
-def _silver_asset(
-    bronze: dg.AssetSpec,
-    tables: tuple[str, str],
-    key: str,
-    build: Callable[[SparkSession, str, date], int],
-    description: str,
-) -> dg.AssetsDefinition:
+def _silver_asset(bronze: dg.AssetSpec, silver_table: str, description: str) -> dg.AssetsDefinition:
     """The asset of the silver table (named after its path: ``silver_game_events``), rebuilt
-    a day at a time from the bronze table by ``build``, one row per ``key``."""
-    bronze_table, silver_table = tables
-    name = silver_table.replace("/", "_")
+    a day at a time from the bronze table by its step; metadata: rows in and out, late rows,
+    rows dropped by the dedupe (and by unknown units), the Delta version written."""
 
     @dg.asset(
-        name=name,
+        name=silver_table.replace("/", "_"),
         group_name="silver",
         partitions_def=daily,
         deps=[bronze],
@@ -194,46 +158,22 @@ def _silver_asset(
         metadata={"path": silver_table},
     )
     def silver(
-        context: AssetExecutionContext, spark: SparkConnect, lake: Lake
+        context: AssetExecutionContext, spark_steps: SparkSteps, lake: Lake
     ) -> dg.MaterializeResult:
-        session, day = spark.session(), _day(context)
-        profile = _bronze_profile(session, lake, bronze_table, key, day)
-        rows = build(session, lake.root, day)
-        metadata: dict[str, Any] = {
-            "rows": rows,
-            "rows_in": profile["rows_in"],
-            "rows_out": rows,
-            "late_rows": profile["late_rows"],
-            "dropped_by_dedupe": profile["rows_in"] - profile["distinct_keys"],
-        }
-        if profile["distinct_keys"] != rows:  # wearables: units silver does not know
-            metadata["dropped_unknown_unit"] = profile["distinct_keys"] - rows
-        if profile["rows_in"]:
-            metadata.update(_delta_version(lake, silver_table))
-        return dg.MaterializeResult(metadata=metadata)
+        return _run_step(context, spark_steps, lake)
 
     return silver
 
 
 silver_wearable_samples = _silver_asset(
     bronze_wearable_samples,
-    (BRONZE_WEARABLE_SAMPLES, SILVER_WEARABLE_SAMPLES),
-    "sample_id",
-    build_silver_wearable_samples,
+    SILVER_WEARABLE_SAMPLES,
     "One row per sample_id, canonical units (bpm, count, min, m, kcal)",
 )
-silver_game_events = _silver_asset(
-    bronze_game_events,
-    (BRONZE_GAME_EVENTS, SILVER_GAME_EVENTS),
-    "event_id",
-    build_silver_game_events,
-    "One row per event_id",
-)
+silver_game_events = _silver_asset(bronze_game_events, SILVER_GAME_EVENTS, "One row per event_id")
 silver_reward_commands = _silver_asset(
     bronze_reward_commands,
-    (BRONZE_REWARD_COMMANDS, SILVER_REWARD_COMMANDS),
-    "command_id",
-    build_silver_reward_commands,
+    SILVER_REWARD_COMMANDS,
     "One row per command_id, by the UTC day it was issued",
 )
 
@@ -261,90 +201,6 @@ def _gold_check_specs(asset: str, grain: tuple[str, ...]) -> list[dg.AssetCheckS
     ]
 
 
-def _gold_checks(
-    asset: str, gold: DataFrame | None, silver: DataFrame | None, grain: tuple[str, ...]
-) -> list[dg.AssetCheckResult]:
-    """Evaluate the blocking checks of one day of a gold table against its silver input.
-
-    One query per table (rows, rows with a null key and duplicated keys come from one
-    aggregate over gold's keys): on Spark every query costs a job and ~0.3 s at least.
-    """
-    entity = grain[-1]
-    gold_rows = null_keys = duplicates = 0
-    if gold is not None:
-        per_key = gold.groupBy(*grain).count()
-        any_null = F.lit(False)
-        for key in grain:
-            any_null = any_null | F.col(key).isNull()
-        totals = per_key.agg(
-            F.sum("count").alias("rows"),
-            F.sum(F.when(any_null, F.col("count")).otherwise(0)).alias("null_keys"),
-            F.sum(F.when(F.col("count") > 1, 1).otherwise(0)).alias("duplicates"),
-        ).first()
-        if totals is not None and totals["rows"] is not None:
-            gold_rows = int(totals["rows"])
-            null_keys = int(totals["null_keys"])
-            duplicates = int(totals["duplicates"])
-    expected = 0 if silver is None else silver.select(entity).distinct().count()
-    return [
-        dg.AssetCheckResult(
-            asset_key=asset,
-            check_name="keys_not_null",
-            passed=null_keys == 0,
-            metadata={"rows_with_null_key": null_keys},
-        ),
-        dg.AssetCheckResult(
-            asset_key=asset,
-            check_name="no_duplicates",
-            passed=duplicates == 0,
-            metadata={"duplicated_keys": duplicates},
-        ),
-        dg.AssetCheckResult(
-            asset_key=asset,
-            check_name="row_count_sane",
-            passed=gold_rows == expected and (expected == 0 or gold_rows > 0),
-            metadata={"gold_rows": gold_rows, "silver_keys": expected},
-        ),
-    ]
-
-
-def _preview(gold: DataFrame | None, grain: tuple[str, ...]) -> dg.MetadataValue:
-    """The first ``PREVIEW_ROWS`` rows of the day's gold, as a Markdown table."""
-    if gold is None:
-        return dg.MetadataValue.md("_no rows_")
-    rows = gold.orderBy(*grain).limit(PREVIEW_ROWS).collect()
-    if not rows:
-        return dg.MetadataValue.md("_no rows_")
-    columns = [c for c in gold.columns if c != "date"]
-    lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
-    lines += ["| " + " | ".join(str(r[c]) for c in columns) + " |" for r in rows]
-    return dg.MetadataValue.md("\n".join(lines))
-
-
-def _gold_metadata(
-    lake: Lake,
-    table: str,
-    rows: int,
-    gold: DataFrame | None,
-    grain: tuple[str, ...],
-    checks: list[dg.AssetCheckResult],
-) -> dict[str, Any]:
-    """Rows in (silver keys of the day, as the row-count check counted them), rows out, the
-    Delta version written and a preview."""
-    silver_keys = next(c for c in checks if c.check_name == "row_count_sane").metadata[
-        "silver_keys"
-    ]
-    metadata: dict[str, Any] = {
-        "rows": rows,
-        "rows_in": silver_keys,
-        "rows_out": rows,
-        "preview": _preview(gold, grain),
-    }
-    if gold is not None:
-        metadata.update(_delta_version(lake, table))
-    return metadata
-
-
 @dg.asset(
     group_name="gold",
     partitions_def=daily,
@@ -354,22 +210,9 @@ def _gold_metadata(
     metadata={"path": GOLD_USER_DAILY_HEALTH},
 )
 def gold_user_daily_health(
-    context: AssetExecutionContext, spark: SparkConnect, lake: Lake
+    context: AssetExecutionContext, spark_steps: SparkSteps, lake: Lake
 ) -> dg.MaterializeResult:
-    session, day = spark.session(), _day(context)
-    rows = build_gold_user_daily_health(session, lake.root, day)
-    grain = ("date", "user_id")
-    gold = read_day(session, table_uri(lake.root, GOLD_USER_DAILY_HEALTH), day)
-    checks = _gold_checks(
-        "gold_user_daily_health",
-        gold,
-        read_day(session, table_uri(lake.root, SILVER_WEARABLE_SAMPLES), day),
-        grain,
-    )
-    return dg.MaterializeResult(
-        metadata=_gold_metadata(lake, GOLD_USER_DAILY_HEALTH, rows, gold, grain, checks),
-        check_results=checks,
-    )
+    return _run_step(context, spark_steps, lake)
 
 
 @dg.asset(
@@ -382,31 +225,9 @@ def gold_user_daily_health(
     metadata={"path": GOLD_GAME_DAILY},
 )
 def gold_game_daily(
-    context: AssetExecutionContext, spark: SparkConnect, lake: Lake
+    context: AssetExecutionContext, spark_steps: SparkSteps, lake: Lake
 ) -> dg.MaterializeResult:
-    session, day = spark.session(), _day(context)
-    rows = build_gold_game_daily(session, lake.root, day)
-    # A game has a row when it had events or reward commands that day.
-    silver = [
-        df.select("game_id")
-        for df in (
-            read_day(session, table_uri(lake.root, SILVER_GAME_EVENTS), day),
-            read_day(session, table_uri(lake.root, SILVER_REWARD_COMMANDS), day),
-        )
-        if df is not None
-    ]
-    grain = ("date", "game_id")
-    gold = read_day(session, table_uri(lake.root, GOLD_GAME_DAILY), day)
-    checks = _gold_checks(
-        "gold_game_daily",
-        gold,
-        reduce(DataFrame.unionByName, silver) if silver else None,
-        grain,
-    )
-    return dg.MaterializeResult(
-        metadata=_gold_metadata(lake, GOLD_GAME_DAILY, rows, gold, grain, checks),
-        check_results=checks,
-    )
+    return _run_step(context, spark_steps, lake)
 
 
 def _load(

@@ -64,6 +64,9 @@ class StageConfig:
     github_oidc_provider_arn: str | None = None
     emr_release_label: str = "emr-7.9.0"
     spark_remote: str | None = None
+    # s3:// URI of a packed Python 3.11 environment with the runtime dependencies for the
+    # Spark jobs (docs/deploy.md); unset: the EMR release's own Python.
+    spark_python_archive: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
 
     @property

@@ -49,7 +49,9 @@ def delta_exists(spark: SparkSession, path: str) -> bool:
     try:
         spark.read.format("delta").load(spark_path(path)).schema  # noqa: B018
     except AnalysisException as exc:
-        if exc.getCondition() in _NO_TABLE:
+        # getCondition is Spark 4's name; EMR 7's Spark 3.5 has only getErrorClass.
+        condition = getattr(exc, "getCondition", exc.getErrorClass)()
+        if condition in _NO_TABLE:
             return False
         raise
     return True

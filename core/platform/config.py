@@ -507,6 +507,42 @@ class SparkSettings(_Base):
     spark_cores: int = Field(default=2, ge=1, description="local[N] task slots")
     spark_shuffle_partitions: int = Field(default=4, ge=1)
     spark_ui_port: int = Field(default=0, ge=0, description="Spark web UI on 127.0.0.1; 0: off")
+    spark_mode: Literal["connect", "emr-serverless"] = Field(
+        default="connect",
+        description="how silver/gold steps run: Spark Connect in Dagster's process, or EMR "
+        "Serverless job runs through Dagster Pipes (docs/lakehouse.md)",
+    )
+    spark_emr_application_id: str | None = Field(
+        default=None, description="EMR Serverless application id (emr-serverless mode)"
+    )
+    spark_emr_job_role_arn: str | None = Field(
+        default=None, description="the job runs' execution role ARN (emr-serverless mode)"
+    )
+    spark_emr_entry_point: str | None = Field(
+        default=None, description="s3:// URI of spark_jobs/entry.py (the deploy uploads it)"
+    )
+    spark_emr_py_files: str | None = Field(
+        default=None, description="s3:// URI of the code bundle (spark_jobs, core) for --py-files"
+    )
+    spark_emr_python_archive: str | None = Field(
+        default=None,
+        description="s3:// URI of the packed Python 3.11 environment (dagster-pipes, pyarrow); "
+        "default: the release's own Python",
+    )
+    spark_emr_log_uri: str | None = Field(
+        default=None, description="s3:// prefix for the job runs' logs (optional)"
+    )
+    spark_emr_log_group: str = Field(
+        default="/aws/emr-serverless",
+        description="CloudWatch log group of the job runs (Pipes reads the driver's stdout)",
+    )
+    spark_emr_delta_jars: str = Field(
+        default="/usr/share/aws/delta/lib/delta-spark.jar,/usr/share/aws/delta/lib/delta-storage.jar",
+        description="the Delta Lake jars of the EMR release (spark.jars)",
+    )
+    spark_emr_timeout_minutes: int = Field(
+        default=120, ge=5, description="a job run is stopped after this long"
+    )
     dagster_port: int = 3000
 
     @property

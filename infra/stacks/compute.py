@@ -1,8 +1,9 @@
 """Everything that runs the image: ECS Fargate services for the API (behind an ALB with TLS
 and a WAF rate-based rule), one per Faust worker role, the platform exporter (which turns
 Kafka consumer lag into the CloudWatch metric the workers scale on), the sampler, the chain
-indexer and writer, Dagster (webserver, daemon, runs through ``EcsRunLauncher``), the
-one-shot migrate task, EMR Serverless for Spark and the chain signer's KMS key.
+indexer and writer, Dagster (webserver on loopback behind ECS Exec, daemon, runs through
+``EcsRunLauncher`` that start the Spark steps on EMR Serverless), the one-shot migrate task,
+EMR Serverless for Spark with the jobs' code as file assets and the chain signer's KMS key.
 
 Every task runs in the private subnets without a public IP, as the image's non-root user,
 with a read-only root filesystem where the process writes nothing but ``/tmp``."""
@@ -26,11 +27,13 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
 from infra.config import WORKER_ROLES, StageConfig
+from infra.spark_bundle import ENTRY_POINT, build_bundle
 from infra.stacks.data import APP_SECRET_KEYS, DataStack
 
 API_PORT = 8000
@@ -54,7 +57,9 @@ _COMMON_SECRETS = ("database_url", "kafka_bootstrap", "secret_key")
 # The chain writer's signing key id. Not a STRIDE_* setting yet: the writer (another
 # branch) reads it, or maps it to its own setting (docs/deploy.md).
 SIGNER_KEY_ENV = "CHAIN_SIGNER_KMS_KEY_ID"
-CLOUDWATCH_AGENT_IMAGE = "public.ecr.aws/cloudwatch-agent/cloudwatch-agent:latest"
+# Pinned (not `latest`): the tag the CloudWatch agent operator's versions.txt names as its
+# stable release; bump it deliberately (docs/deploy.md).
+CLOUDWATCH_AGENT_IMAGE = "public.ecr.aws/cloudwatch-agent/cloudwatch-agent:1.300045.0b810"
 
 
 @dataclass(frozen=True)
@@ -175,13 +180,13 @@ class ComputeStack(cdk.Stack):
             )
         )
         self.signer_key.grant(writer.task_definition.task_role, "kms:Sign", "kms:GetPublicKey")
+        self._emr_serverless()
         self._dagster()
         self.migrate = self._task_definition(
             ProcessSpec(
                 "migrate", topics_command(config.kafka_partitions), cpu=512, memory_mib=1024
             )
         )
-        self._emr_serverless()
 
         cdk.CfnOutput(self, "ClusterName", value=self.cluster.cluster_name)
         cdk.CfnOutput(self, "MigrateTaskDefinition", value=self.migrate.task_definition_arn)
@@ -268,7 +273,9 @@ class ComputeStack(cdk.Stack):
         self.task_definitions[spec.name] = task
         return task
 
-    def _service(self, spec: ProcessSpec, **kwargs: object) -> ecs.FargateService:
+    def _service(
+        self, spec: ProcessSpec, *, execute_command: bool = False, **kwargs: object
+    ) -> ecs.FargateService:
         task = self._task_definition(spec)
         service = ecs.FargateService(
             self,
@@ -281,7 +288,7 @@ class ComputeStack(cdk.Stack):
             vpc_subnets=self.private,
             security_groups=[self.data.clients],
             circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
-            enable_execute_command=False,
+            enable_execute_command=execute_command,
             min_healthy_percent=100,
             **kwargs,  # type: ignore[arg-type]
         )
@@ -574,27 +581,33 @@ class ComputeStack(cdk.Stack):
     def _dagster(self) -> None:
         """Webserver and daemon as services; each run as its own task (``EcsRunLauncher``,
         configured by infra/dagster/dagster.yaml in the image, DAGSTER_HOME)."""
+        spark_env = self.spark_environment()
         run = self._task_definition(
             ProcessSpec(
                 "dagster-run",
                 ["dagster", "api", "execute_run"],  # EcsRunLauncher overrides the command
                 cpu=1024,
                 memory_mib=4096,
+                environment=spark_env,
                 secrets=("warehouse_url", "warehouse_pseudonym_key", "dagster_postgres_url"),
             )
         )
-        dagster_env = {"DAGSTER_RUN_TASK_DEFINITION": run.task_definition_arn}
+        self._grant_spark_job_runs(run.task_role)
+        # Webserver and daemon load the same code location, whose resources check these.
+        dagster_env = {"DAGSTER_RUN_TASK_DEFINITION": run.task_definition_arn, **spark_env}
         module = ["-m", "dagster_project.definitions"]
         secrets = ("warehouse_url", "warehouse_pseudonym_key", "dagster_postgres_url")
         web = self._service(
             ProcessSpec(
                 "dagster-webserver",
-                ["dagster-webserver", "-h", ALL_INTERFACES, "-p", str(DAGSTER_PORT), *module],
+                # Loopback only: the way in is an SSM port forward into the task (docs/deploy.md).
+                ["dagster-webserver", "-h", "127.0.0.1", "-p", str(DAGSTER_PORT), *module],
                 cpu=512,
                 memory_mib=2048,
                 environment=dagster_env,
                 secrets=secrets,
-            )
+            ),
+            execute_command=True,  # the SSM port forward to the UI
         )
         daemon = self._service(
             ProcessSpec(
@@ -606,9 +619,7 @@ class ComputeStack(cdk.Stack):
                 secrets=secrets,
             )
         )
-        web_container = web.task_definition.default_container
-        assert web_container is not None
-        web_container.add_port_mappings(ecs.PortMapping(container_port=DAGSTER_PORT))
+        self._ssm_agent_volumes(web.task_definition)
         # The daemon launches runs: it may start the run task and pass its roles.
         daemon.task_definition.task_role.add_to_principal_policy(
             iam.PolicyStatement(
@@ -636,9 +647,22 @@ class ComputeStack(cdk.Stack):
             )
         )
 
+    def _ssm_agent_volumes(self, task: ecs.TaskDefinition) -> None:
+        """ECS Exec's SSM agent writes its state and logs under /var/lib/amazon and
+        /var/log/amazon: writable volumes there keep the root filesystem read-only."""
+        container = task.default_container
+        assert container is not None
+        for name, path in (("ssm-state", "/var/lib/amazon"), ("ssm-logs", "/var/log/amazon")):
+            task.add_volume(name=name)
+            container.add_mount_points(
+                ecs.MountPoint(container_path=path, source_volume=name, read_only=False)
+            )
+
     # ---- Spark: EMR Serverless -----------------------------------------------------------
 
     def _emr_serverless(self) -> None:
+        """The application, the job runs' role and log group, and the jobs' code: the entry
+        point and the code bundle as CDK file assets (uploaded by ``cdk deploy``)."""
         self.emr_job_role = iam.Role(
             self,
             "SparkJobRole",
@@ -646,6 +670,27 @@ class ComputeStack(cdk.Stack):
             description="Stride Spark jobs on EMR Serverless: the lake, nothing else",
         )
         self.data.lake.grant_read_write(self.emr_job_role)
+        self.spark_logs = logs.LogGroup(
+            self,
+            "SparkLogs",
+            log_group_name=f"/aws/emr-serverless/stride-{self.config.stage}",
+            retention=logs.RetentionDays.ONE_MONTH,
+            encryption_key=self.data.key,
+            removal_policy=cdk.RemovalPolicy.RETAIN,
+        )
+        # EMR Serverless writes the driver's and executors' stdout/stderr there (Pipes reads
+        # the driver's stdout); it looks the group up first.
+        self.spark_logs.grant_write(self.emr_job_role)
+        self.emr_job_role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["logs:DescribeLogGroups", "logs:DescribeLogStreams"],
+                resources=["*"],
+            )
+        )
+        self.spark_entry_point = s3_assets.Asset(self, "SparkEntryPoint", path=str(ENTRY_POINT))
+        self.spark_code = s3_assets.Asset(self, "SparkCode", path=str(build_bundle()))
+        for asset in (self.spark_entry_point, self.spark_code):
+            asset.grant_read(self.emr_job_role)
         self.emr = emrserverless.CfnApplication(
             self,
             "Spark",
@@ -669,6 +714,64 @@ class ComputeStack(cdk.Stack):
         )
         cdk.CfnOutput(self, "SparkApplicationId", value=self.emr.attr_application_id)
         cdk.CfnOutput(self, "SparkJobRoleArn", value=self.emr_job_role.role_arn)
+
+    def spark_environment(self) -> dict[str, str]:
+        """How Dagster runs the silver/gold steps (core/platform/config.py SparkSettings):
+        EMR Serverless job runs, unless the stage names a Spark Connect server."""
+        if self.config.spark_remote:
+            return {"STRIDE_SPARK_MODE": "connect"}
+        env = {
+            "STRIDE_SPARK_MODE": "emr-serverless",
+            "STRIDE_SPARK_EMR_APPLICATION_ID": self.emr.attr_application_id,
+            "STRIDE_SPARK_EMR_JOB_ROLE_ARN": self.emr_job_role.role_arn,
+            "STRIDE_SPARK_EMR_ENTRY_POINT": self.spark_entry_point.s3_object_url,
+            "STRIDE_SPARK_EMR_PY_FILES": self.spark_code.s3_object_url,
+            "STRIDE_SPARK_EMR_LOG_GROUP": self.spark_logs.log_group_name,
+        }
+        if self.config.spark_python_archive:
+            env["STRIDE_SPARK_EMR_PYTHON_ARCHIVE"] = self.config.spark_python_archive
+        return env
+
+    def _grant_spark_job_runs(self, role: iam.IRole) -> None:
+        """The Dagster run task starts, watches and cancels job runs of this application
+        only, passes the job role to EMR Serverless only, and reads the runs' logs (the
+        Pipes messages)."""
+        application = self.emr.attr_arn
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["emr-serverless:StartJobRun", "emr-serverless:GetApplication"],
+                resources=[application],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "emr-serverless:GetJobRun",
+                    "emr-serverless:CancelJobRun",
+                    "emr-serverless:GetDashboardForJobRun",
+                    "emr-serverless:TagResource",  # the run's Dagster tags
+                ],
+                resources=[application, f"{application}/jobruns/*"],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["iam:PassRole"],
+                resources=[self.emr_job_role.role_arn],
+                conditions={
+                    "StringEquals": {"iam:PassedToService": "emr-serverless.amazonaws.com"}
+                },
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["logs:GetLogEvents", "logs:DescribeLogStreams"],
+                resources=[
+                    self.spark_logs.log_group_arn,
+                    f"{self.spark_logs.log_group_arn}:log-stream:*",
+                ],
+            )
+        )
 
 
 def _cid(name: str) -> str:
