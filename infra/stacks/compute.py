@@ -163,6 +163,11 @@ class ComputeStack(cdk.Stack):
             )
         self._exporter()
         self._service(ProcessSpec("sampler", ["python", "-m", "core.metrics.sampler"]))
+        # holds, gifts, uploads and refunds past their time (cli/sweeper.py): PostgreSQL and
+        # the content store only; two tasks during a deploy are safe (SKIP LOCKED batches)
+        self._service(
+            ProcessSpec("sweeper", ["python", "-m", "cli.main", "sweep"], cpu=256, memory_mib=512)
+        )
         self._service(
             ProcessSpec(
                 "chain-indexer",
@@ -326,6 +331,14 @@ class ComputeStack(cdk.Stack):
             self.data.lake.grant_read_write(role)
         elif name in ("api",):
             self.data.lake.grant_put(role, "raw/*")  # wearable uploads' raw zone
+            # game content (STRIDE_CONTENT_STORAGE_URI's default: the lake's raw/content):
+            # versions written and served, tus parts assembled and removed
+            self.data.lake.grant_read_write(role, "raw/content/*")
+            self.data.lake.grant_delete(role, "raw/content/_uploads/*")
+        elif name in ("sweeper",):
+            # the uploads sweep deletes the parts of abandoned tus uploads
+            self.data.lake.grant_read(role, "raw/content/_uploads/*")
+            self.data.lake.grant_delete(role, "raw/content/_uploads/*")
 
     def _scale_on_lag(self, name: str, service: ecs.FargateService, group: str) -> None:
         """More workers while the group's lag (summed over its partitions) is high; never
