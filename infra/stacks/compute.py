@@ -54,9 +54,8 @@ CONSUMER_GROUPS = {
 SECRET_ENV = {key: f"STRIDE_{key.upper()}" for key in (*APP_SECRET_KEYS, "secret_key")}
 SECRET_ENV["dagster_postgres_url"] = "DAGSTER_POSTGRES_URL"  # read by infra/dagster/dagster.yaml
 _COMMON_SECRETS = ("database_url", "kafka_bootstrap", "secret_key")
-# The chain writer's signing key id. Not a STRIDE_* setting yet: the writer (another
-# branch) reads it, or maps it to its own setting (docs/deploy.md).
-SIGNER_KEY_ENV = "CHAIN_SIGNER_KMS_KEY_ID"
+# The chain writer's signing key id: its setting (core/platform/config.py WriterSettings).
+SIGNER_KEY_ENV = "STRIDE_WRITER_KMS_KEY_ID"
 # Pinned (not `latest`): the tag the CloudWatch agent operator's versions.txt names as its
 # stable release; bump it deliberately (docs/deploy.md).
 CLOUDWATCH_AGENT_IMAGE = "public.ecr.aws/cloudwatch-agent/cloudwatch-agent:1.300045.0b810"
@@ -181,7 +180,11 @@ class ComputeStack(cdk.Stack):
                 ["python", "-m", config.chain_writer_module],
                 desired=config.chain_writer_tasks,
                 secrets=("evm_rpc_url",),
-                environment={SIGNER_KEY_ENV: self.signer_key.key_id},
+                environment={
+                    "STRIDE_WRITER_SIGNER": "kms",
+                    SIGNER_KEY_ENV: self.signer_key.key_id,
+                    "STRIDE_WRITER_KMS_REGION": config.region,
+                },
             )
         )
         self.signer_key.grant(writer.task_definition.task_role, "kms:Sign", "kms:GetPublicKey")

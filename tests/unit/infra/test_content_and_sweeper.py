@@ -47,3 +47,14 @@ def test_the_api_may_write_and_serve_content(stages: dict) -> None:
     grants = _object_grants(template(stages, "production", "compute"), "api")
     assert {"s3:GetObject*", "s3:PutObject"} <= grants.get("raw/content/*", set()), grants
     assert "s3:DeleteObject*" in grants.get("raw/content/_uploads/*", set()), grants
+
+
+def test_the_chain_writer_signs_with_the_stacks_kms_key(stages: dict) -> None:
+    """The writer's own settings (STRIDE_WRITER_*), so it finds the key the stack made."""
+    t = template(stages, "production", "compute")
+    (app,) = [c for c in _tasks(t)["chain-writer"]["ContainerDefinitions"] if c["Name"] == "app"]
+    env = {e["Name"]: e["Value"] for e in app.get("Environment", [])}
+    (key,) = t.find_resources("AWS::KMS::Key")
+    assert env["STRIDE_WRITER_SIGNER"] == "kms"
+    assert env["STRIDE_WRITER_KMS_KEY_ID"] == {"Ref": key}
+    assert env["STRIDE_WRITER_KMS_REGION"]
