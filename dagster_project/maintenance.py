@@ -8,7 +8,8 @@ holds them up, and the sink keeps appending while it runs.
 
 Silver and gold: Spark rewrites a day per rebuild, leaving removed files behind and small
 files per day. ``silver_gold_maintenance`` runs Delta's ``OPTIMIZE`` and ``VACUUM`` on them
-through Spark Connect (``spark_jobs.maintenance``) at 03:15 UTC, after the 01:30 daily run.
+with Spark (``spark_jobs.maintenance``; over Spark Connect, or as an EMR Serverless job run
+of ``spark_jobs/entry.py maintain`` in production) at 03:15 UTC, after the 01:30 daily run.
 """
 
 import dagster as dg
@@ -26,8 +27,7 @@ from core.lake.bronze import (
     maintain_bronze,
     table_uri,
 )
-from dagster_project.resources import Lake, SparkConnect
-from spark_jobs.maintenance import maintain_table
+from dagster_project.resources import Lake, SparkSteps
 
 MAINTENANCE_JOB = "bronze_maintenance"
 SPARK_MAINTENANCE_JOB = "silver_gold_maintenance"
@@ -118,17 +118,18 @@ SPARK_TABLES = {
 def _spark_maintenance_op(table: str, asset: str) -> dg.OpDefinition:
     @dg.op(
         name=f"maintain_{asset}",
-        description=f"Delta OPTIMIZE and VACUUM of {table} through Spark Connect",
+        description=f"Delta OPTIMIZE and VACUUM of {table} with Spark (Spark Connect, or an "
+        "EMR Serverless job run: STRIDE_SPARK_MODE)",
         # A lakehouse run that rebuilds a day of this table meanwhile makes one of the two
         # commits fail on Delta's conflict check; the maintenance tries again.
         retry_policy=dg.RetryPolicy(max_retries=2, delay=30),
     )
-    def maintain(context: dg.OpExecutionContext, spark: SparkConnect, lake: Lake) -> None:
-        report = maintain_table(
-            spark.session(),
+    def maintain(context: dg.OpExecutionContext, spark_steps: SparkSteps, lake: Lake) -> None:
+        report = spark_steps.maintain(
+            context,
+            table,
             table_uri(lake.root, table),
             retention_hours=lake.vacuum_retention_hours,
-            table=table,
         )
         _report(context, asset, report)
 

@@ -23,9 +23,10 @@ import dagster as dg
 from dagster_aws.pipes import PipesCloudWatchMessageReader, PipesEMRServerlessClient
 from pyspark.sql import SparkSession
 
-from core.lake.bronze import VACUUM_RETENTION_HOURS
+from core.lake.bronze import VACUUM_RETENTION_HOURS, MaintenanceReport
 from core.platform.config import Settings, SparkSettings, get_settings
 from core.warehouse.load import PostgresWarehouse, RedshiftWarehouse, Warehouse
+from spark_jobs.maintenance import maintain_table
 from spark_jobs.session import spark_session
 from spark_jobs.steps import Metadata, StepOutcome, run_step
 
@@ -96,12 +97,40 @@ def _step_args(step: str, day: date, lake_root: str) -> list[str]:
     return [step, "--day", day.isoformat(), "--lake", lake_root]
 
 
+def _maintain_args(table: str, path: str, retention_hours: int) -> list[str]:
+    return ["maintain", "--table", table, "--path", path, "--retention-hours", str(retention_hours)]
+
+
+def maintenance_from_pipes(
+    invocation: dg.PipesClientCompletedInvocation, table: str
+) -> MaintenanceReport:
+    """The maintenance pass's report as the job sent it (one custom message)."""
+    reports = [
+        message["maintain"]
+        for message in invocation.get_custom_messages()
+        if isinstance(message, dict) and "maintain" in message
+    ]
+    if len(reports) != 1:
+        raise dg.Failure(
+            description=f"the maintenance job of {table} reported {len(reports)} results "
+            "through Dagster Pipes, not 1: see the job's driver log"
+        )
+    return MaintenanceReport(**reports[0])
+
+
 class SparkSteps(dg.ConfigurableResource):
-    """Runs a silver or gold step (``spark_jobs.steps``) for one day; what the asset needs."""
+    """Runs a silver or gold step (``spark_jobs.steps``) for one day, and the maintenance
+    of a silver or gold table (``spark_jobs.maintenance``): what the assets and the nightly
+    maintenance job need, in-process or as batch jobs."""
 
     def run_step(
         self, context: dg.AssetExecutionContext, step: str, day: date, lake_root: str
     ) -> StepRun:
+        raise NotImplementedError
+
+    def maintain(
+        self, context: dg.OpExecutionContext, table: str, path: str, retention_hours: int
+    ) -> MaintenanceReport:
         raise NotImplementedError
 
 
@@ -117,6 +146,11 @@ class SparkConnect(SparkSteps):
         self, context: dg.AssetExecutionContext, step: str, day: date, lake_root: str
     ) -> StepRun:
         return step_run_of(context.asset_key, run_step(self.session(), step, lake_root, day))
+
+    def maintain(
+        self, context: dg.OpExecutionContext, table: str, path: str, retention_hours: int
+    ) -> MaintenanceReport:
+        return maintain_table(self.session(), path, retention_hours=retention_hours, table=table)
 
 
 class SparkSubmit(SparkSteps):
@@ -135,6 +169,19 @@ class SparkSubmit(SparkSteps):
             command=[*self.command, str(ENTRY_POINT), *_step_args(step, day, lake_root)],
         )
         return step_run_from_pipes(invocation, step)
+
+    def maintain(
+        self, context: dg.OpExecutionContext, table: str, path: str, retention_hours: int
+    ) -> MaintenanceReport:
+        invocation = dg.PipesSubprocessClient(env=self.env).run(
+            context=context,
+            command=[
+                *self.command,
+                str(ENTRY_POINT),
+                *_maintain_args(table, path, retention_hours),
+            ],
+        )
+        return maintenance_from_pipes(invocation, table)
 
 
 def emr_spark_submit_parameters(settings: SparkSettings) -> str:
@@ -206,8 +253,38 @@ class EmrServerless(SparkSteps):
     def start_job_run_params(
         self, context: dg.AssetExecutionContext, step: str, day: date, lake_root: str
     ) -> dict[str, Any]:
-        """The StartJobRun request; the client token makes a retried request (not a retried
-        step) start no second job run."""
+        """The StartJobRun request of a step."""
+        return self._job_run_params(
+            context,
+            label=step,
+            name=f"stride {step} {day.isoformat()}",
+            arguments=_step_args(step, day, lake_root),
+            tags={"stride-step": step, "stride-day": day.isoformat()},
+        )
+
+    def maintenance_job_run_params(
+        self, context: dg.OpExecutionContext, table: str, path: str, retention_hours: int
+    ) -> dict[str, Any]:
+        """The StartJobRun request of a table's maintenance."""
+        return self._job_run_params(
+            context,
+            label=f"maintain-{table}",
+            name=f"stride maintain {table}",
+            arguments=_maintain_args(table, path, retention_hours),
+            tags={"stride-step": "maintain", "stride-table": table},
+        )
+
+    def _job_run_params(
+        self,
+        context: dg.AssetExecutionContext | dg.OpExecutionContext,
+        *,
+        label: str,
+        name: str,
+        arguments: list[str],
+        tags: dict[str, str],
+    ) -> dict[str, Any]:
+        """The client token makes a retried request (not a retried step) start no second
+        job run."""
         monitoring: dict[str, Any] = {
             "cloudWatchLoggingConfiguration": {"enabled": True, "logGroupName": self.log_group}
         }
@@ -216,18 +293,18 @@ class EmrServerless(SparkSteps):
         return {
             "applicationId": self.application_id,
             "executionRoleArn": self.job_role_arn,
-            "clientToken": f"{context.run_id}-{step}-{context.retry_number}"[:64],
-            "name": f"stride {step} {day.isoformat()}",
+            "clientToken": f"{context.run_id}-{label}-{context.retry_number}"[:64],
+            "name": name,
             "jobDriver": {
                 "sparkSubmit": {
                     "entryPoint": self.entry_point,
-                    "entryPointArguments": _step_args(step, day, lake_root),
+                    "entryPointArguments": arguments,
                     "sparkSubmitParameters": self.spark_submit_parameters,
                 }
             },
             "configurationOverrides": {"monitoringConfiguration": monitoring},
             "executionTimeoutMinutes": self.timeout_minutes,
-            "tags": {"stride-step": step, "stride-day": day.isoformat()},
+            "tags": tags,
         }
 
     def pipes_client(self) -> PipesEMRServerlessClient:
@@ -246,6 +323,17 @@ class EmrServerless(SparkSteps):
             start_job_run_params=self.start_job_run_params(context, step, day, lake_root),
         )
         return step_run_from_pipes(invocation, step, extra=dict(invocation.metadata))
+
+    def maintain(
+        self, context: dg.OpExecutionContext, table: str, path: str, retention_hours: int
+    ) -> MaintenanceReport:
+        invocation = self.pipes_client().run(
+            context=context,
+            start_job_run_params=self.maintenance_job_run_params(
+                context, table, path, retention_hours
+            ),
+        )
+        return maintenance_from_pipes(invocation, table)
 
 
 class Lake(dg.ConfigurableResource):
@@ -314,8 +402,7 @@ def resources_for(settings: Settings) -> dict[str, Any]:
         if missing and settings.warehouse_kind == "redshift":
             raise RuntimeError(f"production lakehouse needs {', '.join(missing)}")
     return {
-        # Spark Connect for lake maintenance (spark_jobs.maintenance); the steps by mode.
-        "spark": SparkConnect(url=settings.spark_url),
+        # the steps and the silver/gold maintenance, by mode (STRIDE_SPARK_MODE)
         "spark_steps": spark_steps_for(settings),
         "lake": Lake(
             root=settings.lake_root, vacuum_retention_hours=settings.lake_vacuum_retention_hours

@@ -21,6 +21,7 @@ warning), so the retention asked for is set as that property first (one commit, 
 from __future__ import annotations
 
 import time
+from typing import cast
 
 from pyspark.sql import SparkSession
 
@@ -65,8 +66,8 @@ def maintain_table(
     before = table_detail(spark, path)
     version_before = int(table_history(spark, path, 1)[0]["version"])  # type: ignore[call-overload]
     retention = f"interval {int(retention_hours)} hours"
-    properties = before.get("properties") or {}
-    if properties.get(RETENTION_PROPERTY) != retention:  # type: ignore[union-attr]
+    properties = cast(dict[str, str], before.get("properties") or {})
+    if properties.get(RETENTION_PROPERTY) != retention:
         spark.sql(
             f"ALTER TABLE {_ident(path)} SET TBLPROPERTIES ('{RETENTION_PROPERTY}' = '{retention}')"
         )
@@ -82,8 +83,8 @@ def maintain_table(
     )
     spark.sql(f"VACUUM {_ident(path)}").collect()
     vacuum = table_history(spark, path, 1)[0]
-    metrics = vacuum["operationMetrics"] or {}
-    vacuumed = int(metrics.get("numDeletedFiles", 0)) if vacuum["operation"] == "VACUUM END" else 0  # type: ignore[union-attr]
+    metrics = cast(dict[str, str], vacuum["operationMetrics"] or {})
+    vacuumed = int(metrics.get("numDeletedFiles", 0)) if vacuum["operation"] == "VACUUM END" else 0
     files_before = int(before.get("numFiles") or 0)  # type: ignore[call-overload]
     bytes_before = int(before.get("sizeInBytes") or 0)  # type: ignore[call-overload]
     removed = int(optimized["removed"] or 0) if optimized else 0

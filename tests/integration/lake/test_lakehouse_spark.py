@@ -232,7 +232,7 @@ def test_the_silver_gold_maintenance_job_reports_each_table(
     replace_day(rows.repartition(2), table_uri(root, SILVER_GAME_EVENTS), DAY, ["date"])
     with dg.instance_for_test() as instance:
         result = silver_gold_maintenance_job.execute_in_process(
-            resources={"spark": SparkConnect(url=spark.spark_url), "lake": Lake(root=root)},
+            resources={"spark_steps": SparkConnect(url=spark.spark_url), "lake": Lake(root=root)},
             instance=instance,
         )
     assert result.success

@@ -21,6 +21,7 @@ from core.lake.bronze import (
     BRONZE_REWARD_COMMANDS,
     GOLD_GAME_DAILY,
     SILVER_GAME_EVENTS,
+    MaintenanceReport,
     append_bronze,
     table_uri,
 )
@@ -123,3 +124,29 @@ def test_the_batch_entry_point_through_pipes_matches_spark_connect(
     assert over_connect["check row_count_sane"] == (True, {"gold_rows": 2, "silver_keys": 2})
     assert "preview" in over_connect["gold_game_daily"]
     assert len(over_connect["tables"][GOLD_GAME_DAILY]) == 2
+    # The nightly maintenance's batch path on the same Spark: OPTIMIZE and VACUUM of the
+    # silver table as a job of the entry point, its report back through Pipes.
+    report = _maintain(batch_root, SILVER_GAME_EVENTS, spark_submit(spark))
+    assert report.exists and report.table == SILVER_GAME_EVENTS
+    assert report.version_after > report.version_before
+    assert report.files_after <= report.files_before
+    operations = [
+        entry["operation"]
+        for entry in DeltaTable(table_uri(batch_root, SILVER_GAME_EVENTS)).history()
+    ]
+    assert "OPTIMIZE" in operations and "VACUUM END" in operations
+
+
+def _maintain(root: str, table: str, steps: SparkSteps) -> MaintenanceReport:
+    @dg.op
+    def maintain(context: dg.OpExecutionContext, spark_steps: SparkSteps) -> MaintenanceReport:
+        return spark_steps.maintain(context, table, table_uri(root, table), retention_hours=168)
+
+    @dg.job
+    def maintenance() -> None:
+        maintain()
+
+    result = maintenance.execute_in_process(resources={"spark_steps": steps})
+    outcome = result.output_for_node("maintain")
+    assert isinstance(outcome, MaintenanceReport)
+    return outcome

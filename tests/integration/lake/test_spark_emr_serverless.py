@@ -124,7 +124,7 @@ def _on_start_job_run(
     return requests
 
 
-def _driver_writes_to_cloudwatch(run: Any) -> None:
+def _driver_writes_to_cloudwatch(run: Any, command: list[str] | None = None) -> None:
     """The driver, started with the environment the request gives it; its stdout into the
     run's CloudWatch stream, as EMR Serverless writes it."""
     from moto.logs.models import logs_backends
@@ -133,7 +133,11 @@ def _driver_writes_to_cloudwatch(run: Any) -> None:
     driver_env = dict(re.findall(r"spark\.emr-serverless\.driverEnv\.(\w+)=(\S+)", parameters))
     env = {**os.environ, **driver_env, "PYTHONPATH": str(REPO_ROOT)}
     driver = subprocess.run(
-        [sys.executable, "-c", DRIVER], env=env, capture_output=True, text=True, check=True
+        command or [sys.executable, "-c", DRIVER],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     logs = logs_backends[ACCOUNT][REGION]
     now = int(time.time() * 1000)
@@ -142,6 +146,29 @@ def _driver_writes_to_cloudwatch(run: Any) -> None:
         logs.create_log_stream(LOG_GROUP, stream)
         events = [{"timestamp": now, "message": line} for line in output.splitlines() if line]
         logs.put_log_events(LOG_GROUP, stream, events)
+
+
+# The maintenance job's driver: the entry point's reporting of a fixed pass.
+MAINTENANCE_DRIVER = """
+import sys
+from dagster_pipes import open_dagster_pipes
+from core.lake.bronze import MaintenanceReport
+from spark_jobs.entry import report_maintenance
+
+table = sys.argv[1]
+with open_dagster_pipes() as pipes:
+    report_maintenance(pipes, MaintenanceReport(
+        table=table, exists=True, version_before=4, version_after=6, files_before=9,
+        files_after=2, files_compacted=8, files_written=1, files_vacuumed=8, seconds=1.5,
+    ))
+"""
+
+
+def _maintenance_driver(run: Any) -> None:
+    """The maintenance job's driver for the table named in the request's arguments."""
+    arguments = run.job_driver["sparkSubmit"]["entryPointArguments"]
+    table = arguments[arguments.index("--table") + 1]
+    _driver_writes_to_cloudwatch(run, [sys.executable, "-c", MAINTENANCE_DRIVER, table])
 
 
 def _materialize(settings: Settings) -> dg.ExecuteInProcessResult:
@@ -225,6 +252,54 @@ def test_a_failed_job_run_fails_the_asset_with_emrs_reason(
     assert data.user_failure_data is not None
     assert reason in (data.user_failure_data.description or "")
     assert "ended FAILED" in (data.user_failure_data.description or "")
+
+
+def test_the_nightly_maintenance_runs_each_table_as_a_job_run(
+    aws: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In the EMR mode the silver/gold maintenance needs no Spark Connect: each table's
+    OPTIMIZE and VACUUM is a job run of the entry point, its report back through Pipes."""
+    from dagster_project.maintenance import silver_gold_maintenance_job
+
+    application_id = _application()
+    requests = _on_start_job_run(monkeypatch, _maintenance_driver)
+    steps = spark_steps_for(_settings(application_id))
+
+    result = silver_gold_maintenance_job.execute_in_process(
+        resources={
+            "spark_steps": steps.model_copy(update={"poll_interval_s": 0.05}),
+            "lake": Lake(root=LAKE, vacuum_retention_hours=168),
+        },
+        raise_on_error=False,
+    )
+
+    assert result.success
+    tables = {
+        "silver/wearable_samples",
+        "silver/game_events",
+        "silver/reward_commands",
+        "gold/user_daily_health",
+        "gold/game_daily",
+    }
+    assert len(requests) == len(tables)
+    for request in requests:
+        arguments = request["job_driver"]["sparkSubmit"]["entryPointArguments"]
+        assert arguments[0] == "maintain"
+        table = arguments[arguments.index("--table") + 1]
+        assert table in tables
+        assert arguments[arguments.index("--path") + 1] == f"{LAKE}/{table}"
+        assert arguments[arguments.index("--retention-hours") + 1] == "168"
+        # ours, beside the tags Dagster's client adds (its run and job)
+        assert request["tags"]["stride-step"] == "maintain"
+        assert request["tags"]["stride-table"] == table
+    shown = {
+        event.step_key: event.event_specific_data.metadata  # type: ignore[union-attr]
+        for event in result.all_events
+        if event.event_type_value == "STEP_OUTPUT"
+    }
+    assert len(shown) == len(tables)
+    for metadata in shown.values():
+        assert metadata["files_vacuumed"].value == 8 and metadata["files_after"].value == 2
 
 
 def test_the_emr_mode_names_the_settings_it_misses() -> None:

@@ -42,7 +42,6 @@ def test_a_stale_or_missing_bronze_table_warns(tmp_path: Path) -> None:
             selection=dg.AssetSelection.checks(*BRONZE_CHECKS),
             resources={  # only the lake is used: the checks read bronze's Delta log
                 "lake": Lake(root=str(tmp_path)),
-                "spark": SparkConnect(url="sc://127.0.0.1:9"),
                 "spark_steps": SparkConnect(url="sc://127.0.0.1:9"),
                 "warehouse": WarehouseTarget(kind="postgres", url="", pseudonym_key="unused"),
             },
