@@ -207,6 +207,8 @@ def connection_failure(settings: KafkaSettings) -> str:
         check += ["STRIDE_KAFKA_SASL_USERNAME", "STRIDE_KAFKA_SASL_PASSWORD"]
     elif security.mechanism == "OAUTHBEARER":
         check += ["STRIDE_KAFKA_MSK_IAM_REGION", "the task role's kafka-cluster:Connect"]
+    if security.uses_tls:
+        check.append("STRIDE_KAFKA_SSL_CAFILE (the CA that signed the broker's certificate)")
     return (
         f"cannot connect to Kafka at {describe(settings)}: if the broker is up, check "
         + ", ".join(check)

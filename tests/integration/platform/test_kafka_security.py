@@ -1,5 +1,6 @@
 """Clients built from the security settings against a real Apache Kafka broker with a
-SASL_PLAINTEXT listener and SCRAM-SHA-512 users (the same jars as ``stride up kafka``).
+SASL_PLAINTEXT and a SASL_SSL listener (TLS with a certificate of a CA made here, as MSK's
+TLS listener is to its clients) and SCRAM-SHA-512 users (the same jars as ``stride up kafka``).
 
 The broker is this module's own: the default stack keeps its one PLAINTEXT listener. Its
 configuration is the stack's ``kafka_server_properties`` plus a second listener; the SCRAM
@@ -35,6 +36,74 @@ pytestmark = pytest.mark.skipif(not jars("kafka"), reason="stride engines fetch 
 USER, PASSWORD = "stride-app", "scram-secret-1"
 
 
+def _write_tls_files(folder: Path) -> tuple[Path, Path]:
+    """A CA and the broker's certificate for 127.0.0.1 signed by it: (the CA's PEM, the
+    broker's PEM keystore: its unencrypted PKCS#8 key and its certificate chain)."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = dt.datetime.now(dt.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "stride test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.ExtendedKeyUsage([x509.OID_SERVER_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    ca_file, keystore = folder / "ca.pem", folder / "broker-keystore.pem"
+    ca_file.write_bytes(ca.public_bytes(pem))
+    keystore.write_bytes(
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        + cert.public_bytes(pem)
+        + ca.public_bytes(pem)
+    )
+    return ca_file, keystore
+
+
 def _wait_ready(process: subprocess.Popen[bytes], bootstrap: str, log: Path) -> None:
     """Until the SASL listener answers ApiVersions (it does before authentication)."""
     problem = None
@@ -50,10 +119,12 @@ def _wait_ready(process: subprocess.Popen[bytes], bootstrap: str, log: Path) -> 
 
 
 @pytest.fixture(scope="module")
-def scram_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    """Settings of a client of a fresh broker's SCRAM-SHA-512 listener (user ``USER``)."""
+def brokers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Settings]]:
+    """Settings of clients of a fresh broker's SCRAM-SHA-512 listeners (user ``USER``):
+    ``sasl`` (SASL_PLAINTEXT) and ``tls`` (SASL_SSL, the test CA in the settings)."""
     state = tmp_path_factory.mktemp("kafka-scram")
-    plain, sasl = free_port(), free_port()
+    plain, sasl, tls = free_port(), free_port(), free_port()
+    ca_file, keystore = _write_tls_files(state)
     base = Settings(
         state_dir=state,
         kafka_bootstrap=f"127.0.0.1:{plain}",
@@ -64,18 +135,25 @@ def scram_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]
     properties = kafka_server_properties(base)
     properties = properties.replace(
         f"listeners=PLAINTEXT://127.0.0.1:{plain},",
-        f"listeners=PLAINTEXT://127.0.0.1:{plain},SASL_PLAINTEXT://127.0.0.1:{sasl},",
+        f"listeners=PLAINTEXT://127.0.0.1:{plain},SASL_PLAINTEXT://127.0.0.1:{sasl},"
+        f"SASL_SSL://127.0.0.1:{tls},",
     ).replace(
         f"advertised.listeners=PLAINTEXT://127.0.0.1:{plain}\n",
-        f"advertised.listeners=PLAINTEXT://127.0.0.1:{plain},SASL_PLAINTEXT://127.0.0.1:{sasl}\n",
+        f"advertised.listeners=PLAINTEXT://127.0.0.1:{plain},SASL_PLAINTEXT://127.0.0.1:{sasl},"
+        f"SASL_SSL://127.0.0.1:{tls}\n",
     )
     properties = properties.replace(
-        "PLAINTEXT:PLAINTEXT\n", "PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT\n"
+        "PLAINTEXT:PLAINTEXT\n",
+        "PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL\n",
     )
     properties += (
         "sasl.enabled.mechanisms=SCRAM-SHA-512\n"
         "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config="
         "org.apache.kafka.common.security.scram.ScramLoginModule required;\n"
+        "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config="
+        "org.apache.kafka.common.security.scram.ScramLoginModule required;\n"
+        "ssl.keystore.type=PEM\n"
+        f"ssl.keystore.location={keystore}\n"
     )
     assert f"SASL_PLAINTEXT://127.0.0.1:{sasl}" in properties.split("advertised.listeners=")[1]
     home = kafka_dir(base)
@@ -105,7 +183,7 @@ def scram_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]
     try:
         bootstrap = f"127.0.0.1:{sasl}"
         _wait_ready(process, bootstrap, log)
-        yield Settings(
+        client = Settings(
             state_dir=state,
             kafka_bootstrap=bootstrap,
             kafka_topic_partitions=2,
@@ -114,6 +192,16 @@ def scram_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]
             kafka_sasl_username=USER,
             kafka_sasl_password=PASSWORD,
         )
+        yield {
+            "sasl": client,
+            "tls": client.model_copy(
+                update={
+                    "kafka_bootstrap": f"127.0.0.1:{tls}",
+                    "kafka_security_protocol": "SASL_SSL",
+                    "kafka_ssl_cafile": ca_file,
+                }
+            ),
+        }
     finally:
         process.terminate()
         try:
@@ -123,25 +211,37 @@ def scram_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]
             process.wait()
 
 
+@pytest.fixture(scope="module")
+def scram_broker(brokers: dict[str, Settings]) -> Settings:
+    return brokers["sasl"]
+
+
+@pytest.mark.parametrize("listener", ["sasl", "tls"])
 def test_clients_built_from_the_settings_round_trip_a_message_over_scram(
-    scram_broker: Settings,
+    brokers: dict[str, Settings], listener: str
 ) -> None:
-    settings = scram_broker
-    assert GAME_EVENTS in ensure_topics(settings)  # kafka-python admin, authenticated
+    settings = brokers[listener]
+    ensure_topics(settings)  # kafka-python admin, authenticated (created by the first run)
+    admin = KafkaConsumer(**kafka_python_options(settings))
+    try:
+        assert GAME_EVENTS in admin.topics()
+    finally:
+        admin.close()
     payload = uuid.uuid4().hex.encode()
+    partition_number = 0 if listener == "sasl" else 1  # each run reads back its own record
 
     async def produce() -> None:
         producer = AIOKafkaProducer(**aiokafka_options(settings), acks="all")
         await producer.start()
         try:
-            await producer.send_and_wait(GAME_EVENTS, payload, key=b"k", partition=0)
+            await producer.send_and_wait(GAME_EVENTS, payload, key=b"k", partition=partition_number)
         finally:
             await producer.stop()
 
     asyncio.run(produce())
     consumer = KafkaConsumer(**kafka_python_options(settings), consumer_timeout_ms=20_000)
     try:
-        partition = TopicPartition(GAME_EVENTS, 0)
+        partition = TopicPartition(GAME_EVENTS, partition_number)
         consumer.assign([partition])
         consumer.seek_to_beginning(partition)
         values = [record.value for record in consumer]
@@ -173,3 +273,17 @@ def test_a_wrong_password_fails_with_a_clear_error(
     with pytest.raises(AioKafkaError):
         asyncio.run(produce())
     assert "Authentication failed" in caplog.text
+
+
+def test_a_broker_certificate_the_client_does_not_trust_is_refused_with_the_setting_named(
+    brokers: dict[str, Settings], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without the CA (the system's trust store only) TLS fails before any credential is
+    sent, and the error names the setting to fix."""
+    untrusting = brokers["tls"].model_copy(update={"kafka_ssl_cafile": None})
+    with pytest.raises(KafkaConnectionError) as raised:
+        ensure_topics(untrusting)
+    message = str(raised.value)
+    assert f"at {untrusting.kafka_bootstrap} (SASL_SSL, SCRAM-SHA-512 as '{USER}')" in message
+    assert "STRIDE_KAFKA_SSL_CAFILE" in message
+    assert "CERTIFICATE_VERIFY_FAILED" in caplog.text or "certificate verify failed" in caplog.text
