@@ -29,6 +29,15 @@ from core.platform.config import Settings
 Reporter = Callable[[str], None]
 
 
+def _default_signals() -> None:
+    """In a service's process before it runs: every signal unblocked and at its default,
+    whatever the launching process had (an ignored or blocked SIGTERM is inherited across
+    exec, and a service that ignores it only stops when killed)."""
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+    for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
+        signal.signal(number, signal.SIG_DFL)
+
+
 class StackError(RuntimeError):
     """A problem the user can act on; the message says what to do."""
 
@@ -290,6 +299,7 @@ class Stack:
                 start_new_session=True,
                 env={**os.environ, **service.env(self.settings)},
                 user=service.run_as(self.settings),
+                preexec_fn=_default_signals,
             )
         self.pid_file(name).write_text(json.dumps({"pid": process.pid, "exe": executable}))
         problem = self._wait_ready(
@@ -351,6 +361,11 @@ class Stack:
             report(f"{name}: did not stop within {timeout:.0f}s, killing")
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
+            killed_by = time.monotonic() + 10.0  # SIGKILL is not refused; exiting takes a moment
+            while time.monotonic() < killed_by and self._alive(record):
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, os.WNOHANG)
+                time.sleep(0.05)
         with contextlib.suppress(ChildProcessError):  # reap it if it was our child
             os.waitpid(pid, 0 if not self._alive(record) else os.WNOHANG)
         self.pid_file(name).unlink(missing_ok=True)

@@ -54,6 +54,32 @@ def test_up_twice_is_harmless_and_down_stops(own_stack) -> None:
         os.kill(pid, 0)
 
 
+def test_a_service_stops_on_sigterm_even_if_the_launcher_ignored_and_blocked_it(
+    own_stack,
+) -> None:
+    """Ignored and blocked signals are inherited across exec: the supervisor resets them, so
+    a service started from such a process still stops on SIGTERM instead of being killed."""
+    stack, _port = own_stack
+    messages: list[str] = []
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        stack.up(report=messages.append)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        signal.signal(signal.SIGTERM, previous)
+    pid = stack.pid("web")
+    assert pid is not None
+    status = Path(f"/proc/{pid}/status").read_text()
+    fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+    sigterm = 1 << (signal.SIGTERM - 1)
+    assert not int(fields["SigIgn"], 16) & sigterm and not int(fields["SigBlk"], 16) & sigterm
+    stack.down(report=messages.append)
+    assert not any("killing" in m for m in messages), messages
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
 def test_stale_pid_file_is_cleaned_up(own_stack) -> None:
     stack, _port = own_stack
     stack.run_dir.mkdir(parents=True)
