@@ -134,12 +134,14 @@ def test_the_batch_entry_point_through_pipes_matches_spark_connect(
         entry["operation"]
         for entry in DeltaTable(table_uri(batch_root, SILVER_GAME_EVENTS)).history()
     ]
-    assert "OPTIMIZE" in operations and "VACUUM END" in operations
+    # the retention set once, then VACUUM (OPTIMIZE commits only when there is something to
+    # compact: one small file per day here)
+    assert operations[:3] == ["VACUUM END", "VACUUM START", "SET TBLPROPERTIES"]
 
 
 def _maintain(root: str, table: str, steps: SparkSteps) -> MaintenanceReport:
-    @dg.op
-    def maintain(context: dg.OpExecutionContext, spark_steps: SparkSteps) -> MaintenanceReport:
+    @dg.op  # context unannotated: dagster refuses this module's string annotation for it
+    def maintain(context, spark_steps: SparkSteps) -> MaintenanceReport:  # type: ignore[no-untyped-def]
         return spark_steps.maintain(context, table, table_uri(root, table), retention_hours=168)
 
     @dg.job
