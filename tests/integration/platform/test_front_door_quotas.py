@@ -123,9 +123,10 @@ def test_a_game_key_gets_its_burst_then_429s_and_other_keys_are_not_charged(
     player = f"quota-{uuid.uuid4().hex[:8]}"
     answers, seconds = scores_at_once(tight_door, {"X-Api-Key": first}, player, 16, addresses=4)
     served = [s for s, _h, _b in answers].count(200)
-    # The burst, plus what the rate (1/s) refilled while they arrived: one bucket for the
+    # The burst, the request that opens the bucket, plus what the rate (1/s) refilled while
+    # they arrived (nginx counts in milliseconds: one more under load): one bucket for the
     # key however many nginx workers took the 16 connections.
-    assert GAME_KEY_BURST <= served <= GAME_KEY_BURST + int(seconds) + 1, (served, seconds)
+    assert GAME_KEY_BURST <= served <= GAME_KEY_BURST + int(seconds) + 2, (served, seconds)
     assert [s for s, _h, _b in answers].count(429) == 16 - served
     assert_refused_by_the_door(answers)
     assert logged(db_engine, player) == served  # the refused calls never reached the API
