@@ -25,6 +25,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.platform.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, Unavailable
+from core.platform.versions import StaleVersion, etag
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +160,8 @@ async def domain_error_handler(request: Request, exc: Exception) -> JSONResponse
     headers = None
     if isinstance(exc, Unavailable):
         headers = {"Retry-After": str(exc.retry_after_s)}
+    elif isinstance(exc, StaleVersion) and exc.current is not None:
+        headers = {"ETag": etag(exc.current)}  # RFC 9110: the current tag, to retry with
     return error_response(status_of(exc), exc.message, code=exc.code, headers=headers)
 
 

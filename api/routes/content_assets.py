@@ -41,7 +41,13 @@ from core.content.assets import (
     VersionView,
 )
 from core.content.models import AssetKind
-from core.content.ranges import Unsatisfiable, none_match, parse_range, range_applies
+from core.content.ranges import (
+    Unsatisfiable,
+    if_match,
+    none_match,
+    parse_range,
+    range_applies,
+)
 from core.content.storage import storage_for
 from core.content.tus import http_date
 
@@ -381,7 +387,12 @@ _DOWNLOAD = {
     200: {"content": {"application/octet-stream": {}}, "description": "The bytes"},
     206: {"content": {"application/octet-stream": {}}, "description": "The asked range"},
     304: {"description": "If-None-Match names the current ETag"},
-    **error_responses({416: "The range lies outside the file (Content-Range: bytes */size)"}),
+    **error_responses(
+        {
+            412: "If-Match names other bytes (the channel moved on): download again",
+            416: "The range lies outside the file (Content-Range: bytes */size)",
+        }
+    ),
 }
 
 
@@ -401,6 +412,15 @@ def _download(
         path = f"{router.prefix}/{version.asset_id}/versions/{version.version}/download"
         headers["Content-Location"] = path
         headers["Stride-Version"] = str(version.version)
+    # RFC 9110 section 13.2.2: If-Match first. A client resuming a channel's download asks
+    # for the bytes it started with; when the channel moved on it gets a 412, not a mix.
+    if not if_match(request.headers.get("if-match"), etag):
+        raise HTTPException(
+            412,
+            f"If-Match: these bytes are now {etag} (version {version.version}); "
+            "download them again from the start",
+            headers={"ETag": etag},
+        )
     if none_match(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
     span = None

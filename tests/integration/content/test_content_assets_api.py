@@ -58,6 +58,7 @@ def test_an_asset_is_created_once_read_with_its_etag_and_changed_only_with_it(
     )
     assert stale.status_code == 412 and stale.json()["code"] == "precondition_failed"
     assert 'its ETag is now "2"' in stale.json()["detail"]
+    assert stale.headers["ETag"] == '"2"'  # the tag to retry with, as a header too
     assert client.get(path, headers=studio.headers).json()["description"] == ""
     junk = client.patch(
         path, json={"description": "x"}, headers={**studio.headers, "If-Match": "2"}
@@ -224,6 +225,13 @@ def test_versions_channels_and_downloads(
     assert changed.status_code == 200 and changed.content == first
     same = client.get(url, headers={**studio.headers, "Range": "bytes=0-9", "If-Range": etag})
     assert same.status_code == 206 and same.content == first[:10]
+    resumed = client.get(url, headers={**studio.headers, "Range": "bytes=10-19", "If-Match": etag})
+    assert resumed.status_code == 206 and resumed.content == first[10:20]
+    other_bytes = client.get(
+        url, headers={**studio.headers, "Range": "bytes=10-19", "If-Match": '"not-the-tag"'}
+    )
+    assert other_bytes.status_code == 412 and other_bytes.headers["ETag"] == etag
+    assert other_bytes.json()["code"] == "precondition_failed"
     head = client.head(url, headers=studio.headers)
     assert head.status_code == 200 and head.headers["Content-Length"] == "300000"
 
