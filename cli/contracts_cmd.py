@@ -19,7 +19,6 @@ from rich.table import Table
 
 from contracts.build import BuildError, build
 from contracts.deploy import (
-    DEPLOYMENTS_DIR,
     TOKEN_DECIMALS,
     DeployConfig,
     DeployError,
@@ -37,7 +36,11 @@ console = Console()
 err = Console(stderr=True)
 
 DeploymentsDir = Annotated[
-    Path, typer.Option(help="Where deployment files (<chain id>.json) are read and written.")
+    Path | None,
+    typer.Option(
+        help="Where deployment files (<chain id>.json) are read and written "
+        "[default: STRIDE_CONTRACT_DEPLOYMENTS_DIR, else contracts/deployments]."
+    ),
 ]
 
 
@@ -122,7 +125,7 @@ def deploy_command(
     fresh: Annotated[
         bool, typer.Option("--fresh", help="Deploy again even if a live deployment exists.")
     ] = False,
-    deployments_dir: DeploymentsDir = DEPLOYMENTS_DIR,
+    deployments_dir: DeploymentsDir = None,
 ) -> None:
     """Deploy token, items, vault, marketplace, bridge and the rewards distributor; grant,
     verify, record addresses.
@@ -133,6 +136,7 @@ def deploy_command(
     if bridge_mode not in ("lock", "mint"):
         _fail("--bridge-mode must be lock or mint")
     settings = get_settings()
+    deployments_dir = deployments_dir or settings.deployments_dir
     key = settings.deployer_private_key
     try:
         sender = _sender(rpc, key.get_secret_value() if key else None, "deploy")
@@ -188,7 +192,7 @@ def relay_command(
     confirmations: Annotated[
         int, typer.Option(help="Blocks to wait before relaying (reorg safety).")
     ] = 0,
-    deployments_dir: DeploymentsDir = DEPLOYMENTS_DIR,
+    deployments_dir: DeploymentsDir = None,
 ) -> None:
     """Watch BridgeOut on both chains and complete each transfer on the other one.
 
@@ -196,6 +200,7 @@ def relay_command(
     STRIDE_RELAYER_PRIVATE_KEY (local dev chains fall back to an unlocked account).
     """
     settings = get_settings()
+    deployments_dir = deployments_dir or settings.deployments_dir
     raw_keys = settings.bridge_validator_keys
     validators = [
         Account.from_key(k.strip())
