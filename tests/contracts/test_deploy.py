@@ -124,7 +124,6 @@ def test_cli_deploy_reads_key_from_env(
     assert deployer.key.hex() not in (tmp_path / f"{CHAIN_A}.json").read_text()
 
 
-
 def test_cli_deploy_records_where_the_setting_says_by_default(
     node_a: Node, env: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -136,6 +135,7 @@ def test_cli_deploy_records_where_the_setting_says_by_default(
     assert result.exit_code == 0, result.output
     assert load_deployment(CHAIN_A, tmp_path / "from-setting") is not None
     assert str(tmp_path / "from-setting") in result.output
+
 
 def test_cli_build_check() -> None:
     result = runner.invoke(contracts_app, ["build", "--check"])
