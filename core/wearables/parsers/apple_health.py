@@ -57,6 +57,7 @@ from xml.parsers import expat
 
 import numpy as np
 from lxml import etree
+from pydantic import BaseModel
 
 from core.identity.ids import USER_ID_PATTERN
 from core.platform.clock import DEFAULT_WINDOW
@@ -178,7 +179,14 @@ def iter_apple_health(
     ``skipped`` (if given) counts records that are valid but not ingested, by reason.
     The rows of :func:`iter_apple_health_rows` as ``WearableSample`` models.
     """
-    new, set_ = _NEW_SAMPLE, _SET
+    new, set_dict, set_fields, set_extra, set_private = (
+        _NEW_SAMPLE,
+        _SET_DICT,
+        _SET_FIELDS_SET,
+        _SET_EXTRA,
+        _SET_PRIVATE,
+    )
+    fields = _SAMPLE_FIELDS
     source = WearableSource.apple_health
     for rows in iter_apple_health_rows(path, user_id=user_id, skipped=skipped):
         for sample_id, metric, value, unit, start, end, device in rows:
@@ -186,9 +194,8 @@ def iter_apple_health(
             # unit test checks each sample equals model_validate of its dump): skip
             # pydantic's passes and even model_construct's per-field loop.
             sample = new(WearableSample)
-            set_(
+            set_dict(
                 sample,
-                "__dict__",
                 {
                     "schema_version": 1,
                     "sample_id": sample_id,
@@ -203,9 +210,9 @@ def iter_apple_health(
                     "attributes": {},
                 },
             )
-            set_(sample, "__pydantic_fields_set__", _SAMPLE_FIELDS)
-            set_(sample, "__pydantic_extra__", None)
-            set_(sample, "__pydantic_private__", None)
+            set_fields(sample, fields)
+            set_extra(sample, None)
+            set_private(sample, None)
             yield sample
 
 
@@ -374,7 +381,11 @@ class _Rows:
 _INF = float("inf")
 _SAMPLE_FIELDS = frozenset(WearableSample.model_fields)
 _NEW_SAMPLE = WearableSample.__new__
-_SET = object.__setattr__
+# BaseModel's slots, set by their own descriptors (half the cost of object.__setattr__).
+_SET_DICT = vars(BaseModel)["__dict__"].__set__
+_SET_FIELDS_SET = vars(BaseModel)["__pydantic_fields_set__"].__set__
+_SET_EXTRA = vars(BaseModel)["__pydantic_extra__"].__set__
+_SET_PRIVATE = vars(BaseModel)["__pydantic_private__"].__set__
 _NEW_UUID = uuid.UUID.__new__
 _SAFE_UNKNOWN = uuid.SafeUUID.unknown
 # The slots' own setters (UUID.__setattr__ refuses): cheaper than object.__setattr__ by name.
