@@ -480,7 +480,7 @@ def many_steps(count: int, *, bad: int | None = None) -> str:
 
 
 def test_apple_health_rows_are_the_samples_fields_chunk_by_chunk(tmp_path: Path) -> None:
-    # Enough records for several 64 KiB chunks: the rows come one list per chunk read.
+    # Enough records for several chunks (READ_BYTES each): the rows come one list per chunk read.
     count = 3 * READ_BYTES // 150
     path = export_with(tmp_path, "", many_steps(count))
     skipped: dict[str, int] = {}
