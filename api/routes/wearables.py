@@ -42,7 +42,7 @@ from core.wearables.contracts import (
     WearableSample,
     WearableSource,
 )
-from core.wearables.parsers.apple_health import iter_apple_health
+from core.wearables.parsers.apple_health import iter_apple_health, iter_apple_health_rows
 from core.wearables.parsers.audio import audio_metadata
 from core.wearables.parsers.common import zone
 from core.wearables.parsers.fitbit import fixed_offset, parse_fitbit
@@ -275,8 +275,9 @@ def _chunks(samples: Iterator[WearableSample], size: int) -> Iterator[list[Weara
 
 
 def _validate_export(path: Path, user_id: str) -> tuple[int, dict[str, int]]:
+    # The first pass only counts: the parser's rows, no sample model per record.
     skipped: dict[str, int] = {}
-    count = sum(1 for _ in iter_apple_health(path, user_id=user_id, skipped=skipped))
+    count = sum(map(len, iter_apple_health_rows(path, user_id=user_id, skipped=skipped)))
     return count, skipped
 
 

@@ -480,7 +480,7 @@ def many_steps(count: int, *, bad: int | None = None) -> str:
 
 
 def test_apple_health_rows_are_the_samples_fields_chunk_by_chunk(tmp_path: Path) -> None:
-    # Enough records for several 64 KiB chunks: the rows come one list per chunk read.
+    # Enough records for several chunks (READ_BYTES each): the rows come one list per chunk read.
     count = 3 * READ_BYTES // 150
     path = export_with(tmp_path, "", many_steps(count))
     skipped: dict[str, int] = {}
@@ -647,3 +647,56 @@ def test_a_sample_outside_the_plausible_window_does_not_validate(year: int) -> N
             start=start,
             end=start,
         )
+
+
+def test_apple_health_dates_parsed_per_chunk_are_the_per_record_parse_s(tmp_path: Path) -> None:
+    # A chunk's new dates are parsed together (numpy over their bytes, fromisoformat mapped):
+    # the same datetime, sample-id text and POSIX seconds as the per-record parse, for
+    # leap days, DST, every offset form, the window's edges.
+    from core.wearables.parsers import apple_health
+
+    raws = [
+        f"{day} {time_of_day} {offset}"
+        for day in (
+            "2000-01-01",
+            "2000-02-29",
+            "2004-03-01",
+            "2024-03-10",
+            "2024-11-03",
+            "2024-12-31",
+            "2038-01-19",
+            "2100-03-01",
+        )
+        for time_of_day in ("00:00:00", "01:59:59", "12:30:07", "23:59:59")
+        for offset in ("+0000", "-0000", "-0800", "+0545", "+1400", "-1200", "+1800", "-1800")
+    ]
+    records = [{"startDate": raw, "endDate": raw} for raw in raws]
+    apple_health._INSTANTS.clear()
+    apple_health._parse_instants(records)
+    batched = {raw: apple_health._INSTANTS[raw] for raw in raws}
+    apple_health._INSTANTS.clear()
+    for raw in raws:
+        assert apple_health._instant(raw, "startDate", {}) == batched[raw], raw
+        instant = batched[raw][0]
+        assert batched[raw][1] == f"{instant.timestamp():.3f}|".encode()
+    # One refused date leaves the chunk to the per-record parse, which says why.
+    for bad in (
+        "2024-02-30 00:00:00 +0000",
+        "2024-01-01 00:00:00 +1801",
+        "2024-01-01 00:00:60 +0000",
+        "2024-01-01T00:00:00 +0000",
+        "\u0662024-01-01 00:00:00 +0000",
+        "2024-01-01 00:00:00 +0000\n",
+    ):
+        apple_health._INSTANTS.clear()
+        apple_health._parse_instants([*records, {"startDate": bad, "endDate": raws[0]}])
+        assert apple_health._INSTANTS == {}, bad
+    path = export_with(
+        tmp_path,
+        "",
+        STEP.format(source="Health", unit="count").replace(
+            "2024-11-02 10:00:00 -0700", "2024-11-02 10:00:00 +1900"
+        ),
+    )
+    with pytest.raises(ParseError, match=r"startDate: .*impossible UTC offset"):
+        parse_apple_health(path, user_id="u3")
