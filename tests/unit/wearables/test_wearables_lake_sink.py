@@ -72,7 +72,8 @@ def captured(sink, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Captured:
 async def until(condition, what: str) -> None:  # type: ignore[no-untyped-def]
     import anyio
 
-    with anyio.fail_after(10):
+    # A readiness wait, not a timing: the first Delta append imports and plans (slow when loaded).
+    with anyio.fail_after(60):
         while not condition():
             await anyio.sleep(0.02)  # the agent runs on the same loop
 
