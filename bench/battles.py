@@ -43,8 +43,10 @@ import platform
 import random
 import shlex
 import shutil
+import signal
 import statistics
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -81,6 +83,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ticket-rate", type=int, default=50, help="tickets/s, matchmaking run")
     parser.add_argument("--latency-seconds", type=int, default=20)
     parser.add_argument("--ratings", type=int, default=20_000, help="duels rated in process")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="during the throughput run: py-spy on every battle engine process and"
+        " pg_stat_statements in PostgreSQL (PostgreSQL restarted once with the extension)",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS)
     return parser.parse_args(argv)
 
@@ -142,7 +150,86 @@ def count_scored(engine: Any, game_ids: list[str]) -> tuple[int, int]:
     return int(scored), 2 * int(resolved)
 
 
-def throughput(base: str, engine: Any, args: argparse.Namespace) -> dict[str, Any]:
+def role_pids(state: Path, role: str) -> list[int]:
+    """The stream worker processes of ``role`` of the private stack under ``state``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if (
+            b"streams" in cmdline
+            and b"worker" in cmdline
+            and f"STRIDE_STREAMS_ROLE={role}".encode() in environ
+            and f"STRIDE_STATE_DIR={state}".encode() in environ
+        ):
+            found.append(int(entry.name))
+    return found
+
+
+class Profile:
+    """py-spy (raw stacks, idle frames left out) on every battle engine process and
+    pg_stat_statements, from :meth:`start` to :meth:`stop`; :meth:`stop` returns the
+    summary: the leaf functions taking most samples, the statements taking most time."""
+
+    def __init__(self, state: Path, settings: Any) -> None:
+        self.state, self.settings = state, settings
+        self.spies: list[tuple[int, Path, subprocess.Popen]] = []
+
+    def _pg(self, sql: str) -> list[tuple]:
+        import psycopg
+
+        dsn = self.settings.superuser_dsn + " dbname=stride"
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            cur = conn.execute(sql)
+            return cur.fetchall() if cur.description else []
+
+    def start(self) -> None:
+        self._pg("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        self._pg("SELECT pg_stat_statements_reset()")
+        spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        for pid in role_pids(self.state, "battles"):
+            out = self.state / f"py-spy-{pid}.txt"
+            command = [spy, "record", "-p", str(pid), "-f", "raw", "-o", str(out), "-r", "50"]
+            self.spies.append((pid, out, subprocess.Popen(command, stdout=subprocess.DEVNULL)))
+
+    def stop(self, battles: int) -> dict[str, Any]:
+        leaves: dict[str, int] = {}
+        total = 0
+        for _pid, out, spy in self.spies:
+            spy.send_signal(signal.SIGINT)  # py-spy writes its samples and exits
+            spy.wait(timeout=60)
+            for line in out.read_text().splitlines() if out.exists() else []:
+                stack, _, count = line.rpartition(" ")
+                leaf = stack.rsplit(";", 1)[-1]
+                leaves[leaf] = leaves.get(leaf, 0) + int(count)
+                total += int(count)
+        top = sorted(leaves.items(), key=lambda kv: -kv[1])[:15]
+        rows = self._pg(
+            "SELECT calls, total_exec_time, rows, wal_bytes, left(query, 90)"
+            " FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 12"
+        )
+        return {
+            "py_spy_samples": total,
+            "py_spy_top_leaves_pct": {k: round(100 * v / max(total, 1), 1) for k, v in top},
+            "pg_statements": [
+                {
+                    "calls": calls,
+                    "exec_ms_per_battle": round(ms / battles, 4),
+                    "rows": rows_,
+                    "wal_bytes_per_battle": round(int(wal) / battles),
+                    "query": query,
+                }
+                for calls, ms, rows_, wal, query in rows
+            ],
+        }
+
+
+def throughput(
+    base: str, engine: Any, args: argparse.Namespace, profile: Profile | None = None
+) -> dict[str, Any]:
     """wrk (C, ``bench/battles.lua``) posts duels for ``--seconds`` with ``--concurrency``
     connections; then until every accepted battle is resolved. A Python load generator
     (httpx) spent ~6 ms of CPU per request here and was the bottleneck at ~20/s."""
@@ -165,6 +252,8 @@ def throughput(base: str, engine: Any, args: argparse.Namespace) -> dict[str, An
         str(args.per_request),
         *keys,
     ]
+    if profile:
+        profile.start()
     cpu_before = cpu.snapshot()
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -181,6 +270,7 @@ def throughput(base: str, engine: Any, args: argparse.Namespace) -> dict[str, An
         time.sleep(0.05)  # polling PostgreSQL for the last battle, bounded by the deadline
     total_s = time.perf_counter() - started
     cpu_seconds = cpu.spent(cpu_before, cpu.snapshot())
+    profiled = profile.stop(accepted) if profile else None
     # Then until the scoring processes counted every match result, so that the latency run
     # that follows starts on a stack with nothing left to do.
     while (scored := count_scored(engine, game_ids))[0] < scored[1]:
@@ -202,6 +292,7 @@ def throughput(base: str, engine: Any, args: argparse.Namespace) -> dict[str, An
         # battle is what they spent until the last battle was resolved.
         "cpu_us_per_battle": cpu.per_event_us(cpu_seconds, accepted),
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        **({"profile": profiled} if profiled else {}),
     }
 
 
@@ -510,6 +601,12 @@ def main(argv: list[str] | None = None) -> int:
     }
     try:
         print(f"starting a private stack in {state} (api workers: {args.api_workers})")
+        if args.profile:  # PostgreSQL with pg_stat_statements loaded (a restart)
+            stack.up(["postgres"], report=lambda m: print("  " + m))
+            Profile(state, settings)._pg(
+                "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'"
+            )
+            stack.stop("postgres", report=lambda _m: None)
         stack.up(["proxy", "worker", "matcher"], report=lambda m: print("  " + m))
         engine = engine_for(settings.db_url, pool_size=4)
         base = settings.api_url
@@ -523,7 +620,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {result['ratings']}  (load {load()})")
 
         print(f"throughput: wrk for {args.seconds} s, {args.concurrency} connections...")
-        result["throughput"] = throughput(base, engine, args)
+        profile = Profile(state, settings) if args.profile else None
+        result["throughput"] = throughput(base, engine, args, profile)
         print(f"  {result['throughput']}  (load {load()})")
 
         print(f"latency: {args.rate} battles/s for {args.latency_seconds} s...")
