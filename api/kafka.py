@@ -3,7 +3,8 @@
 ``produce`` returns only when every record is acknowledged by the broker; any failure or
 timeout raises :class:`core.platform.errors.Unavailable` (answered 503 with ``Retry-After``
 by :mod:`api.errors`), so a caller never reports as written what was not.
-Many records are grouped by partition and handed to aiokafka as whole batches: one ``send``
+Many records are grouped by partition and handed to aiokafka as whole batches
+(:mod:`core.platform.kafka_batches`, as the stream agents publish): one ``send``
 per record costs ten times more CPU, and the API shares a small machine with the broker.
 """
 
@@ -13,12 +14,10 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from functools import lru_cache
 from typing import Annotated
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from aiokafka.partitioner import DefaultPartitioner
 from fastapi import Depends, FastAPI, Request
 from kafka.errors import KafkaError as AdminError
 
@@ -26,6 +25,8 @@ from api.deps import SettingsDep, per_app
 from api.errors import error_responses
 from core.platform.config import Settings, get_settings
 from core.platform.errors import Unavailable
+from core.platform.kafka_batches import partition_for as partition_for  # re-exported
+from core.platform.kafka_batches import queue_batches
 from core.platform.kafka_security import aiokafka_options
 from core.platform.observability import REQUEST_ID_HEADER, request_id_var
 from core.platform.topics import ensure_topics
@@ -43,18 +44,6 @@ class KafkaUnavailable(RuntimeError):
     """The broker did not acknowledge the records (down, unreachable or too slow)."""
 
 
-_PARTITIONER = DefaultPartitioner()
-
-
-@lru_cache(maxsize=65536)
-def partition_for(key: bytes, partitions: tuple[int, ...]) -> int:
-    """The partition aiokafka's ``send`` picks for ``key`` (murmur2, as the Java client).
-
-    Cached: the hash is pure Python and the keys are player ids, which repeat.
-    """
-    return _PARTITIONER(key, list(partitions), list(partitions))
-
-
 # Below this many records a request's records go one by one through ``send``: then they
 # share the broker round trips of concurrent requests, which costs less than a round trip
 # per request. From it, whole batches cost far less CPU per record (measured both ways).
@@ -70,22 +59,7 @@ async def _queue(
     headers = [(REQUEST_ID_HEADER, request_id.encode())] if request_id else []
     if len(records) < WHOLE_BATCHES_FROM:
         return [await producer.send(topic, value=v, key=k, headers=headers) for k, v in records]
-    partitions = tuple(sorted(await producer.partitions_for(topic)))
-    by_partition: dict[int, list[tuple[bytes, bytes]]] = {}
-    for record in records:
-        by_partition.setdefault(partition_for(record[0], partitions), []).append(record)
-    futures = []
-    for partition, items in by_partition.items():
-        batch = producer.create_batch()
-        for key, value in items:
-            if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:  # full
-                futures.append(await producer.send_batch(batch, topic, partition=partition))
-                batch = producer.create_batch()
-                # an empty batch takes any record
-                batch.append(key=key, value=value, timestamp=None, headers=headers)
-        batch.close()  # complete: the sender need not linger for more records
-        futures.append(await producer.send_batch(batch, topic, partition=partition))
-    return futures
+    return await queue_batches(producer, topic, records, headers)
 
 
 class EventProducer:

@@ -2,15 +2,18 @@
 -> the battle engine agent -> PostgreSQL (result, ratings, rating history).
 
 Starts a private stack (PostgreSQL, Apache Kafka, the API behind nginx, the Faust worker
-whose scoring processes run the engine agent, the matcher service) on free loopback ports
-and measures, in one run on the same machine:
+with its ``battles`` role processes running the engine agent, the matcher service) on free
+loopback ports and measures, in one run on the same machine:
 
 1. throughput: duels of random players (``--players``) posted ``--per-request`` at a time
    to ``POST /v1/battles/batch`` (1: one per request to ``POST /v1/battles``) by ``wrk``
    (``bench/battles.lua``) for ``--seconds`` with ``--concurrency`` connections, spread
    over ``--games`` game keys (the front door allows a key 2,000 writes/s, burst 4,000:
    one key would measure the quota), from the first POST until every accepted battle is
-   resolved in PostgreSQL (battles/s), and the rate at which the API accepted them;
+   resolved in PostgreSQL (battles/s), the rate at which the API accepted them, and the CPU
+   microseconds per battle of each component of the stack (``bench/cpu.py``: the API,
+   nginx, Kafka, PostgreSQL, the battle engine processes, the scoring processes that score
+   the match results...) from the first POST until the last battle is resolved;
 2. ratings: rating updates per CPU second of ``core.battles.ratings.rate`` against
    openskill's own ``PlackettLuce.rate`` on the same duels, interleaved, in this process;
 3. latency at a steady ``--rate`` battles/s for ``--latency-seconds`` (a minimal keep-alive
@@ -40,8 +43,10 @@ import platform
 import random
 import shlex
 import shutil
+import signal
 import statistics
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -78,6 +83,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ticket-rate", type=int, default=50, help="tickets/s, matchmaking run")
     parser.add_argument("--latency-seconds", type=int, default=20)
     parser.add_argument("--ratings", type=int, default=20_000, help="duels rated in process")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="during the throughput run: py-spy on every battle engine process and"
+        " pg_stat_statements in PostgreSQL (PostgreSQL restarted once with the extension)",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS)
     return parser.parse_args(argv)
 
@@ -124,12 +135,107 @@ def count_done(engine: Any, game_ids: list[str]) -> int:
         )
 
 
-def throughput(base: str, engine: Any, args: argparse.Namespace) -> dict[str, Any]:
+def count_scored(engine: Any, game_ids: list[str]) -> tuple[int, int]:
+    """(match results the scoring agent has counted, those the resolved duels emitted)."""
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        scored = conn.execute(
+            text("SELECT count(*) FROM processed_events WHERE game_id = ANY(:g)"), {"g": game_ids}
+        ).scalar_one()
+        resolved = conn.execute(
+            text("SELECT count(*) FROM battles WHERE game_id = ANY(:g) AND status = 'resolved'"),
+            {"g": game_ids},
+        ).scalar_one()
+    return int(scored), 2 * int(resolved)
+
+
+def role_pids(state: Path, role: str) -> list[int]:
+    """The stream worker processes of ``role`` of the private stack under ``state``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if (
+            b"streams" in cmdline
+            and b"worker" in cmdline
+            and f"STRIDE_STREAMS_ROLE={role}".encode() in environ
+            and f"STRIDE_STATE_DIR={state}".encode() in environ
+        ):
+            found.append(int(entry.name))
+    return found
+
+
+class Profile:
+    """py-spy (raw stacks, idle frames left out) on every battle engine process and
+    pg_stat_statements, from :meth:`start` to :meth:`stop`; :meth:`stop` returns the
+    summary: the leaf functions taking most samples, the statements taking most time."""
+
+    def __init__(self, state: Path, settings: Any) -> None:
+        self.state, self.settings = state, settings
+        self.spies: list[tuple[int, Path, subprocess.Popen]] = []
+
+    def _pg(self, sql: str) -> list[tuple]:
+        import psycopg
+
+        dsn = self.settings.superuser_dsn + " dbname=stride"
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            cur = conn.execute(sql)
+            return cur.fetchall() if cur.description else []
+
+    def start(self) -> None:
+        self._pg("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        self._pg("SELECT pg_stat_statements_reset()")
+        spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        for pid in role_pids(self.state, "battles"):
+            out = self.state / f"py-spy-{pid}.txt"
+            command = [spy, "record", "-p", str(pid), "-f", "raw", "-o", str(out), "-r", "50"]
+            self.spies.append((pid, out, subprocess.Popen(command, stdout=subprocess.DEVNULL)))
+
+    def stop(self, battles: int) -> dict[str, Any]:
+        leaves: dict[str, int] = {}
+        total = 0
+        for _pid, out, spy in self.spies:
+            spy.send_signal(signal.SIGINT)  # py-spy writes its samples and exits
+            spy.wait(timeout=60)
+            for line in out.read_text().splitlines() if out.exists() else []:
+                stack, _, count = line.rpartition(" ")
+                leaf = stack.rsplit(";", 1)[-1]
+                leaves[leaf] = leaves.get(leaf, 0) + int(count)
+                total += int(count)
+        top = sorted(leaves.items(), key=lambda kv: -kv[1])[:15]
+        rows = self._pg(
+            "SELECT calls, total_exec_time, rows, wal_bytes, left(query, 90)"
+            " FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 12"
+        )
+        return {
+            "py_spy_samples": total,
+            "py_spy_top_leaves_pct": {k: round(100 * v / max(total, 1), 1) for k, v in top},
+            "pg_statements": [
+                {
+                    "calls": calls,
+                    "exec_ms_per_battle": round(ms / battles, 4),
+                    "rows": rows_,
+                    "wal_bytes_per_battle": round(int(wal) / battles),
+                    "query": query,
+                }
+                for calls, ms, rows_, wal, query in rows
+            ],
+        }
+
+
+def throughput(
+    base: str, engine: Any, args: argparse.Namespace, profile: Profile | None = None
+) -> dict[str, Any]:
     """wrk (C, ``bench/battles.lua``) posts duels for ``--seconds`` with ``--concurrency``
     connections; then until every accepted battle is resolved. A Python load generator
     (httpx) spent ~6 ms of CPU per request here and was the bottleneck at ~20/s."""
     games = [new_game(f"battles{i}") for i in range(args.games)]
     game_ids, keys = [g for g, _ in games], [k for _, k in games]
+    from bench import cpu
     from core.platform.config import get_settings
 
     spread = game_partitions(game_ids, get_settings().kafka_topic_partitions)
@@ -146,6 +252,9 @@ def throughput(base: str, engine: Any, args: argparse.Namespace) -> dict[str, An
         str(args.per_request),
         *keys,
     ]
+    if profile:
+        profile.start()
+    cpu_before = cpu.snapshot()
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     http_s = time.perf_counter() - started
@@ -158,8 +267,20 @@ def throughput(base: str, engine: Any, args: argparse.Namespace) -> dict[str, An
     while (resolved := count_done(engine, game_ids)) < accepted:
         if time.monotonic() > deadline:
             raise SystemExit(f"{resolved} of {accepted} battles resolved within 10 minutes")
-        time.sleep(0.05)  # polling PostgreSQL for the last battle, bounded by the deadline
+        # polling PostgreSQL for the last battle, bounded by the deadline; every 0.25 s, not
+        # 0.05: the count was the top statement of PostgreSQL in a --profile run (1.2 ms per
+        # battle), competing with the engine it measures (adds at most 0.25 s to the time)
+        time.sleep(0.25)
     total_s = time.perf_counter() - started
+    cpu_seconds = cpu.spent(cpu_before, cpu.snapshot())
+    profiled = profile.stop(accepted) if profile else None
+    # Then until the scoring processes counted every match result, so that the latency run
+    # that follows starts on a stack with nothing left to do.
+    while (scored := count_scored(engine, game_ids))[0] < scored[1]:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{scored[0]} of {scored[1]} match results scored in 10 minutes")
+        time.sleep(0.2)  # polling PostgreSQL, bounded by the deadline
+    scored_s = time.perf_counter() - started
     return {
         "battles": accepted,
         "per_request": args.per_request,
@@ -167,16 +288,22 @@ def throughput(base: str, engine: Any, args: argparse.Namespace) -> dict[str, An
         "http_accept_per_s": round(accepted / http_s),
         "end_to_end_s": round(total_s, 2),
         "end_to_end_per_s": round(accepted / total_s),
+        "match_results_scored_s": round(scored_s, 2),
         "wrk_command": shlex.join([*command[: -len(keys)], "KEY..."]),
         "games_per_partition": spread,
+        # The scoring processes may still be scoring the match results here: their CPU per
+        # battle is what they spent until the last battle was resolved.
+        "cpu_us_per_battle": cpu.per_event_us(cpu_seconds, accepted),
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        **({"profile": profiled} if profiled else {}),
     }
 
 
 def game_partitions(game_ids: list[str], partitions: int) -> list[int]:
     """How many of the games' battles share each partition of ``battles.requests.v1`` (keyed
     by game: a partition, so one engine process, owns a game)."""
-    from api.kafka import partition_for
     from core.battles.contracts import BattleRequest
+    from core.platform.kafka_batches import partition_for
 
     counts = [0] * partitions
     for game_id in game_ids:
@@ -433,6 +560,11 @@ def matchmaking(base: str, engine: Any, args: argparse.Namespace) -> dict[str, A
     }
 
 
+def load() -> str:
+    """The load average, as ``uptime`` prints it: printed beside every figure."""
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     load_at_start = [round(x, 2) for x in os.getloadavg()]  # other work skews the figures
@@ -465,34 +597,43 @@ def main(argv: list[str] | None = None) -> int:
         "args": {k: str(v) for k, v in vars(args).items() if k != "output"},
         "load_average_at_start": load_at_start,
         "streams_processes": settings.streams_processes,
+        "battles_processes": settings.battles_processes,
+        "battles_batch": [settings.battles_batch_size, settings.battles_batch_within_s],
         "topic_partitions": settings.kafka_topic_partitions,
         "match_interval_s": settings.battles_match_interval_s,
     }
     try:
         print(f"starting a private stack in {state} (api workers: {args.api_workers})")
+        if args.profile:  # PostgreSQL with pg_stat_statements loaded (a restart)
+            stack.up(["postgres"], report=lambda m: print("  " + m))
+            Profile(state, settings)._pg(
+                "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'"
+            )
+            stack.stop("postgres", report=lambda _m: None)
         stack.up(["proxy", "worker", "matcher"], report=lambda m: print("  " + m))
         engine = engine_for(settings.db_url, pool_size=4)
         base = settings.api_url
 
         print("engine alone: 20 batches of 500 duels...")
         result["engine_alone"] = engine_speed(engine, 20, 500, args.players)
-        print(f"  {result['engine_alone']}")
+        print(f"  {result['engine_alone']}  (load {load()})")
 
         print(f"ratings: {args.ratings} duels, ours and openskill's...")
         result["ratings"] = rating_speed(args.ratings)
-        print(f"  {result['ratings']}")
+        print(f"  {result['ratings']}  (load {load()})")
 
         print(f"throughput: wrk for {args.seconds} s, {args.concurrency} connections...")
-        result["throughput"] = throughput(base, engine, args)
-        print(f"  {result['throughput']}")
+        profile = Profile(state, settings) if args.profile else None
+        result["throughput"] = throughput(base, engine, args, profile)
+        print(f"  {result['throughput']}  (load {load()})")
 
         print(f"latency: {args.rate} battles/s for {args.latency_seconds} s...")
         result["latency_at_rate"] = latency(base, engine, args)
-        print(f"  {result['latency_at_rate']}")
+        print(f"  {result['latency_at_rate']}  (load {load()})")
 
         print(f"matchmaking: {args.ticket_rate} tickets/s for {args.latency_seconds} s...")
         result["matchmaking"] = matchmaking(base, engine, args)
-        print(f"  {result['matchmaking']}")
+        print(f"  {result['matchmaking']}  (load {load()})")
     finally:
         stack.down(report=lambda _m: None)
         reset_engines()

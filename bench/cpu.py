@@ -44,8 +44,12 @@ def component_of(pid: int, cmdline: list[str], environ: bytes) -> str:
     if joined.startswith("nginx: master process"):  # its workers count for it
         return "proxy (nginx)"
     if "streams" in cmdline and "worker" in cmdline:
-        role = b"STRIDE_STREAMS_ROLE=lake-sink" in environ.split(b"\0")
-        return "worker: lake sink" if role else "worker: scoring"
+        env = environ.split(b"\0")
+        if b"STRIDE_STREAMS_ROLE=lake-sink" in env:
+            return "worker: lake sink"
+        if b"STRIDE_STREAMS_ROLE=battles" in env:
+            return "worker: battles"
+        return "worker: scoring"
     return "other"
 
 

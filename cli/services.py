@@ -474,7 +474,7 @@ def _prepare_worker(settings: Settings, report: Reporter) -> None:
 
 WORKER = Service(
     name="worker",
-    description="Faust workers: game events -> PostgreSQL scores, rewards; lake sink -> bronze",
+    description="Faust workers: game events -> scores, rewards; lake sink; alerts; battle engine",
     command=lambda _s: [sys.executable, "-m", "streams", "run"],
     probe=worker_problem,
     url=lambda s: f"consumer group {s.streams_app_id}",
@@ -482,7 +482,8 @@ WORKER = Service(
     depends_on=("postgres", "kafka"),
     prepare=_prepare_worker,
     env=lambda s: {"STRIDE_STATE_DIR": str(s.state_dir)},
-    # Ready = every scoring process owns its partitions (heartbeat files): a few seconds,
+    # Ready = every scoring and battle engine process owns its partitions and the lake sink
+    # and metric alerts processes beat (heartbeat files): a few seconds,
     # more on a loaded 2-core machine while the JVMs of Kafka and Spark warm up.
     start_timeout=120.0,
 )

@@ -16,7 +16,7 @@ STAGES = ("staging", "production")
 
 # The Faust worker roles of streams/__main__.py (streams/heartbeat.py's names): one ECS
 # service per role, each its own consumer group, so each scales on its own lag.
-WORKER_ROLES = ("scoring", "lake-sink", "metric-alerts")
+WORKER_ROLES = ("scoring", "lake-sink", "metric-alerts", "battles")
 
 _ACCOUNT = re.compile(r"^\d{12}$")
 _REPO = re.compile(r"^[\w.-]+/[\w.-]+$")

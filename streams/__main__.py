@@ -3,8 +3,10 @@
 ``python -m streams run``: create the topics, then run ``streams_processes`` Faust worker
 processes of the scoring app (they split the partitions) and one process of the lake sink
 app (its own consumer group, at a lower CPU priority: bronze may lag during a burst, the
-scores must not) and one of the metric alerts app (its own group: a spike is judged even
-while the scoring processes are busy), and supervise them: a stop signal is forwarded,
+scores must not), one of the metric alerts app (its own group: a spike is judged even
+while the scoring processes are busy) and ``battles_processes`` of the battle engine app
+(its own group: battles are resolved while the scoring processes score a burst, including
+the engine's own ``match_result`` events), and supervise them: a stop signal is forwarded,
 and when one process exits the others are stopped too. Children die with this process
 even on ``kill -9`` (PR_SET_PDEATHSIG), so the supervisor sees one unit.
 ``python -m streams worker ...``: one Faust worker of the role in ``STRIDE_STREAMS_ROLE``
@@ -32,6 +34,7 @@ from core.platform.observability import (
 )
 from core.platform.topics import ensure_topics
 from streams.heartbeat import (
+    BATTLES,
     LAKE_SINK,
     METRIC_ALERTS,
     PROCESS_INDEX_ENV,
@@ -71,6 +74,7 @@ def run_workers() -> int:
     roles = [(SCORING, index, _die_with_parent) for index in range(settings.streams_processes)]
     roles.append((LAKE_SINK, 0, _lake_sink_child))
     roles.append((METRIC_ALERTS, 0, _die_with_parent))
+    roles.extend((BATTLES, index, _die_with_parent) for index in range(settings.battles_processes))
     children = [
         subprocess.Popen(  # noqa: S603 - our own module
             command,
@@ -108,17 +112,18 @@ def stop_workers(children: list[subprocess.Popen], signum: int) -> list[int]:
     return [child.wait() for child in children]
 
 
-# The agents of each role's app. The chain projections and the battle engine share the
-# scoring processes (and their consumer group): all write PostgreSQL, and the chain's and
-# the battles' volumes are small beside the events'.
+# The agents of each role's app. The chain projections share the scoring processes (and
+# their consumer group): both write PostgreSQL, and the chain's volume is small beside the
+# events'. The battle engine has its own role: a battle's two match results are two more
+# events for the scoring processes, which must not delay the next battles.
 _AGENTS = {
     SCORING: (
         "streams.agents.scoring",
         "streams.agents.chain_projections",
-        "streams.agents.battles",
     ),
     LAKE_SINK: ("streams.agents.lake_sink",),
     METRIC_ALERTS: ("streams.agents.metric_alerts",),
+    BATTLES: ("streams.agents.battles",),
 }
 
 

@@ -1,8 +1,8 @@
 """The Faust app of Stride: one app object per worker role, its topics, its heartbeat.
 
 A worker process runs one role (``STRIDE_STREAMS_ROLE``, see :mod:`streams.heartbeat`): the
-scoring agent, or the lake sink in its own consumer group, so that the bronze appends
-never take CPU from the scoring processes' event loops. Short session/heartbeat/rebalance
+scoring agent, or the lake sink, the metric alerts or the battle engine, each in its own
+consumer group, so that none takes CPU from another's event loop. Short session/heartbeat/rebalance
 timeouts (a restarted worker owns its partitions again within seconds), offsets from
 ``earliest`` (a new group reads the whole topic), no Faust tables (PostgreSQL is the source
 of truth, every write keyed by event id), web server off.
@@ -17,13 +17,16 @@ import os
 import faust
 
 from core.platform.config import Settings, get_settings
+from core.platform.kafka_batches import queue_batches
 from core.platform.kafka_security import faust_options
 from core.platform.observability import logging_dict_config
 from core.platform.topics import GAME_EVENTS, METRIC_SAMPLES
 from streams import tuning
 from streams.heartbeat import (
+    BATTLES,
     METRIC_ALERTS,
     PROCESS_INDEX_ENV,
+    READINESS_TOPIC,
     ROLE_ENV,
     SCORING,
     app_id_of,
@@ -42,6 +45,7 @@ def build_app(settings: Settings, role: str) -> faust.App:
     batch = {
         SCORING: settings.streams_batch_size,
         METRIC_ALERTS: settings.metrics_alert_batch_size,
+        BATTLES: settings.battles_batch_size,
     }.get(role, settings.lake_sink_batch_size)
     datadir = settings.state_dir / "streams" / app_id / os.environ.get(PROCESS_INDEX_ENV, "0")
     datadir.mkdir(parents=True, exist_ok=True)
@@ -95,13 +99,13 @@ async def _heartbeat() -> None:
 
 def _write_heartbeat() -> None:
     """Readiness for the supervisor: this pid, now, and the partitions this process owns."""
-    topic = METRIC_SAMPLES if role == METRIC_ALERTS else GAME_EVENTS
+    topic = READINESS_TOPIC[role]
     write_heartbeat(settings, role, sorted(p for p in _assigned if p.startswith(topic + ":")))
 
 
 async def send_and_wait(topic: str, records: list[Record]) -> None:
-    """Send through the app's producer and wait until the broker acknowledged every record."""
-    pending = [
-        await app.producer.send(topic, key, value, None, None, None) for key, value in records
-    ]
-    await asyncio.gather(*pending)
+    """Send through the app's producer and wait until the broker acknowledged every record:
+    grouped by partition into whole batches (:mod:`core.platform.kafka_batches`, each
+    partition's records in their order, where ``send`` would have put them), awaited once."""
+    producer = app.producer._ensure_producer()  # the aiokafka producer Faust started
+    await asyncio.gather(*await queue_batches(producer, topic, records))

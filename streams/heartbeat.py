@@ -1,10 +1,11 @@
 """Worker roles and heartbeats: each Faust worker process writes one file, the probe reads them.
 
-Three roles, three Faust apps (consumer groups): ``scoring`` (``streams_app_id``) writes
+Four roles, four Faust apps (consumer groups): ``scoring`` (``streams_app_id``) writes
 game events to PostgreSQL; ``lake-sink`` (``<streams_app_id>-lake``) appends them and
 wearable samples to bronze Delta; ``metric-alerts`` (``<streams_app_id>-metric-alerts``)
-judges metric samples and posts alerts to Alertmanager. Kept free of Faust imports so
-``stride status`` can probe without loading the app.
+judges metric samples and posts alerts to Alertmanager; ``battles``
+(``<streams_app_id>-battles``) resolves and rates queued battles. Kept free of Faust imports
+so ``stride status`` can probe without loading the app.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import time
 from pathlib import Path
 
 from core.platform.config import Settings
-from core.platform.topics import GAME_EVENTS
+from core.platform.topics import BATTLE_REQUESTS, GAME_EVENTS, METRIC_SAMPLES
 
 # Set by ``python -m streams run`` on each worker process it starts.
 PROCESS_INDEX_ENV = "STRIDE_STREAMS_PROCESS_INDEX"  # 0, 1, ... within a role
@@ -23,7 +24,17 @@ ROLE_ENV = "STRIDE_STREAMS_ROLE"
 SCORING = "scoring"
 LAKE_SINK = "lake-sink"
 METRIC_ALERTS = "metric-alerts"
-ROLES = (SCORING, LAKE_SINK, METRIC_ALERTS)
+BATTLES = "battles"
+ROLES = (SCORING, LAKE_SINK, METRIC_ALERTS, BATTLES)
+# The consumer group of each role but scoring: ``<streams_app_id>-<suffix>``.
+_GROUP_SUFFIX = {LAKE_SINK: "lake", METRIC_ALERTS: "metric-alerts", BATTLES: "battles"}
+# The topic whose partitions a role's heartbeat lists (what its readiness waits for).
+READINESS_TOPIC = {
+    SCORING: GAME_EVENTS,
+    LAKE_SINK: GAME_EVENTS,
+    METRIC_ALERTS: METRIC_SAMPLES,
+    BATTLES: BATTLE_REQUESTS,
+}
 
 
 def app_id_of(settings: Settings, role: str) -> str:
@@ -32,7 +43,7 @@ def app_id_of(settings: Settings, role: str) -> str:
         raise ValueError(f"unknown streams role {role!r}; expected one of {', '.join(ROLES)}")
     if role == SCORING:
         return settings.streams_app_id
-    return f"{settings.streams_app_id}-{'lake' if role == LAKE_SINK else 'metric-alerts'}"
+    return f"{settings.streams_app_id}-{_GROUP_SUFFIX[role]}"
 
 
 def heartbeat_dir(settings: Settings) -> Path:
@@ -81,7 +92,8 @@ def _fresh_beats(settings: Settings, role: str, max_age_s: float) -> list[dict]:
 
 def worker_problem(settings: Settings, max_age_s: float = 5.0) -> str | None:
     """None when every scoring process beat recently and together they own game.events.v1,
-    and the lake sink process beats too."""
+    every battle engine process beat and together they own battles.requests.v1, and the
+    lake sink and metric alerts processes beat too."""
     beats = _fresh_beats(settings, SCORING, max_age_s)
     wanted = settings.streams_processes
     if len(beats) < wanted:
@@ -92,4 +104,10 @@ def worker_problem(settings: Settings, max_age_s: float = 5.0) -> str | None:
         return "the lake sink process has not joined its consumer group yet"
     if not _fresh_beats(settings, METRIC_ALERTS, max_age_s):
         return "the metric alerts process has not joined its consumer group yet"
+    engines = _fresh_beats(settings, BATTLES, max_age_s)
+    if len(engines) < settings.battles_processes:
+        wanted = settings.battles_processes
+        return f"{len(engines)} of {wanted} battle engine processes joined their consumer group"
+    if not any(beat["partitions"] for beat in engines):
+        return f"no partition of {BATTLE_REQUESTS} assigned yet"
     return None

@@ -137,5 +137,10 @@ def speed_options(batch_size: int) -> dict[str, Any]:
         "stream_buffer_maxsize": max(4096, 2 * batch_size),
         # Reward commands and dead letters of a batch go out in a few produce requests.
         "producer_linger": 0.005,
+        # A batch's records are published as whole per-partition batches (streams/app.py
+        # send_and_wait): as large as the API's (api/kafka.py), not Faust's 16 KB, so that
+        # a batch of match results is a few appends, not one wait per 16 KB.
+        "producer_max_batch_size": 512 * 1024,
+        "producer_max_request_size": 2 * 1024 * 1024,
         "Monitor": QuietMonitor,
     }

@@ -837,7 +837,8 @@ class WalletSettings(ApiSettings, ChainSettings):
 
 
 class BattleSettings(_Base):
-    """Matchmaking: the rating window that widens with waiting time, stale tickets."""
+    """Matchmaking: the rating window that widens with waiting time, stale tickets; the
+    battle engine's processes and batches (the ``battles`` worker role)."""
 
     battles_match_window: float = Field(
         default=3.0, ge=0, description="rating points (mu) two waiting players may differ"
@@ -852,6 +853,15 @@ class BattleSettings(_Base):
     battles_match_interval_s: float = Field(
         default=0.5, gt=0, description="stride battles match: wait between passes"
     )
+    battles_processes: int = Field(
+        default=2, ge=1, description="battle engine worker processes (the battles role)"
+    )
+    battles_batch_size: int = Field(
+        default=1000,
+        ge=1,
+        description="Battles per engine transaction (at most; a batch closes after BATCH_WITHIN_S)",
+    )
+    battles_batch_within_s: float = Field(default=0.1, gt=0)
 
 
 class MetricsSettings(_Base):

@@ -49,6 +49,7 @@ CONSUMER_GROUPS = {
     "scoring": STREAMS_APP_ID,
     "lake-sink": f"{STREAMS_APP_ID}-lake",
     "metric-alerts": f"{STREAMS_APP_ID}-metric-alerts",
+    "battles": f"{STREAMS_APP_ID}-battles",
 }
 # The variable each key of the app secret becomes; every process gets the common ones.
 SECRET_ENV = {key: f"STRIDE_{key.upper()}" for key in (*APP_SECRET_KEYS, "secret_key")}

@@ -6,7 +6,8 @@ reason and the original bytes; each valid batch is resolved and rated in ONE tra
 ``match_result`` events of the batch's resolved battles are then published to
 ``game.events.v1`` (event ids derived from battle and player, so the scoring agent counts a
 replayed battle once), so totals, leaderboards and rewards follow the existing path; only
-then is the batch acked. Registered on the scoring role's app (``streams/__main__.py``).
+then is the batch acked. The ``battles`` worker role's one agent (``streams/__main__.py``):
+its own processes and consumer group.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from faust import StreamT
+from prometheus_client import Counter, Histogram
 
 from core.battles.contracts import BattleRequest, parse_battle_request
 from core.battles.store import BatchOutcome, resolve_batch
@@ -27,11 +29,27 @@ engine = engine_for(settings.db_url)
 battle_requests_topic = raw_topic(BATTLE_REQUESTS)
 
 
+# The battles role's own series (beside the pipeline's, labelled battle_engine).
+BATTLES = Counter("stride_battles", "Battle requests the engine handled, by outcome", ["outcome"])
+QUEUED_SECONDS = Histogram(
+    "stride_battles_queued_seconds",
+    "From a battle request's Kafka timestamp to its batch committed (resolved or rejected)",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
+
+
 def write(valid: list[Consumed[BattleRequest]]) -> BatchOutcome:
-    return resolve_batch(engine, [c.value for c in valid], datetime.now(UTC))
+    result = resolve_batch(engine, [c.value for c in valid], datetime.now(UTC))
+    done = datetime.now(UTC)
+    for consumed in valid:
+        QUEUED_SECONDS.observe((done - consumed.record_time).total_seconds())
+    return result
 
 
 def outcome(result: BatchOutcome) -> pipeline.Outcome:
+    BATTLES.labels("resolved").inc(result.resolved)
+    BATTLES.labels("rejected").inc(result.rejected)
+    BATTLES.labels("duplicate").inc(result.duplicates)
     return pipeline.Outcome(
         summary=(
             f"{result.resolved} resolved, {result.rejected} rejected, "
@@ -60,7 +78,7 @@ async def resolve_battles(stream: StreamT) -> None:
     await pipeline.run(
         stream,
         ENGINE,
-        batch_size=settings.streams_batch_size,
-        within_s=settings.streams_batch_within_s,
+        batch_size=settings.battles_batch_size,
+        within_s=settings.battles_batch_within_s,
         send=lambda: _send_all,
     )

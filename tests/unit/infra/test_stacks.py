@@ -252,7 +252,12 @@ def test_one_worker_service_per_role_scaling_on_its_consumer_lag(stages: dict, s
     groups = {
         d["Value"] for a in lag_alarms for d in a["Dimensions"] if d["Name"] == "ConsumerGroup"
     }
-    assert groups == {"stride-streams", "stride-streams-lake", "stride-streams-metric-alerts"}
+    assert groups == {
+        "stride-streams",
+        "stride-streams-lake",
+        "stride-streams-metric-alerts",
+        "stride-streams-battles",
+    }
     step = [p for p in policies.values() if p["PolicyType"] == "StepScaling"]
     assert len(step) >= 2 * len(WORKER_ROLES)  # one up and one down policy per role
 
