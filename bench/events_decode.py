@@ -11,6 +11,11 @@ the least of the rounds: the least disturbed by other jobs on a shared machine):
 * ``one_model_per_type``: :func:`core.events.contracts.parse_game_event` today, a
   discriminated union of one model per event type validated straight from the JSON bytes.
 
+and, for the ingest API, the validation of a posted batch of 1,000 such events
+(``POST /v1/events/batch``'s one pass over the body): ``api_batch_posted_shape``, a list
+of ``IncomingGameEvent`` (the previous way), against ``api_batch_one_model_per_type``
+(the route's ``_PostedBatch`` today), per event.
+
 Prints the figures and the load average; writes ``bench/results/events_decode.json``.
 Run: ``.venv/bin/python -m bench.events_decode [--events 20000] [--rounds 7]``
 """
@@ -73,20 +78,43 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(problem)
         return event
 
+    from pydantic import BaseModel
+
+    from api.routes.events import _PostedBatch
+    from core.events.contracts import IncomingGameEvent
+
+    class PostedShapeBatch(BaseModel):
+        events: list[IncomingGameEvent]
+
     values = kafka_values(args.events)
+    sent = datetime.now(UTC).isoformat()
+    bodies = [
+        json.dumps({"events": [event(n % 10_000, start + n, sent) for n in range(1000)]}).encode()
+        for start in range(0, args.events, 1000)
+    ]
+
+    def batches(model: type[BaseModel]) -> Callable[[bytes], Any]:
+        return model.model_validate_json
+
     ways: dict[str, Callable[[bytes], Any]] = {
         "posted_shape": parse_posted_shape,
         "one_model_per_type": parse_game_event,
+    }
+    batch_ways = {
+        "api_batch_posted_shape": batches(PostedShapeBatch),
+        "api_batch_one_model_per_type": batches(_PostedBatch),
     }
     assert all(
         parse_game_event(v).model_dump() == _GameEventReasons.model_validate_json(v).model_dump()
         for v in values[:1000]
     ), "both ways must decode the same events"
     load = os.getloadavg()
-    rounds: dict[str, list[float]] = {name: [] for name in ways}
+    rounds: dict[str, list[float]] = {name: [] for name in [*ways, *batch_ways]}
     for _ in range(args.rounds):
         for name, decode in ways.items():
             rounds[name].append(cpu_us_per_item(decode, values))
+        for name, decode in batch_ways.items():  # per event: a body holds 1,000
+            rounds[name].append(cpu_us_per_item(decode, bodies) / 1000)
     result: dict[str, Any] = {
         "events": args.events,
         "rounds": args.rounds,
@@ -97,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     for name, value in result["cpu_us_per_event_min"].items():
-        print(f"{name:>20}: {value:6.2f} µs CPU per event (least of {args.rounds} rounds)")
+        print(f"{name:>28}: {value:6.2f} µs CPU per event (least of {args.rounds} rounds)")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n")
     return 0
