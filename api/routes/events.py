@@ -31,6 +31,8 @@ from core.events.contracts import (
     MAX_BATCH_EVENTS,
     SCHEMA_VERSION,
     IncomingGameEvent,
+    PostedEvent,
+    PostedOfItsType,
     TimeWindow,
     describe_error,
     window_from_settings,
@@ -81,10 +83,9 @@ Record = tuple[bytes, bytes]
 
 
 class _PostedBatch(BaseModel):
-    events: list[IncomingGameEvent]
+    events: list[PostedOfItsType]
 
 
-_SERIALIZER = IncomingGameEvent.__pydantic_serializer__
 _NOT_IN_VALUE = {"game_id"}  # the key's game_id is written by the tail instead
 
 
@@ -113,11 +114,12 @@ class Stamper:
             + b"}"
         )
 
-    def record(self, event: IncomingGameEvent) -> Record:
+    def record(self, event: PostedEvent) -> Record:
         """Raises ValueError (as ``stamp``) when the event names another game or happened
         outside the plausible time window."""
         event.check(self.game_id, self.received_at, self.window)
-        head = _SERIALIZER.to_json(event, exclude=_NOT_IN_VALUE)  # model_dump_json, as bytes
+        # model_dump_json, as bytes (an IncomingGameEvent, or the posted model of its type)
+        head = event.__pydantic_serializer__.to_json(event, exclude=_NOT_IN_VALUE)
         return event.player_id.encode(), head[:-1] + self._tail
 
 

@@ -53,13 +53,15 @@ class ProcessedEvent(Base):
 
     __tablename__ = "processed_events"
     __table_args__ = (
-        Index("ix_processed_events_game_player", "game_id", "player_id"),
         # The admin panel's sort and search at 10 M rows (migration 0012).
         Index("ix_processed_events_occurred_at", "occurred_at"),
         Index("ix_processed_events_event_id", "event_id"),
+        # A player's events (player and game equal) and the search by a player id or its
+        # beginning, in one index (migration 0024).
         Index(
-            "ix_processed_events_player_id",
+            "ix_processed_events_player_game",
             "player_id",
+            "game_id",
             postgresql_ops={"player_id": "varchar_pattern_ops"},
         ),
     )

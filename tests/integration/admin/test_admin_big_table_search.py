@@ -128,7 +128,7 @@ def test_the_search_statements_use_the_indexes(
         assert "Seq Scan" not in plan, plan
     plans = "\n".join(_plan(db_engine, s, p) for s, p in searches)
     assert "ix_processed_events_event_id" in plans
-    assert "ix_processed_events_player_id" in plans
+    assert "ix_processed_events_player_game" in plans
 
 
 def test_a_search_names_only_the_columns_that_match(
@@ -173,3 +173,17 @@ def test_indexed_search_reads_the_model_indexes() -> None:
     assert {"game_id", "event_id", "occurred_at"} <= search.exact
     assert search.prefix == {"player_id"}
     assert like_prefix("a_b%c\\") == "a\\_b\\%c\\\\%"
+
+
+def test_a_players_events_are_one_range_of_the_player_index(
+    rows: dict[str, Any], db_engine: Engine
+) -> None:
+    """The "Events of this player" list (game and player equal) and the search by a player
+    id's beginning share one index (migration 0024), led by the player id."""
+    plan = _plan(
+        db_engine,
+        "SELECT * FROM processed_events WHERE game_id = %(g)s AND player_id = %(p)s",
+        {"g": rows["game"], "p": rows["players"][1]},
+    )
+    assert "ix_processed_events_player_game" in plan, plan
+    assert "Index Cond: (((player_id)::text = " in plan, plan
