@@ -82,3 +82,11 @@ def test_if_none_match_compares_weakly_and_ignores_what_does_not_parse() -> None
     assert tag_matches(f'"other", {tag}', tag)
     assert not tag_matches('"other"', tag) and not tag_matches(None, tag)
     assert not tag_matches(tag[1:-1], tag)  # unquoted: not a tag
+
+
+def test_peek_answers_fresh_hits_only() -> None:
+    cache = TtlCache(60)
+    assert cache.peek(("k",)) is None
+    cache.get_or_compute(("k",), lambda: "answer")
+    assert cache.peek(("k",)) == "answer"
+    assert TtlCache(0).peek(("k",)) is None
