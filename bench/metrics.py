@@ -222,6 +222,8 @@ def time_http(
         for index, key in enumerate(warm + picked):
             if index == len(warm):
                 cpu = {name: _cpu_s(p.pid) for name, p in processes.items()}  # type: ignore[attr-defined]
+                pids = {name: p.pid for name, p in processes.items()}  # type: ignore[attr-defined]
+                print(f"timing the APIs' series reads: {pids}", flush=True)  # (for py-spy)
             for name, client in clients.items():
                 t = time.perf_counter()
                 response = client.get("/v1/metrics/series", params={"metric": key})
@@ -241,6 +243,18 @@ def time_http(
             name: round((_cpu_s(p.pid) - cpu[name]) / len(picked) * 1000, 2)  # type: ignore[attr-defined]
             for name, p in processes.items()
         }
+        # Many viewers of one metric: this API's cache hit (the bytes as cached) and a
+        # viewer revalidating the copy it holds (If-None-Match: a 304 without a body). A
+        # minute turning meanwhile makes one of them a miss.
+        client, key = clients["api"], picked[0]
+        tag = client.get("/v1/metrics/series", params={"metric": key}).headers["etag"]
+        for name, extra in (("api_cache_hit", {}), ("api_304", {"If-None-Match": tag})):
+            timings[name] = []
+            for _ in range(args.series):
+                t = time.perf_counter()
+                response = client.get("/v1/metrics/series", params={"metric": key}, headers=extra)
+                timings[name].append((time.perf_counter() - t) * 1000)
+                assert response.status_code in (200, 304), response.text
     finally:
         for process in processes.values():
             process.terminate()  # type: ignore[attr-defined]
