@@ -13,6 +13,8 @@ functions the services and the API call:
   the insert, the read-back, the Kafka publish with acks from all replicas);
 * alert agent: judging that minute (``apply_samples``: the windowed aggregate, the states);
 * ``reads.series_json`` (24 h of one random metric) and ``reads.ranking`` (every metric, 24 h);
+* ``GET /v1/metrics/ranking`` through a real API (uvicorn, one worker, a bearer token), each
+  request a cache miss (its own ``limit``), and the API's CPU per request;
 * spike to webhook: ``apply_samples`` of a spike until the receiver recorded the webhook;
 * and end to end: the worker (``stride up worker``) started, a spike written by the sampler
   (PostgreSQL, then ``metrics.samples.v1``) until the receiver recorded its webhook (the
@@ -22,7 +24,8 @@ Prints the figures and writes ``bench/results/metrics.json``. ``--series-only`` 
 PostgreSQL alone (without WAL archiving), loads the samples, times the series read
 in-process, prints the plan of one (``EXPLAIN ANALYZE``), then times ``GET
 /v1/metrics/series`` through a real API (uvicorn, one worker, HTTP, a bearer token) with a
-``GET /health`` after each read, the machine's floor in the same run; ``--compare-with
+``GET /health`` after each read, the machine's floor in the same run, then one metric read
+again and again (a cache hit) and revalidated (``If-None-Match``: a 304); ``--compare-with
 CHECKOUT`` serves that checkout's API beside it on the same database, its reads interleaved
 (the same metrics); results in ``bench/results/metrics_series.json``. ``--vacuum`` vacuums
 the samples first (index-only reads at once; autovacuum does it in time).
@@ -265,6 +268,53 @@ def time_http(
     for name, value in cpu_per_read.items():
         out[name]["api_cpu_ms_per_read_incl_health"] = value
     return out
+
+
+def time_ranking_http(args: argparse.Namespace) -> dict[str, float]:
+    """GET /v1/metrics/ranking through a real API (as :func:`time_http`), each request a
+    cache miss (its own ``limit``), by cv and stddev in turn; the API's CPU per request."""
+    import uuid
+
+    import httpx
+
+    from cli.stack import free_port
+    from core.identity.app_users import create_app_user
+    from core.platform.db import session_scope
+
+    with session_scope() as session:
+        token = create_app_user(session, f"bench-{uuid.uuid4().hex[:8]}").token
+    port = free_port()
+    process = start_api(Path(__file__).resolve().parents[1], port)
+    timings: list[float] = []
+    try:
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{port}",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=60,
+        ) as client:
+            for index in range(args.rankings + 2):  # the first two: warm-up
+                if index == 2:
+                    cpu = _cpu_s(process.pid)  # type: ignore[attr-defined]
+                t = time.perf_counter()
+                response = client.get(
+                    "/v1/metrics/ranking",
+                    params={"by": "cv" if index % 2 else "stddev", "limit": 50 + index},
+                )
+                elapsed = (time.perf_counter() - t) * 1000
+                assert response.status_code == 200, response.text
+                assert len(response.json()["metrics"]) == min(50 + index, args.metrics)
+                if index >= 2:
+                    timings.append(elapsed)
+            cpu_ms = (_cpu_s(process.pid) - cpu) / args.rankings * 1000  # type: ignore[attr-defined]
+    finally:
+        process.terminate()  # type: ignore[attr-defined]
+        process.wait(timeout=30)  # type: ignore[attr-defined]
+    return {
+        "p50": round(pct(timings, 0.5), 1),
+        "p99": round(pct(timings, 0.99), 1),
+        "requests": len(timings),
+        "api_cpu_ms_per_request": round(cpu_ms, 2),
+    }
 
 
 def _notified_at(settings: object, path: str) -> datetime | None:
@@ -541,6 +591,8 @@ def run(settings: object, args: argparse.Namespace, stack: object) -> dict:
             )
             ranking_ms.append((time.perf_counter() - t) * 1000)
         assert len(ranked) == 50
+    ranking_http = time_ranking_http(args)
+    print(f"ranking through the API: {ranking_http}", flush=True)
 
     # Spike to webhook: a subscribed metric, a point far above its hour, until the webhook.
     latencies = []
@@ -600,6 +652,7 @@ def run(settings: object, args: argparse.Namespace, stack: object) -> dict:
             "p50": round(pct(ranking_ms, 0.5), 1),
             "p99": round(pct(ranking_ms, 0.99), 1),
         },
+        "ranking_24h_http_ms": ranking_http,
         "spike_to_webhook_ms": {
             "p50": round(pct(latencies, 0.5)),
             "max": round(max(latencies)),
