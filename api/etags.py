@@ -11,6 +11,7 @@ working (docs/content.md). Downloads have validators of their own, the bytes' SH
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Annotated
 
@@ -93,3 +94,23 @@ def not_modified(if_none_match: str | None, version: int) -> Response | None:
     if value == "*" or (tags is not None and version in _versions(tags, weak=True)):
         return Response(status_code=304, headers={"ETag": etag(version)})
     return None
+
+
+def content_tag(body: bytes) -> str:
+    """A strong ``ETag`` of a body's bytes, for a resource that has no row version (e.g. a
+    metric's series): 96 bits of its SHA-1, a checksum here, not a signature (0.13 ms for
+    190 kB with the CPU's SHA instructions, against 0.41 ms for BLAKE2b)."""
+    return f'"{hashlib.sha1(body, usedforsecurity=False).hexdigest()[:24]}"'
+
+
+def tag_matches(if_none_match: str | None, tag: str) -> bool:
+    """Whether an ``If-None-Match`` names ``tag`` (a quoted tag as :func:`content_tag` makes
+    it) or is ``*``: weak comparison (RFC 9110 section 13.1.2); a header that does not
+    parse matches nothing."""
+    if if_none_match is None:
+        return False
+    value = if_none_match.strip()
+    if value == "*":
+        return True
+    tags = _entity_tags(value)
+    return tags is not None and tag[1:-1] in (opaque for _weak, opaque in tags)

@@ -13,6 +13,8 @@ functions the services and the API call:
   the insert, the read-back, the Kafka publish with acks from all replicas);
 * alert agent: judging that minute (``apply_samples``: the windowed aggregate, the states);
 * ``reads.series_json`` (24 h of one random metric) and ``reads.ranking`` (every metric, 24 h);
+* ``GET /v1/metrics/ranking`` through a real API (uvicorn, one worker, a bearer token), each
+  request a cache miss (its own ``limit``), and the API's CPU per request;
 * spike to webhook: ``apply_samples`` of a spike until the receiver recorded the webhook;
 * and end to end: the worker (``stride up worker``) started, a spike written by the sampler
   (PostgreSQL, then ``metrics.samples.v1``) until the receiver recorded its webhook (the
@@ -22,7 +24,8 @@ Prints the figures and writes ``bench/results/metrics.json``. ``--series-only`` 
 PostgreSQL alone (without WAL archiving), loads the samples, times the series read
 in-process, prints the plan of one (``EXPLAIN ANALYZE``), then times ``GET
 /v1/metrics/series`` through a real API (uvicorn, one worker, HTTP, a bearer token) with a
-``GET /health`` after each read, the machine's floor in the same run; ``--compare-with
+``GET /health`` after each read, the machine's floor in the same run, then one metric read
+again and again (a cache hit) and revalidated (``If-None-Match``: a 304); ``--compare-with
 CHECKOUT`` serves that checkout's API beside it on the same database, its reads interleaved
 (the same metrics); results in ``bench/results/metrics_series.json``. ``--vacuum`` vacuums
 the samples first (index-only reads at once; autovacuum does it in time).
@@ -222,6 +225,8 @@ def time_http(
         for index, key in enumerate(warm + picked):
             if index == len(warm):
                 cpu = {name: _cpu_s(p.pid) for name, p in processes.items()}  # type: ignore[attr-defined]
+                pids = {name: p.pid for name, p in processes.items()}  # type: ignore[attr-defined]
+                print(f"timing the APIs' series reads: {pids}", flush=True)  # (for py-spy)
             for name, client in clients.items():
                 t = time.perf_counter()
                 response = client.get("/v1/metrics/series", params={"metric": key})
@@ -241,6 +246,18 @@ def time_http(
             name: round((_cpu_s(p.pid) - cpu[name]) / len(picked) * 1000, 2)  # type: ignore[attr-defined]
             for name, p in processes.items()
         }
+        # Many viewers of one metric: this API's cache hit (the bytes as cached) and a
+        # viewer revalidating the copy it holds (If-None-Match: a 304 without a body). A
+        # minute turning meanwhile makes one of them a miss.
+        client, key = clients["api"], picked[0]
+        tag = client.get("/v1/metrics/series", params={"metric": key}).headers["etag"]
+        for name, extra in (("api_cache_hit", {}), ("api_304", {"If-None-Match": tag})):
+            timings[name] = []
+            for _ in range(args.series):
+                t = time.perf_counter()
+                response = client.get("/v1/metrics/series", params={"metric": key}, headers=extra)
+                timings[name].append((time.perf_counter() - t) * 1000)
+                assert response.status_code in (200, 304), response.text
     finally:
         for process in processes.values():
             process.terminate()  # type: ignore[attr-defined]
@@ -251,6 +268,53 @@ def time_http(
     for name, value in cpu_per_read.items():
         out[name]["api_cpu_ms_per_read_incl_health"] = value
     return out
+
+
+def time_ranking_http(args: argparse.Namespace) -> dict[str, float]:
+    """GET /v1/metrics/ranking through a real API (as :func:`time_http`), each request a
+    cache miss (its own ``limit``), by cv and stddev in turn; the API's CPU per request."""
+    import uuid
+
+    import httpx
+
+    from cli.stack import free_port
+    from core.identity.app_users import create_app_user
+    from core.platform.db import session_scope
+
+    with session_scope() as session:
+        token = create_app_user(session, f"bench-{uuid.uuid4().hex[:8]}").token
+    port = free_port()
+    process = start_api(Path(__file__).resolve().parents[1], port)
+    timings: list[float] = []
+    try:
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{port}",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=60,
+        ) as client:
+            for index in range(args.rankings + 2):  # the first two: warm-up
+                if index == 2:
+                    cpu = _cpu_s(process.pid)  # type: ignore[attr-defined]
+                t = time.perf_counter()
+                response = client.get(
+                    "/v1/metrics/ranking",
+                    params={"by": "cv" if index % 2 else "stddev", "limit": 50 + index},
+                )
+                elapsed = (time.perf_counter() - t) * 1000
+                assert response.status_code == 200, response.text
+                assert len(response.json()["metrics"]) == min(50 + index, args.metrics)
+                if index >= 2:
+                    timings.append(elapsed)
+            cpu_ms = (_cpu_s(process.pid) - cpu) / args.rankings * 1000  # type: ignore[attr-defined]
+    finally:
+        process.terminate()  # type: ignore[attr-defined]
+        process.wait(timeout=30)  # type: ignore[attr-defined]
+    return {
+        "p50": round(pct(timings, 0.5), 1),
+        "p99": round(pct(timings, 0.99), 1),
+        "requests": len(timings),
+        "api_cpu_ms_per_request": round(cpu_ms, 2),
+    }
 
 
 def _notified_at(settings: object, path: str) -> datetime | None:
@@ -449,6 +513,12 @@ def run(settings: object, args: argparse.Namespace, stack: object) -> dict:
         if args.vacuum:
             with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 conn.execute(text("VACUUM ANALYZE metric_samples"))
+        # The load and the vacuum left ~1 GB of dirty pages: written out now, not by the
+        # checkpointer while the reads are timed (superuser: CHECKPOINT).
+        import psycopg
+
+        with psycopg.connect(settings.superuser_dsn, autocommit=True) as su:  # type: ignore[attr-defined]
+            su.execute("CHECKPOINT")
         keys = [f"bench.metric/{i}" for i in range(1, args.metrics + 1)]
         series_ms, cpu_ms = time_series(engine, keys, now, args)  # the loaded 24 h
         with engine.connect() as conn:
@@ -521,6 +591,8 @@ def run(settings: object, args: argparse.Namespace, stack: object) -> dict:
             )
             ranking_ms.append((time.perf_counter() - t) * 1000)
         assert len(ranked) == 50
+    ranking_http = time_ranking_http(args)
+    print(f"ranking through the API: {ranking_http}", flush=True)
 
     # Spike to webhook: a subscribed metric, a point far above its hour, until the webhook.
     latencies = []
@@ -580,6 +652,7 @@ def run(settings: object, args: argparse.Namespace, stack: object) -> dict:
             "p50": round(pct(ranking_ms, 0.5), 1),
             "p99": round(pct(ranking_ms, 0.99), 1),
         },
+        "ranking_24h_http_ms": ranking_http,
         "spike_to_webhook_ms": {
             "p50": round(pct(latencies, 0.5)),
             "max": round(max(latencies)),

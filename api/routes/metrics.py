@@ -4,7 +4,9 @@ subscriptions; ``/metrics/dashboard``: the page that shows them.
 Every ``/v1/metrics`` path needs a caller: an app user (bearer token) sees every metric; a
 game server (``X-Api-Key``) sees its own game's metrics and the platform-wide ones, and may
 subscribe only to those. Series and rankings change once a minute and many viewers ask for
-the same ones, so they are cached per API process for ``metrics_cache_ttl_s`` (10 s).
+the same ones, so they are cached per API process for ``metrics_cache_ttl_s`` (10 s), within
+``metrics_cache_max_mb`` of JSON; a series carries an ``ETag`` of its bytes, so a viewer
+polling it gets a 304 until it changes.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, NamedTuple, TypeVar
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse
@@ -27,12 +29,14 @@ from api.auth import CALLER_ERRORS, Caller, CallerDep
 from api.body import limited_body_route
 from api.deps import EngineDep, SettingsDep, per_app
 from api.errors import NOT_JSON, error_responses
+from api.etags import IfNoneMatch, content_tag, tag_matches
 from core.metrics import reads
 from core.metrics.alertmanager import sync_alertmanager_config
 from core.metrics.catalog import CatalogEntry, catalog, metric_by_key
 from core.metrics.contracts import METRIC_KEY_PATTERN
 from core.metrics.rules import RankBy
 from core.metrics.subscriptions import Owner, subscribe, subscriptions_of, unsubscribe
+from core.platform.config import Settings
 from core.platform.errors import NotFound
 
 STATIC = Path(__file__).resolve().parents[1] / "static" / "metrics"
@@ -49,14 +53,46 @@ dashboard_router = APIRouter(tags=["metrics"], include_in_schema=False)
 T = TypeVar("T")
 
 
-class TtlCache:
-    """A small bounded cache of recent answers (per API process)."""
+class _Flight:
+    """A computation under way that other requests of the same key wait for."""
 
-    def __init__(self, ttl_s: float, size: int = 512) -> None:
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.value: Any = None
+        self.ok = False
+
+
+class TtlCache:
+    """Recent answers per API process, bounded by count and by bytes (``weight``, e.g. a
+    series' JSON: 24 h is ~190 kB, a week ~1.3 MB, so a count alone would let 10,000 metrics'
+    viewers hold gigabytes). Concurrent misses of one key compute it once: the others wait
+    for that answer (every viewer of a metric asks at the same minute)."""
+
+    def __init__(
+        self,
+        ttl_s: float,
+        size: int = 4096,
+        max_bytes: int = 64 << 20,
+        weight: Callable[[Any], int] = lambda _v: 1024,
+    ) -> None:
         self.ttl_s = ttl_s
         self.size = size
-        self._items: OrderedDict[tuple, tuple[float, Any]] = OrderedDict()
+        self.max_bytes = max_bytes
+        self.weight = weight
+        self.bytes = 0
+        self._items: OrderedDict[tuple, tuple[float, Any, int]] = OrderedDict()
+        self._flights: dict[tuple, _Flight] = {}
         self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def peek(self, key: tuple) -> Any:
+        """A fresh answer without computing anything (None: a miss): cheap enough for the
+        event loop, so that a hit needs no hop to a worker thread."""
+        with self._lock:
+            hit = self._items.get(key)
+        return hit[1] if hit is not None and time.monotonic() - hit[0] < self.ttl_s else None
 
     def get_or_compute(self, key: tuple, compute: Callable[[], T]) -> T:
         now = time.monotonic()
@@ -64,17 +100,62 @@ class TtlCache:
             hit = self._items.get(key)
             if hit is not None and now - hit[0] < self.ttl_s:
                 return hit[1]
-        value = compute()
-        with self._lock:
-            self._items[key] = (now, value)
-            self._items.move_to_end(key)
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
+            flight = self._flights.get(key)
+            leader = flight is None
+            if flight is None:
+                flight = self._flights[key] = _Flight()
+        if not leader:
+            flight.done.wait()
+            if flight.ok:
+                return flight.value
+            return compute()  # the leader failed (e.g. a 404): this request finds out itself
+        try:
+            value = compute()
+            flight.value, flight.ok = value, True
+        finally:
+            with self._lock:
+                del self._flights[key]
+                if flight.ok:
+                    self._store(key, now, flight.value)
+            flight.done.set()
         return value
 
+    def _store(self, key: tuple, now: float, value: Any) -> None:
+        """Under the lock: ``value`` in, the oldest entries out to the bounds."""
+        weight = self.weight(value)
+        old = self._items.pop(key, None)
+        if old is not None:
+            self.bytes -= old[2]
+        if weight > self.max_bytes:
+            return  # larger than the whole cache: served, not kept
+        self._items[key] = (now, value, weight)
+        self.bytes += weight
+        while len(self._items) > self.size or self.bytes > self.max_bytes:
+            _, (_, _, dropped) = self._items.popitem(last=False)
+            self.bytes -= dropped
 
-def _cache(request: Request, ttl_s: float) -> TtlCache:
-    return per_app(request, "metrics_cache", lambda: TtlCache(ttl_s))
+
+class Body(NamedTuple):
+    """A cached answer as it is sent: its JSON and its entity tag."""
+
+    json: bytes
+    etag: str
+
+
+def _weight(value: Any) -> int:
+    return len(value.json) + 200 if isinstance(value, Body) else 1024
+
+
+def _cache(request: Request, settings: Settings) -> TtlCache:
+    return per_app(
+        request,
+        "metrics_cache",
+        lambda: TtlCache(
+            settings.metrics_cache_ttl_s,
+            max_bytes=settings.metrics_cache_max_mb << 20,
+            weight=_weight,
+        ),
+    )
 
 
 def _scope(caller: Caller) -> str | None:
@@ -163,7 +244,10 @@ MetricKey = Annotated[
     "/series",
     summary="A metric's last hours, minute by minute, with its baseline and alert line",
     response_model=SeriesPublic,
-    responses=error_responses({404: "No such metric (or not visible to this game)"}),
+    responses={
+        **error_responses({404: "No such metric (or not visible to this game)"}),
+        304: {"description": "Not Modified: the If-None-Match tag is the current series'"},
+    },
 )
 async def metric_series(
     request: Request,
@@ -171,15 +255,16 @@ async def metric_series(
     engine: EngineDep,
     settings: SettingsDep,
     metric: MetricKey,
+    if_none_match: IfNoneMatch = None,
     hours: Annotated[int, Query(ge=1, le=reads.MAX_SERIES_HOURS)] = 24,
     step: Annotated[int, Query(ge=1, le=1440, description="minutes per point (downsampling)")] = 1,
 ) -> Response:
     # The minute just ended: every request of a minute shares one cache key.
     end = datetime.now(UTC).replace(second=0, microsecond=0)
 
-    cache = _cache(request, settings.metrics_cache_ttl_s)
+    cache = _cache(request, settings)
 
-    def compute() -> bytes:
+    def compute() -> Body:
         # Autocommit: the reads open no transaction, so returning the connection to the pool
         # costs no ROLLBACK round trip, and psycopg keeps its prepared statements (a rollback
         # drops them: each read would be parsed and planned again).
@@ -191,11 +276,16 @@ async def metric_series(
         head = SeriesHead(
             metric=_public(entry), start=end - timedelta(hours=hours), end=end, step_minutes=step
         ).model_dump_json()
-        return b"".join((head[:-1].encode(), b',"points":', points, b"}"))
+        body = b"".join((head[:-1].encode(), b',"points":', points, b"}"))
+        return Body(body, content_tag(body))
 
     key = ("series", metric, hours, step, end, _scope(caller))
-    body = await run_in_threadpool(cache.get_or_compute, key, compute)
-    return Response(content=body, media_type="application/json")
+    answer = cache.peek(key) or await run_in_threadpool(cache.get_or_compute, key, compute)
+    # A viewer polling the same minute revalidates: 304, no body (the tag is the bytes').
+    headers = {"ETag": answer.etag, "Cache-Control": "private, no-cache"}
+    if tag_matches(if_none_match, answer.etag):
+        return Response(status_code=304, headers=headers)
+    return Response(content=answer.json, media_type="application/json", headers=headers)
 
 
 class RankedPublic(BaseModel):
@@ -247,8 +337,8 @@ async def metric_ranking(
         )
 
     key = ("ranking", by, window_minutes, limit, end, _scope(caller))
-    cache = _cache(request, settings.metrics_cache_ttl_s)
-    return await run_in_threadpool(cache.get_or_compute, key, compute)
+    cache = _cache(request, settings)
+    return cache.peek(key) or await run_in_threadpool(cache.get_or_compute, key, compute)
 
 
 class AlertPublic(BaseModel):

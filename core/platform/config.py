@@ -888,6 +888,9 @@ class MetricsSettings(_Base):
     metrics_cache_ttl_s: float = Field(
         default=10.0, ge=0, description="API cache of series and rankings (samples are per minute)"
     )
+    metrics_cache_max_mb: int = Field(
+        default=64, ge=1, description="that cache's bound per API process, in MB of JSON"
+    )
     alertmanager_url: str | None = Field(
         default=None, description="Alertmanager's API; default the local one"
     )

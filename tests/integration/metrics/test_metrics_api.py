@@ -276,3 +276,30 @@ def test_a_metric_looked_up_in_vain_is_served_once_it_exists(
     after = client.get("/v1/metrics/series", params={"metric": key}, headers=user)
     assert after.status_code == 200, after.text
     assert after.json()["metric"]["key"] == key and after.json()["points"] == []
+
+
+def test_a_viewer_holding_the_current_series_gets_a_304(
+    client: TestClient, user: dict[str, str], db_engine: Engine
+) -> None:
+    metric_id, key = new_metric(db_engine)
+    store_samples(db_engine, metric_id, [(minute_start(m), float(m)) for m in range(30, 0, -1)])
+    first = client.get("/v1/metrics/series", params={"metric": key}, headers=user)
+    assert first.status_code == 200, first.text
+    tag = first.headers["etag"]
+    assert tag.startswith('"') and first.headers["cache-control"] == "private, no-cache"
+
+    again = client.get(
+        "/v1/metrics/series", params={"metric": key}, headers={**user, "If-None-Match": tag}
+    )
+    if again.status_code == 200:  # the minute turned between the two reads: a new series
+        assert again.headers["etag"] != tag
+        return
+    assert again.status_code == 304 and again.content == b""
+    assert again.headers["etag"] == tag
+    other = client.get(
+        "/v1/metrics/series",
+        params={"metric": key, "step": 5},  # another answer: its own tag, sent in full
+        headers={**user, "If-None-Match": f'W/"x", {tag}'},
+    )
+    assert other.status_code == 200 and other.headers["etag"] != tag
+    assert other.json()["step_minutes"] == 5
