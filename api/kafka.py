@@ -25,7 +25,6 @@ from api.deps import SettingsDep, per_app
 from api.errors import error_responses
 from core.platform.config import Settings, get_settings
 from core.platform.errors import Unavailable
-from core.platform.kafka_batches import partition_for as partition_for  # re-exported
 from core.platform.kafka_batches import queue_batches
 from core.platform.kafka_security import aiokafka_options
 from core.platform.observability import REQUEST_ID_HEADER, request_id_var

@@ -12,9 +12,9 @@ import pytest
 from aiokafka.partitioner import DefaultPartitioner
 from kafka.partitioner.default import murmur2 as kafka_python_murmur2
 
-from api.kafka import partition_for
 from api.routes.events import Stamper, _valid_batch
 from core.events.contracts import IncomingGameEvent
+from core.platform.kafka_batches import partition_for
 
 GAME = "tri"
 EVENT_ID = "6F1C1F7E-3D0E-4B8E-9C39-2F0F9A3C1A11"  # upper case: the value has it in lower case
