@@ -5,6 +5,13 @@ suggested EIP-1559 fees, and the transactions and receipts that track a submitte
 A simulation of several transactions in a row (approvals, then the action) is one
 ``eth_simulateV1`` request, each call seeing the state the previous ones left; a node
 without that method simulates the last call alone with ``eth_call``.
+
+Gas depends on when the transaction is mined, not only on what it does: a vault's reward
+accounting writes nothing when no second has passed since its last update and five storage
+slots when one has (one of them from zero, 20,000 gas), so a stake simulated in the block of
+the last update needs 90k and the same stake mined five seconds later 138k (measured on
+anvil). Each simulation therefore runs twice, in the next block and in a block
+:data:`LATER_S` later (``blockOverrides.time``), and each call gets the larger gas.
 """
 
 from __future__ import annotations
@@ -17,8 +24,13 @@ import httpx
 
 from core.platform.errors import Unavailable
 
-GAS_MARGIN = 1.25  # a block's timestamp can differ from the simulation's: pad the estimate
+# The receipt's gas is after the refund, which is at most a fifth of the gas spent: x 1.25
+# gives the limit the spending needs, the pad the 63/64 kept back at each inner call.
+GAS_MARGIN = 1.25
 GAS_PAD = 25_000
+# A wallet signs within minutes: the simulation is also run this far in the future, so that
+# state that moves with time (rewards accruing, a period ending) is priced in the gas.
+LATER_S = 120
 
 
 class NodeUnavailable(Unavailable):
@@ -157,27 +169,42 @@ class Node:
     # ---- simulation ----------------------------------------------------------------------
 
     def simulate(self, calls: list[Call]) -> list[Simulated]:
-        """Each call's outcome, run in order on the latest state (approvals before actions)."""
+        """Each call's outcome, run in order on the latest state (approvals before actions),
+        with the larger gas of the next block and of a block :data:`LATER_S` later."""
+        later = int(self.latest_block()["timestamp"], 16) + LATER_S
         if len(calls) > 1:
-            answer = self.request(
-                "eth_simulateV1",
-                [{"blockStateCalls": [{"calls": [c.json() for c in calls]}]}, "latest"],
-            )
-            if "result" in answer:
-                return [
-                    Simulated(
-                        int(r["status"], 16) == 1,
-                        int(r["gasUsed"], 16),
-                        None if int(r["status"], 16) == 1 else (r.get("returnData") or "0x"),
-                    )
-                    for r in answer["result"][0]["calls"]
-                ]
+            now = self._simulate_v1(calls)
+            if now is not None:
+                if all(r.ok for r in now):
+                    return _larger_gas(now, self._simulate_v1(calls, time=later))
+                return now
         try:
             self.eth_call(calls[-1])
         except CallReverted as exc:
             return [Simulated(True, 0, None)] * (len(calls) - 1) + [Simulated(False, 0, exc.data)]
         gas = int(self.result("eth_estimateGas", [calls[-1].json()]), 16)
-        return [Simulated(True, 0, None)] * (len(calls) - 1) + [Simulated(True, gas, None)]
+        last = Simulated(True, gas, None)
+        if len(calls) == 1:  # eth_estimateGas answers for now only: the later block's gas too
+            (last,) = _larger_gas([last], self._simulate_v1(calls, time=later))
+        return [Simulated(True, 0, None)] * (len(calls) - 1) + [last]
+
+    def _simulate_v1(self, calls: list[Call], *, time: int | None = None) -> list[Simulated] | None:
+        """``eth_simulateV1`` of the calls in one block (at ``time`` when given); ``None``
+        when the node has no such method."""
+        block: dict[str, Any] = {"calls": [c.json() for c in calls]}
+        if time is not None:
+            block["blockOverrides"] = {"time": hex(time)}
+        answer = self.request("eth_simulateV1", [{"blockStateCalls": [block]}, "latest"])
+        if "result" not in answer:
+            return None
+        return [
+            Simulated(
+                int(r["status"], 16) == 1,
+                int(r["gasUsed"], 16),
+                None if int(r["status"], 16) == 1 else (r.get("returnData") or "0x"),
+            )
+            for r in answer["result"][0]["calls"]
+        ]
 
     def estimate_gas(self, call: Call) -> int:
         return int(self.result("eth_estimateGas", [call.json()]), 16)
@@ -196,6 +223,17 @@ class Node:
         query = {"fromBlock": hex(from_block), "toBlock": "latest", "address": address}
         logs: list[dict[str, Any]] = self.result("eth_getLogs", [query | {"topics": topics}])
         return logs
+
+
+def _larger_gas(now: list[Simulated], later: list[Simulated] | None) -> list[Simulated]:
+    """``now`` with each call's gas the larger of the two simulations (a call that would
+    revert later keeps its gas of now: it is refused only when it reverts now)."""
+    if later is None or len(later) != len(now):
+        return now
+    return [
+        Simulated(n.ok, max(n.gas_used, x.gas_used) if x.ok else n.gas_used, n.revert_data)
+        for n, x in zip(now, later, strict=True)
+    ]
 
 
 def padded_gas(gas_used: int) -> int:

@@ -265,13 +265,41 @@ def test_stake_tokens_needs_an_approval_and_a_balance(
     assert [a["transaction"]["to"] for a in first["approvals"]] == [world.a.token.address]
     assert "Allow the vault" in first["approvals"][0]["description"]
     done = run(client, node_a.w3, alice, "stake-tokens", amount=str(4 * E18))
-    assert done["status"] == "confirmed"
+    assert done["status"] == "confirmed", done
     assert world.a.vault.functions.tokenStakeOf(alice.account.address).call() == 4 * E18
     refused(
         prepare(client, alice, "unstake-tokens", amount=str(5 * E18)),
         "would_revert",
         "InsufficientStake(requested=5000000000000000000, available=4000000000000000000)",
     )
+
+
+def test_a_stake_mined_a_while_after_it_was_prepared_still_has_the_gas_it_needs(
+    client: TestClient, world: SimpleNamespace, node_a: Node
+) -> None:
+    """Rewards stream while the wallet signs: prepared in the block of the vault's last
+    update (nothing accrued yet, 90k gas), mined a minute later (five slots written, 138k).
+    The prepared gas covers both (CI once saw such a stake fail out of gas)."""
+    alice = world.users["alice"]
+    vault = world.a.vault
+    mint_tokens(world, world.deployer.address, 100 * E18)
+    world.deployer.call(world.a.token.functions.approve(vault.address, 100 * E18))
+    world.deployer.call(vault.functions.notifyRewardAmount(100 * E18, 10_000))
+    mint_tokens(world, alice.account.address, 4 * E18)
+    staked = run(client, node_a.w3, alice, "stake-tokens", amount=str(2 * E18))
+    assert staked["status"] == "confirmed", staked
+    # Prepared right after that stake (the vault's last update is in the latest block).
+    action = prepare(client, alice, "stake-tokens", amount=str(1 * E18)).json()
+    for approval in action["approvals"]:
+        sign_and_send(node_a.w3, alice.account, approval["transaction"])
+    node_a.rpc("evm_increaseTime", [60])  # the wallet signs a minute later
+    tx_hash = sign_and_send(node_a.w3, alice.account, action["transaction"])
+    receipt = node_a.w3.eth.get_transaction_receipt(tx_hash)
+    assert receipt["status"] == 1, (receipt["gasUsed"], action["transaction"]["gas"])
+    submitted = client.post(
+        f"/v1/actions/{action['id']}/submitted", json={"tx_hash": tx_hash}, headers=auth(alice)
+    )
+    assert submitted.json()["status"] == "confirmed", submitted.text
 
 
 def test_list_then_another_user_buys_with_fees_and_royalties_shown(
