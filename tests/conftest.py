@@ -186,3 +186,21 @@ def lake_worker(stack: Stack, db_engine: Engine, kafka: Settings) -> Settings:
     """The Faust worker (scoring agent and the bronze lake sink), as `stride up` runs it."""
     stack.up(["worker"], report=lambda _m: None)
     return stack.settings
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """How `pytest -n N --dist loadgroup` (scripts/test.sh) shares the tests between its
+    workers: a file's tests stay together on one worker, so its module fixtures (an anvil
+    chain, a deployed world, a browser) start once; every file with a test that uses Spark is in
+    one group, so one worker starts the Spark Connect server, not each; and that group, the longest,
+    is handed out first. Each worker has its own private stack (its session fixtures), so
+    nothing else is shared between them. Without xdist the Spark files simply run first."""
+
+    def file_of(item: pytest.Item) -> str:
+        return item.nodeid.split("::", 1)[0]
+
+    spark_files = {file_of(i) for i in items if "spark" in getattr(i, "fixturenames", ())}
+    for item in items:
+        group = "spark" if file_of(item) in spark_files else file_of(item)
+        item.add_marker(pytest.mark.xdist_group(group))
+    items.sort(key=lambda item: file_of(item) not in spark_files)  # stable: files keep order
