@@ -2,8 +2,9 @@
 every in-sync replica before they leave the outbox.
 
 aiokafka on a private event loop in its own thread. Records are grouped by partition (the
-same murmur2 partitioner as ``send``) and handed over as whole batches: one ``send`` per
-record cost ~15 µs of Python per log here, a batch append a few. aiokafka keeps at most one
+same murmur2 partitioner as ``send``) and handed over as whole batches by the platform's one
+plumbing for it, :mod:`core.platform.kafka_batches`: one ``send`` per record cost ~15 µs of
+Python per log here, a batch append a few. aiokafka keeps at most one
 batch in flight per partition, so a retried batch never overtakes the next one and one
 contract's logs (one key, one partition) stay in order. :meth:`KafkaPublisher.start_publish`
 returns at once with a future, so the indexer fetches and commits its next range while the
@@ -16,23 +17,14 @@ import asyncio
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
-from functools import lru_cache
 from typing import Protocol
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.partitioner import DefaultPartitioner
 
 from core.platform.config import KafkaSettings
+from core.platform.kafka_batches import queue_batches
 from core.platform.kafka_security import aiokafka_options
 from core.platform.topics import CHAIN_LOGS
-
-_PARTITIONER = DefaultPartitioner()
-
-
-@lru_cache(maxsize=65536)
-def partition_for(key: bytes, partitions: tuple[int, ...]) -> int:
-    """The partition aiokafka's ``send`` picks for ``key``; cached (keys are contracts)."""
-    return _PARTITIONER(key, list(partitions), list(partitions))
 
 
 class Publisher(Protocol):
@@ -75,24 +67,7 @@ class KafkaPublisher:
             raise
 
     async def _send_all(self, records: Sequence[tuple[bytes, bytes]]) -> None:
-        producer = self._producer
-        partitions = tuple(sorted(await producer.partitions_for(self.topic)))
-        by_partition: dict[int, list[tuple[bytes, bytes]]] = {}
-        for record in records:
-            by_partition.setdefault(partition_for(record[0], partitions), []).append(record)
-        pending = []
-        for partition, items in by_partition.items():
-            batch = producer.create_batch()
-            for key, value in items:
-                if batch.append(key=key, value=value, timestamp=None) is None:  # full
-                    batch.close()
-                    pending.append(
-                        await producer.send_batch(batch, self.topic, partition=partition)
-                    )
-                    batch = producer.create_batch()
-                    batch.append(key=key, value=value, timestamp=None)  # an empty batch takes it
-            batch.close()
-            pending.append(await producer.send_batch(batch, self.topic, partition=partition))
+        pending = await queue_batches(self._producer, self.topic, records)
         await asyncio.wait_for(asyncio.gather(*pending), self.timeout_s)
 
     def start_publish(self, records: Sequence[tuple[bytes, bytes]]) -> Future[None]:
