@@ -188,6 +188,7 @@ def lake_worker(stack: Stack, db_engine: Engine, kafka: Settings) -> Settings:
     return stack.settings
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """How `pytest -n N --dist loadgroup` (scripts/test.sh) shares the tests between its
     workers: a file's tests stay together on one worker, so its module fixtures (an anvil
