@@ -32,7 +32,11 @@ step "Type check (mypy: core/, api/, stride_client/, infra/, chain_writer/, chai
 .venv/bin/mypy
 step "Tests: unit, integration (real PostgreSQL, Kafka, Spark + Delta, anvil), end to end"
 tests=0
-.venv/bin/python -m pytest "$@" || tests=$?
+# Two workers (STRIDE_TEST_WORKERS), one file at a time each, every Spark test on one of them
+# (tests/conftest.py); each worker starts its own private stack.
+workers=${STRIDE_TEST_WORKERS:-2}
+note "pytest on $workers workers (-n $workers --dist loadfile)"
+.venv/bin/python -m pytest -n "$workers" --dist loadfile --no-loadscope-reorder "$@" || tests=$?
 step "Infrastructure checks (started in the background at step $INFRA_STEP)"
 infra=0
 wait "$INFRA_PID" || infra=$?

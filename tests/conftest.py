@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -188,20 +189,43 @@ def lake_worker(stack: Stack, db_engine: Engine, kafka: Settings) -> Settings:
     return stack.settings
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+# `scripts/test.sh` runs `pytest -n 2 --dist loadfile --no-loadscope-reorder`: one file's
+# tests on one worker (its module fixtures, an anvil chain or a browser, start once), each
+# worker with a private stack of its own (its session fixtures: nothing else is shared).
+# The Spark tests all live here and share one worker, so one Spark Connect server starts.
+SPARK_TESTS = "tests/integration/lake/"
+# The order work is handed out in: the Spark group (the longest), the whole flows, the
+# services, then the unit files, so the run ends on short files that balance the workers.
+_FIRST = (SPARK_TESTS, "tests/e2e/", "tests/integration/", "tests/contracts/", "tests/")
+
+
+def _rank(nodeid: str) -> int:
+    return next(i for i, prefix in enumerate(_FIRST) if nodeid.startswith(prefix))
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """How `pytest -n N --dist loadgroup` (scripts/test.sh) shares the tests between its
-    workers: a file's tests stay together on one worker, so its module fixtures (an anvil
-    chain, a deployed world, a browser) start once; every file with a test that uses Spark is in
-    one group, so one worker starts the Spark Connect server, not each; and that group, the longest,
-    is handed out first. Each worker has its own private stack (its session fixtures), so
-    nothing else is shared between them. Without xdist the Spark files simply run first."""
+    """The order above (stable: a file's tests keep theirs). Without xdist it only changes
+    which files run first."""
+    strays = [
+        i.nodeid
+        for i in items
+        if "spark" in getattr(i, "fixturenames", ()) and not i.nodeid.startswith(SPARK_TESTS)
+    ]
+    if strays:  # each such file would start a Spark server of its own on its worker
+        raise pytest.UsageError(f"tests using the spark fixture live in {SPARK_TESTS}: {strays}")
+    items.sort(key=lambda item: _rank(item.nodeid))
 
-    def file_of(item: pytest.Item) -> str:
-        return item.nodeid.split("::", 1)[0]
 
-    spark_files = {file_of(i) for i in items if "spark" in getattr(i, "fixturenames", ())}
-    for item in items:
-        group = "spark" if file_of(item) in spark_files else file_of(item)
-        item.add_marker(pytest.mark.xdist_group(group))
-    items.sort(key=lambda item: file_of(item) not in spark_files)  # stable: files keep order
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadfile`` with the Spark tests' files as one unit (xdist's own grouping
+    marks, ``--dist loadgroup``, do not take with pytest 9: it sets a node id attribute that
+    pytest no longer reads)."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class FilesWithSparkTogether(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return SPARK_TESTS if nodeid.startswith(SPARK_TESTS) else super()._split_scope(nodeid)
+
+    return FilesWithSparkTogether(config, log)
