@@ -82,8 +82,9 @@ class _Judged(NamedTuple):
 def _judged(conn: Connection, metric: CatalogEntry, end: datetime, hours: int) -> _Judged:
     """The rows straight from psycopg, binary, as plain tuples, by a prepared statement
     (SQLAlchemy's rows cost 2.7 ms per read and their attribute access 3.7 ms more in the
-    baseline's pass, against 1.2 and 0.6 ms as psycopg's named tuples of datetimes, and less
-    again as tuples of epoch seconds: docs/metrics.md), and the rule's baselines."""
+    baseline's pass, against 1.2 and 0.6 ms as psycopg's named tuples of datetimes; as
+    tuples of epoch seconds the fetch is 0.18 ms against 0.68, CPU p50, load average 8.4:
+    docs/metrics.md, "Series miss, round 4"), and the rule's baselines."""
     sql, params = series_query(metric, end, hours)
     driver = conn.connection.driver_connection
     with driver.cursor() as cursor:  # type: ignore[union-attr]
