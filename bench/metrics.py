@@ -189,16 +189,89 @@ def start_api(checkout: Path, port: int) -> object:
         time.sleep(0.1)  # waiting for uvicorn's readiness, bounded by the deadline
 
 
+class LastByteResponse:
+    """What :class:`LastByteClient` read: status, headers (lower-case names), body."""
+
+    def __init__(self, status_code: int, headers: dict[str, str], content: bytes) -> None:
+        self.status_code, self.headers, self.content = status_code, headers, content
+
+    @property
+    def text(self) -> str:
+        return self.content.decode(errors="replace")
+
+    def json(self) -> object:
+        return json.loads(self.content)
+
+
+class LastByteClient:
+    """GET over one keep-alive HTTP/1.1 connection (``TCP_NODELAY``), reading the answer as
+    fast as the socket gives it, as nginx in front of the API does: the time measured is to
+    the body's last byte, with no client library's work in it. httpx, used until
+    2026-12-02, spent ~1.4 ms of the bench's CPU per 155 kB answer (~0.7 ms per request
+    without a body) and read 64 KiB at a time, so the server's write waited for it: a cache
+    hit measured 6.6-8.6 ms p50 through httpx and 0.4-1.0 ms this way, the API's CPU per hit
+    1.1-1.5 ms against 0.4-0.6 ms (same API, same run, load average 13.5; docs/metrics.md,
+    "Series miss, round 4"). Not a general client: answers must carry Content-Length (the
+    API's do) or be a 304."""
+
+    def __init__(self, port: int, headers: dict[str, str]) -> None:
+        import socket
+
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.headers = headers
+        self.buffer = b""
+
+    def get(
+        self, path: str, params: dict[str, str] | None = None, headers: dict[str, str] | None = None
+    ) -> LastByteResponse:
+        from urllib.parse import urlencode
+
+        target = f"{path}?{urlencode(params)}" if params else path
+        lines = [f"GET {target} HTTP/1.1", "Host: 127.0.0.1"]
+        lines += [f"{k}: {v}" for k, v in {**self.headers, **(headers or {})}.items()]
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        while b"\r\n\r\n" not in self.buffer:
+            self._recv()
+        head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
+        status_line, *fields = head.decode("latin-1").split("\r\n")
+        status = int(status_line.split()[1])
+        found = {k.strip().lower(): v.strip() for k, v in (f.split(":", 1) for f in fields)}
+        length = 0 if status == 304 else int(found["content-length"])
+        while len(self.buffer) < length:
+            self._recv()
+        body, self.buffer = self.buffer[:length], self.buffer[length:]
+        return LastByteResponse(status, found, body)
+
+    def _recv(self) -> None:
+        chunk = self.sock.recv(1 << 20)
+        if not chunk:
+            raise ConnectionError("the API closed the connection")
+        self.buffer += chunk
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def api_stack(pid: int) -> str:
+    """The event loop and HTTP parser a running uvicorn loaded (``/proc/PID/maps``): uvicorn
+    picks uvloop and httptools when they are installed (``--loop auto --http auto``, as
+    ``stride up`` runs it), the pure-Python asyncio and h11 otherwise."""
+    maps = Path(f"/proc/{pid}/maps").read_text()
+    loop = "uvloop" if "/uvloop/" in maps else "asyncio"
+    http = "httptools" if "/httptools/" in maps else "h11"
+    return f"{loop}+{http}"
+
+
 def time_http(
     keys: list[str], end: datetime, args: argparse.Namespace
-) -> dict[str, dict[str, float]]:
+) -> dict[str, dict[str, object]]:
     """Through a real API (uvicorn, one worker, HTTP on loopback, a bearer token): GET
     /v1/metrics/series of a random metric (each metric once: no cache hit), and, in the
-    same loop, GET /health, the machine's own floor. With ``--compare-with CHECKOUT``
+    same loop, GET /health, the machine's own floor; each timed to the body's last byte
+    (:class:`LastByteClient`; checking the answer is not timed). With ``--compare-with CHECKOUT``
     that checkout's API serves beside this one, its reads interleaved with these."""
     import uuid
-
-    import httpx
 
     from cli.stack import free_port
     from core.identity.app_users import create_app_user
@@ -215,10 +288,9 @@ def time_http(
     processes = {name: start_api(checkout, ports[name]) for name, checkout in apis.items()}
     timings: dict[str, list[float]] = {name: [] for name in apis} | {"health": []}
     try:
-        clients = {
-            name: httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers)
-            for name, port in ports.items()
-        }
+        clients = {name: LastByteClient(port, headers) for name, port in ports.items()}
+        stacks = {name: api_stack(p.pid) for name, p in processes.items()}  # type: ignore[attr-defined]
+        print(f"the APIs run on {stacks}", flush=True)
         picked = random.sample(keys, min(len(keys), args.series))
         warm = picked[:20]  # a few reads first: connections open, statements prepared
         cpu = {name: 0.0 for name in apis}
@@ -259,14 +331,17 @@ def time_http(
                 timings[name].append((time.perf_counter() - t) * 1000)
                 assert response.status_code in (200, 304), response.text
     finally:
+        for client in locals().get("clients", {}).values():
+            client.close()
         for process in processes.values():
             process.terminate()  # type: ignore[attr-defined]
             process.wait(timeout=30)  # type: ignore[attr-defined]
-    out: dict[str, dict[str, float]] = {
+    out: dict[str, dict[str, object]] = {
         name: _percentiles(values) | {"reads": len(values)} for name, values in timings.items()
     }
     for name, value in cpu_per_read.items():
         out[name]["api_cpu_ms_per_read_incl_health"] = value
+        out[name]["loop_http"] = stacks[name]
     return out
 
 

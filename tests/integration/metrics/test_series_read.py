@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from pydantic_core import to_json
 from sqlalchemy.engine import Engine
 
 from core.metrics import reads
@@ -54,7 +55,25 @@ def test_the_baseline_is_the_rules_trailing_mean(
 
     with db_engine.connect() as conn:
         got = reads.series(conn, entry, end, HOURS)
-        sent = json.loads(reads.series_json(conn, entry, end, HOURS))
+        raw = reads.series_json(conn, entry, end, HOURS)
+        assert metric_by_key(conn, "no.such/metric") is None
+    sent = json.loads(raw)
+    # Byte for byte what to_json writes for one dict per point (as the route did before the
+    # points were written from cached heads).
+    assert raw == to_json(
+        [
+            {
+                "minute": p.minute.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "value": p.value,
+                "min": p.min,
+                "max": p.max,
+                "count": p.count,
+                "baseline": p.baseline,
+                "threshold": p.threshold,
+            }
+            for p in got
+        ]
+    )
     assert [(p.minute, p.value, p.min, p.max, p.count) for p in got] == [
         (p.minute, p.value, p.value, p.value, 1) for p, _ in expected
     ]
