@@ -405,7 +405,8 @@ class _StartTags:
 
     def start(self, tag: str, attrib: dict[str, str]) -> None:
         if tag == "Record":
-            self.records.append(attrib)
+            # lxml hands a tag without attributes an immutable empty mapping, not a dict
+            self.records.append(attrib or {})
         elif not self.seen_root:
             self.seen_root = True
             if tag != "HealthData":
