@@ -168,6 +168,13 @@ fn decode(raw: &[u8]) -> R<Vec<u8>> {
                 if !xml_char(ch) {
                     return Err(Fail::Bail);
                 }
+                if ch == '&' as u32 {
+                    // libxml2 without entity substitution (lxml's resolve_entities=False)
+                    // keeps an escaped ampersand as the text "&#38;"
+                    out.extend_from_slice(b"&#38;");
+                    i = semi + 1;
+                    continue;
+                }
                 let ch = char::from_u32(ch).ok_or(Fail::Bail)?;
                 let mut tmp = [0u8; 4];
                 out.extend_from_slice(ch.encode_utf8(&mut tmp).as_bytes());

@@ -309,3 +309,21 @@ def test_a_bad_record_after_many_chunks_keeps_the_rows_before_it(
         assert native == outcome(path, native=False)
         assert native[2] is not None and "Record #" in native[2]
         assert native[0], "rows of earlier chunks come before the error"
+
+
+def test_the_image_builds_with_the_locked_maturin() -> None:
+    """The Dockerfile's build requirements are requirements.lock's maturin pin and hashes."""
+    root = Path(__file__).resolve().parents[3]
+
+    def maturin(text: str) -> list[str]:
+        lines = text.splitlines()
+        start = next(i for i, line in enumerate(lines) if line.startswith("maturin=="))
+        block = [lines[start]]
+        for line in lines[start + 1 :]:
+            if not line.startswith("    --hash="):
+                break
+            block.append(line)
+        return block
+
+    built = (root / "native" / "stride_native" / "build-requirements.txt").read_text()
+    assert maturin(built) == maturin((root / "requirements.lock").read_text())
