@@ -201,9 +201,7 @@ def iterparse_pass(path: Path, event: str) -> tuple[float, int]:
     return time.process_time() - started, records
 
 
-def our_pass(
-    path: Path, *, rows: bool, native: bool = False
-) -> tuple[float, int, dict[str, int]]:
+def our_pass(path: Path, *, rows: bool, native: bool = False) -> tuple[float, int, dict[str, int]]:
     """CPU seconds of our parse (rows or models; the Python or the compiled tokenizer),
     the samples and the skip counts."""
     samples = 0

@@ -587,7 +587,7 @@ class WearableSettings(_Base):
     wearable_produce_chunk: int = Field(default=5000, ge=1, description="samples per produce call")
     wearables_native: Literal["auto", "on", "off"] = Field(
         default="auto",
-        description="Apple Health tokenizer: compiled stride_native if built (auto), required, or not",
+        description="Apple Health tokenizer: compiled (auto: when built, on: required) or off",
     )
 
 

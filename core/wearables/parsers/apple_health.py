@@ -262,7 +262,9 @@ def _native_rows(path: Path, user_id: str, counts: dict[str, int]) -> Iterator[l
         yield held
 
 
-def _judged(items: list[SampleRow | dict[str, str]], rows: _Rows, latest_s: float) -> list[SampleRow]:
+def _judged(
+    items: list[SampleRow | dict[str, str]], rows: _Rows, latest_s: float
+) -> list[SampleRow]:
     judged: list[SampleRow] = []
     for item in items:
         if type(item) is dict:

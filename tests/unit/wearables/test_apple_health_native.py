@@ -44,7 +44,8 @@ def outcome(path: Path, *, native: bool) -> tuple[list[tuple], dict[str, int], s
 
 @needs_native
 @pytest.mark.parametrize(
-    "name", ["apple_health_export.xml", "apple_health_export_ios16.xml", "apple_health_control_chars.xml"]
+    "name",
+    ["apple_health_export.xml", "apple_health_export_ios16.xml", "apple_health_control_chars.xml"],
 )
 def test_good_exports_are_tokenized_natively_with_the_python_rows(name: str) -> None:
     apple_health.NATIVE_FALLBACKS.clear()
@@ -135,9 +136,25 @@ ODD_DATES = st.sampled_from(
 VALUES = st.one_of(
     st.sampled_from(
         [
-            "62", "4.2", "0", "1e-05", "1.5E+3", "-1", "nan", "inf", "1e999", "1_000", " 5 ", "5.",
-            ".5", "abc", "", "0x10", "HKCategoryValueSleepAnalysisAsleepCore",
-            "HKCategoryValueSleepAnalysisInBed", "HKCategoryValueSleepAnalysisAsleep",
+            "62",
+            "4.2",
+            "0",
+            "1e-05",
+            "1.5E+3",
+            "-1",
+            "nan",
+            "inf",
+            "1e999",
+            "1_000",
+            " 5 ",
+            "5.",
+            ".5",
+            "abc",
+            "",
+            "0x10",
+            "HKCategoryValueSleepAnalysisAsleepCore",
+            "HKCategoryValueSleepAnalysisInBed",
+            "HKCategoryValueSleepAnalysisAsleep",
         ]
     ),
     st.floats(0, 1e6).map(repr),
@@ -178,7 +195,10 @@ def records(draw: st.DrawFn) -> str:
     if kind is not None:
         attributes["type"] = kind
     attributes["sourceName"] = draw(
-        st.one_of(st.sampled_from(["Anna\u2019s Watch", "Health", "Ænne \u00e9 \U0001f3c3"]), TEXT.map(escape))
+        st.one_of(
+            st.sampled_from(["Anna\u2019s Watch", "Health", "Ænne \u00e9 \U0001f3c3"]),
+            TEXT.map(escape),
+        )
     )
     if draw(st.booleans()):
         attributes["device"] = draw(DEVICES)
@@ -200,10 +220,8 @@ def records(draw: st.DrawFn) -> str:
         names = draw(st.permutations(names))
     spacing = draw(st.sampled_from([" ", "\n   ", "\t"]))
     quote = draw(st.sampled_from(['"', '"', "'"]))
-    body = spacing.join(
-        f"{n}={quote}{attributes[n].replace(quote, '&apos;' if quote == chr(39) else '&quot;')}{quote}"
-        for n in names
-    )
+    escaped = "&apos;" if quote == "'" else "&quot;"
+    body = spacing.join(f"{n}={quote}{attributes[n].replace(quote, escaped)}{quote}" for n in names)
     if draw(st.integers(0, 5)) == 0:
         child = '<MetadataEntry key="HKMetadataKeyHeartRateMotionContext" value="1"/>'
         return f" <Record {body}>\n  {child}\n </Record>\n"
@@ -216,7 +234,7 @@ PROLOGS = [
     "",
     '<?xml version="1.0"?>\n<!-- exported by Health -->\n',
     '<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE HealthData [\n<!ELEMENT HealthData ANY>\n'
-    '<!ATTLIST Record type CDATA #REQUIRED>\n]>\n',
+    "<!ATTLIST Record type CDATA #REQUIRED>\n]>\n",
     '<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE HealthData [\n<!ATTLIST VisionPrescription\n'
     "  dateIssued CDATA #REQUIRED\n]>\n",  # iOS 16: an ATTLIST never closed
     '<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE HealthData [\n<!ENTITY e "x">\n]>\n',
@@ -253,7 +271,9 @@ DAMAGE = [
 @st.composite
 def exports(draw: st.DrawFn) -> bytes:
     prolog = draw(st.sampled_from(PROLOGS))
-    root = draw(st.sampled_from(['<HealthData locale="en_US">\n'] * 6 + ["<Other>\n", "<HealthData/>\n"]))
+    root = draw(
+        st.sampled_from(['<HealthData locale="en_US">\n'] * 6 + ["<Other>\n", "<HealthData/>\n"])
+    )
     parts = [prolog, root, ' <ExportDate value="2024-11-05 09:12:44 -0800"/>\n']
     for record in draw(st.lists(records(), max_size=12)):
         parts.append(record)

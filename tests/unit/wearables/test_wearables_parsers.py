@@ -52,6 +52,8 @@ def tokenizer(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     get_settings.cache_clear()
     yield mode
     get_settings.cache_clear()
+
+
 LA = zone("America/Los_Angeles")
 
 
