@@ -4,6 +4,7 @@ the same rows, skip counts and errors, over fixtures and generated exports."""
 from __future__ import annotations
 
 import os
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -159,7 +160,7 @@ VALUES = st.one_of(
     ),
     st.floats(0, 1e6).map(repr),
 )
-UNITS = st.sampled_from(["count", "count/min", "kg", "", "m" * 40, "m" * 41, "µg", "Cal"])
+UNITS = st.sampled_from(["count", "", "m" * 16, "m" * 17, "m" * 40, "µ" * 17])
 TEXT = st.text(
     st.characters(codec="utf-8", exclude_categories=("Cs",), exclude_characters="\r"), max_size=12
 )
@@ -188,10 +189,43 @@ def escape(text: str) -> str:
     )
 
 
+GOOD_VALUES = st.one_of(
+    st.sampled_from(["62", "4.2", "0", "1e-05", "1.5E+3", "5.", ".5", " 5 ", "1_000", "+3"]),
+    st.floats(0, 1e6).map(repr),
+)
+SLEEP_VALUES = st.sampled_from(
+    [
+        "HKCategoryValueSleepAnalysisAsleepCore",
+        "HKCategoryValueSleepAnalysisAsleep",
+        "HKCategoryValueSleepAnalysisInBed",
+        "HKCategoryValueSleepAnalysisAwake",
+    ]
+)
+
+
+def rarely(draw: st.DrawFn, one_in: int) -> bool:
+    """True once in ``one_in`` draws (hypothesis favours an integer range's ends)."""
+    return draw(st.sampled_from([False] * (one_in - 1) + [True]))
+
+
+@st.composite
+def good_interval(draw: st.DrawFn) -> tuple[str, str]:
+    """A start and an end at or after it, both with the same UTC offset, as Apple writes."""
+    start = draw(st.datetimes(datetime(2000, 1, 2), datetime(2025, 12, 31)))
+    start = start.replace(microsecond=0)
+    end = start + timedelta(seconds=draw(st.sampled_from([0, 0, 1, 59, 3600, 86400 * 3])))
+    offset = draw(st.sampled_from(["-0800", "-0700", "+0000", "+0530", "+1345", "-1800"]))
+    return (f"{start:%Y-%m-%d %H:%M:%S} {offset}", f"{end:%Y-%m-%d %H:%M:%S} {offset}")
+
+
 @st.composite
 def records(draw: st.DrawFn) -> str:
+    """Mostly records the parse accepts (or skips); one in 40 has a field drawn from the odd
+    and invalid ones (one refused record refuses the whole export)."""
+    broken = rarely(draw, 40)
     attributes: dict[str, str] = {}
-    kind = draw(st.sampled_from([*TYPES[:6]] * 3 + TYPES[6:] + [None]))
+    kinds = [*TYPES[:6]] * 4 + TYPES[6:]
+    kind = draw(st.sampled_from([*kinds, None] if broken else kinds))
     if kind is not None:
         attributes["type"] = kind
     attributes["sourceName"] = draw(
@@ -202,15 +236,19 @@ def records(draw: st.DrawFn) -> str:
     )
     if draw(st.booleans()):
         attributes["device"] = draw(DEVICES)
-    if draw(st.integers(0, 9)):
-        attributes["unit"] = draw(UNITS)
-    start = draw(st.one_of(GOOD_DATES, GOOD_DATES, GOOD_DATES, ODD_DATES))
-    if draw(st.integers(0, 19)):
-        attributes["startDate"] = start
-    if draw(st.integers(0, 19)):
-        attributes["endDate"] = draw(st.one_of(st.just(start), GOOD_DATES, ODD_DATES))
-    if draw(st.integers(0, 9)):
-        attributes["value"] = draw(VALUES)
+    start, end = draw(good_interval())
+    value = draw(SLEEP_VALUES if kind == TYPES[5] else GOOD_VALUES)
+    attributes |= {
+        "unit": draw(st.sampled_from(["count", "count/min", "kg", "µg", "Cal", "m" * 16]))
+    }
+    attributes |= {"startDate": start, "endDate": end, "value": value}
+    if broken:
+        field = draw(st.sampled_from(["startDate", "endDate", "value", "unit"]))
+        if draw(st.integers(0, 4)) == 0:
+            del attributes[field]
+        else:
+            odd = {"startDate": ODD_DATES, "endDate": ODD_DATES, "value": VALUES, "unit": UNITS}
+            attributes[field] = draw(odd[field])
     if draw(st.integers(0, 4)) == 0:
         attributes[draw(st.sampled_from(["creationDate", "sourceVersion", "x_y.z-1"]))] = escape(
             draw(TEXT)
@@ -270,24 +308,24 @@ DAMAGE = [
 
 @st.composite
 def exports(draw: st.DrawFn) -> bytes:
-    prolog = draw(st.sampled_from(PROLOGS))
+    prolog = draw(st.sampled_from(PROLOGS[:6] * 4 + PROLOGS))  # mostly the good ones
     root = draw(
         st.sampled_from(['<HealthData locale="en_US">\n'] * 6 + ["<Other>\n", "<HealthData/>\n"])
     )
     parts = [prolog, root, ' <ExportDate value="2024-11-05 09:12:44 -0800"/>\n']
-    for record in draw(st.lists(records(), max_size=12)):
+    for record in draw(st.lists(records(), max_size=30)):
         parts.append(record)
-        if draw(st.integers(0, 7)) == 0:
+        if rarely(draw, 50):
             parts.append(draw(st.sampled_from(DAMAGE)))
     if root.endswith("/>\n"):
         parts = [prolog, root]
-    elif draw(st.integers(0, 9)):
+    elif not rarely(draw, 10):
         parts.append("</HealthData>\n" if "HealthData" in root else "</Other>\n")
-    if draw(st.integers(0, 9)) == 0:
+    if rarely(draw, 10):
         parts.append(draw(st.sampled_from(["<!-- after -->\n", "junk", "<HealthData/>"])))
     text = "".join(parts)
     data = text.encode("utf-8", "surrogateescape")
-    if draw(st.integers(0, 9)) == 0:
+    if rarely(draw, 10):
         data = data.replace(b"\n", b"\r\n")
     return data
 
