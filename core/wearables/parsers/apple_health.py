@@ -36,6 +36,12 @@ The bytes the parser sees are sanitized first, in constant time and memory:
   unfinished token each time it is fed, so one 20 MB attribute cost 74 s under the GIL;
   libxml2 keeps the cap too (no record needs more, and it bounds what one tag may hold).
 
+When built, the compiled tokenizer ``stride_native`` (native/stride_native, Rust) takes
+the sanitized bytes instead of libxml2 and yields the same rows, about 5x faster
+(docs/performance.md, section 2): it accepts a strict subset of what libxml2 accepts and
+leaves everything else to the Python parse, which then runs from the start, so errors
+keep their text and line (``STRIDE_WEARABLES_NATIVE`` chooses; see :func:`use_native`).
+
 Rows (:data:`SampleRow`) and the samples built from them skip pydantic's passes (and even
 ``model_construct``'s per-field loop), so every bound of the ``WearableSample`` contract is
 checked here: the user id once per
