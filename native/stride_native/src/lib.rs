@@ -213,7 +213,11 @@ fn start_tag<'a>(b: &'a [u8], i: usize, attrs: &mut Vec<Attr<'a>>) -> R<Option<(
                 if j + 1 >= len {
                     return Ok(None);
                 }
-                return if b[j + 1] == b'>' { Ok(Some((ne, j + 2, true))) } else { Err(Fail::Bail) };
+                return if b[j + 1] == b'>' {
+                    Ok(Some((ne, j + 2, true)))
+                } else {
+                    Err(Fail::Bail)
+                };
             }
             _ => {}
         }
@@ -268,7 +272,11 @@ fn start_tag<'a>(b: &'a [u8], i: usize, attrs: &mut Vec<Attr<'a>>) -> R<Option<(
             k += 1;
         }
         let raw = &b[vs..k];
-        let value = if plain { Cow::Borrowed(raw) } else { Cow::Owned(decode(raw)?) };
+        let value = if plain {
+            Cow::Borrowed(raw)
+        } else {
+            Cow::Owned(decode(raw)?)
+        };
         if attrs.iter().any(|a| a.name == name) {
             return Err(Fail::Bail); // libxml2: "Attribute x redefined"
         }
@@ -324,9 +332,7 @@ fn declaration(b: &[u8]) -> R<Option<usize>> {
         match name {
             b"version" if seen == 0 && value == b"1.0" => seen = 1,
             b"encoding" if seen == 1 && value.eq_ignore_ascii_case(b"utf-8") => seen = 2,
-            b"standalone" if (seen == 1 || seen == 2) && (value == b"yes" || value == b"no") => {
-                seen = 3
-            }
+            b"standalone" if (seen == 1 || seen == 2) && (value == b"yes" || value == b"no") => seen = 3,
             _ => return Err(Fail::Bail),
         }
     }
@@ -358,7 +364,14 @@ fn date_fields(raw: &[u8]) -> Option<(i64, u8, u8, u8, u8, u8, i32)> {
             None
         }
     };
-    for (pos, sep) in [(4, b'-'), (7, b'-'), (10, b' '), (13, b':'), (16, b':'), (19, b' ')] {
+    for (pos, sep) in [
+        (4, b'-'),
+        (7, b'-'),
+        (10, b' '),
+        (13, b':'),
+        (16, b':'),
+        (19, b' '),
+    ] {
         if raw[pos] != sep {
             return None;
         }
@@ -380,11 +393,32 @@ fn date_fields(raw: &[u8]) -> Option<(i64, u8, u8, u8, u8, u8, i32)> {
         return None;
     }
     let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-    let days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    let days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
     if day < 1 || day > days[(month - 1) as usize] {
         return None;
     }
-    Some((year, month as u8, day as u8, hour as u8, minute as u8, second as u8, sign * (oh * 60 + om) as i32))
+    Some((
+        year,
+        month as u8,
+        day as u8,
+        hour as u8,
+        minute as u8,
+        second as u8,
+        sign * (oh * 60 + om) as i32,
+    ))
 }
 
 /// A plain non-negative decimal (`62`, `4.2`, `1.5e-05`) as Python's `float()` reads it
@@ -481,7 +515,9 @@ impl Tokenizer {
         unit_max: usize,
     ) -> PyResult<Self> {
         if types.len() != SLEEP + 1 || metrics.len() != types.len() || prefixes.len() != types.len() {
-            return Err(pyo3::exceptions::PyValueError::new_err("6 types, metrics and prefixes"));
+            return Err(pyo3::exceptions::PyValueError::new_err(
+                "6 types, metrics and prefixes",
+            ));
         }
         Ok(Tokenizer {
             types,
@@ -520,7 +556,12 @@ impl Tokenizer {
 
     /// The next sanitized chunk: `(items, odd)` where items are row tuples in record order
     /// and, if `odd`, some are attribute dicts for Python to judge; `None`: bail.
-    fn feed<'py>(&mut self, py: Python<'py>, chunk: &[u8], latest_s: f64) -> PyResult<Option<(Bound<'py, PyList>, bool)>> {
+    fn feed<'py>(
+        &mut self,
+        py: Python<'py>,
+        chunk: &[u8],
+        latest_s: f64,
+    ) -> PyResult<Option<(Bound<'py, PyList>, bool)>> {
         if self.failed {
             return Ok(None);
         }
@@ -543,15 +584,25 @@ impl Tokenizer {
 
     /// The skip counts (reason, records) since the last call.
     fn take_counts(&mut self) -> Vec<(String, u64)> {
-        self.counts.drain().map(|(k, n)| (String::from_utf8(k).unwrap_or_default(), n)).collect()
+        self.counts
+            .drain()
+            .map(|(k, n)| (String::from_utf8(k).unwrap_or_default(), n))
+            .collect()
     }
 }
 
 impl Tokenizer {
-    fn run<'py>(&mut self, py: Python<'py>, last: bool, latest_s: f64) -> PyResult<Option<(Bound<'py, PyList>, bool)>> {
+    fn run<'py>(
+        &mut self,
+        py: Python<'py>,
+        last: bool,
+        latest_s: f64,
+    ) -> PyResult<Option<(Bound<'py, PyList>, bool)>> {
         let out = PyList::empty(py);
         let mut buf = std::mem::take(&mut self.buf);
-        let result = self.validate(&buf, last).and_then(|_| self.scan(py, &buf, last, &out, latest_s));
+        let result = self
+            .validate(&buf, last)
+            .and_then(|_| self.scan(py, &buf, last, &out, latest_s));
         match result {
             Ok((consumed, odd)) => {
                 buf.drain(..consumed);
@@ -593,7 +644,14 @@ impl Tokenizer {
     }
 
     /// Scans `buf[..validated]`: (bytes consumed, any odd record).
-    fn scan(&mut self, py: Python<'_>, buf: &[u8], last: bool, out: &Bound<'_, PyList>, latest_s: f64) -> R<(usize, bool)> {
+    fn scan(
+        &mut self,
+        py: Python<'_>,
+        buf: &[u8],
+        last: bool,
+        out: &Bound<'_, PyList>,
+        latest_s: f64,
+    ) -> R<(usize, bool)> {
         let b = &buf[..self.validated];
         let len = b.len();
         let mut pos = 0;
@@ -739,7 +797,9 @@ impl Tokenizer {
             self.count(b"apple_health:", kind);
             return Ok(false);
         };
-        let (Some(start), Some(end)) = (start, end) else { return odd(out) };
+        let (Some(start), Some(end)) = (start, end) else {
+            return odd(out);
+        };
         if self.instants.len() >= CACHE_MAX {
             self.instants.clear(); // here: both of this record's instants stay cached
         }
@@ -756,12 +816,18 @@ impl Tokenizer {
                 self.count(b"apple_health:sleep:", category);
                 return Ok(false);
             }
-            (PyFloat::new(py, (end_s - start_s) as f64), self.unit_s.clone_ref(py).into_bound(py))
+            (
+                PyFloat::new(py, (end_s - start_s) as f64),
+                self.unit_s.clone_ref(py).into_bound(py),
+            )
         } else {
-            let Some(unit) = unit.filter(|u| !u.is_empty() && text(u).chars().count() <= self.unit_max) else {
+            let Some(unit) = unit.filter(|u| !u.is_empty() && text(u).chars().count() <= self.unit_max)
+            else {
                 return odd(out);
             };
-            let Some(number) = value.and_then(plain_float) else { return odd(out) };
+            let Some(number) = value.and_then(plain_float) else {
+                return odd(out);
+            };
             if self.units.len() > 1024 {
                 self.units.clear();
             }
@@ -788,7 +854,10 @@ impl Tokenizer {
             if self.devices.len() > 1024 {
                 self.devices.clear();
             }
-            let key = (PyString::new(py, text(source)), device.map(|d| PyString::new(py, text(d))));
+            let key = (
+                PyString::new(py, text(source)),
+                device.map(|d| PyString::new(py, text(d))),
+            );
             let (name, bytes): (Py<PyString>, Vec<u8>) = self.device.bind(py).call1((key,))?.extract()?;
             self.devices.insert(self.device_key.clone(), (name, bytes));
         }
@@ -826,8 +895,11 @@ impl Tokenizer {
             let raw = alloc(tp, 0);
             let obj = Bound::from_owned_ptr_or_err(py, raw)?;
             if ffi::PyObject_GenericSetAttr(obj.as_ptr(), self.name_int.as_ptr(), int.as_ptr()) != 0
-                || ffi::PyObject_GenericSetAttr(obj.as_ptr(), self.name_is_safe.as_ptr(), self.safe_unknown.as_ptr())
-                    != 0
+                || ffi::PyObject_GenericSetAttr(
+                    obj.as_ptr(),
+                    self.name_is_safe.as_ptr(),
+                    self.safe_unknown.as_ptr(),
+                ) != 0
             {
                 return Err(PyErr::fetch(py));
             }
@@ -838,7 +910,9 @@ impl Tokenizer {
     /// The cache key of `raw`'s instant (parsed and cached if new); `None` if it is not
     /// plainly a valid date, for Python to judge.
     fn instant(&mut self, py: Python<'_>, raw: &[u8]) -> PyResult<Option<[u8; 25]>> {
-        let Ok(key) = <[u8; 25]>::try_from(raw) else { return Ok(None) };
+        let Ok(key) = <[u8; 25]>::try_from(raw) else {
+            return Ok(None);
+        };
         if self.instants.contains_key(&key) {
             return Ok(Some(key));
         }
@@ -848,18 +922,40 @@ impl Tokenizer {
         let zone = match self.zones.get(&offset) {
             Some(z) => z.clone_ref(py),
             None => {
-                let z = self.new_timezone.bind(py).call1((offset,))?.downcast_into::<PyTzInfo>()?.unbind();
+                let z = self
+                    .new_timezone
+                    .bind(py)
+                    .call1((offset,))?
+                    .downcast_into::<PyTzInfo>()?
+                    .unbind();
                 self.zones.insert(offset, z.clone_ref(py));
                 z
             }
         };
-        let at = PyDateTime::new(py, year as i32, month, day, hour, minute, second, 0, Some(zone.bind(py)))?;
+        let at = PyDateTime::new(
+            py,
+            year as i32,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+            0,
+            Some(zone.bind(py)),
+        )?;
         let local = days_from_civil(year, month as i64, day as i64) * 86400
             + hour as i64 * 3600
             + minute as i64 * 60
             + second as i64;
         let seconds = local - offset as i64 * 60;
-        self.instants.insert(key, Instant { at: at.unbind(), seconds, key: format!("{seconds}.000|").into_bytes() });
+        self.instants.insert(
+            key,
+            Instant {
+                at: at.unbind(),
+                seconds,
+                key: format!("{seconds}.000|").into_bytes(),
+            },
+        );
         Ok(Some(key))
     }
 }
