@@ -12,6 +12,12 @@
 #   docker buildx imagetools inspect python:3.11-slim-bookworm
 # and replace both halves together (docs/deploy.md, The image).
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:a36c24f9cbdf4fd0f52d67f0823eeac19c2028c637cecc392d97f980d4fec56b
+# The Rust toolchain that builds the compiled Apple Health tokenizer (native/stride_native);
+# only the build stage uses it. Pin it by digest the same way when refreshing the base.
+ARG RUST_IMAGE=rust:1.95-slim-bookworm
+
+# ---- rust: the toolchain, copied into the build stage (nothing of it reaches the image) ----
+FROM ${RUST_IMAGE} AS rust
 
 # ---- build: a virtualenv with the locked dependencies and the stride package -------------
 FROM ${PYTHON_IMAGE} AS build
@@ -31,8 +37,20 @@ ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 COPY requirements-runtime.lock ./
 RUN pip install --no-cache-dir --require-hashes -r requirements-runtime.lock
+# Rust for native/stride_native, built by the locked maturin (removed once it is built).
+COPY --from=rust /usr/local/cargo /usr/local/cargo
+COPY --from=rust /usr/local/rustup /usr/local/rustup
+ENV RUSTUP_HOME=/usr/local/rustup \
+    CARGO_HOME=/usr/local/cargo \
+    PATH=/opt/venv/bin:/usr/local/cargo/bin:$PATH
+COPY native/stride_native/build-requirements.txt ./native/stride_native/
+RUN pip install --no-cache-dir --require-hashes -r native/stride_native/build-requirements.txt
 COPY . .
-RUN pip install --no-cache-dir --no-deps .
+RUN pip install --no-cache-dir --no-deps . \
+    && PYO3_PYTHON=/opt/venv/bin/python pip install --no-cache-dir --no-deps --no-build-isolation \
+       ./native/stride_native \
+    && pip uninstall -y maturin \
+    && python -c "import stride_native"
 
 # ---- runtime: the virtualenv, a non-root user, nothing else ------------------------------
 FROM ${PYTHON_IMAGE} AS runtime
@@ -47,6 +65,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     DAGSTER_HOME=/home/stride/dagster \
     STRIDE_ENV=prod \
+    STRIDE_WEARABLES_NATIVE=on \
     STRIDE_STATE_DIR=/home/stride/state
 USER 10001:10001
 WORKDIR /home/stride

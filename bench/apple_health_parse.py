@@ -8,7 +8,9 @@ file in the same run: a bare expat pass (``pyexpat`` with no handler: the C toke
 alone), expat calling one Python handler per start tag that only counts ``<Record>``, and
 libxml2 (lxml's parser target, what the parser uses) calling the same counting handler:
 the least any parser written in Python pays to see each record. Goal (#19): our parse
->= 50 % of the bare pass's MB/s, peak RSS flat.
+>= 50 % of the bare pass's MB/s, peak RSS flat. When the compiled tokenizer
+(native/stride_native) is built, both forms are timed with it too (``native_*``), over
+the same file in the same run; the default the route uses is the compiled one when built.
 
 ``--alternatives`` also times, in the same run, the other front ends measured for #19:
 expat with ``ordered_attributes``/``specified_attributes``/``buffer_text``, and lxml's
@@ -41,7 +43,11 @@ from xml.parsers import expat
 from lxml import etree
 
 from core.wearables.contracts import ParseError
-from core.wearables.parsers.apple_health import iter_apple_health, iter_apple_health_rows
+from core.wearables.parsers.apple_health import (
+    iter_apple_health,
+    iter_apple_health_rows,
+    native_available,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results" / "apple_health_parse.json"
 HEADER = """<?xml version="1.0" encoding="UTF-8"?>
@@ -195,16 +201,17 @@ def iterparse_pass(path: Path, event: str) -> tuple[float, int]:
     return time.process_time() - started, records
 
 
-def our_pass(path: Path, *, rows: bool) -> tuple[float, int, dict[str, int]]:
-    """CPU seconds of our parse (rows or models), the samples and the skip counts."""
+def our_pass(path: Path, *, rows: bool, native: bool = False) -> tuple[float, int, dict[str, int]]:
+    """CPU seconds of our parse (rows or models; the Python or the compiled tokenizer),
+    the samples and the skip counts."""
     samples = 0
     skipped: dict[str, int] = {}
     started = time.process_time()
     if rows:
-        for chunk in iter_apple_health_rows(path, user_id="bench", skipped=skipped):
+        for chunk in iter_apple_health_rows(path, user_id="bench", skipped=skipped, native=native):
             samples += len(chunk)
     else:
-        for _sample in iter_apple_health(path, user_id="bench", skipped=skipped):
+        for _sample in iter_apple_health(path, user_id="bench", skipped=skipped, native=native):
             samples += 1
     return time.process_time() - started, samples, skipped
 
@@ -234,6 +241,17 @@ def main() -> None:
         rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         rows_cpu, row_count, _ = our_pass(path, rows=True)
         assert row_count == samples, (row_count, samples)
+        native: dict[str, float] = {}
+        if native_available():
+            # The compiled tokenizer (native/stride_native); its peak RSS after the Python
+            # parse's (getrusage keeps the process's peak: it can only show growth).
+            native_cpu, native_samples, native_skipped = our_pass(path, rows=False, native=True)
+            assert (native_samples, native_skipped) == (samples, skipped)
+            native["native_cpu_seconds"] = native_cpu
+            native["native_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            native_rows_cpu, native_samples, _ = our_pass(path, rows=True, native=True)
+            assert native_samples == samples
+            native["native_rows_cpu_seconds"] = native_rows_cpu
         bare_cpu, _ = expat_pass(path, count_records=False)
         handler_cpu, counted = expat_pass(path, count_records=True)
         assert counted == records, (counted, records)
@@ -267,6 +285,21 @@ def main() -> None:
         "expat_record_handler_mb_per_cpu_s": round(mb / handler_cpu, 1),
         "libxml2_record_handler_mb_per_cpu_s": round(mb / libxml2_cpu, 1),
         **{f"{name}_mb_per_cpu_s": round(mb / c, 1) for name, c in alternatives.items()},
+        **(
+            {
+                "native_mb_per_cpu_s": round(mb / native["native_cpu_seconds"], 1),
+                "native_rows_mb_per_cpu_s": round(mb / native["native_rows_cpu_seconds"], 1),
+                "native_records_per_cpu_s": round(records / native["native_cpu_seconds"]),
+                "native_peak_rss_mb": round(native["native_peak_rss_mb"], 1),
+                "native_ratio_to_bare_expat": round(bare_cpu / native["native_cpu_seconds"], 3),
+                "native_rows_ratio_to_bare_expat": round(
+                    bare_cpu / native["native_rows_cpu_seconds"], 3
+                ),
+                "native_speedup_over_python": round(cpu / native["native_cpu_seconds"], 2),
+            }
+            if native
+            else {"native": "not built (scripts/setup.sh builds native/stride_native)"}
+        ),
         "ratio_to_bare_expat": round(bare_cpu / cpu, 3),
         "rows_ratio_to_bare_expat": round(bare_cpu / rows_cpu, 3),
         "ratio_to_expat_record_handler": round(handler_cpu / cpu, 3),

@@ -77,7 +77,36 @@ install_python() {
   pip_quiet install -q "pip>=25"
   pip_quiet install -q --require-hashes -r requirements.lock
   pip_quiet install -q --no-deps --no-build-isolation -e .
+  install_native
   note "$(.venv/bin/python --version), stride CLI at .venv/bin/stride"
+}
+
+# The compiled Apple Health tokenizer (native/stride_native: Rust with PyO3, built by the
+# locked maturin) into .venv; rebuilt only when its sources change (their hash is kept in
+# .venv). Without cargo the Python tokenizer is used (STRIDE_WEARABLES_NATIVE=auto), except
+# in CI, which tests both.
+NATIVE_SRC=native/stride_native
+install_native() {
+  local stamp=.venv/.stride_native.sha256 sum started=$SECONDS
+  sum=$(cat "$NATIVE_SRC/Cargo.toml" "$NATIVE_SRC/Cargo.lock" "$NATIVE_SRC/pyproject.toml" \
+    "$NATIVE_SRC"/src/*.rs | sha256sum | cut -d' ' -f1)
+  if [ "$(cat "$stamp" 2>/dev/null)" = "$sum" ] && .venv/bin/python -c "import stride_native" 2>/dev/null; then
+    note "native Apple Health tokenizer up to date (stride_native; sources unchanged)"
+    return
+  fi
+  if ! command -v cargo >/dev/null; then
+    [ -z "${CI:-}" ] || need "Rust (cargo) not found" "install Rust 1.74 or newer: CI tests the compiled tokenizer"
+    note "cargo not found: the Apple Health parse uses its Python tokenizer (install Rust, re-run to build it)"
+    return
+  fi
+  note "building the native Apple Health tokenizer (Rust, ~1-3 min the first time: cargo fetches and compiles its crates; seconds when unchanged)"
+  rm -f "$stamp"
+  # maturin's build hook runs the maturin command: .venv/bin goes first on PATH
+  PATH="$PWD/.venv/bin:$PATH" PYO3_PYTHON="$PWD/.venv/bin/python" \
+    pip_quiet install -q --no-deps --no-build-isolation "./$NATIVE_SRC"
+  .venv/bin/python -c "import stride_native" || need "stride_native was built but does not import" "see the pip output above"
+  echo "$sum" >"$stamp"
+  note "stride_native $(.venv/bin/python -c 'import stride_native; print(stride_native.__version__)') installed in $((SECONDS - started)) s"
 }
 
 install_contract_toolchain() {

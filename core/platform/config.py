@@ -585,6 +585,10 @@ class WearableSettings(_Base):
     wearable_max_upload_bytes: int = Field(default=1 << 30, ge=1, description="Apple Health/audio")
     wearable_max_json_bytes: int = Field(default=20 << 20, ge=1, description="Fitbit/Oura bodies")
     wearable_produce_chunk: int = Field(default=5000, ge=1, description="samples per produce call")
+    wearables_native: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="Apple Health tokenizer: compiled (auto: when built, on: required) or off",
+    )
 
 
 class ChainSettings(_Base):

@@ -36,6 +36,12 @@ The bytes the parser sees are sanitized first, in constant time and memory:
   unfinished token each time it is fed, so one 20 MB attribute cost 74 s under the GIL;
   libxml2 keeps the cap too (no record needs more, and it bounds what one tag may hold).
 
+When built, the compiled tokenizer ``stride_native`` (native/stride_native, Rust) takes
+the sanitized bytes instead of libxml2 and yields the same rows, about 5x faster
+(docs/performance.md, section 2): it accepts a strict subset of what libxml2 accepts and
+leaves everything else to the Python parse, which then runs from the start, so errors
+keep their text and line (``STRIDE_WEARABLES_NATIVE`` chooses; see :func:`use_native`).
+
 Rows (:data:`SampleRow`) and the samples built from them skip pydantic's passes (and even
 ``model_construct``'s per-field loop), so every bound of the ``WearableSample`` contract is
 checked here: the user id once per
@@ -47,6 +53,7 @@ line), and the device name, which is cut to ``DEVICE_MAX_LENGTH`` characters end
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import time
 import uuid
@@ -63,6 +70,7 @@ from pydantic import BaseModel
 
 from core.identity.ids import USER_ID_PATTERN
 from core.platform.clock import DEFAULT_WINDOW
+from core.platform.config import get_settings
 from core.wearables.contracts import (
     DEVICE_MAX_LENGTH,
     SAMPLE_NAMESPACE,
@@ -109,6 +117,14 @@ _SPACES = frozenset(b" \t\r\n")
 _DOCTYPE_END = re.compile(rb"\]\s*>")
 _ENCODING = re.compile(rb"<\?xml[^>]*?\sencoding\s*=\s*[\"']([^\"']*)")
 NEWLINE = b"\n"
+log = logging.getLogger(__name__)
+try:  # the compiled tokenizer (native/stride_native), built by scripts/setup.sh
+    import stride_native as _stride_native
+except ImportError as exc:  # pragma: no cover - depends on the build
+    _stride_native = None
+    _NATIVE_MISSING = f"{type(exc).__name__}: {exc}"
+else:
+    _NATIVE_MISSING = ""
 
 
 class _RecordError(Exception):
@@ -124,16 +140,169 @@ READ_BYTES = 256 * 1024  # per feed: the rows of one chunk are handed on togethe
 
 
 def iter_apple_health_rows(
-    path: Path, *, user_id: str, skipped: dict[str, int] | None = None
+    path: Path,
+    *,
+    user_id: str,
+    skipped: dict[str, int] | None = None,
+    native: bool | None = None,
 ) -> Iterator[list[SampleRow]]:
     """Yield the export's samples as lists of :data:`SampleRow`, one list per chunk read;
     raise :class:`ParseError` with the line.
 
     ``skipped`` (if given) counts records that are valid but not ingested, by reason.
+    ``native``: use the compiled tokenizer (``True``; an error if it is not built), the
+    Python one (``False``), or as ``STRIDE_WEARABLES_NATIVE`` says (``None``). Both yield
+    the same rows and raise the same errors.
     """
     if not _USER_ID.fullmatch(user_id):
         raise ValueError(f"{user_id!r} is not a user id ({USER_ID_PATTERN})")
-    rows = _Rows(user_id, skipped if skipped is not None else {})
+    counts = skipped if skipped is not None else {}
+    if use_native(native):
+        yield from _native_rows(path, user_id, counts)
+    else:
+        yield from _python_rows(path, user_id, counts)
+
+
+def native_available() -> bool:
+    """Whether the compiled tokenizer (``stride_native``) is importable."""
+    return _stride_native is not None
+
+
+_LOGGED: set[bool] = set()
+
+
+def use_native(native: bool | None = None) -> bool:
+    """Whether a parse uses the compiled tokenizer: ``native`` if given, else the setting
+    ``wearables_native`` (auto: when built; on: required; off: never). Logs the choice once."""
+    if native is None:
+        mode = get_settings().wearables_native
+        native = native_available() if mode == "auto" else mode == "on"
+    if native and _stride_native is None:
+        raise RuntimeError(
+            "STRIDE_WEARABLES_NATIVE=on (or native=True) but the compiled Apple Health "
+            f"tokenizer is not importable ({_NATIVE_MISSING}): run scripts/setup.sh"
+        )
+    if native not in _LOGGED:
+        _LOGGED.add(native)
+        if native:
+            log.info("Apple Health parse: the compiled tokenizer (stride_native)")
+        else:
+            reason = f": {_NATIVE_MISSING}" if _NATIVE_MISSING else ""
+            log.info("Apple Health parse: the Python tokenizer (libxml2)%s", reason)
+    return native
+
+
+# Parses the compiled tokenizer left to the Python one, by file name (the tests read it).
+NATIVE_FALLBACKS: dict[str, int] = {}
+
+
+class _Bail(Exception):
+    """The compiled tokenizer met what it leaves to the Python parse."""
+
+
+def _native_rows(path: Path, user_id: str, counts: dict[str, int]) -> Iterator[list[SampleRow]]:
+    """The rows of the compiled tokenizer (stride_native), the Python parse's exactly.
+
+    The tokenizer takes the same sanitized bytes as libxml2, accepts a strict subset of
+    what libxml2 accepts and never reports an error: on anything outside it, or any
+    record the Python row loop refuses, the Python parse runs from the start and its rows
+    are yielded past those already yielded, so errors keep their text, line and the rows
+    before them. A chunk's rows are held until the next chunk went through (the Python
+    parse may count a record straddling two chunks in the earlier one). A record whose
+    fields are not plainly valid comes back as its attribute dict, judged by ``_Rows``.
+    """
+    assert _stride_native is not None
+    snapshot = dict(counts)
+    metrics = [*QUANTITY_TYPES.values(), Metric.sleep]
+    tokenizer = _stride_native.Tokenizer(
+        [kind.encode() for kind in (*QUANTITY_TYPES, SLEEP_TYPE)],
+        metrics,
+        [
+            SAMPLE_NAMESPACE.bytes
+            + f"{user_id}|{WearableSource.apple_health.value}|{m.value}|".encode()
+            for m in metrics
+        ],
+        [value.encode() for value in ASLEEP_VALUES],
+        uuid.UUID,
+        _SAFE_UNKNOWN,
+        _timezone_of,
+        _device,
+        _EARLIEST_S,
+        UNIT_MAX_LENGTH,
+    )
+    pending: dict[str, int] = {}  # skip counts of the chunk not yet handed on
+    rows = _Rows(user_id, pending)  # judges the records left to Python
+    held: list[SampleRow] = []
+    held_counts: dict[str, int] = {}
+    yielded = 0
+    try:
+        with path.open("rb") as raw:
+            source = _Sanitized(raw)
+            while True:
+                chunk = source.read(READ_BYTES)
+                latest_s = time.time() + _MAX_AHEAD_S
+                out = tokenizer.feed(chunk, latest_s) if chunk else tokenizer.close(latest_s)
+                if out is None:
+                    raise _Bail
+                items, odd = out
+                if odd:
+                    items = _judged(items, rows, latest_s)
+                for reason, count in tokenizer.take_counts():
+                    pending[reason] = pending.get(reason, 0) + count
+                _merge(counts, held_counts)
+                if held:
+                    yield held
+                    yielded += len(held)
+                held, held_counts = items, pending
+                pending = rows.counts = {}
+                if not chunk:
+                    break
+    except (_Bail, _BadRecord, ParseError):
+        NATIVE_FALLBACKS[path.name] = NATIVE_FALLBACKS.get(path.name, 0) + 1
+        counts.clear()
+        counts.update(snapshot)
+        yield from _skipping(_python_rows(path, user_id, counts), yielded)
+        return
+    _merge(counts, held_counts)
+    if held:
+        yield held
+
+
+def _judged(
+    items: list[SampleRow | dict[str, str]], rows: _Rows, latest_s: float
+) -> list[SampleRow]:
+    judged: list[SampleRow] = []
+    for item in items:
+        if type(item) is dict:
+            judged.extend(rows.of([item], latest_s))
+        else:
+            judged.append(cast(SampleRow, item))
+    return judged
+
+
+def _merge(counts: dict[str, int], more: dict[str, int]) -> None:
+    for reason, count in more.items():
+        counts[reason] = counts.get(reason, 0) + count
+
+
+def _skipping(chunks: Iterator[list[SampleRow]], skip: int) -> Iterator[list[SampleRow]]:
+    """``chunks`` without their first ``skip`` rows."""
+    for chunk in chunks:
+        if skip:
+            if skip >= len(chunk):
+                skip -= len(chunk)
+                continue
+            chunk, skip = chunk[skip:], 0
+        yield chunk
+
+
+def _timezone_of(minutes: int) -> timezone:
+    return timezone(timedelta(minutes=minutes))
+
+
+def _python_rows(path: Path, user_id: str, counts: dict[str, int]) -> Iterator[list[SampleRow]]:
+    """The rows by libxml2 and the Python row loop (no compiled code of ours)."""
+    rows = _Rows(user_id, counts)
     target = _StartTags()
     parser = etree.XMLParser(
         target=target, resolve_entities=False, no_network=True, huge_tree=False, load_dtd=False
@@ -174,7 +343,11 @@ def iter_apple_health_rows(
 
 
 def iter_apple_health(
-    path: Path, *, user_id: str, skipped: dict[str, int] | None = None
+    path: Path,
+    *,
+    user_id: str,
+    skipped: dict[str, int] | None = None,
+    native: bool | None = None,
 ) -> Iterator[WearableSample]:
     """Yield the samples of the export at ``path``; raise :class:`ParseError` with the line.
 
@@ -190,7 +363,7 @@ def iter_apple_health(
     )
     fields = _SAMPLE_FIELDS
     source = WearableSource.apple_health
-    for rows in iter_apple_health_rows(path, user_id=user_id, skipped=skipped):
+    for rows in iter_apple_health_rows(path, user_id=user_id, skipped=skipped, native=native):
         for sample_id, metric, value, unit, start, end, device in rows:
             # Every field was validated by the parser against the contract's bounds (a
             # unit test checks each sample equals model_validate of its dump): skip
@@ -218,10 +391,11 @@ def iter_apple_health(
             yield sample
 
 
-def parse_apple_health(path: Path, *, user_id: str) -> ParseResult:
+def parse_apple_health(path: Path, *, user_id: str, native: bool | None = None) -> ParseResult:
     """All samples of a (small) export in a list; large ones go through the iterator."""
     result = ParseResult()
-    result.samples.extend(iter_apple_health(path, user_id=user_id, skipped=result.skipped))
+    samples = iter_apple_health(path, user_id=user_id, skipped=result.skipped, native=native)
+    result.samples.extend(samples)
     return result
 
 
@@ -239,7 +413,8 @@ class _StartTags:
 
     def start(self, tag: str, attrib: dict[str, str]) -> None:
         if tag == "Record":
-            self.records.append(attrib)
+            # lxml hands a tag without attributes an immutable empty mapping, not a dict
+            self.records.append(attrib or {})
         elif not self.seen_root:
             self.seen_root = True
             if tag != "HealthData":

@@ -162,7 +162,14 @@ def test_dockerfile_installs_the_hashed_lock_as_a_non_root_user() -> None:
     assert users and users[-1].split(":")[0] not in ("root", "0"), "the image must not run as root"
     base = re.search(r"^ARG PYTHON_IMAGE=(\S+)$", DOCKERFILE.read_text(), re.M)
     assert base and re.fullmatch(r"python:3\.11-slim-bookworm@sha256:[0-9a-f]{64}", base[1])
-    assert all(args.startswith("${PYTHON_IMAGE}") for s in stages for k, args in s if k == "FROM")
+    froms = [args for s in stages for k, args in s if k == "FROM"]
+    # Every stage is the pinned Python base but the Rust toolchain's, which only the build
+    # stage copies from (native/stride_native); nothing of it reaches the image.
+    assert all(f.startswith("${PYTHON_IMAGE}") or f == "${RUST_IMAGE} AS rust" for f in froms)
+    assert froms[-1].startswith("${PYTHON_IMAGE}")
+    assert not any(k == "COPY" and "--from=rust" in args for k, args in final)
+    rust = re.search(r"^ARG RUST_IMAGE=(\S+)$", DOCKERFILE.read_text(), re.M)
+    assert rust and re.fullmatch(r"rust:1\.\d+-slim-bookworm(@sha256:[0-9a-f]{64})?", rust[1])
     assert any(k == "HEALTHCHECK" and "/health" in args for k, args in final)
     assert any(k == "CMD" and "uvicorn api.main:app" in args for k, args in final)
     unknown = sorted({k for k in dockerfile_env(final) if k.startswith(PREFIX)} - SETTINGS_VARS)

@@ -6,11 +6,13 @@ import json
 import struct
 import wave
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
 
 import pytest
 
+from core.platform.config import get_settings
 from core.wearables.contracts import (
     Metric,
     ParseError,
@@ -22,6 +24,7 @@ from core.wearables.parsers.apple_health import (
     READ_BYTES,
     iter_apple_health,
     iter_apple_health_rows,
+    native_available,
     parse_apple_health,
 )
 from core.wearables.parsers.audio import audio_metadata
@@ -30,6 +33,27 @@ from core.wearables.parsers.fitbit import fixed_offset, parse_fitbit
 from core.wearables.parsers.oura import parse_oura
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "wearables"
+
+
+# Every Apple Health test runs over both tokenizers: the Python one (libxml2) and the
+# compiled one (native/stride_native), chosen as in production by STRIDE_WEARABLES_NATIVE.
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "apple_health" in metafunc.function.__name__:
+        metafunc.parametrize("tokenizer", ["python", "native"], indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def tokenizer(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    mode = getattr(request, "param", "default")
+    if mode == "native" and not native_available():
+        pytest.skip("stride_native is not built (scripts/setup.sh builds it)")
+    if mode != "default":
+        monkeypatch.setenv("STRIDE_WEARABLES_NATIVE", "on" if mode == "native" else "off")
+    get_settings.cache_clear()
+    yield mode
+    get_settings.cache_clear()
+
+
 LA = zone("America/Los_Angeles")
 
 
