@@ -94,6 +94,10 @@ install_native() {
     note "native Apple Health tokenizer up to date (stride_native; sources unchanged)"
     return
   fi
+  # rustup's default home, when a non-login shell did not put it on PATH
+  if ! command -v cargo >/dev/null && [ -x "$HOME/.cargo/bin/cargo" ]; then
+    PATH="$HOME/.cargo/bin:$PATH"
+  fi
   if ! command -v cargo >/dev/null; then
     [ -z "${CI:-}" ] || need "Rust (cargo) not found" "install Rust 1.74 or newer: CI tests the compiled tokenizer"
     note "cargo not found: the Apple Health parse uses its Python tokenizer (install Rust, re-run to build it)"
