@@ -195,7 +195,7 @@ def test_one_events_request_id_is_in_the_api_log_and_the_worker_log(
 
 @pytest.mark.usefixtures("worker")
 def test_stride_status_shows_lag_and_errors(
-    stack: Stack, api: httpx.Client, game: GameWithKey
+    stack: Stack, api: httpx.Client, game: GameWithKey, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from cli.monitoring import kafka_details
 
@@ -215,6 +215,11 @@ def test_stride_status_shows_lag_and_errors(
     assert entries["api"]["details"]["5xx"] >= 0
     dead = entries["worker"]["details"]["dead_letters"]
     assert set(dead) == set(DEAD_LETTER_TOPICS)
-    table = CliRunner().invoke(app, ["status", "kafka", "api", "worker"], env={"COLUMNS": "400"})
+    # Wide enough for every consumer group of the session's broker: rich's console took
+    # its width when cli.main was imported (COLUMNS read then), so it is set on it.
+    import cli.main
+
+    monkeypatch.setattr(cli.main.console, "_width", 400)  # restored as it was (None: auto)
+    table = CliRunner().invoke(app, ["status", "kafka", "api", "worker"])
     for shown in ("lag: ", "stride-streams ", "5xx: ", "dead letters: ", "game.events.dlq.v1 "):
         assert shown in table.output, table.output
