@@ -75,7 +75,7 @@ _send_all = send_and_wait  # a module name, so tests can stand in for the broker
 
 @app.agent(battle_requests_topic)
 async def resolve_battles(stream: StreamT) -> None:
-    await pipeline.run(
+    await pipeline.run_coalesced(
         stream,
         ENGINE,
         batch_size=settings.battles_batch_size,
