@@ -55,11 +55,7 @@ def outcome(result: BatchOutcome) -> pipeline.Outcome:
             f"{result.resolved} resolved, {result.rejected} rejected, "
             f"{result.duplicates} already done, {len(result.events)} match results"
         ),
-        publish={
-            GAME_EVENTS: [
-                (e.player_id.encode(), e.model_dump_json().encode()) for e in result.events
-            ]
-        },
+        publish={GAME_EVENTS: result.events},  # already (key, JSON) records
     )
 
 
