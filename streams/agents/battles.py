@@ -6,7 +6,9 @@ reason and the original bytes; each valid batch is resolved and rated in ONE tra
 ``match_result`` events of the batch's resolved battles are then published to
 ``game.events.v1`` (event ids derived from battle and player, so the scoring agent counts a
 replayed battle once), so totals, leaderboards and rewards follow the existing path; only
-then is the batch acked. The ``battles`` worker role's one agent (``streams/__main__.py``):
+then is the batch acked. Batches are group commits (:func:`streams.pipeline.run_coalesced`):
+what queued while a transaction ran is the next transaction, and a batch's publish overlaps
+the next one's write. The ``battles`` worker role's one agent (``streams/__main__.py``):
 its own processes and consumer group.
 """
 
