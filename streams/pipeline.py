@@ -387,8 +387,8 @@ async def run_coalesced(
             if publishing is not None and not publishing.done():
                 publishing.cancel()
 
-    writing = asyncio.ensure_future(writer())
-    try:
+    async def take() -> None:
+        nonlocal waiting
         async for events in stream.take_events(batch_size, within=within_s):
             started, arrived = time.perf_counter(), time.time()
             for event in events:
@@ -400,11 +400,15 @@ async def run_coalesced(
             wake.set()
             if waiting >= limit:
                 room.clear()
-            if not room.is_set():  # the writer is behind: stop taking until it catches up
-                has_room = asyncio.ensure_future(room.wait())
-                await asyncio.wait([has_room, writing], return_when=asyncio.FIRST_COMPLETED)
-                has_room.cancel()
-            if writing.done():
-                writing.result()  # the writer stopped (a bug): the agent stops with it
+                await room.wait()  # the writer is behind: stop taking until it catches up
+
+    writing, taking = asyncio.ensure_future(writer()), asyncio.ensure_future(take())
+    try:
+        done, _pending = await asyncio.wait([writing, taking], return_when=asyncio.FIRST_COMPLETED)
+        if writing in done:
+            writing.result()  # the writer stops only on a bug: the agent stops with it, now
+        taking.result()  # the stream ended (or failed)
     finally:
-        writing.cancel()  # what was not acked is read again by the partition's next owner
+        # what was not acked is read again by the partition's next owner
+        writing.cancel()
+        taking.cancel()

@@ -154,6 +154,7 @@ class _Stream:
     def __init__(self, takes: list[list[SimpleNamespace]], writing: threading.Event) -> None:
         self.takes, self.writing, self.acked = takes, writing, []
         self.total = sum(len(t) for t in takes)
+        self.handed = 0  # takes the agent has taken in (the generator resumed after each)
 
     async def take_events(self, _max: int, within: float):  # type: ignore[no-untyped-def]
         for index, take in enumerate(self.takes):
@@ -161,6 +162,7 @@ class _Stream:
                 while not self.writing.is_set():
                     await asyncio.sleep(0.001)  # until the first write is in its thread
             yield take
+            self.handed = index + 1
         while len(self.acked) < self.total:
             await asyncio.sleep(0.001)  # until the agent acked everything
 
@@ -209,9 +211,8 @@ async def test_run_coalesced_writes_what_queued_behind_a_write_as_one_batch_in_o
     stream = _Stream(takes, writing)
 
     async def releaser() -> None:
-        while not writing.is_set():
-            await asyncio.sleep(0.001)  # until the first write is in its thread
-        await asyncio.sleep(0.05)  # the two takes are queued meanwhile
+        while stream.handed < len(takes):
+            await asyncio.sleep(0.001)  # until the two later takes are queued behind the write
         release.set()
 
     helper = asyncio.ensure_future(releaser())
