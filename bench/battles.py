@@ -59,6 +59,7 @@ from urllib.parse import urlsplit
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS = BENCH_DIR / "results" / "battles.json"
 POLL_S = 0.02
+PHASES = ("engine", "ratings", "throughput", "latency", "matchmaking")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -88,6 +89,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="during the throughput run: py-spy on every battle engine process and"
         " pg_stat_statements in PostgreSQL (PostgreSQL restarted once with the extension)",
+    )
+    parser.add_argument(
+        "--phases",
+        default=",".join(PHASES),
+        help=f"comma-separated, of {','.join(PHASES)} (each phase's figures alone)",
     )
     parser.add_argument("--output", type=Path, default=RESULTS)
     return parser.parse_args(argv)
@@ -197,16 +203,20 @@ class Profile:
 
     def stop(self, battles: int) -> dict[str, Any]:
         leaves: dict[str, int] = {}
+        inclusive: dict[str, int] = {}
         total = 0
         for _pid, out, spy in self.spies:
             spy.send_signal(signal.SIGINT)  # py-spy writes its samples and exits
             spy.wait(timeout=60)
             for line in out.read_text().splitlines() if out.exists() else []:
                 stack, _, count = line.rpartition(" ")
-                leaf = stack.rsplit(";", 1)[-1]
-                leaves[leaf] = leaves.get(leaf, 0) + int(count)
+                frames = stack.split(";")
+                leaves[frames[-1]] = leaves.get(frames[-1], 0) + int(count)
+                for frame in set(frames[1:]):  # the first is the process or thread
+                    inclusive[frame] = inclusive.get(frame, 0) + int(count)
                 total += int(count)
         top = sorted(leaves.items(), key=lambda kv: -kv[1])[:15]
+        within = sorted(inclusive.items(), key=lambda kv: -kv[1])[:40]
         rows = self._pg(
             "SELECT calls, total_exec_time, rows, wal_bytes, left(query, 90)"
             " FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 12"
@@ -214,6 +224,8 @@ class Profile:
         return {
             "py_spy_samples": total,
             "py_spy_top_leaves_pct": {k: round(100 * v / max(total, 1), 1) for k, v in top},
+            # the functions on the stack of most samples (a function and all it called)
+            "py_spy_top_inclusive_pct": {k: round(100 * v / max(total, 1), 1) for k, v in within},
             "pg_statements": [
                 {
                     "calls": calls,
@@ -487,7 +499,44 @@ async def paced(
     return sent, elapsed
 
 
-def latency(base: str, engine: Any, args: argparse.Namespace) -> dict[str, Any]:
+def stage_seconds(settings: Any, agent: str = "battle_engine") -> dict[str, float]:
+    """The stream workers' ``stride_stream_stage_seconds`` of ``agent`` (summed over the
+    records, per stage) and its valid messages, scraped from their /metrics."""
+    import urllib.request
+
+    url = f"http://{settings.metrics_host}:{settings.streams_metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        text = answer.read().decode()
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        if f'agent="{agent}"' not in line or line.startswith("#"):
+            continue
+        name, _, value = line.rpartition(" ")
+        if name.startswith("stride_stream_stage_seconds_total"):
+            found[name.split('stage="')[1].split('"')[0]] = float(value)
+        elif name.startswith("stride_stream_messages_total") and 'outcome="valid"' in name:
+            found["messages"] = float(value)
+    return found
+
+
+def stages_ms(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """Mean milliseconds a battle spent in each stage of the engine agent between two
+    scrapes (:func:`stage_seconds`)."""
+    count = after.get("messages", 0) - before.get("messages", 0)
+    return {
+        stage: round(1000 * (seconds - before.get(stage, 0.0)) / max(count, 1), 1)
+        for stage, seconds in after.items()
+        if stage != "messages"
+    } | {"battles": count}
+
+
+def latency(
+    base: str, engine: Any, args: argparse.Namespace, profile: Profile | None = None
+) -> dict[str, Any]:
+    from bench import cpu
+    from core.platform.config import get_settings
+
+    settings = get_settings()
     game_id, key = new_game("latency")
     rng = random.Random(11)
     poller = Poller(
@@ -508,16 +557,30 @@ def latency(base: str, engine: Any, args: argparse.Namespace) -> dict[str, Any]:
         return [str(item["battle_id"]) for item in json.loads(body)["battles"]]
 
     requests_per_s = max(1, args.rate // per_request)
+    if profile:
+        profile.start()
+    stages_before, cpu_before = stage_seconds(settings), cpu.snapshot()
     sent, elapsed = asyncio.run(paced(base, requests_per_s, args.latency_seconds, send))
     poller.wait_for(set(sent))
+    cpu_seconds = cpu.spent(cpu_before, cpu.snapshot())
+    stages = stages_ms(stages_before, stage_seconds(settings))
     poller.stop()
+    profiled = profile.stop(len(sent)) if profile else None
     latencies = [(poller.seen[b] - t) * 1000 for b, t in sent.items() if b in poller.seen]
     return {
         "battles": len(sent),
         "per_request": per_request,
         "rate_per_s": round(len(sent) / elapsed),
         "seen": len(latencies),
+        "partition": game_partitions([game_id], settings.kafka_topic_partitions).index(1),
         **summary(latencies),
+        # the mean time a battle spent in each stage of the engine agent (streams/pipeline.py)
+        "engine_stages_ms": stages,
+        # from the first POST until the poller saw the last battle resolved (the poller's own
+        # queries count for PostgreSQL)
+        "cpu_us_per_battle": cpu.per_event_us(cpu_seconds, len(sent)),
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        **({"profile": profiled} if profiled else {}),
     }
 
 
@@ -567,6 +630,9 @@ def load() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    phases = set(args.phases.split(","))
+    if unknown := phases - set(PHASES):
+        raise SystemExit(f"unknown phases: {', '.join(sorted(unknown))}")
     load_at_start = [round(x, 2) for x in os.getloadavg()]  # other work skews the figures
     from cli.services import isolated_stack_env
 
@@ -614,26 +680,32 @@ def main(argv: list[str] | None = None) -> int:
         engine = engine_for(settings.db_url, pool_size=4)
         base = settings.api_url
 
-        print("engine alone: 20 batches of 500 duels...")
-        result["engine_alone"] = engine_speed(engine, 20, 500, args.players)
-        print(f"  {result['engine_alone']}  (load {load()})")
+        if "engine" in phases:
+            print("engine alone: 20 batches of 500 duels...")
+            result["engine_alone"] = engine_speed(engine, 20, 500, args.players)
+            print(f"  {result['engine_alone']}  (load {load()})")
 
-        print(f"ratings: {args.ratings} duels, ours and openskill's...")
-        result["ratings"] = rating_speed(args.ratings)
-        print(f"  {result['ratings']}  (load {load()})")
+        if "ratings" in phases:
+            print(f"ratings: {args.ratings} duels, ours and openskill's...")
+            result["ratings"] = rating_speed(args.ratings)
+            print(f"  {result['ratings']}  (load {load()})")
 
-        print(f"throughput: wrk for {args.seconds} s, {args.concurrency} connections...")
-        profile = Profile(state, settings) if args.profile else None
-        result["throughput"] = throughput(base, engine, args, profile)
-        print(f"  {result['throughput']}  (load {load()})")
+        if "throughput" in phases:
+            print(f"throughput: wrk for {args.seconds} s, {args.concurrency} connections...")
+            profile = Profile(state, settings) if args.profile else None
+            result["throughput"] = throughput(base, engine, args, profile)
+            print(f"  {result['throughput']}  (load {load()})")
 
-        print(f"latency: {args.rate} battles/s for {args.latency_seconds} s...")
-        result["latency_at_rate"] = latency(base, engine, args)
-        print(f"  {result['latency_at_rate']}  (load {load()})")
+        if "latency" in phases:
+            print(f"latency: {args.rate} battles/s for {args.latency_seconds} s...")
+            profile = Profile(state, settings) if args.profile else None
+            result["latency_at_rate"] = latency(base, engine, args, profile)
+            print(f"  {result['latency_at_rate']}  (load {load()})")
 
-        print(f"matchmaking: {args.ticket_rate} tickets/s for {args.latency_seconds} s...")
-        result["matchmaking"] = matchmaking(base, engine, args)
-        print(f"  {result['matchmaking']}  (load {load()})")
+        if "matchmaking" in phases:
+            print(f"matchmaking: {args.ticket_rate} tickets/s for {args.latency_seconds} s...")
+            result["matchmaking"] = matchmaking(base, engine, args)
+            print(f"  {result['matchmaking']}  (load {load()})")
     finally:
         stack.down(report=lambda _m: None)
         reset_engines()

@@ -863,7 +863,8 @@ class BattleSettings(_Base):
     battles_batch_size: int = Field(
         default=1000,
         ge=1,
-        description="Battles per engine transaction (at most; a batch closes after BATCH_WITHIN_S)",
+        description="Battles per engine transaction (at most): what queued while the previous "
+        "one was written, in takes of the stream closed after BATCH_WITHIN_S",
     )
     battles_batch_within_s: float = Field(default=0.1, gt=0)
 

@@ -6,7 +6,9 @@ reason and the original bytes; each valid batch is resolved and rated in ONE tra
 ``match_result`` events of the batch's resolved battles are then published to
 ``game.events.v1`` (event ids derived from battle and player, so the scoring agent counts a
 replayed battle once), so totals, leaderboards and rewards follow the existing path; only
-then is the batch acked. The ``battles`` worker role's one agent (``streams/__main__.py``):
+then is the batch acked. Batches are group commits (:func:`streams.pipeline.run_coalesced`):
+what queued while a transaction ran is the next transaction, and a batch's publish overlaps
+the next one's write. The ``battles`` worker role's one agent (``streams/__main__.py``):
 its own processes and consumer group.
 """
 
@@ -55,11 +57,7 @@ def outcome(result: BatchOutcome) -> pipeline.Outcome:
             f"{result.resolved} resolved, {result.rejected} rejected, "
             f"{result.duplicates} already done, {len(result.events)} match results"
         ),
-        publish={
-            GAME_EVENTS: [
-                (e.player_id.encode(), e.model_dump_json().encode()) for e in result.events
-            ]
-        },
+        publish={GAME_EVENTS: result.events},  # already (key, JSON) records
     )
 
 
@@ -75,7 +73,7 @@ _send_all = send_and_wait  # a module name, so tests can stand in for the broker
 
 @app.agent(battle_requests_topic)
 async def resolve_battles(stream: StreamT) -> None:
-    await pipeline.run(
+    await pipeline.run_coalesced(
         stream,
         ENGINE,
         batch_size=settings.battles_batch_size,

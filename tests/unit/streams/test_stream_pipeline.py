@@ -3,6 +3,8 @@ while a dependency is down but a bug stops the agent."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
@@ -143,3 +145,121 @@ async def test_dead_letters_are_counted_per_agent_and_topic() -> None:
     valid, dead = pipeline.decode(NUMBERS, events, datetime.now(UTC))  # type: ignore[arg-type]
     await pipeline.handle(NUMBERS, valid, dead, send)
     assert counted() - before == 2
+
+
+class _Stream:
+    """A stream whose takes are given, recording the acks; a take after the first is handed
+    over once the first write has begun, and the stream ends when every event is acked."""
+
+    def __init__(self, takes: list[list[SimpleNamespace]], writing: threading.Event) -> None:
+        self.takes, self.writing, self.acked = takes, writing, []
+        self.total = sum(len(t) for t in takes)
+        self.handed = 0  # takes the agent has taken in (the generator resumed after each)
+
+    async def take_events(self, _max: int, within: float):  # type: ignore[no-untyped-def]
+        for index, take in enumerate(self.takes):
+            if index == 1:
+                while not self.writing.is_set():
+                    await asyncio.sleep(0.001)  # until the first write is in its thread
+            yield take
+            self.handed = index + 1
+        while len(self.acked) < self.total:
+            await asyncio.sleep(0.001)  # until the agent acked everything
+
+    async def ack(self, event: SimpleNamespace) -> None:
+        self.acked.append(event.message.offset)
+
+
+def _counted_event(value: bytes, offset: int) -> SimpleNamespace:
+    event = _event(value, offset)
+    event.message.incref = lambda: None
+    event.message.headers = None
+    return event
+
+
+@pytest.mark.anyio
+async def test_run_coalesced_writes_what_queued_behind_a_write_as_one_batch_in_order() -> None:
+    writing, release = threading.Event(), threading.Event()
+    written: list[list[int]] = []
+    order: list[str] = []
+
+    def write(valid: list) -> list[int]:
+        values = [c.value for c in valid]
+        written.append(values)
+        if len(written) == 1:
+            writing.set()
+            assert release.wait(5)  # the first write is slow: the next takes queue behind it
+        return values
+
+    async def send(topic: str, records: list) -> None:
+        order.append(f"{topic} {len(records)}")
+
+    coalescing = pipeline.Pipeline(
+        name="coalesced",
+        parse=_parse,
+        write=write,
+        outcome=lambda values: pipeline.Outcome(
+            str(values), publish={"out.v1": [(None, str(v).encode()) for v in values]}
+        ),
+        dead_letter_topic="t.dlq.v1",
+    )
+    takes = [
+        [_counted_event(b"1", 0), _counted_event(b"2", 1)],
+        [_counted_event(b"3", 2), _counted_event(b"x", 3)],
+        [_counted_event(b"4", 4)],
+    ]
+    stream = _Stream(takes, writing)
+
+    async def releaser() -> None:
+        while stream.handed < len(takes):
+            await asyncio.sleep(0.001)  # until the two later takes are queued behind the write
+        release.set()
+
+    helper = asyncio.ensure_future(releaser())
+    await pipeline.run_coalesced(
+        stream,  # type: ignore[arg-type]
+        coalescing,
+        batch_size=10,
+        within_s=0.01,
+        send=lambda: send,
+    )
+    await helper
+    assert written == [[1, 2], [3, 4]]  # the two takes queued behind the first: one write
+    # the dead letter goes before its batch's write; each batch's results after its write
+    assert order == ["out.v1 2", "t.dlq.v1 1", "out.v1 2"] or order == [
+        "t.dlq.v1 1",
+        "out.v1 2",
+        "out.v1 2",
+    ]
+    assert stream.acked == [0, 1, 2, 3, 4]  # in offset order, the dead letter's too
+
+
+@pytest.mark.anyio
+async def test_run_coalesced_stops_on_a_bug_in_the_write() -> None:
+    writing = threading.Event()
+
+    def write(_valid: list) -> int:
+        writing.set()
+        raise RuntimeError("a bug")
+
+    broken = pipeline.Pipeline(
+        name="broken",
+        parse=_parse,
+        write=write,
+        outcome=lambda n: pipeline.Outcome(str(n)),
+        dead_letter_topic=None,
+    )
+    stream = _Stream([[_counted_event(b"1", 0)], [_counted_event(b"2", 1)]], writing)
+
+    async def send(_topic: str, _records: list) -> None:
+        return None
+
+    with pytest.raises(RuntimeError, match="a bug"):
+        await pipeline.run_coalesced(
+            stream,  # type: ignore[arg-type]
+            broken,
+            batch_size=10,
+            within_s=0.01,
+            send=lambda: send,
+        )
+    assert stream.acked == []  # never acked: read again after the fix
