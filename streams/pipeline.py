@@ -169,10 +169,8 @@ def dead_letter(message: Any, reason: str, failed_at: datetime) -> Record:
     return message.key, letter.model_dump_json().encode()
 
 
-async def handle(
-    pipeline: Pipeline[V, R], valid: list[Consumed[V]], dead: list[Record], send: Send
-) -> Outcome:
-    """Steps 2-4 of the module docstring for one decoded batch."""
+async def send_dead_letters(pipeline: Pipeline[V, R], dead: list[Record], send: Send) -> None:
+    """Step 2: the batch's invalid messages to the pipeline's dead-letter topic (or skipped)."""
     topic = pipeline.dead_letter_topic
     if dead and topic:
         await until_done("dead-lettering", lambda: send(topic, dead))
@@ -180,6 +178,37 @@ async def handle(
         log.warning("%s: sent %d invalid messages to %s", pipeline.name, len(dead), topic)
     elif dead:
         log.warning("%s: skipped %d invalid messages", pipeline.name, len(dead))
+
+
+def batch_done(
+    pipeline: Pipeline[V, R],
+    events: Sequence[EventT],
+    valid: int,
+    dead: int,
+    seconds: float,
+    summary: str,
+) -> None:
+    """A durable, acknowledged batch: its metrics and its log line."""
+    BATCH_SECONDS.labels(pipeline.name).observe(seconds)
+    MESSAGES.labels(pipeline.name, "valid").inc(valid)
+    if dead:
+        MESSAGES.labels(pipeline.name, "invalid").inc(dead)
+    ids, more = bounded(request_ids(events), LOGGED_REQUEST_IDS)
+    log.info(
+        "%s: batch of %d in %.0f ms: %s",
+        pipeline.name,
+        len(events),
+        seconds * 1000,
+        summary,
+        extra={"agent": pipeline.name, "request_ids": ids, "more_request_ids": more},
+    )
+
+
+async def handle(
+    pipeline: Pipeline[V, R], valid: list[Consumed[V]], dead: list[Record], send: Send
+) -> Outcome:
+    """Steps 2-4 of the module docstring for one decoded batch."""
+    await send_dead_letters(pipeline, dead, send)
     started = time.perf_counter()
     result = await until_done(
         f"{pipeline.name}: writing the batch", lambda: asyncio.to_thread(pipeline.write, valid)
@@ -217,20 +246,7 @@ async def run(
             await stream.ack(event)
         done = time.perf_counter()
         STAGE_SECONDS.labels(pipeline.name, "ack").inc((done - acking) * len(events))
-        seconds = done - started
-        BATCH_SECONDS.labels(pipeline.name).observe(seconds)
-        MESSAGES.labels(pipeline.name, "valid").inc(len(valid))
-        if dead:
-            MESSAGES.labels(pipeline.name, "invalid").inc(len(dead))
-        ids, more = bounded(request_ids(events), LOGGED_REQUEST_IDS)
-        log.info(
-            "%s: batch of %d in %.0f ms: %s",
-            pipeline.name,
-            len(events),
-            seconds * 1000,
-            outcome.summary,
-            extra={"agent": pipeline.name, "request_ids": ids, "more_request_ids": more},
-        )
+        batch_done(pipeline, events, len(valid), len(dead), done - started, outcome.summary)
 
     try:
         async for events in stream.take_events(batch_size, within=within_s):
@@ -323,20 +339,7 @@ async def run_coalesced(
         STAGE_SECONDS.labels(pipeline.name, "ack").inc((done - published) * len(events))
         valid = sum(len(t.valid) for t in taken)
         dead = sum(len(t.dead) for t in taken)
-        seconds = done - taken[0].started
-        BATCH_SECONDS.labels(pipeline.name).observe(seconds)
-        MESSAGES.labels(pipeline.name, "valid").inc(valid)
-        if dead:
-            MESSAGES.labels(pipeline.name, "invalid").inc(dead)
-        ids, more = bounded(request_ids(events), LOGGED_REQUEST_IDS)
-        log.info(
-            "%s: batch of %d in %.0f ms: %s",
-            pipeline.name,
-            len(events),
-            seconds * 1000,
-            outcome.summary,
-            extra={"agent": pipeline.name, "request_ids": ids, "more_request_ids": more},
-        )
+        batch_done(pipeline, events, valid, dead, done - taken[0].started, outcome.summary)
 
     async def writer() -> None:
         nonlocal waiting
@@ -362,15 +365,7 @@ async def run_coalesced(
                 STAGE_SECONDS.labels(pipeline.name, "previous").inc(
                     sum((start - t.started) * len(t.events) for t in taken)
                 )
-                topic = pipeline.dead_letter_topic
-                if dead and topic:
-                    await until_done("dead-lettering", lambda t=topic, d=dead: send()(t, d))
-                    DEAD_LETTERS.labels(pipeline.name, topic).inc(len(dead))
-                    log.warning(
-                        "%s: sent %d invalid messages to %s", pipeline.name, len(dead), topic
-                    )
-                elif dead:
-                    log.warning("%s: skipped %d invalid messages", pipeline.name, len(dead))
+                await send_dead_letters(pipeline, dead, send())
                 result = await until_done(
                     f"{pipeline.name}: writing the batch",
                     lambda v=valid: asyncio.to_thread(pipeline.write, v),  # type: ignore[misc]
