@@ -136,7 +136,8 @@ def test_a_restart_catches_up_within_the_backfill_and_leaves_older_minutes_as_ga
 ) -> None:
     settings = kafka.model_copy(update={"metrics_backfill_minutes": 3})
     game = add_game(db_engine)
-    last_done = minute_start(10)
+    base = minute_start(0)  # once: every minute below from it (a run may cross a minute)
+    last_done = base - timedelta(minutes=10)
     with db_engine.begin() as conn:
         conn.execute(
             text(
@@ -147,9 +148,10 @@ def test_a_restart_catches_up_within_the_backfill_and_leaves_older_minutes_as_ga
         )
     sampler = Sampler(db_engine, settings, lambda _s: None)  # no Kafka counter: tables only
     sampler.sync_catalog()
-    now = minute_start(0) + timedelta(seconds=30)  # the minute before now is ready
+    now = base + timedelta(seconds=30)  # the minute before now is ready
     assert sampler.run_due(now) == 4  # minutes -4 .. -1 (backfill 3 before the last ready)
     minutes = [m for m, _ in stored(db_engine, f"game.events/{game}")]
-    assert minutes == [minute_start(i) for i in (4, 3, 2, 1)]  # -9 .. -5 are gaps: no rows
+    expected = [base - timedelta(minutes=i) for i in (4, 3, 2, 1)]
+    assert minutes == expected  # -9 .. -5 are gaps: no rows
     assert all(v == 0 for _, v in stored(db_engine, f"game.events/{game}"))  # true zeros
     assert sampler.run_due(now) == 0  # done: a second run samples nothing
