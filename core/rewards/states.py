@@ -48,7 +48,8 @@ def resolution(
 ) -> tuple[RewardStatus, str | None, str | None]:
     """Where a pending command goes next: (status, recipient, reason).
 
-    A mint goes to the player's primary wallet, or waits for one. A burn needs the holder's
+    A mint goes to ``wallet``: the player's primary wallet (or, for the refund of a paid
+    grant, the wallet that signed its burn), or waits for one. A burn needs the holder's
     permit; the holder is whoever signed it (a burn is never taken from a wallet without
     its signature)."""
     if action is RewardAction.mint:

@@ -40,11 +40,15 @@ _PICK_PENDING = text(
         FOR UPDATE SKIP LOCKED
     )
     SELECT p.command_id, p.action, p.game_id, p.player_id, p.amount,
-        w.address AS wallet, a.owner AS authorized_by
+        coalesce(payer.owner, w.address) AS wallet, a.owner AS authorized_by
     FROM picked p
     LEFT JOIN player_links l ON l.game_id = p.game_id AND l.player_id = p.player_id
     LEFT JOIN user_wallets w ON w.user_id = l.user_id AND w.is_primary
     LEFT JOIN burn_authorizations a ON a.command_id = p.command_id AND a.chain_id = :chain
+    -- a refund mint goes back to the wallet that signed its grant's burn, not the primary
+    LEFT JOIN grants g ON g.refund_command_id = p.command_id
+    LEFT JOIN burn_authorizations payer
+        ON payer.command_id = g.reward_command_id AND payer.chain_id = :chain
     """
 )
 
@@ -71,8 +75,9 @@ _UPSERT_EXECUTIONS = text(
 
 
 def resolve_pending(engine: Engine, chain_id: int, limit: int) -> dict[RewardStatus, int]:
-    """Move up to ``limit`` pending commands on (player → user → primary wallet; a burn
-    needs its permit); how many went where."""
+    """Move up to ``limit`` pending commands on (player → user → primary wallet; a refund
+    mint → the wallet that signed the burn it refunds; a burn needs its permit); how many
+    went where."""
     counts: dict[RewardStatus, int] = {}
     with engine.begin() as conn:
         rows = conn.execute(_PICK_PENDING, {"n": limit, "chain": chain_id}).mappings().all()

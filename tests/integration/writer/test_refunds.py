@@ -10,7 +10,9 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from eth_account import Account
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from cli.sweeper import SWEEPS, SweepName, run_pass
@@ -18,7 +20,14 @@ from contracts.deploy import Deployment
 from core.content.inventory import refund_command_id
 from core.platform.config import get_settings
 from tests.integration.content.conftest import make_item, make_pack
-from tests.integration.writer.conftest import MakeWriter, Node, on_chain, run_until, seed_game
+from tests.integration.writer.conftest import (
+    CHAIN,
+    MakeWriter,
+    Node,
+    on_chain,
+    run_until,
+    seed_game,
+)
 from tests.integration.writer.test_paid_packs import (  # the paid packs' API and helpers
     E18,
     _buyer,
@@ -80,3 +89,67 @@ def test_a_paid_grant_that_no_longer_fits_is_refunded_on_chain_once(
     writer.step()
     assert on_chain(node, deployment, [wallet.address]) == {wallet.address: 10 * E18}
     assert buy("crown", "crown-token")["payment_state"] == "refunded"
+
+
+def test_a_refund_goes_back_to_the_wallet_that_paid_not_the_primary_one(
+    api: TestClient,  # noqa: F811 - the fixture imported above
+    node: Node,
+    deployment: Deployment,
+    db_engine: Engine,
+    make_writer: MakeWriter,
+) -> None:
+    """The buyer's earnings are minted to wallet A, A signs the burn, then the user makes a
+    new wallet B primary: the refund mint goes back to A, which paid (with the primary
+    wallet taken for every mint, B would get it)."""
+    writer = make_writer()
+    game_id = seed_game(db_engine, players=1, rewards=0).game_id
+    make_item(db_engine, game_id, "crown", stackable=False)
+    make_pack(db_engine, game_id, "crown", {"crown": 1}, price="4", currency="STRIDE")
+    make_pack(db_engine, game_id, "crown-usd", {"crown": 1})
+    me, payer = _buyer(db_engine, game_id, "hero")
+    _earn(db_engine, game_id, "hero", 10)
+
+    def buy(pack: str, key: str) -> dict:
+        response = api.post(
+            f"/v2/catalog/packs/{pack}/purchase",
+            headers={**me, "Idempotency-Key": key},
+            json={"game_id": game_id},
+        )
+        assert response.status_code in (200, 201), response.text
+        return response.json()
+
+    burn = buy("crown", "crown-token")["burn_command_id"]
+    assert buy("crown-usd", "crown-usd")["payment_state"] is None  # owned now, at its max
+    run_until(writer, lambda: _status(db_engine, burn) == "needs_authorization")
+    assert _sign(api, me, payer, burn).status_code == 202
+    run_until(writer, lambda: _status(db_engine, burn) == "confirmed")
+    assert buy("crown", "crown-token")["payment_state"] == "refund_due"
+
+    primary = Account.create()
+    with db_engine.begin() as conn:
+        user = conn.execute(
+            text("SELECT user_id FROM user_wallets WHERE address = :a"), {"a": payer.address}
+        ).scalar_one()
+        conn.execute(
+            text("UPDATE user_wallets SET is_primary = false WHERE user_id = :u"), {"u": user}
+        )
+        conn.execute(
+            text(
+                "INSERT INTO user_wallets (address, user_id, is_primary, kind, chain_id) "
+                "VALUES (:a, :u, true, 'eoa', :c)"
+            ),
+            {"a": primary.address, "u": user, "c": CHAIN},
+        )
+    assert run_pass(db_engine, get_settings(), SWEEPS[SweepName.refunds]).rows >= 1
+    refund = buy("crown", "crown-token")["refund_command_id"]
+    run_until(writer, lambda: _status(db_engine, refund) == "confirmed")
+
+    assert buy("crown", "crown-token")["payment_state"] == "refunded"
+    balances = on_chain(node, deployment, [payer.address, primary.address])
+    assert balances.get(payer.address) == 10 * E18  # 6 left after the burn, 4 back
+    assert balances.get(primary.address, 0) == 0
+    with db_engine.connect() as conn:
+        recipient = conn.execute(
+            text("SELECT recipient FROM reward_executions WHERE command_id = :c"), {"c": refund}
+        ).scalar_one()
+    assert recipient == payer.address
