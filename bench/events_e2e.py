@@ -15,7 +15,9 @@ request through nginx, at its default limits):
    worker alone (the API idle): events / (last ``processed_at`` - first ``processed_at``).
 
 Prints the figures and writes ``bench/results/events_e2e.json``.
-Run: ``.venv/bin/python -m bench.events_e2e [--events 150000] [--api-workers 2]``
+Run: ``.venv/bin/python -m bench.events_e2e [--events 150000] [--api-workers 2]``;
+``--phases drain --profile --output /tmp/p.json`` runs the drain alone with py-spy on the
+scoring and lake sink processes and ``pg_stat_statements`` (their summary in the JSON).
 """
 
 from __future__ import annotations
