@@ -40,6 +40,8 @@ ADMIN_MAX_BODY_BYTES = 1 << 20
 ERRORS: dict[int, tuple[str, str]] = {
     400: ("bad_request", "malformed HTTP request"),
     408: ("request_timeout", "the request was not sent in time"),
+    404: ("not_found", "no such path"),
+    405: ("method_not_allowed", "this method is not allowed here"),
     413: ("too_large", "request body larger than this path accepts; send less at once"),
     414: ("uri_too_long", "request path and query too long"),
     429: (
@@ -51,8 +53,10 @@ ERRORS: dict[int, tuple[str, str]] = {
     502: ("unavailable", "the API is not answering; retry after Retry-After seconds"),
     503: ("unavailable", "the API is unavailable; retry after Retry-After seconds"),
     504: ("unavailable", "the API did not answer in time"),
+    505: ("http_version_not_supported", "HTTP version not supported; send HTTP/1.1"),
 }
 ALSO_SERVED_AS = {400: (494,)}  # 494: request header too large, answered as 400
+ERROR_PAGES_PREFIX = "/__stride_error/"  # internal locations: a client asking for one gets 404
 
 
 def nginx_binary() -> str | None:
@@ -130,15 +134,20 @@ def _file_limits() -> tuple[int, int]:
 
 
 def error_pages() -> str:
-    """``error_page`` and one named location per status nginx itself may answer."""
+    """``error_page`` and one internal location per status nginx itself may answer.
+
+    The pages are URIs, not named locations: nginx cannot redirect a request whose request
+    line it could not parse (``%00``, a bad escape, ``/../..``, a line over the buffer) to a
+    named location, and answered those with its own HTML 500; a URI it can."""
     lines = []
     for status, (code, detail) in ERRORS.items():
         body = json.dumps({"detail": detail, "code": code, "errors": []})
         if re.search(r"['$\\]", body):  # inside nginx's single quotes, no variables
             raise ValueError(f"nginx cannot return {body} as written")
         statuses = " ".join(str(s) for s in (status, *ALSO_SERVED_AS.get(status, ())))
-        lines.append(f"        error_page {statuses} = @stride_{status};")
-        lines.append(f"        location @stride_{status} {{ return {status} '{body}'; }}")
+        page = f"{ERROR_PAGES_PREFIX}{status}"
+        lines.append(f"        error_page {statuses} {page};")
+        lines.append(f"        location = {page} {{ internal; return {status} '{body}'; }}")
     return "\n".join(lines)
 
 

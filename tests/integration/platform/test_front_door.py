@@ -81,6 +81,31 @@ def nginx_error(status: int) -> dict[str, object]:
     return {"detail": detail, "code": code, "errors": []}
 
 
+@pytest.mark.parametrize(
+    ("request_line", "status"),
+    [
+        (b"GET /v1/leaderboards/%00 HTTP/1.1", 400),
+        (b"GET /v1/%zz HTTP/1.1", 400),
+        (b"GET /../../etc/passwd HTTP/1.1", 400),
+        (b"GET /v1/x\x01y HTTP/1.1", 400),
+        (b"GARBAGE", 400),
+        (b"GET /v1/leaderboards?" + b"a" * 9000 + b" HTTP/1.1", 414),
+        (b"TRACE /v1/leaderboards HTTP/1.1", 405),
+        (b"GET /__stride_error/400 HTTP/1.1", 404),
+    ],
+)
+def test_a_request_nginx_cannot_parse_gets_the_json_error_shape(
+    live_api: str, stack_settings: Settings, request_line: bytes, status: int
+) -> None:
+    """Not nginx's HTML 500: it could not redirect a request without a URI to a named
+    location (``empty URI in redirect to named location``); its error pages are URIs now."""
+    with connect(stack_settings, own_address()) as sock:
+        sock.sendall(request_line + b"\r\nHost: x\r\nConnection: close\r\n\r\n")
+        got, headers, body = response(sock)
+    assert (got, headers["Content-Type"]) == (status, "application/json")
+    assert json.loads(body) == nginx_error(status)
+
+
 # ---- slow clients ----------------------------------------------------------------------
 
 

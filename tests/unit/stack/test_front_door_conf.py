@@ -160,10 +160,14 @@ def test_security_headers_and_no_version(tmp_path: Path) -> None:
 
 def test_nginx_errors_answer_in_the_api_error_shape(tmp_path: Path) -> None:
     conf = render(Settings(state_dir=tmp_path))
-    pages = dict(re.findall(r"error_page ([\d ]+) = @stride_(\d+);", conf))
-    assert {"413", "429", "502", "504", "408"} <= set(pages.values())
+    pages = dict(re.findall(r"error_page ([\d ]+) /__stride_error/(\d+);", conf))
+    assert {"400 494", "405", "408", "413", "429", "502", "504"} <= set(pages)
+    assert all(codes.split()[0] == status for codes, status in pages.items())
+    assert "@stride_" not in conf  # a named location cannot take a request with no URI
     for status, code_name in ((s, c) for s, (c, _d) in proxy.ERRORS.items()):
-        returned = re.search(rf"location @stride_{status} {{ return {status} '(.*)'; }}", conf)
+        returned = re.search(
+            rf"location = /__stride_error/{status} {{ internal; return {status} '(.*)'; }}", conf
+        )
         assert returned, status
         body = json.loads(returned.group(1))
         assert body == {"detail": body["detail"], "code": code_name, "errors": []}
