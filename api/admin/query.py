@@ -37,7 +37,7 @@ import psycopg
 from psycopg import errors as pg_errors
 from pydantic import BaseModel, Field, ValidationError
 from sqladmin import BaseView, expose
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
@@ -77,12 +77,18 @@ LOCK_FUNCTIONS = frozenset(
 LOCK_MESSAGE = (
     "Locks cannot be taken from this page (pg_advisory_lock and the like): it only reads."
 )
+# Functions that change a setting: the page's own limits (its statement timeout) are settings.
+SETTING_FUNCTIONS = frozenset({"set_config"})
+SETTING_MESSAGE = (
+    "Settings cannot be changed from this page (set_config): it only reads, within its limits."
+)
 _DOLLAR_QUOTE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # A value longer than this (as text) arrives as a preview of its first characters.
 CELL_BYTE_LIMIT = 100_000
 CELL_PREVIEW_CHARS = 1000
 FETCH_ROWS = 100  # rows per FETCH at most, fewer for wide rows
+IDLE_IN_TRANSACTION_MS = 60_000  # a download nobody reads stops holding its snapshot
 
 
 class QueryRejectedError(ValueError):
@@ -200,6 +206,10 @@ def check_read_only_statement(sql: str) -> str:
         name in LOCK_FUNCTIONS for name in scan.quoted[0]
     ):
         raise QueryRejectedError(LOCK_MESSAGE)
+    if any(name.lower() in SETTING_FUNCTIONS for name in words) or any(
+        name in SETTING_FUNCTIONS for name in scan.quoted[0]
+    ):
+        raise QueryRejectedError(SETTING_MESSAGE)
     if first not in QUERY_FIRST_WORDS:
         raise QueryRejectedError(
             f"Only queries can run here (SELECT, WITH … SELECT, VALUES or TABLE), not {first!r}."
@@ -342,6 +352,11 @@ class ResultBudget:
 def friendly_error(error: psycopg.Error, timeout_ms: int) -> str:
     """What a non-engineer should read instead of a stack trace."""
     detail = (error.diag.message_primary if error.diag else None) or str(error).strip()
+    if isinstance(error, TimeLimitReached) and error.total_s * 1000 != timeout_ms:
+        return (
+            f"This ran longer than {error.total_s:g} s in all and was stopped. "
+            "Narrow it down (a WHERE on an indexed column, a LIMIT) or ask an engineer."
+        )
     if isinstance(error, pg_errors.QueryCanceled):
         return (
             f"The query ran longer than {timeout_ms / 1000:g} s and was stopped. "
@@ -379,10 +394,62 @@ class QueryResult:
         return self.cut_by is not None
 
 
-def _fetch_capped(cursor: psycopg.ServerCursor[Any], width: int, budget: ResultBudget) -> int:
+class TimeLimitReached(pg_errors.QueryCanceled):
+    """The request's time in all is up (raised by :class:`Deadline`, not by PostgreSQL)."""
+
+    def __init__(self, total_s: float) -> None:
+        super().__init__(f"the time limit of {total_s:g} s in all was reached")
+        self.total_s = total_s
+
+
+class Deadline:
+    """A query's limit in all, enforced on every statement it sends.
+
+    The statement timeout is set again before each FETCH, to what is left of the request's
+    time (never more than ``statement_ms``): a query that changed the setting from inside
+    (``set_config`` is refused by the check, but a function such as ``query_to_xml`` runs
+    SQL the check never sees) cannot run its next FETCH unbounded, and a result read in
+    many batches stops when the request's time is up, not after a timeout per batch."""
+
+    def __init__(self, dbapi: psycopg.Connection[Any], total_s: float, statement_ms: int) -> None:
+        self.dbapi, self.statement_ms, self.total_s = dbapi, statement_ms, total_s
+        self.ends = time.monotonic() + total_s
+
+    def arm(self) -> bool:
+        """Before a statement: the timeout it runs under; TimeLimitReached once time is up.
+        True when that timeout is what is left of the request's time, not the page's own."""
+        left_ms = int((self.ends - time.monotonic()) * 1000)
+        if left_ms <= 0:
+            raise TimeLimitReached(self.total_s)
+        self.dbapi.execute(
+            "SELECT set_config('statement_timeout', %s, true),"
+            " set_config('idle_in_transaction_session_timeout', %s, true)",
+            [f"{min(left_ms, self.statement_ms)}ms", f"{IDLE_IN_TRANSACTION_MS}ms"],
+        )
+        return left_ms < self.statement_ms
+
+    @contextlib.contextmanager
+    def statement(self) -> Iterator[None]:
+        """Arm, run the caller's statement; a cancel by what was left is TimeLimitReached."""
+        by_total = self.arm()
+        try:
+            yield
+        except pg_errors.QueryCanceled as error:
+            if by_total and not isinstance(error, TimeLimitReached):
+                raise TimeLimitReached(self.total_s) from error
+            raise
+
+    def fetch(self, cursor: psycopg.ServerCursor[Any], rows: int) -> list[Any]:
+        with self.statement():
+            return cursor.fetchmany(rows)
+
+
+def _fetch_capped(
+    cursor: psycopg.ServerCursor[Any], width: int, budget: ResultBudget, deadline: Deadline
+) -> int:
     """Fill ``budget`` from ``cursor`` (a ``capped_query``); returns the cut values."""
     cut_cells = 0
-    while batch := cursor.fetchmany(fetch_batch(width, budget.byte_limit)):
+    while batch := deadline.fetch(cursor, fetch_batch(width, budget.byte_limit)):
         for row in batch:
             cells, cut = capped_cells(row, width) if width else ([], 0)
             if not budget.take(cells):
@@ -400,18 +467,16 @@ def run_read_only_query(
     try:
         with _query_engine(url).connect() as conn:
             conn.exec_driver_sql("SET TRANSACTION READ ONLY")
-            conn.execute(
-                text("SELECT set_config('statement_timeout', :timeout, true)"),
-                {"timeout": f"{int(timeout_ms)}ms"},
-            )
             dbapi = conn.connection.dbapi_connection
             assert isinstance(dbapi, psycopg.Connection)
-            with dbapi.cursor(name="stride_admin_query") as cursor:
+            deadline = Deadline(dbapi, timeout_ms / 1000, timeout_ms)  # the whole page
+            with dbapi.cursor(name="stride_admin_query") as cursor, deadline.statement():
                 cursor.execute(statement)  # DECLARE: planned and described, nothing fetched
                 columns = [d.name for d in cursor.description or ()]
             with dbapi.cursor(name="stride_admin_result") as cursor:
-                cursor.execute(capped_query(statement, len(columns)) if columns else statement)
-                cut_cells = _fetch_capped(cursor, len(columns), budget)
+                with deadline.statement():
+                    cursor.execute(capped_query(statement, len(columns)) if columns else statement)
+                cut_cells = _fetch_capped(cursor, len(columns), budget, deadline)
             conn.rollback()
     except sa_exc.DBAPIError as error:
         if isinstance(error.orig, psycopg.Error):
@@ -428,20 +493,10 @@ def run_read_only_query(
     )
 
 
-IDLE_IN_TRANSACTION_MS = 60_000  # a download nobody reads stops holding its snapshot
-
-
-def _open_read_only(url: str, timeout_ms: int) -> tuple[Connection, psycopg.Connection[Any]]:
+def _open_read_only(url: str) -> tuple[Connection, psycopg.Connection[Any]]:
     conn = _query_engine(url).connect()
     try:
         conn.exec_driver_sql("SET TRANSACTION READ ONLY")
-        conn.execute(
-            text(
-                "SELECT set_config('statement_timeout', :timeout, true),"
-                " set_config('idle_in_transaction_session_timeout', :idle, true)"
-            ),
-            {"timeout": f"{int(timeout_ms)}ms", "idle": f"{IDLE_IN_TRANSACTION_MS}ms"},
-        )
     except BaseException:
         conn.close()
         raise
@@ -451,35 +506,44 @@ def _open_read_only(url: str, timeout_ms: int) -> tuple[Connection, psycopg.Conn
 
 
 def stream_read_only_csv(
-    statement: str, *, url: str, timeout_ms: int, row_limit: int, batch_bytes: int
+    statement: str,
+    *,
+    url: str,
+    timeout_ms: int,
+    row_limit: int,
+    batch_bytes: int,
+    total_s: float,
 ) -> Iterator[str]:
     """The whole result of one checked query as CSV text, up to ``row_limit`` rows, read as
     the read-only role through a server-side cursor a batch at a time (a batch holds at most
     ``batch_bytes`` of values, each value cut as on the page), so memory stays flat however
-    many rows it sends. Every FETCH runs under the statement timeout.
+    many rows it sends. Every FETCH runs under the statement timeout, and the whole download
+    stops after ``total_s`` seconds (:class:`Deadline`).
 
     The query is declared and its first batch fetched before this returns, so a query that
     fails to start raises psycopg.Error here (an error page, not a broken download); a
     failure later ends the file with a last line saying why, as does the row limit."""
     try:
-        conn, dbapi = _open_read_only(url, timeout_ms)
+        conn, dbapi = _open_read_only(url)
     except sa_exc.DBAPIError as error:
         if isinstance(error.orig, psycopg.Error):
             raise error.orig from error
         raise
     try:
-        with dbapi.cursor(name="stride_admin_query") as described:
+        deadline = Deadline(dbapi, total_s, timeout_ms)
+        with dbapi.cursor(name="stride_admin_query") as described, deadline.statement():
             described.execute(statement)  # DECLARE: planned and described, nothing fetched
             columns = [d.name for d in described.description or ()]
         width = len(columns)
         cursor = dbapi.cursor(name="stride_admin_export")
-        cursor.execute(capped_query(statement, width) if width else statement)
+        with deadline.statement():
+            cursor.execute(capped_query(statement, width) if width else statement)
         batch_rows = fetch_batch(width, batch_bytes)
-        first = cursor.fetchmany(batch_rows)
+        first = deadline.fetch(cursor, batch_rows)
     except BaseException:
         conn.close()
         raise
-    return _csv_chunks(conn, cursor, columns, first, row_limit, batch_rows, timeout_ms)
+    return _csv_chunks(conn, cursor, columns, first, row_limit, batch_rows, timeout_ms, deadline)
 
 
 def _csv_chunks(
@@ -490,6 +554,7 @@ def _csv_chunks(
     row_limit: int,
     batch_rows: int,
     timeout_ms: int,
+    deadline: Deadline,
 ) -> Iterator[str]:
     width = len(columns)
     sent = 0
@@ -504,7 +569,7 @@ def _csv_chunks(
                 rows.append(capped_cells(row, width)[0] if width else [])
                 sent += 1
             yield render_csv(None, rows)
-            batch = cursor.fetchmany(batch_rows)
+            batch = deadline.fetch(cursor, batch_rows)
     except psycopg.Error as error:
         logger.info("admin query export stopped after %d rows: %s", sent, type(error).__name__)
         yield render_csv(
@@ -655,6 +720,7 @@ class QueryView(BaseView):
                     timeout_ms=settings.query_statement_timeout_ms,
                     row_limit=settings.query_export_row_limit,
                     batch_bytes=settings.query_byte_limit,
+                    total_s=settings.query_export_timeout_s,
                 )
             )
         except psycopg.Error as error:

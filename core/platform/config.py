@@ -363,6 +363,11 @@ class AdminSettings(_Base):
         ge=1,
         description="rows the SQL page's full-result CSV download holds at most (streamed)",
     )
+    query_export_timeout_s: int = Field(
+        default=600,
+        ge=1,
+        description="the SQL page's full-result CSV download stops after this long in all",
+    )
     admin_statement_timeout_ms: int = Field(
         default=5000,
         ge=1,

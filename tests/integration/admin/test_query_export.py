@@ -109,3 +109,42 @@ def test_the_full_result_runs_under_the_statement_timeout(
     assert [int(r[0]) for r in rows[1:]] == list(range(1, len(rows)))
     assert 0 < len(rows) - 1 < 150
     assert note[0].startswith(f"# Stopped after {len(rows) - 1} rows: The query ran longer")
+
+
+def test_a_query_that_turns_the_timeout_off_from_inside_is_still_stopped(
+    viewer: TestClient, query_settings: pytest.MonkeyPatch
+) -> None:
+    """``set_config`` is refused by the check, but ``query_to_xml`` runs SQL the check never
+    sees: the first FETCH switches the session's timeout off, and the page sets it again
+    before every FETCH, so the slow rows of later FETCHes are still stopped."""
+    _limits(query_settings, query_statement_timeout_ms=1000)
+    sql = (
+        "SELECT g, query_to_xml('SELECT set_config(''statement_timeout'', ''0'', false)',"
+        " false, false, '') AS off, pg_sleep(CASE WHEN g > 30 THEN 0.4 ELSE 0 END) AS s"
+        " FROM generate_series(1, 60) g"
+    )
+    response = viewer.post("/admin/query/csv/full", data={"sql": sql})
+    assert response.status_code == 200
+    *rows, note = list(csv.reader(io.StringIO(response.text)))
+    assert len(rows) - 1 < 60  # before: all 60 rows, 12 s, with no timeout at all
+    assert note[0].startswith(f"# Stopped after {len(rows) - 1} rows: The query ran longer")
+    page = viewer.post("/admin/query", data={"sql": sql})
+    assert page.status_code == 400
+    assert "ran longer than 1 s" in page.text
+
+
+def test_the_full_result_stops_after_its_time_in_all(
+    viewer: TestClient, query_settings: pytest.MonkeyPatch
+) -> None:
+    """Each FETCH is well within the statement timeout, but the download as a whole is
+    bounded by ``STRIDE_QUERY_EXPORT_TIMEOUT_S``."""
+    _limits(query_settings, query_statement_timeout_ms=5000, query_export_timeout_s=1)
+    sql = "SELECT g, pg_sleep(0.02) AS s FROM generate_series(1, 1000) g"
+    response = viewer.post("/admin/query/csv/full", data={"sql": sql})
+    assert response.status_code == 200
+    *rows, note = list(csv.reader(io.StringIO(response.text)))
+    assert 0 < len(rows) - 1 < 1000
+    assert note[0] == (
+        f"# Stopped after {len(rows) - 1} rows: This ran longer than 1 s in all and was"
+        " stopped. Narrow it down (a WHERE on an indexed column, a LIMIT) or ask an engineer."
+    )

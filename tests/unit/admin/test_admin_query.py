@@ -101,6 +101,19 @@ def test_locks_are_refused_with_a_reason(sql: str) -> None:
 @pytest.mark.parametrize(
     "sql",
     [
+        "SELECT set_config('statement_timeout', '0', false)",
+        "select PG_CATALOG.SET_CONFIG('work_mem', '1GB', true), 1",
+        "SELECT \"set_config\"('statement_timeout', '0', false)",
+    ],
+)
+def test_settings_cannot_be_changed_from_the_page(sql: str) -> None:
+    with pytest.raises(QueryRejectedError, match=r"^Settings cannot be changed from this page"):
+        check_read_only_statement(sql)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
         "SELECT 'pg_advisory_lock(1)'",
         'SELECT "PG_ADVISORY_LOCK" FROM t',  # a column of that (other) name
         "SELECT pg_advisory_unlock_all()",
