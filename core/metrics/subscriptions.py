@@ -15,7 +15,9 @@ private or link-local address (Alertmanager would call into the platform's own n
 from __future__ import annotations
 
 import ipaddress
+import socket
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -47,8 +49,49 @@ class Subscription:
     created_at: datetime
 
 
-def validate_webhook_url(url: str, *, local: bool) -> str:
-    """The URL if Alertmanager may call it; :class:`Invalid` saying why not otherwise."""
+Resolver = Callable[[str], list[str]]  # host name -> its addresses (IPv4 and IPv6 text)
+# Names that are never the public internet: loopback, mDNS, cloud metadata and
+# cluster-internal zones (a name ending in one of them, or equal to it).
+_INTERNAL_SUFFIXES = ("localhost", "local", "internal", "localdomain", "home.arpa", "lan")
+
+
+def resolve_host(host: str) -> list[str]:
+    """Every address ``host`` resolves to now ([] when it does not resolve)."""
+    try:
+        found = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError):
+        return []
+    return sorted({str(info[4][0]) for info in found})
+
+
+def _literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address a host written as numbers means, in any form a resolver accepts:
+    ``127.0.0.1``, ``::1``, but also ``127.1``, ``0x7f.1``, ``2130706433`` or ``0``."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    except (OSError, ValueError):
+        return None
+
+
+def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_global and not address.is_multicast
+
+
+def validate_webhook_url(url: str, *, local: bool, resolve: Resolver | None = resolve_host) -> str:
+    """The URL if Alertmanager may call it; :class:`Invalid` saying why not otherwise.
+
+    Outside a local stack the host must be public: not an address of a private, loopback,
+    link-local, shared (100.64/10), reserved or multicast range in any of its written forms,
+    not a name of an internal zone (``localhost``, ``*.internal``, ``*.local``...) nor a
+    single label, and (with ``resolve``) a name every address of which is public. The
+    check is made when the subscription is created; delivery (Alertmanager) resolves again
+    later, so production also limits where Alertmanager may connect (docs/metrics.md)."""
     if len(url) > MAX_URL:
         raise Invalid(f"webhook_url is longer than {MAX_URL} characters")
     if any(c.isspace() or ord(c) < 32 for c in url):
@@ -74,16 +117,30 @@ def validate_webhook_url(url: str, *, local: bool) -> str:
     if port == 0:
         raise Invalid("webhook_url has port 0")
     if not local:
-        try:
-            address = ipaddress.ip_address(parts.hostname)
-        except ValueError:
-            address = None
-        if parts.hostname == "localhost" or (
-            address is not None
-            and (address.is_loopback or address.is_private or address.is_link_local)
-        ):
-            raise Invalid("webhook_url must be a public address, not the platform's own network")
+        _check_public_host(parts.hostname, resolve)
     return url
+
+
+NOT_PUBLIC = "webhook_url must be a public address, not the platform's own network"
+
+
+def _check_public_host(hostname: str, resolve: Resolver | None) -> None:
+    host = hostname.lower().rstrip(".")
+    address = _literal_address(host)
+    if address is not None:
+        if not _is_public(address):
+            raise Invalid(f"{NOT_PUBLIC} ({host} is {address})")
+        return
+    if "." not in host or any(host == z or host.endswith("." + z) for z in _INTERNAL_SUFFIXES):
+        raise Invalid(f"{NOT_PUBLIC} ({host!r} is not a public internet name)")
+    if resolve is None:
+        return
+    addresses = resolve(host)
+    if not addresses:
+        raise Invalid(f"webhook_url's host {host!r} does not resolve; check the name")
+    private = [a for a in addresses if not _is_public(ipaddress.ip_address(a))]
+    if private:
+        raise Invalid(f"{NOT_PUBLIC} ({host!r} resolves to {', '.join(private)})")
 
 
 _INSERT = text(
@@ -101,12 +158,18 @@ _SELECT = """
 
 
 def subscribe(
-    conn: Connection, owner: Owner, metric: CatalogEntry, webhook_url: str, *, local: bool
+    conn: Connection,
+    owner: Owner,
+    metric: CatalogEntry,
+    webhook_url: str,
+    *,
+    local: bool,
+    resolve: Resolver | None = resolve_host,
 ) -> tuple[Subscription, bool]:
     """The subscription, and whether it was created now (False: it existed)."""
     if not owner.may_subscribe(metric):
         raise Forbidden(f"game {owner.id!r} may subscribe only to its own game's metrics")
-    url = validate_webhook_url(webhook_url, local=local)
+    url = validate_webhook_url(webhook_url, local=local, resolve=resolve)
     conn.execute(
         text("SELECT pg_advisory_xact_lock(hashtext(:o))"), {"o": f"{owner.kind}:{owner.id}"}
     )

@@ -124,11 +124,55 @@ def test_subscriptions_become_routes_that_all_match(tmp_path) -> None:
 )
 def test_webhook_urls_refused(url: str, local: bool, why: str) -> None:
     with pytest.raises(Invalid, match=why):
-        validate_webhook_url(url, local=local)
+        validate_webhook_url(url, local=local, resolve=lambda host: DNS.get(host, []))
+
+
+# A resolver standing in for DNS: names and what they resolve to.
+DNS = {
+    "hooks.example.com": ["93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c"],
+    "127.0.0.1.nip.io": ["127.0.0.1"],
+    "half.example.com": ["93.184.215.14", "10.0.0.7"],
+    "cgnat.example.com": ["100.64.0.9"],
+    "mapped.example.com": ["::ffff:169.254.169.254"],
+}
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("https://localhost./x", "not a public internet name"),
+        ("https://api.localhost/x", "not a public internet name"),
+        ("https://metadata.google.internal/computeMetadata/v1/", "not a public internet name"),
+        ("https://printer.local/x", "not a public internet name"),
+        ("https://intranet/x", "not a public internet name"),
+        ("https://0/x", "is 0.0.0.0"),
+        ("https://127.1/x", "is 127.0.0.1"),
+        ("https://0x7f.1/x", "is 127.0.0.1"),
+        ("https://2130706433/x", "is 127.0.0.1"),
+        ("https://100.100.100.200/latest/meta-data/", "is 100.100.100.200"),
+        ("https://169.254.169.254/latest/meta-data/", "is 169.254.169.254"),
+        ("https://[::1]/x", "is ::1"),
+        ("https://[::ffff:10.0.0.1]/x", "public address"),
+        ("https://224.0.0.1/x", "is 224.0.0.1"),
+        ("https://127.0.0.1.nip.io/x", "resolves to 127.0.0.1"),
+        ("https://half.example.com/x", "resolves to 10.0.0.7"),
+        ("https://cgnat.example.com/x", "resolves to 100.64.0.9"),
+        ("https://mapped.example.com/x", "resolves to ::ffff:169.254.169.254"),
+        ("https://nowhere.example.com/x", "does not resolve"),
+    ],
+)
+def test_webhook_urls_to_the_platforms_own_network_are_refused_outside_a_local_stack(
+    url: str, why: str
+) -> None:
+    with pytest.raises(Invalid, match=why.replace(".", r"\.").replace("[", r"\[")):
+        validate_webhook_url(url, local=False, resolve=lambda host: DNS.get(host, []))
 
 
 def test_webhook_urls_accepted() -> None:
-    assert validate_webhook_url("https://hooks.example.com/a?t=1", local=False)
+    assert validate_webhook_url(
+        "https://hooks.example.com/a?t=1", local=False, resolve=lambda host: DNS.get(host, [])
+    )
+    assert validate_webhook_url("https://93.184.215.14/a", local=False, resolve=None)
     assert validate_webhook_url("http://127.0.0.1:9097/x", local=True)
 
 
