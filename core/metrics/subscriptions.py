@@ -91,7 +91,7 @@ def validate_webhook_url(url: str, *, local: bool, resolve: Resolver | None = re
     not a name of an internal zone (``localhost``, ``*.internal``, ``*.local``...) nor a
     single label, and (with ``resolve``) a name every address of which is public. The
     check is made when the subscription is created; delivery (Alertmanager) resolves again
-    later, so production also limits where Alertmanager may connect (docs/metrics.md)."""
+    later, so where it runs its egress must be limited too (docs/metrics.md)."""
     if len(url) > MAX_URL:
         raise Invalid(f"webhook_url is longer than {MAX_URL} characters")
     if any(c.isspace() or ord(c) < 32 for c in url):
