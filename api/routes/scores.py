@@ -40,8 +40,13 @@ class ScoreRequest(BaseModel):
         description="Player or app user id: letters, digits and _ . : @ - (1-128 characters).",
         examples=["player-42"],
     )
+    # strict: a JSON number only; true or "1e3" would otherwise be scored as 1.0 and 1000.0
     input: float = Field(
-        ge=-1e15, le=1e15, description="The number to score (finite).", examples=[42.5]
+        ge=-1e15,
+        le=1e15,
+        strict=True,
+        description="The number to score (a finite JSON number).",
+        examples=[42.5],
     )
 
 
