@@ -435,8 +435,13 @@ def _download(
                 headers={"Content-Range": f"bytes */{size}"},
             ) from None
     headers["Content-Type"] = version.content_type
-    if version.filename:
-        headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(version.filename)}"
+    # Always an attachment: the type is the uploader's word, and a text/html upload shown
+    # inline would run its script on the admin panel's origin (nginx adds nosniff).
+    headers["Content-Disposition"] = (
+        f"attachment; filename*=UTF-8''{quote(version.filename)}"
+        if version.filename
+        else "attachment"
+    )
     first, last = span if span else (0, size - 1)
     status = 206 if span else 200
     if span:

@@ -189,6 +189,8 @@ def test_versions_channels_and_downloads(
     )
     assert on_ios.status_code == 200 and on_ios.content == first
     assert on_ios.headers["Content-Location"] == f"{base}/versions/1/download"
+    # never shown inline: the type is the uploader's word (a text/html upload would run)
+    assert on_ios.headers["Content-Disposition"] == "attachment"
     on_android = client.get(
         f"{base}/channels/live/download", params={"platform": "android"}, headers=player
     )
