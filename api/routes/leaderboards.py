@@ -34,6 +34,8 @@ MAX_AROUND = 100
 MAX_METADATA_BYTES = 16 * 1024
 MAX_METADATA_DEPTH = 16
 MAX_BODY_BYTES = 64 * 1024  # a definition: its fields and at most 16 KiB of metadata
+# The list is public: a page holds at most MAX_LIST definitions (16 KiB of metadata each).
+DEFAULT_LIST, MAX_LIST = 100, 200
 
 router = APIRouter(
     prefix="/v1/leaderboards",
@@ -187,7 +189,14 @@ def _record(record: reads.RankedRecord) -> RecordPublic:
     status_code=201,
     response_model=LeaderboardPublic,
     summary="Create a leaderboard (game server key)",
-    responses={**_AUTH, 409: {"model": ErrorBody, "description": "The id is taken"}},
+    responses={
+        **_AUTH,
+        409: {
+            "model": ErrorBody,
+            "description": "The id is taken, or the game has its most leaderboards"
+            f" ({definitions.MAX_PER_GAME}: too_many_leaderboards)",
+        },
+    },
 )
 def create_leaderboard(
     body: LeaderboardCreate, engine: EngineDep, game_id: GameDep
@@ -207,15 +216,31 @@ def create_leaderboard(
     return _public(board)
 
 
-@router.get("", response_model=list[LeaderboardPublic], summary="List leaderboards")
+@router.get(
+    "",
+    response_model=list[LeaderboardPublic],
+    summary="List leaderboards, by game and id, a page at a time",
+    responses={404: {"model": ErrorBody, "description": "`after` names no leaderboard"}},
+)
 def list_leaderboards(
     engine: EngineDep,
     game_id: Annotated[
         str | None, Query(pattern=GAME_ID_PATTERN, description="Only this game's")
     ] = None,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_LIST, description=f"At most this many (1-{MAX_LIST})")
+    ] = DEFAULT_LIST,
+    after: Annotated[
+        str | None,
+        Query(
+            pattern=LEADERBOARD_ID_PATTERN,
+            description="The last id of the previous page: the ones after it",
+        ),
+    ] = None,
 ) -> list[LeaderboardPublic]:
     with engine.connect() as conn:
-        return [_public(board) for board in definitions.list_leaderboards(conn, game_id)]
+        boards = definitions.list_leaderboards(conn, game_id, limit=limit, after=after)
+    return [_public(board) for board in boards]
 
 
 @router.get(

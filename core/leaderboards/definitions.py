@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
 
@@ -26,6 +26,7 @@ from core.leaderboards.errors import (
     InvalidDefinition,
     LeaderboardExists,
     PeriodNotStarted,
+    TooManyLeaderboards,
     UnknownLeaderboard,
 )
 from core.leaderboards.models import (
@@ -46,6 +47,10 @@ from core.leaderboards.rules import (
 
 # Scores made before a scheduled reset still count if they are written this long after it.
 ARCHIVE_GRACE = timedelta(minutes=5)
+
+# Every score of a game goes to each of its leaderboards (one row each, in the scoring
+# transaction): a game may have at most this many.
+MAX_PER_GAME = 100
 
 
 @dataclass(frozen=True)
@@ -112,8 +117,18 @@ def create_leaderboard(
             f"leaderboard id {leaderboard_id!r} must match {LEADERBOARD_ID_PATTERN}"
         )
     schedule = validate_schedule(reset_schedule) if reset_schedule else None
-    if not conn.execute(select(Game.game_id).where(Game.game_id == game_id)).first():
+    # The game's row locked: two creations of one game are counted one after the other.
+    game = select(Game.game_id).where(Game.game_id == game_id).with_for_update()
+    if not conn.execute(game).first():
         raise InvalidDefinition(f"no game {game_id!r}: register the game first")
+    boards = conn.execute(
+        select(func.count()).select_from(leaderboards_table).where(_boards.game_id == game_id)
+    ).scalar_one()
+    if boards >= MAX_PER_GAME:
+        raise TooManyLeaderboards(
+            f"game {game_id!r} has {boards} leaderboards, the most a game may have"
+            f" ({MAX_PER_GAME}): every score goes to each of them; delete one first"
+        )
     period = scheduled_period(schedule, now)
     row = conn.execute(
         insert(leaderboards_table)
@@ -148,10 +163,23 @@ def _board_row(conn: Connection, leaderboard_id: str, *, lock: bool = False) -> 
     return row
 
 
-def list_leaderboards(conn: Connection, game_id: str | None = None) -> list[LeaderboardDefinition]:
+def list_leaderboards(
+    conn: Connection,
+    game_id: str | None = None,
+    *,
+    limit: int | None = None,
+    after: str | None = None,
+) -> list[LeaderboardDefinition]:
+    """By (game, id); at most ``limit``, those after the leaderboard ``after`` in that
+    order (the last one of the previous page; an unknown id: UnknownLeaderboard)."""
     query = select(leaderboards_table).order_by(_boards.game_id, _boards.id)
     if game_id is not None:
         query = query.where(_boards.game_id == game_id)
+    if after is not None:
+        last = _board_row(conn, after)
+        query = query.where(tuple_(_boards.game_id, _boards.id) > tuple_(last.game_id, last.id))
+    if limit is not None:
+        query = query.limit(limit)
     return [_definition(row) for row in conn.execute(query)]
 
 

@@ -27,6 +27,12 @@ class LeaderboardExists(LeaderboardError, Conflict):
     """The leaderboard id is taken."""
 
 
+class TooManyLeaderboards(LeaderboardError, Conflict):
+    """The game has as many leaderboards as a game may have."""
+
+    code = "too_many_leaderboards"
+
+
 class UnknownLeaderboard(LeaderboardError, NotFound):
     """No leaderboard has this id."""
 

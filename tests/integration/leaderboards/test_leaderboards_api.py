@@ -279,3 +279,36 @@ def test_forged_cursors_and_periods_before_year_one_are_4xx(client: TestClient) 
         f"/v1/leaderboards/{board}/records", params={"period_start": "0001-01-01T00:00:00+23:59"}
     )
     assert period.status_code == 404, period.text
+
+
+def test_the_public_list_comes_a_page_at_a_time(client: TestClient) -> None:
+    game, key = new_game()
+    boards = sorted(f"lb-{uuid.uuid4().hex[:8]}" for _ in range(5))
+    for board in boards:
+        assert create(client, key, id=board, game_id=game).status_code == 201
+    first = client.get("/v1/leaderboards", params={"game_id": game, "limit": 2})
+    assert [b["id"] for b in first.json()] == boards[:2]
+    rest = client.get("/v1/leaderboards", params={"game_id": game, "limit": 10, "after": boards[1]})
+    assert [b["id"] for b in rest.json()] == boards[2:]
+    assert len(client.get("/v1/leaderboards", params={"game_id": game}).json()) == 5
+    too_many = client.get("/v1/leaderboards", params={"limit": 201})
+    assert too_many.status_code == 422 and too_many.json()["detail"].startswith("limit: ")
+    unknown = client.get("/v1/leaderboards", params={"after": "no-such-board"})
+    assert unknown.status_code == 404
+
+
+def test_a_game_has_at_most_a_hundred_leaderboards(
+    client: TestClient, db_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.leaderboards import definitions
+
+    monkeypatch.setattr(definitions, "MAX_PER_GAME", 3)
+    game, key = new_game()
+    for n in range(3):
+        assert create(client, key, id=f"cap-{game}-{n}", game_id=game).status_code == 201
+    refused = create(client, key, id=f"cap-{game}-3", game_id=game)
+    assert refused.status_code == 409
+    assert refused.json()["code"] == "too_many_leaderboards"
+    assert "has 3 leaderboards, the most a game may have (3)" in refused.json()["detail"]
+    other, other_key = new_game()  # another game's count is its own
+    assert create(client, other_key, id=f"cap-{other}-0", game_id=other).status_code == 201

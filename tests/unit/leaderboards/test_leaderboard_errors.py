@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from api.errors import STATUS_OF_CODE
+from api.errors import status_of
 from core.leaderboards import errors
 from core.platform.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, Unavailable
 
@@ -17,6 +17,7 @@ KINDS = (Invalid, NotFound, Conflict, Forbidden, Unavailable)
         (errors.InvalidDefinition, Invalid, 422),
         (errors.InvalidSchedule, Invalid, 422),
         (errors.LeaderboardExists, Conflict, 409),
+        (errors.TooManyLeaderboards, Conflict, 409),
         (errors.UnknownLeaderboard, NotFound, 404),
         (errors.UnknownPeriod, NotFound, 404),
         (errors.PeriodNotStarted, Conflict, 409),
@@ -29,7 +30,7 @@ def test_each_leaderboard_error_is_one_kind_with_its_status(
     assert issubclass(error, errors.LeaderboardError)
     assert [k for k in KINDS if issubclass(error, k)] == [kind]
     raised = error("what is wrong")
-    assert STATUS_OF_CODE[raised.code] == status
+    assert status_of(raised) == status
     assert str(raised) == raised.message == raised.args[0] == "what is wrong"
 
 
@@ -43,6 +44,7 @@ def test_every_leaderboard_error_is_in_the_table_above() -> None:
         errors.InvalidDefinition,
         errors.InvalidSchedule,
         errors.LeaderboardExists,
+        errors.TooManyLeaderboards,
         errors.UnknownLeaderboard,
         errors.UnknownPeriod,
         errors.PeriodNotStarted,
