@@ -621,7 +621,9 @@ ADMIN_TABLES: tuple[AdminTable, ...] = (
         MetricSubscription,
         title="Metric subscriptions",
         description="A webhook Alertmanager calls when a metric fires and when it resolves."
-        " Written by the API; editors may delete one.",
+        " Written by the API; editors may delete one. The URL is not shown: it carries its"
+        " owner's secret token.",
+        hidden=("webhook_url",),
         can_delete=True,
         icon="fa-solid fa-satellite-dish",
         category="Metrics",

@@ -16,8 +16,13 @@ from core.platform.db import engine_for
 # Tables the read-only query page must never show (password hashes, session token hashes;
 # sign-in attempts hold client IP addresses, which are personal data).
 READONLY_HIDDEN_TABLES = ("admin_users", "admin_sessions", "admin_login_attempts")
-# Columns the read-only role must not read in tables it otherwise sees (credential hashes).
-READONLY_HIDDEN_COLUMNS = {"games": ("api_key_hash",), "app_users": ("token_hash",)}
+# Columns the read-only role must not read in tables it otherwise sees (credential hashes;
+# webhook URLs, which carry their owners' secret tokens in their path or query).
+READONLY_HIDDEN_COLUMNS = {
+    "games": ("api_key_hash",),
+    "app_users": ("token_hash",),
+    "metric_subscriptions": ("webhook_url",),
+}
 # Tables whose rows are about other tables: the read-only role reads only the rows about
 # tables it may read (row-level security; the owner the application connects as is exempt).
 READONLY_ROWS_ABOUT_TABLES = {"admin_audit_log": "table_name"}

@@ -27,6 +27,7 @@ def test_reads_application_tables(readonly) -> None:
         "SELECT token_hash FROM admin_sessions",
         "SELECT api_key_hash FROM games",
         "SELECT token_hash FROM app_users",
+        "SELECT webhook_url FROM metric_subscriptions",
     ],
 )
 def test_credentials_are_not_readable(readonly, query: str) -> None:
