@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Response
+from fastapi import APIRouter, Header, HTTPException, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import CALLER_ERRORS, QUOTA_ERRORS, CallerDep
@@ -67,13 +68,36 @@ class ScorePublic(BaseModel):
         **CALLER_ERRORS,
         **QUOTA_ERRORS,
         **NOT_JSON,
-        **error_responses({413: "The body is over the size limit"}),
+        **error_responses(
+            {
+                400: "X-Request-ID is not a UUID (it is what makes a retry answer the first call)",
+                413: "The body is over the size limit",
+            }
+        ),
         **INVALID,
     },
 )
 async def get_score(
-    body: ScoreRequest, caller: CallerDep, engine: EngineDep, request_id: RequestIdDep
+    body: ScoreRequest,
+    caller: CallerDep,
+    engine: EngineDep,
+    request_id: RequestIdDep,
+    x_request_id: Annotated[
+        str | None,
+        Header(
+            description="A UUID: the same id sent again answers the first call's result",
+            max_length=64,
+        ),
+    ] = None,
 ) -> Response:
+    if x_request_id is not None and str(request_id) != _uuid_text(x_request_id):
+        # The platform would otherwise answer under an id of its own: the client's retry
+        # would log a second call instead of answering the first.
+        raise HTTPException(
+            400,
+            "X-Request-ID must be a UUID, so that a retry answers the first call;"
+            f" got {x_request_id[:64]!r}",
+        )
     if not caller.may_act_for(body.user_id):
         raise HTTPException(
             403,
@@ -98,3 +122,10 @@ async def get_score(
         request_id=entry.request_id,
     )
     return Response(public.model_dump_json(), media_type="application/json")
+
+
+def _uuid_text(value: str) -> str | None:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return None

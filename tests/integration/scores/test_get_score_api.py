@@ -99,12 +99,25 @@ def test_each_call_gets_its_own_row(client: TestClient, db_engine: Engine) -> No
     assert count == 3
 
 
-def test_an_invalid_request_id_header_is_replaced(client: TestClient) -> None:
+def test_a_request_id_that_is_not_a_uuid_is_refused_not_replaced(
+    client: TestClient, db_engine: Engine
+) -> None:
+    """The id is what makes a retry answer the first call: one the platform replaced
+    silently would log the retry as a second call."""
+    with db_engine.connect() as conn:
+        before = conn.execute(text("SELECT count(*) FROM score_log")).scalar_one()
     response = client.post(
         "/v1/get_score", json={"user_id": "p", "input": 1}, headers={"X-Request-ID": "nope"}
     )
-    assert response.status_code == 200
-    assert uuid.UUID(response.json()["request_id"])
+    assert response.status_code == 400
+    assert response.json()["detail"] == (
+        "X-Request-ID must be a UUID, so that a retry answers the first call; got 'nope'"
+    )
+    with db_engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM score_log")).scalar_one() == before
+    # elsewhere it only correlates: a malformed one is replaced by the platform's own
+    health = client.get("/health", headers={"X-Request-ID": "nope"})
+    assert uuid.UUID(health.headers["X-Request-ID"])
 
 
 @pytest.mark.parametrize(
