@@ -165,9 +165,26 @@ async def domain_error_handler(request: Request, exc: Exception) -> JSONResponse
     return error_response(status_of(exc), exc.message, code=exc.code, headers=headers)
 
 
+# FastAPI's answer when reading the JSON body raised something other than a decode error.
+BODY_PARSE_DETAIL = "There was an error parsing the body"
+
+
+def _body_parse_detail(cause: BaseException | None) -> str:
+    """What was wrong with a body FastAPI could not read, where Python's reason is known."""
+    if isinstance(cause, ValueError) and "integer string conversion" in str(cause):
+        # CPython refuses to convert integers of more than 4,300 digits (quadratic time)
+        return (
+            "the body is not JSON this API reads: a number has more than 4,300 digits;"
+            " send each number within its field's range"
+        )
+    return f"{BODY_PARSE_DETAIL}: send one JSON document, UTF-8 encoded"
+
+
 async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    if exc.status_code == 400 and detail == BODY_PARSE_DETAIL:
+        detail = _body_parse_detail(exc.__cause__)
     return error_response(exc.status_code, detail, headers=getattr(exc, "headers", None))
 
 

@@ -182,3 +182,21 @@ def test_a_repeated_request_id_is_a_retry_or_a_409_never_a_500(client: TestClien
     other = client.post("/v1/get_score", json={"user_id": "p-rid", "input": 5}, headers=headers)
     assert other.status_code == 409, other.text
     assert other.json()["code"] == "conflict" and request_id in other.json()["detail"]
+
+
+def test_a_number_of_five_thousand_digits_is_refused_with_the_reason(
+    client: TestClient, db_engine: Engine
+) -> None:
+    with db_engine.connect() as conn:
+        before = conn.execute(text("SELECT count(*) FROM score_log")).scalar_one()
+    body = '{"user_id": "p", "input": ' + "9" * 5000 + "}"
+    response = client.post(
+        "/v1/get_score", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert response.json()["detail"] == (
+        "the body is not JSON this API reads: a number has more than 4,300 digits;"
+        " send each number within its field's range"
+    )
+    with db_engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM score_log")).scalar_one() == before
