@@ -59,7 +59,9 @@ class Authorization(BaseModel):
 
     owner: str = Field(pattern=r"^0x[0-9a-fA-F]{40}$", description="The signing wallet")
     nonce: int = Field(ge=0, description="message.nonce of the typed data signed")
-    deadline: int = Field(gt=0, description="message.deadline of the typed data signed")
+    deadline: int = Field(
+        gt=0, le=2**63 - 1, description="message.deadline of the typed data signed (UNIX time)"
+    )
     signature: str = Field(
         pattern=r"^0x[0-9a-fA-F]{130}$", description="65-byte signature (r, s, v), hex"
     )

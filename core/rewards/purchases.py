@@ -51,6 +51,9 @@ class ChainAddresses:
     distributor: str
 
 
+# burn_authorizations.deadline is a BIGINT: a later deadline could not be stored.
+MAX_DEADLINE = 2**63 - 1
+
 def chain_addresses(
     chain_id: int, distributor: str | None = None, directory: Path | None = None
 ) -> ChainAddresses:
@@ -218,14 +221,43 @@ def authorize(
         raise Invalid(f"owner: {owner} is not one of your wallets")
     if deadline <= int(now.timestamp()):
         raise Invalid("deadline: the permit has expired; ask for a new one (…/intent)")
+    if deadline > MAX_DEADLINE:
+        raise Invalid(
+            f"deadline: at most {MAX_DEADLINE} (a UNIX time); sign the deadline the intent gave"
+        )
     value = to_wei(bought.amount)
     try:
         name = _token_name(rpc, addresses.token)
         current = _call_uint(rpc, addresses.token, "nonces(address)", ("address", owner))
+        balance = _call_uint(rpc, addresses.token, "balanceOf(address)", ("address", owner))
     except RpcError as exc:
         raise Unavailable(f"the chain node did not answer: {exc}") from exc
     if nonce != current:
         raise Invalid(f"nonce: the token's permit nonce of {owner} is {current}, not {nonce}")
+    # The platform's sender pays the gas of the burn: one bound to revert is refused here.
+    if balance < value:
+        raise Invalid(
+            f"owner: wallet {owner} holds {balance} wei of the token, the purchase costs "
+            f"{value} wei; pay from a wallet that holds enough"
+        )
+    with engine.connect() as conn:
+        other = conn.execute(
+            text(
+                """
+                SELECT a.command_id FROM burn_authorizations a
+                JOIN reward_commands c ON c.command_id = a.command_id
+                WHERE a.chain_id = :chain AND a.owner = :owner AND a.permit_nonce = :nonce
+                    AND a.command_id <> :id AND c.status <> 'failed'
+                LIMIT 1
+                """
+            ),
+            {"chain": addresses.chain_id, "owner": owner, "nonce": nonce, "id": command_id},
+        ).scalar()
+    if other is not None:
+        raise Conflict(
+            f"the permit nonce {nonce} of {owner} already authorizes purchase {other}: a"
+            " permit pays once; authorize this one after that burn, with a new intent"
+        )
     typed = _typed_data(addresses, name, owner, value, nonce, deadline)
     try:
         raw = bytes.fromhex(signature.removeprefix("0x"))

@@ -273,3 +273,79 @@ def test_a_burn_not_authorized_by_the_deadline_is_released_and_never_sent(
     writer.step()
     assert _status(db_engine, burn) == "failed"  # the writer never sends it
     assert _held_units(db_engine, game_id) == (0, 0, 0)
+
+
+def test_a_permit_bound_to_revert_is_refused_before_the_writer_pays_gas_for_it(
+    api: TestClient, node: Node, deployment: Deployment, db_engine: Engine, make_writer: MakeWriter
+) -> None:
+    """The platform's sender pays each burn's gas: a permit from a linked wallet that holds
+    too little, the same permit for a second purchase, and a deadline the table cannot hold
+    are refused at the door, and no burn is sent for them (each used to be a reverted,
+    paid-for transaction, or a 500)."""
+    writer = make_writer()
+    game_id = _shop(db_engine)
+    make_pack(db_engine, game_id, "crate2", {"gem": 1}, price="4", currency="STRIDE")
+    me, wallet = _buyer(db_engine, game_id, "hero")
+    empty = Account.create()
+    with db_engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO user_wallets (address, user_id, is_primary, kind, chain_id)"
+                " SELECT :a, user_id, false, 'eoa', chain_id FROM user_wallets WHERE address = :w"
+            ),
+            {"a": empty.address, "w": wallet.address},
+        )
+    _earn(db_engine, game_id, "hero", 10)
+    burn = _buy(api, me, game_id, "crate-key-1").json()["burn_command_id"]
+    second = api.post(
+        "/v2/catalog/packs/crate2/purchase",
+        headers={**me, "Idempotency-Key": "crate2-key-1"},
+        json={"game_id": game_id},
+    ).json()["burn_command_id"]
+    run_until(
+        writer,
+        lambda: _status(db_engine, burn) == _status(db_engine, second) == "needs_authorization",
+    )
+    typed = api.post(f"/v1/purchases/{burn}/intent", headers=me).json()["typed_data"]
+
+    def post(command_id: str, signer: LocalAccount, **changes: Any) -> Any:
+        message = {**typed["message"], "owner": signer.address, **changes}
+        signed = Account.sign_typed_data(signer.key, full_message={**typed, "message": message})
+        return api.post(
+            f"/v1/purchases/{command_id}/authorization",
+            headers=me,
+            json={
+                "owner": signer.address,
+                "nonce": message["nonce"],
+                "deadline": message["deadline"],
+                "signature": "0x" + bytes(signed.signature).hex(),
+            },
+        )
+
+    broke = post(burn, empty)
+    assert broke.status_code == 422
+    assert broke.json()["detail"] == (
+        f"owner: wallet {empty.address} holds 0 wei of the token, the purchase costs"
+        f" {4 * E18} wei; pay from a wallet that holds enough"
+    )
+    far = post(burn, wallet, deadline=2**63)
+    assert far.status_code == 422 and far.json()["detail"].startswith("deadline: ")
+    assert post(burn, wallet).status_code == 202
+    again = post(second, wallet)  # the same permit (owner, nonce) for the other purchase
+    assert again.status_code == 409
+    assert f"already authorizes purchase {burn}" in again.json()["detail"]
+
+    # The first one is sent (confirmed, or failed if an earlier test moved the chain's clock
+    # past the permit's deadline); the second purchase never had a burn sent.
+    run_until(writer, lambda: _status(db_engine, burn) in ("confirmed", "failed"))
+    with db_engine.connect() as conn:
+        sent = conn.execute(
+            text("SELECT count(*) FROM chain_txs WHERE kind = 'burn' AND :c = ANY(command_ids)"),
+            {"c": burn},
+        ).scalar_one()
+        burns_sent = conn.execute(
+            text("SELECT count(*) FROM chain_txs WHERE kind = 'burn' AND :c = ANY(command_ids)"),
+            {"c": second},
+        ).scalar_one()
+    assert (sent, burns_sent) == (1, 0)
+    assert _status(db_engine, second) == "needs_authorization"
