@@ -56,6 +56,9 @@ ERRORS: dict[int, tuple[str, str]] = {
     505: ("http_version_not_supported", "HTTP version not supported; send HTTP/1.1"),
 }
 ALSO_SERVED_AS = {400: (494,)}  # 494: request header too large, answered as 400
+# Fitbit / Oura JSON uploads in progress at once (their bodies are parsed whole, ~8x their
+# size in memory: 8 at the 20 MiB cap took an API worker from 374 MB to 1.58 GB).
+WEARABLE_JSON_PER_IP, WEARABLE_JSON_IN_ALL = 2, 4
 ERROR_PAGES_PREFIX = "/__stride_error/"  # internal locations: a client asking for one gets 404
 
 
@@ -171,6 +174,8 @@ def nginx_conf(
         "max_body": str(settings.api_max_body_bytes),
         "batch_body": str(MAX_BATCH_BYTES),
         "wearable_json_body": str(settings.wearable_max_json_bytes),
+        "wearable_json_per_ip": str(WEARABLE_JSON_PER_IP),
+        "wearable_json_in_all": str(WEARABLE_JSON_IN_ALL),
         "upload_body": str(settings.wearable_max_upload_bytes + MULTIPART_ENVELOPE_BYTES),
         "admin_body": str(ADMIN_MAX_BODY_BYTES),
         "content_upload_body": str(settings.content_max_upload_bytes),

@@ -186,6 +186,46 @@ def test_slow_bodies_from_one_address_are_capped_then_cut_off(
 # ---- body caps -------------------------------------------------------------------------
 
 
+def test_wearable_json_uploads_in_progress_are_capped_per_address_and_in_all(
+    live_api: str, stack_settings: Settings
+) -> None:
+    """Their bodies are parsed whole (~8x their size in the API's memory): one address
+    holds at most WEARABLE_JSON_PER_IP of them in progress, every address together
+    WEARABLE_JSON_IN_ALL; the next gets the JSON 429 at once, before its body is read."""
+    from cli.proxy import WEARABLE_JSON_IN_ALL, WEARABLE_JSON_PER_IP
+
+    start = (
+        b"POST /v1/wearables/fitbit HTTP/1.1\r\nHost: stride\r\n"
+        b"Authorization: Bearer not-checked-before-the-body\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n["
+    )
+
+    def held(address: str, n: int) -> list[socket.socket]:
+        socks = [connect(stack_settings, address) for _ in range(n)]
+        for sock in socks:
+            sock.sendall(start)
+        return socks
+
+    one = own_address()
+    socks = held(one, WEARABLE_JSON_PER_IP)
+    try:
+        with connect(stack_settings, one) as extra:
+            extra.sendall(start)
+            status, _headers, body = response(extra)
+        assert (status, json.loads(body)) == (429, nginx_error(429))
+        others = [own_address() for _ in range(WEARABLE_JSON_IN_ALL - WEARABLE_JSON_PER_IP)]
+        socks += [sock for address in others for sock in held(address, 1)]
+        with connect(stack_settings, own_address()) as beyond:  # a new address, all in use
+            beyond.sendall(start)
+            status, _headers, body = response(beyond)
+        assert status == 429
+        # the ones in progress were not refused: still waiting for their bodies
+        assert first_answers(socks, 0.2) == [None] * len(socks)
+    finally:
+        for sock in socks:
+            sock.close()
+
+
 @pytest.mark.parametrize(
     ("path", "cap"),
     [

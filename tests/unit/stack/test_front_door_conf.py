@@ -74,7 +74,14 @@ def test_settings_reach_the_config(tmp_path: Path) -> None:
     assert "zone=stride_public:10m rate=7r/s" in conf
     assert "zone=stride_ingest:10m rate=300r/s" in conf
     assert "zone=stride_login:1m rate=4r/m" in conf
-    assert directives(conf, "limit_conn") == ["stride_conn 9"]
+    # the server's, then the wearable JSON location's (which repeats the server's: nginx
+    # inherits limit_conn only into a block that sets none of its own)
+    assert directives(conf, "limit_conn") == [
+        "stride_conn 9",
+        "stride_conn 9",
+        f"stride_wearable_json_ip {proxy.WEARABLE_JSON_PER_IP}",
+        f"stride_wearable_json_all {proxy.WEARABLE_JSON_IN_ALL}",
+    ]
     blocks = locations(conf)
     assert directives(blocks["/"], "limit_req") == ["zone=stride_public burst=11 nodelay"]
     game_key = "zone=stride_game_key burst=140 nodelay"
