@@ -54,6 +54,7 @@ class ChainAddresses:
 # burn_authorizations.deadline is a BIGINT: a later deadline could not be stored.
 MAX_DEADLINE = 2**63 - 1
 
+
 def chain_addresses(
     chain_id: int, distributor: str | None = None, directory: Path | None = None
 ) -> ChainAddresses:
