@@ -8,9 +8,11 @@ PostgreSQL)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 import pytest
 from eth_account import Account
+from eth_account.signers.local import LocalAccount
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
@@ -40,6 +42,30 @@ from tests.integration.writer.test_paid_packs import (  # the paid packs' API an
 pytestmark = pytest.mark.integration
 
 
+def _crown_shop(
+    client: TestClient, engine: Engine
+) -> tuple[str, dict[str, str], LocalAccount, Callable[[str, str], dict]]:
+    """A game selling one non-stackable crown for 4 tokens (``crown``) or in another
+    currency (``crown-usd``), a buyer who earned 10 tokens, and how they buy a pack."""
+    game_id = seed_game(engine, players=1, rewards=0).game_id
+    make_item(engine, game_id, "crown", stackable=False)
+    make_pack(engine, game_id, "crown", {"crown": 1}, price="4", currency="STRIDE")
+    make_pack(engine, game_id, "crown-usd", {"crown": 1})
+    me, wallet = _buyer(engine, game_id, "hero")
+    _earn(engine, game_id, "hero", 10)
+
+    def buy(pack: str, key: str) -> dict:
+        response = client.post(
+            f"/v2/catalog/packs/{pack}/purchase",
+            headers={**me, "Idempotency-Key": key},
+            json={"game_id": game_id},
+        )
+        assert response.status_code in (200, 201), response.text
+        return response.json()
+
+    return game_id, me, wallet, buy
+
+
 def test_a_paid_grant_that_no_longer_fits_is_refunded_on_chain_once(
     api: TestClient,  # noqa: F811 - the fixture imported above
     node: Node,
@@ -48,21 +74,7 @@ def test_a_paid_grant_that_no_longer_fits_is_refunded_on_chain_once(
     make_writer: MakeWriter,
 ) -> None:
     writer = make_writer()
-    game_id = seed_game(db_engine, players=1, rewards=0).game_id
-    make_item(db_engine, game_id, "crown", stackable=False)
-    make_pack(db_engine, game_id, "crown", {"crown": 1}, price="4", currency="STRIDE")
-    make_pack(db_engine, game_id, "crown-usd", {"crown": 1})
-    me, wallet = _buyer(db_engine, game_id, "hero")
-    _earn(db_engine, game_id, "hero", 10)
-
-    def buy(pack: str, key: str) -> dict:
-        response = api.post(
-            f"/v2/catalog/packs/{pack}/purchase",
-            headers={**me, "Idempotency-Key": key},
-            json={"game_id": game_id},
-        )
-        assert response.status_code in (200, 201), response.text
-        return response.json()
+    game_id, me, wallet, buy = _crown_shop(api, db_engine)
 
     held = buy("crown", "crown-token")
     burn = held["burn_command_id"]
@@ -102,21 +114,7 @@ def test_a_refund_goes_back_to_the_wallet_that_paid_not_the_primary_one(
     new wallet B primary: the refund mint goes back to A, which paid (with the primary
     wallet taken for every mint, B would get it)."""
     writer = make_writer()
-    game_id = seed_game(db_engine, players=1, rewards=0).game_id
-    make_item(db_engine, game_id, "crown", stackable=False)
-    make_pack(db_engine, game_id, "crown", {"crown": 1}, price="4", currency="STRIDE")
-    make_pack(db_engine, game_id, "crown-usd", {"crown": 1})
-    me, payer = _buyer(db_engine, game_id, "hero")
-    _earn(db_engine, game_id, "hero", 10)
-
-    def buy(pack: str, key: str) -> dict:
-        response = api.post(
-            f"/v2/catalog/packs/{pack}/purchase",
-            headers={**me, "Idempotency-Key": key},
-            json={"game_id": game_id},
-        )
-        assert response.status_code in (200, 201), response.text
-        return response.json()
+    _game_id, me, payer, buy = _crown_shop(api, db_engine)
 
     burn = buy("crown", "crown-token")["burn_command_id"]
     assert buy("crown-usd", "crown-usd")["payment_state"] is None  # owned now, at its max
